@@ -1,0 +1,80 @@
+# liverecall — build, test, benchmark and demo targets.
+# Benchmarks print tables for people and, as their LAST line, one JSON object
+# with the headline figures. QUICK=1 runs a minutes-long, reduced-scale version.
+
+GO        ?= go
+PKGS      := ./...
+QUICK     ?=
+BENCHOUT  := .bench
+export QUICK
+
+.PHONY: all build test test-short vet fmt-check deps postgres bench bench-quick \
+        bench-index bench-events bench-embed bench-recall bench-quality demo clean
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build: deps
+	$(GO) build -o bin/liverecall ./cmd/liverecall
+
+# Starts the local PostgreSQL cluster of this kind of machine when it is not
+# answering (no-op when DATABASE_URL points elsewhere or it is already up).
+postgres:
+	@if [ -z "$$DATABASE_URL" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  echo "starting local PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The test command of README.md and CI: vet, format, then every test with
+# the race detector (packages run two at a time on this 2-core machine).
+test: deps postgres vet fmt-check
+	$(GO) test -race -p 2 -timeout 20m -count=1 $(PKGS)
+
+test-short: deps
+	$(GO) test -short -count=1 $(PKGS)
+
+bench-index:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./index/bench | tee $(BENCHOUT)/index.txt
+
+bench-events:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./events/bench | tee $(BENCHOUT)/events.txt
+
+bench-embed:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./embed/bench | tee $(BENCHOUT)/embed.txt
+
+bench-recall:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./api/bench | tee $(BENCHOUT)/recall.txt
+
+bench-quality:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./sim/bench | tee $(BENCHOUT)/quality.txt
+
+# Runs every benchmark that exists and rewrites BENCHMARKS.md from their output.
+bench:
+	@for t in index events embed recall quality; do \
+	  if [ -d "$$(echo $$t | sed 's/recall/api/; s/quality/sim/')/bench" ] || [ "$$t" = index ] && [ -d index/bench ]; then \
+	    $(MAKE) --no-print-directory bench-$$t || exit 1; fi; done
+	$(GO) run ./cmd/benchreport $(BENCHOUT) > BENCHMARKS.md
+
+bench-quick:
+	$(MAKE) bench QUICK=1
+
+demo: build postgres
+	./bin/liverecall dev
+
+clean:
+	rm -rf bin $(BENCHOUT)

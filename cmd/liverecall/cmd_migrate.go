@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/liverecall/liverecall/postgres"
+)
+
+func init() {
+	register(&command{name: "migrate", summary: "apply the schema (up) or show where it stands (status)", run: runMigrate})
+}
+
+func runMigrate(ctx context.Context, app *App, args []string) error {
+	f := newFlags(app, "migrate")
+	dbURL := f.String(sDatabaseURL)
+	f.Usage = func() {
+		fmt.Fprintln(app.Stderr, "usage: liverecall migrate [flags] up|status")
+		f.PrintDefaults()
+	}
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	action := "up"
+	if f.NArg() > 0 {
+		action = f.Arg(0)
+	}
+	switch action {
+	case "up":
+		st, err := postgres.Migrate(ctx, *dbURL, func(seq int32, name string) {
+			app.Log.Info("applying migration", "seq", seq, "name", name)
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "schema at version %d of %d\n", st.Current, st.Latest)
+		return nil
+	case "status":
+		st, err := postgres.Status(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "schema at version %d of %d", st.Current, st.Latest)
+		if len(st.Pending) > 0 {
+			fmt.Fprintf(app.Stdout, "; pending: %s", strings.Join(st.Pending, ", "))
+		}
+		fmt.Fprintln(app.Stdout)
+		return nil
+	}
+	fmt.Fprintf(app.Stderr, "liverecall migrate: unknown action %q (want up or status)\n", action)
+	return errUsage
+}

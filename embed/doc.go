@@ -1,0 +1,4 @@
+// Package embed trains and evaluates embedding models (implicit ALS and BPR
+// matrix factorization, NeuMF) and imports embeddings produced elsewhere. It
+// uses only the standard library.
+package embed

@@ -1,0 +1,87 @@
+// Package postgres is the only package that talks to PostgreSQL. It owns
+// every SQL statement of liverecall, the migration runner (over the SQL in
+// migrations/), bulk loads with COPY and streaming reads of large tables.
+// Every statement takes its values as parameters; no SQL is built from input.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// DefaultURL is used when neither a flag nor DATABASE_URL names a database.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/liverecall?sslmode=disable"
+
+// StartHint tells a developer how to start the local server of this kind of machine.
+const StartHint = "start the local server with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start (or set DATABASE_URL)"
+
+// DB is a pool of connections to one database. It is safe for concurrent use.
+type DB struct {
+	Pool *pgxpool.Pool
+	url  string
+}
+
+// Open parses url, connects and pings within ctx. The error names the host
+// and what went wrong, never the password.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, &lr.Error{Code: lr.EINVALID, Op: "postgres.Open", Message: "invalid database URL (" + redactParseError(err) + ")"}
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open", Message: "cannot create pool", Err: err}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, unreachable(cfg.ConnConfig, err)
+	}
+	return &DB{Pool: pool, url: url}, nil
+}
+
+// Close releases all connections.
+func (db *DB) Close() { db.Pool.Close() }
+
+// URL returns the connection string the pool was opened with (it may hold a
+// password: never log it).
+func (db *DB) URL() string { return db.url }
+
+func unreachable(cfg *pgx.ConnConfig, err error) error {
+	where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open",
+			Message: fmt.Sprintf("database %s refused the connection: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open",
+			Message: fmt.Sprintf("database %s is not reachable; %s", where, StartHint)}
+	}
+	return &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open",
+		Message: fmt.Sprintf("database %s is not reachable (%v); %s", where, err, StartHint)}
+}
+
+// redactParseError keeps pgx's parse error from echoing the URL (and its password).
+func redactParseError(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		if pe.Unwrap() != nil {
+			return pe.Unwrap().Error()
+		}
+		return "cannot parse"
+	}
+	return "cannot parse"
+}

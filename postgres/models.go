@@ -1,0 +1,205 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// ReloadChannel is the LISTEN/NOTIFY channel on which an activation is announced.
+// The payload is a JSON object {"kind":..., "id":..., "version":...}.
+const ReloadChannel = "liverecall_reload"
+
+const modelColumns = `id, kind, version, dim, status, metrics, params, created_at, activated_at`
+
+func scanModel(row pgx.Row) (lr.ModelVersion, error) {
+	var m lr.ModelVersion
+	var kind, status string
+	err := row.Scan(&m.ID, &kind, &m.Version, &m.Dim, &status, &m.Metrics, &m.Params, &m.CreatedAt, &m.ActivatedAt)
+	m.Kind, m.Status = lr.ModelKind(kind), lr.ModelStatus(status)
+	return m, err
+}
+
+// CreateModelVersion inserts a staged version of kind with the given version
+// label, dim, metrics and params (nil means {}). The label must be unique per kind.
+func (db *DB) CreateModelVersion(ctx context.Context, mv lr.ModelVersion) (lr.ModelVersion, error) {
+	const op = "postgres.CreateModelVersion"
+	if _, err := lr.ParseModelKind(string(mv.Kind)); err != nil {
+		return lr.ModelVersion{}, err
+	}
+	if mv.Dim <= 0 {
+		return lr.ModelVersion{}, lr.Errorf(lr.EINVALID, "model version %q: dim must be positive, got %d", mv.Version, mv.Dim)
+	}
+	row := db.Pool.QueryRow(ctx, `INSERT INTO embedding_models (kind, version, dim, metrics, params)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+modelColumns,
+		string(mv.Kind), mv.Version, mv.Dim, jsonOrEmpty(mv.Metrics), jsonOrEmpty(mv.Params))
+	out, err := scanModel(row)
+	if isUniqueViolation(err) {
+		return lr.ModelVersion{}, lr.Errorf(lr.ECONFLICT, "model version %s/%s already exists", mv.Kind, mv.Version)
+	}
+	if err != nil {
+		return lr.ModelVersion{}, lr.E(op, lr.EINTERNAL, err)
+	}
+	return out, nil
+}
+
+// ModelByID returns the version with id, or an ENOTFOUND error.
+func (db *DB) ModelByID(ctx context.Context, id int64) (lr.ModelVersion, error) {
+	m, err := scanModel(db.Pool.QueryRow(ctx, `SELECT `+modelColumns+` FROM embedding_models WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "model version id %d not found", id)
+	}
+	return m, lr.E("postgres.ModelByID", lr.EINTERNAL, err)
+}
+
+// ActiveModel returns the active version of kind, or an ENOTFOUND error when
+// none is active.
+func (db *DB) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
+	m, err := scanModel(db.Pool.QueryRow(ctx, `SELECT `+modelColumns+` FROM embedding_models WHERE kind = $1 AND status = 'active'`, string(kind)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "no active %s model", kind)
+	}
+	return m, lr.E("postgres.ActiveModel", lr.EINTERNAL, err)
+}
+
+// ListModels returns the versions of kind, newest first.
+func (db *DB) ListModels(ctx context.Context, kind lr.ModelKind) ([]lr.ModelVersion, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT `+modelColumns+` FROM embedding_models WHERE kind = $1 ORDER BY id DESC`, string(kind))
+	if err != nil {
+		return nil, lr.E("postgres.ListModels", lr.EINTERNAL, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lr.ModelVersion, error) { return scanModel(r) })
+	return out, lr.E("postgres.ListModels", lr.EINTERNAL, err)
+}
+
+// ActivateModel makes the staged or retired version id the active one of its
+// kind, retires the previously active one, and notifies ReloadChannel, all in
+// one transaction: replicas hear of it only once it is committed. Activating
+// the already-active version is a no-op that still notifies.
+func (db *DB) ActivateModel(ctx context.Context, id int64) (lr.ModelVersion, error) {
+	const op = "postgres.ActivateModel"
+	var out lr.ModelVersion
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		m, err := scanModel(tx.QueryRow(ctx, `SELECT `+modelColumns+` FROM embedding_models WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return lr.Errorf(lr.ENOTFOUND, "model version id %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		// Serialise activations of one kind so two jobs cannot interleave.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('liverecall.activate.' || $1))`, string(m.Kind)); err != nil {
+			return err
+		}
+		if m.Status != lr.StatusActive {
+			if _, err := tx.Exec(ctx, `UPDATE embedding_models SET status = 'retired', retired_at = now()
+				WHERE kind = $1 AND status = 'active'`, string(m.Kind)); err != nil {
+				return err
+			}
+			if m, err = scanModel(tx.QueryRow(ctx, `UPDATE embedding_models SET status = 'active', activated_at = now(), retired_at = NULL
+				WHERE id = $1 RETURNING `+modelColumns, id)); err != nil {
+				return err
+			}
+		}
+		payload, _ := json.Marshal(map[string]any{"kind": m.Kind, "id": m.ID, "version": m.Version})
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ReloadChannel, string(payload)); err != nil {
+			return err
+		}
+		out = m
+		return nil
+	})
+	if lr.ErrorCode(err) == lr.EINTERNAL {
+		return out, lr.E(op, lr.EINTERNAL, err)
+	}
+	return out, err
+}
+
+// table returns the embedding table and id column for side.
+func table(side lr.EmbeddingSide) (string, string, error) {
+	switch side {
+	case lr.SideUser:
+		return "user_embeddings", "user_id", nil
+	case lr.SideStreamer:
+		return "streamer_embeddings", "streamer_id", nil
+	}
+	return "", "", lr.Errorf(lr.EINVALID, "unknown embedding side %q", side)
+}
+
+// CopyEmbeddings bulk-loads rows into model version modelID with COPY (binary
+// protocol: float32 values arrive bit-identical). It does not validate the
+// vectors; callers validate before writing. It returns the rows written.
+func (db *DB) CopyEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, rows []lr.Embedding) (int64, error) {
+	tbl, col, err := table(side)
+	if err != nil {
+		return 0, err
+	}
+	i := 0
+	n, err := db.Pool.CopyFrom(ctx, pgx.Identifier{tbl}, []string{"model_id", col, "vec"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i >= len(rows) {
+				return nil, nil
+			}
+			r := rows[i]
+			i++
+			return []any{modelID, r.ID, r.Vec}, nil
+		}))
+	if isUniqueViolation(err) {
+		return n, lr.Errorf(lr.EINVALID, "model version id %d: duplicate %s id in embeddings", modelID, side)
+	}
+	return n, lr.E("postgres.CopyEmbeddings", lr.EINTERNAL, err)
+}
+
+// StreamEmbeddings calls fn for every vector of side in model version modelID,
+// in id order, without holding the whole result in memory. fn owns vec. An
+// error from fn stops the stream and is returned as is.
+func (db *DB) StreamEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, fn func(id int64, vec []float32) error) error {
+	tbl, col, err := table(side)
+	if err != nil {
+		return err
+	}
+	rows, err := db.Pool.Query(ctx, fmt.Sprintf(`SELECT %s, vec FROM %s WHERE model_id = $1 ORDER BY %s`, col, tbl, col), modelID)
+	if err != nil {
+		return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, err)
+	}
+	defer rows.Close()
+	var id int64
+	for rows.Next() {
+		var vec []float32
+		if err := rows.Scan(&id, &vec); err != nil {
+			return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, err)
+		}
+		if err := fn(id, vec); err != nil {
+			return err
+		}
+	}
+	return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, rows.Err())
+}
+
+// CountEmbeddings returns how many vectors of side model version modelID holds.
+func (db *DB) CountEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide) (int64, error) {
+	tbl, _, err := table(side)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+tbl+` WHERE model_id = $1`, modelID).Scan(&n)
+	return n, lr.E("postgres.CountEmbeddings", lr.EINTERNAL, err)
+}
+
+func jsonOrEmpty(b json.RawMessage) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
