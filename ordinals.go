@@ -1,0 +1,63 @@
+package liverecall
+
+import "sync"
+
+// Ordinals maps sparse streamer ids to dense uint32 ordinals, 0, 1, 2, ... in
+// order of first sight. The mapping only grows: an ordinal, once given, means
+// the same streamer for the life of the process, so the live bitmap (live/)
+// and every index build (index/) can share it. It is safe for concurrent use;
+// lookups take a read lock only.
+type Ordinals struct {
+	mu   sync.RWMutex
+	byID map[StreamerID]uint32
+	ids  []StreamerID
+}
+
+// NewOrdinals returns an empty mapping.
+func NewOrdinals() *Ordinals {
+	return &Ordinals{byID: make(map[StreamerID]uint32)}
+}
+
+// Ordinal returns id's ordinal, assigning the next one if id is new.
+func (o *Ordinals) Ordinal(id StreamerID) uint32 {
+	o.mu.RLock()
+	ord, ok := o.byID[id]
+	o.mu.RUnlock()
+	if ok {
+		return ord
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ord, ok := o.byID[id]; ok {
+		return ord
+	}
+	ord = uint32(len(o.ids))
+	o.byID[id] = ord
+	o.ids = append(o.ids, id)
+	return ord
+}
+
+// Lookup returns id's ordinal and true, or false if id was never seen.
+func (o *Ordinals) Lookup(id StreamerID) (uint32, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	ord, ok := o.byID[id]
+	return ord, ok
+}
+
+// ID returns the streamer id of ord and true, or false if ord was never given.
+func (o *Ordinals) ID(ord uint32) (StreamerID, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if int(ord) >= len(o.ids) {
+		return 0, false
+	}
+	return o.ids[ord], true
+}
+
+// Len returns how many ordinals have been given.
+func (o *Ordinals) Len() int {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return len(o.ids)
+}
