@@ -1,0 +1,166 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// ReadinessCheck reports nil when the part it checks is ready to serve, or an
+// error saying what is missing (for example "index not loaded").
+type ReadinessCheck func() error
+
+// Config is the HTTP edge's configuration.
+type Config struct {
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+}
+
+// Server is the HTTP API. Build it with New, add routes with its Register*
+// methods, then serve Handler(). It is safe for concurrent requests.
+type Server struct {
+	e        *echo.Echo
+	log      *slog.Logger
+	cfg      Config
+	checks   map[string]ReadinessCheck
+	reqDur   *prometheus.HistogramVec
+	gatherer prometheus.Gatherer
+}
+
+// New returns a server with /healthz, /readyz and /metrics. Metrics are
+// registered on reg and served from gatherer.
+func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{e: e, log: log, cfg: cfg, checks: map[string]ReadinessCheck{}, gatherer: gatherer}
+	s.reqDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "liverecall_http_request_duration_seconds",
+		Help:    "HTTP request latency by route template, method and status code.",
+		Buckets: []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, 1},
+	}, []string{"route", "method", "code"})
+	reg.MustRegister(s.reqDur)
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+	return s
+}
+
+// Handler returns the http.Handler serving every route.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Echo gives route-registering code in this package access to the router.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// AddReadinessCheck makes /readyz depend on check under name. Not safe to
+// call once serving has started.
+func (s *Server) AddReadinessCheck(name string, check ReadinessCheck) { s.checks[name] = check }
+
+func (s *Server) readyz(c echo.Context) error {
+	notReady := map[string]string{}
+	for name, check := range s.checks {
+		if err := check(); err != nil {
+			notReady[name] = err.Error()
+		}
+	}
+	if len(notReady) > 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": notReady})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if c.Request().ContentLength > s.cfg.MaxBodyBytes {
+			return lr.Errorf(lr.EINVALID, "request body larger than %d bytes", s.cfg.MaxBodyBytes)
+		}
+		c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.reqDur.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id,omitempty"`
+	} `json:"error"`
+}
+
+// statusOf is the one place where error codes become HTTP status codes.
+func statusOf(code string) int {
+	switch code {
+	case lr.EINVALID:
+		return http.StatusBadRequest
+	case lr.ENOTFOUND:
+		return http.StatusNotFound
+	case lr.ECONFLICT:
+		return http.StatusConflict
+	case lr.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case lr.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var body ErrorBody
+	status := http.StatusInternalServerError
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		status, body.Error.Code, body.Error.Message = http.StatusRequestEntityTooLarge, lr.EINVALID, "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes"
+	case errors.As(err, &he):
+		status, body.Error.Code = he.Code, "http_"+strconv.Itoa(he.Code)
+		body.Error.Message = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok {
+			body.Error.Message = m
+		}
+	default:
+		code := lr.ErrorCode(err)
+		status, body.Error.Code, body.Error.Message = statusOf(code), code, lr.ErrorMessage(err)
+		if code == lr.EINVALID && c.Request().ContentLength > s.cfg.MaxBodyBytes {
+			status = http.StatusRequestEntityTooLarge
+		}
+	}
+	if status >= 500 {
+		body.Error.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+		if body.Error.RequestID == "" {
+			body.Error.RequestID = strconv.FormatInt(time.Now().UnixNano(), 36)
+		}
+		s.log.Error("request failed", "route", c.Path(), "request_id", body.Error.RequestID, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+func testApp(env map[string]string) (*App, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &App{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}, &out, &errb
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	app, out, _ := testApp(nil)
+	if code := Run(context.Background(), app, []string{"version"}); code != 0 || !strings.HasPrefix(out.String(), "liverecall ") {
+		t.Fatalf("version: code %d, out %q", code, out)
+	}
+	app, _, errb := testApp(nil)
+	if code := Run(context.Background(), app, []string{"nope"}); code != 2 || !strings.Contains(errb.String(), `unknown command "nope"`) {
+		t.Fatalf("unknown command: code %d, err %q", code, errb)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	url := pgtest.NewEmpty(t)
+	env := map[string]string{"DATABASE_URL": url}
+	app, out, errb := testApp(env)
+	if code := Run(context.Background(), app, []string{"migrate", "status"}); code != 0 || !strings.Contains(out.String(), "schema at version 0") || !strings.Contains(out.String(), "pending: 001_schema") {
+		t.Fatalf("status before: code %d out %q err %q", code, out, errb)
+	}
+	for i := 0; i < 2; i++ { // the second run is a no-op
+		app, out, errb = testApp(env)
+		if code := Run(context.Background(), app, []string{"migrate", "up"}); code != 0 {
+			t.Fatalf("up #%d: code %d err %q", i, code, errb)
+		}
+		if applied := strings.Count(errb.String(), "applying migration"); (i == 0) != (applied > 0) {
+			t.Fatalf("up #%d applied %d migrations; log %q", i, applied, errb)
+		}
+	}
+	app, out, _ = testApp(env)
+	if code := Run(context.Background(), app, []string{"migrate", "status"}); code != 0 || strings.Contains(out.String(), "pending") {
+		t.Fatalf("status after: code %d out %q", code, out)
+	}
+}
+
+func TestBadDatabaseURLIsOneLineAndNonZero(t *testing.T) {
+	for _, url := range []string{"postgres://u:pw@[::1", "postgres://u:pw@127.0.0.1:1/x?connect_timeout=2"} {
+		for _, args := range [][]string{{"migrate", "up"}, {"serve", "--http-addr", "127.0.0.1:0"}} {
+			app, _, errb := testApp(map[string]string{"DATABASE_URL": url})
+			code := Run(context.Background(), app, args)
+			lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+			last := lines[len(lines)-1]
+			if code != 1 || !strings.HasPrefix(last, "liverecall "+args[0]+": ") || strings.Contains(errb.String(), "pw@") {
+				t.Errorf("%v with %q: code %d, stderr %q", args, url, code, errb)
+			}
+		}
+	}
+}
+
+func TestBadEnvironmentValueIsAUsageError(t *testing.T) {
+	app, _, errb := testApp(map[string]string{"LIVERECALL_SHUTDOWN_TIMEOUT": "soon"})
+	if code := Run(context.Background(), app, []string{"serve"}); code != 2 || !strings.Contains(errb.String(), "LIVERECALL_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("code %d, stderr %q", code, errb)
+	}
+}
+
+// serve starts, answers its health routes, and stops cleanly when its
+// context ends (which is what SIGINT/SIGTERM do through main).
+func TestServeStartsAndShutsDown(t *testing.T) {
+	url := pgtest.New(t)
+	app, _, _ := testApp(nil)
+	app.Log = newLogger(&bytes.Buffer{}, "info", "json")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, app, serveConfig{databaseURL: url, httpAddr: "127.0.0.1:0", shutdownTimeout: 5 * time.Second, maxBody: 1 << 20}, addrc)
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v", err)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("unknown route: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
