@@ -34,6 +34,9 @@ var (
 	sDatabaseURL = defSetting(setting{"database-url", "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/liverecall?sslmode=disable", "PostgreSQL connection URL (LIVERECALL_DATABASE_URL is read too)"})
 	sLogLevel    = defSetting(setting{"log-level", "LIVERECALL_LOG_LEVEL", "info", "log level: debug, info, warn, error"})
 	sLogFormat   = defSetting(setting{"log-format", "LIVERECALL_LOG_FORMAT", "json", "log format: json or text"})
+	// sKafkaBrokers is shared by serve, sink and dev: a comma-separated
+	// bootstrap list. Empty means no broker (dev then starts an in-process one).
+	sKafkaBrokers = defSetting(setting{"kafka-brokers", "LIVERECALL_KAFKA_BROKERS", "", "comma-separated Kafka bootstrap brokers, e.g. kafka:9092"})
 )
 
 // flags is a flag set whose defaults come from the environment.
