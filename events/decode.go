@@ -1,0 +1,171 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// DefaultMaxFuture is how far past the consumer's clock an event's ts may be
+// before the event is rejected as bad input.
+const DefaultMaxFuture = 5 * time.Minute
+
+// wire is the JSON envelope, version 1:
+//
+//	{"id":"e-1","type":"gift.sent","ts":"2026-11-23T18:00:00.123Z",
+//	 "streamer_id":42,"stream_id":7,"user_id":9,"amount":5,"v":1}
+//
+// ts is RFC 3339 with optional fractional seconds. category and title are
+// optional (stream.started). Any other field is an error.
+type wire struct {
+	ID         string       `json:"id"`
+	Type       lr.EventType `json:"type"`
+	TS         string       `json:"ts"`
+	StreamerID int64        `json:"streamer_id"`
+	StreamID   int64        `json:"stream_id,omitempty"`
+	UserID     int64        `json:"user_id,omitempty"`
+	Amount     float64      `json:"amount,omitempty"`
+	Category   string       `json:"category,omitempty"`
+	Title      string       `json:"title,omitempty"`
+	V          int          `json:"v"`
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoderState) }}
+
+type decoderState struct {
+	r bytes.Reader
+	w wire
+}
+
+// Decode parses and validates one message value. now is the reader's clock
+// and maxFuture the tolerated clock skew (DefaultMaxFuture if <= 0). Decoding
+// is strict: malformed JSON, trailing data, unknown fields, wrong JSON types,
+// an unknown type, a missing required field, a non-positive gift amount or a
+// ts too far in the future give an EINVALID *lr.Error naming the field.
+// Decode is safe for concurrent use.
+func Decode(b []byte, now time.Time, maxFuture time.Duration) (lr.Event, error) {
+	if maxFuture <= 0 {
+		maxFuture = DefaultMaxFuture
+	}
+	st := decoders.Get().(*decoderState)
+	defer decoders.Put(st)
+	st.w = wire{}
+	st.r.Reset(b)
+	dec := json.NewDecoder(&st.r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st.w); err != nil {
+		return lr.Event{}, jsonErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return lr.Event{}, lr.Errorf(lr.EINVALID, "trailing data after the JSON object")
+	}
+	w := &st.w
+	e := lr.Event{
+		ID: w.ID, Type: w.Type, StreamerID: lr.StreamerID(w.StreamerID), StreamID: lr.StreamID(w.StreamID),
+		UserID: lr.UserID(w.UserID), Amount: w.Amount, Category: w.Category, Title: w.Title, V: w.V,
+	}
+	if w.TS != "" {
+		ts, err := time.Parse(time.RFC3339Nano, w.TS)
+		if err != nil {
+			return lr.Event{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time", w.TS)
+		}
+		e.TS = ts
+	}
+	if err := e.Validate(now, maxFuture); err != nil {
+		return lr.Event{}, err
+	}
+	return e, nil
+}
+
+func jsonErr(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return lr.Errorf(lr.EINVALID, "event must be a JSON object, got %s", te.Value)
+		}
+		return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", te.Field, te.Type, te.Value)
+	case errors.As(err, &se):
+		return lr.Errorf(lr.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return lr.Errorf(lr.EINVALID, "empty or truncated message")
+	}
+	// encoding/json reports unknown fields as `json: unknown field "x"`.
+	msg := err.Error()
+	const p = "json: unknown field "
+	if len(msg) > len(p) && msg[:len(p)] == p {
+		return lr.Errorf(lr.EINVALID, "field %s: unknown field", msg[len(p):])
+	}
+	return lr.Errorf(lr.EINVALID, "cannot decode event: %v", err)
+}
+
+// Encode returns the JSON envelope of e (it does not validate; producers
+// call e.Validate first if the event comes from outside). V defaults to
+// lr.EventVersion.
+func Encode(e lr.Event) []byte {
+	return AppendEncode(nil, e)
+}
+
+// AppendEncode appends the JSON envelope of e to dst.
+func AppendEncode(dst []byte, e lr.Event) []byte {
+	v := e.V
+	if v == 0 {
+		v = lr.EventVersion
+	}
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, string(e.Type))
+	dst = append(dst, `,"ts":"`...)
+	dst = e.TS.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","streamer_id":`...)
+	dst = strconv.AppendInt(dst, int64(e.StreamerID), 10)
+	if e.StreamID != 0 {
+		dst = append(dst, `,"stream_id":`...)
+		dst = strconv.AppendInt(dst, int64(e.StreamID), 10)
+	}
+	if e.UserID != 0 {
+		dst = append(dst, `,"user_id":`...)
+		dst = strconv.AppendInt(dst, int64(e.UserID), 10)
+	}
+	if e.Amount != 0 {
+		dst = append(dst, `,"amount":`...)
+		dst = strconv.AppendFloat(dst, e.Amount, 'g', -1, 64)
+	}
+	if e.Category != "" {
+		dst = append(dst, `,"category":`...)
+		dst = appendString(dst, e.Category)
+	}
+	if e.Title != "" {
+		dst = append(dst, `,"title":`...)
+		dst = appendString(dst, e.Title)
+	}
+	dst = append(dst, `,"v":`...)
+	dst = strconv.AppendInt(dst, int64(v), 10)
+	return append(dst, '}')
+}
+
+// appendString appends s as a JSON string. For printable ASCII, Go quoting
+// and JSON quoting agree; anything else goes through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	return strconv.AppendQuote(dst, s)
+}
+
+// Key is the message key of e: the decimal streamer id. All of one
+// streamer's events share it, so they land on one partition in order.
+func Key(e lr.Event) []byte {
+	return strconv.AppendInt(nil, int64(e.StreamerID), 10)
+}
