@@ -1,0 +1,16 @@
+# Builds the single liverecall binary into a small runtime image.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=${VERSION}" -o /out/liverecall ./cmd/liverecall
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/liverecall /usr/local/bin/liverecall
+USER nobody
+EXPOSE 8080
+ENTRYPOINT ["liverecall"]
+CMD ["serve"]
