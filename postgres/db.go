@@ -85,3 +85,40 @@ func redactParseError(err error) string {
 	}
 	return "cannot parse"
 }
+
+// CreateDatabaseIfMissing creates the database that url names when the
+// server does not have it yet, connecting to the server's "postgres"
+// maintenance database to do so. It reports whether it created one.
+func CreateDatabaseIfMissing(ctx context.Context, url string) (bool, error) {
+	const op = "postgres.CreateDatabaseIfMissing"
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return false, &lr.Error{Code: lr.EINVALID, Op: op, Message: "invalid database URL (" + redactParseError(err) + ")"}
+	}
+	name := cfg.Database
+	if name == "" || name == "postgres" {
+		return false, nil
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, unreachable(cfg, err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return false, lr.E(op, lr.EINTERNAL, err)
+	}
+	if exists {
+		return false, nil
+	}
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by someone else
+		return false, nil
+	}
+	if err != nil {
+		return false, &lr.Error{Code: lr.EUNAVAILABLE, Op: op, Message: fmt.Sprintf("cannot create database %s", name), Err: err}
+	}
+	return true, nil
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -46,6 +48,20 @@ func TestMigrateCommand(t *testing.T) {
 	app, out, _ = testApp(env)
 	if code := Run(context.Background(), app, []string{"migrate", "status"}); code != 0 || strings.Contains(out.String(), "pending") {
 		t.Fatalf("status after: code %d out %q", code, out)
+	}
+}
+
+func TestMigrateCreatesTheDatabase(t *testing.T) {
+	base := pgtest.NewEmpty(t) // a unique name on the test server, dropped at the end
+	name := base[strings.LastIndex(base, "/")+1:]
+	if i := strings.Index(name, "?"); i >= 0 {
+		name = name[:i]
+	}
+	url := strings.Replace(base, "/"+name, "/"+name+"_made", 1)
+	t.Cleanup(func() { dropDatabase(t, name+"_made") })
+	app, out, errb := testApp(map[string]string{"DATABASE_URL": url})
+	if code := Run(context.Background(), app, []string{"migrate", "up", "--create-database"}); code != 0 || !strings.Contains(out.String(), "schema at version") {
+		t.Fatalf("code %d out %q err %q", code, out, errb)
 	}
 }
 
@@ -114,5 +130,17 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+func dropDatabase(t *testing.T, name string) {
+	conn, err := pgx.Connect(context.Background(), pgtest.ServerURL())
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Error(err)
 	}
 }
