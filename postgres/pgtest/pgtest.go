@@ -101,6 +101,7 @@ func setup() (string, error) {
 		return "", err
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtext('liverecall.pgtest'))`)
+	dropStale(ctx, conn)
 	name := "lrtest_tmpl_" + migrationsHash()
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
@@ -126,6 +127,26 @@ func setup() (string, error) {
 		return "", err
 	}
 	return name, nil
+}
+
+// dropStale drops test databases left behind by test processes that died
+// before their cleanup ran (their pid no longer exists on this machine).
+func dropStale(ctx context.Context, conn *pgx.Conn) {
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname ~ '^lrtest_[0-9]+_'`)
+	if err != nil {
+		return
+	}
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, n := range names {
+		var pid int
+		if _, err := fmt.Sscanf(n, "lrtest_%d_", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue
+		}
+		conn.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{n}.Sanitize()+` WITH (FORCE)`)
+	}
 }
 
 // New creates a fresh, migrated database for tb and returns its URL. The
