@@ -1,0 +1,201 @@
+package live
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Snapshot is an immutable live set: the ordinals of the streamers live when
+// it was published. Any number of goroutines may read it; nobody may modify
+// it. It satisfies small interfaces such as
+// interface{ Contains(uint32) bool; GetCardinality() uint64 }.
+type Snapshot struct {
+	live *roaring.Bitmap
+	Seq  uint64    // increases with every published change
+	At   time.Time // wall time of publication
+}
+
+// Contains reports whether the streamer with ordinal ord was live.
+func (s *Snapshot) Contains(ord uint32) bool { return s.live.Contains(ord) }
+
+// GetCardinality returns how many streamers were live.
+func (s *Snapshot) GetCardinality() uint64 { return s.live.GetCardinality() }
+
+// Ordinals returns the live ordinals in increasing order (a new slice).
+func (s *Snapshot) Ordinals() []uint32 { return s.live.ToArray() }
+
+// Bitmap returns the live set itself, shared: callers must not modify it
+// (Clone it first if they need to).
+func (s *Snapshot) Bitmap() *roaring.Bitmap { return s.live }
+
+// Snapshot returns the last published live set. It never blocks and never
+// returns nil.
+func (s *State) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Features are the real-time signals of one live stream, as of a time.
+type Features struct {
+	StreamerID       lr.StreamerID
+	StreamID         lr.StreamID
+	Category         string
+	Title            string
+	StartedAt        time.Time
+	LastEventAt      time.Time
+	Age              time.Duration // now - StartedAt, never negative
+	Viewers          int           // distinct users present now
+	Viewers5mAgo     int           // distinct users present 5 minutes ago (0 if the stream is younger)
+	PeakViewers      int
+	Gifts1m          int
+	Gifts5m          int
+	Gifts30m         int
+	GiftValue1m      float64
+	GiftValue5m      float64
+	GiftValue30m     float64
+	UniqueGifters30m int
+}
+
+// Features returns the features of the live stream of the streamer with
+// ordinal ord as of the State's clock, and false if that streamer is not live.
+func (s *State) Features(ord uint32) (Features, bool) {
+	return s.FeaturesAt(ord, s.cfg.Clock())
+}
+
+// FeaturesAt is Features as of now. Windows are (now-w, now] in event time.
+func (s *State) FeaturesAt(ord uint32, now time.Time) (Features, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(ord) >= len(s.streamers) || s.streamers[ord] == nil || s.streamers[ord].cur == nil {
+		return Features{}, false
+	}
+	sr := s.streamers[ord]
+	return sr.cur.features(sr.id, now.UnixNano()), true
+}
+
+// FeaturesOf is Features by streamer id.
+func (s *State) FeaturesOf(id lr.StreamerID) (Features, bool) {
+	ord, ok := s.cfg.Ordinals.Lookup(id)
+	if !ok {
+		return Features{}, false
+	}
+	return s.Features(ord)
+}
+
+func (c *stream) features(id lr.StreamerID, now int64) Features {
+	f := Features{
+		StreamerID: id, StreamID: c.id, Category: c.category, Title: c.title,
+		StartedAt: time.Unix(0, c.start).UTC(), LastEventAt: time.Unix(0, c.lastEvent).UTC(),
+		Age: time.Duration(max(0, now-c.start)), Viewers: c.nViewers, PeakViewers: c.peak,
+	}
+	ago := now - int64(viewersAgo)
+	if ago >= c.start {
+		i := sort.Search(len(c.counts), func(i int) bool { return c.counts[i].ts > ago })
+		if i > 0 {
+			f.Viewers5mAgo = int(c.counts[i-1].n)
+		}
+	}
+	var gifters []lr.UserID
+	for i := len(c.gifts) - 1; i >= 0; i-- {
+		g := c.gifts[i]
+		if g.ts > now {
+			continue
+		}
+		age := now - g.ts
+		if age >= int64(giftWindow30) {
+			break
+		}
+		f.Gifts30m++
+		f.GiftValue30m += g.amount
+		gifters = append(gifters, g.user)
+		if age < int64(giftWindow5) {
+			f.Gifts5m++
+			f.GiftValue5m += g.amount
+		}
+		if age < int64(giftWindow1) {
+			f.Gifts1m++
+			f.GiftValue1m += g.amount
+		}
+	}
+	slices.Sort(gifters)
+	f.UniqueGifters30m = len(slices.Compact(gifters))
+	return f
+}
+
+// History returns the streams user u watched, newest join first (a new
+// slice; nil if none is known). At most Config.HistoryLen entries.
+func (s *State) History(u lr.UserID) []Watch {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	us := s.users[u]
+	if us == nil || len(us.history) == 0 {
+		return nil
+	}
+	out := slices.Clone(us.history)
+	slices.Reverse(out)
+	return out
+}
+
+// Follows returns the streamers user u follows, in increasing id order (a
+// new slice; nil if none).
+func (s *State) Follows(u lr.UserID) []lr.StreamerID {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	us := s.users[u]
+	if us == nil {
+		return nil
+	}
+	var out []lr.StreamerID
+	for id, m := range us.follows {
+		if m.active {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Live returns how many streamers are live in the writer's current view.
+func (s *State) Live() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nLive
+}
+
+// Users returns how many users the State tracks (history or follows).
+func (s *State) Users() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.users)
+}
+
+// Dump renders the whole state as of now as canonical text: the live set
+// by streamer id with every feature, then each user's history and follows,
+// sorted. Two States built from the same events give the same Dump. It is
+// for tests and debugging; it holds the read lock while it runs.
+func (s *State) Dump(now time.Time) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var lines []string
+	for _, sr := range s.streamers {
+		if sr == nil || sr.cur == nil {
+			continue
+		}
+		f := sr.cur.features(sr.id, now.UnixNano())
+		lines = append(lines, fmt.Sprintf("live streamer=%d %+v", sr.id, f))
+	}
+	for id, us := range s.users {
+		for _, w := range us.history {
+			lines = append(lines, fmt.Sprintf("watch user=%d %+v", id, w))
+		}
+		for st, m := range us.follows {
+			lines = append(lines, fmt.Sprintf("follow user=%d streamer=%d active=%v ts=%d", id, st, m.active, m.ts))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,500 @@
+package live
+
+import (
+	"hash/maphash"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Defaults of Config.
+const (
+	DefaultExpiry       = 10 * time.Minute
+	DefaultDedupeWindow = 1 << 18
+	DefaultHistoryLen   = 20
+)
+
+// Feature window lengths.
+const (
+	viewersAgo   = 5 * time.Minute
+	giftWindow1  = time.Minute
+	giftWindow5  = 5 * time.Minute
+	giftWindow30 = 30 * time.Minute
+)
+
+// Config configures a State.
+type Config struct {
+	// Ordinals maps streamer ids to the dense ordinals of the live bitmap.
+	// Required; share it with the index.
+	Ordinals *lr.Ordinals
+	// Expiry ends a stream that has had no event for this long (event time
+	// of its last event against the time Expire is given). Default 10 min.
+	Expiry time.Duration
+	// DedupeWindow is how many recent event ids are remembered to drop
+	// duplicates. Default 262,144.
+	DedupeWindow int
+	// HistoryLen is how many watched streams are kept per user. Default 20.
+	HistoryLen int
+	// OnLive, if set, is called after each change of the live set: the
+	// streamer with ordinal ord went live (true) or offline (false). It is
+	// called from the goroutine that called Apply or Expire, in order, after
+	// the new snapshot is published and with no lock of State held (it may
+	// read the State). It must be quick: it delays the next batch.
+	OnLive func(ord uint32, live bool)
+	// Clock gives "now" for feature windows (Features). Default time.Now.
+	Clock func() time.Time
+	// Registerer, if set, receives the metrics of the State.
+	Registerer prometheus.Registerer
+}
+
+// State is the in-memory view of who is live and how each live stream is
+// doing, built from events by event time. One goroutine writes (Apply,
+// Expire, SetFollow); any number read concurrently. Snapshot never blocks:
+// it returns the last published immutable live set. Features, History and
+// Follows take a read lock held for the length of one lookup.
+type State struct {
+	cfg Config
+
+	mu        sync.RWMutex
+	streamers []*streamer // by ordinal; nil for never seen
+	users     map[lr.UserID]*user
+	live      *roaring.Bitmap // the writer's copy
+	nLive     int
+	dedupe    dedupe
+	seq       uint64
+
+	snap atomic.Pointer[Snapshot]
+	m    *metrics
+}
+
+type streamer struct {
+	id  lr.StreamerID
+	cur *stream // the live stream, nil when offline
+	// The last stream that ended, to recognise late events that belong to it.
+	endedID      lr.StreamID
+	endedAt      int64 // unix ns; event time of its end (or of its last event when it expired)
+	endedExpired bool
+	ended        *stream // kept only when it expired, so a late heartbeat can revive it
+}
+
+type stream struct {
+	id         lr.StreamID
+	category   string
+	title      string
+	start      int64 // unix ns, event time
+	lastEvent  int64 // unix ns, newest event time seen for this stream
+	viewers    map[lr.UserID]viewerMark
+	nViewers   int
+	peak       int
+	counts     []countPoint // viewer count after each change, by event time
+	gifts      []gift       // sorted by ts, pruned to the 30-minute window
+	giftNewest int64
+}
+
+type viewerMark struct {
+	ts      int64
+	present bool
+}
+
+type countPoint struct {
+	ts int64
+	n  int32
+}
+
+type gift struct {
+	ts     int64
+	amount float64
+	user   lr.UserID
+}
+
+type user struct {
+	history []Watch // by JoinedAt ascending, at most HistoryLen
+	follows map[lr.StreamerID]followMark
+}
+
+type followMark struct {
+	ts     int64
+	active bool
+}
+
+// Watch is one stream a user watched. LeftAt is zero while still watching.
+type Watch struct {
+	StreamerID lr.StreamerID
+	StreamID   lr.StreamID
+	JoinedAt   time.Time
+	LeftAt     time.Time
+}
+
+// New returns an empty State. It panics if cfg.Ordinals is nil.
+func New(cfg Config) *State {
+	if cfg.Ordinals == nil {
+		panic("live.New: Config.Ordinals is required")
+	}
+	if cfg.Expiry <= 0 {
+		cfg.Expiry = DefaultExpiry
+	}
+	if cfg.DedupeWindow <= 0 {
+		cfg.DedupeWindow = DefaultDedupeWindow
+	}
+	if cfg.HistoryLen <= 0 {
+		cfg.HistoryLen = DefaultHistoryLen
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	s := &State{
+		cfg:    cfg,
+		users:  make(map[lr.UserID]*user),
+		live:   roaring.New(),
+		dedupe: newDedupe(cfg.DedupeWindow),
+		m:      newMetrics(cfg.Registerer),
+	}
+	s.snap.Store(&Snapshot{live: roaring.New(), At: time.Now()})
+	return s
+}
+
+// ApplyStats says what one Apply did with its events.
+type ApplyStats struct {
+	Applied    int // changed state
+	Duplicates int // an event id seen before within the dedupe window
+	Ignored    int // stale or for a stream that is not live (late end, event for an ended stream, ...)
+}
+
+type change struct {
+	ord  uint32
+	live bool
+}
+
+// Apply applies events in the order given (callers give each streamer's
+// events in partition order; across streamers order does not matter). It
+// publishes a new Snapshot if the live set changed and then calls OnLive for
+// each change. Not safe for concurrent use with other writers.
+func (s *State) Apply(evs []lr.Event) ApplyStats {
+	t0 := time.Now()
+	var st ApplyStats
+	var changes []change
+	s.mu.Lock()
+	for i := range evs {
+		e := &evs[i]
+		if s.dedupe.seen(e.ID) {
+			st.Duplicates++
+			continue
+		}
+		applied, ch := s.apply(e)
+		if applied {
+			st.Applied++
+			s.m.byType(e.Type)
+		} else {
+			st.Ignored++
+			s.m.ignored.Inc()
+		}
+		changes = append(changes, ch...)
+	}
+	s.publish(changes)
+	s.mu.Unlock()
+	s.m.dupes.Add(float64(st.Duplicates))
+	s.m.apply.Observe(time.Since(t0).Seconds())
+	s.notify(changes)
+	return st
+}
+
+// Expire ends every live stream whose newest event is older than
+// now - Expiry and returns how many it ended. The consumer calls it with the
+// wall clock once it has caught up (not while replaying, when event time
+// lags the clock). Not safe for concurrent use with other writers.
+func (s *State) Expire(now time.Time) int {
+	cut := now.Add(-s.cfg.Expiry).UnixNano()
+	var changes []change
+	s.mu.Lock()
+	for ord, sr := range s.streamers {
+		if sr == nil || sr.cur == nil || sr.cur.lastEvent >= cut {
+			continue
+		}
+		c := sr.cur
+		s.end(sr, uint32(ord), c.lastEvent, true)
+		changes = append(changes, change{uint32(ord), false})
+	}
+	s.publish(changes)
+	s.mu.Unlock()
+	s.m.expired.Add(float64(len(changes)))
+	s.notify(changes)
+	return len(changes)
+}
+
+// SetFollow records that user follows (active) or unfollowed streamer as of
+// at; an older record than the one held is ignored. Used to load follows from
+// Postgres at start; events keep them current afterwards.
+func (s *State) SetFollow(u lr.UserID, streamerID lr.StreamerID, active bool, at time.Time) {
+	s.mu.Lock()
+	s.follow(u, streamerID, active, at.UnixNano())
+	s.mu.Unlock()
+}
+
+func (s *State) publish(changes []change) {
+	if len(changes) == 0 {
+		return
+	}
+	s.seq++
+	s.nLive = int(s.live.GetCardinality())
+	s.m.live.Set(float64(s.nLive))
+	s.snap.Store(&Snapshot{live: s.live.Clone(), Seq: s.seq, At: time.Now()})
+}
+
+func (s *State) notify(changes []change) {
+	if s.cfg.OnLive == nil {
+		return
+	}
+	for _, c := range changes {
+		s.cfg.OnLive(c.ord, c.live)
+	}
+}
+
+func (s *State) streamer(id lr.StreamerID) (uint32, *streamer) {
+	ord := s.cfg.Ordinals.Ordinal(id)
+	if int(ord) >= len(s.streamers) {
+		n := max(int(ord)+1, 2*len(s.streamers))
+		s.streamers = append(s.streamers, make([]*streamer, n-len(s.streamers))...)
+	}
+	sr := s.streamers[ord]
+	if sr == nil {
+		sr = &streamer{id: id}
+		s.streamers[ord] = sr
+	}
+	return ord, sr
+}
+
+// apply applies one event under the write lock and reports whether it
+// changed anything and which live-set changes it made.
+func (s *State) apply(e *lr.Event) (bool, []change) {
+	ts := e.TS.UnixNano()
+	switch e.Type {
+	case lr.EventFollowCreated, lr.EventFollowDeleted:
+		return s.follow(e.UserID, e.StreamerID, e.Type == lr.EventFollowCreated, ts), nil
+	}
+	ord, sr := s.streamer(e.StreamerID)
+	c := sr.cur
+	switch e.Type {
+	case lr.EventStreamStarted:
+		if c != nil {
+			if c.id == e.StreamID {
+				c.touch(ts)
+				return false, nil
+			}
+			if ts < c.start {
+				return false, nil // a late start of an older stream
+			}
+			// A new stream replaces the current one, which ended unannounced.
+			s.end(sr, ord, ts, false)
+			s.begin(sr, ord, e, ts)
+			return true, []change{{ord, false}, {ord, true}}
+		}
+		if e.StreamID == sr.endedID || ts < sr.endedAt {
+			return false, nil // the stream that ended, or older than it
+		}
+		s.begin(sr, ord, e, ts)
+		return true, []change{{ord, true}}
+	case lr.EventStreamEnded:
+		if c == nil || c.id != e.StreamID || ts < c.start {
+			return false, nil // late end of an older stream, or of one never seen live
+		}
+		s.end(sr, ord, ts, false)
+		return true, []change{{ord, false}}
+	case lr.EventStreamHeartbeat:
+		if c != nil {
+			if c.id != e.StreamID {
+				return false, nil
+			}
+			c.touch(ts)
+			return true, nil
+		}
+		// A heartbeat of a stream we do not hold as live: a stream that
+		// expired while its events were delayed is revived; one whose start
+		// is older than the replay window starts now.
+		if e.StreamID == sr.endedID {
+			if !sr.endedExpired || ts <= sr.endedAt || sr.ended == nil {
+				return false, nil
+			}
+			sr.cur, sr.ended, sr.endedID, sr.endedAt, sr.endedExpired = sr.ended, nil, 0, 0, false
+			sr.cur.touch(ts)
+			s.live.Add(ord)
+			return true, []change{{ord, true}}
+		}
+		if ts < sr.endedAt {
+			return false, nil
+		}
+		s.begin(sr, ord, e, ts)
+		return true, []change{{ord, true}}
+	}
+	// Viewer and gift events belong to the current stream only.
+	if c == nil || c.id != e.StreamID || ts < c.start {
+		return false, nil
+	}
+	switch e.Type {
+	case lr.EventViewerJoined, lr.EventViewerLeft:
+		joined := e.Type == lr.EventViewerJoined
+		if !c.viewer(e.UserID, joined, ts) {
+			return false, nil
+		}
+		s.watch(e.UserID, sr.id, c.id, joined, ts)
+		return true, nil
+	case lr.EventGiftSent:
+		c.gift(gift{ts: ts, amount: e.Amount, user: e.UserID})
+		return true, nil
+	}
+	return false, nil
+}
+
+func (s *State) begin(sr *streamer, ord uint32, e *lr.Event, ts int64) {
+	sr.cur = &stream{id: e.StreamID, category: e.Category, title: e.Title, start: ts, lastEvent: ts,
+		viewers: make(map[lr.UserID]viewerMark)}
+	sr.cur.counts = append(sr.cur.counts, countPoint{ts, 0})
+	s.live.Add(ord)
+}
+
+func (s *State) end(sr *streamer, ord uint32, ts int64, expired bool) {
+	c := sr.cur
+	sr.cur = nil
+	sr.endedID, sr.endedAt, sr.endedExpired = c.id, ts, expired
+	sr.ended = nil
+	if expired {
+		sr.ended = c
+	}
+	s.live.Remove(ord)
+}
+
+func (c *stream) touch(ts int64) {
+	if ts > c.lastEvent {
+		c.lastEvent = ts
+	}
+}
+
+// viewer records a join or leave; it reports false for a stale or repeated one.
+func (c *stream) viewer(u lr.UserID, joined bool, ts int64) bool {
+	c.touch(ts)
+	m, ok := c.viewers[u]
+	if ok && (ts < m.ts || m.present == joined) {
+		return false
+	}
+	if !ok && !joined {
+		// A leave with no join: remember it so a late join does not count.
+		c.viewers[u] = viewerMark{ts: ts}
+		return false
+	}
+	c.viewers[u] = viewerMark{ts: ts, present: joined}
+	if joined {
+		c.nViewers++
+		c.peak = max(c.peak, c.nViewers)
+	} else {
+		c.nViewers--
+	}
+	at := max(ts, c.counts[len(c.counts)-1].ts)
+	c.counts = append(c.counts, countPoint{at, int32(c.nViewers)})
+	// Keep the points of the last viewersAgo (+1 min of slack) and the one
+	// before them, which gives the count at the start of that span.
+	cut := at - int64(viewersAgo+time.Minute)
+	i := sort.Search(len(c.counts), func(i int) bool { return c.counts[i].ts >= cut })
+	if i > 1 {
+		c.counts = append(c.counts[:0], c.counts[i-1:]...)
+	}
+	return true
+}
+
+func (c *stream) gift(g gift) {
+	c.touch(g.ts)
+	i := len(c.gifts)
+	for i > 0 && c.gifts[i-1].ts > g.ts {
+		i--
+	}
+	c.gifts = slices.Insert(c.gifts, i, g)
+	c.giftNewest = max(c.giftNewest, g.ts)
+	cut := c.giftNewest - int64(giftWindow30)
+	j := 0
+	for j < len(c.gifts) && c.gifts[j].ts <= cut {
+		j++
+	}
+	if j > 0 {
+		c.gifts = append(c.gifts[:0], c.gifts[j:]...)
+	}
+}
+
+func (s *State) user(u lr.UserID) *user {
+	us := s.users[u]
+	if us == nil {
+		us = &user{}
+		s.users[u] = us
+	}
+	return us
+}
+
+func (s *State) follow(u lr.UserID, st lr.StreamerID, active bool, ts int64) bool {
+	us := s.user(u)
+	if m, ok := us.follows[st]; ok && ts <= m.ts {
+		return false
+	}
+	if us.follows == nil {
+		us.follows = make(map[lr.StreamerID]followMark)
+	}
+	us.follows[st] = followMark{ts: ts, active: active}
+	return true
+}
+
+func (s *State) watch(u lr.UserID, st lr.StreamerID, stream lr.StreamID, joined bool, ts int64) {
+	us := s.user(u)
+	t := time.Unix(0, ts).UTC()
+	if !joined {
+		for i := len(us.history) - 1; i >= 0; i-- {
+			w := &us.history[i]
+			if w.StreamID == stream && w.LeftAt.IsZero() && !w.JoinedAt.After(t) {
+				w.LeftAt = t
+				return
+			}
+		}
+		return
+	}
+	i := len(us.history)
+	for i > 0 && us.history[i-1].JoinedAt.After(t) {
+		i--
+	}
+	us.history = slices.Insert(us.history, i, Watch{StreamerID: st, StreamID: stream, JoinedAt: t})
+	if n := len(us.history) - s.cfg.HistoryLen; n > 0 {
+		us.history = append(us.history[:0], us.history[n:]...)
+	}
+}
+
+// dedupe remembers the hashes of the last n event ids.
+type dedupe struct {
+	seed maphash.Seed
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+	full bool
+}
+
+func newDedupe(n int) dedupe {
+	return dedupe{seed: maphash.MakeSeed(), set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+}
+
+// seen reports whether id is among the remembered ids, and remembers it.
+func (d *dedupe) seen(id string) bool {
+	h := maphash.String(d.seed, id)
+	if _, ok := d.set[h]; ok {
+		return true
+	}
+	if d.full {
+		delete(d.set, d.ring[d.next])
+	}
+	d.ring[d.next] = h
+	d.set[h] = struct{}{}
+	d.next++
+	if d.next == len(d.ring) {
+		d.next, d.full = 0, true
+	}
+	return false
+}

@@ -1,0 +1,220 @@
+package live_test
+
+import (
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/live/livetest"
+)
+
+type hookLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (h *hookLog) hook(ords *lr.Ordinals) func(uint32, bool) {
+	return func(ord uint32, on bool) {
+		id, _ := ords.ID(ord)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if on {
+			h.got = append(h.got, "+"+itoa(int64(id)))
+		} else {
+			h.got = append(h.got, "-"+itoa(int64(id)))
+		}
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func liveIDs(t *testing.T, ords *lr.Ordinals, snap *live.Snapshot) []lr.StreamerID {
+	t.Helper()
+	var out []lr.StreamerID
+	for _, o := range snap.Ordinals() {
+		id, ok := ords.ID(o)
+		if !ok {
+			t.Fatalf("ordinal %d in the live set was never given", o)
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// TestScript applies the scripted sequence and checks the exact outcome.
+func TestScript(t *testing.T) {
+	ords := lr.NewOrdinals()
+	var h hookLog
+	reg := prometheus.NewRegistry()
+	st := live.New(live.Config{Ordinals: ords, OnLive: h.hook(ords), Registerer: reg,
+		Clock: func() time.Time { return livetest.Now }})
+	evs := livetest.Script()
+	var stats live.ApplyStats
+	for i := 0; i < len(evs); i += 7 { // several batches
+		s := st.Apply(evs[i:min(i+7, len(evs))])
+		stats.Applied += s.Applied
+		stats.Duplicates += s.Duplicates
+		stats.Ignored += s.Ignored
+	}
+	if stats.Duplicates != 2 {
+		t.Errorf("duplicates %d, want 2", stats.Duplicates)
+	}
+	// Ignored: 2 late ends of streamer 2, late follow, late join on 501, repeated join of 11.
+	if stats.Ignored != 5 {
+		t.Errorf("ignored %d, want 5", stats.Ignored)
+	}
+	if got := liveIDs(t, ords, st.Snapshot()); !reflect.DeepEqual(got, []lr.StreamerID{1, 2, 4}) {
+		t.Fatalf("live before expiry %v, want [1 2 4]", got)
+	}
+	if n := st.Expire(livetest.Now); n != 1 {
+		t.Fatalf("expired %d, want 1", n)
+	}
+	snap := st.Snapshot()
+	if got := liveIDs(t, ords, snap); !reflect.DeepEqual(got, []lr.StreamerID{1, 2}) {
+		t.Fatalf("live %v, want [1 2]", got)
+	}
+	if snap.GetCardinality() != 2 || st.Live() != 2 {
+		t.Fatalf("cardinality %d / %d, want 2", snap.GetCardinality(), st.Live())
+	}
+	wantHooks := []string{"+1", "+2", "+3", "+4", "-3", "+5", "-5", "-4"}
+	if !reflect.DeepEqual(h.got, wantHooks) {
+		t.Errorf("hook calls %v, want %v", h.got, wantHooks)
+	}
+
+	f1, ok := st.FeaturesOf(1)
+	if !ok {
+		t.Fatal("no features for live streamer 1")
+	}
+	want1 := live.Features{StreamerID: 1, StreamID: 101, Category: "music",
+		StartedAt: livetest.T0, LastEventAt: livetest.T0.Add(39*time.Minute + 45*time.Second), Age: 40 * time.Minute,
+		Viewers: 3, Viewers5mAgo: 2, PeakViewers: 4,
+		Gifts1m: 2, Gifts5m: 3, Gifts30m: 4, GiftValue1m: 4, GiftValue5m: 6, GiftValue30m: 11, UniqueGifters30m: 3}
+	if f1 != want1 {
+		t.Errorf("streamer 1 features\n got %+v\nwant %+v", f1, want1)
+	}
+	f2, _ := st.FeaturesOf(2)
+	want2 := live.Features{StreamerID: 2, StreamID: 201, Category: "music", StartedAt: livetest.T0.Add(time.Minute),
+		LastEventAt: livetest.T0.Add(35 * time.Minute), Age: 39 * time.Minute}
+	if f2 != want2 {
+		t.Errorf("streamer 2 features\n got %+v\nwant %+v", f2, want2)
+	}
+	for _, id := range []lr.StreamerID{3, 4, 5, 99} {
+		if _, ok := st.FeaturesOf(id); ok {
+			t.Errorf("streamer %d has features but is not live", id)
+		}
+	}
+	if got := st.Follows(11); !reflect.DeepEqual(got, []lr.StreamerID{1}) {
+		t.Errorf("follows of 11: %v, want [1]", got)
+	}
+	wantH := []live.Watch{{StreamerID: 1, StreamID: 101, JoinedAt: livetest.T0.Add(2 * time.Minute), LeftAt: livetest.T0.Add(34 * time.Minute)}}
+	if got := st.History(12); !reflect.DeepEqual(got, wantH) {
+		t.Errorf("history of 12: %+v, want %+v", got, wantH)
+	}
+	if got := st.History(17); got != nil {
+		t.Errorf("history of 17 (late join after end): %+v, want none", got)
+	}
+	// Replaying everything changes nothing: every id is a duplicate.
+	before := st.Dump(livetest.Now)
+	if s := st.Apply(evs); s.Applied != 0 || s.Duplicates != len(evs) {
+		t.Errorf("replay: %+v, want all %d duplicates", s, len(evs))
+	}
+	if after := st.Dump(livetest.Now); after != before {
+		t.Errorf("replay changed the state:\n%s\n---\n%s", before, after)
+	}
+}
+
+// TestOrderAcrossStreamers: each streamer's events in order but streamers
+// interleaved differently give the same state.
+func TestOrderAcrossStreamers(t *testing.T) {
+	evs := livetest.Script()
+	build := func(evs []lr.Event) string {
+		st := live.New(live.Config{Ordinals: lr.NewOrdinals()})
+		st.Apply(evs)
+		st.Expire(livetest.Now)
+		return st.Dump(livetest.Now)
+	}
+	// Stable partition by streamer parity keeps per-streamer order.
+	var odd, even []lr.Event
+	for _, e := range evs {
+		if e.StreamerID%2 == 1 {
+			odd = append(odd, e)
+		} else {
+			even = append(even, e)
+		}
+	}
+	if a, b := build(evs), build(append(even, odd...)); a != b {
+		t.Fatalf("order across streamers changed the state:\n%s\n---\n%s", a, b)
+	}
+}
+
+func TestRevivalAndRestart(t *testing.T) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords, Expiry: time.Minute})
+	t0 := livetest.T0
+	ev := func(id string, typ lr.EventType, at time.Duration, stream lr.StreamID) lr.Event {
+		return lr.Event{ID: id, Type: typ, TS: t0.Add(at), StreamerID: 7, StreamID: stream, V: 1}
+	}
+	st.Apply([]lr.Event{ev("a", lr.EventStreamStarted, 0, 70)})
+	st.Expire(t0.Add(2 * time.Minute))
+	if st.Snapshot().GetCardinality() != 0 {
+		t.Fatal("stream did not expire")
+	}
+	// A delayed heartbeat of the expired stream revives it with its start.
+	st.Apply([]lr.Event{ev("b", lr.EventStreamHeartbeat, 3*time.Minute, 70)})
+	f, ok := st.FeaturesOf(7)
+	if !ok || !f.StartedAt.Equal(t0) {
+		t.Fatalf("revived: ok=%v started %v, want %v", ok, f.StartedAt, t0)
+	}
+	// A new stream replaces the current one.
+	st.Apply([]lr.Event{ev("c", lr.EventStreamStarted, 4*time.Minute, 71)})
+	if f, _ := st.FeaturesOf(7); f.StreamID != 71 {
+		t.Fatalf("stream %d, want 71", f.StreamID)
+	}
+	// A heartbeat of a stream whose start was never seen starts it.
+	st.Apply([]lr.Event{{ID: "d", Type: lr.EventStreamHeartbeat, TS: t0, StreamerID: 8, StreamID: 80, V: 1}})
+	if _, ok := st.FeaturesOf(8); !ok {
+		t.Fatal("heartbeat of an unseen stream did not start it")
+	}
+}
+
+// TestSnapshotConcurrent reads snapshots and features while a writer applies.
+func TestSnapshotConcurrent(t *testing.T) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				s := st.Snapshot()
+				for _, o := range s.Ordinals() {
+					s.Contains(o)
+					st.Features(o)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 2000; i++ {
+		typ := lr.EventStreamStarted
+		if i%3 == 2 {
+			typ = lr.EventStreamEnded
+		}
+		st.Apply([]lr.Event{{ID: "e" + itoa(int64(i)), Type: typ, TS: livetest.T0.Add(time.Duration(i) * time.Second),
+			StreamerID: lr.StreamerID(i%50 + 1), StreamID: lr.StreamID(i/3 + 1), V: 1}})
+	}
+	close(done)
+	wg.Wait()
+}
