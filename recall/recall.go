@@ -1,0 +1,496 @@
+package recall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+)
+
+// Channel names, as reported in responses and metrics.
+const (
+	ChanMF       = "mf"
+	ChanNCF      = "ncf"
+	ChanSession  = "session"
+	ChanFollow   = "follow"
+	ChanTrending = "trending"
+	ChanFresh    = "fresh"
+)
+
+// Channels lists every channel in merge-priority order.
+var Channels = []string{ChanMF, ChanNCF, ChanSession, ChanFollow, ChanTrending, ChanFresh}
+
+// Hit is one index result: a streamer ordinal and its score.
+type Hit struct {
+	Ord   uint32
+	Score float32
+}
+
+// Allowed is the filter an index search applies during traversal; a
+// *live.Snapshot satisfies it.
+type Allowed interface {
+	Contains(ord uint32) bool
+	GetCardinality() uint64
+}
+
+// Index is what recall needs from the index layer, per model kind. All
+// methods are safe for concurrent use and must honour ctx.
+type Index interface {
+	// UserVector returns u's vector under kind and true, or false when the
+	// active model has no vector for u (or no model of kind is loaded).
+	UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool)
+	// StreamerVector returns the vector of the streamer with ordinal ord.
+	StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool)
+	// Search returns up to k allowed streamers with the highest dot product
+	// with q, best first.
+	Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error)
+	// Version returns the label of the loaded model version of kind, "" if none.
+	Version(kind lr.ModelKind) string
+}
+
+// Integrity answers the integrity questions that come from Postgres
+// (bans and blocks); implementations cache.
+type Integrity interface {
+	Banned(id lr.StreamerID) bool
+	Blocked(u lr.UserID) []lr.StreamerID
+}
+
+// Config sets budgets, quotas and filters. Zero values take the defaults.
+type Config struct {
+	// Budget bounds the whole recall stage of a request. Default 8 ms.
+	Budget time.Duration
+	// ChannelBudget bounds each channel (never beyond Budget). Default 6 ms.
+	ChannelBudget map[string]time.Duration
+	// PerChannel is how many candidates each channel is asked for.
+	// Default 100 for mf/ncf, 50 for the others.
+	PerChannel map[string]int
+	// Quota caps how many merged candidates come from a channel before the
+	// others have had their share. Default: PerChannel.
+	Quota map[string]int
+	// ShownWindow: streamers shown to a user within it are not shown again.
+	// Default 10 min. Zero disables it only when ShownDisabled is true.
+	ShownWindow   time.Duration
+	ShownDisabled bool
+	// FreshAge: streams younger than this are "fresh". Default 15 min.
+	FreshAge time.Duration
+	// Now gives the time. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Budget <= 0 {
+		c.Budget = 8 * time.Millisecond
+	}
+	if c.ChannelBudget == nil {
+		c.ChannelBudget = map[string]time.Duration{}
+	}
+	if c.PerChannel == nil {
+		c.PerChannel = map[string]int{}
+	}
+	if c.Quota == nil {
+		c.Quota = map[string]int{}
+	}
+	for _, ch := range Channels {
+		if c.ChannelBudget[ch] <= 0 {
+			c.ChannelBudget[ch] = 6 * time.Millisecond
+		}
+		if c.ChannelBudget[ch] > c.Budget {
+			c.ChannelBudget[ch] = c.Budget
+		}
+		if c.PerChannel[ch] <= 0 {
+			c.PerChannel[ch] = 50
+			if ch == ChanMF || ch == ChanNCF {
+				c.PerChannel[ch] = 100
+			}
+		}
+		if c.Quota[ch] <= 0 {
+			c.Quota[ch] = c.PerChannel[ch]
+		}
+	}
+	if c.ShownWindow <= 0 {
+		c.ShownWindow = 10 * time.Minute
+	}
+	if c.FreshAge <= 0 {
+		c.FreshAge = 15 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Request is one recall request.
+type Request struct {
+	User    lr.UserID
+	K       int // how many candidates the caller will keep after rerank
+	Exclude []lr.StreamerID
+}
+
+// Candidate is one live streamer proposed by one or more channels.
+type Candidate struct {
+	Ord        uint32
+	StreamerID lr.StreamerID
+	Features   live.Features
+	Channels   []string // every channel that proposed it, in Channels order
+	MFScore    float32  // dot product under the MF model (HasMF false if unknown)
+	NCFScore   float32  // GMF dot product under the NCF model
+	HasMF      bool
+	HasNCF     bool
+	ChanScore  float32 // the best within-channel rank score, for the recall order
+}
+
+// Outcome reports what one channel did for a request.
+type Outcome struct {
+	Channel    string        `json:"channel"`
+	Status     string        `json:"status"` // ok, timeout, error, skipped
+	Candidates int           `json:"candidates"`
+	Took       time.Duration `json:"took_ns"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// Result is the merged, filtered candidate list in recall order.
+type Result struct {
+	Candidates []Candidate
+	Outcomes   []Outcome
+	Versions   map[string]string // model kind -> version used
+	Filtered   map[string]int    // integrity filter -> candidates removed
+	UserKnown  bool              // the user has a vector in some model
+}
+
+// Engine runs the channels. It is safe for concurrent use.
+type Engine struct {
+	cfg       Config
+	state     *live.State
+	ords      *lr.Ordinals
+	index     Index
+	integrity Integrity
+	shown     *shownLog
+	ranks     rankCache
+	observe   func(channel, status string, took time.Duration)
+}
+
+// New returns an engine over the live state, the index and the integrity
+// source. index and integrity may be nil (their channels and filters are
+// then skipped). observe, if not nil, is told every channel outcome.
+func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, integrity Integrity, observe func(channel, status string, took time.Duration)) *Engine {
+	cfg.defaults()
+	return &Engine{cfg: cfg, state: state, ords: ords, index: index, integrity: integrity, shown: newShownLog(), observe: observe}
+}
+
+// channelFunc proposes candidates (ordinals with a within-channel score,
+// best first) for a request.
+type channelFunc func(ctx context.Context, q *query) ([]Hit, error)
+
+// query is the per-request state shared by channels (read-only once built).
+type query struct {
+	req     Request
+	snap    *live.Snapshot
+	now     time.Time
+	userVec map[lr.ModelKind][]float32
+}
+
+// Recall runs every channel under its budget, merges their candidates with
+// quotas and provenance, and removes what the integrity filters forbid. A
+// channel that fails or misses its deadline is reported in Outcomes and its
+// candidates are not waited for.
+func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
+	if req.K <= 0 {
+		return nil, lr.Errorf(lr.EINVALID, "k must be positive")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Budget)
+	defer cancel()
+	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now(), userVec: map[lr.ModelKind][]float32{}}
+	res := &Result{Versions: map[string]string{}, Filtered: map[string]int{}}
+	if e.index != nil {
+		for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+			if v := e.index.Version(kind); v != "" {
+				res.Versions[string(kind)] = v
+			}
+			if vec, ok := e.index.UserVector(kind, req.User); ok {
+				q.userVec[kind] = vec
+				res.UserKnown = true
+			}
+		}
+	}
+
+	type out struct {
+		i    int
+		hits []Hit
+		err  error
+		took time.Duration
+	}
+	funcs := e.channels()
+	results := make(chan out, len(funcs))
+	outcomes := make([]Outcome, len(funcs))
+	running := 0
+	for i, ch := range funcs {
+		outcomes[i] = Outcome{Channel: ch.name, Status: "skipped"}
+		if ch.fn == nil || !ch.applies(q) {
+			continue
+		}
+		running++
+		go func(i int, fn channelFunc, budget time.Duration) {
+			cctx, ccancel := context.WithTimeout(ctx, budget)
+			defer ccancel()
+			start := time.Now()
+			hits, err := fn(cctx, q)
+			if err == nil && cctx.Err() != nil {
+				err = cctx.Err()
+			}
+			results <- out{i: i, hits: hits, err: err, took: time.Since(start)}
+		}(i, ch.fn, e.cfg.ChannelBudget[ch.name])
+	}
+	got := make([][]Hit, len(funcs))
+	deadline := time.NewTimer(e.cfg.Budget)
+	defer deadline.Stop()
+wait:
+	for running > 0 {
+		select {
+		case o := <-results:
+			running--
+			oc := &outcomes[o.i]
+			oc.Took = o.took
+			switch {
+			case errors.Is(o.err, context.DeadlineExceeded):
+				oc.Status = "timeout"
+			case o.err != nil:
+				oc.Status, oc.Error = "error", o.err.Error()
+			default:
+				oc.Status, oc.Candidates = "ok", len(o.hits)
+				got[o.i] = o.hits
+			}
+		case <-ctx.Done():
+			break wait
+		case <-deadline.C:
+			break wait
+		}
+	}
+	for i := range outcomes {
+		if outcomes[i].Status == "skipped" && funcs[i].fn != nil && funcs[i].applies(q) {
+			outcomes[i].Status = "timeout" // still running at the request deadline
+			outcomes[i].Took = e.cfg.Budget
+		}
+		if e.observe != nil {
+			e.observe(outcomes[i].Channel, outcomes[i].Status, outcomes[i].Took)
+		}
+	}
+	res.Outcomes = outcomes
+	res.Candidates = e.merge(q, funcs, got, res)
+	return res, nil
+}
+
+type namedChannel struct {
+	name    string
+	fn      channelFunc
+	applies func(*query) bool
+}
+
+func always(*query) bool { return true }
+
+func (e *Engine) channels() []namedChannel {
+	has := func(kind lr.ModelKind) func(*query) bool {
+		return func(q *query) bool { return q.userVec[kind] != nil }
+	}
+	var mf, ncf, sess channelFunc
+	if e.index != nil {
+		mf, ncf, sess = e.annChannel(lr.ModelMF), e.annChannel(lr.ModelNCF), e.sessionChannel
+	}
+	return []namedChannel{
+		{ChanMF, mf, has(lr.ModelMF)},
+		{ChanNCF, ncf, has(lr.ModelNCF)},
+		{ChanSession, sess, always},
+		{ChanFollow, e.followChannel, always},
+		{ChanTrending, e.trendingChannel, always},
+		{ChanFresh, e.freshChannel, always},
+	}
+}
+
+// merge interleaves channel results round-robin in channel order, each
+// channel limited by its quota, so every channel that answered contributes
+// its best candidates first; then it applies the integrity filters.
+func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result) []Candidate {
+	exclude := make(map[lr.StreamerID]bool, len(q.req.Exclude))
+	for _, id := range q.req.Exclude {
+		exclude[id] = true
+	}
+	if e.integrity != nil {
+		for _, id := range e.integrity.Blocked(q.req.User) {
+			exclude[id] = true
+		}
+	}
+	shown := map[lr.StreamerID]bool{}
+	if !e.cfg.ShownDisabled {
+		shown = e.shown.recent(q.req.User, q.now.Add(-e.cfg.ShownWindow))
+	}
+	pos := map[uint32]int{}
+	var cands []Candidate
+	rejected := map[uint32]bool{}
+	taken := make([]int, len(funcs))
+	next := make([]int, len(funcs))
+	for progress := true; progress; {
+		progress = false
+		for ci := range funcs {
+			hits := got[ci]
+			name := funcs[ci].name
+			for next[ci] < len(hits) && taken[ci] < e.cfg.Quota[name] {
+				h := hits[next[ci]]
+				next[ci]++
+				if rejected[h.Ord] {
+					continue
+				}
+				if i, ok := pos[h.Ord]; ok {
+					if !slices.Contains(cands[i].Channels, name) {
+						cands[i].Channels = append(cands[i].Channels, name)
+					}
+					continue
+				}
+				c, why := e.admit(q, h, exclude, shown)
+				if why != "" {
+					rejected[h.Ord] = true
+					res.Filtered[why]++
+					continue
+				}
+				c.Channels = []string{name}
+				pos[h.Ord] = len(cands)
+				cands = append(cands, c)
+				taken[ci]++
+				progress = true
+				break
+			}
+		}
+	}
+	e.scoreCandidates(q, cands)
+	return cands
+}
+
+// admit builds the candidate for h or says which filter removes it.
+func (e *Engine) admit(q *query, h Hit, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
+	id, ok := e.ords.ID(h.Ord)
+	if !ok {
+		return Candidate{}, "unknown"
+	}
+	// Just ended: the stream must still be live now, not only in the
+	// snapshot the channels searched.
+	f, live := e.state.FeaturesAt(h.Ord, q.now)
+	if !live {
+		return Candidate{}, "ended"
+	}
+	switch {
+	case exclude[id]:
+		return Candidate{}, "excluded"
+	case shown[id]:
+		return Candidate{}, "shown"
+	case e.integrity != nil && e.integrity.Banned(id):
+		return Candidate{}, "banned"
+	}
+	return Candidate{Ord: h.Ord, StreamerID: id, Features: f, ChanScore: h.Score}, ""
+}
+
+// scoreCandidates fills the MF and NCF dot products of every candidate, so
+// the reranker sees them whichever channel proposed it.
+func (e *Engine) scoreCandidates(q *query, cands []Candidate) {
+	if e.index == nil {
+		return
+	}
+	for kind, uv := range q.userVec {
+		for i := range cands {
+			sv, ok := e.index.StreamerVector(kind, cands[i].Ord)
+			if !ok {
+				continue
+			}
+			s := dot(uv, sv)
+			if kind == lr.ModelMF {
+				cands[i].MFScore, cands[i].HasMF = s, true
+			} else {
+				cands[i].NCFScore, cands[i].HasNCF = s, true
+			}
+		}
+	}
+}
+
+// MarkShown records that these streamers were shown to u now, for the
+// already-shown filter of later requests.
+func (e *Engine) MarkShown(u lr.UserID, ids []lr.StreamerID) {
+	if e.cfg.ShownDisabled || len(ids) == 0 {
+		return
+	}
+	e.shown.add(u, ids, e.cfg.Now(), e.cfg.ShownWindow)
+}
+
+func dot(a, b []float32) float32 {
+	if len(a) != len(b) {
+		return 0
+	}
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// shownLog remembers, per user, which streamers were shown and when. It is
+// bounded: entries older than the window are dropped when a user is written,
+// and at most maxPerUser entries are kept per user.
+type shownLog struct {
+	mu    sync.Mutex
+	users map[lr.UserID][]shownAt
+	adds  int
+}
+
+type shownAt struct {
+	id lr.StreamerID
+	at time.Time
+}
+
+const maxPerUser = 400
+
+func newShownLog() *shownLog { return &shownLog{users: map[lr.UserID][]shownAt{}} }
+
+func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := now.Add(-window)
+	old := l.users[u]
+	keep := old[:0]
+	for _, s := range old {
+		if s.at.After(cut) {
+			keep = append(keep, s)
+		}
+	}
+	for _, id := range ids {
+		keep = append(keep, shownAt{id, now})
+	}
+	if len(keep) > maxPerUser {
+		keep = keep[len(keep)-maxPerUser:]
+	}
+	l.users[u] = keep
+	// Users who stopped coming back are forgotten once their window passed.
+	if l.adds++; l.adds%4096 == 0 {
+		for id, s := range l.users {
+			if len(s) == 0 || !s[len(s)-1].at.After(cut) {
+				delete(l.users, id)
+			}
+		}
+	}
+}
+
+func (l *shownLog) recent(u lr.UserID, since time.Time) map[lr.StreamerID]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[lr.StreamerID]bool{}
+	for _, s := range l.users[u] {
+		if s.at.After(since) {
+			out[s.id] = true
+		}
+	}
+	return out
+}
+
+// String renders an outcome for logs.
+func (o Outcome) String() string {
+	return fmt.Sprintf("%s:%s(%d,%s)", o.Channel, o.Status, o.Candidates, o.Took)
+}

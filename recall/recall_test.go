@@ -1,0 +1,317 @@
+package recall_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+)
+
+// exactIndex is an exact-scan implementation of recall.Index over a few
+// vectors: the real index is tested against exact search in index/, so
+// recall's tests can use exact search directly.
+type exactIndex struct {
+	mu      sync.Mutex
+	ords    *lr.Ordinals
+	users   map[lr.UserID][]float32
+	items   map[uint32][]float32
+	delay   time.Duration // every Search waits this long (honouring ctx)
+	failing bool
+}
+
+func (x *exactIndex) UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool) {
+	if kind != lr.ModelMF {
+		return nil, false
+	}
+	v, ok := x.users[u]
+	return v, ok
+}
+
+func (x *exactIndex) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool) {
+	if kind != lr.ModelMF {
+		return nil, false
+	}
+	v, ok := x.items[ord]
+	return v, ok
+}
+
+func (x *exactIndex) Version(kind lr.ModelKind) string {
+	if kind == lr.ModelMF {
+		return "mf-test"
+	}
+	return ""
+}
+
+func (x *exactIndex) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error) {
+	if x.delay > 0 {
+		select {
+		case <-time.After(x.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if x.failing {
+		return nil, fmt.Errorf("index exploded")
+	}
+	var hits []recall.Hit
+	for ord, v := range x.items {
+		if !allowed.Contains(ord) {
+			continue
+		}
+		var s float32
+		for i := range v {
+			s += v[i] * q[i]
+		}
+		hits = append(hits, recall.Hit{Ord: ord, Score: s})
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	return hits, nil
+}
+
+type integrity struct {
+	banned  map[lr.StreamerID]bool
+	blocked map[lr.UserID][]lr.StreamerID
+}
+
+func (i integrity) Banned(id lr.StreamerID) bool        { return i.banned[id] }
+func (i integrity) Blocked(u lr.UserID) []lr.StreamerID { return i.blocked[u] }
+
+var t0 = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
+
+type world struct {
+	ords  *lr.Ordinals
+	state *live.State
+	idx   *exactIndex
+	n     int
+	now   time.Time
+}
+
+// newWorld starts streamers 1..live (stream ids 1000+id) and gives streamers
+// 1..withVec an MF vector along their own axis; user 7's vector points at
+// streamer 3, then 2.
+func newWorld(t *testing.T, liveN, withVec int) *world {
+	w := &world{ords: lr.NewOrdinals(), now: t0}
+	w.state = live.New(live.Config{Ordinals: w.ords, Clock: func() time.Time { return w.now }})
+	w.idx = &exactIndex{ords: w.ords, users: map[lr.UserID][]float32{}, items: map[uint32][]float32{}}
+	dim := max(withVec, 3) + 1
+	for id := 1; id <= withVec; id++ {
+		v := make([]float32, dim)
+		v[id] = 1
+		w.idx.items[w.ords.Ordinal(lr.StreamerID(id))] = v
+	}
+	if withVec > 0 {
+		u := make([]float32, dim)
+		u[3], u[2] = 1, 0.5
+		w.idx.users[7] = u
+	}
+	var evs []lr.Event
+	for id := 1; id <= liveN; id++ {
+		evs = append(evs, w.ev(lr.EventStreamStarted, id, 0, t0.Add(-time.Duration(id)*time.Minute)))
+	}
+	w.apply(t, evs...)
+	return w
+}
+
+func (w *world) ev(typ lr.EventType, streamer int, user int, ts time.Time) lr.Event {
+	w.n++
+	return lr.Event{ID: fmt.Sprintf("e%d", w.n), Type: typ, TS: ts, StreamerID: lr.StreamerID(streamer),
+		StreamID: lr.StreamID(1000 + streamer), UserID: lr.UserID(user), V: lr.EventVersion}
+}
+
+func (w *world) apply(t *testing.T, evs ...lr.Event) {
+	t.Helper()
+	st := w.state.Apply(evs)
+	_ = st
+}
+
+func (w *world) engine(cfg recall.Config, integ recall.Integrity) *recall.Engine {
+	cfg.Now = func() time.Time { return w.now }
+	e := recall.New(cfg, w.state, w.ords, w.idx, integ, nil)
+	e.RefreshRankings()
+	return e
+}
+
+func ids(r *recall.Result) []lr.StreamerID {
+	var out []lr.StreamerID
+	for _, c := range r.Candidates {
+		out = append(out, c.StreamerID)
+	}
+	return out
+}
+
+func TestOnlyLiveStreamersAndProvenance(t *testing.T) {
+	w := newWorld(t, 5, 8) // 8 streamers have vectors, only 1..5 are live
+	e := w.engine(recall.Config{}, nil)
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(res)
+	if len(got) != 5 {
+		t.Fatalf("candidates %v, want the 5 live streamers", got)
+	}
+	for _, id := range got {
+		if id > 5 {
+			t.Fatalf("offline streamer %d recalled", id)
+		}
+	}
+	if got[0] != 3 || !slices.Contains(res.Candidates[0].Channels, recall.ChanMF) {
+		t.Fatalf("first candidate %d via %v, want streamer 3 via mf", got[0], res.Candidates[0].Channels)
+	}
+	if !res.Candidates[0].HasMF || res.Candidates[0].MFScore != 1 {
+		t.Fatalf("MF score of streamer 3 = %v (has %v), want 1", res.Candidates[0].MFScore, res.Candidates[0].HasMF)
+	}
+	if res.Versions["mf"] != "mf-test" || !res.UserKnown {
+		t.Fatalf("versions %v known %v", res.Versions, res.UserKnown)
+	}
+	for _, o := range res.Outcomes {
+		if o.Channel == recall.ChanMF && (o.Status != "ok" || o.Candidates != 5) {
+			t.Fatalf("mf outcome %+v", o)
+		}
+		if o.Channel == recall.ChanNCF && o.Status != "skipped" {
+			t.Fatalf("ncf outcome %+v, want skipped (no NCF model)", o)
+		}
+	}
+}
+
+func TestColdStartUserGetsTrendingAndFresh(t *testing.T) {
+	w := newWorld(t, 4, 0) // nobody has an embedding
+	// Streamer 2 gets viewers: it should lead trending.
+	w.apply(t, w.ev(lr.EventViewerJoined, 2, 50, t0), w.ev(lr.EventViewerJoined, 2, 51, t0), w.ev(lr.EventViewerJoined, 4, 52, t0))
+	e := w.engine(recall.Config{}, nil)
+	res, err := e.Recall(context.Background(), recall.Request{User: 999, K: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UserKnown || len(res.Candidates) != 4 {
+		t.Fatalf("cold start: known=%v candidates %v", res.UserKnown, ids(res))
+	}
+	if res.Candidates[0].StreamerID != 2 || !slices.Contains(res.Candidates[0].Channels, recall.ChanTrending) {
+		t.Fatalf("first %d via %v, want 2 via trending", res.Candidates[0].StreamerID, res.Candidates[0].Channels)
+	}
+	fresh := 0
+	for _, c := range res.Candidates {
+		if slices.Contains(c.Channels, recall.ChanFresh) {
+			fresh++
+		}
+	}
+	if fresh != 4 {
+		t.Fatalf("%d candidates via fresh, want 4 (all started < 15 min ago)", fresh)
+	}
+}
+
+func TestIntegrityFilters(t *testing.T) {
+	w := newWorld(t, 8, 8)
+	// Streamer 8's stream ends: it must not be recalled even though
+	// channels may still hold it.
+	integ := integrity{banned: map[lr.StreamerID]bool{4: true}, blocked: map[lr.UserID][]lr.StreamerID{7: {5}}}
+	e := w.engine(recall.Config{}, integ)
+	w.apply(t, w.ev(lr.EventStreamEnded, 8, 0, t0))
+	e.MarkShown(7, []lr.StreamerID{6})
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10, Exclude: []lr.StreamerID{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(res)
+	slices.Sort(got)
+	if !slices.Equal(got, []lr.StreamerID{2, 3, 7}) {
+		t.Fatalf("candidates %v, want [2 3 7]", got)
+	}
+	for _, f := range []string{"banned", "excluded", "shown", "ended"} {
+		if res.Filtered[f] == 0 && f != "ended" {
+			t.Errorf("filter %s removed nothing: %v", f, res.Filtered)
+		}
+	}
+	// Once the shown window has passed, streamer 6 comes back.
+	w.now = w.now.Add(11 * time.Minute)
+	w.apply(t, heartbeats(w, 1, 7)...)
+	res, _ = e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+	if !slices.Contains(ids(res), 6) {
+		t.Fatalf("streamer 6 still filtered after the shown window: %v", ids(res))
+	}
+}
+
+func heartbeats(w *world, from, to int) []lr.Event {
+	var evs []lr.Event
+	for id := from; id <= to; id++ {
+		evs = append(evs, w.ev(lr.EventStreamHeartbeat, id, 0, w.now))
+	}
+	return evs
+}
+
+func TestLateAndFailingChannelsAreDroppedNotWaitedFor(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		delay  time.Duration
+		fail   bool
+		status string
+	}{
+		{"slow index", 200 * time.Millisecond, false, "timeout"},
+		{"failing index", 0, true, "error"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, 5, 5)
+			w.idx.delay, w.idx.failing = c.delay, c.fail
+			e := w.engine(recall.Config{Budget: 20 * time.Millisecond}, nil)
+			start := time.Now()
+			res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took > 150*time.Millisecond {
+				t.Fatalf("recall took %v: it waited for the slow channel", took)
+			}
+			var mf recall.Outcome
+			for _, o := range res.Outcomes {
+				if o.Channel == recall.ChanMF {
+					mf = o
+				}
+			}
+			if mf.Status != c.status {
+				t.Fatalf("mf outcome %+v, want %s", mf, c.status)
+			}
+			if len(res.Candidates) != 5 {
+				t.Fatalf("other channels' candidates lost: %v", ids(res))
+			}
+			for _, cand := range res.Candidates {
+				if slices.Contains(cand.Channels, recall.ChanMF) {
+					t.Fatalf("candidate from the dropped channel: %+v", cand)
+				}
+			}
+		})
+	}
+}
+
+func TestFollowedAndSessionChannels(t *testing.T) {
+	w := newWorld(t, 6, 6)
+	w.apply(t,
+		lr.Event{ID: "f1", Type: lr.EventFollowCreated, TS: t0, StreamerID: 6, UserID: 7, V: 1},
+		w.ev(lr.EventViewerJoined, 5, 7, t0), w.ev(lr.EventViewerLeft, 5, 7, t0.Add(time.Minute)),
+	)
+	e := w.engine(recall.Config{ShownDisabled: true}, nil)
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := map[lr.StreamerID][]string{}
+	for _, c := range res.Candidates {
+		via[c.StreamerID] = c.Channels
+	}
+	if !slices.Contains(via[6], recall.ChanFollow) {
+		t.Fatalf("followed live streamer 6 via %v", via[6])
+	}
+	if !slices.Contains(via[5], recall.ChanSession) {
+		t.Fatalf("re-watchable streamer 5 via %v", via[5])
+	}
+}
