@@ -1,0 +1,68 @@
+package events
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Metrics are the Prometheus metrics of the Kafka edge. One value is shared
+// by the live consumer and the sink of a process.
+type Metrics struct {
+	consumedVec        *prometheus.CounterVec
+	consumedBy         map[lr.EventType]prometheus.Counter
+	decodeFailures     prometheus.Counter
+	deadLettered       prometheus.Counter
+	deadLetterFailures prometheus.Counter
+	lag                *prometheus.GaugeVec
+	caughtUp           prometheus.Gauge
+	brokerErrors       prometheus.Counter
+	brokerUp           prometheus.Gauge
+	sinkBatches        prometheus.Counter
+	sinkEvents         prometheus.Counter
+	sinkSeconds        prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them with reg unless reg is
+// nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		consumedVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_events_consumed_total",
+			Help: "Events read and decoded, by type."}, []string{"type"}),
+		consumedBy: map[lr.EventType]prometheus.Counter{},
+		decodeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_events_decode_failures_total",
+			Help: "Messages that did not decode or validate (bad input), skipped and dead-lettered."}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_events_dead_lettered_total",
+			Help: "Bad messages written to the dead-letter topic."}),
+		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_events_dead_letter_failures_total",
+			Help: "Bad messages that could not be written to the dead-letter topic."}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "liverecall_events_lag_messages",
+			Help: "Messages between the newest high-water mark seen and the next offset to apply, per partition."}, []string{"topic", "partition"}),
+		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "liverecall_events_caught_up",
+			Help: "1 once every partition was applied up to its high-water mark at start."}),
+		brokerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_events_broker_errors_total",
+			Help: "Failed requests to the Kafka brokers (each is retried with backoff)."}),
+		brokerUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "liverecall_events_broker_up",
+			Help: "1 if the last high-water mark poll succeeded."}),
+		sinkBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_sink_batches_total",
+			Help: "Batches written to Postgres and committed to Kafka by the sink."}),
+		sinkEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_sink_events_total",
+			Help: "Events the sink wrote (including replays the database dropped as already written)."}),
+		sinkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "liverecall_sink_batch_seconds",
+			Help: "Time to write one batch to Postgres.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	for _, t := range lr.EventTypes {
+		m.consumedBy[t] = m.consumedVec.WithLabelValues(string(t))
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.lag,
+			m.caughtUp, m.brokerErrors, m.brokerUp, m.sinkBatches, m.sinkEvents, m.sinkSeconds)
+	}
+	return m
+}
+
+func (m *Metrics) consumed(t lr.EventType) {
+	if c := m.consumedBy[t]; c != nil {
+		c.Inc()
+	}
+}
