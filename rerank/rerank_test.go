@@ -1,0 +1,111 @@
+package rerank_test
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+func cand(id int, cat string, mf float32, viewers int, chans ...string) recall.Candidate {
+	return recall.Candidate{Ord: uint32(id), StreamerID: lr.StreamerID(id), MFScore: mf, HasMF: true, Channels: chans,
+		Features: live.Features{StreamerID: lr.StreamerID(id), Category: cat, Viewers: viewers, Age: 30 * time.Minute}}
+}
+
+func order(items []rerank.Item) []lr.StreamerID {
+	var out []lr.StreamerID
+	for _, it := range items {
+		out = append(out, it.StreamerID)
+	}
+	return out
+}
+
+func TestDefaultWeightsOrderByModelScoreAndRepeat(t *testing.T) {
+	cands := []recall.Candidate{
+		cand(1, "a", 0.1, 10, "trending"),
+		cand(2, "b", 0.9, 10, "mf"),
+		cand(3, "c", 0.5, 10, "mf"),
+		cand(4, "d", 0.1, 10, "session"),
+	}
+	ctx := &rerank.Context{User: 1, History: []live.Watch{{StreamerID: 4}, {StreamerID: 4}, {StreamerID: 4}}, Explain: true}
+	items := rerank.Rank(cands, rerank.DefaultWeights(), ctx, 4)
+	if got := order(items); !slices.Equal(got, []lr.StreamerID{4, 2, 3, 1}) {
+		t.Fatalf("order %v, want [4 2 3 1] (repeat viewer first, then by MF score)", got)
+	}
+	if items[0].Why[0].Feature != "repeat_watches" {
+		t.Fatalf("top item's explanation %+v, want repeat_watches first", items[0].Why)
+	}
+	for i := 1; i < len(items); i++ {
+		if items[i].Score > items[i-1].Score {
+			t.Fatalf("scores not descending: %v", items)
+		}
+	}
+}
+
+func TestDiversityCapsOneCategory(t *testing.T) {
+	var cands []recall.Candidate
+	for i := 1; i <= 8; i++ {
+		cands = append(cands, cand(i, "music", float32(1-0.01*float64(i)), 10, "mf"))
+	}
+	cands = append(cands, cand(20, "games", 0.2, 10, "mf"), cand(21, "talk", 0.1, 10, "mf"))
+	items := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{MaxShare: 0.5}, 6)
+	per := map[string]int{}
+	for _, it := range items {
+		per[it.Features.Category]++
+	}
+	if per["music"] != 4 || per["games"] != 1 || per["talk"] != 1 || len(items) != 6 {
+		t.Fatalf("page by category %v (n=%d), want 4 music, 1 games, 1 talk", per, len(items))
+	}
+	// With nothing else to show, held-back items still fill the page.
+	items = rerank.Rank(cands[:8], rerank.DefaultWeights(), &rerank.Context{MaxShare: 0.5}, 6)
+	if len(items) != 6 {
+		t.Fatalf("page of %d, want 6", len(items))
+	}
+}
+
+func TestWeightsValidation(t *testing.T) {
+	if _, err := rerank.ParseWeights([]byte(`{"version":"x","bias":0,"w":[1,2]}`)); lr.ErrorCode(err) != lr.EINVALID {
+		t.Fatalf("short weights accepted: %v", err)
+	}
+	if err := rerank.DefaultWeights().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Training on impressions where followed streamers get watched must raise
+// the follow weight and lower the loss.
+func TestTrainLearnsFromImpressions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var samples []rerank.Sample
+	for i := 0; i < 4000; i++ {
+		x := make([]float64, rerank.NumFeatures)
+		x[4] = rng.Float64() * 5 // log viewers: noise
+		if rng.IntN(3) == 0 {
+			x[11] = 1 // followed
+		}
+		p := 0.05
+		if x[11] == 1 {
+			p = 0.6
+		}
+		samples = append(samples, rerank.Sample{X: x, Label: rng.Float64() < p})
+	}
+	w, err := rerank.Train(samples, rerank.TrainConfig{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := rerank.DefaultWeights()
+	if rerank.LogLoss(samples, w) >= rerank.LogLoss(samples, def) {
+		t.Fatalf("trained loss %.4f not below default %.4f", rerank.LogLoss(samples, w), rerank.LogLoss(samples, def))
+	}
+	if w.W[11] <= 1.5 {
+		t.Fatalf("follow weight %.3f, want > 1.5", w.W[11])
+	}
+	if _, err := rerank.Train(samples[:0], rerank.TrainConfig{}); lr.ErrorCode(err) != lr.EINVALID {
+		t.Fatalf("empty training set: %v", err)
+	}
+}
