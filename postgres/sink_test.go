@@ -97,4 +97,3 @@ func TestWriteEventsPairsAndIsIdempotent(t *testing.T) {
 		t.Errorf("RecentWatches: %v, %v", secs, err)
 	}
 }
-
