@@ -4,79 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/recall/recalltest"
 )
-
-// exactIndex is an exact-scan implementation of recall.Index over a few
-// vectors: the real index is tested against exact search in index/, so
-// recall's tests can use exact search directly.
-type exactIndex struct {
-	mu      sync.Mutex
-	ords    *lr.Ordinals
-	users   map[lr.UserID][]float32
-	items   map[uint32][]float32
-	delay   time.Duration // every Search waits this long (honouring ctx)
-	failing bool
-}
-
-func (x *exactIndex) UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool) {
-	if kind != lr.ModelMF {
-		return nil, false
-	}
-	v, ok := x.users[u]
-	return v, ok
-}
-
-func (x *exactIndex) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool) {
-	if kind != lr.ModelMF {
-		return nil, false
-	}
-	v, ok := x.items[ord]
-	return v, ok
-}
-
-func (x *exactIndex) Version(kind lr.ModelKind) string {
-	if kind == lr.ModelMF {
-		return "mf-test"
-	}
-	return ""
-}
-
-func (x *exactIndex) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error) {
-	if x.delay > 0 {
-		select {
-		case <-time.After(x.delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if x.failing {
-		return nil, fmt.Errorf("index exploded")
-	}
-	var hits []recall.Hit
-	for ord, v := range x.items {
-		if !allowed.Contains(ord) {
-			continue
-		}
-		var s float32
-		for i := range v {
-			s += v[i] * q[i]
-		}
-		hits = append(hits, recall.Hit{Ord: ord, Score: s})
-	}
-	sort.Slice(hits, func(i, j int) bool { return hits[i].Score > hits[j].Score })
-	if len(hits) > k {
-		hits = hits[:k]
-	}
-	return hits, nil
-}
 
 type integrity struct {
 	banned  map[lr.StreamerID]bool
@@ -91,7 +26,7 @@ var t0 = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
 type world struct {
 	ords  *lr.Ordinals
 	state *live.State
-	idx   *exactIndex
+	idx   *recalltest.ExactIndex
 	n     int
 	now   time.Time
 }
@@ -102,17 +37,18 @@ type world struct {
 func newWorld(t *testing.T, liveN, withVec int) *world {
 	w := &world{ords: lr.NewOrdinals(), now: t0}
 	w.state = live.New(live.Config{Ordinals: w.ords, Clock: func() time.Time { return w.now }})
-	w.idx = &exactIndex{ords: w.ords, users: map[lr.UserID][]float32{}, items: map[uint32][]float32{}}
+	w.idx = recalltest.New()
+	w.idx.SetVersion(lr.ModelMF, "mf-test")
 	dim := max(withVec, 3) + 1
 	for id := 1; id <= withVec; id++ {
 		v := make([]float32, dim)
 		v[id] = 1
-		w.idx.items[w.ords.Ordinal(lr.StreamerID(id))] = v
+		w.idx.AddStreamer(lr.ModelMF, w.ords.Ordinal(lr.StreamerID(id)), v)
 	}
 	if withVec > 0 {
 		u := make([]float32, dim)
 		u[3], u[2] = 1, 0.5
-		w.idx.users[7] = u
+		w.idx.AddUser(lr.ModelMF, 7, u)
 	}
 	var evs []lr.Event
 	for id := 1; id <= liveN; id++ {
@@ -261,7 +197,7 @@ func TestLateAndFailingChannelsAreDroppedNotWaitedFor(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t, 5, 5)
-			w.idx.delay, w.idx.failing = c.delay, c.fail
+			w.idx.Delay, w.idx.Failing = c.delay, c.fail
 			e := w.engine(recall.Config{Budget: 20 * time.Millisecond}, nil)
 			start := time.Now()
 			res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})

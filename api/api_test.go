@@ -1,0 +1,282 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/recall/recalltest"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+const token = "s3cret-token"
+
+var t0 = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	srv     *httptest.Server
+	state   *live.State
+	ords    *lr.Ordinals
+	idx     *recalltest.ExactIndex
+	deps    *api.RecallDeps
+	now     time.Time
+	logs    *bytes.Buffer
+	weights rerank.Weights
+	admin   *fakeAdmin
+	imps    *impLog
+	n       int
+}
+
+type fakeAdmin struct{ err error }
+
+func (a *fakeAdmin) Reload(ctx context.Context) (any, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	return map[string]string{"mf": "reloaded"}, nil
+}
+func (a *fakeAdmin) Status() any { return map[string]int{"live": 1} }
+
+type impLog struct{ got [][]api.Impression }
+
+func (l *impLog) Log(imps []api.Impression) { l.got = append(l.got, imps) }
+
+// newFixture: streamers 1..10 have MF vectors (streamer i along axis i);
+// streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{}}
+	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
+	f.idx = recalltest.New()
+	f.idx.SetVersion(lr.ModelMF, "mf-1")
+	for id := 1; id <= 10; id++ {
+		v := make([]float32, 11)
+		v[id] = 1
+		f.idx.AddStreamer(lr.ModelMF, f.ords.Ordinal(lr.StreamerID(id)), v)
+	}
+	u := make([]float32, 11)
+	u[3], u[2], u[9] = 1, 0.5, 0.9
+	f.idx.AddUser(lr.ModelMF, 7, u)
+	var evs []lr.Event
+	for id := 1; id <= 6; id++ {
+		f.n++
+		evs = append(evs, lr.Event{ID: fmt.Sprint("s", id), Type: lr.EventStreamStarted, TS: t0.Add(-time.Hour), StreamerID: lr.StreamerID(id),
+			StreamID: lr.StreamID(100 + id), Category: fmt.Sprint("c", id%3), V: 1})
+	}
+	f.state.Apply(evs)
+	now := func() time.Time { return f.now }
+	reg := prometheus.NewRegistry()
+	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
+	f.deps = &api.RecallDeps{State: f.state, Ordinals: f.ords, Index: f.idx, Now: now, Impressions: f.imps,
+		Weights: func() rerank.Weights { return f.weights }}
+	f.deps.Engine = recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, nil, f.deps.ObserveChannel)
+	f.deps.Engine.RefreshRankings()
+	srv.RegisterRecall(f.deps, reg)
+	srv.RegisterDebug(f.deps, token, false)
+	srv.RegisterAdmin(f.admin, token)
+	f.srv = httptest.NewServer(srv.Handler())
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, ctype, body, auth string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %q", method, path, b)
+	}
+	return resp.StatusCode, out
+}
+
+func recallResp(t *testing.T, f *fixture, body string) api.RecallResponse {
+	t.Helper()
+	resp, err := http.Post(f.srv.URL+"/v1/recall", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var out api.RecallResponse
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRecallReturnsOnlyLiveStreamersInRerankOrder(t *testing.T) {
+	f := newFixture(t)
+	out := recallResp(t, f, `{"user_id":7,"k":5,"debug":true}`)
+	if len(out.Items) != 5 || out.RequestID == "" || out.ModelVersions["mf"] != "mf-1" {
+		t.Fatalf("response %+v", out)
+	}
+	for i, it := range out.Items {
+		if it.StreamerID > 6 {
+			t.Fatalf("offline streamer %d returned", it.StreamerID)
+		}
+		if it.StreamID != 100+it.StreamerID {
+			t.Fatalf("item %+v has the wrong stream id", it)
+		}
+		if i > 0 && it.Score > out.Items[i-1].Score {
+			t.Fatalf("items not in score order: %+v", out.Items)
+		}
+		if it.Debug == nil || len(it.Debug.Features) != rerank.NumFeatures {
+			t.Fatalf("debug item without features: %+v", it)
+		}
+	}
+	// Streamer 9 is nearer than 2 but offline; 3 then 2 lead.
+	if out.Items[0].StreamerID != 3 || out.Items[1].StreamerID != 2 {
+		t.Fatalf("order %d, %d; want 3, 2", out.Items[0].StreamerID, out.Items[1].StreamerID)
+	}
+	if out.Debug == nil || len(out.Debug.Channels) != len(recall.Channels) || out.Debug.TimingsMS["total"] <= 0 {
+		t.Fatalf("debug section %+v", out.Debug)
+	}
+	if len(f.imps.got) != 1 || len(f.imps.got[0]) != 5 || f.imps.got[0][0].RequestID != out.RequestID || f.imps.got[0][4].Position != 4 {
+		t.Fatalf("impressions %+v", f.imps.got)
+	}
+	// The stream of streamer 3 ends: it is gone from the next response.
+	f.state.Apply([]lr.Event{{ID: "end3", Type: lr.EventStreamEnded, TS: t0, StreamerID: 3, StreamID: 103, V: 1}})
+	out = recallResp(t, f, `{"user_id":7,"k":5}`)
+	for _, it := range out.Items {
+		if it.StreamerID == 3 {
+			t.Fatal("streamer 3 recommended after its stream ended")
+		}
+	}
+}
+
+func TestColdStartUserGetsResults(t *testing.T) {
+	f := newFixture(t)
+	out := recallResp(t, f, `{"user_id":424242}`)
+	if len(out.Items) != 6 {
+		t.Fatalf("cold-start user got %d items, want all 6 live", len(out.Items))
+	}
+}
+
+func TestRerankFailureServesRecallOrder(t *testing.T) {
+	f := newFixture(t)
+	f.weights = rerank.Weights{Version: "broken", W: []float64{1}}
+	out := recallResp(t, f, `{"user_id":7,"k":3,"debug":true}`)
+	if len(out.Items) != 3 || out.Debug.RerankFailed == "" {
+		t.Fatalf("items %d, rerank_failed %q", len(out.Items), out.Debug.RerankFailed)
+	}
+}
+
+func TestBadInputGets4xxWithJSONNamingTheProblem(t *testing.T) {
+	f := newFixture(t)
+	big := `{"user_id":7,"exclude":[` + strings.Repeat("1,", 3000) + `1]}`
+	many := `{"user_id":7,"exclude":[` + strings.Repeat("1,", 1000) + `1]}`
+	cases := []struct {
+		name, method, path, ctype, body, auth string
+		status                                int
+		want                                  string
+	}{
+		{"malformed json", "POST", "/v1/recall", "application/json", `{"user_id":7,`, "", 400, "malformed JSON"},
+		{"empty body", "POST", "/v1/recall", "application/json", ``, "", 400, "empty"},
+		{"unknown field", "POST", "/v1/recall", "application/json", `{"user_id":7,"kk":3}`, "", 400, `unknown field "kk"`},
+		{"wrong type", "POST", "/v1/recall", "application/json", `{"user_id":"seven"}`, "", 400, `field "user_id"`},
+		{"missing user", "POST", "/v1/recall", "application/json", `{"k":3}`, "", 400, `field "user_id"`},
+		{"k zero", "POST", "/v1/recall", "application/json", `{"user_id":7,"k":0}`, "", 400, `field "k"`},
+		{"k too big", "POST", "/v1/recall", "application/json", `{"user_id":7,"k":201}`, "", 400, `field "k"`},
+		{"too many excludes", "POST", "/v1/recall", "application/json", many, "", 400, `field "exclude"`},
+		{"context not object", "POST", "/v1/recall", "application/json", `{"user_id":7,"context":[1]}`, "", 400, `field "context"`},
+		{"trailing data", "POST", "/v1/recall", "application/json", `{"user_id":7} {}`, "", 400, "after the request object"},
+		{"oversized body", "POST", "/v1/recall", "application/json", big, "", 413, "larger than"},
+		{"wrong content type", "POST", "/v1/recall", "text/plain", `{"user_id":7}`, "", 400, "content type"},
+		{"wrong method", "GET", "/v1/recall", "", ``, "", 405, ""},
+		{"neighbors without token", "GET", "/v1/debug/neighbors?user_id=7", "", ``, "", 401, "missing bearer token"},
+		{"neighbors wrong token", "GET", "/v1/debug/neighbors?user_id=7", "", ``, "nope", 401, "wrong bearer token"},
+		{"neighbors unknown user", "GET", "/v1/debug/neighbors?user_id=999", "", ``, token, 404, "user 999 has no mf embedding"},
+		{"neighbors unknown streamer", "GET", "/v1/debug/neighbors?streamer_id=999", "", ``, token, 404, "streamer 999"},
+		{"neighbors bad model", "GET", "/v1/debug/neighbors?user_id=7&model=svd", "", ``, token, 400, "unknown model kind"},
+		{"neighbors both ids", "GET", "/v1/debug/neighbors?user_id=7&streamer_id=1", "", ``, token, 400, "exactly one"},
+		{"neighbors bad k", "GET", "/v1/debug/neighbors?user_id=7&k=x", "", ``, token, 400, `"k"`},
+		{"neighbors bad live", "GET", "/v1/debug/neighbors?user_id=7&live=some", "", ``, token, 400, `"live"`},
+		{"neighbors unknown param", "GET", "/v1/debug/neighbors?user=7", "", ``, token, 400, `unknown query parameter "user"`},
+		{"admin without token", "POST", "/v1/admin/reload", "", ``, "", 401, "missing bearer token"},
+		{"status wrong token", "GET", "/v1/admin/status", "", ``, "x" + token, 401, "wrong bearer token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := f.do(t, c.method, c.path, c.ctype, c.body, c.auth)
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			if status != c.status || e == nil || !strings.Contains(msg, c.want) {
+				t.Fatalf("status %d body %v; want %d with message containing %q", status, body, c.status, c.want)
+			}
+		})
+	}
+	if strings.Contains(f.logs.String(), token) {
+		t.Fatal("the token appears in the logs")
+	}
+}
+
+func TestInternalErrorHidesDetailsAndGivesRequestID(t *testing.T) {
+	f := newFixture(t)
+	f.admin.err = errors.New("pq: password authentication failed for user secret_user")
+	status, body := f.do(t, "POST", "/v1/admin/reload", "", "", token)
+	e := body["error"].(map[string]any)
+	if status != 500 || e["message"] != "internal error" || e["request_id"] == "" {
+		t.Fatalf("status %d body %v", status, body)
+	}
+	if strings.Contains(fmt.Sprint(body), "secret_user") || !strings.Contains(f.logs.String(), "secret_user") {
+		t.Fatal("internal details must go to the log only")
+	}
+	f.admin.err = nil
+	if status, body := f.do(t, "POST", "/v1/admin/reload", "", "", token); status != 200 || body["mf"] != "reloaded" {
+		t.Fatalf("reload: %d %v", status, body)
+	}
+}
+
+func TestNeighborsEqualExactSearch(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		query string
+		want  []float64
+	}{
+		{"user_id=7&live=only&k=3", []float64{3, 2, 1}}, // 9 is offline; 1 ties with 4..6 at 0 and wins by ordinal
+		{"user_id=7&live=all&k=3", []float64{3, 9, 2}},  // all streamers
+		{"streamer_id=3&live=all&k=2", []float64{1, 2}}, // itself excluded; the rest tie at 0
+	} {
+		status, body := f.do(t, "GET", "/v1/debug/neighbors?"+c.query, "", "", token)
+		if status != 200 {
+			t.Fatalf("%s: %d %v", c.query, status, body)
+		}
+		ns := body["neighbors"].([]any)
+		var got []float64
+		for _, n := range ns {
+			got = append(got, n.(map[string]any)["streamer_id"].(float64))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Fatalf("%s: neighbours %v, want %v", c.query, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,326 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+// Limits of a recall request.
+const (
+	MaxK        = 200
+	DefaultK    = 20
+	MaxExclude  = 1000
+	MaxCtxBytes = 4096
+)
+
+// Impression is one item shown in one response.
+type Impression struct {
+	RequestID  string    `json:"request_id"`
+	UserID     int64     `json:"user_id"`
+	StreamerID int64     `json:"streamer_id"`
+	StreamID   int64     `json:"stream_id"`
+	Position   int       `json:"position"`
+	Score      float64   `json:"score"`
+	Channels   []string  `json:"channels"`
+	Versions   string    `json:"model_versions"`
+	ShownAt    time.Time `json:"shown_at"`
+}
+
+// ImpressionLogger takes a response's impressions. It must not block: an
+// implementation buffers and drops (and counts) when full.
+type ImpressionLogger interface {
+	Log(imps []Impression)
+}
+
+// RecallDeps is what the recall and debug routes need.
+type RecallDeps struct {
+	Engine      *recall.Engine
+	State       *live.State
+	Ordinals    *lr.Ordinals
+	Index       recall.Index             // for the neighbours endpoint
+	Weights     func() rerank.Weights    // the current reranker weights
+	NCF         func() rerank.NCFScorer  // the current NeuMF scorer, may return nil
+	Impressions ImpressionLogger         // may be nil
+	Now         func() time.Time         // default time.Now
+	stage       *prometheus.HistogramVec // set by RegisterRecall
+	channels    *prometheus.CounterVec   // set by RegisterRecall
+	rerankFails prometheus.Counter       // set by RegisterRecall
+}
+
+// RecallRequest is the body of POST /v1/recall.
+type RecallRequest struct {
+	UserID  int64           `json:"user_id"`
+	K       *int            `json:"k,omitempty"`
+	Exclude []int64         `json:"exclude,omitempty"`
+	Context json.RawMessage `json:"context,omitempty"`
+	Debug   bool            `json:"debug,omitempty"`
+}
+
+// RecallItem is one recommended streamer.
+type RecallItem struct {
+	StreamerID int64      `json:"streamer_id"`
+	StreamID   int64      `json:"stream_id"`
+	Score      float64    `json:"score"`
+	Channels   []string   `json:"channels"`
+	Debug      *ItemDebug `json:"debug,omitempty"`
+}
+
+// ItemDebug explains one item (debug requests only).
+type ItemDebug struct {
+	Features map[string]float64    `json:"features"`
+	Why      []rerank.Contribution `json:"why"`
+	Live     live.Features         `json:"live"`
+	Notes    map[string]string     `json:"notes,omitempty"`
+}
+
+// RecallResponse is the body of a successful POST /v1/recall.
+type RecallResponse struct {
+	RequestID     string            `json:"request_id"`
+	Items         []RecallItem      `json:"items"`
+	ModelVersions map[string]string `json:"model_versions"`
+	Debug         *ResponseDebug    `json:"debug,omitempty"`
+}
+
+// ResponseDebug is the request-level part of a debug response.
+type ResponseDebug struct {
+	Channels     []recall.Outcome   `json:"channels"`
+	Filtered     map[string]int     `json:"filtered"`
+	TimingsMS    map[string]float64 `json:"timings_ms"`
+	UserKnown    bool               `json:"user_known"`
+	RerankFailed string             `json:"rerank_failed,omitempty"`
+	Candidates   int                `json:"candidates"`
+}
+
+// RegisterRecall adds POST /v1/recall and its metrics.
+func (s *Server) RegisterRecall(d *RecallDeps, reg prometheus.Registerer) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	d.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "liverecall_recall_stage_seconds",
+		Help:    "Time spent in each stage of a recall request.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .002, .004, .008, .016, .05},
+	}, []string{"stage"})
+	d.channels = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_recall_channel_outcomes_total",
+		Help: "Recall channel outcomes (ok, timeout, error, skipped) by channel.",
+	}, []string{"channel", "status"})
+	d.rerankFails = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "liverecall_rerank_failures_total",
+		Help: "Requests served in recall order because reranking failed.",
+	})
+	reg.MustRegister(d.stage, d.channels, d.rerankFails)
+	s.e.POST("/v1/recall", func(c echo.Context) error { return s.recall(c, d) })
+}
+
+// ObserveChannel is the recall engine's observe hook (see recall.New).
+func (d *RecallDeps) ObserveChannel(channel, status string, took time.Duration) {
+	if d.channels != nil {
+		d.channels.WithLabelValues(channel, status).Inc()
+	}
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// decodeJSON reads a JSON body strictly: the content type must be JSON,
+// unknown fields and trailing data are refused, and the error names the
+// field or the position that is wrong.
+func decodeJSON(c echo.Context, v any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return &lr.Error{Code: lr.EINVALID, Message: fmt.Sprintf("content type must be application/json, got %q", ct)}
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return lr.Errorf(lr.EINVALID, "cannot read the request body")
+	}
+	return DecodeStrict(body, v)
+}
+
+// DecodeStrict decodes one JSON value from body into v, refusing unknown
+// fields and trailing data, with an EINVALID error naming the problem.
+func DecodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return lr.Errorf(lr.EINVALID, "request body is empty")
+		case errors.As(err, &se):
+			return lr.Errorf(lr.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
+		case errors.As(err, &te):
+			return lr.Errorf(lr.EINVALID, "field %q: expected %s, got %s", te.Field, te.Type, te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return lr.Errorf(lr.EINVALID, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return lr.Errorf(lr.EINVALID, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return lr.Errorf(lr.EINVALID, "malformed JSON: data after the request object")
+	}
+	return nil
+}
+
+// Validate checks a decoded request and returns k.
+func (r *RecallRequest) Validate() (int, error) {
+	if r.UserID <= 0 {
+		return 0, lr.Errorf(lr.EINVALID, "field \"user_id\": required and must be positive")
+	}
+	k := DefaultK
+	if r.K != nil {
+		k = *r.K
+		if k < 1 || k > MaxK {
+			return 0, lr.Errorf(lr.EINVALID, "field \"k\": must be between 1 and %d, got %d", MaxK, k)
+		}
+	}
+	if len(r.Exclude) > MaxExclude {
+		return 0, lr.Errorf(lr.EINVALID, "field \"exclude\": at most %d ids, got %d", MaxExclude, len(r.Exclude))
+	}
+	if len(r.Context) > 0 {
+		if len(r.Context) > MaxCtxBytes {
+			return 0, lr.Errorf(lr.EINVALID, "field \"context\": larger than %d bytes", MaxCtxBytes)
+		}
+		if t := bytes.TrimSpace(r.Context); len(t) == 0 || (t[0] != '{' && string(t) != "null") {
+			return 0, lr.Errorf(lr.EINVALID, "field \"context\": must be an object")
+		}
+	}
+	return k, nil
+}
+
+func (s *Server) recall(c echo.Context, d *RecallDeps) error {
+	start := time.Now()
+	var req RecallRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	k, err := req.Validate()
+	if err != nil {
+		return err
+	}
+	rid := newRequestID()
+	c.Response().Header().Set(echo.HeaderXRequestID, rid)
+	excl := make([]lr.StreamerID, len(req.Exclude))
+	for i, id := range req.Exclude {
+		excl[i] = lr.StreamerID(id)
+	}
+	tDecode := time.Since(start)
+
+	res, err := d.Engine.Recall(c.Request().Context(), recall.Request{User: lr.UserID(req.UserID), K: k, Exclude: excl})
+	if err != nil {
+		return err
+	}
+	tRecall := time.Since(start) - tDecode
+
+	items, rerankErr := rerankSafely(res.Candidates, d, lr.UserID(req.UserID), req.Debug, k)
+	if rerankErr != nil {
+		d.rerankFails.Inc()
+		s.log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)
+	}
+	tRerank := time.Since(start) - tDecode - tRecall
+
+	now := d.Now()
+	resp := RecallResponse{RequestID: rid, ModelVersions: res.Versions, Items: make([]RecallItem, 0, len(items))}
+	shown := make([]lr.StreamerID, 0, len(items))
+	imps := make([]Impression, 0, len(items))
+	versions := versionString(res.Versions)
+	for pos, it := range items {
+		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.Features.StreamID), Score: it.Score, Channels: it.Channels}
+		if req.Debug {
+			fm := map[string]float64{}
+			for j, v := range it.Vector {
+				fm[rerank.FeatureNames[j]] = v
+			}
+			ri.Debug = &ItemDebug{Features: fm, Why: it.Why, Live: it.Features, Notes: it.Extra}
+		}
+		resp.Items = append(resp.Items, ri)
+		shown = append(shown, it.StreamerID)
+		imps = append(imps, Impression{RequestID: rid, UserID: req.UserID, StreamerID: ri.StreamerID, StreamID: ri.StreamID,
+			Position: pos, Score: it.Score, Channels: it.Channels, Versions: versions, ShownAt: now})
+	}
+	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
+	if d.Impressions != nil && len(imps) > 0 {
+		d.Impressions.Log(imps)
+	}
+	d.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
+	d.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
+	d.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
+	if req.Debug {
+		resp.Debug = &ResponseDebug{Channels: res.Outcomes, Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: len(res.Candidates),
+			TimingsMS: map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(start))}}
+		if rerankErr != nil {
+			resp.Debug.RerankFailed = rerankErr.Error()
+		}
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func versionString(v map[string]string) string {
+	var parts []string
+	for _, k := range []string{"mf", "ncf"} {
+		if v[k] != "" {
+			parts = append(parts, k+"="+v[k])
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// rerankSafely reranks, and on any failure (a panic included) returns the
+// recall order with the channels' scores.
+func rerankSafely(cands []recall.Candidate, d *RecallDeps, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rerank panicked: %v", r)
+			items = recallOrder(cands, k)
+		}
+	}()
+	w := rerank.DefaultWeights()
+	if d.Weights != nil {
+		w = d.Weights()
+	}
+	if err := w.Validate(); err != nil {
+		return recallOrder(cands, k), err
+	}
+	rc := &rerank.Context{User: u, History: d.State.History(u), Follows: d.State.Follows(u), Now: d.Now(), Explain: explain}
+	if d.NCF != nil {
+		rc.NCF = d.NCF()
+	}
+	return rerank.Rank(cands, w, rc, k), nil
+}
+
+func recallOrder(cands []recall.Candidate, k int) []rerank.Item {
+	n := min(k, len(cands))
+	out := make([]rerank.Item, n)
+	for i := 0; i < n; i++ {
+		out[i] = rerank.Item{Candidate: cands[i], Score: float64(cands[i].ChanScore)}
+	}
+	return out
+}
