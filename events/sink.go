@@ -1,0 +1,262 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// SinkStore writes a batch of events durably and idempotently by event id
+// (postgres.DB.WriteEvents through a small adapter). It returns only once
+// the batch is committed.
+type SinkStore interface {
+	WriteEvents(ctx context.Context, evs []lr.Event) error
+}
+
+// SinkStoreFunc adapts a function to SinkStore.
+type SinkStoreFunc func(ctx context.Context, evs []lr.Event) error
+
+// WriteEvents calls f.
+func (f SinkStoreFunc) WriteEvents(ctx context.Context, evs []lr.Event) error { return f(ctx, evs) }
+
+// SinkConfig configures a Sink.
+type SinkConfig struct {
+	Brokers []string
+	Topics  []string // default [DefaultTopic]
+	// GroupID is the consumer group; replicas of the sink share the
+	// partitions. Default "liverecall-sink".
+	GroupID         string
+	DeadLetterTopic string // default DefaultDeadLetterTopic
+	// BatchSize and BatchWait bound a batch: it is written when it holds
+	// BatchSize messages or BatchWait after its first message.
+	// Defaults 5000 and 500 ms.
+	BatchSize  int
+	BatchWait  time.Duration
+	MaxFuture  time.Duration
+	MaxBackoff time.Duration // default 5 s
+	// SessionTimeout of the group membership. Default 10 s.
+	SessionTimeout time.Duration
+	Log            *slog.Logger
+	Metrics        *Metrics
+
+	// afterWrite, if set, runs between the database commit and the offset
+	// commit; an error from it stops Run without committing (tests use it
+	// to simulate a crash there).
+	afterWrite func() error
+}
+
+// Sink copies events from Kafka to Postgres as training data. It reads in a
+// consumer group with FetchMessage, writes each batch in one database
+// transaction, and commits the batch's offsets only after that transaction
+// committed: a crash in between replays the batch, which the idempotent
+// store drops. Bad messages are dead-lettered and their offsets committed
+// with the batch.
+type Sink struct {
+	cfg   SinkConfig
+	store SinkStore
+	m     *Metrics
+	dlq   *dlqWriter
+}
+
+// NewSink returns a Sink; Run starts it.
+func NewSink(cfg SinkConfig, store SinkStore) (*Sink, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, lr.Errorf(lr.EINVALID, "sink: no Kafka brokers configured")
+	}
+	if len(cfg.Topics) == 0 {
+		cfg.Topics = []string{DefaultTopic}
+	}
+	if cfg.GroupID == "" {
+		cfg.GroupID = "liverecall-sink"
+	}
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = DefaultDeadLetterTopic
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 500 * time.Millisecond
+	}
+	if cfg.MaxFuture <= 0 {
+		cfg.MaxFuture = DefaultMaxFuture
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &Sink{cfg: cfg, store: store, m: cfg.Metrics}
+	s.dlq = newDLQWriter(cfg.Brokers, cfg.DeadLetterTopic, cfg.Log, s.m)
+	return s, nil
+}
+
+// errCrash stops Run without committing (see afterWrite).
+var errCrash = errors.New("sink stopped between database commit and offset commit")
+
+// Run copies until ctx ends (then it returns nil) or the simulated crash of
+// a test. Database and broker failures are retried with backoff; a batch is
+// never skipped.
+func (s *Sink) Run(ctx context.Context) error {
+	defer s.dlq.close()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        s.cfg.Brokers,
+		GroupID:        s.cfg.GroupID,
+		GroupTopics:    s.cfg.Topics,
+		StartOffset:    kafka.FirstOffset, // a new group starts from the oldest retained event
+		MinBytes:       1,
+		MaxBytes:       8 << 20,
+		MaxWait:        200 * time.Millisecond,
+		CommitInterval: 0, // synchronous commits, only when asked
+		SessionTimeout: s.cfg.SessionTimeout,
+		// HeartbeatInterval must stay well below SessionTimeout.
+		HeartbeatInterval: s.cfg.SessionTimeout / 5,
+		RebalanceTimeout:  s.cfg.SessionTimeout,
+		ReadBackoffMax:    s.cfg.MaxBackoff,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			s.cfg.Log.Debug("kafka sink reader: " + fmt.Sprintf(f, a...))
+		}),
+	})
+	defer r.Close()
+	msgs := make([]kafka.Message, 0, s.cfg.BatchSize)
+	evs := make([]lr.Event, 0, s.cfg.BatchSize)
+	for {
+		msgs, evs = msgs[:0], evs[:0]
+		if err := s.fetch(ctx, r, &msgs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		now := time.Now()
+		for _, msg := range msgs {
+			ev, err := Decode(msg.Value, now, s.cfg.MaxFuture)
+			if err != nil {
+				s.m.decodeFailures.Inc()
+				s.cfg.Log.Warn("bad event skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+				s.dlq.send(msg, err)
+				continue
+			}
+			s.m.consumed(ev.Type)
+			evs = append(evs, ev)
+		}
+		t0 := time.Now()
+		if err := s.write(ctx, evs); err != nil {
+			return nil // ctx ended while retrying
+		}
+		s.m.sinkSeconds.Observe(time.Since(t0).Seconds())
+		if s.cfg.afterWrite != nil {
+			if err := s.cfg.afterWrite(); err != nil {
+				return errCrash
+			}
+		}
+		if err := s.commit(ctx, r, msgs); err != nil {
+			return nil
+		}
+		s.m.sinkBatches.Inc()
+		s.m.sinkEvents.Add(float64(len(evs)))
+	}
+}
+
+// fetch fills msgs with one batch: it blocks for the first message, then
+// takes more until the batch is full or BatchWait has passed.
+func (s *Sink) fetch(ctx context.Context, r *kafka.Reader, msgs *[]kafka.Message) error {
+	attempt := 0
+	for len(*msgs) == 0 {
+		msg, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.m.brokerErrors.Inc()
+			d := backoff(attempt, s.cfg.MaxBackoff)
+			attempt++
+			s.cfg.Log.Warn("sink fetch failed; retrying", "err", err, "retry_in", d)
+			if !sleepCtx(ctx, d) {
+				return ctx.Err()
+			}
+			continue
+		}
+		*msgs = append(*msgs, msg)
+	}
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.BatchWait)
+	defer cancel()
+	for len(*msgs) < s.cfg.BatchSize {
+		msg, err := r.FetchMessage(bctx)
+		if err != nil {
+			break // the wait is over (or a fetch error: write what we have)
+		}
+		*msgs = append(*msgs, msg)
+	}
+	return nil
+}
+
+func (s *Sink) write(ctx context.Context, evs []lr.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.store.WriteEvents(ctx, evs)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := backoff(attempt, s.cfg.MaxBackoff)
+		s.cfg.Log.Error("sink database write failed; retrying the batch", "events", len(evs), "err", err, "retry_in", d)
+		if !sleepCtx(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// commit commits the offsets of msgs, trying three times. If it still
+// fails (e.g. the group rebalanced and another member owns the partition
+// now), the batch will be read again and dropped by the idempotent store, so
+// the sink goes on.
+func (s *Sink) commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message) error {
+	for attempt := 0; ; attempt++ {
+		err := r.CommitMessages(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 2 {
+			s.cfg.Log.Warn("sink offset commit failed; the batch will be replayed and dropped as already written", "err", err)
+			return nil
+		}
+		s.m.brokerErrors.Inc()
+		d := backoff(attempt, s.cfg.MaxBackoff)
+		s.cfg.Log.Warn("sink offset commit failed; retrying", "err", err, "retry_in", d)
+		if !sleepCtx(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
