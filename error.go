@@ -3,6 +3,7 @@ package liverecall
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error codes. They are translated to transport status codes in exactly one
@@ -26,17 +27,16 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := e.Message
-	if e.Op != "" {
-		s = e.Op + ": " + s
+	parts := make([]string, 0, 3)
+	for _, p := range []string{e.Op, e.Message} {
+		if p != "" {
+			parts = append(parts, p)
+		}
 	}
 	if e.Err != nil {
-		if s == "" {
-			return e.Err.Error()
-		}
-		s += ": " + e.Err.Error()
+		parts = append(parts, e.Err.Error())
 	}
-	return s
+	return strings.Join(parts, ": ")
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -52,9 +52,9 @@ func (a *fakeAdmin) Reload(ctx context.Context) (any, error) {
 }
 func (a *fakeAdmin) Status() any { return map[string]int{"live": 1} }
 
-type impLog struct{ got [][]api.Impression }
+type impLog struct{ got [][]lr.Impression }
 
-func (l *impLog) Log(imps []api.Impression) { l.got = append(l.got, imps) }
+func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 
 // newFixture: streamers 1..10 have MF vectors (streamer i along axis i);
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.

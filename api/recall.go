@@ -30,23 +30,10 @@ const (
 	MaxCtxBytes = 4096
 )
 
-// Impression is one item shown in one response.
-type Impression struct {
-	RequestID  string    `json:"request_id"`
-	UserID     int64     `json:"user_id"`
-	StreamerID int64     `json:"streamer_id"`
-	StreamID   int64     `json:"stream_id"`
-	Position   int       `json:"position"`
-	Score      float64   `json:"score"`
-	Channels   []string  `json:"channels"`
-	Versions   string    `json:"model_versions"`
-	ShownAt    time.Time `json:"shown_at"`
-}
-
 // ImpressionLogger takes a response's impressions. It must not block: an
 // implementation buffers and drops (and counts) when full.
 type ImpressionLogger interface {
-	Log(imps []Impression)
+	Log(imps []lr.Impression)
 }
 
 // RecallDeps is what the recall and debug routes need.
@@ -248,7 +235,7 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	now := d.Now()
 	resp := RecallResponse{RequestID: rid, ModelVersions: res.Versions, Items: make([]RecallItem, 0, len(items))}
 	shown := make([]lr.StreamerID, 0, len(items))
-	imps := make([]Impression, 0, len(items))
+	imps := make([]lr.Impression, 0, len(items))
 	versions := versionString(res.Versions)
 	for pos, it := range items {
 		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.Features.StreamID), Score: it.Score, Channels: it.Channels}
@@ -261,8 +248,8 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 		}
 		resp.Items = append(resp.Items, ri)
 		shown = append(shown, it.StreamerID)
-		imps = append(imps, Impression{RequestID: rid, UserID: req.UserID, StreamerID: ri.StreamerID, StreamID: ri.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, Versions: versions, ShownAt: now})
+		imps = append(imps, lr.Impression{RequestID: rid, UserID: lr.UserID(req.UserID), StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now})
 	}
 	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
 	if d.Impressions != nil && len(imps) > 0 {

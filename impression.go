@@ -1,0 +1,17 @@
+package liverecall
+
+import "time"
+
+// Impression is one item shown in one recall response: the unit the
+// reranker learns from and the record of what was recommended.
+type Impression struct {
+	RequestID     string     `json:"request_id"`
+	UserID        UserID     `json:"user_id"`
+	StreamerID    StreamerID `json:"streamer_id"`
+	StreamID      StreamID   `json:"stream_id"`
+	Position      int        `json:"position"`
+	Score         float64    `json:"score"`
+	Channels      []string   `json:"channels"`
+	ModelVersions string     `json:"model_versions"`
+	ShownAt       time.Time  `json:"shown_at"`
+}

@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// WriteImpressions stores imps idempotently: a replayed impression (same
+// shown_at, request id and position) is dropped by the primary key.
+func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error {
+	if len(imps) == 0 {
+		return nil
+	}
+	return lr.E("postgres.WriteImpressions", lr.EINTERNAL, pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE imp_in (LIKE impressions INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		i := 0
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"imp_in"},
+			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i == len(imps) {
+					return nil, nil
+				}
+				im := imps[i]
+				i++
+				if im.Channels == nil {
+					im.Channels = []string{}
+				}
+				return []any{im.ShownAt, im.RequestID, int16(im.Position), int64(im.UserID), int64(im.StreamerID), int64(im.StreamID),
+					float32(im.Score), im.Channels, im.ModelVersions}, nil
+			})); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO impressions SELECT * FROM imp_in ON CONFLICT DO NOTHING`)
+		return err
+	}))
+}
+
+// EnsureImpressionPartitions creates the daily partitions from today for days days.
+func (db *DB) EnsureImpressionPartitions(ctx context.Context, days int) (int, error) {
+	var made int
+	err := db.Pool.QueryRow(ctx, `SELECT create_impression_partitions($1::date, $2)`, time.Now().UTC().Format("2006-01-02"), days).Scan(&made)
+	return made, lr.E("postgres.EnsureImpressionPartitions", lr.EINTERNAL, err)
+}
+
+// LabeledImpression is an impression with what the user did next.
+type LabeledImpression struct {
+	lr.Impression
+	Watched bool // a watch of the streamer of at least minSeconds began within window
+}
+
+// LabeledImpressions streams the impressions shown since `since`, each
+// labelled with whether the user started watching that streamer within
+// window after it was shown and stayed at least minSeconds.
+func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window time.Duration, minSeconds int, fn func(LabeledImpression) error) error {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT i.shown_at, i.request_id, i.position, i.user_id, i.streamer_id, i.stream_id, i.score, i.channels, i.model_versions,
+		       EXISTS (SELECT 1 FROM watch_sessions w
+		                WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
+		                  AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $2 * interval '1 second'
+		                  AND w.seconds >= $3)
+		FROM impressions i WHERE i.shown_at >= $1 ORDER BY i.shown_at, i.request_id, i.position`,
+		since, window.Seconds(), minSeconds)
+	if err != nil {
+		return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var li LabeledImpression
+		var pos int16
+		var score float32
+		var uid, sid, stid int64
+		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Watched); err != nil {
+			return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
+		}
+		li.Position, li.Score, li.UserID, li.StreamerID, li.StreamID = int(pos), float64(score), lr.UserID(uid), lr.StreamerID(sid), lr.StreamID(stid)
+		if err := fn(li); err != nil {
+			return err
+		}
+	}
+	return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, rows.Err())
+}

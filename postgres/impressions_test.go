@@ -1,0 +1,63 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+func TestImpressionsIdempotentAndLabeled(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if made, err := db.EnsureImpressionPartitions(ctx, 3); err != nil || made != 3 {
+		t.Fatalf("partitions made %d, err %v", made, err)
+	}
+	if made, _ := db.EnsureImpressionPartitions(ctx, 3); made != 0 {
+		t.Fatalf("second call made %d partitions, want 0", made)
+	}
+	imps := []lr.Impression{
+		{RequestID: "r1", UserID: 1, StreamerID: 10, StreamID: 100, Position: 0, Score: 0.9, Channels: []string{"mf"}, ModelVersions: "mf=a", ShownAt: now},
+		{RequestID: "r1", UserID: 1, StreamerID: 11, StreamID: 110, Position: 1, Score: 0.5, Channels: []string{"trending", "fresh"}, ShownAt: now},
+		{RequestID: "r2", UserID: 2, StreamerID: 10, StreamID: 100, Position: 0, Score: 0.7, ShownAt: now.Add(-48 * time.Hour)}, // default partition
+	}
+	for i := 0; i < 2; i++ { // the replay changes nothing
+		if err := db.WriteImpressions(ctx, imps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	db.Pool.QueryRow(ctx, `SELECT count(*) FROM impressions`).Scan(&n)
+	if n != 3 {
+		t.Fatalf("%d impressions stored, want 3", n)
+	}
+	// User 1 watched streamer 10 for 120 s starting a minute after the
+	// impression; streamer 11 only for 5 s.
+	_, err := db.WriteEvents(ctx, []lr.Event{
+		{ID: "j1", Type: lr.EventViewerJoined, TS: now.Add(time.Minute), StreamerID: 10, StreamID: 100, UserID: 1, V: 1},
+		{ID: "l1", Type: lr.EventViewerLeft, TS: now.Add(3 * time.Minute), StreamerID: 10, StreamID: 100, UserID: 1, V: 1},
+		{ID: "j2", Type: lr.EventViewerJoined, TS: now.Add(time.Minute), StreamerID: 11, StreamID: 110, UserID: 1, V: 1},
+		{ID: "l2", Type: lr.EventViewerLeft, TS: now.Add(time.Minute + 5*time.Second), StreamerID: 11, StreamID: 110, UserID: 1, V: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[lr.StreamerID]bool{}
+	err = db.LabeledImpressions(ctx, now.Add(-time.Hour), 10*time.Minute, 30, func(li postgres.LabeledImpression) error {
+		got[li.StreamerID] = li.Watched
+		if li.StreamerID == 11 && len(li.Channels) != 2 {
+			t.Errorf("channels %v", li.Channels)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[10] || got[11] {
+		t.Fatalf("labels %v, want 10 watched and 11 not", got)
+	}
+}
