@@ -40,6 +40,7 @@ type fixture struct {
 	admin   *fakeAdmin
 	imps    *impLog
 	n       int
+	routes  []string
 }
 
 type fakeAdmin struct{ err error }
@@ -88,6 +89,9 @@ func newFixture(t *testing.T) *fixture {
 	srv.RegisterRecall(f.deps, reg)
 	srv.RegisterDebug(f.deps, token, false)
 	srv.RegisterAdmin(f.admin, token)
+	for _, r := range srv.Echo().Routes() {
+		f.routes = append(f.routes, r.Method+" "+r.Path)
+	}
 	f.srv = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.srv.Close)
 	return f

@@ -14,7 +14,7 @@ import (
 	"github.com/liverecall/liverecall/recall"
 )
 
-//go:embed static/debug.html
+//go:embed static/debug.html static/openapi.json
 var staticFS embed.FS
 
 // Neighbor is one row of GET /v1/debug/neighbors.

@@ -55,6 +55,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
+	e.GET("/openapi.json", func(c echo.Context) error {
+		b, err := staticFS.ReadFile("static/openapi.json")
+		if err != nil {
+			return err
+		}
+		return c.JSONBlob(http.StatusOK, b)
+	})
 	return s
 }
 
