@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/postgres"
+)
+
+// Kafka topic settings, shared by every subcommand that reads or writes events.
+var (
+	sEventsTopic     = defSetting(setting{"events-topic", "LIVERECALL_EVENTS_TOPIC", events.DefaultTopic, "comma-separated live event topics"})
+	sDeadLetterTopic = defSetting(setting{"dead-letter-topic", "LIVERECALL_DEAD_LETTER_TOPIC", events.DefaultDeadLetterTopic, "topic that receives events that do not decode"})
+	sSinkGroup       = defSetting(setting{"sink-group", "LIVERECALL_SINK_GROUP", "liverecall-sink", "consumer group of the sink"})
+	sSinkBatch       = defSetting(setting{"sink-batch-size", "LIVERECALL_SINK_BATCH_SIZE", "5000", "most events the sink writes in one transaction"})
+	sSinkWait        = defSetting(setting{"sink-batch-wait", "LIVERECALL_SINK_BATCH_WAIT", "500ms", "longest a sink batch waits to fill"})
+	sSinkMetrics     = defSetting(setting{"sink-metrics-addr", "LIVERECALL_SINK_METRICS_ADDR", "", "address to serve the sink's /metrics on (empty: none)"})
+)
+
+func init() {
+	register(&command{name: "sink", summary: "copy events from Kafka to Postgres (training data)", run: runSink})
+}
+
+// splitCommaList splits a comma-separated setting, dropping blanks.
+func splitCommaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runSink(ctx context.Context, app *App, args []string) error {
+	f := newFlags(app, "sink")
+	dbURL, brokers, topics, dlq := f.String(sDatabaseURL), f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic)
+	group, batch, wait, metricsAddr := f.String(sSinkGroup), f.Int(sSinkBatch), f.Duration(sSinkWait), f.String(sSinkMetrics)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if len(splitCommaList(*brokers)) == 0 {
+		return lr.Errorf(lr.EINVALID, "no Kafka brokers: set --kafka-brokers or LIVERECALL_KAFKA_BROKERS")
+	}
+	db, err := postgres.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	m := events.NewMetrics(reg)
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				app.Log.Error("sink metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	store := events.SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {
+		r, err := db.WriteEvents(ctx, evs)
+		if err == nil {
+			app.Log.Debug("sink batch", "new", r.New, "replayed", r.Replayed, "sessions", r.Sessions, "gifts", r.Gifts, "unpaired_leaves", r.Unpaired)
+		}
+		return err
+	})
+	s, err := events.NewSink(events.SinkConfig{Brokers: splitCommaList(*brokers), Topics: splitCommaList(*topics), DeadLetterTopic: *dlq,
+		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m}, store)
+	if err != nil {
+		return err
+	}
+	app.Log.Info("sink running", "topics", *topics, "group", *group)
+	if err := s.Run(ctx); err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	return nil
+}
