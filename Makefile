@@ -8,7 +8,7 @@ QUICK     ?=
 BENCHOUT  := .bench
 export QUICK
 
-.PHONY: all build test test-short vet fmt-check deps postgres bench bench-quick \
+.PHONY: all build tools test test-short vet fmt-check deps postgres bench bench-quick \
         bench-index bench-events bench-embed bench-recall bench-quality demo clean
 
 all: build
@@ -18,6 +18,19 @@ deps:
 
 build: deps
 	$(GO) build -o bin/liverecall ./cmd/liverecall
+
+# Debian packages the tests use: kcat (an independent Kafka client for the
+# interop test) and chromium (the debug page's browser test). Installed only
+# when missing.
+DEB_TOOLS := kcat:kcat chromium:chromium
+tools:
+	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Starts the local PostgreSQL cluster of this kind of machine when it is not
 # answering (no-op when DATABASE_URL points elsewhere or it is already up).
@@ -37,7 +50,7 @@ fmt-check:
 
 # The test command of README.md and CI: vet, format, then every test with
 # the race detector (packages run two at a time on this 2-core machine).
-test: deps postgres vet fmt-check
+test: deps tools postgres vet fmt-check
 	$(GO) test -race -p 2 -timeout 20m -count=1 $(PKGS)
 
 test-short: deps
