@@ -1,0 +1,53 @@
+package api_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The debug page, served from the binary, renders neighbours in a real
+// browser: headless Chromium loads it, the page's script calls the
+// neighbours endpoint with the token, and the DOM it leaves holds the rows.
+func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: install Debian's chromium package (make tools does)")
+	}
+	f := newFixture(t)
+	dir := t.TempDir()
+	dump := func(fragment string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+			"--user-data-dir="+dir, "--virtual-time-budget=5000", "--dump-dom", f.srv.URL+"/debug/#"+fragment)
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("chromium: %v", err)
+		}
+		return string(out)
+	}
+	dom := dump("user_id=7&model=mf&live=only&k=3&token=" + token)
+	rows := regexp.MustCompile(`<tr data-streamer="(\d+)">`).FindAllStringSubmatch(dom, -1)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[1])
+	}
+	if strings.Join(got, ",") != "3,2,1" {
+		t.Fatalf("rendered rows %v, want 3,2,1 (exact search over live streamers); DOM:\n%s", got, dom)
+	}
+	if !strings.Contains(dom, "3 neighbours of user 7 under mf mf-1 (live only)") {
+		t.Fatalf("status line missing; DOM:\n%s", dom)
+	}
+	// A wrong token shows the API's error message, not a table.
+	dom = dump("user_id=7&token=wrong")
+	if !strings.Contains(dom, "wrong bearer token") || strings.Contains(dom, `data-streamer=`) {
+		t.Fatalf("wrong token not reported; DOM:\n%s", dom)
+	}
+}
