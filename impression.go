@@ -14,4 +14,7 @@ type Impression struct {
 	Channels      []string   `json:"channels"`
 	ModelVersions string     `json:"model_versions"`
 	ShownAt       time.Time  `json:"shown_at"`
+	// Features is the reranker's feature vector for this item when shown
+	// (empty if the item was served in recall order).
+	Features []float32 `json:"features,omitempty"`
 }

@@ -249,7 +249,7 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 		resp.Items = append(resp.Items, ri)
 		shown = append(shown, it.StreamerID)
 		imps = append(imps, lr.Impression{RequestID: rid, UserID: lr.UserID(req.UserID), StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now})
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: toFloat32(it.Vector)})
 	}
 	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
 	if d.Impressions != nil && len(imps) > 0 {
@@ -266,6 +266,17 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 		}
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+func toFloat32(x []float64) []float32 {
+	if x == nil {
+		return nil
+	}
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -21,7 +21,7 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 		}
 		i := 0
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"imp_in"},
-			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions"},
+			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions", "features"},
 			pgx.CopyFromFunc(func() ([]any, error) {
 				if i == len(imps) {
 					return nil, nil
@@ -32,7 +32,7 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 					im.Channels = []string{}
 				}
 				return []any{im.ShownAt, im.RequestID, int16(im.Position), int64(im.UserID), int64(im.StreamerID), int64(im.StreamID),
-					float32(im.Score), im.Channels, im.ModelVersions}, nil
+					float32(im.Score), im.Channels, im.ModelVersions, im.Features}, nil
 			})); err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ type LabeledImpression struct {
 // window after it was shown and stayed at least minSeconds.
 func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window time.Duration, minSeconds int, fn func(LabeledImpression) error) error {
 	rows, err := db.Pool.Query(ctx, `
-		SELECT i.shown_at, i.request_id, i.position, i.user_id, i.streamer_id, i.stream_id, i.score, i.channels, i.model_versions,
+		SELECT i.shown_at, i.request_id, i.position, i.user_id, i.streamer_id, i.stream_id, i.score, i.channels, i.model_versions, i.features,
 		       EXISTS (SELECT 1 FROM watch_sessions w
 		                WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
 		                  AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $2 * interval '1 second'
@@ -75,7 +75,7 @@ func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window ti
 		var pos int16
 		var score float32
 		var uid, sid, stid int64
-		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Watched); err != nil {
+		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Features, &li.Watched); err != nil {
 			return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
 		}
 		li.Position, li.Score, li.UserID, li.StreamerID, li.StreamID = int(pos), float64(score), lr.UserID(uid), lr.StreamerID(sid), lr.StreamID(stid)

@@ -21,7 +21,7 @@ func TestImpressionsIdempotentAndLabeled(t *testing.T) {
 		t.Fatalf("second call made %d partitions, want 0", made)
 	}
 	imps := []lr.Impression{
-		{RequestID: "r1", UserID: 1, StreamerID: 10, StreamID: 100, Position: 0, Score: 0.9, Channels: []string{"mf"}, ModelVersions: "mf=a", ShownAt: now},
+		{RequestID: "r1", UserID: 1, StreamerID: 10, StreamID: 100, Position: 0, Score: 0.9, Channels: []string{"mf"}, ModelVersions: "mf=a", ShownAt: now, Features: []float32{1, 2.5}},
 		{RequestID: "r1", UserID: 1, StreamerID: 11, StreamID: 110, Position: 1, Score: 0.5, Channels: []string{"trending", "fresh"}, ShownAt: now},
 		{RequestID: "r2", UserID: 2, StreamerID: 10, StreamID: 100, Position: 0, Score: 0.7, ShownAt: now.Add(-48 * time.Hour)}, // default partition
 	}
@@ -49,6 +49,9 @@ func TestImpressionsIdempotentAndLabeled(t *testing.T) {
 	got := map[lr.StreamerID]bool{}
 	err = db.LabeledImpressions(ctx, now.Add(-time.Hour), 10*time.Minute, 30, func(li postgres.LabeledImpression) error {
 		got[li.StreamerID] = li.Watched
+		if li.StreamerID == 10 && (len(li.Features) != 2 || li.Features[1] != 2.5) {
+			t.Errorf("features %v", li.Features)
+		}
 		if li.StreamerID == 11 && len(li.Channels) != 2 {
 			t.Errorf("channels %v", li.Channels)
 		}

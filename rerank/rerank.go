@@ -91,7 +91,7 @@ type Context struct {
 type Item struct {
 	recall.Candidate
 	Score  float64
-	Vector []float64         // the feature vector, when Context.Explain
+	Vector []float64         // the feature vector (logged with impressions)
 	Why    []Contribution    // the largest contributions, when Context.Explain
 	Extra  map[string]string // notes, e.g. "diversity: moved down"
 }
@@ -160,9 +160,8 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		if math.IsNaN(s) {
 			s = -1
 		}
-		items[i] = Item{Candidate: c, Score: s}
+		items[i] = Item{Candidate: c, Score: s, Vector: x}
 		if ctx.Explain {
-			items[i].Vector = x
 			items[i].Why = explain(x, w)
 		}
 	}
