@@ -129,7 +129,8 @@ type runner struct {
 	sStream   []int64 // current stream id, 0 when offline
 	sEnd      []int64 // end of the current stream
 	sNextFree []int64 // earliest start of the next stream
-	sNext     []int64 // start of the next scheduled stream
+	sNext     []int64 // start of the next scheduled stream (0: none)
+	sNext2    []int64 // and of the one after it
 	sViewers  []int32
 	live      *fenwick // quality of live streamers by (category, language)
 	liveList  []int32
@@ -176,6 +177,7 @@ func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 		sEnd:      make([]int64, ns),
 		sNextFree: make([]int64, ns),
 		sNext:     make([]int64, ns),
+		sNext2:    make([]int64, ns),
 		sViewers:  make([]int32, ns),
 		live:      newFenwick(w.groupLen),
 		livePos:   make([]int32, ns),
@@ -227,6 +229,7 @@ func (rn *runner) step(it item) error {
 		rn.nextID++
 		id := rn.nextID
 		rn.sStream[s], rn.sEnd[s] = id, it.ts+it.stream
+		rn.sNext[s], rn.sNext2[s] = rn.sNext2[s], 0
 		rn.live.add(int(w.groupOf[s]), w.sSlot[s], w.sQuality[s])
 		rn.livePos[s] = int32(len(rn.liveList))
 		rn.liveList = append(rn.liveList, s)
@@ -312,20 +315,12 @@ func (rn *runner) hour(ts int64) {
 	w, r := rn.w, rn.r
 	hod := int((ts % msPerDay) / msPerHour)
 	if hod == 0 {
-		for s := range w.sCat {
-			if r.Float32() >= w.sDays[s] {
-				continue
-			}
-			start := ts + int64((float64(w.sHour[s])+0.75*r.NormFloat64())*float64(msPerHour))
-			start = min(max(start, ts), ts+msPerDay-1)
-			length := int64(math.Min(5, math.Max(1, lognormal(r, 2.5, 0.45))) * float64(msPerHour))
-			if start < w.sCreated[s] || start < rn.sNextFree[s] {
-				continue
-			}
-			rn.sNextFree[s] = start + length + 30*60*1000
-			rn.sNext[s] = start
-			rn.push(item{ts: start, kind: kStart, streamer: int32(s), stream: length})
+		// Schedules are drawn a day ahead so that a stream may start before
+		// midnight; on the first day the world's own day is drawn too.
+		if ts == w.cfg.Start.UnixMilli() {
+			rn.schedule(ts, ts)
 		}
+		rn.schedule(ts, ts+msPerDay)
 	}
 	for c := 0; c < chronos; c++ {
 		if len(w.userOfPos[c]) == 0 {
@@ -610,5 +605,28 @@ func (rn *runner) seedHabits() {
 				rn.slotS[i], rn.slotN[i] = s+1, uint16(1+r.IntN(4))
 			}
 		}
+	}
+}
+
+// schedule draws the streams of the day starting at day, none before now.
+func (rn *runner) schedule(now, day int64) {
+	w, r := rn.w, rn.r
+	for s := range w.sCat {
+		if r.Float32() >= w.sDays[s] {
+			continue
+		}
+		start := day + int64((float64(w.sHour[s])+0.75*r.NormFloat64())*float64(msPerHour))
+		start = min(max(start, now), day+msPerDay-1)
+		length := int64(math.Min(5, math.Max(1, lognormal(r, 2.5, 0.45))) * float64(msPerHour))
+		if start < w.sCreated[s] || start < rn.sNextFree[s] {
+			continue
+		}
+		rn.sNextFree[s] = start + length + 30*60*1000
+		if rn.sNext[s] == 0 {
+			rn.sNext[s] = start
+		} else {
+			rn.sNext2[s] = start
+		}
+		rn.push(item{ts: start, kind: kStart, streamer: int32(s), stream: length})
 	}
 }

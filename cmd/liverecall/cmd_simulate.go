@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/sim"
+)
+
+var (
+	sSimDays       = defSetting(setting{"days", "LIVERECALL_SIM_DAYS", "7", "days of history to simulate"})
+	sSimStreamers  = defSetting(setting{"streamers", "LIVERECALL_SIM_STREAMERS", "2000", "streamers in the simulated world"})
+	sSimUsers      = defSetting(setting{"users", "LIVERECALL_SIM_USERS", "20000", "users in the simulated world"})
+	sSimSeed       = defSetting(setting{"seed", "LIVERECALL_SIM_SEED", "1", "seed of the simulated world (same seed and start, same history)"})
+	sSimStart      = defSetting(setting{"start", "LIVERECALL_SIM_START", "", "first day of the simulated history, YYYY-MM-DD (default: --days days before today, UTC)"})
+	sSimToPostgres = defSetting(setting{"to-postgres", "LIVERECALL_SIM_TO_POSTGRES", "false", "write the history into PostgreSQL (users, streamers, streams, watch_sessions, gifts, follows)"})
+	sSimReplace    = defSetting(setting{"replace", "LIVERECALL_SIM_REPLACE", "false", "with --to-postgres, empty the history tables first"})
+	sSimEventsOut  = defSetting(setting{"events-out", "LIVERECALL_SIM_EVENTS_OUT", "", "also write the events as JSON lines to this file (- for stdout)"})
+)
+
+func init() {
+	register(&command{name: "simulate", summary: "simulate days of live-streaming history (to PostgreSQL and/or JSON lines)", run: runSimulate})
+}
+
+type simConfig struct {
+	days, streamers, users int
+	seed                   uint64
+	start                  time.Time
+	toPostgres, replace    bool
+	eventsOut              string
+	databaseURL            string
+}
+
+func runSimulate(ctx context.Context, app *App, args []string) error {
+	f := newFlags(app, "simulate")
+	dbURL := f.String(sDatabaseURL)
+	days, streamers, users := f.Int(sSimDays), f.Int(sSimStreamers), f.Int(sSimUsers)
+	seed := f.Int(sSimSeed)
+	start := f.String(sSimStart)
+	toPG, replace := f.Bool(sSimToPostgres), f.Bool(sSimReplace)
+	out := f.String(sSimEventsOut)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(app.Stderr, "liverecall simulate: unexpected argument %q\n", f.Arg(0))
+		return errUsage
+	}
+	c := simConfig{days: *days, streamers: *streamers, users: *users, seed: uint64(*seed),
+		toPostgres: *toPG, replace: *replace, eventsOut: *out, databaseURL: *dbURL}
+	switch {
+	case c.days < 1 || c.days > 3650:
+		return lr.Errorf(lr.EINVALID, "--days %d: want 1 to 3650", c.days)
+	case c.streamers < 1 || c.users < 1:
+		return lr.Errorf(lr.EINVALID, "--streamers %d --users %d: want at least one of each", c.streamers, c.users)
+	case *seed < 0:
+		return lr.Errorf(lr.EINVALID, "--seed %d: want a non-negative seed", *seed)
+	}
+	if *start == "" {
+		c.start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -c.days)
+	} else {
+		t, err := time.Parse(time.DateOnly, *start)
+		if err != nil {
+			return lr.Errorf(lr.EINVALID, "--start %q: want a date like 2026-01-31", *start)
+		}
+		c.start = t
+	}
+	return simulate(ctx, app, c)
+}
+
+func simulate(ctx context.Context, app *App, c simConfig) error {
+	began := time.Now()
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: c.start})
+	if err != nil {
+		return err
+	}
+	from := w.Config().Start
+	to := from.AddDate(0, 0, c.days)
+	summary := app.Stdout
+
+	var emit []func(lr.Event) error
+	if c.eventsOut != "" {
+		var wr io.Writer = app.Stdout
+		if c.eventsOut == "-" {
+			summary = app.Stderr
+		} else {
+			fh, err := os.Create(c.eventsOut)
+			if err != nil {
+				return lr.Errorf(lr.EINVALID, "--events-out: %v", err)
+			}
+			defer fh.Close()
+			wr = fh
+		}
+		bw := bufio.NewWriterSize(wr, 1<<16)
+		defer bw.Flush()
+		var line []byte
+		emit = append(emit, func(e lr.Event) error {
+			line = append(events.AppendEncode(line[:0], e), '\n')
+			_, err := bw.Write(line)
+			return err
+		})
+	}
+
+	var (
+		loader *postgres.HistoryLoader
+		hist   *sim.History
+	)
+	if c.toPostgres {
+		db, err := postgres.Open(ctx, c.databaseURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		have, err := db.CountHistory(ctx)
+		if err != nil {
+			return err
+		}
+		if have != (postgres.HistoryCounts{}) {
+			if !c.replace {
+				return lr.Errorf(lr.ECONFLICT, "the database already holds history (%d users, %d streamers, %d watch sessions); pass --replace to empty the history tables first", have.Users, have.Streamers, have.Watches)
+			}
+			if err := db.TruncateHistory(ctx); err != nil {
+				return err
+			}
+			app.Log.Info("emptied the history tables", "users", have.Users, "streamers", have.Streamers, "watch_sessions", have.Watches)
+		}
+		if loader, err = db.LoadHistory(ctx); err != nil {
+			return err
+		}
+		defer loader.Abort() // a no-op after Close
+		err = w.Users(func(u sim.User) error {
+			return loader.User(postgres.UserRow{ID: u.ID, Language: u.Language, Country: u.Country, CreatedAt: u.CreatedAt})
+		})
+		if err == nil {
+			err = w.Streamers(func(s sim.Streamer) error {
+				if !s.CreatedAt.Before(to) {
+					return nil // debuts after the simulated window
+				}
+				return loader.Streamer(postgres.StreamerRow{ID: s.ID, Name: s.Name, Category: s.Category, Language: s.Language, CreatedAt: s.CreatedAt})
+			})
+		}
+		if err != nil {
+			return err
+		}
+		hist = &sim.History{
+			Stream: func(r sim.StreamRecord) error {
+				return loader.Stream(postgres.StreamRow{ID: r.ID, StreamerID: r.Streamer, Category: r.Category, Title: r.Title, StartedAt: r.Started, EndedAt: r.Ended})
+			},
+			Watch: func(r sim.WatchRecord) error {
+				return loader.Watch(postgres.WatchRow{EventID: r.EventID, UserID: r.User, StreamID: r.Stream, StreamerID: r.Streamer, StartedAt: r.Started, EndedAt: r.Ended, Seconds: r.Seconds})
+			},
+			Gift: func(r sim.GiftRecord) error {
+				return loader.Gift(postgres.GiftRow{EventID: r.EventID, UserID: r.User, StreamerID: r.Streamer, StreamID: r.Stream, Amount: r.Amount, SentAt: r.At})
+			},
+		}
+		emit = append(emit, hist.Add)
+	}
+
+	nextDay := from.Add(24 * time.Hour)
+	stats, err := w.Run(ctx, from, to, func(e lr.Event) error {
+		if !e.TS.Before(nextDay) {
+			app.Log.Info("simulated day", "day", nextDay.Add(-24*time.Hour).Format(time.DateOnly), "elapsed", time.Since(began).Round(time.Millisecond).String())
+			nextDay = nextDay.Add(24 * time.Hour)
+		}
+		for _, fn := range emit {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
+	}
+	var counts postgres.HistoryCounts
+	if loader != nil {
+		err := hist.Flush(func(r sim.FollowRecord) error {
+			return loader.Follow(postgres.FollowRow{UserID: r.User, StreamerID: r.Streamer, Active: r.Active, CreatedAt: r.Created, UpdatedAt: r.Updated})
+		})
+		if err != nil {
+			return err
+		}
+		if counts, err = loader.Close(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(summary, "simulated %d days (%s to %s), seed %d: %d streamers, %d users, in %s\n",
+		c.days, from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(summary, "events: %d", stats.TotalEvents())
+	types := make([]string, 0, len(stats.Events))
+	for t := range stats.Events {
+		types = append(types, string(t))
+	}
+	slices.Sort(types)
+	for _, t := range types {
+		fmt.Fprintf(summary, ", %s %d", t, stats.Events[lr.EventType(t)])
+	}
+	fmt.Fprintln(summary)
+	fmt.Fprintf(summary, "choices: %d, repeat share %.1f%%, watched %.0f hours\n", stats.Choices, 100*stats.RepeatShare(), float64(stats.WatchSeconds)/3600)
+	if loader != nil {
+		fmt.Fprintf(summary, "postgres: %d users, %d streamers, %d streams, %d watch sessions, %d gifts, %d follows\n",
+			counts.Users, counts.Streamers, counts.Streams, counts.Watches, counts.Gifts, counts.Follows)
+	}
+	return nil
+}
