@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -36,51 +35,68 @@ type wire struct {
 	V          int          `json:"v"`
 }
 
-var decoders = sync.Pool{New: func() any { return new(decoderState) }}
-
-type decoderState struct {
-	r bytes.Reader
-	w wire
-}
-
 // Decode parses and validates one message value. now is the reader's clock
 // and maxFuture the tolerated clock skew (DefaultMaxFuture if <= 0). Decoding
-// is strict: malformed JSON, trailing data, unknown fields, wrong JSON types,
-// an unknown type, a missing required field, a non-positive gift amount or a
-// ts too far in the future give an EINVALID *lr.Error naming the field.
-// Decode is safe for concurrent use.
+// is strict: malformed JSON, trailing data, unknown or repeated fields, wrong
+// JSON types, an unknown type, a missing required field, a non-positive gift
+// amount or a ts too far in the future give an EINVALID *lr.Error naming the
+// field. Decode is safe for concurrent use.
 func Decode(b []byte, now time.Time, maxFuture time.Duration) (lr.Event, error) {
 	if maxFuture <= 0 {
 		maxFuture = DefaultMaxFuture
 	}
-	st := decoders.Get().(*decoderState)
-	defer decoders.Put(st)
-	st.w = wire{}
-	st.r.Reset(b)
-	dec := json.NewDecoder(&st.r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st.w); err != nil {
-		return lr.Event{}, jsonErr(err)
+	var e lr.Event
+	var ts string
+	if err := parseEnvelope(b, &e, &ts); err != nil {
+		return lr.Event{}, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return lr.Event{}, lr.Errorf(lr.EINVALID, "trailing data after the JSON object")
-	}
-	w := &st.w
-	e := lr.Event{
-		ID: w.ID, Type: w.Type, StreamerID: lr.StreamerID(w.StreamerID), StreamID: lr.StreamID(w.StreamID),
-		UserID: lr.UserID(w.UserID), Amount: w.Amount, Category: w.Category, Title: w.Title, V: w.V,
-	}
-	if w.TS != "" {
-		ts, err := time.Parse(time.RFC3339Nano, w.TS)
+	return finish(e, ts, now, maxFuture)
+}
+
+// finish parses ts and validates e.
+func finish(e lr.Event, ts string, now time.Time, maxFuture time.Duration) (lr.Event, error) {
+	if ts != "" {
+		t, err := parseTS(ts)
 		if err != nil {
-			return lr.Event{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time", w.TS)
+			return lr.Event{}, err
 		}
-		e.TS = ts
+		e.TS = t
 	}
 	if err := e.Validate(now, maxFuture); err != nil {
 		return lr.Event{}, err
 	}
 	return e, nil
+}
+
+// decodeStd is the reference decoder on encoding/json (DisallowUnknownFields);
+// tests check parseEnvelope against it.
+func decodeStd(b []byte, now time.Time, maxFuture time.Duration) (lr.Event, error) {
+	if maxFuture <= 0 {
+		maxFuture = DefaultMaxFuture
+	}
+	e, ts, err := parseStd(b)
+	if err != nil {
+		return lr.Event{}, err
+	}
+	return finish(e, ts, now, maxFuture)
+}
+
+// parseStd is the JSON step of decodeStd.
+func parseStd(b []byte) (lr.Event, string, error) {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return lr.Event{}, "", jsonErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return lr.Event{}, "", lr.Errorf(lr.EINVALID, "trailing data after the JSON object")
+	}
+	e := lr.Event{
+		ID: w.ID, Type: w.Type, StreamerID: lr.StreamerID(w.StreamerID), StreamID: lr.StreamID(w.StreamID),
+		UserID: lr.UserID(w.UserID), Amount: w.Amount, Category: w.Category, Title: w.Title, V: w.V,
+	}
+	return e, w.TS, nil
 }
 
 func jsonErr(err error) error {

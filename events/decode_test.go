@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +101,75 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestParseMatchesEncodingJSON checks the hand-written parser against
+// encoding/json on valid events, the bad cases and random corruptions of
+// them: both accept or both reject, and accepted events are equal. The
+// parser may only be stricter about key spelling (encoding/json matches
+// keys case-insensitively), repeated keys and a top-level null.
+func TestParseMatchesEncodingJSON(t *testing.T) {
+	seeds := [][]byte{
+		[]byte(`{"id":"g-1","type":"gift.sent","ts":"2026-11-23T17:59:00.5Z","streamer_id":42,"stream_id":7,"user_id":9,"amount":2.5,"v":1}`),
+		[]byte(` { "id" : "s\u00e9-\"1\"" , "type":"stream.started","ts":"2026-11-23T17:59:00+01:00","streamer_id":1,"stream_id":2,"category":"m\\u","title":null,"v":1 } `),
+		[]byte(`{"id":"f","type":"follow.deleted","ts":"2026-11-23T17:00:00Z","streamer_id":-0,"user_id":4,"v":1}`),
+		[]byte(`{"id":"x","type":"gift.sent","ts":"2026-11-23T17:00:00Z","streamer_id":1,"stream_id":3,"user_id":4,"amount":1e2,"v":1.0}`),
+		[]byte(`{"id":"x","type":"gift.sent","ts":"2026-11-23T17:00:00Z","streamer_id":99999999999999999999,"stream_id":3,"user_id":4,"amount":1,"v":1}`),
+		[]byte(`{"id":"x","type":"stream.ended","ts":"2026-11-23T17:00:00Z","streamer_id":01,"stream_id":3,"v":1}`),
+		[]byte(`{"id":"x","type":"stream.ended","ts":"2026-11-23T17:00:00Z","streamer_id":1,"stream_id":3,"v":1}}`),
+		[]byte(`{}`), []byte(`null`), []byte(`"x"`), []byte(`{"id":}`), []byte(`{"id":"a" "type":"x"}`),
+	}
+	for _, e := range []lr.Event{
+		{ID: "a", Type: lr.EventViewerJoined, TS: decodeNow, StreamerID: 5, StreamID: 6, UserID: 7, V: 1},
+		{ID: "b", Type: lr.EventStreamStarted, TS: decodeNow, StreamerID: 5, StreamID: 6, Title: "tab\there ☃", Category: "c", V: 1},
+	} {
+		seeds = append(seeds, Encode(e))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var inputs [][]byte
+	for _, s := range seeds {
+		inputs = append(inputs, s)
+		for k := 0; k < 400; k++ {
+			b := append([]byte(nil), s...)
+			switch rng.IntN(4) {
+			case 0:
+				if len(b) > 0 {
+					b[rng.IntN(len(b))] = "{}[]\":,0-9.eE \\nulltrueax"[rng.IntN(25)]
+				}
+			case 1:
+				b = b[:rng.IntN(len(b)+1)]
+			case 2:
+				if len(b) > 0 {
+					i := rng.IntN(len(b))
+					b = append(b[:i], b[i+1:]...)
+				}
+			case 3:
+				i := rng.IntN(len(b) + 1)
+				b = append(b[:i], append([]byte{"{}\":,1 \\"[rng.IntN(8)]}, b[i:]...)...)
+			}
+			inputs = append(inputs, b)
+		}
+	}
+	accepted := 0
+	for _, in := range inputs {
+		var got lr.Event
+		var gts string
+		gerr := parseEnvelope(in, &got, &gts)
+		want, wts, werr := parseStd(in)
+		switch {
+		case gerr == nil && werr == nil:
+			accepted++
+			if gts != wts || got != want {
+				t.Errorf("%q:\n got %+v\nwant %+v", in, got, want)
+			}
+		case gerr != nil && werr != nil:
+		case gerr != nil && (strings.Contains(gerr.Error(), "unknown field") || strings.Contains(gerr.Error(), "given twice") || string(bytes.TrimSpace(in)) == "null"):
+		default:
+			t.Errorf("%q: parser error %v, encoding/json error %v", in, gerr, werr)
+		}
+	}
+	if accepted < len(inputs)/10 {
+		t.Errorf("only %d of %d inputs decoded: the corpus tests little", accepted, len(inputs))
+	}
+	t.Logf("%d inputs, %d accepted by both", len(inputs), accepted)
 }
