@@ -1,0 +1,107 @@
+package index
+
+import (
+	"sync"
+
+	"github.com/viterin/vek/vek32"
+)
+
+// scanPool holds result heaps for exact scans.
+var scanPool = sync.Pool{New: func() any { h := make(minHeap, 0, 64); return &h }}
+
+// ExactScan returns the k rows of mat (row-major, rows of stride floats of
+// which the first len(q) are the vector) with the highest dot product with
+// q, best first, labelled by labels[row] (or the row number when labels is
+// nil). With accept non-nil only accepted labels are returned; accept is only
+// asked about rows that would enter the current top k, so a scan costs one
+// SIMD dot product per row. Ties go to the lower label.
+func ExactScan(q, mat []float32, stride int, labels []uint32, k int, accept Allowed) []Hit {
+	if k <= 0 || stride <= 0 {
+		return nil
+	}
+	hp := scanPool.Get().(*minHeap)
+	h := (*hp)[:0]
+	dim := len(q)
+	rows := len(mat) / stride
+	for r := 0; r < rows; r++ {
+		o := r * stride
+		s := vek32.Dot(q, mat[o:o+dim])
+		if len(h) >= k && s <= h[0].score {
+			continue
+		}
+		lab := uint32(r)
+		if labels != nil {
+			lab = labels[r]
+		}
+		if accept != nil && !accept.Contains(lab) {
+			continue
+		}
+		h.offer(cand{s, lab}, k)
+	}
+	out := make([]Hit, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		c := h.pop()
+		out[i] = Hit{Ord: c.id, Score: c.score}
+	}
+	*hp = h
+	scanPool.Put(hp)
+	return out
+}
+
+// liveMatrix is the compact, contiguous matrix of the vectors of the live
+// streamers that an index knows, maintained in place as streamers go live or
+// offline (swap-remove, so it stays dense). Its methods are safe for
+// concurrent use: searches take a read lock, updates a write lock.
+type liveMatrix struct {
+	mu   sync.RWMutex
+	dim  int
+	rows []float32
+	ords []uint32
+	pos  map[uint32]int // ordinal -> row
+}
+
+func newLiveMatrix(dim int) *liveMatrix {
+	return &liveMatrix{dim: dim, pos: make(map[uint32]int)}
+}
+
+// set adds (vec non-nil, copied) or removes ord. It reports whether the
+// matrix changed.
+func (m *liveMatrix) set(ord uint32, vec []float32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.pos[ord]
+	if vec != nil {
+		if ok {
+			return false
+		}
+		m.pos[ord] = len(m.ords)
+		m.ords = append(m.ords, ord)
+		m.rows = append(m.rows, vec...)
+		return true
+	}
+	if !ok {
+		return false
+	}
+	last := len(m.ords) - 1
+	if r != last {
+		m.ords[r] = m.ords[last]
+		copy(m.rows[r*m.dim:(r+1)*m.dim], m.rows[last*m.dim:])
+		m.pos[m.ords[r]] = r
+	}
+	m.ords = m.ords[:last]
+	m.rows = m.rows[:last*m.dim]
+	delete(m.pos, ord)
+	return true
+}
+
+func (m *liveMatrix) len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.ords)
+}
+
+func (m *liveMatrix) search(q []float32, k int, accept Allowed) []Hit {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return ExactScan(q, m.rows, m.dim, m.ords, k, accept)
+}

@@ -1,0 +1,207 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/viterin/vek/vek32"
+)
+
+// bitset is a test Allowed.
+type bitset struct {
+	bits []bool
+	n    uint64
+}
+
+func (b *bitset) Contains(o uint32) bool { return int(o) < len(b.bits) && b.bits[o] }
+func (b *bitset) GetCardinality() uint64 { return b.n }
+
+func randomAllowed(n int, frac float64, seed uint64) *bitset {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := &bitset{bits: make([]bool, n)}
+	for i := range b.bits {
+		if r.Float64() < frac {
+			b.bits[i] = true
+			b.n++
+		}
+	}
+	return b
+}
+
+func recallAt(got, want []Hit) float64 {
+	if len(want) == 0 {
+		return 1
+	}
+	hit := 0
+	for _, w := range want {
+		for _, g := range got {
+			if g.Ord == w.Ord {
+				hit++
+				break
+			}
+		}
+	}
+	return float64(hit) / float64(len(want))
+}
+
+func buildSet(t testing.TB, kind string, n, dim int) (*synth.Set, *Graph) {
+	t.Helper()
+	s, err := synth.Generate(kind, n, 200, dim, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(context.Background(), s.Base, dim, nil, Params{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, g
+}
+
+func TestRecallAgainstBruteForce(t *testing.T) {
+	const dim, k = 64, 10
+	n := 20000
+	if raceEnabled {
+		// The race detector makes the build ~8x slower; the 20k check
+		// runs in `go test ./index` and in the benchmark.
+		n = 5000
+	}
+	// Uniform 64-d data has no structure to exploit (its intrinsic
+	// dimension is 64, the hardest case for any graph index): at the
+	// default ef it reaches ~0.85, so it is searched with a wider beam.
+	efs := map[string]int{"uniform": 200, "clustered": 0, "lowrank": 0}
+	for _, kind := range synth.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			s, g := buildSet(t, kind, n, dim)
+			sum := 0.0
+			for i := range 100 {
+				q := s.Query(i)
+				want := ExactScan(q, s.Base, dim, nil, k, nil)
+				got := g.Search(q, k, efs[kind], nil)
+				if len(got) != k {
+					t.Fatalf("query %d: %d hits, want %d", i, len(got), k)
+				}
+				if !slices.IsSortedFunc(got, func(a, b Hit) int { return -cmpF(a.Score, b.Score) }) {
+					t.Fatalf("query %d: hits not sorted by score: %v", i, got)
+				}
+				for _, h := range got {
+					if exact := dot(q, s.Base[int(h.Ord)*dim:][:dim]); exact != h.Score {
+						t.Fatalf("query %d: hit %d score %v, exact %v", i, h.Ord, h.Score, exact)
+					}
+				}
+				sum += recallAt(got, want)
+			}
+			rec := sum / 100
+			t.Logf("%s n=%d ef=%d recall@10=%.4f", kind, n, efs[kind], rec)
+			if rec < 0.95 {
+				t.Errorf("%s: recall@10 = %.4f, want ≥ 0.95", kind, rec)
+			}
+		})
+	}
+}
+
+func cmpF(a, b float32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func dot(a, b []float32) float32 { return vek32.Dot(a, b) }
+
+func TestFilteredEqualsBruteForce(t *testing.T) {
+	const n, dim, k = 5000, 32, 10
+	s, g := buildSet(t, "lowrank", n, dim)
+	for _, frac := range []float64{0.01, 0.05, 0.2, 0.5} {
+		t.Run(fmt.Sprint(frac), func(t *testing.T) {
+			allowed := randomAllowed(n, frac, uint64(frac*1000))
+			sum := 0.0
+			for i := range 100 {
+				q := s.Query(i)
+				want := ExactScan(q, s.Base, dim, nil, k, allowed)
+				got := g.Search(q, k, 0, allowed)
+				for _, h := range got {
+					if !allowed.Contains(h.Ord) {
+						t.Fatalf("query %d: hit %d not allowed", i, h.Ord)
+					}
+				}
+				if len(got) != len(want) {
+					t.Fatalf("query %d: %d hits, want %d", i, len(got), len(want))
+				}
+				sum += recallAt(got, want)
+			}
+			rec := sum / 100
+			t.Logf("allowed %.0f%%: filtered recall@10 %.4f", frac*100, rec)
+			if rec < 0.95 {
+				t.Errorf("allowed %.0f%%: filtered recall@10 %.4f, want ≥ 0.95", frac*100, rec)
+			}
+		})
+	}
+}
+
+func TestBuildDeterministic(t *testing.T) {
+	s, err := synth.Generate("clustered", 3000, 1, 16, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var graphs []*Graph
+	for _, w := range []int{1, 2, 4} {
+		g, err := Build(context.Background(), s.Base, 16, nil, Params{Seed: 5, Workers: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		graphs = append(graphs, g)
+	}
+	for i, g := range graphs[1:] {
+		a := graphs[0]
+		if !slices.Equal(a.layer0, g.layer0) || !slices.Equal(a.upper, g.upper) || a.entry != g.entry || a.maxLevel != g.maxLevel {
+			t.Errorf("build with workers %d differs from workers 1", []int{2, 4}[i])
+		}
+	}
+}
+
+func TestConcurrentSearch(t *testing.T) {
+	s, g := buildSet(t, "uniform", 3000, 16)
+	want := make([][]Hit, 50)
+	for i := range want {
+		want[i] = g.Search(s.Query(i), 10, 0, nil)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for r := range 20 {
+				i := (w*20 + r) % len(want)
+				if got := g.Search(s.Query(i), 10, 0, nil); !slices.Equal(got, want[i]) {
+					t.Errorf("query %d: concurrent result differs", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestEdgeCases(t *testing.T) {
+	g, err := Build(context.Background(), nil, 8, nil, Params{})
+	if err != nil || g.Search(make([]float32, 8), 5, 0, nil) != nil {
+		t.Fatalf("empty graph: %v", err)
+	}
+	one := []float32{1, 2, 3, 4}
+	g, err = Build(context.Background(), one, 4, []uint32{77}, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Search([]float32{1, 0, 0, 0}, 3, 0, nil); len(got) != 1 || got[0] != (Hit{77, 1}) {
+		t.Fatalf("single vector: %v", got)
+	}
+	if _, err := Build(context.Background(), []float32{1, 2, 3}, 2, nil, Params{}); err == nil {
+		t.Fatal("ragged input accepted")
+	}
+}
