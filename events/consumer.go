@@ -173,6 +173,19 @@ func (c *LiveConsumer) Lag() []PartitionLag {
 	return out
 }
 
+// TotalLag returns the sum of Lag over partitions, and false while the
+// partitions are not known yet (broker unreachable since start).
+func (c *LiveConsumer) TotalLag() (int64, bool) {
+	c.mu.Lock()
+	known := c.parts != nil
+	c.mu.Unlock()
+	var n int64
+	for _, l := range c.Lag() {
+		n += l.Lag
+	}
+	return n, known
+}
+
 // Run consumes until ctx ends, then returns nil (or the reason it could not
 // start). A broker that is down at start or goes away is retried with
 // backoff; the Applier keeps its last state meanwhile and the lag metrics

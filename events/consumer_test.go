@@ -240,3 +240,59 @@ func TestLiveConsumerBrokerLate(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLiveConsumerBrokerGoesAway closes the broker under a caught-up
+// consumer: the state keeps serving, the broker metrics show the outage,
+// and Run still stops promptly when asked.
+func TestLiveConsumerBrokerGoesAway(t *testing.T) {
+	cl, err := kafkatest.Start(0, kafkatest.Topic{Name: testTopic, Partitions: 2}, kafkatest.Topic{Name: testDLQ, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := cl.Brokers()
+	p := NewProducer(ProducerConfig{Brokers: brokers, Topic: testTopic})
+	if err := p.Publish(context.Background(), lr.Event{ID: "a", Type: lr.EventStreamStarted, TS: time.Now(), StreamerID: 9, StreamID: 90, V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Registerer: reg})
+	c, stop := startLive(t, brokers, st, m)
+	waitReady(t, c, 20*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(m.brokerUp) != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if testutil.ToFloat64(m.brokerUp) != 1 {
+		t.Fatal("broker_up never became 1")
+	}
+	cl.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.brokerUp) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if testutil.ToFloat64(m.brokerUp) != 0 || testutil.ToFloat64(m.brokerErrors) == 0 {
+		t.Errorf("broker gone: broker_up %v, errors %v", testutil.ToFloat64(m.brokerUp), testutil.ToFloat64(m.brokerErrors))
+	}
+	if _, ok := st.FeaturesOf(9); !ok || st.Snapshot().GetCardinality() != 1 {
+		t.Error("the live state was lost when the broker went away")
+	}
+	// Every metric of the issue is registered in one registry.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"liverecall_events_consumed_total", "liverecall_events_decode_failures_total",
+		"liverecall_events_dead_lettered_total", "liverecall_live_dedupe_hits_total", "liverecall_events_lag_messages",
+		"liverecall_live_apply_seconds", "liverecall_live_streamers", "liverecall_events_caught_up"} {
+		if !names[n] {
+			t.Errorf("metric %s not registered", n)
+		}
+	}
+	stop()
+}

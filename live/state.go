@@ -55,8 +55,10 @@ type Config struct {
 }
 
 // State is the in-memory view of who is live and how each live stream is
-// doing, built from events by event time. One goroutine writes (Apply,
-// Expire, SetFollow); any number read concurrently. Snapshot never blocks:
+// doing, built from events by event time. Writers (Apply, Expire,
+// SetFollow) serialise on a lock; one goroutine (the consumer's) is
+// expected to write, so that OnLive calls arrive in order. Any number of
+// goroutines read concurrently. Snapshot never blocks:
 // it returns the last published immutable live set. Features, History and
 // Follows take a read lock held for the length of one lookup.
 type State struct {
