@@ -284,3 +284,21 @@ func TestNeighborsEqualExactSearch(t *testing.T) {
 		}
 	}
 }
+
+// CORS is off: a cross-origin preflight gets no Access-Control-* headers.
+func TestNoCORSByDefault(t *testing.T) {
+	f := newFixture(t)
+	req, _ := http.NewRequest(http.MethodOptions, f.srv.URL+"/v1/recall", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for k := range resp.Header {
+		if strings.HasPrefix(k, "Access-Control-") {
+			t.Fatalf("CORS header %s sent", k)
+		}
+	}
+}
