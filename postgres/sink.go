@@ -160,21 +160,25 @@ type openJoin struct {
 // pairSessions pairs the batch's viewer events with each other and with the
 // joins pending from earlier batches. A leave closes the newest open join of
 // its user and stream dated at or before it; older open joins of that pair
-// (whose leave was lost) are dropped with it.
+// (whose leave was lost) are dropped with it. A stream.ended closes every
+// open join of its stream at the end time; such a session's event_id is
+// "<end event id>/<join event id>".
 func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res *SinkResult) error {
-	var hasLeave, hasJoin bool
+	var hasLeave, hasJoin, hasEnd bool
 	for _, e := range fresh {
 		hasLeave = hasLeave || e.Type == lr.EventViewerLeft
 		hasJoin = hasJoin || e.Type == lr.EventViewerJoined
+		hasEnd = hasEnd || e.Type == lr.EventStreamEnded
 	}
-	if !hasLeave && !hasJoin {
+	if !hasLeave && !hasJoin && !hasEnd {
 		return nil
 	}
 	open := map[joinKey][]openJoin{}
-	if hasLeave {
+	if hasLeave || hasEnd {
 		rows, err := tx.Query(ctx, `SELECT p.event_id, p.user_id, p.stream_id, p.streamer_id, p.joined_at
 			FROM pending_joins p
 			WHERE (p.user_id, p.stream_id) IN (SELECT user_id, stream_id FROM sink_in WHERE type = 'viewer.left')
+			   OR p.stream_id IN (SELECT stream_id FROM sink_in WHERE type = 'stream.ended')
 			ORDER BY p.joined_at, p.event_id`)
 		if err != nil {
 			return err
@@ -196,6 +200,29 @@ func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res
 	}
 	var sessions [][]any
 	var drop []string
+	// closeUpTo closes the open joins of k dated at or before at: the newest
+	// becomes a session (all of them if all is set), the rest are dropped.
+	closeUpTo := func(k joinKey, at time.Time, id string, all bool) bool {
+		js := open[k]
+		n := sort.Search(len(js), func(i int) bool { return js[i].at.After(at) })
+		if n == 0 {
+			return false
+		}
+		for i, j := range js[:n] {
+			if all || i == n-1 {
+				sid := id
+				if all {
+					sid = id + "/" + j.id
+				}
+				sessions = append(sessions, []any{sid, k.user, k.stream, j.streamer, j.at, at, int32(at.Sub(j.at) / time.Second)})
+			}
+			if j.stored {
+				drop = append(drop, j.id)
+			}
+		}
+		open[k] = append(js[:0:0], js[n:]...)
+		return true
+	}
 	for _, e := range fresh {
 		k := joinKey{int64(e.UserID), int64(e.StreamID)}
 		switch e.Type {
@@ -204,21 +231,20 @@ func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res
 			sort.SliceStable(js, func(a, b int) bool { return js[a].at.Before(js[b].at) })
 			open[k] = js
 		case lr.EventViewerLeft:
-			js := open[k]
-			n := sort.Search(len(js), func(i int) bool { return js[i].at.After(e.TS) })
-			if n == 0 {
+			if !closeUpTo(k, e.TS, e.ID, false) {
 				res.Unpaired++
-				continue
 			}
-			j := js[n-1]
-			secs := int32(e.TS.Sub(j.at) / time.Second)
-			sessions = append(sessions, []any{e.ID, int64(e.UserID), int64(e.StreamID), j.streamer, j.at, e.TS, secs})
-			for _, c := range js[:n] {
-				if c.stored {
-					drop = append(drop, c.id)
+		case lr.EventStreamEnded:
+			var keys []joinKey
+			for k := range open {
+				if k.stream == int64(e.StreamID) {
+					keys = append(keys, k)
 				}
 			}
-			open[k] = append(js[:0:0], js[n:]...)
+			sort.Slice(keys, func(a, b int) bool { return keys[a].user < keys[b].user })
+			for _, k := range keys {
+				closeUpTo(k, e.TS, e.ID, true)
+			}
 		}
 	}
 	var keep [][]any

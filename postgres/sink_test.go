@@ -37,8 +37,8 @@ func TestWriteEventsPairsAndIsIdempotent(t *testing.T) {
 		ev(lr.EventViewerLeft, 65, 1, 10, 100, 0), // 60 s, paired with a join of batch 1
 		ev(lr.EventViewerJoined, 70, 1, 10, 100, 0),
 		ev(lr.EventGiftSent, 71, 1, 10, 101, 1),
-		ev(lr.EventStreamEnded, 100, 1, 10, 0, 0),
-		ev(lr.EventStreamEnded, -5, 2, 20, 0, 0), // end of a stream never started: nothing
+		ev(lr.EventStreamEnded, 100, 1, 10, 0, 0), // closes the rejoin of 100: 30 s
+		ev(lr.EventStreamEnded, -5, 2, 20, 0, 0),  // end of a stream never started: nothing
 	}
 	r1, err := db.WriteEvents(ctx, b1)
 	if err != nil {
@@ -54,14 +54,14 @@ func TestWriteEventsPairsAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r2.New != len(b2) || r2.Replayed != len(b1)-3 || r2.Sessions != 1 || r2.Ended != 1 || r2.Gifts != 1 {
+	if r2.New != len(b2) || r2.Replayed != len(b1)-3 || r2.Sessions != 2 || r2.Ended != 1 || r2.Gifts != 1 {
 		t.Errorf("batch 2 with replay: %+v", r2)
 	}
 	c1, err := db.CountSinkRows(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := struct{ events, streams, ended, sessions, pending, gifts, follows, secs int64 }{15, 1, 1, 2, 1, 2, 1, 90}
+	want := struct{ events, streams, ended, sessions, pending, gifts, follows, secs int64 }{15, 1, 1, 3, 0, 2, 1, 120}
 	got := struct{ events, streams, ended, sessions, pending, gifts, follows, secs int64 }{c1.Events, c1.Streams, c1.Ended, c1.Sessions, c1.Pending, c1.Gifts, c1.Follows, c1.Seconds}
 	if got != want || c1.GiftValue != 3.5 {
 		t.Errorf("rows %+v (gift value %v), want %+v (3.5)", got, c1.GiftValue, want)
@@ -93,7 +93,12 @@ func TestWriteEventsPairsAndIsIdempotent(t *testing.T) {
 		secs = append(secs, int(b.Sub(a)/time.Second))
 		return nil
 	})
-	if err != nil || !reflect.DeepEqual(secs, []int{60, 30}) {
+	if err != nil || !reflect.DeepEqual(secs, []int{60, 30, 30}) {
 		t.Errorf("RecentWatches: %v, %v", secs, err)
+	}
+	var closer string
+	if err := db.Pool.QueryRow(ctx, `SELECT event_id FROM watch_sessions WHERE user_id = 100 ORDER BY started_at DESC LIMIT 1`).Scan(&closer); err != nil ||
+		closer != b2[3].ID+"/"+b2[1].ID {
+		t.Errorf("session closed by the stream's end has event_id %q (%v), want %q", closer, err, b2[3].ID+"/"+b2[1].ID)
 	}
 }
