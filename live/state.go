@@ -470,33 +470,86 @@ func (s *State) watch(u lr.UserID, st lr.StreamerID, stream lr.StreamID, joined 
 	}
 }
 
-// dedupe remembers the hashes of the last n event ids.
+// dedupe remembers the hashes of the last n event ids: a FIFO ring of
+// hashes and an open-addressing set of them (linear probing, load <= 1/4,
+// deletion by backward shift so no tombstones build up; a general-purpose
+// map under constant insert and delete was the largest cost of Apply).
 type dedupe struct {
-	seed maphash.Seed
-	set  map[uint64]struct{}
-	ring []uint64
-	next int
-	full bool
+	seed  maphash.Seed
+	table []uint64 // 0 = empty
+	mask  uint64
+	ring  []uint64
+	next  int
+	full  bool
 }
 
 func newDedupe(n int) dedupe {
-	return dedupe{seed: maphash.MakeSeed(), set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+	size := 1
+	for size < 4*n {
+		size <<= 1
+	}
+	return dedupe{seed: maphash.MakeSeed(), table: make([]uint64, size), mask: uint64(size - 1), ring: make([]uint64, n)}
 }
 
 // seen reports whether id is among the remembered ids, and remembers it.
 func (d *dedupe) seen(id string) bool {
-	h := maphash.String(d.seed, id)
-	if _, ok := d.set[h]; ok {
-		return true
+	h := maphash.String(d.seed, id) | 1 // never 0
+	i := h & d.mask
+	for {
+		v := d.table[i]
+		if v == h {
+			return true
+		}
+		if v == 0 {
+			break
+		}
+		i = (i + 1) & d.mask
 	}
 	if d.full {
-		delete(d.set, d.ring[d.next])
+		d.remove(d.ring[d.next])
+		d.insert(h) // the removal may have opened a slot earlier on h's path
+	} else {
+		d.table[i] = h
 	}
 	d.ring[d.next] = h
-	d.set[h] = struct{}{}
 	d.next++
 	if d.next == len(d.ring) {
 		d.next, d.full = 0, true
 	}
 	return false
+}
+
+func (d *dedupe) insert(h uint64) {
+	i := h & d.mask
+	for d.table[i] != 0 {
+		i = (i + 1) & d.mask
+	}
+	d.table[i] = h
+}
+
+// remove deletes h (present) and shifts later entries of its cluster back.
+func (d *dedupe) remove(h uint64) {
+	i := h & d.mask
+	for d.table[i] != h {
+		if d.table[i] == 0 {
+			return
+		}
+		i = (i + 1) & d.mask
+	}
+	j := i
+	for {
+		j = (j + 1) & d.mask
+		v := d.table[j]
+		if v == 0 {
+			break
+		}
+		k := v & d.mask
+		// The entry at j may stay if its home k lies cyclically in (i, j].
+		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		d.table[i] = v
+		i = j
+	}
+	d.table[i] = 0
 }

@@ -218,3 +218,48 @@ func TestSnapshotConcurrent(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// BenchmarkApply applies a mixed workload (20k live streams, 1M users) in
+// batches of 2048; ns/op is per event.
+func BenchmarkApply(b *testing.B) {
+	const streams, users = 20_000, 1_000_000
+	t0 := livetest.T0
+	evs := make([]lr.Event, 0, 1<<20)
+	for s := 1; s <= streams; s++ {
+		evs = append(evs, lr.Event{ID: "s" + itoa(int64(s)), Type: lr.EventStreamStarted, TS: t0, StreamerID: lr.StreamerID(s), StreamID: lr.StreamID(s), V: 1})
+	}
+	x := uint64(1)
+	for len(evs) < cap(evs) {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		i := len(evs)
+		s := int64(x%streams + 1)
+		e := lr.Event{ID: "e" + itoa(int64(i)), TS: t0.Add(time.Duration(i) * time.Microsecond), StreamerID: lr.StreamerID(s), StreamID: lr.StreamID(s), UserID: lr.UserID(x>>20%users + 1), V: 1}
+		switch x >> 40 % 10 {
+		case 0, 1, 2, 3:
+			e.Type = lr.EventViewerJoined
+		case 4, 5, 6:
+			e.Type = lr.EventViewerLeft
+		case 7:
+			e.Type, e.Amount = lr.EventGiftSent, 3
+		default:
+			e.Type, e.UserID = lr.EventStreamHeartbeat, 0
+		}
+		evs = append(evs, e)
+	}
+	b.ResetTimer()
+	n := 0
+	var st *live.State
+	for b.Loop() {
+		if n%len(evs) == 0 {
+			b.StopTimer()
+			st = live.New(live.Config{Ordinals: lr.NewOrdinals()})
+			b.StartTimer()
+		}
+		i := n % len(evs)
+		st.Apply(evs[i : i+2048])
+		n += 2048
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+}
