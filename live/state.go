@@ -239,6 +239,19 @@ func (s *State) SetFollow(u lr.UserID, streamerID lr.StreamerID, active bool, at
 	s.mu.Unlock()
 }
 
+// SeedWatch adds a finished watch to u's history (from Postgres at start,
+// e.g. postgres.DB.RecentWatches); a zero end means still watching. Events
+// replayed afterwards add to it; a seeded watch that is replayed too shows
+// twice, so seed only what is older than the consumer's lookback.
+func (s *State) SeedWatch(u lr.UserID, streamerID lr.StreamerID, stream lr.StreamID, start, end time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch(u, streamerID, stream, true, start.UnixNano())
+	if !end.IsZero() {
+		s.watch(u, streamerID, stream, false, end.UnixNano())
+	}
+}
+
 func (s *State) publish(changes []change) {
 	if len(changes) == 0 {
 		return

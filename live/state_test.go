@@ -263,3 +263,27 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 }
+
+func TestSeedHistoryAndFollows(t *testing.T) {
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), HistoryLen: 2})
+	t0 := livetest.T0
+	st.SeedWatch(5, 1, 10, t0, t0.Add(time.Minute))
+	st.SeedWatch(5, 2, 20, t0.Add(2*time.Minute), t0.Add(3*time.Minute))
+	st.SeedWatch(5, 3, 30, t0.Add(time.Hour), time.Time{})
+	want := []live.Watch{
+		{StreamerID: 3, StreamID: 30, JoinedAt: t0.Add(time.Hour)},
+		{StreamerID: 2, StreamID: 20, JoinedAt: t0.Add(2 * time.Minute), LeftAt: t0.Add(3 * time.Minute)},
+	}
+	if got := st.History(5); !reflect.DeepEqual(got, want) {
+		t.Errorf("history %+v, want %+v (newest first, capped at 2)", got, want)
+	}
+	st.SetFollow(5, 7, true, t0)
+	st.Apply([]lr.Event{{ID: "old", Type: lr.EventFollowDeleted, TS: t0.Add(-time.Second), StreamerID: 7, UserID: 5, V: 1}})
+	if got := st.Follows(5); !reflect.DeepEqual(got, []lr.StreamerID{7}) {
+		t.Errorf("follows %v: an unfollow older than the loaded follow won", got)
+	}
+	st.Apply([]lr.Event{{ID: "new", Type: lr.EventFollowDeleted, TS: t0.Add(time.Second), StreamerID: 7, UserID: 5, V: 1}})
+	if got := st.Follows(5); got != nil {
+		t.Errorf("follows %v after a newer unfollow", got)
+	}
+}
