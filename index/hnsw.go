@@ -30,8 +30,8 @@ import (
 // Params are the HNSW construction and search parameters.
 type Params struct {
 	M              int    // links per node on layers ≥ 1; layer 0 has M0 = 2M. Default 16.
-	EfConstruction int    // beam width while building. Default 128.
-	EfSearch       int    // default beam width of a search (raised to k when smaller). Default 96.
+	EfConstruction int    // beam width while building. Default 100.
+	EfSearch       int    // default beam width of a search (raised to k when smaller). Default 64.
 	Seed           uint64 // seeds the level draws; a fixed seed gives the same graph whatever Workers is.
 	Workers        int    // build goroutines. Default GOMAXPROCS.
 	Augment        bool   // build on the MIPS-to-L2 reduction instead of the plain inner product (see above).
@@ -42,10 +42,10 @@ func (p Params) withDefaults() Params {
 		p.M = 16
 	}
 	if p.EfConstruction <= 0 {
-		p.EfConstruction = 128
+		p.EfConstruction = 100
 	}
 	if p.EfSearch <= 0 {
-		p.EfSearch = 96
+		p.EfSearch = 64
 	}
 	if p.Workers <= 0 {
 		p.Workers = runtime.GOMAXPROCS(0)

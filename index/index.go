@@ -83,9 +83,10 @@ func (x *Index) UserVector(u int64) ([]float32, bool) {
 	return x.userVecs[int(i)*d : (int(i)+1)*d : (int(i)+1)*d], true
 }
 
-// setLive adds ord's vector to the live matrix or removes it; ordinals this
-// version has no vector for are ignored.
-func (x *Index) setLive(ord uint32, live bool) {
+// SetLive adds ord's vector to the live matrix (copied) or removes it;
+// ordinals this version has no vector for are ignored. Safe to call
+// concurrently with searches (it takes the live matrix's write lock).
+func (x *Index) SetLive(ord uint32, live bool) {
 	if !live {
 		x.live.set(ord, nil)
 		return

@@ -56,7 +56,7 @@ func TestPlannerEqualsBruteForce(t *testing.T) {
 			allowed := &bitset{bits: make([]bool, 3*n)}
 			for i := range n {
 				live := raw.bits[i]
-				x.setLive(uint32(3*i), live)
+				x.SetLive(uint32(3*i), live)
 				if live {
 					allowed.bits[3*i] = true
 					allowed.n++
@@ -97,23 +97,23 @@ func TestLiveMatrixUpdates(t *testing.T) {
 	}
 	all.n = 200
 	for i := range 200 {
-		x.setLive(uint32(3*i), true)
+		x.SetLive(uint32(3*i), true)
 	}
-	x.setLive(1, true) // no vector for ordinal 1: ignored
-	x.setLive(9999, true)
+	x.SetLive(1, true) // no vector for ordinal 1: ignored
+	x.SetLive(9999, true)
 	if x.LiveLen() != 200 {
 		t.Fatalf("live rows %d, want 200", x.LiveLen())
 	}
 	best := brute(s, q, 1, nil)[0].Ord
-	x.setLive(best, false)
-	x.setLive(best, false) // twice: no-op
+	x.SetLive(best, false)
+	x.SetLive(best, false) // twice: no-op
 	all.bits[best] = false
 	all.n--
 	got, _, _ := x.Search(context.Background(), q, 5, 0, all)
 	if want := brute(s, q, 5, all); !slices.Equal(got, want) {
 		t.Fatalf("after removal: %v, want %v", got, want)
 	}
-	x.setLive(best, true)
+	x.SetLive(best, true)
 	all.bits[best] = true
 	all.n++
 	got, _, _ = x.Search(context.Background(), q, 5, 0, all)

@@ -1,0 +1,314 @@
+// Command bench measures the index side by side with coder/hnsw v0.6.1 and
+// an exact scan on synthetic 64-d data (uniform and low-rank), at 100k and
+// 1M vectors (QUICK=1: 100k only), plus filtered search at 1%, 5% and 20%
+// allowed (planner vs forced HNSW vs forced exact) and the exact scan of 20k
+// live vectors. Query timings are single-threaded (one query at a time);
+// builds use every core. The last line is one JSON object with the headline
+// figures for low-rank data at the largest n.
+//
+// Run: make bench-index (or QUICK=1 make bench-index).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/coder/hnsw"
+	"github.com/viterin/vek/vek32"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/index/internal/synth"
+)
+
+const (
+	dim = 64
+	k   = 10
+)
+
+type headline struct {
+	N                   int     `json:"n"`
+	Dim                 int     `json:"dim"`
+	RecallAt10          float64 `json:"recall_at_10"`
+	UsPerQuery          float64 `json:"us_per_query"`
+	CoderRecallAt10     float64 `json:"coder_hnsw_recall_at_10"`
+	CoderUsPerQuery     float64 `json:"coder_hnsw_us_per_query"`
+	ExactUsPerQuery     float64 `json:"exact_us_per_query"`
+	Exact20kLiveUs      float64 `json:"exact_20k_live_us"`
+	BuildS              float64 `json:"build_s"`
+	BytesPerVector      float64 `json:"bytes_per_vector"`
+	EfSearch            int     `json:"-"`
+}
+
+func main() {
+	quick := os.Getenv("QUICK") != ""
+	sizes := []int{100_000, 1_000_000}
+	nq := 1000
+	coderMax := 1_000_000
+	if quick {
+		sizes = []int{100_000}
+		nq = 500
+	}
+	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
+	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 100, efSearch default 64, plain inner product; coder/hnsw v0.6.1: M 16, Ml 0.25, distance -dot\n\n")
+	var h headline
+	for _, n := range sizes {
+		for _, kind := range []string{"uniform", "lowrank"} {
+			r := run(kind, n, nq, n <= coderMax)
+			if kind == "lowrank" {
+				h = r
+			}
+		}
+	}
+	h.Exact20kLiveUs = exact20k()
+	out, _ := json.Marshal(h)
+	fmt.Println(string(out))
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// truth computes exact top-k for every query (in parallel; not timed).
+func truth(s *synth.Set, nq int) [][]index.Hit {
+	out := make([][]index.Hit, nq)
+	work := make(chan int)
+	done := make(chan struct{})
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for i := range work {
+				out[i] = index.ExactScan(s.Query(i), s.Base, dim, nil, k, nil)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for i := range nq {
+		work <- i
+	}
+	close(work)
+	for range runtime.GOMAXPROCS(0) {
+		<-done
+	}
+	return out
+}
+
+func recall(got []uint32, want []index.Hit) float64 {
+	hit := 0
+	for _, w := range want {
+		if slices.Contains(got, w.Ord) {
+			hit++
+		}
+	}
+	return float64(hit) / float64(len(want))
+}
+
+func ords(hs []index.Hit) []uint32 {
+	o := make([]uint32, len(hs))
+	for i, h := range hs {
+		o[i] = h.Ord
+	}
+	return o
+}
+
+// measure runs fn over the queries one at a time and returns mean recall@k
+// and mean µs per query.
+func measure(nq int, want [][]index.Hit, fn func(i int) []uint32) (float64, float64) {
+	sum := 0.0
+	t0 := time.Now()
+	for i := range nq {
+		sum += recall(fn(i), want[i])
+	}
+	return sum / float64(nq), float64(time.Since(t0).Microseconds()) / float64(nq)
+}
+
+func run(kind string, n, nq int, withCoder bool) headline {
+	h := headline{N: n, Dim: dim}
+	s, err := synth.Generate(kind, n, nq, dim, 2026)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("== %s, n=%d ==\n", kind, n)
+	t0 := time.Now()
+	want := truth(s, nq)
+	fmt.Printf("ground truth: %.1fs\n", time.Since(t0).Seconds())
+
+	// Our index (through index.New: graph + ordinals + live matrix).
+	ids := make([]int64, n)
+	ordv := make([]uint32, n)
+	for i := range n {
+		ids[i], ordv[i] = int64(i), uint32(i)
+	}
+	before := heap()
+	t0 = time.Now()
+	x, err := index.New(context.Background(), lr.ModelVersion{ID: 1, Kind: lr.ModelMF, Version: "bench", Dim: dim},
+		ids, ordv, s.Base, nil, nil, index.Params{Seed: 1}, 0)
+	if err != nil {
+		panic(err)
+	}
+	h.BuildS = time.Since(t0).Seconds()
+	h.BytesPerVector = float64(heap()-before) / float64(n)
+	fmt.Printf("\n%-28s %8s %10s %10s %12s\n", "method", "ef", "recall@10", "µs/query", "")
+	fmt.Printf("%-28s %8s %10s %10s   build %.1fs, %.0f B/vector (heap)\n", "ours (HNSW)", "", "", "", h.BuildS, h.BytesPerVector)
+	h.EfSearch = 0
+	for _, ef := range []int{16, 32, 64, 96, 128, 256} {
+		rec, us := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, ef, nil)) })
+		fmt.Printf("%-28s %8d %10.4f %10.1f\n", "ours (HNSW)", ef, rec, us)
+		if h.EfSearch == 0 && rec >= 0.95 {
+			h.EfSearch, h.RecallAt10, h.UsPerQuery = ef, rec, us
+		}
+	}
+	if h.EfSearch == 0 { // never reached 0.95: report the widest beam
+		h.EfSearch = 256
+		h.RecallAt10, h.UsPerQuery = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 256, nil)) })
+	}
+	fmt.Printf("(headline: smallest ef with recall ≥ 0.95 → ef %d)\n", h.EfSearch)
+	exactN := min(nq, 200)
+	_, h.ExactUsPerQuery = measure(exactN, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, nil)) })
+	fmt.Printf("%-28s %8s %10.4f %10.1f\n", "exact scan (all n)", "-", 1.0, h.ExactUsPerQuery)
+
+	filtered(x, s, n, min(nq, 300))
+
+	if withCoder {
+		h.CoderRecallAt10, h.CoderUsPerQuery = coder(s, n, nq, want)
+	}
+	fmt.Println()
+	x = nil
+	debug.FreeOSMemory()
+	return h
+}
+
+func coder(s *synth.Set, n, nq int, want [][]index.Hit) (float64, float64) {
+	g := hnsw.NewGraph[int]()
+	g.M = 16
+	g.Ml = 0.25
+	g.Distance = func(a, b []float32) float32 { return -vek32.Dot(a, b) }
+	g.Rng = nil
+	before := heap()
+	t0 := time.Now()
+	const batch = 1000
+	nodes := make([]hnsw.Node[int], 0, batch)
+	for i := 0; i < n; i++ {
+		nodes = append(nodes, hnsw.MakeNode(i, s.Base[i*dim:(i+1)*dim]))
+		if len(nodes) == batch || i == n-1 {
+			g.Add(nodes...)
+			nodes = nodes[:0]
+		}
+	}
+	bt := time.Since(t0).Seconds()
+	bpv := float64(heap()-before) / float64(n)
+	fmt.Printf("%-28s %8s %10s %10s   build %.1fs (single goroutine: no concurrent Add), %.0f B/vector (heap)\n", "coder/hnsw v0.6.1", "", "", "", bt, bpv)
+	var rec100, us100 float64
+	for _, ef := range []int{20, 100, 400} {
+		g.EfSearch = ef
+		rec, us := measure(nq, want, func(i int) []uint32 {
+			res := g.Search(s.Query(i), k)
+			o := make([]uint32, len(res))
+			for j, r := range res {
+				o[j] = uint32(r.Key)
+			}
+			return o
+		})
+		fmt.Printf("%-28s %8d %10.4f %10.1f\n", "coder/hnsw v0.6.1", ef, rec, us)
+		if ef == 100 {
+			rec100, us100 = rec, us
+		}
+	}
+	fmt.Printf("(headline for coder/hnsw: EfSearch 100)\n")
+	return rec100, us100
+}
+
+// set is an allowed set over ordinals 0..n-1.
+type set struct {
+	bits []bool
+	n    uint64
+}
+
+func (b *set) Contains(o uint32) bool { return int(o) < len(b.bits) && b.bits[o] }
+func (b *set) GetCardinality() uint64  { return b.n }
+
+// filtered measures planner vs forced strategies with 1%, 5% and 20% of
+// the vectors allowed (and live: the live matrix holds the allowed set).
+func filtered(x *index.Index, s *synth.Set, n, nq int) {
+	fmt.Printf("\nfiltered search, n=%d (allowed = live set; planner threshold %d)\n", n, index.DefaultExactThreshold)
+	fmt.Printf("%-9s %9s %-10s %10s %10s %10s %10s %10s\n", "allowed", "count", "planner→", "plan rec", "plan µs", "hnsw rec", "hnsw µs", "exact µs")
+	r := rand.New(rand.NewPCG(7, 7))
+	var prev *set
+	for _, frac := range []float64{0.01, 0.05, 0.2} {
+		a := &set{bits: make([]bool, n)}
+		for i := range n {
+			if r.Float64() < frac {
+				a.bits[i] = true
+				a.n++
+			}
+		}
+		// Move the live matrix from the previous set to this one.
+		for i := range n {
+			was := prev != nil && prev.bits[i]
+			if was != a.bits[i] {
+				x.SetLive(uint32(i), a.bits[i])
+			}
+		}
+		prev = a
+		want := make([][]index.Hit, nq)
+		for i := range nq {
+			want[i] = x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)
+		}
+		var st index.Strategy
+		pr, pus := measure(nq, want, func(i int) []uint32 {
+			hs, s2, _ := x.Search(context.Background(), s.Query(i), k, 0, a)
+			st = s2
+			return ords(hs)
+		})
+		hr, hus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
+		_, eus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)) })
+		fmt.Printf("%-9s %9d %-10s %10.4f %10.1f %10.4f %10.1f %10.1f\n", fmt.Sprintf("%.0f%%", frac*100), a.n, st, pr, pus, hr, hus, eus)
+	}
+	for i := range n {
+		if prev.bits[i] {
+			x.SetLive(uint32(i), false)
+		}
+	}
+}
+
+// exact20k times the exact scan of a 20k-row live matrix (dim 64).
+func exact20k() float64 {
+	const n = 20000
+	s, _ := synth.Generate("lowrank", n, 200, dim, 99)
+	ids := make([]int64, n)
+	ordv := make([]uint32, n)
+	for i := range n {
+		ids[i], ordv[i] = int64(i), uint32(i)
+	}
+	x, err := index.New(context.Background(), lr.ModelVersion{ID: 1, Kind: lr.ModelMF, Version: "bench", Dim: dim},
+		ids, ordv, s.Base, nil, nil, index.Params{Seed: 1, EfConstruction: 16}, 0)
+	if err != nil {
+		panic(err)
+	}
+	all := &set{bits: make([]bool, n), n: n}
+	for i := range n {
+		all.bits[i] = true
+		x.SetLive(uint32(i), true)
+	}
+	best := time.Duration(1 << 62)
+	for range 5 {
+		t0 := time.Now()
+		for i := range 200 {
+			x.SearchWith(index.StrategyExact, s.Query(i), k, 0, all)
+		}
+		best = min(best, time.Since(t0)/200)
+	}
+	us := float64(best.Nanoseconds()) / 1000
+	fmt.Printf("exact scan of 20k live vectors (dim %d, k %d): %.1f µs/query (best of 5 rounds of 200)\n", dim, k, us)
+	return us
+}
