@@ -34,17 +34,17 @@ const (
 )
 
 type headline struct {
-	N                   int     `json:"n"`
-	Dim                 int     `json:"dim"`
-	RecallAt10          float64 `json:"recall_at_10"`
-	UsPerQuery          float64 `json:"us_per_query"`
-	CoderRecallAt10     float64 `json:"coder_hnsw_recall_at_10"`
-	CoderUsPerQuery     float64 `json:"coder_hnsw_us_per_query"`
-	ExactUsPerQuery     float64 `json:"exact_us_per_query"`
-	Exact20kLiveUs      float64 `json:"exact_20k_live_us"`
-	BuildS              float64 `json:"build_s"`
-	BytesPerVector      float64 `json:"bytes_per_vector"`
-	EfSearch            int     `json:"-"`
+	N               int     `json:"n"`
+	Dim             int     `json:"dim"`
+	RecallAt10      float64 `json:"recall_at_10"`
+	UsPerQuery      float64 `json:"us_per_query"`
+	CoderRecallAt10 float64 `json:"coder_hnsw_recall_at_10"`
+	CoderUsPerQuery float64 `json:"coder_hnsw_us_per_query"`
+	ExactUsPerQuery float64 `json:"exact_us_per_query"`
+	Exact20kLiveUs  float64 `json:"exact_20k_live_us"`
+	BuildS          float64 `json:"build_s"`
+	BytesPerVector  float64 `json:"bytes_per_vector"`
+	EfSearch        int     `json:"-"`
 }
 
 func main() {
@@ -235,7 +235,7 @@ type set struct {
 }
 
 func (b *set) Contains(o uint32) bool { return int(o) < len(b.bits) && b.bits[o] }
-func (b *set) GetCardinality() uint64  { return b.n }
+func (b *set) GetCardinality() uint64 { return b.n }
 
 // filtered measures planner vs forced strategies with 1%, 5% and 20% of
 // the vectors allowed (and live: the live matrix holds the allowed set).
