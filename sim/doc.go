@@ -23,6 +23,9 @@
 // per (category, language), so a visit costs O(log n) whatever the size.
 //
 // Run reports the ground truth of every decision (Choice: user, time,
-// streamer, and the streamers live then) for availability-aware evaluation,
-// and History turns the event stream into history-table rows.
+// streamer, and the streamers live then) just before the decision's
+// viewer.joined event; Evaluator scores a recommender's lists against it
+// (availability-aware HR@K and NDCG@K: the candidates are the streamers
+// live at that moment). History turns the event stream into history-table
+// rows.
 package sim

@@ -29,6 +29,9 @@ type Choice struct {
 	// Live appends the streamers live at TS to dst, in no particular order,
 	// and returns it. It is only valid during the Choice callback.
 	Live func(dst []lr.StreamerID) []lr.StreamerID
+	// IsLive reports whether a streamer was live at TS. Only valid during
+	// the Choice callback.
+	IsLive func(lr.StreamerID) bool
 }
 
 // Stats counts what a Run emitted in its window.
@@ -145,17 +148,20 @@ type runner struct {
 	cands  []int32
 	candW  []float64
 	liveFn func(dst []lr.StreamerID) []lr.StreamerID
+	isLive func(lr.StreamerID) bool
 }
 
 // Run simulates the world from its Start up to to and calls emit for every
 // event with a time in [from, to), in event-time order (ties in a fixed
 // order), and choice (if not nil) for every viewing decision in that
-// window. Everything before from is simulated but not emitted, so the
-// events of a window do not depend on from: Run(from, to) gives exactly the
-// events of Run(Start, to) that fall in [from, to). Streams already live at
-// from (and viewers already watching) were started before the window;
-// their later events are emitted. Event ids are "sim<seed>-<n>", unique
-// and deterministic.
+// window, just before the decision's viewer.joined event, so that whatever
+// the earlier events built is exactly what was known at the decision.
+// Everything before from is simulated but not emitted, so the events of a
+// window do not depend on from: Run(from, to) gives exactly the events of
+// Run(Start, to) that fall in [from, to). Streams already live at from
+// (and viewers already watching) were started before the window; their
+// later events are emitted. Event ids are "sim<seed>-<n>", unique and
+// deterministic.
 //
 // The same world and window give a byte-identical event stream. Run may be
 // called concurrently on one World; emit and choice are called from the
@@ -193,6 +199,10 @@ func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 			dst = append(dst, StreamerID(int(s)))
 		}
 		return dst
+	}
+	rn.isLive = func(id lr.StreamerID) bool {
+		i := int64(id) - idBase
+		return i >= 0 && i < int64(ns) && rn.sStream[i] != 0
 	}
 	rn.seedHabits()
 	rn.push(item{ts: w.cfg.Start.UnixMilli(), kind: kHour})
@@ -456,15 +466,17 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 			rn.stats.HabitChoices++
 		}
 	}
-	if err := rn.event2(ts, lr.EventViewerJoined, s, stream, u); err != nil {
-		return err
-	}
+	// The choice is reported before its viewer.joined, so a recommender fed
+	// the events is asked with exactly what was known before the decision.
 	if rn.choice != nil && rn.in(ts) {
 		err := rn.choice(Choice{TS: time.UnixMilli(ts).UTC(), User: UserID(int(u)), Streamer: StreamerID(int(s)),
-			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn})
+			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn, IsLive: rn.isLive})
 		if err != nil {
 			return err
 		}
+	}
+	if err := rn.event2(ts, lr.EventViewerJoined, s, stream, u); err != nil {
+		return err
 	}
 	rn.push(item{ts: leave, kind: kLeave, streamer: s, stream: stream, user: u, amount: float32((leave - ts) / 1000)})
 	if g := float64(w.uGenerous[u]); g > 0 {
