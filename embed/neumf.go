@@ -1,0 +1,576 @@
+package embed
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// NegativeSampler draws a negative item for a positive interaction. The
+// trainer calls it from one goroutine, in a fixed order, with its own seeded
+// rng, so a deterministic sampler keeps training deterministic.
+type NegativeSampler interface {
+	Negative(rng *rand.Rand, pos Interaction) int32
+}
+
+// uniformSampler draws uniformly among the items the user never interacted
+// with (the NCF paper's sampler).
+type uniformSampler struct {
+	nItems int
+	seen   [][]int32 // sorted, per user
+}
+
+func (s *uniformSampler) Negative(rng *rand.Rand, pos Interaction) int32 {
+	for tries := 0; ; tries++ {
+		j := int32(rng.IntN(s.nItems))
+		if _, found := slices.BinarySearch(s.seen[pos.User], j); !found || tries > 100 {
+			return j
+		}
+	}
+}
+
+// NeuMFConfig holds the hyper-parameters of NeuMF (He et al., WWW 2017).
+type NeuMFConfig struct {
+	Dim     int     // GMF factors: the dimension of the retrieval vectors
+	Layers  []int   // MLP layer widths; Layers[0] is the input (2 × the MLP embedding size)
+	Epochs  int     // passes over the positives
+	Batch   int     // samples (positives and negatives) per Adam step
+	Neg     int     // sampled negatives per positive
+	LR      float64 // Adam step size
+	Reg     float64 // L2 on the embedding rows a batch touches
+	InitStd float64 // std of the initial embeddings
+	Seed    uint64
+	Workers int // goroutines per batch; 0 means GOMAXPROCS
+	// Sampler draws negatives; nil means uniform among the user's unseen items.
+	// For live data, pass one drawing among streamers live at pos.Time.
+	Sampler NegativeSampler
+	// Progress, if set, is called after each epoch with the mean training loss.
+	Progress func(epoch, epochs int)
+	// OnEpoch, if set, is called after each epoch with the mean loss; an
+	// error stops training and is returned.
+	OnEpoch func(epoch int, loss float64) error
+}
+
+// DefaultNeuMFConfig returns the tuned defaults.
+func DefaultNeuMFConfig() NeuMFConfig {
+	return NeuMFConfig{Dim: 64, Layers: []int{64, 32, 16}, Epochs: 20, Batch: 256, Neg: 4,
+		LR: 0.001, Reg: 0, InitStd: 0.01, Seed: 1}
+}
+
+// NeuMF is a trained NeuMF model: a GMF tower (user ⊙ item embeddings) and
+// an MLP tower (ReLU layers over the concatenated user and item embeddings)
+// fused by one logistic output unit. It is read-only after training and safe
+// for concurrent use.
+type NeuMF struct {
+	NUsers, NItems int
+	Dim            int   // GMF factors
+	Layers         []int // MLP widths, Layers[0] = 2·MLP embedding size
+	PG, QG         []float32
+	PM, QM         []float32
+	// Dense holds every dense parameter: for l = 1..len(Layers)-1 the weights
+	// W_l (Layers[l] × Layers[l-1], row-major) then the bias b_l; then the
+	// output weights over the GMF vector (Dim), over the last MLP layer, and
+	// the output bias.
+	Dense []float32
+
+	pool sync.Pool
+}
+
+// mlpDim is the size of the MLP embedding of a user or an item.
+func (m *NeuMF) mlpDim() int { return m.Layers[0] / 2 }
+
+// offsets of the dense parameters.
+type layout struct {
+	w, b   []int // per layer l (index l-1)
+	hG, hM int
+	bias   int
+	size   int
+}
+
+func newLayout(dim int, layers []int) layout {
+	var lo layout
+	off := 0
+	for l := 1; l < len(layers); l++ {
+		lo.w = append(lo.w, off)
+		off += layers[l] * layers[l-1]
+		lo.b = append(lo.b, off)
+		off += layers[l]
+	}
+	lo.hG = off
+	off += dim
+	lo.hM = off
+	off += layers[len(layers)-1]
+	lo.bias = off
+	lo.size = off + 1
+	return lo
+}
+
+// scratch holds one goroutine's forward and backward buffers.
+type scratch struct {
+	phi []float32   // GMF product
+	z   [][]float32 // activations, z[0] = MLP input
+	a   [][]float32 // pre-activations of layers 1..
+	dz  [][]float32
+}
+
+func newScratch(dim int, layers []int) *scratch {
+	s := &scratch{phi: make([]float32, dim)}
+	for _, w := range layers {
+		s.z = append(s.z, make([]float32, w))
+		s.a = append(s.a, make([]float32, w))
+		s.dz = append(s.dz, make([]float32, w))
+	}
+	return s
+}
+
+// forward computes the logit of (u, i), leaving the activations in s.
+func (m *NeuMF) forward(lo *layout, u, i int, s *scratch) float32 {
+	d, e := m.Dim, m.mlpDim()
+	pg, qg := m.PG[u*d:(u+1)*d], m.QG[i*d:(i+1)*d]
+	for f := range s.phi {
+		s.phi[f] = pg[f] * qg[f]
+	}
+	copy(s.z[0][:e], m.PM[u*e:(u+1)*e])
+	copy(s.z[0][e:], m.QM[i*e:(i+1)*e])
+	L := len(m.Layers)
+	for l := 1; l < L; l++ {
+		in, out := m.Layers[l-1], m.Layers[l]
+		W := m.Dense[lo.w[l-1] : lo.w[l-1]+in*out]
+		b := m.Dense[lo.b[l-1] : lo.b[l-1]+out]
+		x, a, z := s.z[l-1], s.a[l], s.z[l]
+		for j := 0; j < out; j++ {
+			v := b[j] + dot32(W[j*in:(j+1)*in], x)
+			a[j] = v
+			z[j] = max(v, 0)
+		}
+	}
+	hG := m.Dense[lo.hG : lo.hG+d]
+	hM := m.Dense[lo.hM : lo.hM+m.Layers[L-1]]
+	return dot32(hG, s.phi) + dot32(hM, s.z[L-1]) + m.Dense[lo.bias]
+}
+
+// backward accumulates the gradient of the loss with respect to the logit
+// (g) into dDense, and writes the gradients of the four embedding rows of
+// (u, i) into dpg, dqg (len Dim) and dpm, dqm (len mlpDim). It uses the
+// activations forward left in s.
+func (m *NeuMF) backward(lo *layout, u, i int, g float32, s *scratch, dDense, dpg, dqg, dpm, dqm []float32) {
+	d := m.Dim
+	L := len(m.Layers)
+	pg, qg := m.PG[u*d:(u+1)*d], m.QG[i*d:(i+1)*d]
+	hG := m.Dense[lo.hG : lo.hG+d]
+	dhG := dDense[lo.hG : lo.hG+d]
+	for f := 0; f < d; f++ {
+		dhG[f] += g * s.phi[f]
+		t := g * hG[f]
+		dpg[f] = t * qg[f]
+		dqg[f] = t * pg[f]
+	}
+	last := m.Layers[L-1]
+	hM := m.Dense[lo.hM : lo.hM+last]
+	dhM := dDense[lo.hM : lo.hM+last]
+	zL, dzL := s.z[L-1], s.dz[L-1]
+	for j := 0; j < last; j++ {
+		dhM[j] += g * zL[j]
+		dzL[j] = g * hM[j]
+	}
+	dDense[lo.bias] += g
+	for l := L - 1; l >= 1; l-- {
+		in, out := m.Layers[l-1], m.Layers[l]
+		W := m.Dense[lo.w[l-1] : lo.w[l-1]+in*out]
+		dW := dDense[lo.w[l-1] : lo.w[l-1]+in*out]
+		db := dDense[lo.b[l-1] : lo.b[l-1]+out]
+		a, dz, x, dx := s.a[l], s.dz[l], s.z[l-1], s.dz[l-1]
+		clear(dx)
+		for j := 0; j < out; j++ {
+			if a[j] <= 0 {
+				continue
+			}
+			gj := dz[j]
+			db[j] += gj
+			row, drow := W[j*in:(j+1)*in], dW[j*in:(j+1)*in]
+			row, xx, dxx := row[:len(drow)], x[:len(drow)], dx[:len(drow)]
+			for k := range drow {
+				drow[k] += gj * xx[k]
+				dxx[k] += gj * row[k]
+			}
+		}
+	}
+	e := m.mlpDim()
+	copy(dpm, s.dz[0][:e])
+	copy(dqm, s.dz[0][e:])
+}
+
+// Score returns the logit of user and item (σ of it is the predicted
+// probability of an interaction); unknown ids give -MaxFloat32. Safe for
+// concurrent use.
+func (m *NeuMF) Score(user, item int) float32 {
+	if user < 0 || user >= m.NUsers || item < 0 || item >= m.NItems {
+		return -math.MaxFloat32
+	}
+	lo, s := m.get()
+	defer m.pool.Put(s)
+	return m.forward(&lo, user, item, s)
+}
+
+func (m *NeuMF) get() (layout, *scratch) {
+	lo := newLayout(m.Dim, m.Layers)
+	if s, ok := m.pool.Get().(*scratch); ok {
+		return lo, s
+	}
+	return lo, newScratch(m.Dim, m.Layers)
+}
+
+// ScoreItems implements Scorer with the full NeuMF logit.
+func (m *NeuMF) ScoreItems(user int32, items []int32, out []float32) {
+	lo, s := m.get()
+	defer m.pool.Put(s)
+	for k, it := range items {
+		if user < 0 || int(user) >= m.NUsers || it < 0 || int(it) >= m.NItems {
+			out[k] = -math.MaxFloat32
+			continue
+		}
+		out[k] = m.forward(&lo, int(user), int(it), s)
+	}
+}
+
+// RetrievalVectors returns the GMF vectors for an inner-product index: each
+// user's GMF embedding multiplied element-wise by the output weights over the
+// GMF tower, and each item's GMF embedding, so that ⟨user, item⟩ is exactly
+// the GMF part of the logit. Both are fresh row-major copies (NUsers×Dim,
+// NItems×Dim).
+func (m *NeuMF) RetrievalVectors() (users, items []float32) {
+	lo := newLayout(m.Dim, m.Layers)
+	hG := m.Dense[lo.hG : lo.hG+m.Dim]
+	users = make([]float32, len(m.PG))
+	for u := 0; u < m.NUsers; u++ {
+		for f := 0; f < m.Dim; f++ {
+			users[u*m.Dim+f] = m.PG[u*m.Dim+f] * hG[f]
+		}
+	}
+	return users, slices.Clone(m.QG)
+}
+
+// adam is Adam state for one parameter slice.
+type adam struct {
+	m, v []float32
+}
+
+func newAdam(n int) adam { return adam{make([]float32, n), make([]float32, n)} }
+
+// adamStep applies one Adam update to p[lo:hi] from g[lo:hi] (with L2 reg
+// added), given the bias-corrected step size.
+func (a *adam) step(p, g []float32, lo, hi int, lrT, reg float32) {
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	pm, pv := a.m[lo:hi], a.v[lo:hi]
+	p, g = p[lo:hi], g[lo:hi]
+	pm, pv, g = pm[:len(p)], pv[:len(p)], g[:len(p)]
+	for k := range p {
+		gk := g[k] + reg*p[k]
+		pm[k] = b1*pm[k] + (1-b1)*gk
+		pv[k] = b2*pv[k] + (1-b2)*gk*gk
+		p[k] -= lrT * pm[k] / (float32(math.Sqrt(float64(pv[k]))) + eps)
+	}
+}
+
+// validate checks the NeuMF configuration.
+func (c *NeuMFConfig) validate() error {
+	if c.Dim <= 0 || c.Dim > 4096 {
+		return lr.Errorf(lr.EINVALID, "NeuMF: dim must be in [1, 4096], got %d", c.Dim)
+	}
+	if len(c.Layers) < 1 || c.Layers[0] < 2 || c.Layers[0]%2 != 0 {
+		return lr.Errorf(lr.EINVALID, "NeuMF: layers must start with an even input width ≥ 2, got %v", c.Layers)
+	}
+	for _, w := range c.Layers {
+		if w <= 0 {
+			return lr.Errorf(lr.EINVALID, "NeuMF: layer widths must be positive, got %v", c.Layers)
+		}
+	}
+	if c.Epochs <= 0 || c.Batch <= 0 || c.Neg < 0 || c.LR <= 0 || c.Reg < 0 {
+		return lr.Errorf(lr.EINVALID, "NeuMF: epochs, batch and lr must be positive, neg and reg non-negative")
+	}
+	return nil
+}
+
+// newNeuMF allocates a model with initial weights drawn from rng: embeddings
+// N(0, InitStd²), dense weights Glorot-uniform, biases 0.
+func newNeuMF(nUsers, nItems int, cfg NeuMFConfig, rng *rand.Rand) *NeuMF {
+	e := cfg.Layers[0] / 2
+	m := &NeuMF{NUsers: nUsers, NItems: nItems, Dim: cfg.Dim, Layers: slices.Clone(cfg.Layers),
+		PG: make([]float32, nUsers*cfg.Dim), QG: make([]float32, nItems*cfg.Dim),
+		PM: make([]float32, nUsers*e), QM: make([]float32, nItems*e)}
+	for _, t := range [][]float32{m.PG, m.QG, m.PM, m.QM} {
+		for k := range t {
+			t[k] = float32(rng.NormFloat64() * cfg.InitStd)
+		}
+	}
+	lo := newLayout(cfg.Dim, cfg.Layers)
+	m.Dense = make([]float32, lo.size)
+	uniform := func(dst []float32, fanIn, fanOut int) {
+		lim := math.Sqrt(6 / float64(fanIn+fanOut))
+		for k := range dst {
+			dst[k] = float32((rng.Float64()*2 - 1) * lim)
+		}
+	}
+	for l := 1; l < len(cfg.Layers); l++ {
+		in, out := cfg.Layers[l-1], cfg.Layers[l]
+		uniform(m.Dense[lo.w[l-1]:lo.w[l-1]+in*out], in, out)
+	}
+	last := cfg.Layers[len(cfg.Layers)-1]
+	uniform(m.Dense[lo.hG:lo.hG+cfg.Dim+last], cfg.Dim+last, 1)
+	return m
+}
+
+// sample is one training example.
+type sample struct {
+	u, i  int32
+	label float32
+}
+
+// TrainNeuMF fits NeuMF with binary cross-entropy on each positive and Neg
+// sampled negatives per epoch, mini-batches of Batch samples and Adam (lazy
+// on embedding rows: only rows a batch touches are updated). Each batch is
+// split between Workers goroutines; gradients are reduced in a fixed order,
+// so a seed gives one result whatever the scheduling. Duplicate (user, item)
+// rows count once. It returns an EINVALID error for bad input and when the
+// loss stops being finite.
+func TrainNeuMF(ctx context.Context, train []Interaction, nUsers, nItems int, cfg NeuMFConfig) (*NeuMF, error) {
+	if err := checkTrain(train, nUsers, nItems, cfg.Dim); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	seen := userItems(train, nUsers)
+	var pos []Interaction
+	{
+		last := map[[2]int32]bool{}
+		for _, x := range train {
+			k := [2]int32{x.User, x.Item}
+			if !last[k] {
+				last[k] = true
+				pos = append(pos, x)
+			}
+		}
+	}
+	sampler := cfg.Sampler
+	if sampler == nil {
+		sampler = &uniformSampler{nItems: nItems, seen: seen}
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9cf))
+	m := newNeuMF(nUsers, nItems, cfg, rng)
+	t := &nmfTrainer{m: m, cfg: cfg, lo: newLayout(cfg.Dim, cfg.Layers)}
+	t.init()
+	per := 1 + cfg.Neg
+	batch := make([]sample, 0, cfg.Batch+per)
+	for ep := 0; ep < cfg.Epochs; ep++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rng.Shuffle(len(pos), func(a, b int) { pos[a], pos[b] = pos[b], pos[a] })
+		var lossSum float64
+		var n int
+		for k, x := range pos {
+			batch = append(batch, sample{x.User, x.Item, 1})
+			for j := 0; j < cfg.Neg; j++ {
+				batch = append(batch, sample{x.User, sampler.Negative(rng, x), 0})
+			}
+			if len(batch)+per > cfg.Batch || k == len(pos)-1 {
+				lossSum += t.step(batch)
+				n += len(batch)
+				batch = batch[:0]
+			}
+		}
+		loss := lossSum / float64(n)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) || !finite32(m.Dense) {
+			return nil, lr.Errorf(lr.EINVALID, "NeuMF diverged: loss %v after epoch %d (lower the learning rate)", loss, ep+1)
+		}
+		if cfg.OnEpoch != nil {
+			if err := cfg.OnEpoch(ep+1, loss); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(ep+1, cfg.Epochs)
+		}
+	}
+	return m, nil
+}
+
+// nmfTrainer holds the optimiser state and per-worker buffers.
+type nmfTrainer struct {
+	m   *NeuMF
+	cfg NeuMFConfig
+	lo  layout
+	t   int // Adam steps taken
+
+	workers []*nmfWorker
+	// gradient of the embedding rows, per sample of the batch
+	gpg, gqg, gpm, gqm []float32
+	// gradient accumulators over whole tables, zeroed after use
+	accPG, accQG, accPM, accQM []float32
+	touchedU, touchedI         []int32
+	markU, markI               []bool
+	dense                      []float32 // reduced dense gradient
+	optDense                   adam
+	optPG, optQG, optPM, optQM adam
+}
+
+type nmfWorker struct {
+	s     *scratch
+	dense []float32
+	loss  float64
+}
+
+func (t *nmfTrainer) init() {
+	m, cfg := t.m, t.cfg
+	w := cfg.Workers
+	if w <= 0 {
+		w = runtime.GOMAXPROCS(0)
+	}
+	w = max(1, min(w, cfg.Batch/8))
+	for k := 0; k < w; k++ {
+		t.workers = append(t.workers, &nmfWorker{s: newScratch(m.Dim, m.Layers), dense: make([]float32, t.lo.size)})
+	}
+	e := m.mlpDim()
+	bmax := cfg.Batch + cfg.Neg + 1
+	t.gpg, t.gqg = make([]float32, bmax*m.Dim), make([]float32, bmax*m.Dim)
+	t.gpm, t.gqm = make([]float32, bmax*e), make([]float32, bmax*e)
+	t.accPG, t.accQG = make([]float32, len(m.PG)), make([]float32, len(m.QG))
+	t.accPM, t.accQM = make([]float32, len(m.PM)), make([]float32, len(m.QM))
+	t.markU, t.markI = make([]bool, m.NUsers), make([]bool, m.NItems)
+	t.dense = make([]float32, t.lo.size)
+	t.optDense = newAdam(t.lo.size)
+	t.optPG, t.optQG = newAdam(len(m.PG)), newAdam(len(m.QG))
+	t.optPM, t.optQM = newAdam(len(m.PM)), newAdam(len(m.QM))
+}
+
+// run computes the forward and backward pass of batch[lo:hi] on worker w.
+func (t *nmfTrainer) run(w *nmfWorker, batch []sample, lo, hi int, inv float32) {
+	m := t.m
+	d, e := m.Dim, m.mlpDim()
+	clear(w.dense)
+	w.loss = 0
+	for k := lo; k < hi; k++ {
+		sm := batch[k]
+		z := m.forward(&t.lo, int(sm.u), int(sm.i), w.s)
+		// loss = -y log σ(z) - (1-y) log(1-σ(z)); dloss/dz = σ(z) - y
+		p := 1 / (1 + math.Exp(-float64(z)))
+		if sm.label > 0 {
+			w.loss += softplus(-float64(z))
+		} else {
+			w.loss += softplus(float64(z))
+		}
+		g := float32(p-float64(sm.label)) * inv
+		m.backward(&t.lo, int(sm.u), int(sm.i), g, w.s, w.dense,
+			t.gpg[k*d:(k+1)*d], t.gqg[k*d:(k+1)*d], t.gpm[k*e:(k+1)*e], t.gqm[k*e:(k+1)*e])
+	}
+}
+
+// softplus is log(1 + e^x), computed without overflow.
+func softplus(x float64) float64 {
+	if x > 30 {
+		return x
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+// step trains on one batch and returns its summed loss.
+func (t *nmfTrainer) step(batch []sample) float64 {
+	m := t.m
+	n := len(batch)
+	inv := float32(1) / float32(n)
+	nw := len(t.workers)
+	if nw == 1 {
+		t.run(t.workers[0], batch, 0, n, inv)
+	} else {
+		var wg sync.WaitGroup
+		for k, w := range t.workers {
+			lo, hi := k*n/nw, (k+1)*n/nw
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.run(w, batch, lo, hi, inv)
+			}()
+		}
+		wg.Wait()
+	}
+	var loss float64
+	copy(t.dense, t.workers[0].dense)
+	loss = t.workers[0].loss
+	for _, w := range t.workers[1:] {
+		for k, v := range w.dense {
+			t.dense[k] += v
+		}
+		loss += w.loss
+	}
+	// Adam with bias correction folded into the step size.
+	t.t++
+	const b1, b2 = 0.9, 0.999
+	lrT := float32(t.cfg.LR * math.Sqrt(1-math.Pow(b2, float64(t.t))) / (1 - math.Pow(b1, float64(t.t))))
+	t.optDense.step(m.Dense, t.dense, 0, len(m.Dense), lrT, 0)
+	// Embedding rows: sum per row in sample order, then one lazy Adam step
+	// per touched row; users and items in parallel (disjoint tables).
+	reg := float32(t.cfg.Reg)
+	d, e := m.Dim, m.mlpDim()
+	users := func() {
+		for k, sm := range batch {
+			u := int(sm.u)
+			if !t.markU[u] {
+				t.markU[u] = true
+				t.touchedU = append(t.touchedU, sm.u)
+			}
+			addTo(t.accPG[u*d:(u+1)*d], t.gpg[k*d:(k+1)*d])
+			addTo(t.accPM[u*e:(u+1)*e], t.gpm[k*e:(k+1)*e])
+		}
+		for _, u := range t.touchedU {
+			u := int(u)
+			t.optPG.step(m.PG, t.accPG, u*d, (u+1)*d, lrT, reg)
+			t.optPM.step(m.PM, t.accPM, u*e, (u+1)*e, lrT, reg)
+			clear(t.accPG[u*d : (u+1)*d])
+			clear(t.accPM[u*e : (u+1)*e])
+			t.markU[u] = false
+		}
+	}
+	items := func() {
+		for k, sm := range batch {
+			i := int(sm.i)
+			if !t.markI[i] {
+				t.markI[i] = true
+				t.touchedI = append(t.touchedI, sm.i)
+			}
+			addTo(t.accQG[i*d:(i+1)*d], t.gqg[k*d:(k+1)*d])
+			addTo(t.accQM[i*e:(i+1)*e], t.gqm[k*e:(k+1)*e])
+		}
+		for _, i := range t.touchedI {
+			i := int(i)
+			t.optQG.step(m.QG, t.accQG, i*d, (i+1)*d, lrT, reg)
+			t.optQM.step(m.QM, t.accQM, i*e, (i+1)*e, lrT, reg)
+			clear(t.accQG[i*d : (i+1)*d])
+			clear(t.accQM[i*e : (i+1)*e])
+			t.markI[i] = false
+		}
+	}
+	if nw == 1 {
+		users()
+		items()
+	} else {
+		done := make(chan struct{})
+		go func() { items(); close(done) }()
+		users()
+		<-done
+	}
+	t.touchedU, t.touchedI = t.touchedU[:0], t.touchedI[:0]
+	return loss
+}
+
+func addTo(dst, src []float32) {
+	src = src[:len(dst)]
+	for k, v := range src {
+		dst[k] += v
+	}
+}
