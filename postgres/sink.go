@@ -20,6 +20,8 @@ type SinkResult struct {
 	Gifts    int
 	Follows  int // follow rows changed
 	Unpaired int // viewer.left with no open join
+	Expired  int // streams ended because no event came for the expiry time
+	Revived  int // expired streams that a later event showed still live
 }
 
 // WriteEvents writes one batch of events as training data, in one
@@ -29,11 +31,23 @@ type SinkResult struct {
 // id: every id is recorded in sink_events in the same transaction, and an
 // event already recorded is dropped, so a batch written again after a crash
 // changes nothing. Bulk paths use COPY into a temporary table. Events must be
-// given in partition order (each streamer's events in order); heartbeats are
-// recorded as seen but write nothing else. Safe for concurrent use by
+// given in partition order (each streamer's events in order); heartbeats
+// only move the stream's last_event_at. It is safe for concurrent use by
 // different sinks only if they write disjoint streamers (as consumer-group
 // partitions are).
+//
+// Streams whose newest event is older than the batch's newest event time
+// minus DefaultStreamExpiry are ended as expired (see WriteEventsExpiring).
 func (db *DB) WriteEvents(ctx context.Context, evs []lr.Event) (SinkResult, error) {
+	return db.WriteEventsExpiring(ctx, evs, DefaultStreamExpiry)
+}
+
+// WriteEventsExpiring is WriteEvents with an explicit expiry.
+// With expiry > 0, streams whose newest event is older than the batch's
+// newest event time minus expiry are ended with end_reason 'expired'
+// (ended_at = their last event), and an expired stream that gets a later
+// event is opened again.
+func (db *DB) WriteEventsExpiring(ctx context.Context, evs []lr.Event, expiry time.Duration) (SinkResult, error) {
 	const op = "postgres.WriteEvents"
 	var res SinkResult
 	if len(evs) == 0 {
@@ -104,21 +118,47 @@ func (db *DB) WriteEvents(ctx context.Context, evs []lr.Event) (SinkResult, erro
 		if len(fresh) == 0 {
 			return nil
 		}
-		ct, err := tx.Exec(ctx, `INSERT INTO streams (id, streamer_id, category, title, started_at)
-			SELECT DISTINCT ON (stream_id) stream_id, streamer_id, category, title, ts
+		ct, err := tx.Exec(ctx, `INSERT INTO streams (id, streamer_id, category, title, started_at, last_event_at)
+			SELECT DISTINCT ON (stream_id) stream_id, streamer_id, category, title, ts, ts
 			FROM sink_in WHERE type = 'stream.started' ORDER BY stream_id, ts, seq
 			ON CONFLICT (id) DO NOTHING`)
 		if err != nil {
 			return err
 		}
 		res.Streams = int(ct.RowsAffected())
+		if _, err = tx.Exec(ctx, `UPDATE streams s SET last_event_at = m.ts
+			FROM (SELECT stream_id, max(ts) AS ts FROM sink_in
+			      WHERE type IN ('stream.started', 'stream.ended', 'stream.heartbeat', 'viewer.joined', 'viewer.left', 'gift.sent')
+			      GROUP BY stream_id) m
+			WHERE s.id = m.stream_id AND (s.last_event_at IS NULL OR s.last_event_at < m.ts)`); err != nil {
+			return err
+		}
+		if ct, err = tx.Exec(ctx, `UPDATE streams SET ended_at = NULL, end_reason = NULL
+			WHERE end_reason = 'expired' AND last_event_at > ended_at
+			  AND id IN (SELECT stream_id FROM sink_in WHERE type <> 'stream.ended')`); err != nil {
+			return err
+		}
+		res.Revived = int(ct.RowsAffected())
 		if ct, err = tx.Exec(ctx, `UPDATE streams s SET ended_at = i.ts, end_reason = 'ended'
 			FROM (SELECT DISTINCT ON (stream_id) stream_id, ts FROM sink_in WHERE type = 'stream.ended'
 			      ORDER BY stream_id, ts, seq) i
-			WHERE s.id = i.stream_id AND s.ended_at IS NULL AND i.ts >= s.started_at`); err != nil {
+			WHERE s.id = i.stream_id AND (s.ended_at IS NULL OR s.end_reason = 'expired') AND i.ts >= s.started_at`); err != nil {
 			return err
 		}
 		res.Ended = int(ct.RowsAffected())
+		if expiry > 0 {
+			var newest time.Time
+			for _, e := range fresh {
+				if e.TS.After(newest) {
+					newest = e.TS
+				}
+			}
+			if ct, err = tx.Exec(ctx, `UPDATE streams SET ended_at = last_event_at, end_reason = 'expired'
+				WHERE ended_at IS NULL AND last_event_at < $1`, newest.Add(-expiry)); err != nil {
+				return err
+			}
+			res.Expired = int(ct.RowsAffected())
+		}
 		if ct, err = tx.Exec(ctx, `INSERT INTO gifts (event_id, user_id, streamer_id, stream_id, amount, sent_at)
 			SELECT event_id, user_id, streamer_id, stream_id, amount, ts FROM sink_in WHERE type = 'gift.sent'
 			ON CONFLICT (event_id) DO NOTHING`); err != nil {
@@ -277,12 +317,16 @@ func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res
 	return nil
 }
 
+// DefaultStreamExpiry is the expiry the sink uses unless told otherwise; it
+// matches the live state's.
+const DefaultStreamExpiry = 10 * time.Minute
+
 // SinkCounts is how many rows each training table holds (for tests and the
 // sink's log line).
 type SinkCounts struct {
-	Events, Streams, Ended, Sessions, Pending, Gifts, Follows int64
-	Seconds                                                   int64 // sum of watch_sessions.seconds
-	GiftValue                                                 float64
+	Events, Streams, Ended, Expired, Sessions, Pending, Gifts, Follows int64
+	Seconds                                                            int64 // sum of watch_sessions.seconds
+	GiftValue                                                          float64
 }
 
 // CountSinkRows returns SinkCounts.
@@ -291,13 +335,14 @@ func (db *DB) CountSinkRows(ctx context.Context) (SinkCounts, error) {
 	err := db.Pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM sink_events),
 		(SELECT count(*) FROM streams),
-		(SELECT count(*) FROM streams WHERE ended_at IS NOT NULL),
+		(SELECT count(*) FROM streams WHERE end_reason = 'ended'),
+		(SELECT count(*) FROM streams WHERE end_reason = 'expired'),
 		(SELECT count(*) FROM watch_sessions),
 		(SELECT count(*) FROM pending_joins),
 		(SELECT count(*) FROM gifts),
 		(SELECT count(*) FROM follows WHERE active),
 		(SELECT coalesce(sum(seconds), 0) FROM watch_sessions),
 		(SELECT coalesce(sum(amount), 0) FROM gifts)`).Scan(
-		&c.Events, &c.Streams, &c.Ended, &c.Sessions, &c.Pending, &c.Gifts, &c.Follows, &c.Seconds, &c.GiftValue)
+		&c.Events, &c.Streams, &c.Ended, &c.Expired, &c.Sessions, &c.Pending, &c.Gifts, &c.Follows, &c.Seconds, &c.GiftValue)
 	return c, lr.E("postgres.CountSinkRows", lr.EINTERNAL, err)
 }

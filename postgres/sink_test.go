@@ -102,3 +102,42 @@ func TestWriteEventsPairsAndIsIdempotent(t *testing.T) {
 		t.Errorf("session closed by the stream's end has event_id %q (%v), want %q", closer, err, b2[3].ID+"/"+b2[1].ID)
 	}
 }
+
+func TestWriteEventsExpiry(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	t0 := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	ev := func(id string, typ lr.EventType, min int, streamer int64) lr.Event {
+		return lr.Event{ID: id, Type: typ, TS: t0.Add(time.Duration(min) * time.Minute), StreamerID: lr.StreamerID(streamer), StreamID: lr.StreamID(streamer * 10), V: 1}
+	}
+	end := func() (string, time.Time) {
+		var reason *string
+		var at *time.Time
+		if err := db.Pool.QueryRow(ctx, `SELECT end_reason, ended_at FROM streams WHERE id = 30`).Scan(&reason, &at); err != nil {
+			t.Fatal(err)
+		}
+		if reason == nil {
+			return "open", time.Time{}
+		}
+		return *reason, *at
+	}
+	steps := []struct {
+		evs        []lr.Event
+		wantReason string
+		wantAt     time.Time
+	}{
+		{[]lr.Event{ev("a", lr.EventStreamStarted, 0, 3), ev("b", lr.EventStreamHeartbeat, 1, 3)}, "open", time.Time{}},
+		{[]lr.Event{ev("c", lr.EventStreamStarted, 20, 4)}, "expired", t0.Add(time.Minute)},
+		{[]lr.Event{ev("d", lr.EventStreamHeartbeat, 21, 3)}, "open", time.Time{}},
+		{[]lr.Event{ev("e", lr.EventStreamHeartbeat, 40, 4)}, "expired", t0.Add(21 * time.Minute)},
+		{[]lr.Event{ev("f", lr.EventStreamEnded, 22, 3)}, "ended", t0.Add(22 * time.Minute)},
+	}
+	for i, s := range steps {
+		if _, err := db.WriteEventsExpiring(ctx, s.evs, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if r, at := end(); r != s.wantReason || !at.Equal(s.wantAt) {
+			t.Errorf("step %d: stream 30 %s at %v, want %s at %v", i, r, at, s.wantReason, s.wantAt)
+		}
+	}
+}
