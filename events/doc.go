@@ -1,5 +1,21 @@
-// Package events is the Kafka edge of liverecall (kafka-go): topic names, the
-// versioned event envelope and its strict decoding, the all-partition
-// live-view consumer, the dead-letter and impression producers, and the sink
-// that writes training data to Postgres.
+// Package events is the Kafka edge of liverecall (the only package that
+// imports kafka-go): topic names, the versioned event envelope and its strict
+// decoding, the producer, the all-partition live-view consumer with its
+// dead-letter topic, and the sink that writes training data to Postgres.
+//
+// Choices that matter when talking to Kafka:
+//
+//   - Keys and partitions: every event is keyed by its decimal streamer id
+//     (Key) and placed with CRC-32 of the key (Partitioner), which is what
+//     librdkafka and kcat do by default, so one streamer's events are in one
+//     partition, in order, whichever client produced them.
+//   - Producer: kafka-go's Writer defaults (1 s batch timeout, no acks) are
+//     replaced by a 5 ms batch timeout and acks from all in-sync replicas.
+//   - Live view (LiveConsumer): one Reader per partition with no consumer
+//     group (every replica needs every partition), positioned at the offset
+//     of now - Lookback; "caught up" once every partition reached the
+//     high-water mark it had at start.
+//   - Sink: a consumer group read with FetchMessage; offsets are committed
+//     with CommitMessages only after the database transaction committed (not
+//     ReadMessage, which would commit before the write).
 package events
