@@ -9,6 +9,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
 )
 
@@ -26,17 +27,11 @@ const (
 var Channels = []string{ChanMF, ChanNCF, ChanSession, ChanFollow, ChanTrending, ChanFresh}
 
 // Hit is one index result: a streamer ordinal and its score.
-type Hit struct {
-	Ord   uint32
-	Score float32
-}
+type Hit = index.Hit
 
 // Allowed is the filter an index search applies during traversal; a
 // *live.Snapshot satisfies it.
-type Allowed interface {
-	Contains(ord uint32) bool
-	GetCardinality() uint64
-}
+type Allowed = index.Allowed
 
 // Index is what recall needs from the index layer, per model kind. All
 // methods are safe for concurrent use and must honour ctx.
