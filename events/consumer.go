@@ -111,6 +111,12 @@ type LiveConsumer struct {
 	caught atomic.Bool
 	ready  chan struct{} // closed when caught up
 	once   sync.Once
+
+	polls struct {
+		sync.Mutex
+		q       []poll
+		covered time.Time
+	}
 }
 
 type partition struct {
@@ -454,6 +460,7 @@ func (c *LiveConsumer) checkCaught(parts []*partition) {
 }
 
 func (c *LiveConsumer) updateLag(parts []*partition) {
+	c.m.staleness.Set(c.staleness(c.cfg.Now()).Seconds())
 	for _, p := range parts {
 		c.m.lag.WithLabelValues(p.topic, strconv.Itoa(p.id)).Set(float64(max(0, p.hwm.Load()-p.next.Load())))
 	}
@@ -488,15 +495,68 @@ func (c *LiveConsumer) pollMarks(ctx context.Context, parts []*partition) {
 			continue
 		}
 		c.m.brokerUp.Set(1)
+		marks := make(map[*partition]int64, len(parts))
 		for topic, pos := range res.Topics {
 			for _, po := range pos {
-				if p := idx[partKey(topic, po.Partition)]; p != nil && po.Error == nil && po.LastOffset > p.hwm.Load() {
+				p := idx[partKey(topic, po.Partition)]
+				if p == nil || po.Error != nil {
+					continue
+				}
+				marks[p] = po.LastOffset
+				if po.LastOffset > p.hwm.Load() {
 					p.hwm.Store(po.LastOffset)
 				}
 			}
 		}
+		c.polls.Lock()
+		c.polls.q = append(c.polls.q, poll{at: c.cfg.Now(), marks: marks})
+		if len(c.polls.q) > 1000 {
+			c.polls.q = c.polls.q[1:]
+		}
+		c.polls.Unlock()
 	}
 }
+
+// poll is one successful reading of the high-water marks.
+type poll struct {
+	at    time.Time
+	marks map[*partition]int64
+}
+
+// staleness returns how far behind the broker the applied state is in
+// time: now minus the time of the newest high-water-mark poll whose marks
+// have all been applied. It grows while the broker is unreachable (no new
+// polls) or while the consumer falls behind; when healthy it stays near
+// LagEvery. Zero before the first poll.
+func (c *LiveConsumer) staleness(now time.Time) time.Duration {
+	c.polls.Lock()
+	defer c.polls.Unlock()
+	for len(c.polls.q) > 0 {
+		p := c.polls.q[0]
+		covered := true
+		for pt, m := range p.marks {
+			if pt.next.Load() < m {
+				covered = false
+				break
+			}
+		}
+		if !covered {
+			break
+		}
+		c.polls.covered = p.at
+		c.polls.q = c.polls.q[1:]
+	}
+	if c.polls.covered.IsZero() {
+		return 0
+	}
+	return now.Sub(c.polls.covered)
+}
+
+// Staleness is how far behind the broker the applied state is, in time
+// (see the liverecall_events_staleness_seconds metric): near the
+// high-water-mark poll interval when healthy, growing while the broker is
+// unreachable or the consumer falls behind.
+func (c *LiveConsumer) Staleness() time.Duration { return c.staleness(c.cfg.Now()) }
 
 func backoff(attempt int, maxD time.Duration) time.Duration {
 	d := 100 * time.Millisecond << min(attempt, 10)

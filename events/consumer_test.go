@@ -128,6 +128,9 @@ func TestLiveConsumerScript(t *testing.T) {
 		t.Fatalf("lag of %d partitions, want 4: %+v", len(lags), lags)
 	}
 	total := int64(0)
+	if s := c.Staleness(); s > 5*time.Second {
+		t.Errorf("staleness %v when caught up and healthy", s)
+	}
 	for _, l := range lags {
 		if l.Lag != 0 || l.Next != l.StartMark {
 			t.Errorf("partition %d: %+v, want no lag", l.Partition, l)
@@ -278,6 +281,12 @@ func TestLiveConsumerBrokerGoesAway(t *testing.T) {
 	if _, ok := st.FeaturesOf(9); !ok || st.Snapshot().GetCardinality() != 1 {
 		t.Error("the live state was lost when the broker went away")
 	}
+	// Staleness grows while the broker is away.
+	s1 := c.Staleness()
+	time.Sleep(600 * time.Millisecond)
+	if s2 := c.Staleness(); s2 < s1+500*time.Millisecond || s1 <= 0 {
+		t.Errorf("staleness %v then %v with the broker gone, want it growing", s1, s2)
+	}
 	// Every metric of the issue is registered in one registry.
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -289,7 +298,7 @@ func TestLiveConsumerBrokerGoesAway(t *testing.T) {
 	}
 	for _, n := range []string{"liverecall_events_consumed_total", "liverecall_events_decode_failures_total",
 		"liverecall_events_dead_lettered_total", "liverecall_live_dedupe_hits_total", "liverecall_events_lag_messages",
-		"liverecall_live_apply_seconds", "liverecall_live_streamers", "liverecall_events_caught_up"} {
+		"liverecall_live_apply_seconds", "liverecall_live_streamers", "liverecall_events_caught_up", "liverecall_events_staleness_seconds"} {
 		if !names[n] {
 			t.Errorf("metric %s not registered", n)
 		}

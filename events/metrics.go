@@ -15,6 +15,7 @@ type Metrics struct {
 	deadLettered       prometheus.Counter
 	deadLetterFailures prometheus.Counter
 	lag                *prometheus.GaugeVec
+	staleness          prometheus.Gauge
 	caughtUp           prometheus.Gauge
 	brokerErrors       prometheus.Counter
 	brokerUp           prometheus.Gauge
@@ -38,6 +39,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Bad messages that could not be written to the dead-letter topic."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "liverecall_events_lag_messages",
 			Help: "Messages between the newest high-water mark seen and the next offset to apply, per partition."}, []string{"topic", "partition"}),
+		staleness: prometheus.NewGauge(prometheus.GaugeOpts{Name: "liverecall_events_staleness_seconds",
+			Help: "Age of the newest broker high-water-mark poll whose offsets are all applied; grows while the broker is unreachable or the consumer falls behind."}),
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "liverecall_events_caught_up",
 			Help: "1 once every partition was applied up to its high-water mark at start."}),
 		brokerErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_events_broker_errors_total",
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.consumedBy[t] = m.consumedVec.WithLabelValues(string(t))
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.lag,
+		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.lag, m.staleness,
 			m.caughtUp, m.brokerErrors, m.brokerUp, m.sinkBatches, m.sinkEvents, m.sinkSeconds)
 	}
 	return m
