@@ -1,0 +1,468 @@
+package embed
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Watch, Gift, Follow and Stream are the live-streaming history a training
+// job reads (from Postgres, in cmd/). Ids are the product's own.
+type (
+	Watch struct {
+		User, Streamer int64
+		At             time.Time // session start
+		Seconds        float64
+	}
+	Gift struct {
+		User, Streamer int64
+		At             time.Time
+		Amount         float64
+	}
+	Follow struct {
+		User, Streamer int64
+		At             time.Time
+	}
+	// Stream is one live session; a zero End means still live.
+	Stream struct {
+		Streamer   int64
+		Start, End time.Time
+	}
+)
+
+// History is everything a training run learns from.
+type History struct {
+	Watches []Watch
+	Gifts   []Gift
+	Follows []Follow
+	Streams []Stream
+}
+
+// LiveConfig configures TrainLive.
+type LiveConfig struct {
+	Kind            lr.ModelKind // mf (implicit ALS) or ncf (NeuMF)
+	Holdout         float64      // share of the most recent watches held out for evaluation, in (0, 1)
+	MinInteractions int          // refuse to train on fewer training watches than this
+	EvalMax         int          // evaluate at most this many held-out watches (a seeded sample); 0 means all
+	GiftWeight      float64      // strength of a gift per unit of amount, in watch-seconds
+	FollowWeight    float64      // strength of a follow, in watch-seconds
+	ALS             ALSConfig
+	NeuMF           NeuMFConfig
+	Seed            uint64
+}
+
+// DefaultLiveConfig returns the defaults of the nightly job.
+func DefaultLiveConfig(kind lr.ModelKind) LiveConfig {
+	return LiveConfig{Kind: kind, Holdout: 0.1, MinInteractions: 100, EvalMax: 20000,
+		GiftWeight: 60, FollowWeight: 600, ALS: DefaultALSConfig(), NeuMF: DefaultNeuMFConfig(), Seed: 1}
+}
+
+// LiveMetrics are the availability-aware figures (Rappaz, McAuley & Aberer,
+// RecSys 2021): each held-out watch is ranked among all streamers live at its
+// start, for all targets, repeat targets (the user watched the streamer in
+// the training period) and new targets.
+type LiveMetrics struct {
+	All, Repeat, New Metrics
+	Skipped          int     // held-out watches of users unknown to the model
+	MeanLive         float64 // mean number of candidates per ranked watch
+}
+
+// LiveModel is the outcome of TrainLive: vectors for retrieval keyed by the
+// product's ids, metrics on the held-out period, and for NCF the full scorer.
+type LiveModel struct {
+	Kind      lr.ModelKind
+	Dim       int
+	Users     []lr.Embedding
+	Streamers []lr.Embedding
+	Metrics   LiveMetrics  // of the retrieval vectors (dot product)
+	Full      *LiveMetrics // NCF only: of the full NeuMF scorer
+	Scorer    *IDScorer    // NCF only: the full NeuMF scorer over product ids
+	Cutoff    time.Time    // watches from here on were held out
+	Train     int          // training watches
+	Held      int          // held-out watches
+
+	held    []Watch
+	streams []Stream
+	seen    func(user, streamer int64) bool
+}
+
+// VectorScorer scores by the dot product of vectors keyed by product id. It
+// is read-only after construction and safe for concurrent use.
+type VectorScorer struct {
+	user, streamer map[int64][]float32
+}
+
+// NewVectorScorer indexes users and streamers (not copied).
+func NewVectorScorer(users, streamers []lr.Embedding) *VectorScorer {
+	s := &VectorScorer{user: make(map[int64][]float32, len(users)), streamer: make(map[int64][]float32, len(streamers))}
+	for _, e := range users {
+		s.user[e.ID] = e.Vec
+	}
+	for _, e := range streamers {
+		s.streamer[e.ID] = e.Vec
+	}
+	return s
+}
+
+// KnowsUser reports whether the scorer has a vector for user.
+func (s *VectorScorer) KnowsUser(user int64) bool { _, ok := s.user[user]; return ok }
+
+// ScoreIDs writes the scores of streamers for user to out; streamers without
+// a vector get -MaxFloat32. It returns false (and writes nothing) for an
+// unknown user.
+func (s *VectorScorer) ScoreIDs(user int64, streamers []int64, out []float32) bool {
+	u, ok := s.user[user]
+	if !ok {
+		return false
+	}
+	for k, id := range streamers {
+		v, ok := s.streamer[id]
+		if !ok || len(v) != len(u) {
+			out[k] = -math.MaxFloat32
+			continue
+		}
+		out[k] = dot32(u, v)
+	}
+	return true
+}
+
+// IDScorer is the full NeuMF scorer over product ids, for rerank: Score gives
+// the logit of (user, streamer). It is read-only and safe for concurrent use.
+type IDScorer struct {
+	Model     *NeuMF
+	UserIDs   []int64 // dense index → user id
+	StreamIDs []int64 // dense index → streamer id
+	user      map[int64]int
+	streamer  map[int64]int
+}
+
+// NewIDScorer wraps m with the id of each dense user and item index.
+func NewIDScorer(m *NeuMF, userIDs, streamerIDs []int64) *IDScorer {
+	s := &IDScorer{Model: m, UserIDs: userIDs, StreamIDs: streamerIDs,
+		user: make(map[int64]int, len(userIDs)), streamer: make(map[int64]int, len(streamerIDs))}
+	for i, id := range userIDs {
+		s.user[id] = i
+	}
+	for i, id := range streamerIDs {
+		s.streamer[id] = i
+	}
+	return s
+}
+
+// Score returns the NeuMF logit of user and streamer and true, or false when
+// either is unknown to the model.
+func (s *IDScorer) Score(user, streamer int64) (float32, bool) {
+	u, ok1 := s.user[user]
+	i, ok2 := s.streamer[streamer]
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	return s.Model.Score(u, i), true
+}
+
+// KnowsUser reports whether user has embeddings.
+func (s *IDScorer) KnowsUser(user int64) bool { _, ok := s.user[user]; return ok }
+
+// ScoreIDs is as VectorScorer.ScoreIDs with the full NeuMF logit.
+func (s *IDScorer) ScoreIDs(user int64, streamers []int64, out []float32) bool {
+	u, ok := s.user[user]
+	if !ok {
+		return false
+	}
+	for k, id := range streamers {
+		i, ok := s.streamer[id]
+		if !ok {
+			out[k] = -math.MaxFloat32
+			continue
+		}
+		out[k] = s.Model.Score(u, i)
+	}
+	return true
+}
+
+// LiveRanker is what EvaluateLive needs from a model.
+type LiveRanker interface {
+	ScoreIDs(user int64, streamers []int64, out []float32) bool
+}
+
+// liveSet answers "who was live at t" for non-decreasing t by sweeping the
+// streams in start order.
+type liveSet struct {
+	streams []Stream // sorted by start
+	next    int
+	live    map[int64]int // streamer → open streams
+	ends    []Stream      // open streams
+}
+
+func newLiveSet(streams []Stream) *liveSet {
+	s := slices.Clone(streams)
+	slices.SortFunc(s, func(a, b Stream) int { return a.Start.Compare(b.Start) })
+	return &liveSet{streams: s, live: map[int64]int{}}
+}
+
+// at returns the streamers live at t (start ≤ t < end), sorted. t must not
+// decrease between calls.
+func (l *liveSet) at(t time.Time) []int64 {
+	for l.next < len(l.streams) && !l.streams[l.next].Start.After(t) {
+		st := l.streams[l.next]
+		l.next++
+		l.live[st.Streamer]++
+		l.ends = append(l.ends, st)
+	}
+	kept := l.ends[:0]
+	for _, st := range l.ends {
+		if !st.End.IsZero() && !st.End.After(t) {
+			if l.live[st.Streamer]--; l.live[st.Streamer] == 0 {
+				delete(l.live, st.Streamer)
+			}
+			continue
+		}
+		kept = append(kept, st)
+	}
+	l.ends = kept
+	out := make([]int64, 0, len(l.live))
+	for id := range l.live {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// EvaluateLive ranks each held-out watch's streamer among the streamers live
+// at the watch's start (the target is added when the streams table missed
+// it), pessimistically, and reports all / repeat / new targets. seen says
+// whether (user, streamer) interacted in the training period. Watches of
+// users the model does not know are counted in Skipped.
+func EvaluateLive(m LiveRanker, held []Watch, streams []Stream, seen func(user, streamer int64) bool) LiveMetrics {
+	held = slices.Clone(held)
+	slices.SortStableFunc(held, func(a, b Watch) int { return a.At.Compare(b.At) })
+	ls := newLiveSet(streams)
+	var all, rep, nw []int
+	var out LiveMetrics
+	var cands []int64
+	var scores []float32
+	var liveSum float64
+	for _, w := range held {
+		live := ls.at(w.At)
+		cands = append(cands[:0], w.Streamer)
+		for _, id := range live {
+			if id != w.Streamer {
+				cands = append(cands, id)
+			}
+		}
+		scores = slices.Grow(scores[:0], len(cands))[:len(cands)]
+		if !m.ScoreIDs(w.User, cands, scores) {
+			out.Skipped++
+			continue
+		}
+		r := PessimisticRank(scores[0], scores[1:])
+		liveSum += float64(len(cands))
+		all = append(all, r)
+		if seen(w.User, w.Streamer) {
+			rep = append(rep, r)
+		} else {
+			nw = append(nw, r)
+		}
+	}
+	out.All, out.Repeat, out.New = MetricsFromRanks(all), MetricsFromRanks(rep), MetricsFromRanks(nw)
+	if len(all) > 0 {
+		out.MeanLive = liveSum / float64(len(all))
+	}
+	return out
+}
+
+// liveSampler draws negatives among streamers live at the positive's time
+// (falling back to uniform when too few are live).
+type liveSampler struct {
+	uniform *uniformSampler
+	starts  []int64 // stream start (unix ns), sorted
+	streams []liveIdx
+}
+
+type liveIdx struct {
+	item       int32
+	start, end int64 // unix ns; end MaxInt64 when open
+}
+
+func newLiveSampler(u *uniformSampler, streams []Stream, idx map[int64]int32) *liveSampler {
+	s := &liveSampler{uniform: u}
+	for _, st := range streams {
+		it, ok := idx[st.Streamer]
+		if !ok {
+			continue
+		}
+		end := int64(math.MaxInt64)
+		if !st.End.IsZero() {
+			end = st.End.UnixNano()
+		}
+		s.streams = append(s.streams, liveIdx{it, st.Start.UnixNano(), end})
+	}
+	slices.SortFunc(s.streams, func(a, b liveIdx) int { return int(sign(a.start - b.start)) })
+	for _, st := range s.streams {
+		s.starts = append(s.starts, st.start)
+	}
+	return s
+}
+
+func sign(x int64) int64 {
+	switch {
+	case x < 0:
+		return -1
+	case x > 0:
+		return 1
+	}
+	return 0
+}
+
+// Negative draws a streamer whose stream was live at pos.Time (unix ns),
+// other than the positive, by rejection over the streams started before it.
+func (s *liveSampler) Negative(rng *rand.Rand, pos Interaction) int32 {
+	n := sort.Search(len(s.starts), func(i int) bool { return s.starts[i] > pos.Time })
+	for tries := 0; tries < 32 && n > 0; tries++ {
+		st := s.streams[rng.IntN(n)]
+		if st.end > pos.Time && st.item != pos.Item {
+			return st.item
+		}
+	}
+	return s.uniform.Negative(rng, pos)
+}
+
+// TrainLive runs one training job over h: it holds out the most recent
+// watches (cfg.Holdout of them by start time), trains cfg.Kind on the rest
+// (watch seconds, gifts and follows before the cut-off, summed per user and
+// streamer into an implicit strength), and evaluates the retrieval vectors
+// with EvaluateLive. NCF negatives are drawn among streamers live at each
+// interaction's time. It returns an EINVALID error for too little data and
+// for a diverging fit.
+func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, error) {
+	if cfg.Holdout <= 0 || cfg.Holdout >= 1 {
+		return nil, lr.Errorf(lr.EINVALID, "holdout must be in (0, 1), got %v", cfg.Holdout)
+	}
+	watches := slices.Clone(h.Watches)
+	slices.SortStableFunc(watches, func(a, b Watch) int { return a.At.Compare(b.At) })
+	nTrain := int(float64(len(watches)) * (1 - cfg.Holdout))
+	if nTrain < max(cfg.MinInteractions, 1) || nTrain == len(watches) {
+		return nil, lr.Errorf(lr.EINVALID, "too little data: %d watch sessions (%d for training), need at least %d for training and one held out",
+			len(watches), nTrain, max(cfg.MinInteractions, 1))
+	}
+	cut := watches[nTrain].At
+	for nTrain > 0 && !watches[nTrain-1].At.Before(cut) { // nothing at the cut-off instant trains
+		nTrain--
+	}
+	trainW, held := watches[:nTrain], watches[nTrain:]
+	if len(trainW) < max(cfg.MinInteractions, 1) {
+		return nil, lr.Errorf(lr.EINVALID, "too little data: %d training watch sessions before %s, need %d", len(trainW), cut.Format(time.RFC3339), cfg.MinInteractions)
+	}
+	userIdx, itemIdx := map[int64]int32{}, map[int64]int32{}
+	var userIDs, itemIDs []int64
+	id := func(m map[int64]int32, ids *[]int64, v int64) int32 {
+		if k, ok := m[v]; ok {
+			return k
+		}
+		k := int32(len(*ids))
+		m[v] = k
+		*ids = append(*ids, v)
+		return k
+	}
+	type key struct{ u, i int32 }
+	strength := map[key]float64{}
+	last := map[key]int64{}
+	var order []key
+	add := func(user, streamer int64, v float64, at time.Time) {
+		k := key{id(userIdx, &userIDs, user), id(itemIdx, &itemIDs, streamer)}
+		if _, ok := strength[k]; !ok {
+			order = append(order, k)
+		}
+		strength[k] += v
+		last[k] = max(last[k], at.UnixNano())
+	}
+	for _, w := range trainW {
+		add(w.User, w.Streamer, max(w.Seconds, 1), w.At)
+	}
+	for _, g := range h.Gifts {
+		if g.At.Before(cut) {
+			add(g.User, g.Streamer, cfg.GiftWeight*g.Amount, g.At)
+		}
+	}
+	for _, f := range h.Follows {
+		if f.At.Before(cut) {
+			add(f.User, f.Streamer, cfg.FollowWeight, f.At)
+		}
+	}
+	train := make([]Interaction, 0, len(order))
+	for _, k := range order {
+		train = append(train, Interaction{User: k.u, Item: k.i, Value: float32(strength[k]), Time: last[k]})
+	}
+	nu, ni := len(userIDs), len(itemIDs)
+	out := &LiveModel{Kind: cfg.Kind, Cutoff: cut, Train: len(trainW), Held: len(held)}
+	seen := func(user, streamer int64) bool {
+		u, ok1 := userIdx[user]
+		i, ok2 := itemIdx[streamer]
+		if !ok1 || !ok2 {
+			return false
+		}
+		_, ok := strength[key{u, i}]
+		return ok
+	}
+	if cfg.EvalMax > 0 && len(held) > cfg.EvalMax {
+		rng := rand.New(rand.NewPCG(cfg.Seed, 0xe7a1))
+		held = slices.Clone(held)
+		rng.Shuffle(len(held), func(a, b int) { held[a], held[b] = held[b], held[a] })
+		held = held[:cfg.EvalMax]
+	}
+	out.held, out.streams, out.seen = held, h.Streams, seen
+	switch cfg.Kind {
+	case lr.ModelMF:
+		m, err := TrainALS(ctx, train, nu, ni, cfg.ALS)
+		if err != nil {
+			return nil, err
+		}
+		out.Dim = m.Dim
+		out.Users = embeddings(userIDs, m.User, m.Dim)
+		out.Streamers = embeddings(itemIDs, m.Item, m.Dim)
+	case lr.ModelNCF:
+		nc := cfg.NeuMF
+		u := &uniformSampler{nItems: ni, seen: userItems(train, nu)}
+		nc.Sampler = newLiveSampler(u, h.Streams, itemIdx)
+		m, err := TrainNeuMF(ctx, train, nu, ni, nc)
+		if err != nil {
+			return nil, err
+		}
+		uv, iv := m.RetrievalVectors()
+		out.Dim = m.Dim
+		out.Users = embeddings(userIDs, uv, m.Dim)
+		out.Streamers = embeddings(itemIDs, iv, m.Dim)
+		out.Scorer = NewIDScorer(m, userIDs, itemIDs)
+		full := EvaluateLive(out.Scorer, held, h.Streams, seen)
+		out.Full = &full
+	default:
+		return nil, lr.Errorf(lr.EINVALID, "unknown model kind %q (want mf or ncf)", cfg.Kind)
+	}
+	for _, e := range append(slices.Clip(out.Users), out.Streamers...) {
+		if !finite32(e.Vec) {
+			return nil, lr.Errorf(lr.EINVALID, "training diverged: vector of id %d is not finite", e.ID)
+		}
+	}
+	out.Metrics = EvaluateLive(NewVectorScorer(out.Users, out.Streamers), held, h.Streams, seen)
+	return out, nil
+}
+
+// embeddings splits a row-major matrix into rows keyed by ids (copies).
+func embeddings(ids []int64, flat []float32, dim int) []lr.Embedding {
+	out := make([]lr.Embedding, len(ids))
+	for k, id := range ids {
+		out[k] = lr.Embedding{ID: id, Vec: slices.Clone(flat[k*dim : (k+1)*dim])}
+	}
+	return out
+}
+
+// Evaluate ranks another model (e.g. the active version's vectors) on the
+// same held-out watches, live sets and repeat/new split as m.Metrics.
+func (m *LiveModel) Evaluate(r LiveRanker) LiveMetrics {
+	return EvaluateLive(r, m.held, m.streams, m.seen)
+}
