@@ -27,5 +27,7 @@
 // viewer.joined event; Evaluator scores a recommender's lists against it
 // (availability-aware HR@K and NDCG@K: the candidates are the streamers
 // live at that moment). History turns the event stream into history-table
-// rows.
+// rows. RunLive starts a window for a consumer with no earlier state (it
+// announces the streams already live), and Pace plays events at real or
+// accelerated speed.
 package sim

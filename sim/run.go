@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,6 +45,7 @@ type Stats struct {
 	HabitChoices  int64 // of which came from habit rather than exploration
 	NoLive        int64 // visits that found nobody live
 	WatchSeconds  int64 // total of the windows' watch sessions, counted at viewer.left
+	Reopened      int64 // stream.started events re-emitted by RunLive (not in Events)
 }
 
 // RepeatShare is RepeatChoices / Choices (0 with no choices).
@@ -149,6 +152,11 @@ type runner struct {
 	candW  []float64
 	liveFn func(dst []lr.StreamerID) []lr.StreamerID
 	isLive func(lr.StreamerID) bool
+
+	// for RunLive: the id counter and time of each live stream's start event
+	sStartSeq []uint64
+	sStartTS  []int64
+	reopen    bool
 }
 
 // Run simulates the world from its Start up to to and calls emit for every
@@ -168,6 +176,21 @@ type runner struct {
 // calling goroutine. An error from emit or choice, or ctx's, stops the run
 // and is returned.
 func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event) error, choice func(Choice) error) (Stats, error) {
+	return w.run(ctx, from, to, emit, choice, false)
+}
+
+// RunLive is Run for a consumer that starts at from with no earlier state
+// (a live service reading a topic that holds only this window): before the
+// window's first event it re-emits the original stream.started event (same
+// id, same time, before from) of every stream already live at from, in
+// stream id order, so that the consumer knows what is live. Viewers already
+// watching at from are not re-emitted: their viewer.left comes without a
+// viewer.joined. Stats.Reopened counts the re-emitted events.
+func (w *World) RunLive(ctx context.Context, from, to time.Time, emit func(lr.Event) error, choice func(Choice) error) (Stats, error) {
+	return w.run(ctx, from, to, emit, choice, true)
+}
+
+func (w *World) run(ctx context.Context, from, to time.Time, emit func(lr.Event) error, choice func(Choice) error, reopen bool) (Stats, error) {
 	if from.Before(w.cfg.Start) {
 		return Stats{}, lr.Errorf(lr.EINVALID, "sim: window starts at %s, before the world's start %s", from.UTC().Format(time.RFC3339), w.cfg.Start.Format(time.RFC3339))
 	}
@@ -192,6 +215,9 @@ func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 		slotN:     make([]uint16, nu*slotsPerU),
 		slotF:     make([]bool, nu*slotsPerU),
 		idPrefix:  strconv.AppendUint([]byte("sim"), w.cfg.Seed, 10),
+		sStartSeq: make([]uint64, ns),
+		sStartTS:  make([]int64, ns),
+		reopen:    reopen,
 	}
 	rn.idPrefix = append(rn.idPrefix, '-')
 	rn.liveFn = func(dst []lr.StreamerID) []lr.StreamerID {
@@ -213,6 +239,12 @@ func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 			}
 		}
 		it := heap.Pop(&rn.q).(item)
+		if rn.reopen && it.ts >= rn.from {
+			rn.reopen = false
+			if err := rn.reopenLive(); err != nil {
+				return rn.stats, err
+			}
+		}
 		if it.ts >= rn.to {
 			break
 		}
@@ -243,15 +275,15 @@ func (rn *runner) step(it item) error {
 		rn.live.add(int(w.groupOf[s]), w.sSlot[s], w.sQuality[s])
 		rn.livePos[s] = int32(len(rn.liveList))
 		rn.liveList = append(rn.liveList, s)
+		rn.sStartSeq[s], rn.sStartTS[s] = rn.eseq, it.ts
 		rn.push(item{ts: rn.sEnd[s], kind: kEnd, streamer: s, stream: id})
 		if hb := w.cfg.Heartbeat.Milliseconds(); hb > 0 && it.ts+hb < rn.sEnd[s] {
 			rn.push(item{ts: it.ts + hb, kind: kHeartbeat, streamer: s, stream: id})
 		}
 		if rn.in(it.ts) {
 			rn.stats.Streams++
-			cat := Categories[w.sCat[s]]
-			title := cat + " with " + streamerName(w.cfg.Seed, int(s)) + " #" + strconv.FormatInt(id, 10)
-			return rn.event(it.ts, lr.EventStreamStarted, s, id, -1, 0, cat, title)
+			rn.stats.Events[lr.EventStreamStarted]++
+			return rn.emit(rn.startEvent(s))
 		}
 		rn.eseq++
 	case kEnd:
@@ -287,6 +319,35 @@ func (rn *runner) step(it item) error {
 		return rn.maybe(it, lr.EventFollowCreated)
 	case kUnfollow:
 		return rn.maybe(it, lr.EventFollowDeleted)
+	}
+	return nil
+}
+
+// startEvent is the stream.started event of streamer s's current stream
+// and advances the id counter if it is the event being generated now.
+func (rn *runner) startEvent(s int32) lr.Event {
+	w := rn.w
+	id := rn.sStream[s]
+	seq := rn.sStartSeq[s]
+	if seq == rn.eseq {
+		rn.eseq++
+	}
+	cat := Categories[w.sCat[s]]
+	rn.idBuf = strconv.AppendUint(append(rn.idBuf[:0], rn.idPrefix...), seq, 10)
+	return lr.Event{ID: string(rn.idBuf), Type: lr.EventStreamStarted, TS: time.UnixMilli(rn.sStartTS[s]).UTC(),
+		StreamerID: StreamerID(int(s)), StreamID: lr.StreamID(id), Category: cat,
+		Title: cat + " with " + streamerName(w.cfg.Seed, int(s)) + " #" + strconv.FormatInt(id, 10), V: lr.EventVersion}
+}
+
+// reopenLive re-emits the start events of the streams live now (RunLive).
+func (rn *runner) reopenLive() error {
+	live := slices.Clone(rn.liveList)
+	slices.SortFunc(live, func(a, b int32) int { return cmp.Compare(rn.sStream[a], rn.sStream[b]) })
+	for _, s := range live {
+		rn.stats.Reopened++
+		if err := rn.emit(rn.startEvent(s)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -309,5 +310,73 @@ func TestBadConfigAndWindow(t *testing.T) {
 	cancel()
 	if _, err := w.Run(ctx, st, st.Add(day), func(lr.Event) error { return nil }, nil); err != context.Canceled {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// RunLive tells a consumer that starts at the window what is already live:
+// the original start events (same id and time) come first.
+func TestRunLiveReopensLiveStreams(t *testing.T) {
+	w := world(t, 13, 200, 1000)
+	st := w.Config().Start
+	from, to := st.Add(day+20*time.Hour), st.Add(day+21*time.Hour)
+	starts := map[lr.StreamerID]lr.Event{} // open at from, from the whole run
+	if _, err := w.Run(context.Background(), st, from, func(e lr.Event) error {
+		switch e.Type {
+		case lr.EventStreamStarted:
+			starts[e.StreamerID] = e
+		case lr.EventStreamEnded:
+			delete(starts, e.StreamerID)
+		}
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var plain []lr.Event
+	if _, err := w.Run(context.Background(), from, to, func(e lr.Event) error { plain = append(plain, e); return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []lr.Event
+	stats, err := w.RunLive(context.Background(), from, to, func(e lr.Event) error { got = append(got, e); return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) < 5 || stats.Reopened != int64(len(starts)) || len(got) != len(plain)+len(starts) {
+		t.Fatalf("%d live at from, reopened %d, %d events vs %d plain", len(starts), stats.Reopened, len(got), len(plain))
+	}
+	for i, e := range got[:len(starts)] {
+		if starts[e.StreamerID] != e || (i > 0 && e.StreamID < got[i-1].StreamID) {
+			t.Fatalf("re-emitted %+v, the original was %+v", e, starts[e.StreamerID])
+		}
+	}
+	if !slices.Equal(got[len(starts):], plain) {
+		t.Fatal("RunLive's window events differ from Run's")
+	}
+	// A window too short to hold any event of its own still announces them.
+	got = got[:0]
+	stats, err = w.RunLive(context.Background(), from, from.Add(time.Millisecond), func(e lr.Event) error { got = append(got, e); return nil }, nil)
+	if err != nil || stats.Reopened != int64(len(starts)) || len(got) != len(starts) {
+		t.Fatalf("1 ms window: %d events, %d reopened, want %d (%v)", len(got), stats.Reopened, len(starts), err)
+	}
+}
+
+func TestPaceFollowsEventTime(t *testing.T) {
+	w := world(t, 1, 50, 300)
+	st := w.Config().Start
+	from := st.Add(20 * time.Hour)
+	n, flushes := 0, 0
+	emit := sim.Pace(context.Background(), from, 3600, func(lr.Event) error { n++; return nil }, func() error { flushes++; return nil })
+	began := time.Now()
+	// 20 simulated minutes at 3600x: a third of a second.
+	if _, err := w.Run(context.Background(), from, from.Add(20*time.Minute), emit, nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < 300*time.Millisecond || took > 5*time.Second || n == 0 || flushes == 0 {
+		t.Fatalf("%d events, %d flushes in %v, want about 333ms", n, flushes, took)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	slow := sim.Pace(ctx, from, 1, func(lr.Event) error { return nil }, nil)
+	if _, err := w.Run(ctx, from, from.Add(time.Hour), slow, nil); err != context.DeadlineExceeded {
+		t.Fatalf("cancelled pacing: %v", err)
 	}
 }

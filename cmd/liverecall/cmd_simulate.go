@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -24,6 +25,9 @@ var (
 	sSimToPostgres = defSetting(setting{"to-postgres", "LIVERECALL_SIM_TO_POSTGRES", "false", "write the history into PostgreSQL (users, streamers, streams, watch_sessions, gifts, follows)"})
 	sSimReplace    = defSetting(setting{"replace", "LIVERECALL_SIM_REPLACE", "false", "with --to-postgres, empty the history tables first"})
 	sSimEventsOut  = defSetting(setting{"events-out", "LIVERECALL_SIM_EVENTS_OUT", "", "also write the events as JSON lines to this file (- for stdout)"})
+	sSimToKafka    = defSetting(setting{"to-kafka", "LIVERECALL_SIM_TO_KAFKA", "false", "also publish the events to the events topic on --kafka-brokers"})
+	sSimSpeed      = defSetting(setting{"speed", "LIVERECALL_SIM_SPEED", "0", "pace the history at this multiple of real time (0: as fast as possible)"})
+	sSimLive       = defSetting(setting{"live", "LIVERECALL_SIM_LIVE", "0s", "after the history, keep the world running from now, in real time, for this long (Kafka and/or --events-out; Ctrl-C ends it)"})
 )
 
 func init() {
@@ -37,6 +41,11 @@ type simConfig struct {
 	toPostgres, replace    bool
 	eventsOut              string
 	databaseURL            string
+	toKafka                bool
+	brokers                []string
+	topic                  string
+	speed                  float64
+	live                   time.Duration
 }
 
 func runSimulate(ctx context.Context, app *App, args []string) error {
@@ -47,6 +56,8 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 	start := f.String(sSimStart)
 	toPG, replace := f.Bool(sSimToPostgres), f.Bool(sSimReplace)
 	out := f.String(sSimEventsOut)
+	toKafka, brokers, topic := f.Bool(sSimToKafka), f.String(sKafkaBrokers), f.String(sEventsTopic)
+	speed, live := f.Float(sSimSpeed), f.Duration(sSimLive)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -55,8 +66,18 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 		return errUsage
 	}
 	c := simConfig{days: *days, streamers: *streamers, users: *users, seed: uint64(*seed),
-		toPostgres: *toPG, replace: *replace, eventsOut: *out, databaseURL: *dbURL}
+		toPostgres: *toPG, replace: *replace, eventsOut: *out, databaseURL: *dbURL,
+		toKafka: *toKafka, brokers: splitCommaList(*brokers), speed: *speed, live: *live}
+	if topics := splitCommaList(*topic); len(topics) > 0 {
+		c.topic = topics[0]
+	}
 	switch {
+	case c.toKafka && len(c.brokers) == 0:
+		return lr.Errorf(lr.EINVALID, "--to-kafka: no Kafka brokers: set --kafka-brokers or LIVERECALL_KAFKA_BROKERS")
+	case c.live < 0 || c.speed < 0:
+		return lr.Errorf(lr.EINVALID, "--live %s --speed %v: want non-negative values", c.live, c.speed)
+	case c.live > 0 && !c.toKafka && c.eventsOut == "":
+		return lr.Errorf(lr.EINVALID, "--live: the live events need somewhere to go: --to-kafka or --events-out")
 	case c.days < 1 || c.days > 3650:
 		return lr.Errorf(lr.EINVALID, "--days %d: want 1 to 3650", c.days)
 	case c.streamers < 1 || c.users < 1:
@@ -106,6 +127,32 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 			line = append(events.AppendEncode(line[:0], e), '\n')
 			_, err := bw.Write(line)
 			return err
+		})
+	}
+
+	var kafkaSent int64
+	flush := func() error { return nil }
+	if c.toKafka {
+		p := events.NewProducer(events.ProducerConfig{Brokers: c.brokers, Topic: c.topic})
+		defer p.Close()
+		batch := make([]lr.Event, 0, 1000)
+		flush = func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			if err := p.Publish(ctx, batch...); err != nil {
+				return err
+			}
+			kafkaSent += int64(len(batch))
+			batch = batch[:0]
+			return nil
+		}
+		emit = append(emit, func(e lr.Event) error {
+			batch = append(batch, e)
+			if len(batch) == cap(batch) {
+				return flush()
+			}
+			return nil
 		})
 	}
 
@@ -161,22 +208,32 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 				return loader.Gift(postgres.GiftRow{EventID: r.EventID, UserID: r.User, StreamerID: r.Streamer, StreamID: r.Stream, Amount: r.Amount, SentAt: r.At})
 			},
 		}
-		emit = append(emit, hist.Add)
 	}
 
 	nextDay := from.Add(24 * time.Hour)
-	stats, err := w.Run(ctx, from, to, func(e lr.Event) error {
-		if !e.TS.Before(nextDay) {
-			app.Log.Info("simulated day", "day", nextDay.Add(-24*time.Hour).Format(time.DateOnly), "elapsed", time.Since(began).Round(time.Millisecond).String())
-			nextDay = nextDay.Add(24 * time.Hour)
-		}
+	all := func(e lr.Event) error {
 		for _, fn := range emit {
 			if err := fn(e); err != nil {
 				return err
 			}
 		}
 		return nil
-	}, nil)
+	}
+	stats, err := w.Run(ctx, from, to, sim.Pace(ctx, from, c.speed, func(e lr.Event) error {
+		if !e.TS.Before(nextDay) {
+			app.Log.Info("simulated day", "day", nextDay.Add(-24*time.Hour).Format(time.DateOnly), "elapsed", time.Since(began).Round(time.Millisecond).String())
+			nextDay = nextDay.Add(24 * time.Hour)
+		}
+		if hist != nil {
+			if err := hist.Add(e); err != nil {
+				return err
+			}
+		}
+		return all(e)
+	}, flush), nil)
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return err
 	}
@@ -193,6 +250,35 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 		}
 	}
 
+	printSummary(summary, c, from, to, began, stats, counts, loader != nil, kafkaSent)
+	if c.live > 0 {
+		// The live phase goes to Kafka and/or the file, not to PostgreSQL
+		// (the sink records it there when it runs).
+		liveFrom := time.Now().UTC().Truncate(time.Millisecond)
+		if liveFrom.Before(to) {
+			liveFrom = to
+		}
+		liveTo := liveFrom.Add(c.live)
+		app.Log.Info("live simulation", "from", liveFrom.Format(time.RFC3339), "for", c.live.String())
+		sent := kafkaSent
+		lstats, err := w.RunLive(ctx, liveFrom, liveTo, sim.Pace(ctx, liveFrom, 1, all, flush), nil)
+		if err == nil {
+			err = flush()
+		}
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		fmt.Fprintf(summary, "live from %s for %s: %d events (%d streams already live announced), %d choices, repeat share %.1f%%",
+			liveFrom.Format(time.RFC3339), time.Since(liveFrom).Round(time.Second), lstats.TotalEvents()+lstats.Reopened, lstats.Reopened, lstats.Choices, 100*lstats.RepeatShare())
+		if c.toKafka {
+			fmt.Fprintf(summary, ", %d published", kafkaSent-sent)
+		}
+		fmt.Fprintln(summary)
+	}
+	return nil
+}
+
+func printSummary(summary io.Writer, c simConfig, from, to time.Time, began time.Time, stats sim.Stats, counts postgres.HistoryCounts, pg bool, kafkaSent int64) {
 	fmt.Fprintf(summary, "simulated %d days (%s to %s), seed %d: %d streamers, %d users, in %s\n",
 		c.days, from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(summary, "events: %d", stats.TotalEvents())
@@ -206,9 +292,11 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 	}
 	fmt.Fprintln(summary)
 	fmt.Fprintf(summary, "choices: %d, repeat share %.1f%%, watched %.0f hours\n", stats.Choices, 100*stats.RepeatShare(), float64(stats.WatchSeconds)/3600)
-	if loader != nil {
+	if pg {
 		fmt.Fprintf(summary, "postgres: %d users, %d streamers, %d streams, %d watch sessions, %d gifts, %d follows\n",
 			counts.Users, counts.Streamers, counts.Streams, counts.Watches, counts.Gifts, counts.Follows)
 	}
-	return nil
+	if c.toKafka {
+		fmt.Fprintf(summary, "kafka: %d events published to %s on %s\n", kafkaSent, c.topic, strings.Join(c.brokers, ","))
+	}
 }

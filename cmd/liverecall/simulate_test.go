@@ -8,10 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/events/kafkatest"
+	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -108,5 +112,107 @@ func TestSimulateBadArguments(t *testing.T) {
 	app, _, _ := testApp(nil)
 	if code := Run(context.Background(), app, []string{"simulate", "extra"}); code != 2 {
 		t.Errorf("extra argument: code %d", code)
+	}
+}
+
+// countingApplier counts what a live consumer applies.
+type countingApplier struct {
+	mu      sync.Mutex
+	n       int
+	started int
+	ids     map[string]bool
+}
+
+func (a *countingApplier) Apply(evs []lr.Event) live.ApplyStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range evs {
+		if !a.ids[e.ID] {
+			a.ids[e.ID] = true
+			a.n++
+			if e.Type == lr.EventStreamStarted {
+				a.started++
+			}
+		}
+	}
+	return live.ApplyStats{Applied: len(evs)}
+}
+
+func (a *countingApplier) Expire(time.Time) int { return 0 }
+
+func (a *countingApplier) count() (int, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n, a.started
+}
+
+var kafkaLine = regexp.MustCompile(`kafka: (\d+) events published`)
+var liveLine = regexp.MustCompile(`live from .*: (\d+) events \((\d+) streams already live announced\).*, (\d+) published`)
+
+// History and then a short live run go to Kafka, where the service's own
+// consumer reads back every event that was also written to the file.
+func TestSimulateToKafkaWithLive(t *testing.T) {
+	kc := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4})
+	brokers := strings.Join(kc.Brokers(), ",")
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	app, out, errb := testApp(map[string]string{"LIVERECALL_KAFKA_BROKERS": brokers})
+	args := []string{"simulate", "--days", "1", "--streamers", "400", "--users", "2000", "--to-kafka", "--live", "1s", "--events-out", path}
+	if code := Run(context.Background(), app, args); code != 0 {
+		t.Fatalf("code %d, stderr %q", code, errb)
+	}
+	hm, lm := kafkaLine.FindStringSubmatch(out.String()), liveLine.FindStringSubmatch(out.String())
+	if hm == nil || lm == nil {
+		t.Fatalf("summary %q", out)
+	}
+	hist, _ := strconv.Atoi(hm[1])
+	liveN, _ := strconv.Atoi(lm[1])
+	reopened, _ := strconv.Atoi(lm[2])
+	published, _ := strconv.Atoi(lm[3])
+	if hist < 1000 || published != liveN || reopened == 0 {
+		t.Fatalf("history %d, live %d events (%d reopened), %d published: %q", hist, liveN, reopened, published, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	want := map[string]bool{}
+	for _, l := range lines {
+		e, err := events.Decode([]byte(l), time.Now(), 0)
+		if err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		want[e.ID] = true
+	}
+	if len(lines) != hist+liveN {
+		t.Fatalf("file holds %d events, the summary says %d + %d", len(lines), hist, liveN)
+	}
+
+	a := &countingApplier{ids: map[string]bool{}}
+	c, err := events.NewLiveConsumer(events.LiveConfig{Brokers: kc.Brokers(), Lookback: time.Hour}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, _ := a.count()
+		if n == len(want) {
+			break
+		}
+		if n > len(want) || time.Now().After(deadline) {
+			t.Fatalf("consumer read %d distinct events, want %d", n, len(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id := range want {
+		if !a.ids[id] {
+			t.Fatalf("event %s written to the file never reached the consumer", id)
+		}
 	}
 }
