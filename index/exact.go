@@ -105,3 +105,11 @@ func (m *liveMatrix) search(q []float32, k int, accept Allowed) []Hit {
 	defer m.mu.RUnlock()
 	return ExactScan(q, m.rows, m.dim, m.ords, k, accept)
 }
+
+// reset empties the matrix.
+func (m *liveMatrix) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rows, m.ords = m.rows[:0], m.ords[:0]
+	clear(m.pos)
+}

@@ -387,7 +387,93 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		b.batch(uint32(done), uint32(hi))
 		done = hi
 	}
+	g.repair(b.scratch(0), p.EfConstruction)
 	return g, nil
+}
+
+// repair links every node that cannot be reached on layer 0 from the
+// entry point (searches end on layer 0, whatever node they enter it by). On
+// the inner product a node of small norm is rarely anyone's best neighbour,
+// so the heuristic can prune away all its in-links (on 20k low-rank vectors
+// ~0.8% of nodes); unfiltered top-k never needs them, but a filtered search
+// may. Each unreachable node, in id order, is added to the layer-0 list of
+// its best reachable match (found by a search from the entry point); when
+// that list is full, the link to the node with the most in-links is
+// replaced, so no node loses its only in-link. Sequential and deterministic.
+// It returns the number of nodes linked.
+func (g *Graph) repair(s *scratch, ef int) int {
+	in := make([]int32, g.n)
+	for v := range g.n {
+		for _, u := range g.links(uint32(v), 0) {
+			in[u]++
+		}
+	}
+	seen := make([]bool, g.n)
+	var stack []uint32
+	reach := func(from uint32) {
+		if seen[from] {
+			return
+		}
+		seen[from] = true
+		stack = append(stack[:0], from)
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, u := range g.links(v, 0) {
+				if !seen[u] {
+					seen[u] = true
+					stack = append(stack, u)
+				}
+			}
+		}
+	}
+	reach(g.entry)
+	fixed := 0
+	for v := range uint32(g.n) {
+		if seen[v] {
+			continue
+		}
+		q := g.aug(v)
+		ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
+		for l := g.maxLevel; l > 0; l-- {
+			ep = g.greedy(q, ep, l)
+		}
+		s.eps = append(s.eps[:0], ep)
+		g.searchLayer(q, s.eps, ef, 0, nil, s)
+		s.w = s.results.sorted(s.w[:0])
+		u, ok := uint32(0), false
+		for _, c := range s.w {
+			if c.id != v && seen[c.id] {
+				u, ok = c.id, true
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		o := int(u) * (g.m0 + 1)
+		blk := g.layer0[o : o+g.m0+1]
+		if int(blk[0]) < g.m0 {
+			blk[1+blk[0]] = v
+			blk[0]++
+		} else {
+			j := 1
+			for i := 2; i <= g.m0; i++ {
+				if in[blk[i]] > in[blk[j]] {
+					j = i
+				}
+			}
+			if in[blk[j]] <= 1 {
+				continue
+			}
+			in[blk[j]]--
+			blk[j] = v
+		}
+		in[v]++
+		fixed++
+		reach(v)
+	}
+	return fixed
 }
 
 type builder struct {

@@ -205,3 +205,34 @@ func TestEdgeCases(t *testing.T) {
 		t.Fatal("ragged input accepted")
 	}
 }
+
+// On the inner product, small-norm nodes lose every in-link to pruning; the
+// build's repair pass must leave every node reachable on layer 0.
+func TestEveryNodeReachableOnLayer0(t *testing.T) {
+	s, err := synth.Generate("lowrank", 8000, 1, 32, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(context.Background(), s.Base, 32, nil, Params{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]bool, g.n)
+	stack := []uint32{g.entry}
+	seen[g.entry] = true
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, u := range g.links(v, 0) {
+			if !seen[u] {
+				seen[u] = true
+				stack = append(stack, u)
+			}
+		}
+	}
+	for v, ok := range seen {
+		if !ok {
+			t.Fatalf("node %d unreachable on layer 0", v)
+		}
+	}
+}

@@ -1,0 +1,647 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Store is what the manager reads from Postgres; *postgres.DB satisfies it.
+type Store interface {
+	// ActiveModel returns the active version of kind, or an ENOTFOUND error.
+	ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error)
+	// CountEmbeddings returns how many vectors of side version modelID holds.
+	CountEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide) (int64, error)
+	// StreamEmbeddings calls fn for each vector of side in id order.
+	StreamEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, fn func(id int64, vec []float32) error) error
+}
+
+// Config configures a Manager. Zero values take the defaults.
+type Config struct {
+	Store    Store        // required
+	Ordinals *lr.Ordinals // required; shared with live/
+	// Kinds are the model kinds to serve. Default mf and ncf.
+	Kinds  []lr.ModelKind
+	Params Params
+	// ExactThreshold: allowed sets up to this size are scanned exactly.
+	// Default DefaultExactThreshold.
+	ExactThreshold int
+	// RecallFloor: a rebuilt index whose self-check recall@10 is below it is
+	// refused. Default 0.9.
+	RecallFloor float64
+	// SelfCheckQueries is the sample size of the self-check. Default 200.
+	SelfCheckQueries int
+	// SnapshotDir, if set, holds one snapshot per kind, written after each
+	// build and loaded at start when it matches the active version.
+	SnapshotDir string
+	// CheckEvery is Run's periodic check of the active versions. Default 1m.
+	CheckEvery time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Manager serves one Index per model kind and replaces it when the active
+// model version changes: the new index is loaded, validated, built and
+// self-checked beside the serving one, then swapped in with an atomic
+// pointer; the previous one is kept for Rollback. All methods are safe for
+// concurrent use; searches never wait for a rebuild.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	slots   map[lr.ModelKind]*slot // fixed at NewManager
+
+	liveMu sync.RWMutex // guards live and every swap's live-matrix fill
+	live   []bool       // by ordinal
+	nLive  uint64
+}
+
+type slot struct {
+	kind     lr.ModelKind
+	cur      atomic.Pointer[Index]
+	prev     atomic.Pointer[Index]
+	reloadMu sync.Mutex // one rebuild of a kind at a time
+
+	stMu       sync.Mutex
+	lastErr    string
+	lastReload time.Time
+}
+
+// NewManager returns a Manager with no index loaded; call Load (at start)
+// and Run (in the background).
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Ordinals == nil {
+		return nil, errors.New("index.NewManager: Store and Ordinals are required")
+	}
+	if len(cfg.Kinds) == 0 {
+		cfg.Kinds = []lr.ModelKind{lr.ModelMF, lr.ModelNCF}
+	}
+	if cfg.RecallFloor == 0 {
+		cfg.RecallFloor = 0.9
+	}
+	if cfg.SelfCheckQueries <= 0 {
+		cfg.SelfCheckQueries = 200
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = time.Minute
+	}
+	if cfg.ExactThreshold <= 0 {
+		cfg.ExactThreshold = DefaultExactThreshold
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{cfg: cfg, log: log.With("component", "index"), metrics: newMetrics(cfg.Registerer), slots: map[lr.ModelKind]*slot{}}
+	for _, k := range cfg.Kinds {
+		if _, err := lr.ParseModelKind(string(k)); err != nil {
+			return nil, err
+		}
+		m.slots[k] = &slot{kind: k}
+	}
+	return m, nil
+}
+
+// ReloadResult says what a reload of one kind did.
+type ReloadResult struct {
+	Kind         lr.ModelKind `json:"kind"`
+	ModelID      int64        `json:"model_id,omitempty"`
+	Version      string       `json:"version,omitempty"`
+	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed"
+	Vectors      int          `json:"vectors,omitempty"`
+	Users        int          `json:"users,omitempty"`
+	Seconds      float64      `json:"seconds,omitempty"`
+	SelfCheck    float64      `json:"self_check_recall,omitempty"`
+	Error        string       `json:"error,omitempty"`
+	ServingModel string       `json:"serving,omitempty"` // version serving afterwards
+}
+
+// Load is the start-up load: for each kind with an active version it loads
+// the snapshot when one matches (or rebuilds, warning why the snapshot was
+// not used). Errors of one kind do not stop the others; they are joined.
+func (m *Manager) Load(ctx context.Context) ([]ReloadResult, error) {
+	return m.reloadAll(ctx, false, true)
+}
+
+// Reload rebuilds every kind from its active version now (the admin call),
+// even when that version is already serving. It blocks until done or ctx
+// ends and returns []ReloadResult as the summary.
+func (m *Manager) Reload(ctx context.Context) (any, error) {
+	return m.reloadAll(ctx, true, false)
+}
+
+// Check rebuilds the kinds whose active version differs from the serving
+// one (the NOTIFY and periodic trigger).
+func (m *Manager) Check(ctx context.Context) ([]ReloadResult, error) {
+	return m.reloadAll(ctx, false, false)
+}
+
+func (m *Manager) reloadAll(ctx context.Context, force, snapshot bool) ([]ReloadResult, error) {
+	var out []ReloadResult
+	var errs []error
+	for _, k := range m.cfg.Kinds {
+		r, err := m.ReloadKind(ctx, k, force, snapshot)
+		out = append(out, r)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// ReloadKind brings kind to its active version: nothing when that version
+// is serving (unless force), else from the snapshot (if useSnapshot and it
+// matches) or a rebuild from the store. On any error the serving index is
+// untouched and the error says which version and, for bad data, which row.
+func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useSnapshot bool) (ReloadResult, error) {
+	s, ok := m.slots[kind]
+	if !ok {
+		return ReloadResult{Kind: kind, Outcome: "failed"}, lr.Errorf(lr.EINVALID, "model kind %s is not served", kind)
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	res := ReloadResult{Kind: kind}
+	defer func() { res.ServingModel = m.Version(kind) }()
+	mv, err := m.cfg.Store.ActiveModel(ctx, kind)
+	if lr.ErrorCode(err) == lr.ENOTFOUND {
+		res.Outcome = "no active model"
+		return res, nil
+	}
+	if err != nil {
+		res.Outcome, res.Error = "failed", err.Error()
+		return res, err
+	}
+	res.ModelID, res.Version = mv.ID, mv.Version
+	if cur := s.cur.Load(); cur != nil && cur.Model.ID == mv.ID && !force {
+		res.Outcome = "unchanged"
+		return res, nil
+	}
+	t0 := time.Now()
+	var x *Index
+	if useSnapshot && m.cfg.SnapshotDir != "" {
+		x, err = ReadSnapshot(m.snapshotPath(kind), mv, m.cfg.Ordinals, m.cfg.Params, m.cfg.ExactThreshold)
+		if err != nil {
+			m.log.Warn("index snapshot not used; rebuilding", "kind", kind, "version", mv.Version, "err", err)
+			x = nil
+		} else {
+			res.Outcome = "snapshot"
+		}
+	}
+	if x == nil {
+		x, err = m.build(ctx, mv)
+		if err != nil {
+			res.Outcome, res.Error = "refused", err.Error()
+			if ctx.Err() != nil || lr.ErrorCode(err) == lr.EINTERNAL {
+				res.Outcome = "failed"
+			}
+			m.metrics.failures.WithLabelValues(string(kind)).Inc()
+			s.stMu.Lock()
+			s.lastErr = err.Error()
+			s.stMu.Unlock()
+			m.log.Error("index rebuild refused; serving index kept", "kind", kind, "version", mv.Version, "err", err)
+			return res, err
+		}
+		res.Outcome = "swapped"
+	}
+	m.swap(s, x)
+	secs := time.Since(t0).Seconds()
+	res.Vectors, res.Users, res.Seconds, res.SelfCheck = x.Len(), x.Users(), secs, x.Recall
+	lk := string(kind)
+	m.metrics.version.WithLabelValues(lk).Set(float64(mv.ID))
+	m.metrics.vectors.WithLabelValues(lk).Set(float64(x.Len()))
+	m.metrics.live.WithLabelValues(lk).Set(float64(x.LiveLen()))
+	m.metrics.buildSecs.WithLabelValues(lk).Set(secs)
+	m.metrics.recall.WithLabelValues(lk).Set(x.Recall)
+	m.metrics.lastReload.WithLabelValues(lk).SetToCurrentTime()
+	s.stMu.Lock()
+	s.lastErr, s.lastReload = "", time.Now()
+	s.stMu.Unlock()
+	m.log.Info("index swapped", "kind", kind, "version", mv.Version, "from", res.Outcome, "vectors", x.Len(), "users", x.Users(),
+		"seconds", secs, "self_check_recall", x.Recall)
+	if res.Outcome == "swapped" && m.cfg.SnapshotDir != "" {
+		if err := WriteSnapshot(m.snapshotPath(kind), x); err != nil {
+			m.log.Warn("index snapshot not written", "kind", kind, "version", mv.Version, "err", err)
+		}
+	}
+	return res, nil
+}
+
+func (m *Manager) snapshotPath(kind lr.ModelKind) string {
+	return filepath.Join(m.cfg.SnapshotDir, string(kind)+".lrix")
+}
+
+// swap installs x as kind's serving index after filling its live matrix
+// from the live set; the live lock makes sure no SetLive falls between.
+func (m *Manager) swap(s *slot, x *Index) {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	m.fillLive(x)
+	if old := s.cur.Swap(x); old != nil {
+		s.prev.Store(old)
+	}
+}
+
+func (m *Manager) fillLive(x *Index) {
+	x.live.reset()
+	for ord, l := range m.live {
+		if l {
+			x.SetLive(uint32(ord), true)
+		}
+	}
+}
+
+// Rollback swaps kind back to the index it served before the last swap
+// (the current one becomes the previous). ENOTFOUND when there is none.
+func (m *Manager) Rollback(kind lr.ModelKind) (string, error) {
+	s, ok := m.slots[kind]
+	if !ok {
+		return "", lr.Errorf(lr.EINVALID, "model kind %s is not served", kind)
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	prev := s.prev.Load()
+	if prev == nil {
+		return "", lr.Errorf(lr.ENOTFOUND, "no previous %s index to roll back to", kind)
+	}
+	m.liveMu.Lock()
+	m.fillLive(prev)
+	cur := s.cur.Swap(prev)
+	s.prev.Store(cur)
+	m.liveMu.Unlock()
+	m.metrics.version.WithLabelValues(string(kind)).Set(float64(prev.Model.ID))
+	m.metrics.vectors.WithLabelValues(string(kind)).Set(float64(prev.Len()))
+	m.log.Warn("index rolled back", "kind", kind, "to", prev.Model.Version, "from", cur.Model.Version)
+	return prev.Model.Version, nil
+}
+
+// Run triggers Check on every notification from listen and every
+// CheckEvery, until ctx ends. listen (may be nil) should block, calling
+// its callback for each reload notification, e.g.
+// func(ctx, fn) error { return db.Listen(ctx, postgres.ReloadChannel, fn) }.
+// Errors are logged; Run returns when ctx ends.
+func (m *Manager) Run(ctx context.Context, listen func(ctx context.Context, fn func(payload string)) error) {
+	trigger := make(chan struct{}, 1)
+	if listen != nil {
+		go func() {
+			err := listen(ctx, func(string) {
+				select {
+				case trigger <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				m.log.Error("index reload listener stopped; periodic checks continue", "err", err)
+			}
+		}()
+	}
+	t := time.NewTicker(m.cfg.CheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+		case <-t.C:
+		}
+		if _, err := m.Check(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("index check", "err", err)
+		}
+	}
+}
+
+// build loads mv's vectors, validates them, builds and self-checks.
+func (m *Manager) build(ctx context.Context, mv lr.ModelVersion) (*Index, error) {
+	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true)
+	if err != nil {
+		return nil, err
+	}
+	uids, uvecs, err := m.loadSide(ctx, mv, lr.SideUser, false)
+	if err != nil {
+		return nil, err
+	}
+	ords := make([]uint32, len(ids))
+	for i, id := range ids {
+		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
+	}
+	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, m.cfg.Params, m.cfg.ExactThreshold)
+	if err != nil {
+		return nil, err
+	}
+	x.Recall = SelfCheck(x, m.cfg.SelfCheckQueries, 10)
+	if x.Recall < m.cfg.RecallFloor {
+		return nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): self-check recall@10 %.3f is below the floor %.2f; the serving index was kept",
+			mv.Kind, mv.Version, mv.ID, x.Recall, m.cfg.RecallFloor)
+	}
+	return x, nil
+}
+
+// loadSide streams and validates one side of mv. Rows must have mv.Dim
+// finite components, not all zero, strictly increasing ids, and as many
+// rows as counted; the error names the version and the first bad row
+// (1-based, in id order).
+func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool) ([]int64, []float32, error) {
+	bad := func(row int, id int64, format string, args ...any) error {
+		return lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %s row %d (%s id %d): %s",
+			mv.Kind, mv.Version, mv.ID, side, row, side, id, fmt.Sprintf(format, args...))
+	}
+	if mv.Dim <= 0 {
+		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): dimension %d", mv.Kind, mv.Version, mv.ID, mv.Dim)
+	}
+	count, err := m.cfg.Store.CountEmbeddings(ctx, mv.ID, side)
+	if err != nil {
+		return nil, nil, err
+	}
+	if count == 0 && required {
+		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): no %s vectors", mv.Kind, mv.Version, mv.ID, side)
+	}
+	ids := make([]int64, 0, count)
+	vecs := make([]float32, 0, int(count)*mv.Dim)
+	row := 0
+	err = m.cfg.Store.StreamEmbeddings(ctx, mv.ID, side, func(id int64, vec []float32) error {
+		row++
+		if len(vec) != mv.Dim {
+			return bad(row, id, "dimension %d, want %d", len(vec), mv.Dim)
+		}
+		zero := true
+		for j, v := range vec {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return bad(row, id, "component %d is %v", j, v)
+			}
+			zero = zero && v == 0
+		}
+		if zero {
+			return bad(row, id, "zero vector")
+		}
+		if n := len(ids); n > 0 && id <= ids[n-1] {
+			if id == ids[n-1] {
+				return bad(row, id, "duplicate id")
+			}
+			return bad(row, id, "ids out of order (after %d)", ids[n-1])
+		}
+		if int64(row) > count {
+			return bad(row, id, "more rows than the %d counted (written while loading?)", count)
+		}
+		ids = append(ids, id)
+		vecs = append(vecs, vec...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(row) != count {
+		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %d %s rows streamed, %d counted: missing rows",
+			mv.Kind, mv.Version, mv.ID, row, side, count)
+	}
+	return ids, vecs, nil
+}
+
+// SelfCheck returns x's mean recall@k with its default beam against exact
+// search over all its vectors, on up to q queries sampled (seeded) from its
+// user vectors, or from its streamer vectors when it has no users.
+func SelfCheck(x *Index, q, k int) float64 {
+	g := x.graph
+	if g.Len() == 0 {
+		return 0
+	}
+	r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
+	queries := make([][]float32, 0, q)
+	users := len(x.userIDs)
+	for range q {
+		if users > 0 {
+			i := r.IntN(users)
+			queries = append(queries, x.userVecs[i*g.dim:(i+1)*g.dim])
+		} else {
+			queries = append(queries, g.Vector(uint32(r.IntN(g.Len()))))
+		}
+	}
+	sums := make([]float64, len(queries))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(queries); i += workers {
+				want := ExactScan(queries[i], g.vecs, g.stride, g.labels, k, nil)
+				got := g.Search(queries[i], k, 0, nil)
+				hit := 0
+				for _, h := range want {
+					if slices.ContainsFunc(got, func(o Hit) bool { return o.Ord == h.Ord }) {
+						hit++
+					}
+				}
+				if len(want) > 0 {
+					sums[i] = float64(hit) / float64(len(want))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0.0
+	for _, s := range sums {
+		total += s
+	}
+	return total / float64(len(queries))
+}
+
+// SetLive records that the streamer with ordinal ord went live (or
+// offline) and updates the live matrix of every serving index. live/'s
+// OnLive hook calls it; safe for concurrent use.
+func (m *Manager) SetLive(ord uint32, live bool) {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if int(ord) >= len(m.live) {
+		if !live {
+			return
+		}
+		m.live = slices.Grow(m.live, int(ord)+1-len(m.live))[:int(ord)+1]
+	}
+	if m.live[ord] == live {
+		return
+	}
+	m.live[ord] = live
+	if live {
+		m.nLive++
+	} else {
+		m.nLive--
+	}
+	for k, s := range m.slots {
+		if x := s.cur.Load(); x != nil {
+			x.SetLive(ord, live)
+			m.metrics.live.WithLabelValues(string(k)).Set(float64(x.LiveLen()))
+		}
+	}
+}
+
+// Contains reports whether ord is live as SetLive last heard; with
+// GetCardinality it makes the Manager an Allowed for live-only queries.
+func (m *Manager) Contains(ord uint32) bool {
+	m.liveMu.RLock()
+	defer m.liveMu.RUnlock()
+	return int(ord) < len(m.live) && m.live[ord]
+}
+
+// GetCardinality returns the number of live ordinals.
+func (m *Manager) GetCardinality() uint64 {
+	m.liveMu.RLock()
+	defer m.liveMu.RUnlock()
+	return m.nLive
+}
+
+// Current returns kind's serving index, or nil.
+func (m *Manager) Current(kind lr.ModelKind) *Index {
+	if s, ok := m.slots[kind]; ok {
+		return s.cur.Load()
+	}
+	return nil
+}
+
+// Version returns the label of kind's serving model version, "" if none.
+func (m *Manager) Version(kind lr.ModelKind) string {
+	if x := m.Current(kind); x != nil {
+		return x.Model.Version
+	}
+	return ""
+}
+
+// UserVector returns u's vector under kind's serving version, or false.
+// The slice is shared: do not modify it.
+func (m *Manager) UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool) {
+	if x := m.Current(kind); x != nil {
+		return x.UserVector(int64(u))
+	}
+	return nil, false
+}
+
+// StreamerVector returns the vector of the streamer with ordinal ord under
+// kind's serving version, or false. The slice is shared: do not modify it.
+func (m *Manager) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool) {
+	if x := m.Current(kind); x != nil {
+		return x.StreamerVector(ord)
+	}
+	return nil, false
+}
+
+// Search returns up to k streamers in allowed (nil: all) with the highest
+// dot product with q under kind's serving index, best first. EUNAVAILABLE
+// when no index of kind is loaded; EINVALID for a query of the wrong
+// dimension. It never waits for a rebuild.
+func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
+	x := m.Current(kind)
+	if x == nil {
+		return nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
+	}
+	hits, st, err := x.Search(ctx, q, k, 0, allowed)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics.searches.WithLabelValues(string(kind), string(st)).Inc()
+	return hits, nil
+}
+
+// Neighbor is one row of an operator's neighbour query.
+type Neighbor struct {
+	StreamerID lr.StreamerID `json:"streamer_id"`
+	Ord        uint32        `json:"-"`
+	Score      float32       `json:"score"`
+	Live       bool          `json:"live"`
+}
+
+// SimilarStreamers returns the k streamers whose kind vectors have the
+// highest dot product with streamer id's, excluding id itself, live ones
+// only or all. ENOTFOUND when the serving version has no vector for id.
+func (m *Manager) SimilarStreamers(ctx context.Context, kind lr.ModelKind, id lr.StreamerID, k int, liveOnly bool) ([]Neighbor, error) {
+	ord, ok := m.cfg.Ordinals.Lookup(id)
+	var q []float32
+	if ok {
+		q, ok = m.StreamerVector(kind, ord)
+	}
+	if !ok {
+		return nil, lr.Errorf(lr.ENOTFOUND, "streamer %d has no %s embedding", id, kind)
+	}
+	out, err := m.neighbors(ctx, kind, q, k+1, liveOnly)
+	out = slices.DeleteFunc(out, func(n Neighbor) bool { return n.StreamerID == id })
+	return out[:min(k, len(out))], err
+}
+
+// UserNeighbors returns the k streamers with the highest dot product with
+// user u's vector of the same model version (what the user would be
+// recommended), live ones only or all. ENOTFOUND when u has no vector.
+func (m *Manager) UserNeighbors(ctx context.Context, kind lr.ModelKind, u lr.UserID, k int, liveOnly bool) ([]Neighbor, error) {
+	q, ok := m.UserVector(kind, u)
+	if !ok {
+		return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", u, kind)
+	}
+	return m.neighbors(ctx, kind, q, k, liveOnly)
+}
+
+func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32, k int, liveOnly bool) ([]Neighbor, error) {
+	if k <= 0 || k > 1000 {
+		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and 1000, got %d", k)
+	}
+	var allowed Allowed
+	if liveOnly {
+		allowed = m
+	}
+	hits, err := m.Search(ctx, kind, q, k, allowed)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Neighbor, 0, len(hits))
+	for _, h := range hits {
+		id, _ := m.cfg.Ordinals.ID(h.Ord)
+		out = append(out, Neighbor{StreamerID: id, Ord: h.Ord, Score: h.Score, Live: m.Contains(h.Ord)})
+	}
+	return out, nil
+}
+
+// KindStatus describes one kind's serving index.
+type KindStatus struct {
+	Kind            lr.ModelKind `json:"kind"`
+	ModelID         int64        `json:"model_id,omitempty"`
+	Version         string       `json:"version,omitempty"`
+	Vectors         int          `json:"vectors"`
+	Users           int          `json:"users"`
+	LiveVectors     int          `json:"live_vectors"`
+	BuildSeconds    float64      `json:"build_seconds,omitempty"`
+	SelfCheck       float64      `json:"self_check_recall,omitempty"`
+	LastReload      *time.Time   `json:"last_reload,omitempty"`
+	LastError       string       `json:"last_error,omitempty"`
+	PreviousVersion string       `json:"previous_version,omitempty"`
+}
+
+// Status describes every kind's serving index ([]KindStatus).
+func (m *Manager) Status() any {
+	var out []KindStatus
+	for _, k := range m.cfg.Kinds {
+		s := m.slots[k]
+		st := KindStatus{Kind: k}
+		if x := s.cur.Load(); x != nil {
+			st.ModelID, st.Version, st.Vectors, st.Users, st.LiveVectors = x.Model.ID, x.Model.Version, x.Len(), x.Users(), x.LiveLen()
+			st.BuildSeconds, st.SelfCheck = x.BuiltIn.Seconds(), x.Recall
+		}
+		if p := s.prev.Load(); p != nil {
+			st.PreviousVersion = p.Model.Version
+		}
+		s.stMu.Lock()
+		st.LastError = s.lastErr
+		if !s.lastReload.IsZero() {
+			t := s.lastReload
+			st.LastReload = &t
+		}
+		s.stMu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,467 @@
+package index_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+const dim = 16
+
+// seedVersion stores a staged mf version with n streamer vectors (ids
+// 100+i) and u user vectors (ids 1+i), applying mutate to the streamer rows
+// first, and returns it.
+func seedVersion(t *testing.T, db *postgres.DB, label string, n, u int, seed uint64, mutate func([]lr.Embedding) []lr.Embedding) lr.ModelVersion {
+	t.Helper()
+	ctx := context.Background()
+	s, err := synth.Generate("lowrank", n, u, dim, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: label, Dim: dim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]lr.Embedding, n)
+	for i := range rows {
+		rows[i] = lr.Embedding{ID: int64(100 + i), Vec: s.Base[i*dim : (i+1)*dim]}
+	}
+	if mutate != nil {
+		rows = mutate(rows)
+	}
+	if _, err := db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, rows); err != nil {
+		t.Fatal(err)
+	}
+	users := make([]lr.Embedding, u)
+	for i := range users {
+		users[i] = lr.Embedding{ID: int64(1 + i), Vec: s.Query(i)}
+	}
+	if _, err := db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, users); err != nil {
+		t.Fatal(err)
+	}
+	return mv
+}
+
+func activate(t *testing.T, db *postgres.DB, mv lr.ModelVersion) {
+	t.Helper()
+	if _, err := db.ActivateModel(context.Background(), mv.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newManager(t *testing.T, store index.Store, cfg index.Config) (*index.Manager, *prometheus.Registry, *bytes.Buffer) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	cfg.Store = store
+	if cfg.Ordinals == nil {
+		cfg.Ordinals = lr.NewOrdinals()
+	}
+	cfg.Kinds = []lr.ModelKind{lr.ModelMF}
+	cfg.Registerer = reg
+	cfg.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	cfg.Params.Seed = 1
+	m, err := index.NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg, &logs
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	dir := t.TempDir()
+	ords := lr.NewOrdinals()
+	m, reg, _ := newManager(t, db, index.Config{SnapshotDir: dir, Ordinals: ords})
+
+	// No active model: nothing to load, searches say unavailable.
+	res, err := m.Load(ctx)
+	if err != nil || res[0].Outcome != "no active model" {
+		t.Fatalf("Load with no model: %+v %v", res, err)
+	}
+	if _, err := m.Search(ctx, lr.ModelMF, make([]float32, dim), 5, nil); lr.ErrorCode(err) != lr.EUNAVAILABLE {
+		t.Fatalf("search with no index: %v", err)
+	}
+
+	v1 := seedVersion(t, db, "v1", 3000, 50, 1, nil)
+	activate(t, db, v1)
+	res, err = m.Load(ctx)
+	if err != nil || res[0].Outcome != "swapped" || res[0].Vectors != 3000 || res[0].Users != 50 {
+		t.Fatalf("Load: %+v %v", res, err)
+	}
+	if res[0].SelfCheck < 0.9 {
+		t.Fatalf("self-check recall %.3f", res[0].SelfCheck)
+	}
+	if got := m.Version(lr.ModelMF); got != "v1" {
+		t.Fatalf("Version = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mf.lrix")); err != nil {
+		t.Fatalf("no snapshot written: %v", err)
+	}
+	// Unchanged on Check; forced on Reload.
+	if res, _ := m.Check(ctx); res[0].Outcome != "unchanged" {
+		t.Fatalf("Check: %+v", res)
+	}
+
+	// Neighbour queries, live-only or all, against brute force from the DB.
+	user := lr.UserID(7)
+	q, ok := m.UserVector(lr.ModelMF, user)
+	if !ok {
+		t.Fatal("no user vector")
+	}
+	all, err := m.UserNeighbors(ctx, lr.ModelMF, user, 10, false)
+	if err != nil || len(all) != 10 {
+		t.Fatalf("UserNeighbors: %v %v", all, err)
+	}
+	want := bruteFromDB(t, db, v1.ID, q, 10, nil)
+	if recall(all, want) < 0.9 {
+		t.Fatalf("user neighbours %v, brute force %v", ids(all), want)
+	}
+	// Make 30 streamers live; live-only results must be among them and exact.
+	liveIDs := map[int64]bool{}
+	for i := 0; i < 3000; i += 100 {
+		liveIDs[int64(100+i)] = true
+	}
+	for id := range liveIDs {
+		ord, ok := ords.Lookup(lr.StreamerID(id))
+		if !ok {
+			t.Fatalf("streamer %d has no ordinal after the build", id)
+		}
+		m.SetLive(ord, true)
+	}
+	liveN, err := m.UserNeighbors(ctx, lr.ModelMF, user, 5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLive := bruteFromDB(t, db, v1.ID, q, 5, liveIDs)
+	if !slices.Equal(ids(liveN), wantLive) {
+		t.Fatalf("live-only neighbours %v, want %v", ids(liveN), wantLive)
+	}
+	for _, n := range liveN {
+		if !n.Live {
+			t.Fatalf("live-only neighbour %d not marked live", n.StreamerID)
+		}
+	}
+	sim, err := m.SimilarStreamers(ctx, lr.ModelMF, 100, 5, false)
+	if err != nil || len(sim) != 5 || slices.Contains(ids(sim), 100) {
+		t.Fatalf("SimilarStreamers(100): %v %v", sim, err)
+	}
+	if _, err := m.SimilarStreamers(ctx, lr.ModelMF, 99999, 5, false); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("unknown streamer: %v", err)
+	}
+	if _, err := m.UserNeighbors(ctx, lr.ModelMF, 99999, 5, false); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("unknown user: %v", err)
+	}
+
+	// Metrics: version, size, strategies.
+	if got := testutil.ToFloat64(mustVec(t, reg, "liverecall_index_model_id")); got != float64(v1.ID) {
+		t.Fatalf("model id metric %v", got)
+	}
+	if got := testutil.ToFloat64(mustVec(t, reg, "liverecall_index_vectors")); got != 3000 {
+		t.Fatalf("vectors metric %v", got)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "liverecall_index_searches_total"); n < 1 {
+		t.Fatal("no searches counted")
+	}
+
+	// A restart with the snapshot loads it instead of rebuilding, and serves
+	// the same answers.
+	m2, _, _ := newManager(t, db, index.Config{SnapshotDir: dir})
+	res, err = m2.Load(ctx)
+	if err != nil || res[0].Outcome != "snapshot" {
+		t.Fatalf("restart Load: %+v %v", res, err)
+	}
+	again, err := m2.UserNeighbors(ctx, lr.ModelMF, user, 10, false)
+	if err != nil || !slices.Equal(ids(again), ids(all)) {
+		t.Fatalf("after snapshot load %v, before %v (%v)", ids(again), ids(all), err)
+	}
+
+	// A corrupt snapshot is ignored with a warning and rebuilt.
+	path := filepath.Join(dir, "mf.lrix")
+	b, _ := os.ReadFile(path)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m3, _, logs := newManager(t, db, index.Config{SnapshotDir: dir})
+	res, err = m3.Load(ctx)
+	if err != nil || res[0].Outcome != "swapped" || !strings.Contains(logs.String(), "checksum mismatch") {
+		t.Fatalf("corrupt snapshot: %+v %v; logs: %s", res, err, logs)
+	}
+	// A snapshot of another version is ignored too.
+	v2 := seedVersion(t, db, "v2", 500, 5, 2, nil)
+	activate(t, db, v2)
+	m4, _, logs := newManager(t, db, index.Config{SnapshotDir: dir})
+	res, err = m4.Load(ctx)
+	if err != nil || res[0].Outcome != "swapped" || !strings.Contains(logs.String(), "active is mf/v2") {
+		t.Fatalf("mismatched snapshot: %+v %v; logs: %s", res, err, logs)
+	}
+}
+
+func mustVec(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	return &gathered{reg: reg, name: name}
+}
+
+// gathered exposes one gathered metric family as a Collector for testutil.
+type gathered struct {
+	reg  *prometheus.Registry
+	name string
+}
+
+func (g *gathered) Describe(chan<- *prometheus.Desc) {}
+func (g *gathered) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := g.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != g.name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			v := mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "", nil, nil), prometheus.GaugeValue, v)
+		}
+	}
+}
+
+func ids(ns []index.Neighbor) []int64 {
+	out := make([]int64, len(ns))
+	for i, n := range ns {
+		out[i] = int64(n.StreamerID)
+	}
+	return out
+}
+
+func recall(got []index.Neighbor, want []int64) float64 {
+	hit := 0
+	for _, w := range want {
+		if slices.Contains(ids(got), w) {
+			hit++
+		}
+	}
+	return float64(hit) / float64(len(want))
+}
+
+// bruteFromDB ranks the version's streamers (restricted to only, if non-nil)
+// by exact dot product with q, reading the vectors back from Postgres.
+func bruteFromDB(t *testing.T, db *postgres.DB, modelID int64, q []float32, k int, only map[int64]bool) []int64 {
+	t.Helper()
+	type sc struct {
+		id int64
+		s  float32
+	}
+	var all []sc
+	err := db.StreamEmbeddings(context.Background(), modelID, lr.SideStreamer, func(id int64, vec []float32) error {
+		if only == nil || only[id] {
+			h := index.ExactScan(q, vec, dim, nil, 1, nil)
+			all = append(all, sc{id, h[0].Score})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(all, func(a, b sc) int {
+		switch {
+		case a.s > b.s:
+			return -1
+		case a.s < b.s:
+			return 1
+		}
+		return int(a.id - b.id)
+	})
+	out := []int64{}
+	for _, a := range all[:min(k, len(all))] {
+		out = append(out, a.id)
+	}
+	return out
+}
+
+// faulty wraps the real database and corrupts the stream of one version
+// the way a bad import or a concurrent delete would.
+type faulty struct {
+	*postgres.DB
+	modelID int64
+	fault   string // "drop", "dup"
+}
+
+func (f *faulty) StreamEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, fn func(int64, []float32) error) error {
+	row := 0
+	return f.DB.StreamEmbeddings(ctx, modelID, side, func(id int64, vec []float32) error {
+		row++
+		if modelID != f.modelID || side != lr.SideStreamer || row != 4 {
+			return fn(id, vec)
+		}
+		switch f.fault {
+		case "drop":
+			return nil
+		case "dup":
+			if err := fn(id, vec); err != nil {
+				return err
+			}
+			return fn(id, vec)
+		}
+		return fn(id, vec)
+	})
+}
+
+func TestBadVersionsAreRefusedAndTheServingIndexKept(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	good := seedVersion(t, db, "good", 400, 10, 1, nil)
+	activate(t, db, good)
+	set := func(row int, f func(v []float32) []float32) func([]lr.Embedding) []lr.Embedding {
+		return func(rows []lr.Embedding) []lr.Embedding {
+			v := slices.Clone(rows[row].Vec)
+			rows[row].Vec = f(v)
+			return rows
+		}
+	}
+	for _, tc := range []struct {
+		name, label string
+		mutate      func([]lr.Embedding) []lr.Embedding
+		fault       string
+		floor       float64
+		want        string
+	}{
+		{"short vector", "short", set(9, func(v []float32) []float32 { return v[:dim-1] }), "", 0,
+			"model mf/short (id %d): streamer row 10 (streamer id 109): dimension 15, want 16"},
+		{"NaN", "nan", set(4, func(v []float32) []float32 { v[3] = float32(math.NaN()); return v }), "", 0,
+			"model mf/nan (id %d): streamer row 5 (streamer id 104): component 3 is NaN"},
+		{"Inf", "inf", set(0, func(v []float32) []float32 { v[0] = float32(math.Inf(-1)); return v }), "", 0,
+			"model mf/inf (id %d): streamer row 1 (streamer id 100): component 0 is -Inf"},
+		{"zero vector", "zero", set(7, func(v []float32) []float32 { return make([]float32, dim) }), "", 0,
+			"model mf/zero (id %d): streamer row 8 (streamer id 107): zero vector"},
+		{"missing rows", "missing", nil, "drop", 0,
+			"model mf/missing (id %d): 399 streamer rows streamed, 400 counted: missing rows"},
+		{"duplicate id", "dup", nil, "dup", 0,
+			"model mf/dup (id %d): streamer row 5 (streamer id 103): duplicate id"},
+		// An unreachable floor refuses every version (the good one too, so
+		// this case starts with nothing served).
+		{"self-check below floor", "floor", nil, "", 1.01,
+			"model mf/floor (id %d): self-check recall@10 1.000 is below the floor 1.01"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mv := seedVersion(t, db, tc.label, 400, 10, 3, tc.mutate)
+			store := &faulty{DB: db, modelID: mv.ID, fault: tc.fault}
+			m, reg, _ := newManager(t, store, index.Config{RecallFloor: tc.floor})
+			wantServing := "good"
+			if _, err := m.Load(ctx); tc.floor > 1 {
+				wantServing = ""
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			activate(t, db, mv)
+			defer activate(t, db, good)
+			res, err := m.Check(ctx)
+			want := strings.ReplaceAll(tc.want, "%d", strconv.FormatInt(mv.ID, 10))
+			if err == nil || !strings.Contains(err.Error(), want) || lr.ErrorCode(err) != lr.EINVALID {
+				t.Fatalf("error %v\nwant containing %q (invalid)", err, want)
+			}
+			if res[0].Outcome != "refused" || m.Version(lr.ModelMF) != wantServing {
+				t.Fatalf("result %+v, serving %q: the good index must stay", res, m.Version(lr.ModelMF))
+			}
+			if got := testutil.ToFloat64(mustVec(t, reg, "liverecall_index_reload_failures_total")); got < 1 {
+				t.Fatalf("failures metric %v", got)
+			}
+		})
+	}
+}
+
+func TestSearchDuringSwapsNotifyAndRollback(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := pgtest.Open(t)
+	v1 := seedVersion(t, db, "s1", 1500, 20, 1, nil)
+	activate(t, db, v1)
+	m, _, _ := newManager(t, db, index.Config{CheckEvery: time.Hour})
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(ctx, func(ctx context.Context, fn func(string)) error { return db.Listen(ctx, postgres.ReloadChannel, fn) })
+
+	// Searchers run through every swap below; none may fail.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var searches atomic.Int64
+	q := make([]float32, dim)
+	q[0] = 1
+	for range 4 {
+		wg.Go(func() {
+			for !stop.Load() {
+				hits, err := m.Search(ctx, lr.ModelMF, q, 10, nil)
+				if err != nil || len(hits) != 10 {
+					t.Errorf("search during swap: %d hits, %v", len(hits), err)
+					return
+				}
+				searches.Add(1)
+			}
+		})
+	}
+	// A new version announced by NOTIFY is picked up without an admin call.
+	v2 := seedVersion(t, db, "s2", 1200, 20, 2, nil)
+	activate(t, db, v2)
+	waitFor(t, func() bool { return m.Version(lr.ModelMF) == "s2" })
+	// The admin call rebuilds even when unchanged.
+	sum, err := m.Reload(ctx)
+	if err != nil || sum.([]index.ReloadResult)[0].Outcome != "swapped" {
+		t.Fatalf("Reload: %+v %v", sum, err)
+	}
+	// Rollback goes to the previous index (s2 rebuilt → previous is s2 too);
+	// activate s1 again and roll back to s2.
+	activate(t, db, v1)
+	waitFor(t, func() bool { return m.Version(lr.ModelMF) == "s1" })
+	if v, err := m.Rollback(lr.ModelMF); err != nil || v != "s2" || m.Version(lr.ModelMF) != "s2" {
+		t.Fatalf("Rollback: %q %v, serving %q", v, err, m.Version(lr.ModelMF))
+	}
+	st := m.Status().([]index.KindStatus)
+	if st[0].Version != "s2" || st[0].PreviousVersion != "s1" || st[0].Vectors != 1200 {
+		t.Fatalf("Status %+v", st)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if searches.Load() == 0 {
+		t.Fatal("no searches ran")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
