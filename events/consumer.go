@@ -450,12 +450,14 @@ func (c *LiveConsumer) checkCaught(parts []*partition) {
 		all = all && p.caught
 	}
 	if all && !c.caught.Load() {
+		// Streams that went silent during the replayed window end now,
+		// before anyone is told the state is ready.
+		c.app.Expire(c.cfg.Now())
+		c.updateLag(parts)
 		c.caught.Store(true)
 		c.once.Do(func() { close(c.ready) })
 		c.m.caughtUp.Set(1)
 		c.cfg.Log.Info("live consumer caught up", "partitions", len(parts))
-		c.app.Expire(c.cfg.Now())
-		c.updateLag(parts)
 	}
 }
 
