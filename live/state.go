@@ -19,6 +19,7 @@ const (
 	DefaultExpiry       = 10 * time.Minute
 	DefaultDedupeWindow = 1 << 18
 	DefaultHistoryLen   = 20
+	DefaultUserTTL      = 24 * time.Hour
 )
 
 // Feature window lengths.
@@ -42,6 +43,9 @@ type Config struct {
 	DedupeWindow int
 	// HistoryLen is how many watched streams are kept per user. Default 20.
 	HistoryLen int
+	// UserTTL: a user with no active follow and no watch newer than this
+	// is forgotten (Expire prunes at most once a minute). Default 24 h.
+	UserTTL time.Duration
 	// OnLive, if set, is called after each change of the live set: the
 	// streamer with ordinal ord went live (true) or offline (false). It is
 	// called from the goroutine that called Apply or Expire, in order, after
@@ -70,6 +74,7 @@ type State struct {
 	live      *roaring.Bitmap // the writer's copy
 	nLive     int
 	dedupe    dedupe
+	pruned    time.Time // last user prune
 	seq       uint64
 
 	snap atomic.Pointer[Snapshot]
@@ -148,6 +153,9 @@ func New(cfg Config) *State {
 	if cfg.HistoryLen <= 0 {
 		cfg.HistoryLen = DefaultHistoryLen
 	}
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = DefaultUserTTL
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -208,7 +216,8 @@ func (s *State) Apply(evs []lr.Event) ApplyStats {
 }
 
 // Expire ends every live stream whose newest event is older than
-// now - Expiry and returns how many it ended. The consumer calls it with the
+// now - Expiry and returns how many it ended. At most once a minute it also
+// forgets users idle for UserTTL (see Config.UserTTL). The consumer calls it with the
 // wall clock once it has caught up (not while replaying, when event time
 // lags the clock). Not safe for concurrent use with other writers.
 func (s *State) Expire(now time.Time) int {
@@ -223,11 +232,44 @@ func (s *State) Expire(now time.Time) int {
 		s.end(sr, uint32(ord), c.lastEvent, true)
 		changes = append(changes, change{uint32(ord), false})
 	}
+	if now.Sub(s.pruned) >= time.Minute {
+		s.pruned = now
+		s.pruneUsers(now.Add(-s.cfg.UserTTL))
+	}
 	s.publish(changes)
 	s.mu.Unlock()
 	s.m.expired.Add(float64(len(changes)))
 	s.notify(changes)
 	return len(changes)
+}
+
+// pruneUsers forgets users with no active follow and no watch after before,
+// and unfollow marks older than before. Called with the write lock held.
+func (s *State) pruneUsers(before time.Time) {
+	cut := before.UnixNano()
+	for id, us := range s.users {
+		active := false
+		for st, m := range us.follows {
+			if m.active {
+				active = true
+			} else if m.ts < cut {
+				delete(us.follows, st)
+			}
+		}
+		if active {
+			continue
+		}
+		recent := false
+		for _, w := range us.history {
+			if w.JoinedAt.After(before) || w.LeftAt.After(before) {
+				recent = true
+				break
+			}
+		}
+		if !recent {
+			delete(s.users, id)
+		}
+	}
 }
 
 // SetFollow records that user follows (active) or unfollowed streamer as of

@@ -287,3 +287,20 @@ func TestSeedHistoryAndFollows(t *testing.T) {
 		t.Errorf("follows %v after a newer unfollow", got)
 	}
 }
+
+func TestPruneIdleUsers(t *testing.T) {
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), UserTTL: time.Hour})
+	t0 := livetest.T0
+	st.SeedWatch(1, 5, 50, t0, t0.Add(time.Minute))                        // idle after t0+1m
+	st.SeedWatch(2, 5, 50, t0.Add(90*time.Minute), t0.Add(91*time.Minute)) // recent
+	st.SetFollow(3, 5, true, t0)                                           // follows: kept
+	st.Apply([]lr.Event{{ID: "u", Type: lr.EventFollowDeleted, TS: t0, StreamerID: 5, UserID: 4, V: 1}})
+	if st.Users() != 4 {
+		t.Fatalf("%d users, want 4", st.Users())
+	}
+	st.Expire(t0.Add(2 * time.Hour))
+	if st.Users() != 2 || st.History(1) != nil || st.History(2) == nil || st.Follows(3) == nil {
+		t.Errorf("after pruning: %d users, history(1)=%v history(2)=%v follows(3)=%v; want users 2 and 3 kept",
+			st.Users(), st.History(1), st.History(2), st.Follows(3))
+	}
+}
