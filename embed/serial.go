@@ -2,6 +2,8 @@ package embed
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/binary"
 	"io"
 	"math"
@@ -91,4 +93,27 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 		return nil, bad("duplicate ids")
 	}
 	return out, nil
+}
+
+// ScorerParam is the key of a model version's params under which a trained
+// NCF version stores its full scorer: base64 of IDScorer.MarshalBinary.
+const ScorerParam = "neumf_scorer"
+
+// ScorerFromParams decodes the full NeuMF scorer stored in a model
+// version's params JSON. It returns an ENOTFOUND error when the params hold
+// none (e.g. an imported version).
+func ScorerFromParams(params []byte) (*IDScorer, error) {
+	var p map[string]any
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, lr.Errorf(lr.EINVALID, "model params are not a JSON object: %v", err)
+	}
+	s, ok := p[ScorerParam].(string)
+	if !ok {
+		return nil, lr.Errorf(lr.ENOTFOUND, "model params hold no %s", ScorerParam)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, lr.Errorf(lr.EINVALID, "%s is not base64: %v", ScorerParam, err)
+	}
+	return UnmarshalIDScorer(b)
 }

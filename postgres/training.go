@@ -95,3 +95,17 @@ func scanRows[T any](ctx context.Context, db *DB, op, query string, arg any, sca
 	}
 	return lr.E(op, lr.EINTERNAL, rows.Err())
 }
+
+// DeleteStagedModel deletes version id and its vectors if it is still
+// staged (a version that was ever activated is kept for rollback). Deleting
+// a missing or non-staged version is an ECONFLICT error.
+func (db *DB) DeleteStagedModel(ctx context.Context, id int64) error {
+	tag, err := db.Pool.Exec(ctx, `DELETE FROM embedding_models WHERE id = $1 AND status = 'staged'`, id)
+	if err != nil {
+		return lr.E("postgres.DeleteStagedModel", lr.EINTERNAL, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return lr.Errorf(lr.ECONFLICT, "model version id %d is not a staged version", id)
+	}
+	return nil
+}

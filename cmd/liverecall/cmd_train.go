@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/postgres"
+)
+
+func init() {
+	register(&command{name: "train", summary: "train an embedding model (mf or ncf) from the Postgres history, stage it and activate it if it is not worse", run: runTrain})
+}
+
+var (
+	sTrainModel   = defSetting(setting{"model", "LIVERECALL_TRAIN_MODEL", "mf", "model to train: mf (implicit ALS) or ncf (NeuMF)"})
+	sTrainWindow  = defSetting(setting{"window", "LIVERECALL_TRAIN_WINDOW", "2160h", "train on the watch sessions and gifts of this last period (0 for all)"})
+	sTrainHoldout = defSetting(setting{"holdout", "LIVERECALL_TRAIN_HOLDOUT", "0.1", "share of the most recent watch sessions held out for evaluation"})
+	sTrainMinRows = defSetting(setting{"min-interactions", "LIVERECALL_TRAIN_MIN_INTERACTIONS", "100", "refuse to train on fewer training watch sessions"})
+	sTrainMargin  = defSetting(setting{"margin", "LIVERECALL_TRAIN_MARGIN", "0.01", "activate only if HR@10 (all targets) is not below the active version's by more than this"})
+	sTrainEvalMax = defSetting(setting{"eval-max", "LIVERECALL_TRAIN_EVAL_MAX", "20000", "evaluate on at most this many held-out watch sessions (seeded sample)"})
+)
+
+func runTrain(ctx context.Context, app *App, args []string) error {
+	f := newFlags(app, "train")
+	dbURL := f.String(sDatabaseURL)
+	model := f.String(sTrainModel)
+	window := f.Duration(sTrainWindow)
+	holdout := f.Float(sTrainHoldout)
+	minRows := f.Int(sTrainMinRows)
+	margin := f.Float(sTrainMargin)
+	evalMax := f.Int(sTrainEvalMax)
+	force := f.FlagSet.Bool("force", false, "activate even if the new version is worse than the active one")
+	version := f.FlagSet.String("version", "", "version label (default <kind>-<UTC time>)")
+	dim := f.FlagSet.Int("dim", 0, "latent factors (0: tuned default, 64)")
+	epochs := f.FlagSet.Int("epochs", 0, "training epochs (0: tuned default)")
+	seed := f.FlagSet.Uint64("seed", 1, "random seed")
+	lrate := f.FlagSet.Float64("lr", 0, "NeuMF learning rate (0: tuned default)")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(app.Stderr, "liverecall train: unexpected argument %q\n", f.Arg(0))
+		return errUsage
+	}
+	kind, err := lr.ParseModelKind(*model)
+	if err != nil {
+		fmt.Fprintf(app.Stderr, "liverecall train: %v\n", err)
+		return errUsage
+	}
+	cfg := embed.DefaultLiveConfig(kind)
+	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax, cfg.Seed = *holdout, *minRows, *evalMax, *seed
+	cfg.ALS.Seed, cfg.NeuMF.Seed = *seed, *seed
+	if *dim > 0 {
+		cfg.ALS.Dim, cfg.NeuMF.Dim = *dim, *dim
+	}
+	if *epochs > 0 {
+		cfg.ALS.Epochs, cfg.NeuMF.Epochs = *epochs, *epochs
+	}
+	if *lrate > 0 {
+		cfg.NeuMF.LR = *lrate
+	}
+	total := cfg.ALS.Epochs
+	if kind == lr.ModelNCF {
+		total = cfg.NeuMF.Epochs
+	}
+	progress, done := epochProgress(app, string(kind), total)
+	cfg.ALS.Progress, cfg.NeuMF.Progress = progress, progress
+
+	db, err := postgres.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var since time.Time
+	if *window > 0 {
+		since = time.Now().Add(-*window)
+	}
+	h, err := readHistory(ctx, db, since)
+	if err != nil {
+		return err
+	}
+	app.Log.Info("history read", "watches", len(h.Watches), "gifts", len(h.Gifts), "follows", len(h.Follows), "streams", len(h.Streams))
+
+	start := time.Now()
+	m, err := embed.TrainLive(ctx, h, cfg)
+	done()
+	if err != nil {
+		return fmt.Errorf("training %s failed, nothing written: %w", kind, err)
+	}
+	trainS := time.Since(start).Seconds()
+	app.Log.Info("trained", "kind", kind, "train_s", trainS, "hr@10", m.Metrics.All.HR10, "ndcg@10", m.Metrics.All.NDCG10,
+		"repeat_hr@10", m.Metrics.Repeat.HR10, "new_hr@10", m.Metrics.New.HR10, "held_out", m.Metrics.All.N)
+
+	metrics := map[string]any{"train_s": trainS, "cutoff": m.Cutoff, "train_watches": m.Train, "held_out": m.Held,
+		"eval": liveMetricsJSON(m.Metrics)}
+	if m.Full != nil {
+		metrics["eval_full_neumf"] = liveMetricsJSON(*m.Full)
+	}
+	active, err := db.ActiveModel(ctx, kind)
+	hasActive := err == nil
+	if err != nil && lr.ErrorCode(err) != lr.ENOTFOUND {
+		return err
+	}
+	var activeM embed.LiveMetrics
+	if hasActive {
+		if activeM, err = evaluateStored(ctx, db, active, m); err != nil {
+			return err
+		}
+		metrics["active"] = map[string]any{"id": active.ID, "version": active.Version, "eval": liveMetricsJSON(activeM)}
+		app.Log.Info("active version on the same held-out watches", "version", active.Version, "hr@10", activeM.All.HR10, "ndcg@10", activeM.All.NDCG10)
+	}
+	params := map[string]any{"holdout": cfg.Holdout, "gift_weight": cfg.GiftWeight, "follow_weight": cfg.FollowWeight, "seed": cfg.Seed}
+	if kind == lr.ModelMF {
+		a := cfg.ALS
+		params["trainer"], params["dim"], params["epochs"], params["reg"], params["alpha"], params["eps"] = "implicit-als", a.Dim, a.Epochs, a.Reg, a.Alpha, a.Eps
+	} else {
+		n := cfg.NeuMF
+		params["trainer"], params["dim"], params["epochs"], params["layers"], params["lr"], params["neg"], params["batch"] = "neumf", n.Dim, n.Epochs, n.Layers, n.LR, n.Neg, n.Batch
+		blob, err := m.Scorer.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		params[embed.ScorerParam] = base64.StdEncoding.EncodeToString(blob)
+	}
+	label := *version
+	if label == "" {
+		label = fmt.Sprintf("%s-%s", kind, time.Now().UTC().Format("20060102T150405.000Z"))
+	}
+	mv, err := stageVersion(ctx, db, kind, label, m.Dim, metrics, params, m.Users, m.Streamers)
+	if err != nil {
+		return err
+	}
+	app.Log.Info("staged", "version", mv.Version, "id", mv.ID, "users", len(m.Users), "streamers", len(m.Streamers))
+	if hasActive && !*force && m.Metrics.All.HR10 < activeM.All.HR10-*margin {
+		return lr.Errorf(lr.ECONFLICT, "version %s (id %d) staged but not activated: HR@10 %.4f is below the active %s's %.4f by more than the margin %.4f (use --force to activate anyway)",
+			mv.Version, mv.ID, m.Metrics.All.HR10, active.Version, activeM.All.HR10, *margin)
+	}
+	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
+		return err
+	}
+	app.Log.Info("activated", "version", mv.Version, "id", mv.ID)
+	fmt.Fprintf(app.Stdout, "activated %s/%s (id %d): HR@10 %.4f NDCG@10 %.4f on %d held-out watches\n",
+		kind, mv.Version, mv.ID, m.Metrics.All.HR10, m.Metrics.All.NDCG10, m.Metrics.All.N)
+	return nil
+}
+
+// stageVersion writes a staged version and its vectors. When writing the
+// vectors fails, the half-written version is deleted.
+func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label string, dim int, metrics, params map[string]any, users, streamers []lr.Embedding) (lr.ModelVersion, error) {
+	mj, err := json.Marshal(metrics)
+	if err != nil {
+		return lr.ModelVersion{}, err
+	}
+	pj, err := json.Marshal(params)
+	if err != nil {
+		return lr.ModelVersion{}, err
+	}
+	mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: kind, Version: label, Dim: dim, Metrics: mj, Params: pj})
+	if err != nil {
+		return mv, err
+	}
+	_, err = db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, users)
+	if err == nil {
+		_, err = db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, streamers)
+	}
+	if err != nil {
+		if derr := db.DeleteStagedModel(context.WithoutCancel(ctx), mv.ID); derr != nil {
+			return mv, fmt.Errorf("%w (and deleting the half-written version %d failed: %v)", err, mv.ID, derr)
+		}
+		return mv, err
+	}
+	return mv, nil
+}
+
+// evaluateStored ranks the held-out watches of m with the stored vectors of
+// version mv (the active one), so the two are compared on the same data.
+func evaluateStored(ctx context.Context, db *postgres.DB, mv lr.ModelVersion, m *embed.LiveModel) (embed.LiveMetrics, error) {
+	var users, streamers []lr.Embedding
+	if err := db.StreamEmbeddings(ctx, mv.ID, lr.SideUser, func(id int64, vec []float32) error {
+		users = append(users, lr.Embedding{ID: id, Vec: vec})
+		return nil
+	}); err != nil {
+		return embed.LiveMetrics{}, err
+	}
+	if err := db.StreamEmbeddings(ctx, mv.ID, lr.SideStreamer, func(id int64, vec []float32) error {
+		streamers = append(streamers, lr.Embedding{ID: id, Vec: vec})
+		return nil
+	}); err != nil {
+		return embed.LiveMetrics{}, err
+	}
+	return m.Evaluate(embed.NewVectorScorer(users, streamers)), nil
+}
+
+// readHistory loads the training history from Postgres.
+func readHistory(ctx context.Context, db *postgres.DB, since time.Time) (*embed.History, error) {
+	h := &embed.History{}
+	if err := db.TrainingWatches(ctx, since, func(w postgres.WatchRow) error {
+		h.Watches = append(h.Watches, embed.Watch{User: int64(w.UserID), Streamer: int64(w.StreamerID), At: w.StartedAt, Seconds: float64(w.Seconds)})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := db.TrainingGifts(ctx, since, func(g postgres.GiftRow) error {
+		h.Gifts = append(h.Gifts, embed.Gift{User: int64(g.UserID), Streamer: int64(g.StreamerID), At: g.SentAt, Amount: g.Amount})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := db.TrainingFollows(ctx, func(f postgres.FollowRow) error {
+		h.Follows = append(h.Follows, embed.Follow{User: int64(f.UserID), Streamer: int64(f.StreamerID), At: f.CreatedAt})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := db.TrainingStreams(ctx, since, func(s postgres.StreamRow) error {
+		h.Streams = append(h.Streams, embed.Stream{Streamer: int64(s.StreamerID), Start: s.StartedAt, End: s.EndedAt})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func liveMetricsJSON(m embed.LiveMetrics) map[string]any {
+	return map[string]any{"all": m.All, "repeat": m.Repeat, "new": m.New, "skipped": m.Skipped, "mean_live": m.MeanLive}
+}
+
+// epochProgress returns a per-epoch callback: a progress bar when stderr is a
+// terminal, a structured log line otherwise; done finishes the bar.
+func epochProgress(app *App, what string, total int) (func(epoch, epochs int), func()) {
+	if isTerminal(app.Stderr) {
+		bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(app.Stderr),
+			progressbar.OptionSetDescription("training "+what), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true))
+		return func(int, int) { _ = bar.Add(1) }, func() { _ = bar.Finish(); fmt.Fprintln(app.Stderr) }
+	}
+	return func(ep, eps int) { app.Log.Info("training", "model", what, "epoch", ep, "of", eps) }, func() {}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+// seedHistory writes a synthetic live history (planted taste groups) into
+// the history tables of db.
+func seedHistory(t *testing.T, db *postgres.DB, h *embed.History) {
+	t.Helper()
+	ctx := context.Background()
+	var streams, watches, gifts, follows [][]any
+	for i, s := range h.Streams {
+		var end any
+		if !s.End.IsZero() {
+			end = s.End
+		}
+		streams = append(streams, []any{int64(i + 1), s.Streamer, s.Start, end})
+	}
+	for i, w := range h.Watches {
+		watches = append(watches, []any{fmt.Sprintf("w%d", i), w.User, int64(0), w.Streamer, w.At, w.At, int32(w.Seconds)})
+	}
+	for i, g := range h.Gifts {
+		gifts = append(gifts, []any{fmt.Sprintf("g%d", i), g.User, g.Streamer, int64(0), g.Amount, g.At})
+	}
+	for _, f := range h.Follows {
+		follows = append(follows, []any{f.User, f.Streamer, true, f.At, f.At})
+	}
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"streams", []string{"id", "streamer_id", "started_at", "ended_at"}, streams},
+		{"watch_sessions", []string{"event_id", "user_id", "stream_id", "streamer_id", "started_at", "ended_at", "seconds"}, watches},
+		{"gifts", []string{"event_id", "user_id", "streamer_id", "stream_id", "amount", "sent_at"}, gifts},
+		{"follows", []string{"user_id", "streamer_id", "active", "created_at", "updated_at"}, follows},
+	} {
+		if _, err := db.Pool.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			t.Fatalf("seed %s: %v", c.table, err)
+		}
+	}
+}
+
+func openTestDB(t *testing.T) (*postgres.DB, string) {
+	t.Helper()
+	url := pgtest.New(t)
+	db, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db, url
+}
+
+func runCmd(t *testing.T, url string, args ...string) (int, string, string) {
+	t.Helper()
+	app, out, errb := testApp(map[string]string{"DATABASE_URL": url, "LIVERECALL_TRAIN_WINDOW": "0"})
+	code := Run(context.Background(), app, args)
+	return code, out.String(), errb.String()
+}
+
+func versions(t *testing.T, db *postgres.DB, kind lr.ModelKind) map[string]lr.ModelStatus {
+	t.Helper()
+	ms, err := db.ListModels(context.Background(), kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]lr.ModelStatus{}
+	for _, m := range ms {
+		out[m.Version] = m.Status
+	}
+	return out
+}
+
+func TestTrainLifecycle(t *testing.T) {
+	ctx := context.Background()
+	db, url := openTestDB(t)
+	seedHistory(t, db, embed.SyntheticHistory(2, 60, 30, 3, 8, 3))
+
+	code, out, errb := runCmd(t, url, "train", "--model", "mf", "--version", "v1", "--dim", "8")
+	if code != 0 || !strings.Contains(out, "activated mf/v1") {
+		t.Fatalf("first train: code %d out %q err %s", code, out, errb)
+	}
+	if !strings.Contains(errb, `"msg":"training","model":"mf","epoch":1`) {
+		t.Errorf("no per-epoch log on a non-terminal: %s", errb)
+	}
+	code, out, errb = runCmd(t, url, "train", "--model", "mf", "--version", "v2", "--dim", "8", "--seed", "2")
+	if code != 0 || !strings.Contains(errb, "active version on the same held-out watches") {
+		t.Fatalf("second train: code %d out %q err %s", code, out, errb)
+	}
+	if got := versions(t, db, lr.ModelMF); got["v1"] != lr.StatusRetired || got["v2"] != lr.StatusActive {
+		t.Fatalf("after v2: %v", got)
+	}
+	active, _ := db.ActiveModel(ctx, lr.ModelMF)
+	if n, _ := db.CountEmbeddings(ctx, active.ID, lr.SideStreamer); n != 30 || active.Dim != 8 {
+		t.Fatalf("active %v has %d streamer vectors", active, n)
+	}
+	if n, _ := db.CountEmbeddings(ctx, active.ID, lr.SideUser); n != 60 {
+		t.Fatalf("active has %d user vectors", n)
+	}
+	if !strings.Contains(string(active.Metrics), `"repeat"`) || !strings.Contains(string(active.Metrics), `"active"`) {
+		t.Fatalf("metrics %s", active.Metrics)
+	}
+	// A negative margin demands a gain no model can make: the version is
+	// staged, not activated, the exit is non-zero and v2 stays active.
+	code, _, errb = runCmd(t, url, "train", "--model", "mf", "--version", "v3", "--dim", "8", "--margin", "-1")
+	if code != 1 || !strings.Contains(errb, "staged but not activated") {
+		t.Fatalf("refused train: code %d err %s", code, errb)
+	}
+	if got := versions(t, db, lr.ModelMF); got["v2"] != lr.StatusActive || got["v3"] != lr.StatusStaged {
+		t.Fatalf("after refusal: %v", got)
+	}
+	// --force activates regardless.
+	if code, _, errb = runCmd(t, url, "train", "--model", "mf", "--version", "v4", "--dim", "8", "--margin", "-1", "--force"); code != 0 {
+		t.Fatalf("forced: code %d err %s", code, errb)
+	}
+	if got := versions(t, db, lr.ModelMF); got["v4"] != lr.StatusActive || got["v2"] != lr.StatusRetired {
+		t.Fatalf("after force: %v", got)
+	}
+	// NCF stores its full scorer with the version.
+	if code, out, errb = runCmd(t, url, "train", "--model", "ncf", "--version", "n1", "--dim", "8", "--epochs", "3"); code != 0 {
+		t.Fatalf("ncf: code %d out %q err %s", code, out, errb)
+	}
+	nv, err := db.ActiveModel(ctx, lr.ModelNCF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := embed.ScorerFromParams(nv.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Score(1, 1001); !ok {
+		t.Fatal("stored scorer does not know user 1 / streamer 1001")
+	}
+}
+
+func TestTrainRefusesWithoutWriting(t *testing.T) {
+	db, url := openTestDB(t)
+	code, _, errb := runCmd(t, url, "train", "--model", "mf")
+	if code != 1 || !strings.Contains(errb, "too little data") {
+		t.Fatalf("empty history: code %d err %s", code, errb)
+	}
+	seedHistory(t, db, embed.SyntheticHistory(3, 30, 12, 3, 4, 3))
+	code, _, errb = runCmd(t, url, "train", "--model", "ncf", "--lr", "1e30", "--epochs", "2")
+	if code != 1 || !strings.Contains(errb, "diverged") || !strings.Contains(errb, "nothing written") {
+		t.Fatalf("diverging: code %d err %s", code, errb)
+	}
+	code, _, errb = runCmd(t, url, "train", "--model", "svd")
+	if code != 2 {
+		t.Fatalf("bad model: code %d err %s", code, errb)
+	}
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		if got := versions(t, db, kind); len(got) != 0 {
+			t.Fatalf("%s versions written on refusal: %v", kind, got)
+		}
+	}
+}
