@@ -3,8 +3,8 @@ package embed
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"math"
 
