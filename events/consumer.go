@@ -192,10 +192,10 @@ func (c *LiveConsumer) TotalLag() (int64, bool) {
 	return n, known
 }
 
-// Run consumes until ctx ends, then returns nil (or the reason it could not
-// start). A broker that is down at start or goes away is retried with
-// backoff; the Applier keeps its last state meanwhile and the lag metrics
-// and Lag show how far behind the consumer is.
+// Run consumes until ctx ends, then returns nil. A broker that is down at
+// start or goes away is retried with backoff; the Applier keeps its last
+// state meanwhile, and Staleness, the staleness and broker_up metrics and
+// Lag show it. Call Run once per LiveConsumer.
 func (c *LiveConsumer) Run(ctx context.Context) error {
 	defer c.tr.CloseIdleConnections()
 	defer c.dlq.close()
@@ -241,6 +241,7 @@ func (c *LiveConsumer) start(ctx context.Context) ([]*partition, error) {
 			return parts, nil
 		}
 		c.m.brokerErrors.Inc()
+		c.m.brokerUp.Set(0)
 		d := backoff(attempt, c.cfg.MaxBackoff)
 		c.cfg.Log.Warn("live consumer cannot start; retrying", "err", err, "retry_in", d)
 		select {
