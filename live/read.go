@@ -99,7 +99,8 @@ func (c *stream) features(id lr.StreamerID, now int64) Features {
 			f.Viewers5mAgo = int(c.counts[i-1].n)
 		}
 	}
-	var gifters []lr.UserID
+	var buf [64]lr.UserID
+	gifters := buf[:0]
 	for i := len(c.gifts) - 1; i >= 0; i-- {
 		g := c.gifts[i]
 		if g.ts > now {

@@ -304,3 +304,27 @@ func TestPruneIdleUsers(t *testing.T) {
 			st.Users(), st.History(1), st.History(2), st.Follows(3))
 	}
 }
+
+// BenchmarkFeatures reads the features of a stream with 50 viewers and 30
+// gifts in the last 30 minutes (what rerank does per candidate).
+func BenchmarkFeatures(b *testing.B) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	t0 := livetest.T0
+	evs := []lr.Event{{ID: "s", Type: lr.EventStreamStarted, TS: t0, StreamerID: 1, StreamID: 1, V: 1}}
+	for i := 1; i <= 50; i++ {
+		evs = append(evs, lr.Event{ID: "j" + itoa(int64(i)), Type: lr.EventViewerJoined, TS: t0.Add(time.Duration(i) * time.Second), StreamerID: 1, StreamID: 1, UserID: lr.UserID(i), V: 1})
+	}
+	for i := 1; i <= 30; i++ {
+		evs = append(evs, lr.Event{ID: "g" + itoa(int64(i)), Type: lr.EventGiftSent, TS: t0.Add(time.Duration(i) * time.Minute), StreamerID: 1, StreamID: 1, UserID: lr.UserID(i % 7), Amount: 2, V: 1})
+	}
+	st.Apply(evs)
+	ord, _ := ords.Lookup(1)
+	now := t0.Add(31 * time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := st.FeaturesAt(ord, now); !ok {
+			b.Fatal("not live")
+		}
+	}
+}
