@@ -82,13 +82,9 @@ type LiveModel struct {
 	Metrics   LiveMetrics  // of the retrieval vectors (dot product)
 	Full      *LiveMetrics // NCF only: of the full NeuMF scorer
 	Scorer    *IDScorer    // NCF only: the full NeuMF scorer over product ids
-	Cutoff    time.Time    // watches from here on were held out
-	Train     int          // training watches
-	Held      int          // held-out watches
-
-	held    []Watch
-	streams []Stream
-	seen    func(user, streamer int64) bool
+	// Split evaluates other models on the same held-out watches
+	// (Split.Evaluate), e.g. the active version before replacing it.
+	*Split
 }
 
 // VectorScorer scores by the dot product of vectors keyed by product id. It
@@ -332,34 +328,52 @@ func (s *liveSampler) Negative(rng *rand.Rand, pos Interaction) int32 {
 	return s.uniform.Negative(rng, pos)
 }
 
-// TrainLive runs one training job over h: it holds out the most recent
-// watches (cfg.Holdout of them by start time), trains cfg.Kind on the rest
-// (watch seconds, gifts and follows before the cut-off, summed per user and
-// streamer into an implicit strength), and evaluates the retrieval vectors
-// with EvaluateLive. NCF negatives are drawn among streamers live at each
-// interaction's time. It returns an EINVALID error for too little data and
-// for a diverging fit.
-func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, error) {
+// Split is a history cut in time: the training interactions before the
+// cut-off (aggregated per user and streamer over dense ids) and the held-out
+// watches from it on, with what EvaluateLive needs to rank them.
+type Split struct {
+	Cutoff      time.Time
+	TrainWatch  int           // training watch sessions
+	HeldWatch   int           // held-out watch sessions (before EvalMax sampling)
+	Train       []Interaction // one row per (user, streamer): summed strength, Time = last interaction (unix ns)
+	UserIDs     []int64       // dense user index → id
+	StreamerIDs []int64       // dense streamer index → id
+
+	userIdx, itemIdx map[int64]int32
+	pairs            map[[2]int32]bool
+	held             []Watch
+	streams          []Stream
+}
+
+// SplitHistory holds out the most recent cfg.Holdout of h's watches by start
+// time (nothing at the cut-off instant trains) and aggregates the rest, with
+// gifts and follows before the cut-off, into one implicit strength per user
+// and streamer: watch seconds + GiftWeight·amount + FollowWeight per follow.
+// At most EvalMax held-out watches (a seeded sample) are kept. It returns an
+// EINVALID "too little data" error when fewer than MinInteractions watches
+// train or none is held out.
+func SplitHistory(h *History, cfg LiveConfig) (*Split, error) {
 	if cfg.Holdout <= 0 || cfg.Holdout >= 1 {
 		return nil, lr.Errorf(lr.EINVALID, "holdout must be in (0, 1), got %v", cfg.Holdout)
 	}
+	need := max(cfg.MinInteractions, 1)
 	watches := slices.Clone(h.Watches)
 	slices.SortStableFunc(watches, func(a, b Watch) int { return a.At.Compare(b.At) })
 	nTrain := int(float64(len(watches)) * (1 - cfg.Holdout))
-	if nTrain < max(cfg.MinInteractions, 1) || nTrain == len(watches) {
+	if nTrain < need || nTrain == len(watches) {
 		return nil, lr.Errorf(lr.EINVALID, "too little data: %d watch sessions (%d for training), need at least %d for training and one held out",
-			len(watches), nTrain, max(cfg.MinInteractions, 1))
+			len(watches), nTrain, need)
 	}
 	cut := watches[nTrain].At
-	for nTrain > 0 && !watches[nTrain-1].At.Before(cut) { // nothing at the cut-off instant trains
+	for nTrain > 0 && !watches[nTrain-1].At.Before(cut) {
 		nTrain--
 	}
 	trainW, held := watches[:nTrain], watches[nTrain:]
-	if len(trainW) < max(cfg.MinInteractions, 1) {
-		return nil, lr.Errorf(lr.EINVALID, "too little data: %d training watch sessions before %s, need %d", len(trainW), cut.Format(time.RFC3339), cfg.MinInteractions)
+	if len(trainW) < need {
+		return nil, lr.Errorf(lr.EINVALID, "too little data: %d training watch sessions before %s, need %d", len(trainW), cut.Format(time.RFC3339), need)
 	}
-	userIdx, itemIdx := map[int64]int32{}, map[int64]int32{}
-	var userIDs, itemIDs []int64
+	s := &Split{Cutoff: cut, TrainWatch: len(trainW), HeldWatch: len(held), userIdx: map[int64]int32{}, itemIdx: map[int64]int32{},
+		pairs: map[[2]int32]bool{}, streams: h.Streams}
 	id := func(m map[int64]int32, ids *[]int64, v int64) int32 {
 		if k, ok := m[v]; ok {
 			return k
@@ -369,12 +383,11 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 		*ids = append(*ids, v)
 		return k
 	}
-	type key struct{ u, i int32 }
-	strength := map[key]float64{}
-	last := map[key]int64{}
-	var order []key
+	strength := map[[2]int32]float64{}
+	last := map[[2]int32]int64{}
+	var order [][2]int32
 	add := func(user, streamer int64, v float64, at time.Time) {
-		k := key{id(userIdx, &userIDs, user), id(itemIdx, &itemIDs, streamer)}
+		k := [2]int32{id(s.userIdx, &s.UserIDs, user), id(s.itemIdx, &s.StreamerIDs, streamer)}
 		if _, ok := strength[k]; !ok {
 			order = append(order, k)
 		}
@@ -394,20 +407,10 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 			add(f.User, f.Streamer, cfg.FollowWeight, f.At)
 		}
 	}
-	train := make([]Interaction, 0, len(order))
+	s.Train = make([]Interaction, 0, len(order))
 	for _, k := range order {
-		train = append(train, Interaction{User: k.u, Item: k.i, Value: float32(strength[k]), Time: last[k]})
-	}
-	nu, ni := len(userIDs), len(itemIDs)
-	out := &LiveModel{Kind: cfg.Kind, Cutoff: cut, Train: len(trainW), Held: len(held)}
-	seen := func(user, streamer int64) bool {
-		u, ok1 := userIdx[user]
-		i, ok2 := itemIdx[streamer]
-		if !ok1 || !ok2 {
-			return false
-		}
-		_, ok := strength[key{u, i}]
-		return ok
+		s.Train = append(s.Train, Interaction{User: k[0], Item: k[1], Value: float32(strength[k]), Time: last[k]})
+		s.pairs[k] = true
 	}
 	if cfg.EvalMax > 0 && len(held) > cfg.EvalMax {
 		rng := rand.New(rand.NewPCG(cfg.Seed, 0xe7a1))
@@ -415,30 +418,60 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 		rng.Shuffle(len(held), func(a, b int) { held[a], held[b] = held[b], held[a] })
 		held = held[:cfg.EvalMax]
 	}
-	out.held, out.streams, out.seen = held, h.Streams, seen
+	s.held = held
+	return s, nil
+}
+
+// seen reports whether user and streamer interacted before the cut-off.
+func (s *Split) seen(user, streamer int64) bool {
+	u, ok1 := s.userIdx[user]
+	i, ok2 := s.itemIdx[streamer]
+	return ok1 && ok2 && s.pairs[[2]int32{u, i}]
+}
+
+// Evaluate ranks the held-out watches with r among the streamers live at
+// each (EvaluateLive), splitting repeat and new targets by the training
+// period. Any model can be compared this way: a trained one, the active
+// version's stored vectors, imported vectors.
+func (s *Split) Evaluate(r LiveRanker) LiveMetrics {
+	return EvaluateLive(r, s.held, s.streams, s.seen)
+}
+
+// TrainLive runs one training job over h: SplitHistory, then cfg.Kind on
+// the training part, then the availability-aware evaluation of the
+// retrieval vectors (and, for NCF, of the full scorer). NCF negatives are
+// drawn among streamers live at each interaction's time. It returns an
+// EINVALID error for too little data and for a diverging fit.
+func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, error) {
+	sp, err := SplitHistory(h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	nu, ni := len(sp.UserIDs), len(sp.StreamerIDs)
+	out := &LiveModel{Kind: cfg.Kind, Split: sp}
 	switch cfg.Kind {
 	case lr.ModelMF:
-		m, err := TrainALS(ctx, train, nu, ni, cfg.ALS)
+		m, err := TrainALS(ctx, sp.Train, nu, ni, cfg.ALS)
 		if err != nil {
 			return nil, err
 		}
 		out.Dim = m.Dim
-		out.Users = embeddings(userIDs, m.User, m.Dim)
-		out.Streamers = embeddings(itemIDs, m.Item, m.Dim)
+		out.Users = embeddings(sp.UserIDs, m.User, m.Dim)
+		out.Streamers = embeddings(sp.StreamerIDs, m.Item, m.Dim)
 	case lr.ModelNCF:
 		nc := cfg.NeuMF
-		u := &uniformSampler{nItems: ni, seen: userItems(train, nu)}
-		nc.Sampler = newLiveSampler(u, h.Streams, itemIdx)
-		m, err := TrainNeuMF(ctx, train, nu, ni, nc)
+		u := &uniformSampler{nItems: ni, seen: userItems(sp.Train, nu)}
+		nc.Sampler = newLiveSampler(u, h.Streams, sp.itemIdx)
+		m, err := TrainNeuMF(ctx, sp.Train, nu, ni, nc)
 		if err != nil {
 			return nil, err
 		}
 		uv, iv := m.RetrievalVectors()
 		out.Dim = m.Dim
-		out.Users = embeddings(userIDs, uv, m.Dim)
-		out.Streamers = embeddings(itemIDs, iv, m.Dim)
-		out.Scorer = NewIDScorer(m, userIDs, itemIDs)
-		full := EvaluateLive(out.Scorer, held, h.Streams, seen)
+		out.Users = embeddings(sp.UserIDs, uv, m.Dim)
+		out.Streamers = embeddings(sp.StreamerIDs, iv, m.Dim)
+		out.Scorer = NewIDScorer(m, sp.UserIDs, sp.StreamerIDs)
+		full := sp.Evaluate(out.Scorer)
 		out.Full = &full
 	default:
 		return nil, lr.Errorf(lr.EINVALID, "unknown model kind %q (want mf or ncf)", cfg.Kind)
@@ -448,7 +481,7 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 			return nil, lr.Errorf(lr.EINVALID, "training diverged: vector of id %d is not finite", e.ID)
 		}
 	}
-	out.Metrics = EvaluateLive(NewVectorScorer(out.Users, out.Streamers), held, h.Streams, seen)
+	out.Metrics = sp.Evaluate(NewVectorScorer(out.Users, out.Streamers))
 	return out, nil
 }
 
@@ -459,10 +492,4 @@ func embeddings(ids []int64, flat []float32, dim int) []lr.Embedding {
 		out[k] = lr.Embedding{ID: id, Vec: slices.Clone(flat[k*dim : (k+1)*dim])}
 	}
 	return out
-}
-
-// Evaluate ranks another model (e.g. the active version's vectors) on the
-// same held-out watches, live sets and repeat/new split as m.Metrics.
-func (m *LiveModel) Evaluate(r LiveRanker) LiveMetrics {
-	return EvaluateLive(r, m.held, m.streams, m.seen)
 }

@@ -85,8 +85,8 @@ func TestTrainLiveMFAndNCF(t *testing.T) {
 		}
 		t.Logf("%s: HR@5 %.3f, HR@10 all %.3f repeat %.3f new %.3f (n %d, mean live %.1f, skipped %d)", kind, m.Metrics.All.HR5,
 			m.Metrics.All.HR10, m.Metrics.Repeat.HR10, m.Metrics.New.HR10, m.Metrics.All.N, m.Metrics.MeanLive, m.Metrics.Skipped)
-		if m.Dim != 8 || len(m.Users) != 60 || len(m.Streamers) != 30 || m.Held == 0 || m.Metrics.All.N == 0 {
-			t.Fatalf("%s: dim %d, %d users, %d streamers, %d held, %+v", kind, m.Dim, len(m.Users), len(m.Streamers), m.Held, m.Metrics)
+		if m.Dim != 8 || len(m.Users) != 60 || len(m.Streamers) != 30 || m.HeldWatch == 0 || m.Metrics.All.N == 0 {
+			t.Fatalf("%s: dim %d, %d users, %d streamers, %d held, %+v", kind, m.Dim, len(m.Users), len(m.Streamers), m.HeldWatch, m.Metrics)
 		}
 		// About 13 streamers are live at a time and the user's group is a third
 		// of them: a model that learned the groups ranks the target well above

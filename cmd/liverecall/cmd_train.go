@@ -101,7 +101,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	app.Log.Info("trained", "kind", kind, "train_s", trainS, "hr@10", m.Metrics.All.HR10, "ndcg@10", m.Metrics.All.NDCG10,
 		"repeat_hr@10", m.Metrics.Repeat.HR10, "new_hr@10", m.Metrics.New.HR10, "held_out", m.Metrics.All.N)
 
-	metrics := map[string]any{"train_s": trainS, "cutoff": m.Cutoff, "train_watches": m.Train, "held_out": m.Held,
+	metrics := map[string]any{"train_s": trainS, "cutoff": m.Cutoff, "train_watches": m.TrainWatch, "held_out": m.HeldWatch,
 		"eval": liveMetricsJSON(m.Metrics)}
 	if m.Full != nil {
 		metrics["eval_full_neumf"] = liveMetricsJSON(*m.Full)
