@@ -62,7 +62,7 @@ type Config struct {
 	// ChannelBudget bounds each channel (never beyond Budget). Default 6 ms.
 	ChannelBudget map[string]time.Duration
 	// PerChannel is how many candidates each channel is asked for.
-	// Default 100 for mf/ncf, 50 for the others.
+	// Default 60 for mf/ncf, 30 for the others.
 	PerChannel map[string]int
 	// Quota caps how many merged candidates come from a channel before the
 	// others have had their share. Default: PerChannel.
@@ -98,9 +98,9 @@ func (c *Config) defaults() {
 			c.ChannelBudget[ch] = c.Budget
 		}
 		if c.PerChannel[ch] <= 0 {
-			c.PerChannel[ch] = 50
+			c.PerChannel[ch] = 30
 			if ch == ChanMF || ch == ChanNCF {
-				c.PerChannel[ch] = 100
+				c.PerChannel[ch] = 60
 			}
 		}
 		if c.Quota[ch] <= 0 {
@@ -350,6 +350,13 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					continue
 				}
 				c.Channels = []string{name}
+				// The ANN channels already scored it under their model.
+				switch name {
+				case ChanMF:
+					c.MFScore, c.HasMF = h.Score, true
+				case ChanNCF:
+					c.NCFScore, c.HasNCF = h.Score, true
+				}
 				pos[h.Ord] = len(cands)
 				cands = append(cands, c)
 				taken[ci]++
@@ -393,15 +400,19 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate) {
 	}
 	for kind, uv := range q.userVec {
 		for i := range cands {
-			sv, ok := e.index.StreamerVector(kind, cands[i].Ord)
-			if !ok {
+			c := &cands[i]
+			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && c.HasNCF) {
 				continue
 			}
-			s := dot(uv, sv)
+			sv, ok := e.index.StreamerVector(kind, c.Ord)
+			if !ok || len(sv) != len(uv) {
+				continue
+			}
+			s := index.Dot(uv, sv)
 			if kind == lr.ModelMF {
-				cands[i].MFScore, cands[i].HasMF = s, true
+				c.MFScore, c.HasMF = s, true
 			} else {
-				cands[i].NCFScore, cands[i].HasNCF = s, true
+				c.NCFScore, c.HasNCF = s, true
 			}
 		}
 	}
@@ -414,17 +425,6 @@ func (e *Engine) MarkShown(u lr.UserID, ids []lr.StreamerID) {
 		return
 	}
 	e.shown.add(u, ids, e.cfg.Now(), e.cfg.ShownWindow)
-}
-
-func dot(a, b []float32) float32 {
-	if len(a) != len(b) {
-		return 0
-	}
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
 }
 
 // shownLog remembers, per user, which streamers were shown and when. It is

@@ -22,7 +22,7 @@ func init() {
 }
 
 var (
-	sTrainModel   = defSetting(setting{"model", "LIVERECALL_TRAIN_MODEL", "mf", "model to train: mf (implicit ALS) or ncf (NeuMF)"})
+	sTrainModel   = defSetting(setting{"model", "LIVERECALL_TRAIN_MODEL", "mf", "model to train: mf (implicit ALS), ncf (NeuMF) or rerank (reranker weights from impressions)"})
 	sTrainWindow  = defSetting(setting{"window", "LIVERECALL_TRAIN_WINDOW", "2160h", "train on the watch sessions and gifts of this last period (0 for all)"})
 	sTrainHoldout = defSetting(setting{"holdout", "LIVERECALL_TRAIN_HOLDOUT", "0.1", "share of the most recent watch sessions held out for evaluation"})
 	sTrainMinRows = defSetting(setting{"min-interactions", "LIVERECALL_TRAIN_MIN_INTERACTIONS", "100", "refuse to train on fewer training watch sessions"})
@@ -45,12 +45,28 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	epochs := f.FlagSet.Int("epochs", 0, "training epochs (0: tuned default)")
 	seed := f.FlagSet.Uint64("seed", 1, "random seed")
 	lrate := f.FlagSet.Float64("lr", 0, "NeuMF learning rate (0: tuned default)")
+	rrWatch := f.FlagSet.Duration("rerank-watch-within", 10*time.Minute, "rerank: an impression counts as a success if the user started watching within this")
+	rrSeconds := f.FlagSet.Int("rerank-min-seconds", 60, "rerank: ... and watched at least this many seconds")
+	rrSamples := f.FlagSet.Int("rerank-min-samples", 500, "rerank: refuse to train on fewer impressions")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	if f.NArg() > 0 {
 		fmt.Fprintf(app.Stderr, "liverecall train: unexpected argument %q\n", f.Arg(0))
 		return errUsage
+	}
+	if *model == "rerank" {
+		db, err := postgres.Open(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		since := *window
+		if since <= 0 {
+			since = 100 * 365 * 24 * time.Hour
+		}
+		return trainRerank(ctx, app, db, rerankTrainConfig{since: since, window: *rrWatch, minSeconds: *rrSeconds,
+			minSamples: *rrSamples, force: *force, seed: *seed})
 	}
 	kind, err := lr.ParseModelKind(*model)
 	if err != nil {
@@ -113,7 +129,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	}
 	var activeM embed.LiveMetrics
 	if hasActive {
-		if activeM, err = evaluateStored(ctx, db, active, m); err != nil {
+		if activeM, err = evaluateStored(ctx, db, active, m.Split); err != nil {
 			return err
 		}
 		metrics["active"] = map[string]any{"id": active.ID, "version": active.Version, "eval": liveMetricsJSON(activeM)}
@@ -182,9 +198,9 @@ func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label
 	return mv, nil
 }
 
-// evaluateStored ranks the held-out watches of m with the stored vectors of
+// evaluateStored ranks the held-out watches of sp with the stored vectors of
 // version mv (the active one), so the two are compared on the same data.
-func evaluateStored(ctx context.Context, db *postgres.DB, mv lr.ModelVersion, m *embed.LiveModel) (embed.LiveMetrics, error) {
+func evaluateStored(ctx context.Context, db *postgres.DB, mv lr.ModelVersion, sp *embed.Split) (embed.LiveMetrics, error) {
 	var users, streamers []lr.Embedding
 	if err := db.StreamEmbeddings(ctx, mv.ID, lr.SideUser, func(id int64, vec []float32) error {
 		users = append(users, lr.Embedding{ID: id, Vec: vec})
@@ -198,7 +214,7 @@ func evaluateStored(ctx context.Context, db *postgres.DB, mv lr.ModelVersion, m 
 	}); err != nil {
 		return embed.LiveMetrics{}, err
 	}
-	return m.Evaluate(embed.NewVectorScorer(users, streamers)), nil
+	return sp.Evaluate(embed.NewVectorScorer(users, streamers)), nil
 }
 
 // readHistory loads the training history from Postgres.

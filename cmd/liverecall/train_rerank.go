@@ -70,7 +70,7 @@ func trainRerank(ctx context.Context, app *App, db *postgres.DB, c rerankTrainCo
 		return err
 	}
 	app.Log.Info("trained reranker", "version", w.Version, "holdout_logloss", newLoss, "previous_logloss", oldLoss, "samples", len(samples))
-	if newLoss > oldLoss && !c.force {
+	if newLoss > oldLoss && !c.force { // --force activates anyway
 		fmt.Fprintf(app.Stdout, "staged %s (holdout log loss %.4f, worse than the active %.4f): not activated\n", w.Version, newLoss, oldLoss)
 		return nil
 	}
