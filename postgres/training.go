@@ -109,3 +109,33 @@ func (db *DB) DeleteStagedModel(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// UnknownIDs returns the ids among ids (in their order, at most limit of
+// them) that the database has never seen on side: a user is known from
+// users, watch_sessions, gifts or follows; a streamer from streamers or
+// streams.
+func (db *DB) UnknownIDs(ctx context.Context, side lr.EmbeddingSide, ids []int64, limit int) ([]int64, error) {
+	var q string
+	switch side {
+	case lr.SideUser:
+		q = `SELECT x.id FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, n)
+		      WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = x.id)
+		        AND NOT EXISTS (SELECT 1 FROM watch_sessions w WHERE w.user_id = x.id)
+		        AND NOT EXISTS (SELECT 1 FROM gifts g WHERE g.user_id = x.id)
+		        AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.user_id = x.id)
+		      ORDER BY x.n LIMIT $2`
+	case lr.SideStreamer:
+		q = `SELECT x.id FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, n)
+		      WHERE NOT EXISTS (SELECT 1 FROM streamers s WHERE s.id = x.id)
+		        AND NOT EXISTS (SELECT 1 FROM streams st WHERE st.streamer_id = x.id)
+		      ORDER BY x.n LIMIT $2`
+	default:
+		return nil, lr.Errorf(lr.EINVALID, "unknown embedding side %q", side)
+	}
+	rows, err := db.Pool.Query(ctx, q, ids, limit)
+	if err != nil {
+		return nil, lr.E("postgres.UnknownIDs", lr.EINTERNAL, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return out, lr.E("postgres.UnknownIDs", lr.EINTERNAL, err)
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -64,5 +65,48 @@ func TestTrainingReads(t *testing.T) {
 	n := 0
 	if err := db.TrainingWatches(ctx, time.Time{}, func(postgres.WatchRow) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("callback error: %v after %d rows", err, n)
+	}
+}
+
+func TestUnknownIDsAndDeleteStaged(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	for _, q := range []string{
+		`INSERT INTO streamers (id) VALUES (1)`,
+		`INSERT INTO streams (id, streamer_id, started_at) VALUES (1, 2, now())`,
+		`INSERT INTO watch_sessions (event_id, user_id, stream_id, streamer_id, started_at, ended_at, seconds) VALUES ('w', 10, 1, 2, now(), now(), 1)`,
+		`INSERT INTO follows (user_id, streamer_id, created_at, updated_at) VALUES (11, 1, now(), now())`,
+	} {
+		if _, err := db.Pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.UnknownIDs(ctx, lr.SideStreamer, []int64{5, 1, 2, 3, 4}, 2)
+	if err != nil || len(got) != 2 || got[0] != 5 || got[1] != 3 {
+		t.Fatalf("unknown streamers: %v, %v", got, err)
+	}
+	got, err = db.UnknownIDs(ctx, lr.SideUser, []int64{10, 11, 12}, 10)
+	if err != nil || len(got) != 1 || got[0] != 12 {
+		t.Fatalf("unknown users: %v, %v", got, err)
+	}
+	mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: "s", Dim: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, []lr.Embedding{{ID: 1, Vec: []float32{1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteStagedModel(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ModelByID(ctx, mv.ID); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("deleted version still there: %v", err)
+	}
+	a, _ := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: "a", Dim: 2})
+	if _, err := db.ActivateModel(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteStagedModel(ctx, a.ID); lr.ErrorCode(err) != lr.ECONFLICT {
+		t.Fatalf("deleting the active version: %v, want conflict", err)
 	}
 }
