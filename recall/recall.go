@@ -73,6 +73,9 @@ type Config struct {
 	ShownDisabled bool
 	// FreshAge: streams younger than this are "fresh". Default 15 min.
 	FreshAge time.Duration
+	// Disabled channels are skipped (reported as "skipped"): for
+	// experiments and the quality benchmark's ablations.
+	Disabled map[string]bool
 	// Now gives the time. Default time.Now.
 	Now func() time.Time
 }
@@ -224,7 +227,7 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 	running := 0
 	for i, ch := range funcs {
 		outcomes[i] = Outcome{Channel: ch.name, Status: "skipped"}
-		if ch.fn == nil || !ch.applies(q) {
+		if ch.fn == nil || !ch.applies(q) || e.cfg.Disabled[ch.name] {
 			continue
 		}
 		running++
@@ -265,7 +268,7 @@ wait:
 		}
 	}
 	for i := range outcomes {
-		if outcomes[i].Status == "skipped" && funcs[i].fn != nil && funcs[i].applies(q) {
+		if outcomes[i].Status == "skipped" && funcs[i].fn != nil && funcs[i].applies(q) && !e.cfg.Disabled[funcs[i].name] {
 			outcomes[i].Status = "timeout" // still running at the request deadline
 			outcomes[i].Took = e.cfg.Budget
 		}

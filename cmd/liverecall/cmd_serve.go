@@ -2,18 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
-
-	"github.com/liverecall/liverecall/api"
-	"github.com/liverecall/liverecall/postgres"
 )
 
 var (
@@ -37,78 +26,33 @@ type serveConfig struct {
 }
 
 func runServe(ctx context.Context, app *App, args []string) error {
-	f := newFlags(app, "serve")
-	var c serveConfig
-	f.StringVar(&c.databaseURL, sDatabaseURL.Flag, f.value(sDatabaseURL), sDatabaseURL.Usage)
-	httpAddr, shutdown, migrate, maxBody := f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
-	if err := f.Parse(args); err != nil {
+	cfg, err := parseServiceFlags(app, "serve", args)
+	if err != nil {
 		return err
 	}
-	c.httpAddr, c.shutdownTimeout, c.migrate, c.maxBody = *httpAddr, *shutdown, *migrate, *maxBody
-	return serve(ctx, app, c, nil)
+	svc, err := newService(ctx, app, cfg)
+	if err != nil {
+		return err
+	}
+	return svc.run(ctx, nil)
 }
 
-// serve runs the service until ctx is cancelled or a part fails. If
-// listening is not nil it receives the bound address once the listener is up
-// (tests use port 0).
-func serve(ctx context.Context, app *App, c serveConfig, listening chan<- string) error {
-	if c.migrate {
-		st, err := postgres.Migrate(ctx, c.databaseURL, func(seq int32, name string) {
-			app.Log.Info("applying migration", "seq", seq, "name", name)
-		})
-		if err != nil {
-			return err
-		}
-		app.Log.Info("schema current", "version", st.Current)
+// parseServiceFlags reads the settings of serve (and dev) from args and the environment.
+func parseServiceFlags(app *App, name string, args []string) (serviceConfig, error) {
+	f := newFlags(app, name)
+	dbURL, httpAddr, shutdown, migrate, maxBody := f.String(sDatabaseURL), f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
+	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
+	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
+	budget, shown, refresh := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery)
+	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
+	if err := f.Parse(args); err != nil {
+		return serviceConfig{}, err
 	}
-	db, err := postgres.Open(ctx, c.databaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := api.New(api.Config{MaxBodyBytes: int64(c.maxBody)}, app.Log, reg, reg)
-	srv.AddReadinessCheck("database", func() error {
-		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := db.Pool.Ping(pctx); err != nil {
-			return errors.New("database not reachable")
-		}
-		return nil
-	})
-
-	ln, err := net.Listen("tcp", c.httpAddr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", c.httpAddr, err)
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
-	app.Log.Info("serving", "addr", ln.Addr().String())
-	if listening != nil {
-		listening <- ln.Addr().String()
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		app.Log.Info("shutting down", "timeout", c.shutdownTimeout.String())
-		sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
-	return g.Wait()
+	return serviceConfig{
+		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody},
+		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
+		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry,
+		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh,
+		index: indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
+	}, nil
 }

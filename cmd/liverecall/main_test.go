@@ -96,7 +96,17 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, app, serveConfig{databaseURL: url, httpAddr: "127.0.0.1:0", shutdownTimeout: 5 * time.Second, maxBody: 1 << 20}, addrc)
+		cfg, err := parseServiceFlags(app, "serve", []string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"})
+		if err != nil {
+			done <- err
+			return
+		}
+		svc, err := newService(ctx, app, cfg)
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- svc.run(ctx, addrc)
 	}()
 	var addr string
 	select {
@@ -104,14 +114,14 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("serve ended early: %v", err)
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for path, want := range map[string]int{"/healthz": 200, "/metrics": 200, "/openapi.json": 200, "/readyz": 503} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s: %d, want %d (no model, no Kafka: not ready)", path, resp.StatusCode, want)
 		}
 	}
 	resp, err := http.Get("http://" + addr + "/nope")

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// loadResult is one open-loop run at a fixed rate.
+type loadResult struct {
+	Rate     int
+	Sent     int
+	Errors   int // transport errors and non-2xx
+	Status5x int
+	Lat      []time.Duration // from the request's scheduled start, so a slow server cannot hide queueing (no coordinated omission)
+	Elapsed  time.Duration
+}
+
+func (r loadResult) pct(p float64) time.Duration {
+	if len(r.Lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.Lat)
+	slices.Sort(s)
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func newClient() *http.Client {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		MaxIdleConns:        2048,
+		MaxIdleConnsPerHost: 2048,
+		IdleConnTimeout:     time.Minute,
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// openLoop sends rate requests per second for dur, each at its scheduled
+// time whether or not earlier ones have answered.
+func openLoop(ctx context.Context, c *http.Client, url string, rate int, dur time.Duration, body func(i int) []byte) loadResult {
+	n := int(float64(rate) * dur.Seconds())
+	res := loadResult{Rate: rate, Sent: n}
+	lat := make([]time.Duration, n)
+	ok := make([]bool, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := 0; i < n; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		if ctx.Err() != nil {
+			res.Sent = i
+			break
+		}
+		wg.Add(1)
+		go func(i int, at time.Time) {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(i)))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			lat[i] = time.Since(at)
+			if err == nil && resp.StatusCode < 300 {
+				ok[i] = true
+			} else if err == nil && resp.StatusCode >= 500 {
+				mu.Lock()
+				res.Status5x++
+				mu.Unlock()
+			}
+		}(i, at)
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	for i := 0; i < res.Sent; i++ {
+		if ok[i] {
+			res.Lat = append(res.Lat, lat[i])
+		} else {
+			res.Errors++
+		}
+	}
+	return res
+}

@@ -1,0 +1,221 @@
+// Command bench measures the recall request path at the scale of the design:
+// 1M streamers known (QUICK=1: 100k), 20k live, MF and NCF indexes of dim
+// 64, k=20. It builds the real index manager, live state, recall engine,
+// reranker and HTTP server in this process, then measures (1) the request
+// path in-process and (2) over loopback HTTP at fixed open-loop rates with
+// a load generator sharing the machine, and the highest rate whose p99 stays
+// within 10 ms with no errors. The last line is the JSON headline.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+const (
+	dim    = 64
+	rank   = 12
+	nLive  = 20_000
+	nUsers = 100_000
+	k      = 20
+)
+
+// synthStore serves two synthetic, low-rank model versions (like trained
+// embeddings) to the index manager, generated on the fly from a seed.
+type synthStore struct {
+	n      int
+	models map[lr.ModelKind]lr.ModelVersion
+}
+
+func (s *synthStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
+	return s.models[kind], nil
+}
+
+func (s *synthStore) CountEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide) (int64, error) {
+	if side == lr.SideUser {
+		return nUsers, nil
+	}
+	return int64(s.n), nil
+}
+
+func (s *synthStore) StreamEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide, fn func(int64, []float32) error) error {
+	rng := rand.New(rand.NewPCG(uint64(id), 7))
+	basis := make([]float32, dim*rank)
+	for i := range basis {
+		basis[i] = float32(rng.NormFloat64() / 3)
+	}
+	n := s.n
+	if side == lr.SideUser {
+		n = nUsers
+		rng = rand.New(rand.NewPCG(uint64(id), 11))
+	}
+	z := make([]float32, rank)
+	for i := 1; i <= n; i++ {
+		for j := range z {
+			z[j] = float32(rng.NormFloat64())
+		}
+		v := make([]float32, dim)
+		for d := 0; d < dim; d++ {
+			var x float32
+			for j := 0; j < rank; j++ {
+				x += basis[d*rank+j] * z[j]
+			}
+			v[d] = x + float32(rng.NormFloat64()*0.05)
+		}
+		if err := fn(int64(i), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func main() {
+	quick := os.Getenv("QUICK") != ""
+	n := 1_000_000
+	dur := 10 * time.Second
+	if quick {
+		n, dur = 100_000, 4*time.Second
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ords := lr.NewOrdinals()
+	store := &synthStore{n: n, models: map[lr.ModelKind]lr.ModelVersion{
+		lr.ModelMF:  {ID: 1, Kind: lr.ModelMF, Version: "mf-bench", Dim: dim, Status: lr.StatusActive},
+		lr.ModelNCF: {ID: 2, Kind: lr.ModelNCF, Version: "ncf-bench", Dim: dim, Status: lr.StatusActive},
+	}}
+	reg := prometheus.NewRegistry()
+	mgr, err := index.NewManager(index.Config{Store: store, Ordinals: ords, Registerer: reg, Logger: log})
+	check(err)
+	fmt.Printf("# recall path: %d streamers known, %d live, MF + NCF dim %d, %d users, k=%d\n", n, nLive, dim, nUsers, k)
+	t0 := time.Now()
+	res, err := mgr.Load(ctx)
+	check(err)
+	fmt.Printf("built both indexes in %.1f s (", time.Since(t0).Seconds())
+	for _, r := range res {
+		fmt.Printf(" %s %.1f s recall %.3f", r.Kind, r.Seconds, r.SelfCheck)
+	}
+	fmt.Println(" )")
+
+	state := live.New(live.Config{Ordinals: ords, OnLive: mgr.SetLive})
+	rng := rand.New(rand.NewPCG(5, 5))
+	var evs []lr.Event
+	now := time.Now()
+	for i, id := range rng.Perm(n)[:nLive] {
+		sid := lr.StreamerID(id + 1)
+		evs = append(evs, lr.Event{ID: fmt.Sprint("s", i), Type: lr.EventStreamStarted, TS: now.Add(-time.Duration(rng.IntN(7200)) * time.Second),
+			StreamerID: sid, StreamID: lr.StreamID(i + 1), Category: fmt.Sprint("c", i%12), V: 1})
+		for v := 0; v < rng.IntN(5); v++ {
+			evs = append(evs, lr.Event{ID: fmt.Sprint("v", i, "-", v), Type: lr.EventViewerJoined, TS: now, StreamerID: sid, StreamID: lr.StreamID(i + 1),
+				UserID: lr.UserID(rng.IntN(nUsers) + 1), V: 1})
+		}
+	}
+	state.Apply(evs)
+
+	srv := api.New(api.Config{}, log, reg, reg)
+	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: rerank.DefaultWeights}
+	eng := recall.New(recall.Config{ShownDisabled: true}, state, ords, mgr, nil, deps.ObserveChannel)
+	deps.Engine = eng
+	srv.RegisterRecall(deps, reg)
+	eng.RefreshRankings()
+
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
+	// (1) In-process: recall + rerank, one request at a time.
+	var inproc []time.Duration
+	for i := 0; i < 3000; i++ {
+		u := lr.UserID(rng.IntN(nUsers) + 1)
+		s := time.Now()
+		r, err := eng.Recall(ctx, recall.Request{User: u, K: k})
+		check(err)
+		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), Now: now}, k)
+		inproc = append(inproc, time.Since(s))
+	}
+	ip50, ip99 := pct(inproc, .5), pct(inproc, .99)
+	if os.Getenv("BENCH_CPUPROFILE") != "" {
+		pprof.StopCPUProfile()
+		fmt.Printf("in-process p50 %v p99 %v\n", ip50, ip99)
+		return
+	}
+	fmt.Printf("\nin-process recall+rerank (3000 requests, one at a time): p50 %d µs, p99 %d µs\n", ip50.Microseconds(), ip99.Microseconds())
+
+	// (2) Loopback HTTP, open loop.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	hs := &http.Server{Handler: srv.Handler()}
+	go hs.Serve(ln)
+	url := "http://" + ln.Addr().String() + "/v1/recall"
+	client := newClient()
+	body := func(i int) []byte {
+		return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, (i*7919)%nUsers+1, k)
+	}
+	openLoop(ctx, client, url, 500, time.Second, body) // warm-up
+	fmt.Printf("\nloopback HTTP, open loop, %s per rate (latency from each request's scheduled start):\n", dur)
+	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	var at2000 loadResult
+	maxOK := 0
+	totalErr := 0
+	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
+		r := openLoop(ctx, client, url, rate, dur, body)
+		totalErr += r.Errors
+		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.pct(.5)), msf(r.pct(.9)), msf(r.pct(.99)), msf(r.pct(1)))
+		if rate == 2000 {
+			at2000 = r
+		}
+		if r.Errors == 0 && r.pct(.99) <= 10*time.Millisecond {
+			maxOK = rate
+		} else if rate > 2000 {
+			break
+		}
+	}
+	hs.Close()
+	head := map[string]any{
+		"streamers": n, "live": nLive,
+		"inproc_p50_us": ip50.Microseconds(), "inproc_p99_us": ip99.Microseconds(),
+		"http_rate": 2000, "http_p50_ms": round2(msf(at2000.pct(.5))), "http_p99_ms": round2(msf(at2000.pct(.99))),
+		"http_max_rps": maxOK, "errors": totalErr,
+	}
+	b, _ := json.Marshal(head)
+	fmt.Println()
+	fmt.Println(string(b))
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(p*float64(len(s)-1))]
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func round2(x float64) float64 { return float64(int(x*100+0.5)) / 100 }
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

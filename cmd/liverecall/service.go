@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+var (
+	sAdminToken       = defSetting(setting{"admin-token", "LIVERECALL_ADMIN_TOKEN", "", "bearer token for /v1/admin/* and the debug routes (empty: those routes refuse every request)"})
+	sDebugOpen        = defSetting(setting{"debug-open", "LIVERECALL_DEBUG_OPEN", "false", "serve /v1/debug/neighbors without the token"})
+	sLookback         = defSetting(setting{"live-lookback", "LIVERECALL_LIVE_LOOKBACK", "1h", "how far back the live view replays events at start"})
+	sExpiry           = defSetting(setting{"live-expiry", "LIVERECALL_LIVE_EXPIRY", "10m", "a stream with no event for this long is ended"})
+	sImpressionsTopic = defSetting(setting{"impressions-topic", "LIVERECALL_IMPRESSIONS_TOPIC", events.DefaultImpressionTopic, "topic recall responses are logged to"})
+	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request"})
+	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user are not shown again within this window"})
+	sRefreshEvery     = defSetting(setting{"refresh-every", "LIVERECALL_REFRESH_EVERY", "30s", "how often bans, blocks and reranker weights are reloaded from Postgres"})
+	sSnapshotDir      = defSetting(setting{"index-snapshot-dir", "LIVERECALL_INDEX_SNAPSHOT_DIR", "", "directory for index snapshots, loaded at start when they match the active version (empty: none)"})
+	sRecallFloor      = defSetting(setting{"index-recall-floor", "LIVERECALL_INDEX_RECALL_FLOOR", "0.9", "a rebuilt index whose self-check recall@10 is below this is refused"})
+	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions are checked (besides LISTEN/NOTIFY)"})
+	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", "40000", "allowed sets up to this size are scanned exactly instead of searched in the graph"})
+	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query"})
+)
+
+// indexConfig is the index part of serviceConfig.
+type indexConfig struct {
+	snapshotDir    string
+	recallFloor    float64
+	checkEvery     time.Duration
+	exactThreshold int
+	efSearch       int
+}
+
+// serviceConfig is everything serve (and dev) read.
+type serviceConfig struct {
+	serveConfig
+	brokers          []string
+	topics           []string
+	deadLetterTopic  string
+	impressionsTopic string
+	adminToken       string
+	debugOpen        bool
+	lookback         time.Duration
+	expiry           time.Duration
+	recallBudget     time.Duration
+	shownWindow      time.Duration
+	refreshEvery     time.Duration
+	index            indexConfig
+}
+
+// service is the running server: the parts and how they are wired.
+type service struct {
+	cfg       serviceConfig
+	app       *App
+	db        *postgres.DB
+	reg       *prometheus.Registry
+	ords      *lr.Ordinals
+	state     *live.State
+	consumer  *events.LiveConsumer
+	idx       *index.Manager
+	integrity *recall.IntegrityCache
+	engine    *recall.Engine
+	imps      *events.ImpressionProducer
+	http      *api.Server
+	weights   atomic.Pointer[rerank.Weights]
+	started   time.Time
+}
+
+func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, error) {
+	if cfg.migrate {
+		st, err := postgres.Migrate(ctx, cfg.databaseURL, func(seq int32, name string) {
+			app.Log.Info("applying migration", "seq", seq, "name", name)
+		})
+		if err != nil {
+			return nil, err
+		}
+		app.Log.Info("schema current", "version", st.Current)
+	}
+	db, err := postgres.Open(ctx, cfg.databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{cfg: cfg, app: app, db: db, reg: prometheus.NewRegistry(), ords: lr.NewOrdinals(), started: time.Now()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w := rerank.DefaultWeights()
+	s.weights.Store(&w)
+
+	s.idx, err = index.NewManager(index.Config{Store: db, Ordinals: s.ords, Params: index.Params{EfSearch: cfg.index.efSearch},
+		ExactThreshold: cfg.index.exactThreshold, RecallFloor: cfg.index.recallFloor, SnapshotDir: cfg.index.snapshotDir,
+		CheckEvery: cfg.index.checkEvery, Registerer: s.reg, Logger: app.Log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Registerer: s.reg, OnLive: s.idx.SetLive})
+	if err := s.loadUserState(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if len(cfg.brokers) > 0 {
+		m := events.NewMetrics(s.reg)
+		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
+			Lookback: cfg.lookback, Log: app.Log, Metrics: m}, s.state)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Log: app.Log, Registerer: s.reg})
+	} else {
+		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
+	}
+	s.integrity = recall.NewIntegrityCache(db, app.Log)
+
+	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody)}, app.Log, s.reg, s.reg)
+	deps := &api.RecallDeps{State: s.state, Ordinals: s.ords, Index: s.idx,
+		Weights: func() rerank.Weights { return *s.weights.Load() }}
+	if s.imps != nil {
+		deps.Impressions = s.imps
+	}
+	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow}, s.state, s.ords, s.idx, s.integrity, deps.ObserveChannel)
+	deps.Engine = s.engine
+	s.http.RegisterRecall(deps, s.reg)
+	s.http.RegisterDebug(deps, cfg.adminToken, cfg.debugOpen)
+	s.http.RegisterAdmin(s, cfg.adminToken)
+	s.http.AddReadinessCheck("index", func() error {
+		if s.idx.Current(lr.ModelMF) == nil {
+			return errors.New("no MF index loaded")
+		}
+		return nil
+	})
+	s.http.AddReadinessCheck("live", func() error {
+		if s.consumer == nil {
+			return errors.New("no Kafka brokers configured")
+		}
+		if !s.consumer.CaughtUp() {
+			return errors.New("live view has not caught up with the event topics")
+		}
+		return nil
+	})
+	s.http.AddReadinessCheck("database", func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := db.Pool.Ping(pctx); err != nil {
+			return errors.New("database not reachable")
+		}
+		return nil
+	})
+	return s, nil
+}
+
+// loadUserState seeds follows and the last day of watch history from
+// Postgres; events keep both current afterwards.
+func (s *service) loadUserState(ctx context.Context) error {
+	n := 0
+	err := s.db.StreamFollows(ctx, func(u lr.UserID, st lr.StreamerID, at time.Time) error {
+		s.state.SetFollow(u, st, true, at)
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.app.Log.Info("loaded follows", "count", n)
+	return nil
+}
+
+// refresh reloads the slowly changing inputs: bans, blocks, rerank weights.
+func (s *service) refresh(ctx context.Context) {
+	if err := s.integrity.Refresh(ctx); err != nil && ctx.Err() == nil {
+		s.app.Log.Warn("integrity refresh failed; keeping the last good bans and blocks", "err", err)
+	}
+	m, err := s.db.ActiveRerankModel(ctx)
+	switch {
+	case err == nil:
+		w, err := rerank.ParseWeights(m.Weights)
+		if err != nil {
+			s.app.Log.Warn("active rerank weights refused; keeping the current ones", "version", m.Version, "err", err)
+			return
+		}
+		w.Version = m.Version
+		if cur := s.weights.Load(); cur.Version != w.Version {
+			s.app.Log.Info("rerank weights loaded", "version", w.Version)
+		}
+		s.weights.Store(&w)
+	case lr.ErrorCode(err) == lr.ENOTFOUND:
+	default:
+		if ctx.Err() == nil {
+			s.app.Log.Warn("rerank weights refresh failed", "err", err)
+		}
+	}
+}
+
+// Reload implements api.Admin.
+func (s *service) Reload(ctx context.Context) (any, error) { return s.idx.Reload(ctx) }
+
+// Status implements api.Admin.
+func (s *service) Status() any {
+	st := map[string]any{
+		"uptime_s":     int(time.Since(s.started).Seconds()),
+		"live":         s.state.Live(),
+		"users":        s.state.Users(),
+		"index":        s.idx.Status(),
+		"rerank":       s.weights.Load().Version,
+		"kafka":        len(s.cfg.brokers) > 0,
+		"caught_up":    s.consumer != nil && s.consumer.CaughtUp(),
+		"consumer_lag": []events.PartitionLag{},
+	}
+	if s.consumer != nil {
+		st["consumer_lag"] = s.consumer.Lag()
+	}
+	return st
+}
+
+// run serves until ctx ends or a part fails, then shuts down in order:
+// stop taking requests and drain them, then flush impressions.
+func (s *service) run(ctx context.Context, listening chan<- string) error {
+	defer s.db.Close()
+	ln, err := net.Listen("tcp", s.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", s.cfg.httpAddr, err)
+	}
+	hs := &http.Server{
+		Handler:           s.http.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	s.refresh(ctx)
+	s.engine.RefreshRankings()
+	s.app.Log.Info("serving", "addr", ln.Addr().String())
+	if listening != nil {
+		listening <- ln.Addr().String()
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if _, err := s.idx.Load(gctx); err != nil && gctx.Err() == nil {
+			s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
+		}
+		s.idx.Run(gctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
+		return nil
+	})
+	if s.consumer != nil {
+		g.Go(func() error { return s.consumer.Run(gctx) })
+	}
+	g.Go(func() error {
+		t := time.NewTicker(s.cfg.refreshEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				s.refresh(gctx)
+			}
+		}
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.app.Log.Info("shutting down", "timeout", s.cfg.shutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+		defer cancel()
+		err := hs.Shutdown(sctx)
+		if s.imps != nil {
+			if ferr := s.imps.Close(sctx); ferr != nil {
+				s.app.Log.Warn("impressions not all flushed at shutdown", "err", ferr)
+			}
+		}
+		return err
+	})
+	return g.Wait()
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/events/kafkatest"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+const e2eToken = "e2e-token"
+
+// e2e is a running service on a fresh database and an in-process broker.
+type e2e struct {
+	t      *testing.T
+	db     *postgres.DB
+	kafka  *kafkatest.Cluster
+	prod   *events.Producer
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+	users  map[int64][]float32
+	items  map[int64][]float32
+	n      int
+}
+
+func startE2E(t *testing.T, extra ...string) *e2e {
+	t.Helper()
+	url := pgtest.New(t)
+	db, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	k := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4},
+		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2})
+	e := &e2e{t: t, db: db, kafka: k, done: make(chan error, 1)}
+	e.prod = events.NewProducer(events.ProducerConfig{Brokers: k.Brokers()})
+	t.Cleanup(func() { e.prod.Close() })
+	e.publishModel("v1", 1)
+
+	app, _, _ := testApp(nil)
+	app.Log = newLogger(io.Discard, "error", "text")
+	args := append([]string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--kafka-brokers", k.Brokers()[0],
+		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ms", "--shutdown-timeout", "5s"}, extra...)
+	cfg, err := parseServiceFlags(app, "serve", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	svc, err := newService(ctx, app, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() { e.done <- svc.run(ctx, addrc) }()
+	e.addr = <-addrc
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *e2e) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	e.cancel = nil
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("service ended with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		e.t.Error("service did not stop")
+	}
+}
+
+// publishModel writes and activates an MF version: 60 streamers and 10
+// users with seeded random 16-d vectors.
+func (e *e2e) publishModel(version string, seed uint64) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 9))
+	vec := func() []float32 {
+		v := make([]float32, 16)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	e.users, e.items = map[int64][]float32{}, map[int64][]float32{}
+	var us, ss []lr.Embedding
+	for id := int64(1); id <= 10; id++ {
+		e.users[id] = vec()
+		us = append(us, lr.Embedding{ID: id, Vec: e.users[id]})
+	}
+	for id := int64(1); id <= 60; id++ {
+		e.items[id] = vec()
+		ss = append(ss, lr.Embedding{ID: id, Vec: e.items[id]})
+	}
+	mv, err := e.db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: version, Dim: 16})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, us); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, ss); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.ActivateModel(ctx, mv.ID); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *e2e) publish(typ lr.EventType, streamers ...int64) {
+	var evs []lr.Event
+	for _, id := range streamers {
+		e.n++
+		evs = append(evs, lr.Event{ID: fmt.Sprint("e2e-", e.n), Type: typ, TS: time.Now(), StreamerID: lr.StreamerID(id), StreamID: lr.StreamID(1000 + id), V: 1})
+	}
+	if err := e.prod.Publish(context.Background(), evs...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *e2e) get(path string, auth bool) (int, []byte) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.addr+path, nil)
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+	}
+	return do(e.t, req)
+}
+
+func (e *e2e) post(path, body string, auth bool) (int, []byte) {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+path, bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+	}
+	return do(e.t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, []byte) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (e *e2e) waitFor(what string, within time.Duration, ok func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *e2e) recall(user int64) api.RecallResponse {
+	e.t.Helper()
+	code, b := e.post("/v1/recall", fmt.Sprintf(`{"user_id":%d,"k":10}`, user), false)
+	if code != 200 {
+		e.t.Fatalf("recall: %d %s", code, b)
+	}
+	var r api.RecallResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func (e *e2e) liveCount() int {
+	_, b := e.get("/v1/admin/status", true)
+	var st struct {
+		Live int `json:"live"`
+	}
+	json.Unmarshal(b, &st)
+	return st.Live
+}
+
+func TestServiceEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+
+	live := []int64{}
+	for id := int64(1); id <= 30; id++ {
+		live = append(live, id)
+	}
+	e.publish(lr.EventStreamStarted, live...)
+	e.waitFor("30 live streamers", 10*time.Second, func() bool { return e.liveCount() == 30 })
+
+	// Only live streamers, and the MF channel's best equals exact search.
+	r := e.recall(1)
+	if len(r.Items) != 10 || r.ModelVersions["mf"] != "v1" {
+		t.Fatalf("response %+v", r)
+	}
+	for _, it := range r.Items {
+		if it.StreamerID > 30 {
+			t.Fatalf("offline streamer %d recommended", it.StreamerID)
+		}
+	}
+
+	// The neighbours endpoint equals exact search over the live streamers.
+	code, b := e.get("/v1/debug/neighbors?user_id=1&k=5&live=only", true)
+	if code != 200 {
+		t.Fatalf("neighbors: %d %s", code, b)
+	}
+	var nr api.NeighborsResponse
+	json.Unmarshal(b, &nr)
+	want := exactTop(e.users[1], e.items, live, 5)
+	for i, n := range nr.Neighbors {
+		if n.StreamerID != want[i] || !n.Live {
+			t.Fatalf("neighbours %+v, want ids %v", nr.Neighbors, want)
+		}
+	}
+
+	// A streamer whose stream ends is gone from results within a second.
+	top := r.Items[0].StreamerID
+	e.publish(lr.EventStreamEnded, top)
+	start := time.Now()
+	e.waitFor("the ended stream to disappear", time.Second, func() bool {
+		for _, it := range e.recall(1).Items {
+			if it.StreamerID == top {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("ended stream gone after %v", time.Since(start))
+
+	// A reload (new version activated + admin reload) under concurrent
+	// requests: zero failed requests, and the new version serves after.
+	var failures, requests atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _ := e.post("/v1/recall", fmt.Sprintf(`{"user_id":%d}`, g+1), false)
+				requests.Add(1)
+				if code != 200 {
+					failures.Add(1)
+				}
+			}
+		}(g)
+	}
+	e.publishModel("v2", 2)
+	if code, b := e.post("/v1/admin/reload", "", true); code != 200 {
+		t.Fatalf("reload: %d %s", code, b)
+	}
+	e.waitFor("v2 to serve", 10*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 || requests.Load() == 0 {
+		t.Fatalf("%d of %d requests failed during the reload", failures.Load(), requests.Load())
+	}
+	t.Logf("%d requests during the reload, none failed", requests.Load())
+}
+
+func exactTop(q []float32, items map[int64][]float32, allowed []int64, k int) []int64 {
+	type hit struct {
+		id int64
+		s  float32
+	}
+	var hs []hit
+	for _, id := range allowed {
+		var s float32
+		for i, x := range items[id] {
+			s += x * q[i]
+		}
+		hs = append(hs, hit{id, s})
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].s > hs[j].s })
+	out := make([]int64, 0, k)
+	for _, h := range hs[:k] {
+		out = append(out, h.id)
+	}
+	return out
+}
