@@ -2,4 +2,32 @@
 // HNSW graph with filtered traversal, an exact scan over the live vectors,
 // the planner that chooses between them, building, snapshots and the
 // validated atomic swap of a rebuilt index.
+//
+// Pieces, bottom up:
+//   - Graph (hnsw.go): an immutable HNSW graph (Malkov & Yashunin 2018) over
+//     dense node ids with flat neighbour arrays (layer 0: M0 = 2M links,
+//     upper layers: M), the paper's heuristic neighbour selection, separate
+//     efConstruction and per-query ef, a pooled generation-stamped visited
+//     set, no maps on the search path, and an accept predicate applied
+//     during traversal. Build is batch-parallel and deterministic for a seed
+//     whatever the number of workers. The score is the dot product the
+//     models rank by (MF and NCF's GMF vectors); see the "Inner product"
+//     note in hnsw.go for how the graph handles it and what was measured.
+//   - ExactScan and the live matrix (exact.go): SIMD (vek32) dot products
+//     over a contiguous matrix; the live matrix holds the vectors of the
+//     live streamers and is updated in place by SetLive, with no rebuild.
+//   - Index (index.go): one validated model version of one kind — graph,
+//     streamer ids and ordinals, user vectors, live matrix — and the planner
+//     (exact scan up to ExactThreshold allowed vectors, the graph above).
+//   - Manager (manager.go): serves one Index per kind behind an atomic
+//     pointer; rebuilds from Postgres (stream, validate, build beside the
+//     serving index, self-check recall against exact search, swap, keep the
+//     previous for Rollback) on an admin call, a LISTEN/NOTIFY and a periodic
+//     check; neighbour queries for operators; metrics.
+//   - Snapshots (snapshot.go): a checksummed binary file per kind, written
+//     after a build and loaded at start when it holds the active version.
+//
+// Ordinals are the process-wide streamer ordinals (*liverecall.Ordinals)
+// shared with live/, whose roaring bitmap of live ordinals satisfies
+// Allowed. coder/hnsw is measured beside this index in index/bench.
 package index

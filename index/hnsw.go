@@ -30,7 +30,7 @@ import (
 // Params are the HNSW construction and search parameters.
 type Params struct {
 	M              int    // links per node on layers ≥ 1; layer 0 has M0 = 2M. Default 16.
-	EfConstruction int    // beam width while building. Default 100.
+	EfConstruction int    // beam width while building. Default 64.
 	EfSearch       int    // default beam width of a search (raised to k when smaller). Default 64.
 	Seed           uint64 // seeds the level draws; a fixed seed gives the same graph whatever Workers is.
 	Workers        int    // build goroutines. Default GOMAXPROCS.
@@ -42,7 +42,7 @@ func (p Params) withDefaults() Params {
 		p.M = 16
 	}
 	if p.EfConstruction <= 0 {
-		p.EfConstruction = 100
+		p.EfConstruction = 64
 	}
 	if p.EfSearch <= 0 {
 		p.EfSearch = 64
@@ -246,8 +246,9 @@ func (g *Graph) searchLayer(q []float32, eps []cand, ef, l int, accept Allowed, 
 // Search returns up to k labels with the highest dot product with q (dim
 // long), best first, scores exact. ef ≤ 0 uses the graph's EfSearch; ef is
 // raised to k. With accept non-nil only accepted labels are returned; the
-// filter is applied during traversal, so small accepted sets cost more (see
-// the planner). It allocates only the result slice.
+// filter is applied during traversal and the beam is widened by
+// 1/sqrt(accepted fraction), so small accepted sets cost more (the planner
+// sends them to an exact scan). It allocates only the result slice.
 func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 	if g.n == 0 || k <= 0 {
 		return nil
@@ -257,6 +258,16 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 	}
 	if ef <= 0 {
 		ef = g.efSearch
+	}
+	if accept != nil {
+		// The best accepted nodes sit deeper in the overall ranking the
+		// smaller the accepted fraction p is, where beam search is less
+		// accurate: widen the beam by 1/sqrt(p) (measured: 5% allowed on
+		// low-rank data goes from recall 0.93 at ef 64 to 0.97), at most
+		// to 1024.
+		if p := float64(accept.GetCardinality()) / float64(g.n); p < 1 {
+			ef = max(ef, min(int(float64(ef)/math.Sqrt(max(p, 1e-6))), 1024))
+		}
 	}
 	ef = max(ef, k)
 	s := g.getScratch()

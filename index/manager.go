@@ -75,6 +75,8 @@ type slot struct {
 	prev     atomic.Pointer[Index]
 	reloadMu sync.Mutex // one rebuild of a kind at a time
 
+	searches map[Strategy]prometheus.Counter // fixed at NewManager
+
 	stMu       sync.Mutex
 	lastErr    string
 	lastReload time.Time
@@ -110,7 +112,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		if _, err := lr.ParseModelKind(string(k)); err != nil {
 			return nil, err
 		}
-		m.slots[k] = &slot{kind: k}
+		m.slots[k] = &slot{kind: k, searches: map[Strategy]prometheus.Counter{
+			StrategyHNSW:  m.metrics.searches.WithLabelValues(string(k), string(StrategyHNSW)),
+			StrategyExact: m.metrics.searches.WithLabelValues(string(k), string(StrategyExact)),
+		}}
 	}
 	return m, nil
 }
@@ -166,14 +171,14 @@ func (m *Manager) reloadAll(ctx context.Context, force, snapshot bool) ([]Reload
 // is serving (unless force), else from the snapshot (if useSnapshot and it
 // matches) or a rebuild from the store. On any error the serving index is
 // untouched and the error says which version and, for bad data, which row.
-func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useSnapshot bool) (ReloadResult, error) {
+func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useSnapshot bool) (res ReloadResult, err error) {
 	s, ok := m.slots[kind]
 	if !ok {
 		return ReloadResult{Kind: kind, Outcome: "failed"}, lr.Errorf(lr.EINVALID, "model kind %s is not served", kind)
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	res := ReloadResult{Kind: kind}
+	res = ReloadResult{Kind: kind}
 	defer func() { res.ServingModel = m.Version(kind) }()
 	mv, err := m.cfg.Store.ActiveModel(ctx, kind)
 	if lr.ErrorCode(err) == lr.ENOTFOUND {
@@ -538,7 +543,11 @@ func (m *Manager) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool
 // when no index of kind is loaded; EINVALID for a query of the wrong
 // dimension. It never waits for a rebuild.
 func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
-	x := m.Current(kind)
+	s, ok := m.slots[kind]
+	var x *Index
+	if ok {
+		x = s.cur.Load()
+	}
 	if x == nil {
 		return nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
 	}
@@ -546,7 +555,7 @@ func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k 
 	if err != nil {
 		return nil, err
 	}
-	m.metrics.searches.WithLabelValues(string(kind), string(st)).Inc()
+	s.searches[st].Inc()
 	return hits, nil
 }
 

@@ -388,7 +388,7 @@ func TestBadVersionsAreRefusedAndTheServingIndexKept(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) || lr.ErrorCode(err) != lr.EINVALID {
 				t.Fatalf("error %v\nwant containing %q (invalid)", err, want)
 			}
-			if res[0].Outcome != "refused" || m.Version(lr.ModelMF) != wantServing {
+			if res[0].Outcome != "refused" || m.Version(lr.ModelMF) != wantServing || res[0].ServingModel != wantServing {
 				t.Fatalf("result %+v, serving %q: the good index must stay", res, m.Version(lr.ModelMF))
 			}
 			if got := testutil.ToFloat64(mustVec(t, reg, "liverecall_index_reload_failures_total")); got < 1 {
