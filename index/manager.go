@@ -489,19 +489,23 @@ func (m *Manager) SetLive(ord uint32, live bool) {
 	}
 }
 
-// Contains reports whether ord is live as SetLive last heard; with
-// GetCardinality it makes the Manager an Allowed for live-only queries.
-func (m *Manager) Contains(ord uint32) bool {
-	m.liveMu.RLock()
-	defer m.liveMu.RUnlock()
-	return int(ord) < len(m.live) && m.live[ord]
+// liveSet is a copy of the live set; it satisfies Allowed without locks.
+type liveSet struct {
+	bits []bool
+	n    uint64
 }
 
-// GetCardinality returns the number of live ordinals.
-func (m *Manager) GetCardinality() uint64 {
+func (l *liveSet) Contains(ord uint32) bool { return int(ord) < len(l.bits) && l.bits[ord] }
+func (l *liveSet) GetCardinality() uint64  { return l.n }
+
+// liveCopy copies the live set as SetLive last left it. (A copy, not the
+// Manager itself, serves as the filter: a search holds the live matrix's
+// read lock while it asks the filter, and SetLive takes the two locks the
+// other way round.)
+func (m *Manager) liveCopy() *liveSet {
 	m.liveMu.RLock()
 	defer m.liveMu.RUnlock()
-	return m.nLive
+	return &liveSet{bits: slices.Clone(m.live), n: m.nLive}
 }
 
 // Current returns kind's serving index, or nil.
@@ -599,9 +603,10 @@ func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32,
 	if k <= 0 || k > 1000 {
 		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and 1000, got %d", k)
 	}
+	live := m.liveCopy()
 	var allowed Allowed
 	if liveOnly {
-		allowed = m
+		allowed = live
 	}
 	hits, err := m.Search(ctx, kind, q, k, allowed)
 	if err != nil {
@@ -610,7 +615,7 @@ func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32,
 	out := make([]Neighbor, 0, len(hits))
 	for _, h := range hits {
 		id, _ := m.cfg.Ordinals.ID(h.Ord)
-		out = append(out, Neighbor{StreamerID: id, Ord: h.Ord, Score: h.Score, Live: m.Contains(h.Ord)})
+		out = append(out, Neighbor{StreamerID: id, Ord: h.Ord, Score: h.Score, Live: live.Contains(h.Ord)})
 	}
 	return out, nil
 }

@@ -465,3 +465,53 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := pgtest.Open(t)
+	v1 := seedVersion(t, db, "p1", 800, 10, 1, nil)
+	activate(t, db, v1)
+	ords := lr.NewOrdinals()
+	m, _, _ := newManager(t, db, index.Config{Ordinals: ords, CheckEvery: 50 * time.Millisecond})
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go m.Run(ctx, nil) // no NOTIFY: the periodic check alone
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() { // streamers going live and offline
+		for i := 0; !stop.Load(); i++ {
+			ord, _ := ords.Lookup(lr.StreamerID(100 + i%800))
+			m.SetLive(ord, i%3 != 0)
+		}
+	})
+	for range 2 {
+		wg.Go(func() { // operators asking live-only and all
+			for i := 0; !stop.Load(); i++ {
+				ns, err := m.UserNeighbors(ctx, lr.ModelMF, lr.UserID(1+i%10), 5, i%2 == 0)
+				if err != nil {
+					t.Errorf("UserNeighbors: %v", err)
+					return
+				}
+				for _, n := range ns {
+					if i%2 == 0 && !n.Live {
+						t.Errorf("live-only neighbour %d not live", n.StreamerID)
+						return
+					}
+				}
+			}
+		})
+	}
+	v2 := seedVersion(t, db, "p2", 600, 10, 2, nil)
+	activate(t, db, v2)
+	waitFor(t, func() bool { return m.Version(lr.ModelMF) == "p2" })
+	stop.Store(true)
+	wg.Wait()
+	// The new index's live matrix mirrors the live set.
+	st := m.Status().([]index.KindStatus)
+	if st[0].LiveVectors == 0 {
+		t.Fatalf("live matrix empty after swap: %+v", st)
+	}
+}
