@@ -496,7 +496,7 @@ type liveSet struct {
 }
 
 func (l *liveSet) Contains(ord uint32) bool { return int(ord) < len(l.bits) && l.bits[ord] }
-func (l *liveSet) GetCardinality() uint64  { return l.n }
+func (l *liveSet) GetCardinality() uint64   { return l.n }
 
 // liveCopy copies the live set as SetLive last left it. (A copy, not the
 // Manager itself, serves as the filter: a search holds the live matrix's
