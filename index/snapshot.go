@@ -139,6 +139,9 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 			path, kind, version, id, dim, mv.Kind, mv.Version, mv.ID, mv.Dim)
 	}
 	m, m0 := int(hdr[1]), int(hdr[2])
+	if n > 1<<31 || users > 1<<31 || upper > 1<<40 || m > 1<<10 {
+		return nil, fmt.Errorf("snapshot %s: inconsistent header (n %d, users %d, upper %d, M %d)", path, n, users, upper, m)
+	}
 	// Bound the sizes by the file size before allocating.
 	need := n*8 + n*uint64(dim+1)*4 + n + n*uint64(m0+1)*4 + n*8 + upper*4 + users*8 + users*uint64(dim)*4
 	if m <= 0 || m0 != 2*m || dim <= 0 || need > uint64(fi.Size()) || hdr[5] >= uint32(max(n, 1)) {
