@@ -85,10 +85,12 @@ bench:
 bench-quick:
 	$(MAKE) bench QUICK=1
 
-# The demo: local PostgreSQL, a liverecall database, the schema, the service.
+# The demo: the whole system on this machine (see `liverecall dev -h`):
+# local PostgreSQL (started if needed), an in-process Kafka-protocol broker
+# unless LIVERECALL_KAFKA_BROKERS is set, a simulated world, trained models,
+# the service, live traffic and a report. Ctrl-C stops it.
 demo: build postgres
-	./bin/liverecall migrate up --create-database
-	./bin/liverecall serve
+	./bin/liverecall dev
 
 clean:
 	rm -rf bin $(BENCHOUT)
