@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coder/hnsw"
@@ -254,6 +255,7 @@ func filtered(x *index.Index, s *synth.Set, n, nq int) {
 	fmt.Printf("%-9s %9s %-10s %10s %10s %10s %10s %10s\n", "allowed", "count", "planner→", "plan rec", "plan µs", "hnsw rec", "hnsw µs", "exact µs")
 	r := rand.New(rand.NewPCG(7, 7))
 	var prev *set
+	var breakEven []string
 	for _, frac := range []float64{0.01, 0.05, 0.2} {
 		a := &set{bits: make([]bool, n)}
 		for i := range n {
@@ -283,7 +285,10 @@ func filtered(x *index.Index, s *synth.Set, n, nq int) {
 		hr, hus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
 		_, eus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)) })
 		fmt.Printf("%-9s %9d %-10s %10.4f %10.1f %10.4f %10.1f %10.1f\n", fmt.Sprintf("%.0f%%", frac*100), a.n, st, pr, pus, hr, hus, eus)
+		perRow := eus / float64(a.n)
+		breakEven = append(breakEven, fmt.Sprintf("%.0f%%: %.0f", frac*100, hus/perRow))
 	}
+	fmt.Printf("break-even allowed count (filtered HNSW µs ÷ exact µs per allowed row): %s\n", strings.Join(breakEven, ", "))
 	for i := range n {
 		if prev.bits[i] {
 			x.SetLive(uint32(i), false)
