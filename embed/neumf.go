@@ -46,6 +46,13 @@ type NeuMFConfig struct {
 	InitStd float64 // std of the initial embeddings
 	Seed    uint64
 	Workers int // goroutines per batch; 0 means GOMAXPROCS
+	// Pretrain, if set, starts the GMF tower from implicit ALS factors
+	// trained with this configuration (its Dim is set to Dim): the paper's
+	// pre-training, with ALS standing in for a separately trained GMF.
+	Pretrain *ALSConfig
+	// PretrainScale multiplies the output weights over the GMF tower when
+	// it starts from ALS, so that the initial logit is scale·⟨x_u, y_i⟩.
+	PretrainScale float64
 	// Sampler draws negatives; nil means uniform among the user's unseen items.
 	// For live data, pass one drawing among streamers live at pos.Time.
 	Sampler NegativeSampler
@@ -56,10 +63,15 @@ type NeuMFConfig struct {
 	OnEpoch func(epoch int, loss float64) error
 }
 
-// DefaultNeuMFConfig returns the tuned defaults.
+// DefaultNeuMFConfig returns the tuned defaults: 64 GMF factors, MLP
+// 64→32→16, 4 negatives, batches of 256, Adam at 3e-4 for 5 epochs, the GMF
+// tower started from implicit ALS (output weights 2). Tuned on validation
+// splits of ml-1m and lastfm; without the ALS start, 20 epochs at 1e-3 reached
+// HR@10 .786 on the lastfm validation split against .838 with it.
 func DefaultNeuMFConfig() NeuMFConfig {
-	return NeuMFConfig{Dim: 64, Layers: []int{64, 32, 16}, Epochs: 20, Batch: 256, Neg: 4,
-		LR: 0.001, Reg: 0, InitStd: 0.01, Seed: 1}
+	als := DefaultALSConfig()
+	return NeuMFConfig{Dim: 64, Layers: []int{64, 32, 16}, Epochs: 5, Batch: 256, Neg: 4,
+		LR: 0.0003, Reg: 0, InitStd: 0.01, Seed: 1, Pretrain: &als, PretrainScale: 2}
 }
 
 // NeuMF is a trained NeuMF model: a GMF tower (user ⊙ item embeddings) and
@@ -128,8 +140,19 @@ func newScratch(dim int, layers []int) *scratch {
 	return s
 }
 
-// forward computes the logit of (u, i), leaving the activations in s.
-func (m *NeuMF) forward(lo *layout, u, i int, s *scratch) float32 {
+// userCache holds, during training, the user half of the first MLP layer
+// for a run of samples of one user (a positive and its negatives): the
+// product W1[:, :e]·pm_u is computed once, and the gradients through it are
+// summed over the run and applied once by flushUser.
+type userCache struct {
+	valid bool
+	part  []float32 // W1[:, :e]·pm_u
+	daSum []float32 // Σ over the run of dloss/da1
+}
+
+// forward computes the logit of (u, i), leaving the activations in s. uc,
+// if not nil, caches the user half of the first layer (see userCache).
+func (m *NeuMF) forward(lo *layout, u, i int, s *scratch, uc *userCache) float32 {
 	d, e := m.Dim, m.mlpDim()
 	pg, qg := m.PG[u*d:(u+1)*d], m.QG[i*d:(i+1)*d]
 	for f := range s.phi {
@@ -143,6 +166,20 @@ func (m *NeuMF) forward(lo *layout, u, i int, s *scratch) float32 {
 		W := m.Dense[lo.w[l-1] : lo.w[l-1]+in*out]
 		b := m.Dense[lo.b[l-1] : lo.b[l-1]+out]
 		x, a, z := s.z[l-1], s.a[l], s.z[l]
+		if l == 1 && uc != nil {
+			if !uc.valid {
+				for j := 0; j < out; j++ {
+					uc.part[j] = dot32(W[j*in:j*in+e], x[:e])
+				}
+				uc.valid = true
+			}
+			for j := 0; j < out; j++ {
+				v := b[j] + uc.part[j] + dot32(W[j*in+e:(j+1)*in], x[e:])
+				a[j] = v
+				z[j] = max(v, 0)
+			}
+			continue
+		}
 		for j := 0; j < out; j++ {
 			v := b[j] + dot32(W[j*in:(j+1)*in], x)
 			a[j] = v
@@ -158,7 +195,10 @@ func (m *NeuMF) forward(lo *layout, u, i int, s *scratch) float32 {
 // (g) into dDense, and writes the gradients of the four embedding rows of
 // (u, i) into dpg, dqg (len Dim) and dpm, dqm (len mlpDim). It uses the
 // activations forward left in s.
-func (m *NeuMF) backward(lo *layout, u, i int, g float32, s *scratch, dDense, dpg, dqg, dpm, dqm []float32) {
+//
+// With uc, the first layer's gradients through the user half are summed in
+// uc.daSum instead (dpm gets zeros) until flushUser applies them.
+func (m *NeuMF) backward(lo *layout, u, i int, g float32, s *scratch, uc *userCache, dDense, dpg, dqg, dpm, dqm []float32) {
 	d := m.Dim
 	L := len(m.Layers)
 	pg, qg := m.PG[u*d:(u+1)*d], m.QG[i*d:(i+1)*d]
@@ -186,6 +226,24 @@ func (m *NeuMF) backward(lo *layout, u, i int, g float32, s *scratch, dDense, dp
 		db := dDense[lo.b[l-1] : lo.b[l-1]+out]
 		a, dz, x, dx := s.a[l], s.dz[l], s.z[l-1], s.dz[l-1]
 		clear(dx)
+		if l == 1 && uc != nil {
+			e := m.mlpDim()
+			for j := 0; j < out; j++ {
+				if a[j] <= 0 {
+					continue
+				}
+				gj := dz[j]
+				db[j] += gj
+				uc.daSum[j] += gj
+				row, drow := W[j*in+e:(j+1)*in], dW[j*in+e:(j+1)*in]
+				row, xx, dxx := row[:len(drow)], x[e:e+len(drow)], dx[e:e+len(drow)]
+				for k := range drow {
+					drow[k] += gj * xx[k]
+					dxx[k] += gj * row[k]
+				}
+			}
+			continue
+		}
 		for j := 0; j < out; j++ {
 			if a[j] <= 0 {
 				continue
@@ -205,6 +263,32 @@ func (m *NeuMF) backward(lo *layout, u, i int, g float32, s *scratch, dDense, dp
 	copy(dqm, s.dz[0][e:])
 }
 
+// flushUser applies the summed first-layer gradients of a run of samples of
+// user u (see userCache): into dDense for W1's user half and into dpm.
+func (m *NeuMF) flushUser(lo *layout, u int, uc *userCache, dDense, dpm []float32) {
+	if len(m.Layers) < 2 || !uc.valid {
+		uc.valid = false
+		return
+	}
+	e, in := m.mlpDim(), m.Layers[0]
+	pm := m.PM[u*e : (u+1)*e]
+	W := m.Dense[lo.w[0]:]
+	dW := dDense[lo.w[0]:]
+	for j, g := range uc.daSum {
+		if g == 0 {
+			continue
+		}
+		row, drow := W[j*in:j*in+e], dW[j*in:j*in+e]
+		dp := dpm[:e]
+		for k := range drow {
+			drow[k] += g * pm[k]
+			dp[k] += g * row[k]
+		}
+	}
+	clear(uc.daSum)
+	uc.valid = false
+}
+
 // Score returns the logit of user and item (σ of it is the predicted
 // probability of an interaction); unknown ids give -MaxFloat32. Safe for
 // concurrent use.
@@ -214,7 +298,7 @@ func (m *NeuMF) Score(user, item int) float32 {
 	}
 	lo, s := m.get()
 	defer m.pool.Put(s)
-	return m.forward(&lo, user, item, s)
+	return m.forward(&lo, user, item, s, nil)
 }
 
 func (m *NeuMF) get() (layout, *scratch) {
@@ -234,7 +318,7 @@ func (m *NeuMF) ScoreItems(user int32, items []int32, out []float32) {
 			out[k] = -math.MaxFloat32
 			continue
 		}
-		out[k] = m.forward(&lo, int(user), int(it), s)
+		out[k] = m.forward(&lo, int(user), int(it), s, nil)
 	}
 }
 
@@ -363,6 +447,20 @@ func TrainNeuMF(ctx context.Context, train []Interaction, nUsers, nItems int, cf
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9cf))
 	m := newNeuMF(nUsers, nItems, cfg, rng)
+	if cfg.Pretrain != nil {
+		ac := *cfg.Pretrain
+		ac.Dim, ac.Progress = cfg.Dim, nil
+		mf, err := TrainALS(ctx, train, nUsers, nItems, ac)
+		if err != nil {
+			return nil, err
+		}
+		copy(m.PG, mf.User)
+		copy(m.QG, mf.Item)
+		lo := newLayout(cfg.Dim, cfg.Layers)
+		for f := 0; f < cfg.Dim; f++ {
+			m.Dense[lo.hG+f] = float32(cfg.PretrainScale)
+		}
+	}
 	t := &nmfTrainer{m: m, cfg: cfg, lo: newLayout(cfg.Dim, cfg.Layers)}
 	t.init()
 	per := 1 + cfg.Neg
@@ -422,6 +520,7 @@ type nmfTrainer struct {
 
 type nmfWorker struct {
 	s     *scratch
+	uc    *userCache
 	dense []float32
 	loss  float64
 }
@@ -434,7 +533,11 @@ func (t *nmfTrainer) init() {
 	}
 	w = max(1, min(w, cfg.Batch/8))
 	for k := 0; k < w; k++ {
-		t.workers = append(t.workers, &nmfWorker{s: newScratch(m.Dim, m.Layers), dense: make([]float32, t.lo.size)})
+		uc := &userCache{}
+		if len(m.Layers) > 1 {
+			uc.part, uc.daSum = make([]float32, m.Layers[1]), make([]float32, m.Layers[1])
+		}
+		t.workers = append(t.workers, &nmfWorker{s: newScratch(m.Dim, m.Layers), uc: uc, dense: make([]float32, t.lo.size)})
 	}
 	e := m.mlpDim()
 	bmax := cfg.Batch + cfg.Neg + 1
@@ -455,9 +558,18 @@ func (t *nmfTrainer) run(w *nmfWorker, batch []sample, lo, hi int, inv float32) 
 	d, e := m.Dim, m.mlpDim()
 	clear(w.dense)
 	w.loss = 0
+	uc := w.uc
+	if len(m.Layers) < 2 {
+		uc = nil
+	}
+	first := lo // first sample of the current run of one user
 	for k := lo; k < hi; k++ {
 		sm := batch[k]
-		z := m.forward(&t.lo, int(sm.u), int(sm.i), w.s)
+		if uc != nil && k > lo && sm.u != batch[k-1].u {
+			m.flushUser(&t.lo, int(batch[first].u), uc, w.dense, t.gpm[first*e:(first+1)*e])
+			first = k
+		}
+		z := m.forward(&t.lo, int(sm.u), int(sm.i), w.s, uc)
 		// loss = -y log σ(z) - (1-y) log(1-σ(z)); dloss/dz = σ(z) - y
 		p := 1 / (1 + math.Exp(-float64(z)))
 		if sm.label > 0 {
@@ -466,8 +578,11 @@ func (t *nmfTrainer) run(w *nmfWorker, batch []sample, lo, hi int, inv float32) 
 			w.loss += softplus(float64(z))
 		}
 		g := float32(p-float64(sm.label)) * inv
-		m.backward(&t.lo, int(sm.u), int(sm.i), g, w.s, w.dense,
+		m.backward(&t.lo, int(sm.u), int(sm.i), g, w.s, uc, w.dense,
 			t.gpg[k*d:(k+1)*d], t.gqg[k*d:(k+1)*d], t.gpm[k*e:(k+1)*e], t.gqm[k*e:(k+1)*e])
+	}
+	if uc != nil && hi > lo {
+		m.flushUser(&t.lo, int(batch[first].u), uc, w.dense, t.gpm[first*e:(first+1)*e])
 	}
 }
 
