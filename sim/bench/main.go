@@ -1,0 +1,290 @@
+// Command bench measures recommendation quality end to end on the simulated
+// world: it simulates a week of history, trains MF (implicit ALS) and NCF
+// (NeuMF) on it, builds the real indexes, then replays a held-out day
+// through the live state and, at every user decision, asks four variants of
+// the system for 10 streamers among those live at that moment:
+// trending only, MF only, MF + NCF (recall channels merged), and the full
+// system (every channel, reranked). Availability-aware HR@10 and NDCG@10 are
+// computed against what the simulated user actually chose. The last line is
+// the JSON headline.
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/sim"
+)
+
+type config struct {
+	streamers, users, days int
+	seed                   uint64
+	every                  int // score every n-th decision of the held-out day
+}
+
+// memStore hands trained vectors to the index manager.
+type memStore struct {
+	models map[lr.ModelKind]*embed.LiveModel
+	ids    map[lr.ModelKind]int64
+}
+
+func (s *memStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
+	m, ok := s.models[kind]
+	if !ok {
+		return lr.ModelVersion{}, lr.Errorf(lr.ENOTFOUND, "no %s", kind)
+	}
+	return lr.ModelVersion{ID: s.ids[kind], Kind: kind, Version: string(kind) + "-bench", Dim: m.Dim, Status: lr.StatusActive}, nil
+}
+
+func (s *memStore) side(kind lr.ModelKind, side lr.EmbeddingSide) []lr.Embedding {
+	if side == lr.SideUser {
+		return s.models[kind].Users
+	}
+	return s.models[kind].Streamers
+}
+
+func (s *memStore) kindOf(id int64) lr.ModelKind {
+	for k, v := range s.ids {
+		if v == id {
+			return k
+		}
+	}
+	return ""
+}
+
+func (s *memStore) CountEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide) (int64, error) {
+	return int64(len(s.side(s.kindOf(id), side))), nil
+}
+
+func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide, fn func(int64, []float32) error) error {
+	for _, e := range s.side(s.kindOf(id), side) {
+		if err := fn(e.ID, e.Vec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ncfScorer adapts the NeuMF id scorer to rerank.NCFScorer.
+type ncfScorer struct{ s *embed.IDScorer }
+
+func (n ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) { return n.s.Score(int64(u), int64(s)) }
+
+func main() {
+	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1}
+	if os.Getenv("QUICK") != "" {
+		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2}
+	}
+	if err := run(context.Background(), c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	testDay := start.AddDate(0, 0, c.days)
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# end-to-end quality: %d streamers, %d users, %d days of history, held-out day %s, seed %d\n",
+		c.streamers, c.users, c.days, testDay.Format(time.DateOnly), c.seed)
+
+	// History → training data, and the live state as it stands when the
+	// held-out day begins (follows, session history, who is live).
+	var clock atomic.Int64
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ords := lr.NewOrdinals()
+	var trainEvents []lr.Event
+	var h embed.History
+	hist := &sim.History{
+		Stream: func(r sim.StreamRecord) error {
+			h.Streams = append(h.Streams, embed.Stream{Streamer: int64(r.Streamer), Start: r.Started, End: r.Ended})
+			return nil
+		},
+		Watch: func(r sim.WatchRecord) error {
+			h.Watches = append(h.Watches, embed.Watch{User: int64(r.User), Streamer: int64(r.Streamer), At: r.Started, Seconds: float64(r.Seconds)})
+			return nil
+		},
+		Gift: func(r sim.GiftRecord) error {
+			h.Gifts = append(h.Gifts, embed.Gift{User: int64(r.User), Streamer: int64(r.Streamer), At: r.At, Amount: r.Amount})
+			return nil
+		},
+	}
+	t0 := time.Now()
+	if _, err := w.Run(ctx, start, testDay, func(e lr.Event) error {
+		trainEvents = append(trainEvents, e)
+		return hist.Add(e)
+	}, nil); err != nil {
+		return err
+	}
+	if err := hist.Flush(func(f sim.FollowRecord) error {
+		if f.Active {
+			h.Follows = append(h.Follows, embed.Follow{User: int64(f.User), Streamer: int64(f.Streamer), At: f.Created})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Printf("history: %d events, %d watch sessions, %d gifts, %d follows, %d streams (%.1f s)\n",
+		len(trainEvents), len(h.Watches), len(h.Gifts), len(h.Follows), len(h.Streams), time.Since(t0).Seconds())
+
+	store := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}, ids: map[lr.ModelKind]int64{lr.ModelMF: 1, lr.ModelNCF: 2}}
+	var scorer rerank.NCFScorer
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		t := time.Now()
+		m, err := embed.TrainLive(ctx, &h, embed.DefaultLiveConfig(kind))
+		if err != nil {
+			return fmt.Errorf("training %s: %w", kind, err)
+		}
+		// The manager reads vectors in id order, as Postgres streams them.
+		for _, side := range [][]lr.Embedding{m.Users, m.Streamers} {
+			slices.SortFunc(side, func(a, b lr.Embedding) int { return cmp.Compare(a.ID, b.ID) })
+		}
+		store.models[kind] = m
+		if m.Scorer != nil {
+			scorer = ncfScorer{m.Scorer}
+		}
+		fmt.Printf("trained %s in %.1f s: held-out HR@10 %.3f (availability-aware, within the history)\n", kind, time.Since(t).Seconds(), m.Metrics.All.HR10)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mgr, err := index.NewManager(index.Config{Store: store, Ordinals: ords, Logger: log})
+	if err != nil {
+		return err
+	}
+	if _, err := mgr.Load(ctx); err != nil {
+		return err
+	}
+	state := live.New(live.Config{Ordinals: ords, OnLive: mgr.SetLive, Clock: now, HistoryLen: 50})
+	apply := func(evs []lr.Event) {
+		if len(evs) == 0 {
+			return
+		}
+		clock.Store(evs[len(evs)-1].TS.UnixNano())
+		state.Apply(evs)
+	}
+	for i := 0; i < len(trainEvents); i += 4096 {
+		apply(trainEvents[i:min(i+4096, len(trainEvents))])
+	}
+	trainEvents = nil
+
+	all := []string{recall.ChanMF, recall.ChanNCF, recall.ChanSession, recall.ChanFollow, recall.ChanTrending, recall.ChanFresh}
+	only := func(keep ...string) map[string]bool {
+		d := map[string]bool{}
+		for _, ch := range all {
+			d[ch] = true
+		}
+		for _, ch := range keep {
+			delete(d, ch)
+		}
+		return d
+	}
+	type variant struct {
+		name   string
+		engine *recall.Engine
+		rerank bool
+		eval   *sim.Evaluator
+	}
+	mk := func(name string, disabled map[string]bool, rr bool) *variant {
+		e := recall.New(recall.Config{Budget: time.Second, ShownDisabled: true, Disabled: disabled, Now: now}, state, ords, mgr, nil, nil)
+		return &variant{name: name, engine: e, rerank: rr, eval: sim.NewEvaluator(10)}
+	}
+	variants := []*variant{
+		mk("trending only", only(recall.ChanTrending), false),
+		mk("MF only", only(recall.ChanMF), false),
+		mk("MF + NCF", only(recall.ChanMF, recall.ChanNCF), false),
+		mk("full (all channels, reranked)", nil, true),
+	}
+
+	// The held-out day: events reach the live state before each decision is
+	// scored, as they would reach the service; rankings refresh every
+	// simulated minute.
+	var pending []lr.Event
+	lastRefresh := time.Time{}
+	decisions, seen := 0, 0
+	t1 := time.Now()
+	flush := func(at time.Time) {
+		apply(pending)
+		pending = pending[:0]
+		clock.Store(at.UnixNano())
+		if at.Sub(lastRefresh) >= time.Minute {
+			state.Expire(at)
+			for _, v := range variants {
+				v.engine.RefreshRankings()
+			}
+			lastRefresh = at
+		}
+	}
+	stats, err := w.Run(ctx, testDay, testDay.AddDate(0, 0, 1), func(e lr.Event) error {
+		pending = append(pending, e)
+		return nil
+	}, func(ch sim.Choice) error {
+		seen++
+		if seen%c.every != 0 {
+			return nil
+		}
+		decisions++
+		flush(ch.TS)
+		for _, v := range variants {
+			res, err := v.engine.Recall(ctx, recall.Request{User: ch.User, K: 10})
+			if err != nil {
+				return err
+			}
+			var ranked []lr.StreamerID
+			if v.rerank {
+				items := rerank.Rank(res.Candidates, rerank.DefaultWeights(), &rerank.Context{User: ch.User, History: state.History(ch.User),
+					Follows: state.Follows(ch.User), NCF: scorer, Now: ch.TS}, 10)
+				for _, it := range items {
+					ranked = append(ranked, it.StreamerID)
+				}
+			} else {
+				for i, cand := range res.Candidates {
+					if i == 10 {
+						break
+					}
+					ranked = append(ranked, cand.StreamerID)
+				}
+			}
+			v.eval.Add(ch, ranked)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("held-out day: %d decisions (%d scored), repeat share %.2f, %.1f s\n\n", stats.Choices, decisions, stats.RepeatShare(), time.Since(t1).Seconds())
+	fmt.Println("| variant | HR@10 | NDCG@10 | decisions | mean live candidates | not-live recommended |")
+	fmt.Println("|---|---|---|---|---|---|")
+	res := map[string]sim.Quality{}
+	for _, v := range variants {
+		q := v.eval.Result()
+		res[v.name] = q
+		fmt.Printf("| %s | %.4f | %.4f | %d | %.0f | %d |\n", v.name, q.HR, q.NDCG, q.Choices, q.MeanLive, q.NotLive)
+	}
+	tr, full := res["trending only"], res["full (all channels, reranked)"]
+	fmt.Printf("\nfull system vs trending only: HR@10 %+.4f (x%.2f), NDCG@10 %+.4f (x%.2f)\n\n",
+		full.HR-tr.HR, full.HR/tr.HR, full.NDCG-tr.NDCG, full.NDCG/tr.NDCG)
+	b, _ := json.Marshal(map[string]float64{
+		"hr10_trending": round4(tr.HR), "hr10_mf": round4(res["MF only"].HR), "hr10_mf_ncf": round4(res["MF + NCF"].HR),
+		"hr10_full": round4(full.HR), "ndcg10_full": round4(full.NDCG),
+	})
+	fmt.Println(string(b))
+	return nil
+}
+
+func round4(x float64) float64 { return float64(int64(x*10000+0.5)) / 10000 }
