@@ -15,6 +15,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
@@ -80,7 +81,50 @@ type service struct {
 	imps      *events.ImpressionProducer
 	http      *api.Server
 	weights   atomic.Pointer[rerank.Weights]
+	ncf       atomic.Pointer[ncfScorer]
 	started   time.Time
+}
+
+// ncfScorer is the full NeuMF scorer of one NCF model version, for rerank.
+type ncfScorer struct {
+	version string
+	s       *embed.IDScorer
+}
+
+func (n *ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
+	return n.s.Score(int64(u), int64(s))
+}
+
+// ncfScorer returns the NeuMF scorer of the NCF version the index serves,
+// or nil (rerank then uses the GMF dot product) while it is not loaded.
+func (s *service) ncfScorer() rerank.NCFScorer {
+	n := s.ncf.Load()
+	if n == nil || n.version != s.idx.Version(lr.ModelNCF) {
+		return nil
+	}
+	return n
+}
+
+// loadNCFScorer loads the full NeuMF scorer of the active NCF version once
+// the index serves that version.
+func (s *service) loadNCFScorer(ctx context.Context) {
+	serving := s.idx.Version(lr.ModelNCF)
+	if cur := s.ncf.Load(); serving == "" || (cur != nil && cur.version == serving) {
+		return
+	}
+	mv, err := s.db.ActiveModel(ctx, lr.ModelNCF)
+	if err != nil || mv.Version != serving {
+		return // the index has not caught up with the active version yet
+	}
+	sc, err := embed.ScorerFromParams(mv.Params)
+	if err != nil {
+		if lr.ErrorCode(err) != lr.ENOTFOUND {
+			s.app.Log.Warn("NeuMF scorer of the active NCF version not loaded; rerank uses the GMF dot product", "version", mv.Version, "err", err)
+		}
+		return
+	}
+	s.ncf.Store(&ncfScorer{version: mv.Version, s: sc})
+	s.app.Log.Info("NeuMF scorer loaded", "version", mv.Version)
 }
 
 func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, error) {
@@ -130,7 +174,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 
 	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody)}, app.Log, s.reg, s.reg)
 	deps := &api.RecallDeps{State: s.state, Ordinals: s.ords, Index: s.idx,
-		Weights: func() rerank.Weights { return *s.weights.Load() }}
+		Weights: func() rerank.Weights { return *s.weights.Load() }, NCF: s.ncfScorer}
 	if s.imps != nil {
 		deps.Impressions = s.imps
 	}
@@ -183,6 +227,7 @@ func (s *service) loadUserState(ctx context.Context) error {
 
 // refresh reloads the slowly changing inputs: bans, blocks, rerank weights.
 func (s *service) refresh(ctx context.Context) {
+	s.loadNCFScorer(ctx)
 	if err := s.integrity.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.app.Log.Warn("integrity refresh failed; keeping the last good bans and blocks", "err", err)
 	}
@@ -262,6 +307,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		if _, err := s.idx.Load(gctx); err != nil && gctx.Err() == nil {
 			s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
 		}
+		s.loadNCFScorer(gctx)
 		s.idx.Run(gctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
 		return nil
 	})
