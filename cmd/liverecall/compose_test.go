@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +43,7 @@ func TestComposeFileAgreesWithTheBinary(t *testing.T) {
 	for _, s := range settings {
 		known[s.Env] = true
 	}
-	for _, name := range []string{"postgres", "kafka", "migrate", "liverecall"} {
+	for _, name := range []string{"postgres", "kafka", "kafka-init", "migrate", "seed", "train-mf", "train-ncf", "liverecall", "simulate"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Fatalf("service %s missing", name)
 		}
@@ -78,8 +80,32 @@ func TestComposeFileAgreesWithTheBinary(t *testing.T) {
 		}
 	}
 	lr := cf.Services["liverecall"]
-	if lr.Command[0] != "serve" || lr.DependsOn["migrate"].Condition != "service_completed_successfully" {
-		t.Errorf("liverecall must serve after migrate completes: %+v", lr)
+	if lr.Command[0] != "serve" || lr.DependsOn["migrate"].Condition != "service_completed_successfully" ||
+		lr.DependsOn["train-ncf"].Condition != "service_completed_successfully" {
+		t.Errorf("liverecall must serve after migrate and training complete: %+v", lr)
+	}
+	// The demo chain: history, then both models, then the live world.
+	for svc, after := range map[string]string{"seed": "migrate", "train-mf": "seed", "train-ncf": "train-mf"} {
+		if cf.Services[svc].DependsOn[after].Condition != "service_completed_successfully" {
+			t.Errorf("%s must run after %s completes", svc, after)
+		}
+	}
+	sim := cf.Services["simulate"]
+	if !slices.Contains(sim.Command, "--to-kafka") || !slices.Contains(sim.Command, "--live") ||
+		sim.Environment["LIVERECALL_KAFKA_BROKERS"] != lr.Environment["LIVERECALL_KAFKA_BROKERS"] ||
+		sim.Environment["LIVERECALL_SIM_SEED"] != cf.Services["seed"].Environment["LIVERECALL_SIM_SEED"] {
+		t.Errorf("simulate must run the seed's world live into the service's Kafka: %+v", sim)
+	}
+	// Every flag given in a command parses with the subcommand's real flag set.
+	for name, svc := range cf.Services {
+		if svc.Build == nil {
+			continue
+		}
+		var out, errb strings.Builder
+		app := &App{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+		if code := Run(context.Background(), app, append(slices.Clone(svc.Command), "-h")); code != 0 {
+			t.Errorf("service %s: %v does not parse: %s", name, svc.Command, errb.String())
+		}
 	}
 	if brokers := lr.Environment["LIVERECALL_KAFKA_BROKERS"]; !strings.HasPrefix(brokers, "kafka:") ||
 		!strings.Contains(k.Environment["KAFKA_ADVERTISED_LISTENERS"], "//"+brokers) {
