@@ -85,6 +85,7 @@ type Graph struct {
 	upper          []uint32 // per node with level ≥ 1: level blocks of (m+1)
 	entry          uint32
 	maxLevel       int
+	noTwoHop       bool      // for comparisons only: filtered searches never use searchTwoHop
 	pool           sync.Pool // *scratch
 }
 
@@ -243,6 +244,65 @@ func (g *Graph) searchLayer(q []float32, eps []cand, ef, l int, accept Allowed, 
 	}
 }
 
+// A filtered search with an accepted fraction in [twoHopFrom, twoHopBelow)
+// walks the accepted nodes only, reaching them through rejected ones (see
+// searchTwoHop). Measured on 100k low-rank vectors at ef 64: at 20% allowed
+// recall 0.92 in 0.3 ms against 0.94 in 1.9 ms for the widened plain
+// filtered search; at 5% 0.68 against 0.86 and at 1% 0.12 against 0.99 (the
+// accepted subgraph falls apart), so below 10% the plain search is kept —
+// the planner scans such sets exactly anyway.
+const (
+	twoHopFrom  = 0.1
+	twoHopBelow = 0.3
+)
+
+// searchTwoHop is a filtered beam search on layer 0 that scores and queues
+// accepted nodes only: a rejected neighbour is not scored or followed, but
+// its own neighbours are looked at (ACORN-1, Patel et al. 2024). The beam
+// then moves through the accepted subgraph, which two-hop links keep
+// connected at low selectivity, instead of spending its width on rejected
+// nodes. The entry point is queued even if rejected.
+func (g *Graph) searchTwoHop(q []float32, ep cand, ef int, accept Allowed, s *scratch) {
+	s.vis.reset()
+	s.frontier = s.frontier[:0]
+	s.results = s.results[:0]
+	s.vis.visit(ep.id)
+	s.frontier.push(ep)
+	if accept.Contains(g.label(ep.id)) {
+		s.results.offer(ep, ef)
+	}
+	consider := func(nb uint32) {
+		if !s.vis.visit(nb) {
+			return
+		}
+		sc := g.score(q, nb)
+		if len(s.results) < ef || sc > s.results[0].score {
+			s.frontier.push(cand{sc, nb})
+			s.results.offer(cand{sc, nb}, ef)
+		}
+	}
+	for len(s.frontier) > 0 {
+		c := s.frontier.pop()
+		if len(s.results) >= ef && c.score < s.results[0].score {
+			break
+		}
+		for _, nb := range g.links(c.id, 0) {
+			if s.vis.marks[nb] == s.vis.epoch {
+				continue
+			}
+			if accept.Contains(g.label(nb)) {
+				consider(nb)
+				continue
+			}
+			for _, nb2 := range g.links(nb, 0) {
+				if s.vis.marks[nb2] != s.vis.epoch && accept.Contains(g.label(nb2)) {
+					consider(nb2)
+				}
+			}
+		}
+	}
+}
+
 // Search returns up to k labels with the highest dot product with q (dim
 // long), best first, scores exact. ef ≤ 0 uses the graph's EfSearch; ef is
 // raised to k. With accept non-nil only accepted labels are returned; the
@@ -259,13 +319,16 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 	if ef <= 0 {
 		ef = g.efSearch
 	}
+	twoHop := false
 	if accept != nil {
-		// The best accepted nodes sit deeper in the overall ranking the
-		// smaller the accepted fraction p is, where beam search is less
-		// accurate: widen the beam by 1/sqrt(p) (measured: 5% allowed on
-		// low-rank data goes from recall 0.93 at ef 64 to 0.97), at most
-		// to 1024.
-		if p := float64(accept.GetCardinality()) / float64(g.n); p < 1 {
+		p := float64(accept.GetCardinality()) / float64(g.n)
+		switch {
+		case p >= twoHopFrom && p < twoHopBelow && !g.noTwoHop:
+			twoHop = true
+		case p < 1:
+			// The best accepted nodes sit deeper in the overall ranking
+			// the smaller the accepted fraction p is, where beam search is
+			// less accurate: widen the beam by 1/sqrt(p), at most to 1024.
 			ef = max(ef, min(int(float64(ef)/math.Sqrt(max(p, 1e-6))), 1024))
 		}
 	}
@@ -276,7 +339,11 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 		ep = g.greedy(q, ep, l)
 	}
 	s.eps = append(s.eps[:0], ep)
-	g.searchLayer(q, s.eps, ef, 0, accept, s)
+	if twoHop {
+		g.searchTwoHop(q, ep, ef, accept, s)
+	} else {
+		g.searchLayer(q, s.eps, ef, 0, accept, s)
+	}
 	for len(s.results) > k {
 		s.results.pop()
 	}
