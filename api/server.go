@@ -31,6 +31,7 @@ type Server struct {
 	log      *slog.Logger
 	cfg      Config
 	checks   map[string]ReadinessCheck
+	warnings map[string]ReadinessCheck
 	reqDur   *prometheus.HistogramVec
 	gatherer prometheus.Gatherer
 }
@@ -43,7 +44,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{e: e, log: log, cfg: cfg, checks: map[string]ReadinessCheck{}, gatherer: gatherer}
+	s := &Server{e: e, log: log, cfg: cfg, checks: map[string]ReadinessCheck{}, warnings: map[string]ReadinessCheck{}, gatherer: gatherer}
 	s.reqDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "liverecall_http_request_duration_seconds",
 		Help:    "HTTP request latency by route template, method and status code.",
@@ -75,17 +76,33 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // call once serving has started.
 func (s *Server) AddReadinessCheck(name string, check ReadinessCheck) { s.checks[name] = check }
 
+// AddReadinessWarning reports check's error in /readyz's body under
+// "warnings" without making the service unready: for degradations during
+// which serving the last state is better than serving nothing (a stale live
+// view while the broker is away). Not safe to call once serving has started.
+func (s *Server) AddReadinessWarning(name string, check ReadinessCheck) { s.warnings[name] = check }
+
 func (s *Server) readyz(c echo.Context) error {
-	notReady := map[string]string{}
+	notReady, warn := map[string]string{}, map[string]string{}
 	for name, check := range s.checks {
 		if err := check(); err != nil {
 			notReady[name] = err.Error()
 		}
 	}
-	if len(notReady) > 0 {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": notReady})
+	for name, check := range s.warnings {
+		if err := check(); err != nil {
+			warn[name] = err.Error()
+		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if len(warn) > 0 {
+		body["warnings"] = warn
+	}
+	if len(notReady) > 0 {
+		body["status"], body["checks"] = "not ready", notReady
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {

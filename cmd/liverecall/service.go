@@ -66,6 +66,9 @@ type serviceConfig struct {
 	index            indexConfig
 }
 
+// staleAfter: a live view further behind than this is reported in /readyz.
+const staleAfter = 15 * time.Second
+
 // service is the running server: the parts and how they are wired.
 type service struct {
 	cfg       serviceConfig
@@ -198,6 +201,15 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		}
 		return nil
 	})
+	s.http.AddReadinessWarning("live", func() error {
+		if s.consumer == nil || !s.consumer.CaughtUp() {
+			return nil
+		}
+		if st := s.consumer.Staleness(); st > staleAfter {
+			return fmt.Errorf("live view stale for %s: the broker is unreachable or the consumer is behind; serving the last state", st.Round(time.Second))
+		}
+		return nil
+	})
 	s.http.AddReadinessCheck("database", func() error {
 		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -269,6 +281,7 @@ func (s *service) Status() any {
 	}
 	if s.consumer != nil {
 		st["consumer_lag"] = s.consumer.Lag()
+		st["staleness_s"] = s.consumer.Staleness().Seconds()
 	}
 	return st
 }
