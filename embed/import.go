@@ -101,8 +101,8 @@ func ReadVectorsCSV(r io.Reader, name string, dim int) (*VectorFile, error) {
 	return f, nil
 }
 
-// ReadVectorsFile opens path and reads it with ReadVectorsCSV (errors name
-// the file's base name).
+// ReadVectorsFile reads path as CSV (ReadVectorsCSV) or, for a .parquet
+// file, Parquet (ReadVectorsParquet); errors name the file's base name.
 func ReadVectorsFile(path string, dim int) (*VectorFile, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -112,7 +112,9 @@ func ReadVectorsFile(path string, dim int) (*VectorFile, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv", ".txt", "":
 		return ReadVectorsCSV(fh, filepath.Base(path), dim)
+	case ".parquet", ".parq", ".pq":
+		return ReadVectorsParquet(path, dim)
 	default:
-		return nil, lr.Errorf(lr.EINVALID, "%s: unsupported format %q (want .csv)", filepath.Base(path), ext)
+		return nil, lr.Errorf(lr.EINVALID, "%s: unsupported format %q (want .csv or .parquet)", filepath.Base(path), ext)
 	}
 }

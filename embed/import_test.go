@@ -1,8 +1,13 @@
 package embed
 
 import (
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 func TestReadVectorsCSV(t *testing.T) {
@@ -33,5 +38,46 @@ func TestReadVectorsCSV(t *testing.T) {
 		if _, err := ReadVectorsCSV(strings.NewReader(tc.in), "u.csv", tc.dim); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+type pqSpark struct {
+	ID       int32     `parquet:"id"`
+	Features []float64 `parquet:"features,list"`
+}
+
+func TestReadVectorsParquet(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "items.parquet")
+	if err := parquet.WriteFile(good, []pqSpark{{1, []float64{1, 2}}, {5, []float64{3, 4.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadVectorsFile(good, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Dim != 2 || len(f.Rows) != 2 || f.Rows[1].ID != 5 || f.Rows[1].Vec[1] != 4.5 {
+		t.Fatalf("got %+v", f)
+	}
+	for name, rows := range map[string][]pqSpark{
+		"nan.parquet":   {{1, []float64{1, 2}}, {2, []float64{math.NaN(), 1}}},
+		"dup.parquet":   {{1, []float64{1, 2}}, {1, []float64{1, 1}}},
+		"short.parquet": {{1, []float64{1, 2}}, {2, []float64{1}}},
+	} {
+		p := filepath.Join(dir, name)
+		if err := parquet.WriteFile(p, rows); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadVectorsFile(p, 0); err == nil || !strings.Contains(err.Error(), name+":2: ") {
+			t.Errorf("%s: err = %v, want it to name row 2", name, err)
+		}
+	}
+	if _, err := ReadVectorsFile(good, 3); err == nil || !strings.Contains(err.Error(), "want dimension 3") {
+		t.Errorf("dim mismatch: %v", err)
+	}
+	notPQ := filepath.Join(dir, "x.parquet")
+	os.WriteFile(notPQ, []byte("hello"), 0o644)
+	if _, err := ReadVectorsFile(notPQ, 0); err == nil || !strings.Contains(err.Error(), "not a Parquet file") {
+		t.Errorf("garbage: %v", err)
 	}
 }

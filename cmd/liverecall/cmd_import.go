@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "import", summary: "import user and streamer embeddings made elsewhere (CSV), validate, stage and activate them", run: runImport})
+	register(&command{name: "import", summary: "import user and streamer embeddings made elsewhere (CSV or Parquet), validate, stage and activate them", run: runImport})
 }
 
 func runImport(ctx context.Context, app *App, args []string) error {
@@ -27,8 +27,8 @@ func runImport(ctx context.Context, app *App, args []string) error {
 	evalMax := f.Int(sTrainEvalMax)
 	// --users and --streamers name files here; simulate's settings of the
 	// same flag names (counts) are not read from the environment by import.
-	usersPath := f.FlagSet.String("users", "", "CSV of user vectors: id,v1,...,vd (an optional header line)")
-	streamersPath := f.FlagSet.String("streamers", "", "CSV of streamer vectors: id,v1,...,vd")
+	usersPath := f.FlagSet.String("users", "", "user vectors: CSV (id,v1,...,vd, optional header) or Parquet (.parquet: id + features or vec list)")
+	streamersPath := f.FlagSet.String("streamers", "", "streamer vectors, same formats as --users")
 	dim := f.FlagSet.Int("dim", 0, "expected dimension (0: take it from the files, which must agree)")
 	version := f.FlagSet.String("version", "", "version label (default <kind>-import-<UTC time>)")
 	force := f.FlagSet.Bool("force", false, "activate even if worse than the active version or when it cannot be compared")

@@ -1,0 +1,134 @@
+package embed
+
+import (
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/parquet-go/parquet-go"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// Parquet layouts accepted by ReadVectorsParquet: Spark ML's ALS factors
+// (id, features) and liverecall's own (id, vec). The id may be any integer
+// type and the vector a list of float or double; they are converted.
+type (
+	pqFeatures struct {
+		ID       int64     `parquet:"id"`
+		Features []float32 `parquet:"features,list"`
+	}
+	pqVec struct {
+		ID  int64     `parquet:"id"`
+		Vec []float32 `parquet:"vec,list"`
+	}
+)
+
+// ReadVectorsParquet reads embeddings from a Parquet file with an integer
+// column `id` and a list column `features` (Spark ALS) or `vec`. It
+// validates like ReadVectorsCSV; errors name the file and the 1-based row
+// (reported as the line).
+func ReadVectorsParquet(path string, dim int) (*VectorFile, error) {
+	name := filepath.Base(path)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, lr.Errorf(lr.EINVALID, "%v", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, lr.Errorf(lr.EINVALID, "%v", err)
+	}
+	pf, err := parquet.OpenFile(fh, st.Size())
+	if err != nil {
+		return nil, lr.Errorf(lr.EINVALID, "%s: not a Parquet file: %v", name, err)
+	}
+	has := func(col string) bool {
+		for _, f := range pf.Schema().Fields() {
+			if f.Name() == col {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("id") {
+		return nil, lr.Errorf(lr.EINVALID, "%s: no `id` column (want id and features, or id and vec)", name)
+	}
+	v := &vectorValidator{f: &VectorFile{Name: name, Dim: dim}, seen: map[int64]int{}}
+	switch {
+	case has("features"):
+		err = readPQ(pf, name, v, func(r pqFeatures) (int64, []float32) { return r.ID, r.Features })
+	case has("vec"):
+		err = readPQ(pf, name, v, func(r pqVec) (int64, []float32) { return r.ID, r.Vec })
+	default:
+		return nil, lr.Errorf(lr.EINVALID, "%s: no `features` or `vec` list column", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(v.f.Rows) == 0 {
+		return nil, lr.Errorf(lr.EINVALID, "%s: no vectors", name)
+	}
+	return v.f, nil
+}
+
+func readPQ[T any](pf *parquet.File, name string, v *vectorValidator, get func(T) (int64, []float32)) (err error) {
+	defer func() { // a schema parquet-go cannot convert panics in some versions
+		if p := recover(); p != nil {
+			err = lr.Errorf(lr.EINVALID, "%s: unreadable columns: %v", name, p)
+		}
+	}()
+	r := parquet.NewGenericReader[T](pf)
+	defer r.Close()
+	buf := make([]T, 1024)
+	row := 0
+	for {
+		n, rerr := r.Read(buf)
+		for _, x := range buf[:n] {
+			row++
+			id, vec := get(x)
+			if err := v.add(id, vec, row); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return nil
+		}
+		if rerr != nil {
+			return lr.Errorf(lr.EINVALID, "%s: row %d: %v", name, row+1, rerr)
+		}
+	}
+}
+
+// vectorValidator applies the checks shared by every input format.
+type vectorValidator struct {
+	f    *VectorFile
+	seen map[int64]int
+}
+
+func (v *vectorValidator) add(id int64, vec []float32, line int) error {
+	f := v.f
+	if f.Dim == 0 {
+		if len(vec) == 0 {
+			return lineErr(f.Name, line, "id %d has an empty vector", id)
+		}
+		f.Dim = len(vec)
+	}
+	if len(vec) != f.Dim {
+		return lineErr(f.Name, line, "id %d has %d values, want dimension %d", id, len(vec), f.Dim)
+	}
+	if prev, dup := v.seen[id]; dup {
+		return lineErr(f.Name, line, "duplicate id %d (first on line %d)", id, prev)
+	}
+	for k, x := range vec {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return lineErr(f.Name, line, "id %d: value %d is %v (not finite)", id, k+1, x)
+		}
+	}
+	v.seen[id] = line
+	f.Rows = append(f.Rows, lr.Embedding{ID: id, Vec: vec})
+	f.Lines = append(f.Lines, line)
+	return nil
+}
