@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -88,9 +89,23 @@ func TestTrainLifecycle(t *testing.T) {
 	db, url := openTestDB(t)
 	seedHistory(t, db, embed.SyntheticHistory(2, 60, 30, 3, 8, 3))
 
+	listener, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close(ctx)
+	if _, err := listener.Exec(ctx, "LISTEN "+postgres.ReloadChannel); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errb := runCmd(t, url, "train", "--model", "mf", "--version", "v1", "--dim", "8")
 	if code != 0 || !strings.Contains(out, "activated mf/v1") {
 		t.Fatalf("first train: code %d out %q err %s", code, out, errb)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	n, err := listener.WaitForNotification(wctx)
+	cancel()
+	if err != nil || !strings.Contains(n.Payload, `"version":"v1"`) {
+		t.Fatalf("no reload notification after activation: %v %+v", err, n)
 	}
 	if !strings.Contains(errb, `"msg":"training","model":"mf","epoch":1`) {
 		t.Errorf("no per-epoch log on a non-terminal: %s", errb)
