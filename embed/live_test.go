@@ -3,6 +3,7 @@ package embed
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -140,5 +141,38 @@ func TestTrainLiveRefusals(t *testing.T) {
 	cfg.NeuMF.LR, cfg.NeuMF.Epochs = 1e30, 2
 	if _, err := TrainLive(context.Background(), h, cfg); err == nil || !strings.Contains(err.Error(), "diverged") {
 		t.Fatalf("nan: err = %v", err)
+	}
+}
+
+func TestLiveSamplerDrawsStreamersLiveAtTheTime(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	streams := []Stream{
+		{Streamer: 100, Start: at(0), End: at(30)},
+		{Streamer: 200, Start: at(10), End: at(60)},
+		{Streamer: 300, Start: at(20)}, // open
+		{Streamer: 400, Start: at(70), End: at(80)},
+		{Streamer: 999, Start: at(0)}, // unknown to the model: never drawn
+	}
+	idx := map[int64]int32{100: 0, 200: 1, 300: 2, 400: 3}
+	u := &uniformSampler{nItems: 4, seen: [][]int32{{}}}
+	s := newLiveSampler(u, streams, idx)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		m    int
+		pos  int32
+		want []int32 // the only items that may be drawn
+	}{
+		{25, 0, []int32{1, 2}},   // 100 (the positive), 200, 300 live
+		{40, 1, []int32{2}},      // 200 (the positive), 300 live
+		{75, 3, []int32{2}},      // 300 and 400 (the positive) live
+		{5, 0, []int32{1, 2, 3}}, // only the positive live: uniform fallback
+	} {
+		for k := 0; k < 200; k++ {
+			got := s.Negative(rng, Interaction{User: 0, Item: tc.pos, Time: at(tc.m).UnixNano()})
+			if !slices.Contains(tc.want, got) && !(tc.m == 5 && got == tc.pos) {
+				t.Fatalf("at minute %d: drew item %d, want one of %v", tc.m, got, tc.want)
+			}
+		}
 	}
 }
