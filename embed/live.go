@@ -49,6 +49,7 @@ type LiveConfig struct {
 	Holdout         float64      // share of the most recent watches held out for evaluation, in (0, 1)
 	MinInteractions int          // refuse to train on fewer training watches than this
 	EvalMax         int          // evaluate at most this many held-out watches (a seeded sample); 0 means all
+	FullEvalMax     int          // NCF: evaluate the full NeuMF scorer (costly per candidate) on at most this many of them; 0 means all
 	GiftWeight      float64      // strength of a gift per unit of amount, in watch-seconds
 	FollowWeight    float64      // strength of a follow, in watch-seconds
 	ALS             ALSConfig
@@ -58,7 +59,7 @@ type LiveConfig struct {
 
 // DefaultLiveConfig returns the defaults of the nightly job.
 func DefaultLiveConfig(kind lr.ModelKind) LiveConfig {
-	return LiveConfig{Kind: kind, Holdout: 0.1, MinInteractions: 100, EvalMax: 20000,
+	return LiveConfig{Kind: kind, Holdout: 0.1, MinInteractions: 100, EvalMax: 20000, FullEvalMax: 2000,
 		GiftWeight: 60, FollowWeight: 600, ALS: DefaultALSConfig(), NeuMF: DefaultNeuMFConfig(), Seed: 1}
 }
 
@@ -187,46 +188,53 @@ type LiveRanker interface {
 }
 
 // liveSet answers "who was live at t" for non-decreasing t by sweeping the
-// streams in start order.
+// streams in start order; the live streamers are kept in a slice with O(1)
+// insertion and removal.
 type liveSet struct {
 	streams []Stream // sorted by start
 	next    int
-	live    map[int64]int // streamer → open streams
-	ends    []Stream      // open streams
+	open    []Stream      // streams started and not yet ended
+	count   map[int64]int // streamer → open streams
+	pos     map[int64]int // streamer → index in ids
+	ids     []int64       // live streamers, in no particular order
 }
 
 func newLiveSet(streams []Stream) *liveSet {
 	s := slices.Clone(streams)
 	slices.SortFunc(s, func(a, b Stream) int { return a.Start.Compare(b.Start) })
-	return &liveSet{streams: s, live: map[int64]int{}}
+	return &liveSet{streams: s, count: map[int64]int{}, pos: map[int64]int{}}
 }
 
-// at returns the streamers live at t (start ≤ t < end), sorted. t must not
+// at returns the streamers live at t (start ≤ t < end), in no particular
+// order. The slice is owned by l and valid until the next call; t must not
 // decrease between calls.
 func (l *liveSet) at(t time.Time) []int64 {
 	for l.next < len(l.streams) && !l.streams[l.next].Start.After(t) {
 		st := l.streams[l.next]
 		l.next++
-		l.live[st.Streamer]++
-		l.ends = append(l.ends, st)
+		if l.count[st.Streamer]++; l.count[st.Streamer] == 1 {
+			l.pos[st.Streamer] = len(l.ids)
+			l.ids = append(l.ids, st.Streamer)
+		}
+		l.open = append(l.open, st)
 	}
-	kept := l.ends[:0]
-	for _, st := range l.ends {
-		if !st.End.IsZero() && !st.End.After(t) {
-			if l.live[st.Streamer]--; l.live[st.Streamer] == 0 {
-				delete(l.live, st.Streamer)
-			}
+	kept := l.open[:0]
+	for _, st := range l.open {
+		if st.End.IsZero() || st.End.After(t) {
+			kept = append(kept, st)
 			continue
 		}
-		kept = append(kept, st)
+		if l.count[st.Streamer]--; l.count[st.Streamer] == 0 {
+			delete(l.count, st.Streamer)
+			i, last := l.pos[st.Streamer], len(l.ids)-1
+			l.ids[i] = l.ids[last]
+			l.pos[l.ids[i]] = i
+			l.ids = l.ids[:last]
+			delete(l.pos, st.Streamer)
+		}
 	}
-	l.ends = kept
-	out := make([]int64, 0, len(l.live))
-	for id := range l.live {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
+	l.open = kept
+	return l.ids
 }
 
 // EvaluateLive ranks each held-out watch's streamer among the streamers live
@@ -437,6 +445,17 @@ func (s *Split) Evaluate(r LiveRanker) LiveMetrics {
 	return EvaluateLive(r, s.held, s.streams, s.seen)
 }
 
+// EvaluateFirst is Evaluate on at most n of the held-out watches (0: all),
+// the same n for every model: a seeded sample when EvalMax sampled, else the
+// earliest n.
+func (s *Split) EvaluateFirst(r LiveRanker, n int) LiveMetrics {
+	held := s.held
+	if n > 0 && len(held) > n {
+		held = held[:n]
+	}
+	return EvaluateLive(r, held, s.streams, s.seen)
+}
+
 // TrainLive runs one training job over h: SplitHistory, then cfg.Kind on
 // the training part, then the availability-aware evaluation of the
 // retrieval vectors (and, for NCF, of the full scorer). NCF negatives are
@@ -471,7 +490,7 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 		out.Users = embeddings(sp.UserIDs, uv, m.Dim)
 		out.Streamers = embeddings(sp.StreamerIDs, iv, m.Dim)
 		out.Scorer = NewIDScorer(m, sp.UserIDs, sp.StreamerIDs)
-		full := sp.Evaluate(out.Scorer)
+		full := sp.EvaluateFirst(out.Scorer, cfg.FullEvalMax)
 		out.Full = &full
 	default:
 		return nil, lr.Errorf(lr.EINVALID, "unknown model kind %q (want mf or ncf)", cfg.Kind)

@@ -25,7 +25,9 @@ func TestLiveSetSweep(t *testing.T) {
 		m    int
 		want []int64
 	}{{0, []int64{1}}, {5, []int64{1, 2, 3}}, {6, []int64{1, 2}}, {10, []int64{1, 2}}, {20, []int64{2}}} {
-		if got := ls.at(at(tc.m)); !slices.Equal(got, tc.want) {
+		got := slices.Clone(ls.at(at(tc.m)))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
 			t.Errorf("live at %d: %v, want %v", tc.m, got, tc.want)
 		}
 	}
@@ -172,6 +174,38 @@ func TestLiveSamplerDrawsStreamersLiveAtTheTime(t *testing.T) {
 			got := s.Negative(rng, Interaction{User: 0, Item: tc.pos, Time: at(tc.m).UnixNano()})
 			if !slices.Contains(tc.want, got) && !(tc.m == 5 && got == tc.pos) {
 				t.Fatalf("at minute %d: drew item %d, want one of %v", tc.m, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestLiveSetMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	t0 := time.Unix(0, 0)
+	var streams []Stream
+	for k := 0; k < 300; k++ {
+		st := Stream{Streamer: int64(rng.IntN(40)), Start: t0.Add(time.Duration(rng.IntN(1000)) * time.Minute)}
+		if rng.IntN(5) > 0 {
+			st.End = st.Start.Add(time.Duration(1+rng.IntN(200)) * time.Minute)
+		}
+		streams = append(streams, st)
+	}
+	ls := newLiveSet(streams)
+	for m := 0; m < 1300; m += 1 + rng.IntN(7) {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		want := map[int64]bool{}
+		for _, st := range streams {
+			if !st.Start.After(at) && (st.End.IsZero() || st.End.After(at)) {
+				want[st.Streamer] = true
+			}
+		}
+		got := ls.at(at)
+		if len(got) != len(want) {
+			t.Fatalf("minute %d: %d live, want %d", m, len(got), len(want))
+		}
+		for _, id := range got {
+			if !want[id] {
+				t.Fatalf("minute %d: %d reported live", m, id)
 			}
 		}
 	}
