@@ -512,3 +512,62 @@ func embeddings(ids []int64, flat []float32, dim int) []lr.Embedding {
 	}
 	return out
 }
+
+// popRanker scores a streamer by how many users interacted with it in the
+// training period: the popularity baseline among live streamers.
+type popRanker struct{ n map[int64]float32 }
+
+func (p popRanker) ScoreIDs(_ int64, streamers []int64, out []float32) bool {
+	for k, id := range streamers {
+		out[k] = p.n[id]
+	}
+	return true
+}
+
+// LiveResult is one model under the availability-aware protocol.
+type LiveResult struct {
+	Model   string
+	Metrics LiveMetrics
+	TrainS  float64
+}
+
+// EvaluateLiveModels trains each of models ("pop": most-watched live
+// streamer; "als": implicit ALS; "ncf": NeuMF, whose retrieval vectors are
+// reported as "ncf" and full scorer as "ncf-full") on the training part of
+// h and ranks the held-out watches among the streamers live at each, with
+// cfg's split and hyper-parameters. Every model sees the same split.
+func EvaluateLiveModels(ctx context.Context, h *History, models []string, cfg LiveConfig) ([]LiveResult, error) {
+	sp, err := SplitHistory(h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []LiveResult
+	for _, name := range models {
+		start := time.Now()
+		switch name {
+		case "pop":
+			p := popRanker{n: map[int64]float32{}}
+			for _, x := range sp.Train {
+				p.n[sp.StreamerIDs[x.Item]]++
+			}
+			out = append(out, LiveResult{Model: name, Metrics: sp.Evaluate(p), TrainS: time.Since(start).Seconds()})
+		case "als", "ncf":
+			c := cfg
+			c.Kind = lr.ModelMF
+			if name == "ncf" {
+				c.Kind = lr.ModelNCF
+			}
+			m, err := TrainLive(ctx, h, c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, LiveResult{Model: name, Metrics: m.Metrics, TrainS: time.Since(start).Seconds()})
+			if m.Full != nil {
+				out = append(out, LiveResult{Model: name + "-full", Metrics: *m.Full, TrainS: time.Since(start).Seconds()})
+			}
+		default:
+			return nil, lr.Errorf(lr.EINVALID, "unknown model %q for the live protocol (want pop, als or ncf)", name)
+		}
+	}
+	return out, nil
+}

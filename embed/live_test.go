@@ -210,3 +210,29 @@ func TestLiveSetMatchesBruteForce(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateLiveModels(t *testing.T) {
+	h := SyntheticHistory(5, 60, 30, 3, 8, 3)
+	cfg := DefaultLiveConfig(lr.ModelMF)
+	cfg.ALS.Dim, cfg.NeuMF.Dim, cfg.NeuMF.Layers, cfg.NeuMF.Epochs = 8, 8, []int{8, 4}, 3
+	rs, err := EvaluateLiveModels(context.Background(), h, []string{"pop", "als", "ncf"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 4 || rs[0].Model != "pop" || rs[3].Model != "ncf-full" {
+		t.Fatalf("results %+v", rs)
+	}
+	for _, r := range rs {
+		t.Logf("%-8s HR@10 %.3f NDCG@10 %.3f (repeat %.3f, new %.3f)", r.Model, r.Metrics.All.HR10, r.Metrics.All.NDCG10, r.Metrics.Repeat.HR10, r.Metrics.New.HR10)
+		if r.Metrics.All.N != rs[0].Metrics.All.N {
+			t.Fatalf("%s ranked %d watches, pop %d", r.Model, r.Metrics.All.N, rs[0].Metrics.All.N)
+		}
+	}
+	// The planted groups make ALS beat popularity.
+	if rs[1].Metrics.All.NDCG10 <= rs[0].Metrics.All.NDCG10 {
+		t.Fatalf("als NDCG@10 %.3f not above pop %.3f", rs[1].Metrics.All.NDCG10, rs[0].Metrics.All.NDCG10)
+	}
+	if _, err := EvaluateLiveModels(context.Background(), h, []string{"svd"}, cfg); err == nil {
+		t.Fatal("unknown model accepted")
+	}
+}

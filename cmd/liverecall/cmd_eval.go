@@ -7,17 +7,24 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
+	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/postgres"
 )
 
 func init() {
-	register(&command{name: "eval", summary: "train and evaluate embedding models on a dataset (NCF leave-one-out protocol)", run: runEval})
+	register(&command{name: "eval", summary: "train and evaluate embedding models: NCF leave-one-out on dataset files, or availability-aware on the PostgreSQL history", run: runEval})
 }
 
 func runEval(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "eval")
-	format := f.FlagSet.String("format", "ncf", "dataset format: ncf (user item value [ts] files plus a negatives file)")
+	format := f.FlagSet.String("format", "ncf", "ncf: leave-one-out on NCF-format files; live: the availability-aware protocol on the PostgreSQL history (--database-url)")
+	dbURL := f.String(sDatabaseURL)
+	window := f.Duration(sTrainWindow)
+	holdout := f.Float(sTrainHoldout)
+	evalMax := f.Int(sTrainEvalMax)
 	dataset := f.FlagSet.String("dataset", "", "path prefix of an NCF dataset, e.g. ../shared/datasets/ml-1m (sets --train, --test, --negatives)")
 	train := f.FlagSet.String("train", "", "training file (*.train.rating)")
 	test := f.FlagSet.String("test", "", "test file (*.test.rating)")
@@ -34,14 +41,18 @@ func runEval(ctx context.Context, app *App, args []string) error {
 	f.FlagSet.IntVar(&p.Neg, "neg", 0, "NeuMF negatives per positive (0: tuned default)")
 	f.Usage = func() {
 		fmt.Fprintln(app.Stderr, "usage: liverecall eval --format ncf (--dataset PREFIX | --train F --test F --negatives F) --model als,ncf [--json]")
+		fmt.Fprintln(app.Stderr, "       liverecall eval --format live [--database-url URL] --model pop,als,ncf [--json]")
 		f.PrintDefaults()
 	}
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	p.Seed = *seed
+	if *format == "live" {
+		return evalLive(ctx, app, *dbURL, *window, *holdout, *evalMax, strings.Split(*models, ","), p, *asJSON)
+	}
 	if *format != "ncf" {
-		fmt.Fprintf(app.Stderr, "liverecall eval: unknown --format %q (want ncf)\n", *format)
+		fmt.Fprintf(app.Stderr, "liverecall eval: unknown --format %q (want ncf or live)\n", *format)
 		return errUsage
 	}
 	if *dataset != "" {
@@ -129,4 +140,76 @@ func writeEvalTable(w io.Writer, d *embed.Dataset, rs []embed.Result) {
 			fmt.Fprintf(w, "%-14s %6s %6s %6.4f %7s %7s %7.4f\n", p.Model, "", "", p.HR10, "", "", p.NDCG)
 		}
 	}
+}
+
+// evalLive runs the availability-aware protocol on the PostgreSQL history.
+func evalLive(ctx context.Context, app *App, dbURL string, window time.Duration, holdout float64, evalMax int, models []string, p embed.Params, asJSON bool) error {
+	for _, n := range models {
+		if n != "pop" && n != "als" && n != "ncf" {
+			fmt.Fprintf(app.Stderr, "liverecall eval: --format live takes --model pop, als or ncf, not %q\n", n)
+			return errUsage
+		}
+	}
+	cfg := embed.DefaultLiveConfig(lr.ModelMF)
+	cfg.Holdout, cfg.EvalMax = holdout, evalMax
+	if p.Seed != 0 {
+		cfg.Seed, cfg.ALS.Seed, cfg.NeuMF.Seed = p.Seed, p.Seed, p.Seed
+	}
+	if p.Dim > 0 {
+		cfg.ALS.Dim, cfg.NeuMF.Dim = p.Dim, p.Dim
+	}
+	if p.Epochs > 0 {
+		cfg.ALS.Epochs, cfg.NeuMF.Epochs = p.Epochs, p.Epochs
+	}
+	if p.Reg > 0 {
+		cfg.ALS.Reg = p.Reg
+	}
+	if p.Alpha > 0 {
+		cfg.ALS.Alpha = p.Alpha
+	}
+	if p.LR > 0 {
+		cfg.NeuMF.LR = p.LR
+	}
+	db, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var since time.Time
+	if window > 0 {
+		since = time.Now().Add(-window)
+	}
+	h, err := readHistory(ctx, db, since)
+	if err != nil {
+		return err
+	}
+	rs, err := embed.EvaluateLiveModels(ctx, h, models, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		for _, r := range rs {
+			m := r.Metrics
+			b, err := json.Marshal(map[string]any{"model": r.Model,
+				"hr@1": r4(m.All.HR1), "hr@5": r4(m.All.HR5), "hr@10": r4(m.All.HR10),
+				"ndcg@1": r4(m.All.NDCG1), "ndcg@5": r4(m.All.NDCG5), "ndcg@10": r4(m.All.NDCG10),
+				"repeat_hr@10": r4(m.Repeat.HR10), "repeat_ndcg@10": r4(m.Repeat.NDCG10),
+				"new_hr@10": r4(m.New.HR10), "new_ndcg@10": r4(m.New.NDCG10),
+				"n": m.All.N, "repeat_n": m.Repeat.N, "new_n": m.New.N, "mean_live": math.Round(m.MeanLive*10) / 10,
+				"train_s": math.Round(r.TrainS*100) / 100})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(app.Stdout, string(b))
+		}
+		return nil
+	}
+	fmt.Fprintf(app.Stdout, "availability-aware protocol: %d watch sessions, each held-out one ranked among the streamers live at its start\n\n", len(h.Watches))
+	fmt.Fprintf(app.Stdout, "%-9s %7s %8s %10s %11s %8s %9s %6s %9s %8s\n", "model", "HR@10", "NDCG@10", "rep HR@10", "rep NDCG10", "new HR@10", "new NDCG", "n", "mean live", "train_s")
+	for _, r := range rs {
+		m := r.Metrics
+		fmt.Fprintf(app.Stdout, "%-9s %7.4f %8.4f %10.4f %11.4f %8.4f %9.4f %6d %9.1f %8.2f\n", r.Model, m.All.HR10, m.All.NDCG10,
+			m.Repeat.HR10, m.Repeat.NDCG10, m.New.HR10, m.New.NDCG10, m.All.N, m.MeanLive, r.TrainS)
+	}
+	return nil
 }

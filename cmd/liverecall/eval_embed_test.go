@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/liverecall/liverecall/embed"
 )
 
 // writeNCF writes a small NCF-format dataset: 20 users in two taste groups
@@ -97,5 +99,40 @@ func TestEvalTableAndErrors(t *testing.T) {
 		if code := Run(context.Background(), app, tc.args); code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: code %d (want %d), stderr %q (want %q)", tc.args, code, tc.code, errb, tc.want)
 		}
+	}
+}
+
+func TestEvalLiveOnPostgresHistory(t *testing.T) {
+	db, url := openTestDB(t)
+	seedHistory(t, db, embed.SyntheticHistory(6, 60, 30, 3, 8, 3))
+	code, out, errb := runCmd(t, url, "eval", "--format", "live", "--model", "pop,als", "--json", "--dim", "8")
+	if code != 0 {
+		t.Fatalf("code %d err %s", code, errb)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got %q", out)
+	}
+	var res []map[string]any
+	for _, l := range lines {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(l), &obj); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		for _, k := range []string{"hr@10", "ndcg@10", "repeat_hr@10", "new_hr@10", "mean_live", "train_s"} {
+			if _, ok := obj[k].(float64); !ok {
+				t.Fatalf("key %q missing in %s", k, l)
+			}
+		}
+		res = append(res, obj)
+	}
+	if res[0]["model"] != "pop" || res[1]["model"] != "als" || res[1]["ndcg@10"].(float64) <= res[0]["ndcg@10"].(float64) {
+		t.Fatalf("als should beat pop on planted groups: %s", out)
+	}
+	if code, out, _ := runCmd(t, url, "eval", "--format", "live", "--model", "als", "--dim", "8"); code != 0 || !strings.Contains(out, "rep HR@10") {
+		t.Fatalf("table: code %d out %q", code, out)
+	}
+	if code, _, errb := runCmd(t, url, "eval", "--format", "live", "--model", "bpr"); code != 2 || !strings.Contains(errb, "--format live takes") {
+		t.Fatalf("bpr on live: code %d err %s", code, errb)
 	}
 }
