@@ -56,7 +56,7 @@ type NeuMFConfig struct {
 	// Sampler draws negatives; nil means uniform among the user's unseen items.
 	// For live data, pass one drawing among streamers live at pos.Time.
 	Sampler NegativeSampler
-	// Progress, if set, is called after each epoch with the mean training loss.
+	// Progress, if set, is called after each epoch from the training goroutine.
 	Progress func(epoch, epochs int)
 	// OnEpoch, if set, is called after each epoch with the mean loss; an
 	// error stops training and is returned.
