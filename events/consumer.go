@@ -110,7 +110,9 @@ type LiveConsumer struct {
 	parts  []*partition // set once discovered
 	caught atomic.Bool
 	ready  chan struct{} // closed when caught up
-	once   sync.Once
+	// clusterID is the cluster the partitions were discovered on.
+	clusterID atomic.Value
+	once      sync.Once
 
 	polls struct {
 		sync.Mutex
@@ -199,31 +201,44 @@ func (c *LiveConsumer) TotalLag() (int64, bool) {
 func (c *LiveConsumer) Run(ctx context.Context) error {
 	defer c.tr.CloseIdleConnections()
 	defer c.dlq.close()
-	parts, err := c.start(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	for {
+		parts, err := c.start(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	items := make(chan item, 4*c.cfg.BatchSize)
-	var wg sync.WaitGroup
-	for _, p := range parts {
+		// A round ends when ctx ends, or when the poller finds a different
+		// cluster behind the brokers' addresses (a broker that lost its
+		// data comes back as a new cluster): offsets from the old one mean
+		// nothing there, so the next round starts again from the lookback.
+		rctx, cancel := context.WithCancel(ctx)
+		items := make(chan item, 4*c.cfg.BatchSize)
+		var wg sync.WaitGroup
+		for _, p := range parts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.readPartition(rctx, p, items)
+			}()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.readPartition(ctx, p, items)
+			if c.pollMarks(rctx, parts) {
+				cancel()
+			}
 		}()
+		c.checkCaught(parts)
+		c.applyLoop(rctx, parts, items)
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.cfg.Log.Warn("the brokers now belong to another cluster (data lost or replaced); reading every partition again from the lookback")
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.pollMarks(ctx, parts)
-	}()
-	c.checkCaught(parts)
-	c.applyLoop(ctx, parts, items)
-	wg.Wait()
-	return nil
 }
 
 // start discovers the partitions and resolves where each starts, retrying
@@ -257,6 +272,7 @@ func (c *LiveConsumer) discover(ctx context.Context) ([]*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading metadata of %v: %w", c.cfg.Topics, err)
 	}
+	c.clusterID.Store(md.ClusterID)
 	var parts []*partition
 	since := c.cfg.Now().Add(-c.cfg.Lookback)
 	for _, t := range md.Topics {
@@ -342,6 +358,9 @@ func (c *LiveConsumer) readPartition(ctx context.Context, p *partition, out chan
 			c.cfg.Log.Debug("kafka reader: "+fmt.Sprintf(f, a...), "partition", p.label)
 		}),
 		ReadBackoffMax: c.cfg.MaxBackoff,
+		// Report an offset beyond the log's end instead of waiting for
+		// the log to grow back to it (see below).
+		OffsetOutOfRangeError: true,
 	})
 	defer r.Close()
 	if err := r.SetOffset(p.next.Load()); err != nil {
@@ -354,6 +373,20 @@ func (c *LiveConsumer) readPartition(ctx context.Context, p *partition, out chan
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if errors.Is(err, kafka.OffsetOutOfRange) {
+				// The log ends before our offset: the broker lost its data
+				// or the topic was recreated. Waiting for the log to grow
+				// back to the old offset would skip the new events, so
+				// read the new log again from the lookback.
+				c.cfg.Log.Warn("partition log ends before the consumer's offset (broker data lost or topic recreated); rereading from the lookback",
+					"partition", p.label, "offset", p.next.Load())
+				p.hwm.Store(0)
+				if serr := r.SetOffsetAt(ctx, c.cfg.Now().Add(-c.cfg.Lookback)); serr == nil {
+					continue
+				} else {
+					err = serr
+				}
 			}
 			c.m.brokerErrors.Inc()
 			d := backoff(attempt, c.cfg.MaxBackoff)
@@ -455,6 +488,14 @@ func (c *LiveConsumer) checkCaught(parts []*partition) {
 		// before anyone is told the state is ready.
 		c.app.Expire(c.cfg.Now())
 		c.updateLag(parts)
+		// Catching up means everything up to the marks read at start is
+		// applied: that is the first moment the state is known fresh, and
+		// staleness counts from it until a poll proves a later one.
+		c.polls.Lock()
+		if c.polls.covered.IsZero() {
+			c.polls.covered = c.cfg.Now()
+		}
+		c.polls.Unlock()
 		c.caught.Store(true)
 		c.once.Do(func() { close(c.ready) })
 		c.m.caughtUp.Set(1)
@@ -472,7 +513,7 @@ func (c *LiveConsumer) updateLag(parts []*partition) {
 // pollMarks refreshes the high-water marks so lag shows even when no
 // message arrives (a broker that went away shows as failing polls and a
 // lag that stops shrinking).
-func (c *LiveConsumer) pollMarks(ctx context.Context, parts []*partition) {
+func (c *LiveConsumer) pollMarks(ctx context.Context, parts []*partition) (clusterChanged bool) {
 	byTopic := map[string][]kafka.OffsetRequest{}
 	idx := map[string]*partition{}
 	for _, p := range parts {
@@ -484,11 +525,20 @@ func (c *LiveConsumer) pollMarks(ctx context.Context, parts []*partition) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
 		}
 		qctx, cancel := context.WithTimeout(ctx, c.cfg.LagEvery)
-		res, err := c.client.ListOffsets(qctx, &kafka.ListOffsetsRequest{Topics: byTopic})
+		md, err := c.client.Metadata(qctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
+		if err == nil && md.ClusterID != "" && md.ClusterID != c.clusterID.Load() {
+			cancel()
+			c.cfg.Log.Warn("cluster id changed", "was", c.clusterID.Load(), "now", md.ClusterID)
+			return true
+		}
+		var res *kafka.ListOffsetsResponse
+		if err == nil {
+			res, err = c.client.ListOffsets(qctx, &kafka.ListOffsetsRequest{Topics: byTopic})
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -8,11 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
@@ -55,8 +58,11 @@ func startE2E(t *testing.T, extra ...string) *e2e {
 
 	app, _, _ := testApp(nil)
 	app.Log = newLogger(io.Discard, "error", "text")
+	if os.Getenv("LIVERECALL_TEST_LOG") != "" {
+		app.Log = newLogger(os.Stderr, os.Getenv("LIVERECALL_TEST_LOG"), "text")
+	}
 	args := append([]string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--kafka-brokers", k.Brokers()[0],
-		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ms", "--shutdown-timeout", "5s"}, extra...)
+		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ns", "--shutdown-timeout", "5s"}, extra...)
 	cfg, err := parseServiceFlags(app, "serve", args)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +78,16 @@ func startE2E(t *testing.T, extra ...string) *e2e {
 	e.addr = <-addrc
 	t.Cleanup(e.stop)
 	return e
+}
+
+// adminConn connects to the test server's maintenance database.
+func (e *e2e) adminConn() *pgx.Conn {
+	c, err := pgx.Connect(context.Background(), pgtest.ServerURL())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }
 
 func (e *e2e) stop() {
@@ -90,9 +106,16 @@ func (e *e2e) stop() {
 	}
 }
 
-// publishModel writes and activates an MF version: 60 streamers and 10
-// users with seeded random 16-d vectors.
+// publishModel writes and activates an MF version (see stageModel).
 func (e *e2e) publishModel(version string, seed uint64) {
+	if _, err := e.db.ActivateModel(context.Background(), e.stageModel(version, seed)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// stageModel writes a staged MF version: 60 streamers and 10 users with
+// seeded random 16-d vectors. It returns the version's id.
+func (e *e2e) stageModel(version string, seed uint64) int64 {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	vec := func() []float32 {
@@ -122,9 +145,7 @@ func (e *e2e) publishModel(version string, seed uint64) {
 	if _, err := e.db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, ss); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.db.ActivateModel(ctx, mv.ID); err != nil {
-		e.t.Fatal(err)
-	}
+	return mv.ID
 }
 
 func (e *e2e) publish(typ lr.EventType, streamers ...int64) {

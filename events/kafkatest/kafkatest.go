@@ -5,6 +5,8 @@
 package kafkatest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"testing"
 
@@ -26,7 +28,12 @@ type Cluster struct {
 // a fixed port lets a test stop the cluster and start another where the old
 // one was. Topics are created before Start returns.
 func Start(port int, topics ...Topic) (*Cluster, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation())
+	// Like a real broker whose storage was formatted anew, every cluster
+	// gets its own id (kfake's default is the same for all).
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
+		kfake.ClusterID("kafkatest-"+hex.EncodeToString(id[:])))
 	if err != nil {
 		return nil, fmt.Errorf("starting in-process Kafka broker: %w", err)
 	}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/events/kafkatest"
+)
+
+// indexStatus returns the MF entry of /v1/admin/status's index section.
+func (e *e2e) indexStatus() map[string]any {
+	_, b := e.get("/v1/admin/status", true)
+	var st struct {
+		Index []map[string]any `json:"index"`
+	}
+	json.Unmarshal(b, &st)
+	for _, k := range st.Index {
+		if k["kind"] == "mf" {
+			return k
+		}
+	}
+	return nil
+}
+
+func (e *e2e) metric(name string) string {
+	_, b := e.get("/metrics", false)
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, name) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// A bad model version (NaN, wrong dimension) activated in the database is
+// refused: the old index keeps serving, status and metrics show the refusal.
+func TestBadModelVersionIsRefusedAndOldIndexServes(t *testing.T) {
+	e := startE2E(t)
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
+	e.waitFor("5 live", 10*time.Second, func() bool { return e.liveCount() == 5 })
+	ctx := context.Background()
+
+	for _, c := range []struct {
+		name, version string
+		vec           func(i int64) []float32
+		want          string
+	}{
+		{"NaN", "bad-nan", func(i int64) []float32 {
+			v := ones(16)
+			if i == 7 {
+				v[3] = float32(math.NaN())
+			}
+			return v
+		}, "NaN"},
+		{"wrong dims", "bad-dims", func(i int64) []float32 {
+			if i == 9 {
+				return ones(8)
+			}
+			return ones(16)
+		}, "dim"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mv, err := e.db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: c.version, Dim: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var us, ss []lr.Embedding
+			for id := int64(1); id <= 10; id++ {
+				us = append(us, lr.Embedding{ID: id, Vec: ones(16)})
+			}
+			for id := int64(1); id <= 60; id++ {
+				ss = append(ss, lr.Embedding{ID: id, Vec: c.vec(id)})
+			}
+			e.db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, us)
+			e.db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, ss)
+			if _, err := e.db.ActivateModel(ctx, mv.ID); err != nil {
+				t.Fatal(err)
+			}
+			code, b := e.post("/v1/admin/reload", "", true)
+			if code == 200 {
+				t.Fatalf("reload of a bad version answered 200: %s", b)
+			}
+			st := e.indexStatus()
+			if st["version"] != "v1" || !strings.Contains(fmt.Sprint(st["last_error"]), c.version) || !strings.Contains(strings.ToLower(fmt.Sprint(st["last_error"])), strings.ToLower(c.want)) {
+				t.Fatalf("status after refusing %s: %v", c.version, st)
+			}
+			if r := e.recall(1); r.ModelVersions["mf"] != "v1" || len(r.Items) == 0 {
+				t.Fatalf("recall after the refusal: %+v", r)
+			}
+			if m := e.metric(`liverecall_index_reload_failures_total{kind="mf"}`); m == "" || strings.HasSuffix(m, " 0") {
+				t.Fatalf("failure metric: %q", m)
+			}
+		})
+	}
+}
+
+// The database becomes unreachable during an index reload (its connections
+// are cut and new ones refused, as in a restart): the old index keeps
+// serving, the reload fails cleanly, and once the database is back the
+// periodic check retries and the new version serves.
+func TestDatabaseOutageDuringReload(t *testing.T) {
+	e := startE2E(t, "--index-check-every", "500ms")
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.publish(lr.EventStreamStarted, 1, 2, 3)
+	e.waitFor("3 live", 10*time.Second, func() bool { return e.liveCount() == 3 })
+	ctx := context.Background()
+	var dbname string
+	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
+	admin := e.adminConn()
+
+	// v2 is staged; a transaction holds the embeddings table so the reload
+	// that v2's activation triggers is caught mid-way, reading it.
+	id := e.stageModel("v2", 2)
+	lock, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `LOCK TABLE streamer_embeddings IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.ActivateModel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the reload to block on the locked table", 10*time.Second, func() bool {
+		var n int
+		admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbname).Scan(&n)
+		return n > 0
+	})
+	// The database goes away: every connection is cut, new ones refused.
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS false`, dbname)); err != nil {
+		t.Fatal(err)
+	}
+	admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbname)
+	lock.Rollback(ctx)
+	for i := 0; i < 20; i++ {
+		if r := e.recall(1); r.ModelVersions["mf"] != "v1" || len(r.Items) == 0 {
+			t.Fatalf("recall during the outage: %+v", r)
+		}
+	}
+	if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
+		t.Fatal("reload succeeded while the database was unreachable")
+	}
+	if st := e.indexStatus(); st["version"] != "v1" || st["last_error"] == nil {
+		t.Fatalf("status during the outage: %v", st)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbname)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("v2 to serve after the database is back", 30*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
+}
+
+func ones(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1 + float32(i)/float32(n)
+	}
+	return v
+}
+
+// The broker goes away mid-stream and a new one comes up on the same port:
+// recall keeps answering from the last state, /readyz reports the stale live
+// view, the consumer reconnects, and the live set then equals the truth.
+func TestBrokerOutageAndReturn(t *testing.T) {
+	e := startE2E(t)
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5, 6)
+	e.waitFor("6 live", 10*time.Second, func() bool { return e.liveCount() == 6 })
+	_, port, _ := net.SplitHostPort(e.kafka.Brokers()[0])
+	e.kafka.Close()
+
+	e.waitFor("the stale live view to show in /readyz", 40*time.Second, func() bool {
+		code, b := e.get("/readyz", false)
+		return code == 200 && strings.Contains(string(b), "stale")
+	})
+	for i := 0; i < 20; i++ {
+		r := e.recall(1)
+		if len(r.Items) != 6 {
+			_, sb := e.post("/v1/recall", `{"user_id":1,"debug":true}`, false)
+			t.Fatalf("recall during the outage returned %d items, want the 6 live before it; status %s", len(r.Items), sb)
+		}
+	}
+
+	var p int
+	fmt.Sscan(port, &p)
+	k, err := kafkatest.Start(p, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4},
+		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	e.kafka = k
+	e.prod.Close()
+	e.prod = events.NewProducer(events.ProducerConfig{Brokers: k.Brokers()})
+	// The truth after the outage: 2 and 4 ended, 7 and 8 started.
+	e.publish(lr.EventStreamEnded, 2, 4)
+	e.publish(lr.EventStreamStarted, 7, 8)
+	e.waitFor("the live set to equal the truth", 60*time.Second, func() bool {
+		r := e.recall(1)
+		got := map[int64]bool{}
+		for _, it := range r.Items {
+			got[it.StreamerID] = true
+		}
+		return len(got) == 6 && got[1] && got[3] && got[5] && got[6] && got[7] && got[8]
+	})
+	e.waitFor("the warning to clear", 40*time.Second, func() bool {
+		_, b := e.get("/readyz", false)
+		return !strings.Contains(string(b), "stale")
+	})
+}
