@@ -187,6 +187,10 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 			return nil, fmt.Errorf("snapshot %s: level %d out of range", path, l)
 		}
 	}
+	// Searches start at the entry on the top level: it must be there.
+	if g.maxLevel < 0 || g.maxLevel >= maxLevels || (g.n > 0 && int(g.levels[g.entry]) != g.maxLevel) {
+		return nil, fmt.Errorf("snapshot %s: top level %d does not match the entry node", path, g.maxLevel)
+	}
 	for i := range g.n {
 		if err := g.checkNode(uint32(i)); err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", path, err)
