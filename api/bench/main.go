@@ -26,6 +26,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/loadgen"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/rerank"
@@ -167,25 +168,25 @@ func main() {
 	hs := &http.Server{Handler: srv.Handler()}
 	go hs.Serve(ln)
 	url := "http://" + ln.Addr().String() + "/v1/recall"
-	client := newClient()
+	client := loadgen.NewClient()
 	body := func(i int) []byte {
 		return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, (i*7919)%nUsers+1, k)
 	}
-	openLoop(ctx, client, url, 500, time.Second, body) // warm-up
+	loadgen.OpenLoop(ctx, client, url, 500, time.Second, body) // warm-up
 	fmt.Printf("\nloopback HTTP, open loop, %s per rate (latency from each request's scheduled start):\n", dur)
 	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms |")
 	fmt.Println("|---|---|---|---|---|---|---|")
-	var at2000 loadResult
+	var at2000 loadgen.Result
 	maxOK := 0
 	totalErr := 0
 	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
-		r := openLoop(ctx, client, url, rate, dur, body)
+		r := loadgen.OpenLoop(ctx, client, url, rate, dur, body)
 		totalErr += r.Errors
-		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.pct(.5)), msf(r.pct(.9)), msf(r.pct(.99)), msf(r.pct(1)))
+		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)))
 		if rate == 2000 {
 			at2000 = r
 		}
-		if r.Errors == 0 && r.pct(.99) <= 10*time.Millisecond {
+		if r.Errors == 0 && r.Pct(.99) <= 10*time.Millisecond {
 			maxOK = rate
 		} else if rate > 2000 {
 			break
@@ -195,7 +196,7 @@ func main() {
 	head := map[string]any{
 		"streamers": n, "live": nLive,
 		"inproc_p50_us": ip50.Microseconds(), "inproc_p99_us": ip99.Microseconds(),
-		"http_rate": 2000, "http_p50_ms": round2(msf(at2000.pct(.5))), "http_p99_ms": round2(msf(at2000.pct(.99))),
+		"http_rate": 2000, "http_p50_ms": round2(msf(at2000.Pct(.5))), "http_p99_ms": round2(msf(at2000.Pct(.99))),
 		"http_max_rps": maxOK, "errors": totalErr,
 	}
 	b, _ := json.Marshal(head)

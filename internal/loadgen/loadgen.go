@@ -1,4 +1,7 @@
-package main
+// Package loadgen sends HTTP load at fixed open-loop rates and measures
+// latency from each request's scheduled start, so a slow server cannot hide
+// its queueing (no coordinated omission). Benchmarks and the soak use it.
+package loadgen
 
 import (
 	"bytes"
@@ -11,8 +14,8 @@ import (
 	"time"
 )
 
-// loadResult is one open-loop run at a fixed rate.
-type loadResult struct {
+// Result is one open-loop run at a fixed rate.
+type Result struct {
 	Rate     int
 	Sent     int
 	Errors   int // transport errors and non-2xx
@@ -21,7 +24,8 @@ type loadResult struct {
 	Elapsed  time.Duration
 }
 
-func (r loadResult) pct(p float64) time.Duration {
+// Pct returns the p-quantile (0..1) of the successful requests' latencies.
+func (r Result) Pct(p float64) time.Duration {
 	if len(r.Lat) == 0 {
 		return 0
 	}
@@ -31,7 +35,8 @@ func (r loadResult) pct(p float64) time.Duration {
 	return s[i]
 }
 
-func newClient() *http.Client {
+// NewClient returns a client with enough idle connections for high rates.
+func NewClient() *http.Client {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		MaxIdleConns:        2048,
@@ -41,11 +46,11 @@ func newClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
 }
 
-// openLoop sends rate requests per second for dur, each at its scheduled
-// time whether or not earlier ones have answered.
-func openLoop(ctx context.Context, c *http.Client, url string, rate int, dur time.Duration, body func(i int) []byte) loadResult {
+// OpenLoop POSTs JSON bodies to url at rate requests per second for dur,
+// each at its scheduled time whether or not earlier ones have answered.
+func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur time.Duration, body func(i int) []byte) Result {
 	n := int(float64(rate) * dur.Seconds())
-	res := loadResult{Rate: rate, Sent: n}
+	res := Result{Rate: rate, Sent: n}
 	lat := make([]time.Duration, n)
 	ok := make([]bool, n)
 	var mu sync.Mutex
