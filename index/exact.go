@@ -53,15 +53,35 @@ func ExactScan(q, mat []float32, stride int, labels []uint32, k int, accept Allo
 // offline (swap-remove, so it stays dense). Its methods are safe for
 // concurrent use: searches take a read lock, updates a write lock.
 type liveMatrix struct {
-	mu   sync.RWMutex
-	dim  int
-	rows []float32
-	ords []uint32
-	pos  map[uint32]int // ordinal -> row
+	mu    sync.RWMutex
+	dim   int
+	rows  []float32
+	ords  []uint32
+	pos   map[uint32]int      // ordinal -> row
+	novec map[uint32]struct{} // live ordinals this version has no vector for
 }
 
 func newLiveMatrix(dim int) *liveMatrix {
-	return &liveMatrix{dim: dim, pos: make(map[uint32]int)}
+	return &liveMatrix{dim: dim, pos: make(map[uint32]int), novec: make(map[uint32]struct{})}
+}
+
+// setNoVector records that ord, which has no vector, is live (or not).
+func (m *liveMatrix) setNoVector(ord uint32, live bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if live {
+		m.novec[ord] = struct{}{}
+	} else {
+		delete(m.novec, ord)
+	}
+}
+
+// liveCount returns how many live ordinals the matrix has heard of, with
+// or without a vector.
+func (m *liveMatrix) liveCount() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.ords) + len(m.novec)
 }
 
 // set adds (vec non-nil, copied) or removes ord. It reports whether the
@@ -112,4 +132,5 @@ func (m *liveMatrix) reset() {
 	defer m.mu.Unlock()
 	m.rows, m.ords = m.rows[:0], m.ords[:0]
 	clear(m.pos)
+	clear(m.novec)
 }

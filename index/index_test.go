@@ -130,3 +130,40 @@ func TestLiveMatrixUpdates(t *testing.T) {
 		t.Fatal("StreamerVector of an unknown ordinal")
 	}
 }
+
+// Live streamers without a vector (new streamers) must not stop the planner
+// from recognising the live set and scanning the live matrix.
+func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {
+	x, s := newTestIndex(t, 2000, 8, 1000)
+	allowed := &bitset{bits: make([]bool, 6001)}
+	for i := 0; i < 2000; i += 20 { // 100 live with vectors
+		x.SetLive(uint32(3*i), true)
+		allowed.bits[3*i] = true
+		allowed.n++
+	}
+	for i := range 20 { // 20 live without vectors (ordinals 3i+1)
+		x.SetLive(uint32(3*i+1), true)
+		allowed.bits[3*i+1] = true
+		allowed.n++
+	}
+	if st, scanLive := x.plan(allowed); st != StrategyExact || !scanLive {
+		t.Fatalf("plan = %s, live matrix %v; want exact over the live matrix", st, scanLive)
+	}
+	q := s.Query(0)
+	got, _, _ := x.Search(context.Background(), q, 10, 0, allowed)
+	if want := brute(s, q, 10, allowed); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	// A set much larger than the live set is not mistaken for it.
+	everyone := &bitset{bits: make([]bool, 6001), n: 2000}
+	for i := range 2000 {
+		everyone.bits[3*i] = true
+	}
+	if st, scanLive := x.plan(everyone); scanLive || st != StrategyHNSW {
+		t.Fatalf("plan for every streamer = %s, live matrix %v; want the graph", st, scanLive)
+	}
+	got, _, _ = x.Search(context.Background(), q, 10, 0, everyone)
+	if r := recallAt(got, brute(s, q, 10, nil)); r < 0.8 {
+		t.Fatalf("everyone: recall %.2f", r)
+	}
+}
