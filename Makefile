@@ -3,12 +3,14 @@
 # with the headline figures. QUICK=1 runs a minutes-long, reduced-scale version.
 
 GO        ?= go
+SHELL     := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PKGS      := ./...
 QUICK     ?=
 BENCHOUT  := .bench
 export QUICK
 
-.PHONY: all build tools test test-short vet fmt-check deps postgres bench bench-quick \
+.PHONY: all build tools soak test test-short vet fmt-check deps postgres bench bench-quick \
         bench-index bench-events bench-embed bench-recall bench-quality demo clean
 
 all: build
@@ -81,6 +83,12 @@ BENCH_AREAS ?= index events embed recall quality
 bench:
 	@set -e; for t in $(BENCH_AREAS); do $(MAKE) --no-print-directory bench-$$t; done
 	$(GO) run ./cmd/benchreport $(BENCHOUT) > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+
+# The soak: SOAK (default 10m) of recall traffic at 2,000 req/s with an event
+# flood and a reload every minute, on real Postgres and the Kafka protocol.
+SOAK ?= 10m
+soak: deps postgres
+	LIVERECALL_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -run '^TestSoak$$' -v ./cmd/liverecall | tee $(BENCHOUT)/soak.txt
 
 bench-quick:
 	$(MAKE) bench QUICK=1

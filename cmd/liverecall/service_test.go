@@ -62,7 +62,7 @@ func startE2E(t *testing.T, extra ...string) *e2e {
 		app.Log = newLogger(os.Stderr, os.Getenv("LIVERECALL_TEST_LOG"), "text")
 	}
 	args := append([]string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--kafka-brokers", k.Brokers()[0],
-		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ns", "--shutdown-timeout", "5s"}, extra...)
+		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ns", "--shutdown-timeout", "10s"}, extra...)
 	cfg, err := parseServiceFlags(app, "serve", args)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +94,9 @@ func (e *e2e) stop() {
 	if e.cancel == nil {
 		return
 	}
+	// Connections the client dialled but never used look new to the
+	// server, which waits up to 5 s for them at shutdown: close them.
+	http.DefaultClient.CloseIdleConnections()
 	e.cancel()
 	e.cancel = nil
 	select {
@@ -116,10 +119,21 @@ func (e *e2e) publishModel(version string, seed uint64) {
 // stageModel writes a staged MF version: 60 streamers and 10 users with
 // seeded random 16-d vectors. It returns the version's id.
 func (e *e2e) stageModel(version string, seed uint64) int64 {
+	return e.stageModelN(version, seed, 10, 60, 16)
+}
+
+// stageAndActivate writes and activates an MF version of the given size.
+func (e *e2e) stageAndActivate(version string, seed uint64, users, streamers, dim int) {
+	if _, err := e.db.ActivateModel(context.Background(), e.stageModelN(version, seed, users, streamers, dim)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *e2e) stageModelN(version string, seed uint64, nUsers, nStreamers, dim int) int64 {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	vec := func() []float32 {
-		v := make([]float32, 16)
+		v := make([]float32, dim)
 		for i := range v {
 			v[i] = float32(rng.NormFloat64())
 		}
@@ -127,15 +141,15 @@ func (e *e2e) stageModel(version string, seed uint64) int64 {
 	}
 	e.users, e.items = map[int64][]float32{}, map[int64][]float32{}
 	var us, ss []lr.Embedding
-	for id := int64(1); id <= 10; id++ {
+	for id := int64(1); id <= int64(nUsers); id++ {
 		e.users[id] = vec()
 		us = append(us, lr.Embedding{ID: id, Vec: e.users[id]})
 	}
-	for id := int64(1); id <= 60; id++ {
+	for id := int64(1); id <= int64(nStreamers); id++ {
 		e.items[id] = vec()
 		ss = append(ss, lr.Embedding{ID: id, Vec: e.items[id]})
 	}
-	mv, err := e.db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: version, Dim: 16})
+	mv, err := e.db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: version, Dim: dim})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/loadgen"
+)
+
+// TestSoak is the soak benchmark (make soak; LIVERECALL_SOAK=<duration>,
+// e.g. 10m): recall traffic at the target rate (2,000 req/s, open loop)
+// against the whole service on real Postgres and the Kafka protocol, with a
+// flood of viewer and gift events and an index reload every minute. It
+// fails on any 5xx, on a p99 over 10 ms in a minute, or when goroutines or
+// the live heap grow between the first and the last minute.
+func TestSoak(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("LIVERECALL_SOAK"))
+	if err != nil || d <= 0 {
+		t.Skip("the soak runs with LIVERECALL_SOAK=<duration> (make soak)")
+	}
+	const rate, streamers, users, live = 2000, 20000, 20000, 5000
+	e := startE2E(t, "--recall-budget", "8ms", "--shown-window", "10m")
+	e.stageAndActivate("soak-1", 1, users, streamers, 32)
+	e.waitFor("ready", 2*time.Minute, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	code, _ := e.post("/v1/admin/reload", "", true)
+	if code != 200 {
+		t.Fatalf("first reload: %d", code)
+	}
+	ids := make([]int64, live)
+	for i := range ids {
+		ids[i] = int64(i*(streamers/live) + 1)
+	}
+	e.publish(lr.EventStreamStarted, ids...)
+	e.waitFor("live streamers", time.Minute, func() bool { return e.liveCount() == live })
+
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	// The event flood: viewers joining and leaving, gifts, heartbeats.
+	var floodSent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(3, 3))
+		n := 0
+		for ctx.Err() == nil {
+			batch := make([]lr.Event, 0, 500)
+			now := time.Now()
+			for len(batch) < cap(batch) {
+				n++
+				s := ids[rng.IntN(len(ids))]
+				ev := lr.Event{ID: fmt.Sprint("flood-", n), TS: now, StreamerID: lr.StreamerID(s), StreamID: lr.StreamID(1000 + s),
+					UserID: lr.UserID(rng.IntN(users) + 1), V: 1}
+				switch rng.IntN(10) {
+				case 0:
+					ev.Type, ev.Amount = lr.EventGiftSent, 1+float64(rng.IntN(100))
+				case 1:
+					ev.Type, ev.UserID = lr.EventStreamHeartbeat, 0
+				case 2, 3, 4:
+					ev.Type = lr.EventViewerLeft
+				default:
+					ev.Type = lr.EventViewerJoined
+				}
+				batch = append(batch, ev)
+			}
+			if err := e.prod.Publish(ctx, batch...); err == nil {
+				floodSent.Add(int64(len(batch)))
+			}
+			time.Sleep(50 * time.Millisecond) // ~10k events/s
+		}
+	}()
+	// A reload every minute.
+	var reloads, reloadFails atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(time.Minute)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+				if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
+					reloads.Add(1)
+				} else {
+					reloadFails.Add(1)
+				}
+			}
+		}
+	}()
+
+	client := loadgen.NewClient()
+	url := "http://" + e.addr + "/v1/recall"
+	body := func(i int) []byte { return fmt.Appendf(nil, `{"user_id":%d,"k":20}`, (i*7919)%users+1) }
+	type minute struct {
+		res        loadgen.Result
+		goroutines int
+		heapMB     float64
+	}
+	var mins []minute
+	t.Logf("| minute | sent | errors | 5xx | p50 ms | p99 ms | goroutines | live heap MB |")
+	t.Logf("|---|---|---|---|---|---|---|---|")
+	for ctx.Err() == nil {
+		span := min(time.Minute, time.Until(deadlineOf(ctx)))
+		if span < 5*time.Second {
+			break
+		}
+		r := loadgen.OpenLoop(ctx, client, url, rate, span, body)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		m := minute{res: r, goroutines: runtime.NumGoroutine(), heapMB: float64(ms.HeapAlloc) / (1 << 20)}
+		mins = append(mins, m)
+		t.Logf("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f |", len(mins), r.Sent, r.Errors, r.Status5x,
+			float64(r.Pct(.5).Microseconds())/1000, float64(r.Pct(.99).Microseconds())/1000, m.goroutines, m.heapMB)
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("events flooded: %d; reloads: %d ok, %d failed", floodSent.Load(), reloads.Load(), reloadFails.Load())
+	if len(mins) < 2 {
+		t.Fatal("soak too short to compare minutes")
+	}
+	var fivexx, errs int
+	for i, m := range mins {
+		fivexx += m.res.Status5x
+		errs += m.res.Errors
+		if p99 := m.res.Pct(.99); p99 > 10*time.Millisecond {
+			t.Errorf("minute %d: p99 %v over 10 ms", i+1, p99)
+		}
+	}
+	first, last := mins[0], mins[len(mins)-1]
+	if fivexx != 0 || reloadFails.Load() != 0 {
+		t.Errorf("%d 5xx responses, %d failed reloads", fivexx, reloadFails.Load())
+	}
+	if last.goroutines > first.goroutines+50 {
+		t.Errorf("goroutines grew from %d to %d", first.goroutines, last.goroutines)
+	}
+	if last.heapMB > first.heapMB*1.5+50 {
+		t.Errorf("live heap grew from %.1f MB to %.1f MB", first.heapMB, last.heapMB)
+	}
+	t.Logf("soak: %d minutes at %d req/s: %d errors, %d 5xx; goroutines %d -> %d; live heap %.1f -> %.1f MB",
+		len(mins), rate, errs, fivexx, first.goroutines, last.goroutines, first.heapMB, last.heapMB)
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
