@@ -44,6 +44,11 @@ type SinkConfig struct {
 	SessionTimeout time.Duration
 	Log            *slog.Logger
 	Metrics        *Metrics
+	// ImpressionTopic, if set, is read in the same group; its messages are
+	// impressions, decoded with DecodeImpression and given to Impressions
+	// in the same step as the batch's events, before the offsets commit.
+	ImpressionTopic string
+	Impressions     func(ctx context.Context, imps []lr.Impression) error
 
 	// afterWrite, if set, runs between the database commit and the offset
 	// commit; an error from it stops Run without committing (tests use it
@@ -71,6 +76,9 @@ func NewSink(cfg SinkConfig, store SinkStore) (*Sink, error) {
 	}
 	if len(cfg.Topics) == 0 {
 		cfg.Topics = []string{DefaultTopic}
+	}
+	if (cfg.ImpressionTopic == "") != (cfg.Impressions == nil) {
+		return nil, lr.Errorf(lr.EINVALID, "sink: an impression topic needs an impression writer and the other way round")
 	}
 	if cfg.GroupID == "" {
 		cfg.GroupID = "liverecall-sink"
@@ -115,7 +123,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        s.cfg.Brokers,
 		GroupID:        s.cfg.GroupID,
-		GroupTopics:    s.cfg.Topics,
+		GroupTopics:    s.topics(),
 		StartOffset:    kafka.FirstOffset, // a new group starts from the oldest retained event
 		MinBytes:       1,
 		MaxBytes:       8 << 20,
@@ -133,8 +141,9 @@ func (s *Sink) Run(ctx context.Context) error {
 	defer r.Close()
 	msgs := make([]kafka.Message, 0, s.cfg.BatchSize)
 	evs := make([]lr.Event, 0, s.cfg.BatchSize)
+	var imps []lr.Impression
 	for {
-		msgs, evs = msgs[:0], evs[:0]
+		msgs, evs, imps = msgs[:0], evs[:0], imps[:0]
 		if err := s.fetch(ctx, r, &msgs); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -143,6 +152,17 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		for _, msg := range msgs {
+			if s.cfg.ImpressionTopic != "" && msg.Topic == s.cfg.ImpressionTopic {
+				im, err := DecodeImpression(msg.Value)
+				if err != nil {
+					s.m.decodeFailures.Inc()
+					s.cfg.Log.Warn("bad impression skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+					s.dlq.send(msg, err)
+					continue
+				}
+				imps = append(imps, im)
+				continue
+			}
 			ev, err := Decode(msg.Value, now, s.cfg.MaxFuture)
 			if err != nil {
 				s.m.decodeFailures.Inc()
@@ -156,6 +176,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		t0 := time.Now()
 		if err := s.write(ctx, evs); err != nil {
 			return nil // ctx ended while retrying
+		}
+		if len(imps) > 0 {
+			if err := s.retry(ctx, "impressions", len(imps), func() error { return s.cfg.Impressions(ctx, imps) }); err != nil {
+				return nil
+			}
 		}
 		s.m.sinkSeconds.Observe(time.Since(t0).Seconds())
 		if s.cfg.afterWrite != nil {
@@ -208,8 +233,14 @@ func (s *Sink) write(ctx context.Context, evs []lr.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	return s.retry(ctx, "events", len(evs), func() error { return s.store.WriteEvents(ctx, evs) })
+}
+
+// retry runs a database write until it succeeds or ctx ends: a batch is
+// never skipped.
+func (s *Sink) retry(ctx context.Context, what string, n int, write func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.store.WriteEvents(ctx, evs)
+		err := write()
 		if err == nil {
 			return nil
 		}
@@ -217,11 +248,18 @@ func (s *Sink) write(ctx context.Context, evs []lr.Event) error {
 			return ctx.Err()
 		}
 		d := backoff(attempt, s.cfg.MaxBackoff)
-		s.cfg.Log.Error("sink database write failed; retrying the batch", "events", len(evs), "err", err, "retry_in", d)
+		s.cfg.Log.Error("sink database write failed; retrying the batch", what, n, "err", err, "retry_in", d)
 		if !sleepCtx(ctx, d) {
 			return ctx.Err()
 		}
 	}
+}
+
+func (s *Sink) topics() []string {
+	if s.cfg.ImpressionTopic == "" {
+		return s.cfg.Topics
+	}
+	return append(append([]string(nil), s.cfg.Topics...), s.cfg.ImpressionTopic)
 }
 
 // commit commits the offsets of msgs, trying three times. If it still

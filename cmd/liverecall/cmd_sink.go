@@ -45,6 +45,7 @@ func runSink(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "sink")
 	dbURL, brokers, topics, dlq := f.String(sDatabaseURL), f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic)
 	group, batch, wait, metricsAddr := f.String(sSinkGroup), f.Int(sSinkBatch), f.Duration(sSinkWait), f.String(sSinkMetrics)
+	impTopic := f.String(sImpressionsTopic)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -77,11 +78,33 @@ func runSink(ctx context.Context, app *App, args []string) error {
 		return err
 	})
 	s, err := events.NewSink(events.SinkConfig{Brokers: splitCommaList(*brokers), Topics: splitCommaList(*topics), DeadLetterTopic: *dlq,
-		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m}, store)
+		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m,
+		ImpressionTopic: *impTopic, Impressions: db.WriteImpressions}, store)
 	if err != nil {
 		return err
 	}
-	app.Log.Info("sink running", "topics", *topics, "group", *group)
+	// Daily impression partitions a week ahead, checked every few hours.
+	partitions := func() {
+		if made, err := db.EnsureImpressionPartitions(ctx, 8); err != nil {
+			app.Log.Warn("impression partitions not created; rows go to the default partition", "err", err)
+		} else if made > 0 {
+			app.Log.Info("created impression partitions", "count", made)
+		}
+	}
+	partitions()
+	go func() {
+		t := time.NewTicker(6 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				partitions()
+			}
+		}
+	}()
+	app.Log.Info("sink running", "topics", *topics, "impressions", *impTopic, "group", *group)
 	if err := s.Run(ctx); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}

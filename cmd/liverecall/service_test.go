@@ -318,6 +318,26 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the reload", failures.Load(), requests.Load())
 	}
 	t.Logf("%d requests during the reload, none failed", requests.Load())
+
+	// Every response was logged as impressions; the sink writes them to
+	// Postgres (with the reranker's feature vectors, for training).
+	sinkCtx, stopSink := context.WithCancel(context.Background())
+	sinkDone := make(chan int, 1)
+	go func() {
+		app, _, _ := testApp(nil)
+		app.Log = newLogger(io.Discard, "error", "text")
+		sinkDone <- Run(sinkCtx, app, []string{"sink", "--database-url", e.db.URL(), "--kafka-brokers", e.kafka.Brokers()[0], "--sink-batch-wait", "50ms"})
+	}()
+	var n int
+	e.waitFor("impressions in Postgres", 30*time.Second, func() bool {
+		e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM impressions WHERE array_length(features, 1) > 0`).Scan(&n)
+		return n >= 10
+	})
+	stopSink()
+	if code := <-sinkDone; code != 0 {
+		t.Fatalf("sink exited with %d", code)
+	}
+	t.Logf("%d impressions written by the sink", n)
 }
 
 func exactTop(q []float32, items map[int64][]float32, allowed []int64, k int) []int64 {
