@@ -43,14 +43,20 @@ type e2e struct {
 
 func startE2E(t *testing.T, extra ...string) *e2e {
 	t.Helper()
+	return startE2EWith(t, nil, extra...)
+}
+
+// startE2EWith is startE2E with topic configs for the broker's topics.
+func startE2EWith(t *testing.T, topicCfg map[string]string, extra ...string) *e2e {
+	t.Helper()
 	url := pgtest.New(t)
 	db, err := postgres.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	k := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4},
-		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2})
+	k := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4, Configs: topicCfg},
+		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2, Configs: topicCfg})
 	e := &e2e{t: t, db: db, kafka: k, done: make(chan error, 1)}
 	e.prod = events.NewProducer(events.ProducerConfig{Brokers: k.Brokers()})
 	t.Cleanup(func() { e.prod.Close() })

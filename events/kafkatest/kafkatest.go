@@ -13,10 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// Topic is a topic to create with its partition count.
+// Topic is a topic to create with its partition count and, optionally,
+// topic configs (e.g. "retention.ms").
 type Topic struct {
 	Name       string
 	Partitions int32
+	Configs    map[string]string
 }
 
 // Cluster is a running in-process broker.
@@ -38,7 +40,7 @@ func Start(port int, topics ...Topic) (*Cluster, error) {
 		return nil, fmt.Errorf("starting in-process Kafka broker: %w", err)
 	}
 	for _, t := range topics {
-		if err := c.CreateTopic(t.Name, t.Partitions, nil); err != nil {
+		if err := c.CreateTopic(t.Name, t.Partitions, t.Configs); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("creating topic %s: %w", t.Name, err)
 		}
@@ -64,6 +66,10 @@ func (c *Cluster) Brokers() []string { return c.c.ListenAddrs() }
 func (c *Cluster) CreateTopic(name string, partitions int32) error {
 	return c.c.CreateTopic(name, partitions, nil)
 }
+
+// ApplyRetention drops the records older than each topic's retention.ms
+// (kfake does not do it by itself).
+func (c *Cluster) ApplyRetention() { c.c.ApplyRetention() }
 
 // Close stops the broker; its data is gone.
 func (c *Cluster) Close() { c.c.Close() }
