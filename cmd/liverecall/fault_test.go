@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +217,19 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 		_, b := e.get("/readyz", false)
 		return !strings.Contains(string(b), "stale")
 	})
+}
+
+// The server refuses oversized headers and bodies before they reach a handler.
+func TestHTTPSizeLimits(t *testing.T) {
+	e := startE2E(t, "--max-body-bytes", "2048")
+	req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+"/v1/recall", strings.NewReader(`{"user_id":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Big", strings.Repeat("x", 100<<10))
+	if code, _ := do(t, req); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("100 KiB header: %d, want 431", code)
+	}
+	body := `{"user_id":1,"exclude":[` + strings.Repeat("1,", 2000) + `1]}`
+	if code, b := e.post("/v1/recall", body, false); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 2048 bytes") {
+		t.Fatalf("4 KiB body: %d %s, want 413", code, b)
+	}
 }
