@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/kafkatest"
@@ -231,5 +233,45 @@ func TestHTTPSizeLimits(t *testing.T) {
 	body := `{"user_id":1,"exclude":[` + strings.Repeat("1,", 2000) + `1]}`
 	if code, b := e.post("/v1/recall", body, false); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 2048 bytes") {
 		t.Fatalf("4 KiB body: %d %s, want 413", code, b)
+	}
+}
+
+// Shutdown drains: a request in flight when the signal comes is answered,
+// and the impressions of every answered request reach Kafka.
+func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
+	e := startE2E(t)
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
+	e.waitFor("5 live", 10*time.Second, func() bool { return e.liveCount() == 5 })
+	items := 0
+	for i := 0; i < 50; i++ {
+		items += len(e.recall(int64(i%10 + 1)).Items)
+	}
+	// A slow request (a full rebuild of a bigger model) is in flight when
+	// the service is told to stop.
+	e.stageAndActivate("big", 3, 5000, 50000, 32)
+	reload := make(chan int, 1)
+	go func() {
+		code, _ := e.post("/v1/admin/reload", "", true)
+		reload <- code
+	}()
+	time.Sleep(300 * time.Millisecond)
+	e.stop()
+	if code := <-reload; code != 200 {
+		t.Fatalf("the in-flight reload got %d, want 200", code)
+	}
+	// Every impression of the 50 answered requests is in the topic.
+	got := 0
+	for p := 0; p < 2; p++ {
+		conn, err := kafka.DialLeader(context.Background(), "tcp", e.kafka.Brokers()[0], events.DefaultImpressionTopic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, _ := conn.ReadLastOffset()
+		conn.Close()
+		got += int(last)
+	}
+	if got < items {
+		t.Fatalf("%d impressions in Kafka after shutdown, want at least the %d served", got, items)
 	}
 }
