@@ -82,7 +82,9 @@ func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.Embed
 // ncfScorer adapts the NeuMF id scorer to rerank.NCFScorer.
 type ncfScorer struct{ s *embed.IDScorer }
 
-func (n ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) { return n.s.Score(int64(u), int64(s)) }
+func (n ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
+	return n.s.Score(int64(u), int64(s))
+}
 
 func main() {
 	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1}
