@@ -239,7 +239,7 @@ func TestHTTPSizeLimits(t *testing.T) {
 // Shutdown drains: a request in flight when the signal comes is answered,
 // and the impressions of every answered request reach Kafka.
 func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
-	e := startE2E(t)
+	e := startE2E(t, "--shutdown-timeout", "60s")
 	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
 	e.waitFor("5 live", 10*time.Second, func() bool { return e.liveCount() == 5 })
@@ -249,13 +249,18 @@ func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
 	}
 	// A slow request (a full rebuild of a bigger model) is in flight when
 	// the service is told to stop.
-	e.stageAndActivate("big", 3, 5000, 50000, 32)
+	e.stageAndActivate("big", 3, 2000, 10000, 16)
 	reload := make(chan int, 1)
 	go func() {
 		code, _ := e.post("/v1/admin/reload", "", true)
 		reload <- code
 	}()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-reload:
+		t.Fatal("the reload finished before the stop: nothing was in flight")
+	default:
+	}
 	e.stop()
 	if code := <-reload; code != 200 {
 		t.Fatalf("the in-flight reload got %d, want 200", code)
