@@ -1,13 +1,17 @@
 package index
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/viterin/vek/vek32"
 )
 
-// scanPool holds result heaps for exact scans.
-var scanPool = sync.Pool{New: func() any { h := make(minHeap, 0, 64); return &h }}
+// scanPool holds result heaps for exact scans; scorePool score buffers.
+var (
+	scanPool  = sync.Pool{New: func() any { h := make(minHeap, 0, 64); return &h }}
+	scorePool = sync.Pool{New: func() any { b := make([]float32, 0, 1024); return &b }}
+)
 
 // ExactScan returns the k rows of mat (row-major, rows of stride floats of
 // which the first len(q) are the vector) with the highest dot product with
@@ -23,9 +27,24 @@ func ExactScan(q, mat []float32, stride int, labels []uint32, k int, accept Allo
 	h := (*hp)[:0]
 	dim := len(q)
 	rows := len(mat) / stride
+	// A dense matrix (the live matrix) is scored in one matrix-vector
+	// product, about twice as fast as a dot product call per row.
+	var scores []float32
+	if stride == dim && rows > 0 {
+		sp := scorePool.Get().(*[]float32)
+		defer scorePool.Put(sp)
+		*sp = slices.Grow((*sp)[:0], rows)[:rows]
+		scores = *sp
+		vek32.MatMul_Into(scores, mat[:rows*dim], q, dim)
+	}
 	for r := 0; r < rows; r++ {
-		o := r * stride
-		s := vek32.Dot(q, mat[o:o+dim])
+		var s float32
+		if scores != nil {
+			s = scores[r]
+		} else {
+			o := r * stride
+			s = vek32.Dot(q, mat[o:o+dim])
+		}
 		if len(h) >= k && s <= h[0].score {
 			continue
 		}

@@ -21,8 +21,8 @@ func (e *Engine) annChannel(kind lr.ModelKind) channelFunc {
 // sessionChannel proposes what the user watched recently and is live again
 // (repeat viewing is most of live-streaming consumption), then the live
 // streamers most similar (MF item-to-item) to the last few watched.
-func (e *Engine) sessionChannel(ctx context.Context, q *query) ([]Hit, error) {
-	hist := e.state.History(q.req.User)
+func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
+	hist := e.state.History(qs.req.User)
 	if len(hist) == 0 {
 		return nil, nil
 	}
@@ -35,18 +35,19 @@ func (e *Engine) sessionChannel(ctx context.Context, q *query) ([]Hit, error) {
 			continue
 		}
 		seen[ord] = true
-		if q.snap.Contains(ord) {
+		if qs.snap.Contains(ord) {
 			// Newest watch first; a watched streamer outranks any neighbour.
 			hits = append(hits, Hit{Ord: ord, Score: float32(2 - float64(i)/float64(len(hist)))})
 		}
 	}
+	// One search for the neighbours of the session: the recency-weighted
+	// mean of the last few watched streamers' vectors (one scan of the live
+	// set instead of one per seed).
+	var q []float32 // the session query
 	seeds := 0
 	for _, w := range hist {
 		if seeds == 3 || len(hits) >= limit {
 			break
-		}
-		if err := ctx.Err(); err != nil {
-			return hits, err
 		}
 		ord, ok := e.ords.Lookup(w.StreamerID)
 		if !ok {
@@ -56,8 +57,23 @@ func (e *Engine) sessionChannel(ctx context.Context, q *query) ([]Hit, error) {
 		if !ok {
 			continue
 		}
+		if q == nil {
+			q = make([]float32, len(sv))
+		}
+		if len(sv) != len(q) {
+			continue
+		}
+		wt := float32(1) / float32(seeds+1)
+		for i, x := range sv {
+			q[i] += wt * x
+		}
 		seeds++
-		near, err := e.index.Search(ctx, lr.ModelMF, sv, limit/3+1, q.snap)
+	}
+	if q != nil && len(hits) < limit {
+		if err := ctx.Err(); err != nil {
+			return hits, err
+		}
+		near, err := e.index.Search(ctx, lr.ModelMF, q, limit, qs.snap)
 		if err != nil {
 			return hits, err
 		}

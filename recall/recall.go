@@ -62,7 +62,8 @@ type Config struct {
 	// ChannelBudget bounds each channel (never beyond Budget). Default 6 ms.
 	ChannelBudget map[string]time.Duration
 	// PerChannel is how many candidates each channel is asked for.
-	// Default 60 for mf/ncf, 30 for the others.
+	// Default 40 for mf/ncf, 20 for the others (about 100 candidates
+	// after duplicates for a page of 20).
 	PerChannel map[string]int
 	// Quota caps how many merged candidates come from a channel before the
 	// others have had their share. Default: PerChannel.
@@ -101,9 +102,9 @@ func (c *Config) defaults() {
 			c.ChannelBudget[ch] = c.Budget
 		}
 		if c.PerChannel[ch] <= 0 {
-			c.PerChannel[ch] = 30
+			c.PerChannel[ch] = 20
 			if ch == ChanMF || ch == ChanNCF {
-				c.PerChannel[ch] = 60
+				c.PerChannel[ch] = 40
 			}
 		}
 		if c.Quota[ch] <= 0 {
