@@ -3,6 +3,7 @@ package embed
 import (
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -51,14 +52,16 @@ func ReadVectorsCSV(r io.Reader, name string, dim int) (*VectorFile, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// FieldPos is only valid for a record Read returned: a parse
+			// error carries its own line.
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				return nil, lineErr(name, pe.Line, "%v", pe.Err)
 			}
-			return nil, lineErr(name, line, "%v", err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		line, _ := cr.FieldPos(0)
 		id, err := strconv.ParseInt(strings.TrimSpace(rec[0]), 10, 64)
 		if err != nil {
 			if first {
