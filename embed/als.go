@@ -63,13 +63,14 @@ func (m *MF) ScoreItems(user int32, items []int32, out []float32) {
 			out[i] = -math.MaxFloat32
 			continue
 		}
-		out[i] = dot32(u, m.ItemVec(int(it)))
+		out[i] = dot(u, m.ItemVec(int(it)))
 	}
 }
 
-func dot32(a, b []float32) float32 {
+// dot is the dot product with four accumulators (the trainers' inner loop).
+func dot[T float32 | float64](a, b []T) T {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+	var s0, s1, s2, s3 T
 	i := 0
 	for ; i+4 <= len(a); i += 4 {
 		s0 += a[i] * b[i]
@@ -83,21 +84,6 @@ func dot32(a, b []float32) float32 {
 	return s0 + s1 + s2 + s3
 }
 
-func dot64(a, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
-}
 
 // axpy64 does y += a·x.
 func axpy64(a float64, x, y []float64) {
@@ -285,31 +271,31 @@ func alsSweep(X, Y []float64, m csr, k int, cfg ALSConfig) {
 			}
 			// r = b - A x
 			for a := 0; a < k; a++ {
-				r[a] = -dot64(G[a*k:(a+1)*k], x)
+				r[a] = -dot(G[a*k:(a+1)*k], x)
 			}
 			for j, it := range idx {
 				y := Y[int(it)*k : (int(it)+1)*k]
 				c1 := cfg.Alpha * val[j] // c - 1
-				axpy64((1+c1)-c1*dot64(y, x), y, r)
+				axpy64((1+c1)-c1*dot(y, x), y, r)
 			}
 			copy(p, r)
-			rs := dot64(r, r)
+			rs := dot(r, r)
 			for step := 0; step < cfg.CGSteps && rs > 1e-20; step++ {
 				for a := 0; a < k; a++ {
-					ap[a] = dot64(G[a*k:(a+1)*k], p)
+					ap[a] = dot(G[a*k:(a+1)*k], p)
 				}
 				for j, it := range idx {
 					y := Y[int(it)*k : (int(it)+1)*k]
-					axpy64(cfg.Alpha*val[j]*dot64(y, p), y, ap)
+					axpy64(cfg.Alpha*val[j]*dot(y, p), y, ap)
 				}
-				pap := dot64(p, ap)
+				pap := dot(p, ap)
 				if pap <= 0 {
 					break
 				}
 				a := rs / pap
 				axpy64(a, p, x)
 				axpy64(-a, ap, r)
-				rsNew := dot64(r, r)
+				rsNew := dot(r, r)
 				beta := rsNew / rs
 				for i := range p {
 					p[i] = r[i] + beta*p[i]

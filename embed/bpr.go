@@ -94,7 +94,7 @@ func TrainBPR(ctx context.Context, train []Interaction, nUsers, nItems int, cfg 
 				}
 			}
 			uu, vi, vj := U[u*d:u*d+k], V[i*d:(i+1)*d], V[j*d:(j+1)*d]
-			xuij := dot32(uu, vi[:k]) - dot32(uu, vj[:k]) + vi[k] - vj[k]
+			xuij := dot(uu, vi[:k]) - dot(uu, vj[:k]) + vi[k] - vj[k]
 			g := float32(1 / (1 + math.Exp(float64(xuij)))) // σ(-x)
 			for f := 0; f < k; f++ {
 				wu, wi, wj := uu[f], vi[f], vj[f]

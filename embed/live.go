@@ -123,7 +123,7 @@ func (s *VectorScorer) ScoreIDs(user int64, streamers []int64, out []float32) bo
 			out[k] = -math.MaxFloat32
 			continue
 		}
-		out[k] = dot32(u, v)
+		out[k] = dot(u, v)
 	}
 	return true
 }

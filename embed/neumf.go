@@ -169,26 +169,26 @@ func (m *NeuMF) forward(lo *layout, u, i int, s *scratch, uc *userCache) float32
 		if l == 1 && uc != nil {
 			if !uc.valid {
 				for j := 0; j < out; j++ {
-					uc.part[j] = dot32(W[j*in:j*in+e], x[:e])
+					uc.part[j] = dot(W[j*in:j*in+e], x[:e])
 				}
 				uc.valid = true
 			}
 			for j := 0; j < out; j++ {
-				v := b[j] + uc.part[j] + dot32(W[j*in+e:(j+1)*in], x[e:])
+				v := b[j] + uc.part[j] + dot(W[j*in+e:(j+1)*in], x[e:])
 				a[j] = v
 				z[j] = max(v, 0)
 			}
 			continue
 		}
 		for j := 0; j < out; j++ {
-			v := b[j] + dot32(W[j*in:(j+1)*in], x)
+			v := b[j] + dot(W[j*in:(j+1)*in], x)
 			a[j] = v
 			z[j] = max(v, 0)
 		}
 	}
 	hG := m.Dense[lo.hG : lo.hG+d]
 	hM := m.Dense[lo.hM : lo.hM+m.Layers[L-1]]
-	return dot32(hG, s.phi) + dot32(hM, s.z[L-1]) + m.Dense[lo.bias]
+	return dot(hG, s.phi) + dot(hM, s.z[L-1]) + m.Dense[lo.bias]
 }
 
 // backward accumulates the gradient of the loss with respect to the logit

@@ -82,8 +82,8 @@ func TestNeuMFRetrievalVectorsReproduceGMF(t *testing.T) {
 		for i := 0; i < 4; i++ {
 			full := m.forward(&lo, u, i, s, nil)
 			// The GMF part is the full logit minus the MLP part and the bias.
-			mlp := dot32(m.Dense[lo.hM:lo.hM+2], s.z[len(s.z)-1]) + m.Dense[lo.bias]
-			got := dot32(users[u*5:(u+1)*5], items[i*5:(i+1)*5])
+			mlp := dot(m.Dense[lo.hM:lo.hM+2], s.z[len(s.z)-1]) + m.Dense[lo.bias]
+			got := dot(users[u*5:(u+1)*5], items[i*5:(i+1)*5])
 			if math.Abs(float64(got-(full-mlp))) > 1e-5 {
 				t.Fatalf("(%d,%d): retrieval dot %v, GMF part %v", u, i, got, full-mlp)
 			}
