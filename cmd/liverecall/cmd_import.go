@@ -18,13 +18,7 @@ func init() {
 
 func runImport(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "import")
-	dbURL := f.String(sDatabaseURL)
-	model := f.String(sTrainModel)
-	window := f.Duration(sTrainWindow)
-	holdout := f.Float(sTrainHoldout)
-	minRows := f.Int(sTrainMinRows)
-	margin := f.Float(sTrainMargin)
-	evalMax := f.Int(sTrainEvalMax)
+	j := newModelJobFlags(f)
 	// --users and --streamers name files here; simulate's settings of the
 	// same flag names (counts) are not read from the environment by import.
 	usersPath := f.FlagSet.String("users", "", "user vectors: CSV (id,v1,...,vd, optional header) or Parquet (.parquet: id + features or vec list)")
@@ -36,7 +30,7 @@ func runImport(ctx context.Context, app *App, args []string) error {
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	kind, err := lr.ParseModelKind(*model)
+	kind, err := lr.ParseModelKind(*j.model)
 	if err != nil {
 		fmt.Fprintf(app.Stderr, "liverecall import: %v\n", err)
 		return errUsage
@@ -56,7 +50,7 @@ func runImport(ctx context.Context, app *App, args []string) error {
 	}
 	app.Log.Info("vectors read", "users", len(users.Rows), "streamers", len(streamers.Rows), "dim", users.Dim)
 
-	db, err := postgres.Open(ctx, *dbURL)
+	db, err := postgres.Open(ctx, *j.dbURL)
 	if err != nil {
 		return err
 	}
@@ -83,10 +77,10 @@ func runImport(ctx context.Context, app *App, args []string) error {
 
 	// Evaluate on the recent history when there is enough of it.
 	cfg := embed.DefaultLiveConfig(kind)
-	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax = *holdout, *minRows, *evalMax
+	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax = *j.holdout, *j.minRows, *j.evalMax
 	var since time.Time
-	if *window > 0 {
-		since = time.Now().Add(-*window)
+	if *j.window > 0 {
+		since = time.Now().Add(-*j.window)
 	}
 	h, err := readHistory(ctx, db, since)
 	if err != nil {
@@ -131,9 +125,9 @@ func runImport(ctx context.Context, app *App, args []string) error {
 			return lr.Errorf(lr.ECONFLICT, "version %s (id %d) staged but not activated: it cannot be compared with the active %s (%s); use --force to activate anyway",
 				mv.Version, mv.ID, active.Version, strings.TrimSuffix(lr.ErrorMessage(splitErr), "."))
 		}
-		if mine.All.HR10 < activeM.All.HR10-*margin {
+		if mine.All.HR10 < activeM.All.HR10-*j.margin {
 			return lr.Errorf(lr.ECONFLICT, "version %s (id %d) staged but not activated: HR@10 %.4f is below the active %s's %.4f by more than the margin %.4f (use --force to activate anyway)",
-				mv.Version, mv.ID, mine.All.HR10, active.Version, activeM.All.HR10, *margin)
+				mv.Version, mv.ID, mine.All.HR10, active.Version, activeM.All.HR10, *j.margin)
 		}
 	}
 	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {

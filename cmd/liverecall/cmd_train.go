@@ -30,15 +30,23 @@ var (
 	sTrainEvalMax = defSetting(setting{"eval-max", "LIVERECALL_TRAIN_EVAL_MAX", "20000", "evaluate on at most this many held-out watch sessions (seeded sample)"})
 )
 
+// modelJobFlags are the settings train and import share: where the history
+// is, which model, how the new version is evaluated and compared.
+type modelJobFlags struct {
+	dbURL, model     *string
+	window           *time.Duration
+	holdout, margin  *float64
+	minRows, evalMax *int
+}
+
+func newModelJobFlags(f *flags) modelJobFlags {
+	return modelJobFlags{dbURL: f.String(sDatabaseURL), model: f.String(sTrainModel), window: f.Duration(sTrainWindow),
+		holdout: f.Float(sTrainHoldout), margin: f.Float(sTrainMargin), minRows: f.Int(sTrainMinRows), evalMax: f.Int(sTrainEvalMax)}
+}
+
 func runTrain(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "train")
-	dbURL := f.String(sDatabaseURL)
-	model := f.String(sTrainModel)
-	window := f.Duration(sTrainWindow)
-	holdout := f.Float(sTrainHoldout)
-	minRows := f.Int(sTrainMinRows)
-	margin := f.Float(sTrainMargin)
-	evalMax := f.Int(sTrainEvalMax)
+	j := newModelJobFlags(f)
 	force := f.FlagSet.Bool("force", false, "activate even if the new version is worse than the active one")
 	version := f.FlagSet.String("version", "", "version label (default <kind>-<UTC time>)")
 	dim := f.FlagSet.Int("dim", 0, "latent factors (0: tuned default, 64)")
@@ -55,26 +63,26 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		fmt.Fprintf(app.Stderr, "liverecall train: unexpected argument %q\n", f.Arg(0))
 		return errUsage
 	}
-	if *model == "rerank" {
-		db, err := postgres.Open(ctx, *dbURL)
+	if *j.model == "rerank" {
+		db, err := postgres.Open(ctx, *j.dbURL)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		since := *window
+		since := *j.window
 		if since <= 0 {
 			since = 100 * 365 * 24 * time.Hour
 		}
 		return trainRerank(ctx, app, db, rerankTrainConfig{since: since, window: *rrWatch, minSeconds: *rrSeconds,
 			minSamples: *rrSamples, force: *force, seed: *seed})
 	}
-	kind, err := lr.ParseModelKind(*model)
+	kind, err := lr.ParseModelKind(*j.model)
 	if err != nil {
 		fmt.Fprintf(app.Stderr, "liverecall train: %v\n", err)
 		return errUsage
 	}
 	cfg := embed.DefaultLiveConfig(kind)
-	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax, cfg.Seed = *holdout, *minRows, *evalMax, *seed
+	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax, cfg.Seed = *j.holdout, *j.minRows, *j.evalMax, *seed
 	cfg.ALS.Seed, cfg.NeuMF.Seed = *seed, *seed
 	if *dim > 0 {
 		cfg.ALS.Dim, cfg.NeuMF.Dim = *dim, *dim
@@ -92,14 +100,14 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	progress, done := epochProgress(app, string(kind), total)
 	cfg.ALS.Progress, cfg.NeuMF.Progress = progress, progress
 
-	db, err := postgres.Open(ctx, *dbURL)
+	db, err := postgres.Open(ctx, *j.dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	var since time.Time
-	if *window > 0 {
-		since = time.Now().Add(-*window)
+	if *j.window > 0 {
+		since = time.Now().Add(-*j.window)
 	}
 	h, err := readHistory(ctx, db, since)
 	if err != nil {
@@ -157,9 +165,9 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		return err
 	}
 	app.Log.Info("staged", "version", mv.Version, "id", mv.ID, "users", len(m.Users), "streamers", len(m.Streamers))
-	if hasActive && !*force && m.Metrics.All.HR10 < activeM.All.HR10-*margin {
+	if hasActive && !*force && m.Metrics.All.HR10 < activeM.All.HR10-*j.margin {
 		return lr.Errorf(lr.ECONFLICT, "version %s (id %d) staged but not activated: HR@10 %.4f is below the active %s's %.4f by more than the margin %.4f (use --force to activate anyway)",
-			mv.Version, mv.ID, m.Metrics.All.HR10, active.Version, activeM.All.HR10, *margin)
+			mv.Version, mv.ID, m.Metrics.All.HR10, active.Version, activeM.All.HR10, *j.margin)
 	}
 	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
 		return err
