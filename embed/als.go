@@ -84,7 +84,6 @@ func dot[T float32 | float64](a, b []T) T {
 	return s0 + s1 + s2 + s3
 }
 
-
 // axpy64 does y += a·x.
 func axpy64(a float64, x, y []float64) {
 	y = y[:len(x)]
