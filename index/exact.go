@@ -74,6 +74,7 @@ func ExactScan(q, mat []float32, stride int, labels []uint32, k int, accept Allo
 type liveMatrix struct {
 	mu    sync.RWMutex
 	dim   int
+	q     *qmatrix // the 8-bit copy of rows (qscan.go)
 	rows  []float32
 	ords  []uint32
 	pos   map[uint32]int      // ordinal -> row
@@ -81,7 +82,7 @@ type liveMatrix struct {
 }
 
 func newLiveMatrix(dim int) *liveMatrix {
-	return &liveMatrix{dim: dim, pos: make(map[uint32]int), novec: make(map[uint32]struct{})}
+	return &liveMatrix{dim: dim, q: newQMatrix(dim), pos: make(map[uint32]int), novec: make(map[uint32]struct{})}
 }
 
 // setNoVector records that ord, which has no vector, is live (or not).
@@ -116,6 +117,7 @@ func (m *liveMatrix) set(ord uint32, vec []float32) bool {
 		m.pos[ord] = len(m.ords)
 		m.ords = append(m.ords, ord)
 		m.rows = append(m.rows, vec...)
+		m.q.push(vec)
 		return true
 	}
 	if !ok {
@@ -125,8 +127,10 @@ func (m *liveMatrix) set(ord uint32, vec []float32) bool {
 	if r != last {
 		m.ords[r] = m.ords[last]
 		copy(m.rows[r*m.dim:(r+1)*m.dim], m.rows[last*m.dim:])
+		m.q.move(r, last)
 		m.pos[m.ords[r]] = r
 	}
+	m.q.pop()
 	m.ords = m.ords[:last]
 	m.rows = m.rows[:last*m.dim]
 	delete(m.pos, ord)
@@ -139,7 +143,27 @@ func (m *liveMatrix) len() int {
 	return len(m.ords)
 }
 
-func (m *liveMatrix) search(q []float32, k int, accept Allowed) []Hit {
+// search returns the k live rows with the highest dot product with q: from
+// qscanMin rows by the 8-bit scan with exact rescoring, below by the exact
+// scan. It reports which.
+func (m *liveMatrix) search(q []float32, k int, accept Allowed) ([]Hit, Strategy) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.ords) >= qscanMin {
+		return m.q.qsearch(q, m.rows, m.ords, k, accept), StrategyLiveInt8
+	}
+	return ExactScan(q, m.rows, m.dim, m.ords, k, accept), StrategyExact
+}
+
+// searchInt8 is search by the 8-bit scan whatever the size.
+func (m *liveMatrix) searchInt8(q []float32, k int, accept Allowed) []Hit {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.q.qsearch(q, m.rows, m.ords, k, accept)
+}
+
+// searchExact is search by the exact float scan only.
+func (m *liveMatrix) searchExact(q []float32, k int, accept Allowed) []Hit {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return ExactScan(q, m.rows, m.dim, m.ords, k, accept)
@@ -150,6 +174,7 @@ func (m *liveMatrix) reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rows, m.ords = m.rows[:0], m.ords[:0]
+	m.q.reset()
 	clear(m.pos)
 	clear(m.novec)
 }

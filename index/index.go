@@ -14,6 +14,10 @@ type Strategy string
 const (
 	StrategyHNSW  Strategy = "hnsw"  // beam search of the graph, filter applied during traversal
 	StrategyExact Strategy = "exact" // SIMD scan of the compact live matrix (or of every vector)
+	// StrategyLiveInt8 is the 8-bit scan of the live matrix with exact
+	// rescoring of the best rescoreFor(k) rows (qscan.go), used from
+	// qscanMin live vectors on unless the caller asks for a precise search.
+	StrategyLiveInt8 Strategy = "live_int8"
 )
 
 // DefaultExactThreshold is the allowed-set size at or below which the planner
@@ -143,7 +147,19 @@ func (x *Index) plan(allowed Allowed) (Strategy, bool) {
 // index's dimension. allowed nil means every streamer of the version. It
 // reads only immutable data and the live matrix under a read lock, so any
 // number of goroutines may call it. ef ≤ 0 takes the graph's default.
+// A scan of a live matrix of qscanMin rows or more uses the 8-bit scan
+// with exact rescoring; SearchPrecise never does.
 func (x *Index) Search(ctx context.Context, q []float32, k, ef int, allowed Allowed) ([]Hit, Strategy, error) {
+	return x.search(ctx, q, k, ef, allowed, false)
+}
+
+// SearchPrecise is Search with exact float scans only (the operators'
+// neighbours queries: what they see must be the exact answer).
+func (x *Index) SearchPrecise(ctx context.Context, q []float32, k, ef int, allowed Allowed) ([]Hit, Strategy, error) {
+	return x.search(ctx, q, k, ef, allowed, true)
+}
+
+func (x *Index) search(ctx context.Context, q []float32, k, ef int, allowed Allowed, precise bool) ([]Hit, Strategy, error) {
 	if len(q) != x.graph.dim {
 		return nil, "", lr.Errorf(lr.EINVALID, "query vector has dimension %d, index %s has %d", len(q), x.Model.Version, x.graph.dim)
 	}
@@ -154,21 +170,27 @@ func (x *Index) Search(ctx context.Context, q []float32, k, ef int, allowed Allo
 	switch {
 	case st == StrategyHNSW:
 		return x.graph.Search(q, k, ef, allowed), st, nil
+	case scanLive && precise:
+		return x.live.searchExact(q, k, allowed), st, nil
 	case scanLive:
-		return x.live.search(q, k, allowed), st, nil
+		hits, st := x.live.search(q, k, allowed)
+		return hits, st, nil
 	}
 	return ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, allowed), st, nil
 }
 
 // SearchWith answers like Search but with a forced strategy; for the
-// benchmark and tests. StrategyExact scans the live matrix when allowed is
-// non-nil, every vector otherwise.
+// benchmark and tests. StrategyExact scans the live matrix exactly when
+// allowed is non-nil, every vector otherwise; StrategyLiveInt8 scans the
+// live matrix's 8-bit copy whatever its size (allowed must be non-nil).
 func (x *Index) SearchWith(st Strategy, q []float32, k, ef int, allowed Allowed) []Hit {
 	switch {
 	case st == StrategyHNSW:
 		return x.graph.Search(q, k, ef, allowed)
+	case st == StrategyLiveInt8:
+		return x.live.searchInt8(q, k, allowed)
 	case allowed != nil:
-		return x.live.search(q, k, allowed)
+		return x.live.searchExact(q, k, allowed)
 	}
 	return ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, nil)
 }

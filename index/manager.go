@@ -113,8 +113,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 		m.slots[k] = &slot{kind: k, searches: map[Strategy]prometheus.Counter{
-			StrategyHNSW:  m.metrics.searches.WithLabelValues(string(k), string(StrategyHNSW)),
-			StrategyExact: m.metrics.searches.WithLabelValues(string(k), string(StrategyExact)),
+			StrategyHNSW:     m.metrics.searches.WithLabelValues(string(k), string(StrategyHNSW)),
+			StrategyExact:    m.metrics.searches.WithLabelValues(string(k), string(StrategyExact)),
+			StrategyLiveInt8: m.metrics.searches.WithLabelValues(string(k), string(StrategyLiveInt8)),
 		}}
 	}
 	return m, nil
@@ -547,6 +548,10 @@ func (m *Manager) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool
 // when no index of kind is loaded; EINVALID for a query of the wrong
 // dimension. It never waits for a rebuild.
 func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
+	return m.search(ctx, kind, q, k, allowed, false)
+}
+
+func (m *Manager) search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed, precise bool) ([]Hit, error) {
 	s, ok := m.slots[kind]
 	var x *Index
 	if ok {
@@ -555,7 +560,7 @@ func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k 
 	if x == nil {
 		return nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
 	}
-	hits, st, err := x.Search(ctx, q, k, 0, allowed)
+	hits, st, err := x.search(ctx, q, k, 0, allowed, precise)
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +613,7 @@ func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32,
 	if liveOnly {
 		allowed = live
 	}
-	hits, err := m.Search(ctx, kind, q, k, allowed)
+	hits, err := m.search(ctx, kind, q, k, allowed, true)
 	if err != nil {
 		return nil, err
 	}

@@ -180,7 +180,17 @@ func main() {
 	maxOK := 0
 	totalErr := 0
 	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
+		var prof *os.File
+		if p := os.Getenv("BENCH_HTTP_CPUPROFILE"); p != "" && rate == 2000 {
+			prof, err = os.Create(p)
+			check(err)
+			check(pprof.StartCPUProfile(prof))
+		}
 		r := loadgen.OpenLoop(ctx, client, url, rate, dur, body)
+		if prof != nil {
+			pprof.StopCPUProfile()
+			check(prof.Close())
+		}
 		totalErr += r.Errors
 		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)))
 		if rate == 2000 {
