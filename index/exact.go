@@ -144,12 +144,12 @@ func (m *liveMatrix) len() int {
 }
 
 // search returns the k live rows with the highest dot product with q: from
-// qscanMin rows by the 8-bit scan with exact rescoring, below by the exact
-// scan. It reports which.
+// qscanMin rows by the 8-bit scan with exact rescoring (on CPUs with
+// AVX-512 VNNI), otherwise by the exact scan. It reports which.
 func (m *liveMatrix) search(q []float32, k int, accept Allowed) ([]Hit, Strategy) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if len(m.ords) >= qscanMin {
+	if hasVNNI && len(m.ords) >= qscanMin {
 		return m.q.qsearch(q, m.rows, m.ords, k, accept), StrategyLiveInt8
 	}
 	return ExactScan(q, m.rows, m.dim, m.ords, k, accept), StrategyExact

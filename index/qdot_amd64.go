@@ -2,24 +2,26 @@ package index
 
 import "golang.org/x/sys/cpu"
 
-// hasAVX2 selects the assembly kernel; tests switch it off to compare.
-var hasAVX2 = cpu.X86.HasAVX2
+// hasVNNI selects the assembly kernel, and with it the 8-bit scan of the
+// live matrix (without it the live matrix is scanned in float32 only).
+var hasVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
-// qdotAVX2 is qdotGo in AVX2 assembly (qdot_amd64.s). pairs must be a
-// multiple of 4; blocks, scales and out hold nblocks blocks.
+// qdotVNNI is qdotGo in AVX-512 VNNI assembly (qdot_amd64.s). quads must be
+// a multiple of 4; blocks, scales, bias and out hold nblocks blocks.
 //
 //go:noescape
-func qdotAVX2(blocks *int8, scales *float32, nblocks, pairs int, q *int32, out, bmax *float32)
+func qdotVNNI(blocks *int8, scales *float32, bias *int32, nblocks, quads int, q *uint32, out, bmax *float32)
 
-func qdot(data []int8, scales []float32, nb, pairs int, qp []int32, out, bmax []float32) {
-	if !hasAVX2 || pairs%4 != 0 {
-		qdotGo(data, scales, nb, pairs, qp, out, bmax)
+func qdot(data []int8, scales []float32, bias []int32, nb, quads int, qu []uint32, out, bmax []float32) {
+	if !hasVNNI || quads%4 != 0 {
+		qdotGo(data, scales, bias, nb, quads, qu, out, bmax)
 		return
 	}
-	_ = data[nb*qBlock*2*pairs-1]
+	_ = data[nb*qBlock*4*quads-1]
 	_ = scales[nb*qBlock-1]
+	_ = bias[nb*qBlock-1]
 	_ = out[nb*qBlock-1]
-	_ = qp[pairs-1]
+	_ = qu[quads-1]
 	_ = bmax[nb-1]
-	qdotAVX2(&data[0], &scales[0], nb, pairs, &qp[0], &out[0], &bmax[0])
+	qdotVNNI(&data[0], &scales[0], &bias[0], nb, quads, &qu[0], &out[0], &bmax[0])
 }

@@ -2,8 +2,8 @@
 
 package index
 
-const hasAVX2 = false
+const hasVNNI = false
 
-func qdot(data []int8, scales []float32, nb, pairs int, qp []int32, out, bmax []float32) {
-	qdotGo(data, scales, nb, pairs, qp, out, bmax)
+func qdot(data []int8, scales []float32, bias []int32, nb, quads int, qu []uint32, out, bmax []float32) {
+	qdotGo(data, scales, bias, nb, quads, qu, out, bmax)
 }

@@ -13,8 +13,8 @@ import (
 // The assembly kernel must compute exactly what the portable one does, for
 // every dimension (padding), any number of blocks and extreme values.
 func TestQDotKernelsAgree(t *testing.T) {
-	if !hasAVX2 {
-		t.Log("no AVX2 on this CPU: qdot is qdotGo, nothing to compare")
+	if !hasVNNI {
+		t.Log("no AVX-512 VNNI on this CPU: qdot is qdotGo, nothing to compare")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, dim := range []int{1, 2, 7, 8, 9, 16, 31, 64, 100, 128, 300} {
@@ -39,13 +39,13 @@ func TestQDotKernelsAgree(t *testing.T) {
 				q[d] = float32(rng.NormFloat64() * 3)
 			}
 			q[rng.IntN(dim)] = -50 // an extreme query coordinate
-			qp := make([]int32, m.qdim/2)
+			qp := make([]uint32, m.qdim/4)
 			m.quantizeQuery(q, qp)
 			nb := (rows + qBlock - 1) / qBlock
 			want, wantMax := make([]float32, nb*qBlock), make([]float32, nb)
 			got, gotMax := make([]float32, nb*qBlock), make([]float32, nb)
-			qdotGo(m.data, m.scales, nb, m.qdim/2, qp, want, wantMax)
-			qdot(m.data, m.scales, nb, m.qdim/2, qp, got, gotMax)
+			qdotGo(m.data, m.scales, m.bias, nb, m.qdim/4, qp, want, wantMax)
+			qdot(m.data, m.scales, m.bias, nb, m.qdim/4, qp, got, gotMax)
 			for i := range want {
 				if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
 					t.Fatalf("dim %d rows %d: row %d: kernel %v, portable %v", dim, rows, i, got[i], want[i])
@@ -60,7 +60,7 @@ func TestQDotKernelsAgree(t *testing.T) {
 			for r := 0; r < rows; r++ {
 				var sum int64
 				for d := 0; d < dim; d++ {
-					qd := int64(int16(qp[d/2] >> (16 * (d % 2))))
+					qd := int64(uint8(qp[d/4]>>(8*(d%4)))) - 128
 					sum += int64(m.data[m.at(r, d)]) * qd
 				}
 				if w := float32(sum) * m.scales[r]; w != want[r] {
@@ -88,7 +88,7 @@ func TestQMatrixMirrorsLiveRows(t *testing.T) {
 		for r := range m.ords {
 			fresh.push(m.rows[r*dim : (r+1)*dim])
 		}
-		if m.q.n != len(m.ords) || !slices.Equal(m.q.data, fresh.data) || !slices.Equal(m.q.scales, fresh.scales) {
+		if m.q.n != len(m.ords) || !slices.Equal(m.q.data, fresh.data) || !slices.Equal(m.q.scales, fresh.scales) || !slices.Equal(m.q.bias, fresh.bias) {
 			t.Fatalf("step %d: 8-bit copy (n %d, %d bytes) differs from the quantized rows (n %d, %d bytes)",
 				step, m.q.n, len(m.q.data), fresh.n, len(fresh.data))
 		}
