@@ -1,6 +1,7 @@
 package rerank
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -149,7 +150,12 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	for _, id := range ctx.Follows {
 		follows[id] = true
 	}
-	items := make([]Item, len(cands))
+	// Score first, then order a permutation (stable: equal scores keep the
+	// recall order) and build the items once, in order: sorting the items
+	// themselves moved whole candidates around.
+	scores := make([]float64, len(cands))
+	vecs := make([][]float64, len(cands))
+	order := make([]int, len(cands))
 	for i, c := range cands {
 		x := Features(c, ctx, repeats, follows)
 		z := w.Bias
@@ -160,12 +166,16 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		if math.IsNaN(s) {
 			s = -1
 		}
-		items[i] = Item{Candidate: c, Score: s, Vector: x}
+		scores[i], vecs[i], order[i] = s, x, i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
+	items := make([]Item, len(cands))
+	for j, i := range order {
+		items[j] = Item{Candidate: cands[i], Score: scores[i], Vector: vecs[i]}
 		if ctx.Explain {
-			items[i].Why = explain(x, w)
+			items[j].Why = explain(vecs[i], w)
 		}
 	}
-	sort.SliceStable(items, func(a, b int) bool { return items[a].Score > items[b].Score })
 	return diversify(items, k, ctx.MaxShare, ctx.Explain)
 }
 
