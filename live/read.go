@@ -77,6 +77,22 @@ func (s *State) FeaturesAt(ord uint32, now time.Time) (Features, bool) {
 	return sr.cur.features(sr.id, now.UnixNano()), true
 }
 
+// FeaturesAtMany is FeaturesAt for many ordinals under one read lock:
+// out[i], live[i] answer ords[i] (out and live must be as long as ords).
+func (s *State) FeaturesAtMany(ords []uint32, now time.Time, out []Features, live []bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ns := now.UnixNano()
+	for i, ord := range ords {
+		if int(ord) >= len(s.streamers) || s.streamers[ord] == nil || s.streamers[ord].cur == nil {
+			out[i], live[i] = Features{}, false
+			continue
+		}
+		sr := s.streamers[ord]
+		out[i], live[i] = sr.cur.features(sr.id, ns), true
+	}
+}
+
 // FeaturesOf is Features by streamer id.
 func (s *State) FeaturesOf(id lr.StreamerID) (Features, bool) {
 	ord, ok := s.cfg.Ordinals.Lookup(id)

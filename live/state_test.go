@@ -328,3 +328,33 @@ func BenchmarkFeatures(b *testing.B) {
 		}
 	}
 }
+
+// FeaturesAtMany answers each ordinal as FeaturesAt does, ended, unknown
+// and out-of-range ordinals included.
+func TestFeaturesAtMany(t *testing.T) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	t0 := livetest.T0
+	st.Apply([]lr.Event{
+		{ID: "s1", Type: lr.EventStreamStarted, TS: t0, StreamerID: 1, StreamID: 1, Category: "a", V: 1},
+		{ID: "s2", Type: lr.EventStreamStarted, TS: t0, StreamerID: 2, StreamID: 2, V: 1},
+		{ID: "j1", Type: lr.EventViewerJoined, TS: t0.Add(time.Second), StreamerID: 1, StreamID: 1, UserID: 9, V: 1},
+		{ID: "e2", Type: lr.EventStreamEnded, TS: t0.Add(2 * time.Second), StreamerID: 2, StreamID: 2, V: 1},
+	})
+	o1, _ := ords.Lookup(1)
+	o2, _ := ords.Lookup(2)
+	q := []uint32{o1, o2, 9999, o1}
+	now := t0.Add(time.Minute)
+	out := make([]live.Features, len(q))
+	isLive := make([]bool, len(q))
+	st.FeaturesAtMany(q, now, out, isLive)
+	for i, o := range q {
+		f, ok := st.FeaturesAt(o, now)
+		if ok != isLive[i] || !reflect.DeepEqual(f, out[i]) {
+			t.Errorf("ord %d: FeaturesAtMany %v %+v, FeaturesAt %v %+v", o, isLive[i], out[i], ok, f)
+		}
+	}
+	if !isLive[0] || isLive[1] || isLive[2] || out[0].Viewers != 1 {
+		t.Errorf("live %v, viewers %d; want streamer 1 live with 1 viewer, 2 ended, 9999 unknown", isLive, out[0].Viewers)
+	}
+}

@@ -325,8 +325,24 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	if !e.cfg.ShownDisabled {
 		shown = e.shown.recent(q.req.User, q.now.Add(-e.cfg.ShownWindow))
 	}
-	pos := map[uint32]int{}
-	var cands []Candidate
+	// The live features of every proposed streamer, read under one lock
+	// (feats[off[ci]+j] is hit j of channel ci).
+	off := make([]int, len(funcs)+1)
+	for ci := range funcs {
+		off[ci+1] = off[ci] + len(got[ci])
+	}
+	ords := make([]uint32, 0, off[len(funcs)])
+	for ci := range funcs {
+		for _, h := range got[ci] {
+			ords = append(ords, h.Ord)
+		}
+	}
+	feats := make([]live.Features, len(ords))
+	isLive := make([]bool, len(ords))
+	e.state.FeaturesAtMany(ords, q.now, feats, isLive)
+
+	pos := make(map[uint32]int, len(ords))
+	cands := make([]Candidate, 0, len(ords))
 	rejected := map[uint32]bool{}
 	taken := make([]int, len(funcs))
 	next := make([]int, len(funcs))
@@ -336,7 +352,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			hits := got[ci]
 			name := funcs[ci].name
 			for next[ci] < len(hits) && taken[ci] < e.cfg.Quota[name] {
-				h := hits[next[ci]]
+				h, hf, hl := hits[next[ci]], &feats[off[ci]+next[ci]], isLive[off[ci]+next[ci]]
 				next[ci]++
 				if rejected[h.Ord] {
 					continue
@@ -347,7 +363,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					}
 					continue
 				}
-				c, why := e.admit(q, h, exclude, shown)
+				c, why := e.admit(q, h, hf, hl, exclude, shown)
 				if why != "" {
 					rejected[h.Ord] = true
 					res.Filtered[why]++
@@ -374,14 +390,14 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 }
 
 // admit builds the candidate for h or says which filter removes it.
-func (e *Engine) admit(q *query, h Hit, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
+// f and live are h's live features now (State.FeaturesAt).
+func (e *Engine) admit(q *query, h Hit, f *live.Features, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
 	id, ok := e.ords.ID(h.Ord)
 	if !ok {
 		return Candidate{}, "unknown"
 	}
 	// Just ended: the stream must still be live now, not only in the
 	// snapshot the channels searched.
-	f, live := e.state.FeaturesAt(h.Ord, q.now)
 	if !live {
 		return Candidate{}, "ended"
 	}
@@ -393,7 +409,7 @@ func (e *Engine) admit(q *query, h Hit, exclude, shown map[lr.StreamerID]bool) (
 	case e.integrity != nil && e.integrity.Banned(id):
 		return Candidate{}, "banned"
 	}
-	return Candidate{Ord: h.Ord, StreamerID: id, Features: f, ChanScore: h.Score}, ""
+	return Candidate{Ord: h.Ord, StreamerID: id, Features: *f, ChanScore: h.Score}, ""
 }
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
