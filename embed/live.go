@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -136,6 +137,8 @@ type IDScorer struct {
 	StreamIDs []int64 // dense index → streamer id
 	user      map[int64]int
 	streamer  map[int64]int
+	infOnce   sync.Once
+	inf       *Inference // built by Prepare
 }
 
 // NewIDScorer wraps m with the id of each dense user and item index.

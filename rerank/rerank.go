@@ -77,6 +77,15 @@ type NCFScorer interface {
 	Score(u lr.UserID, s lr.StreamerID) (float32, bool)
 }
 
+// NCFBatchScorer is an NCFScorer that can also score all of a request's
+// candidates in one call (the NeuMF user side computed once); Rank uses it
+// when the scorer has it. out[i] is -MaxFloat32 for a streamer the model does
+// not know; false means the user is unknown (out is then not written).
+type NCFBatchScorer interface {
+	NCFScorer
+	ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool
+}
+
 // Context is what features need beyond the candidate itself.
 type Context struct {
 	User     lr.UserID
@@ -153,6 +162,26 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	// Score first, then order a permutation (stable: equal scores keep the
 	// recall order) and build the items once, in order: sorting the items
 	// themselves moved whole candidates around.
+	// With a batch scorer, the full NeuMF scores of every candidate at
+	// once, passed to Features as the candidates' NCF scores.
+	if b, ok := ctx.NCF.(NCFBatchScorer); ok && len(cands) > 0 {
+		ids := make([]lr.StreamerID, len(cands))
+		for i, c := range cands {
+			ids[i] = c.StreamerID
+		}
+		out := make([]float32, len(cands))
+		if b.ScoreMany(ctx.User, ids, out) {
+			cands = slices.Clone(cands)
+			for i, s := range out {
+				if s != -math.MaxFloat32 {
+					cands[i].NCFScore, cands[i].HasNCF = s, true
+				}
+			}
+		}
+		plain := *ctx
+		plain.NCF = nil
+		ctx = &plain
+	}
 	scores := make([]float64, len(cands))
 	vecs := make([][]float64, len(cands))
 	order := make([]int, len(cands))

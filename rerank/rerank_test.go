@@ -1,6 +1,7 @@
 package rerank_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -107,5 +108,63 @@ func TestTrainLearnsFromImpressions(t *testing.T) {
 	}
 	if _, err := rerank.Train(samples[:0], rerank.TrainConfig{}); lr.ErrorCode(err) != lr.EINVALID {
 		t.Fatalf("empty training set: %v", err)
+	}
+}
+
+// fnScorer scores by a fixed function; user 99 and streamers divisible by
+// 5 are unknown.
+type fnScorer struct{}
+
+func (fnScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
+	if u == 99 || s%5 == 0 {
+		return 0, false
+	}
+	return float32(s%7) - 3, true
+}
+
+// batchScorer is fnScorer with the batch method.
+type batchScorer struct{ fnScorer }
+
+func (b batchScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
+	if u == 99 {
+		return false
+	}
+	for i, id := range ids {
+		s, ok := b.Score(u, id)
+		if !ok {
+			s = -math.MaxFloat32
+		}
+		out[i] = s
+	}
+	return true
+}
+
+// A scorer with ScoreMany must rank and explain exactly as the same scorer
+// asked one candidate at a time, unknown users and streamers included.
+func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
+	var cands []recall.Candidate
+	for i := 1; i <= 40; i++ {
+		c := cand(i, string(rune('a'+i%6)), float32(i%9)/10, i*3, "mf")
+		c.NCFScore, c.HasNCF = 0.25, i%3 == 0
+		cands = append(cands, c)
+	}
+	orig := slices.Clone(cands)
+	for _, u := range []lr.UserID{1, 99} {
+		one := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: fnScorer{}, Explain: true}, 20)
+		many := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: batchScorer{}, Explain: true}, 20)
+		if len(one) != len(many) {
+			t.Fatalf("user %d: %d items one by one, %d in a batch", u, len(one), len(many))
+		}
+		for i := range one {
+			if one[i].StreamerID != many[i].StreamerID || one[i].Score != many[i].Score || !slices.Equal(one[i].Vector, many[i].Vector) {
+				t.Fatalf("user %d item %d: one by one %d %v %v, batch %d %v %v", u, i,
+					one[i].StreamerID, one[i].Score, one[i].Vector, many[i].StreamerID, many[i].Score, many[i].Vector)
+			}
+		}
+	}
+	for i := range cands {
+		if cands[i].NCFScore != orig[i].NCFScore || cands[i].HasNCF != orig[i].HasNCF {
+			t.Fatal("Rank modified the caller's candidates")
+		}
 	}
 }

@@ -1,6 +1,6 @@
 // Command bench measures the recall request path at the scale of the design:
 // 1M streamers known (QUICK=1: 100k), 20k live, MF and NCF indexes of dim
-// 64, k=20. It builds the real index manager, live state, recall engine,
+// 64, k=20, and the full NeuMF scorer in rerank. It builds the real index manager, live state, recall engine,
 // reranker and HTTP server in this process, then measures (1) the request
 // path in-process and (2) over loopback HTTP at fixed open-loop rates with
 // a load generator sharing the machine, and the highest rate whose p99 stays
@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/loadgen"
 	"github.com/liverecall/liverecall/live"
@@ -132,8 +134,16 @@ func main() {
 	}
 	state.Apply(evs)
 
+	// The full NeuMF scorer rerank uses (random weights of the default
+	// architecture over every user and streamer: its cost, not its quality).
+	t0 = time.Now()
+	ncf, err := benchScorer(n)
+	check(err)
+	fmt.Printf("NeuMF scorer for rerank (%d users, %d streamers) in %.1f s\n", nUsers, n, time.Since(t0).Seconds())
+
 	srv := api.New(api.Config{}, log, reg, reg)
-	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: rerank.DefaultWeights}
+	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: rerank.DefaultWeights,
+		NCF: func() rerank.NCFScorer { return ncf }}
 	eng := recall.New(recall.Config{ShownDisabled: true}, state, ords, mgr, nil, deps.ObserveChannel)
 	deps.Engine = eng
 	srv.RegisterRecall(deps, reg)
@@ -147,14 +157,23 @@ func main() {
 	}
 	// (1) In-process: recall + rerank, one request at a time.
 	var inproc []time.Duration
+	stages := map[string][]time.Duration{}
 	cpu0 := cpuTime()
 	for i := 0; i < 3000; i++ {
 		u := lr.UserID(rng.IntN(nUsers) + 1)
 		s := time.Now()
 		r, err := eng.Recall(ctx, recall.Request{User: u, K: k})
 		check(err)
-		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), Now: now}, k)
+		tRecall := time.Since(s)
+		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
 		inproc = append(inproc, time.Since(s))
+		stages["recall (channels + merge)"] = append(stages["recall (channels + merge)"], tRecall)
+		stages["rerank"] = append(stages["rerank"], inproc[len(inproc)-1]-tRecall)
+		for _, o := range r.Outcomes {
+			if o.Status == "ok" {
+				stages["channel "+o.Channel] = append(stages["channel "+o.Channel], o.Took)
+			}
+		}
 	}
 	cpuPer := (cpuTime() - cpu0) / 3000
 	ip50, ip99 := pct(inproc, .5), pct(inproc, .99)
@@ -165,6 +184,14 @@ func main() {
 	}
 	fmt.Printf("\nin-process recall+rerank (3000 requests, one at a time): p50 %d µs, p99 %d µs, CPU time per request %d µs (all cores, GC included)\n",
 		ip50.Microseconds(), ip99.Microseconds(), cpuPer.Microseconds())
+	fmt.Println("\n| stage | requests | p50 µs | p99 µs |")
+	fmt.Println("|---|---|---|---|")
+	names := slices.Sorted(maps.Keys(stages))
+	for _, name := range names {
+		d := stages[name]
+		fmt.Printf("| %s | %d | %d | %d |\n", name, len(d), pct(d, .5).Microseconds(), pct(d, .99).Microseconds())
+	}
+	fmt.Println("(channels run concurrently; each channel's time is from its start to its answer)")
 
 	// (2) Loopback HTTP, open loop.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -216,6 +243,48 @@ func main() {
 	b, _ := json.Marshal(head)
 	fmt.Println()
 	fmt.Println(string(b))
+}
+
+// idScorer adapts the NeuMF scorer to rerank's interface, as the service does.
+type idScorer struct{ s *embed.IDScorer }
+
+func (n idScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
+	return n.s.Score(int64(u), int64(s))
+}
+
+func (n idScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
+	s := make([]int64, len(ids))
+	for i, id := range ids {
+		s[i] = int64(id)
+	}
+	return n.s.ScoreMany(int64(u), s, out)
+}
+
+// benchScorer builds a NeuMF of the default architecture over nUsers users
+// and n streamers (ids from 1), trained for one epoch on a few random pairs:
+// random weights, which cost what trained ones do.
+func benchScorer(n int) (idScorer, error) {
+	cfg := embed.DefaultNeuMFConfig()
+	cfg.Pretrain, cfg.Epochs = nil, 1
+	rng := rand.New(rand.NewPCG(8, 8))
+	train := make([]embed.Interaction, 2000)
+	for i := range train {
+		train[i] = embed.Interaction{User: int32(rng.IntN(nUsers)), Item: int32(rng.IntN(n)), Value: 1}
+	}
+	m, err := embed.TrainNeuMF(context.Background(), train, nUsers, n, cfg)
+	if err != nil {
+		return idScorer{}, err
+	}
+	uids, sids := make([]int64, nUsers), make([]int64, n)
+	for i := range uids {
+		uids[i] = int64(i + 1)
+	}
+	for i := range sids {
+		sids[i] = int64(i + 1)
+	}
+	sc := embed.NewIDScorer(m, uids, sids)
+	sc.Prepare()
+	return idScorer{sc}, nil
 }
 
 // cpuTime is the process's CPU time so far (user + system, every thread).

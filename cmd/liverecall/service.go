@@ -99,6 +99,19 @@ func (n *ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
 	return n.s.Score(int64(u), int64(s))
 }
 
+// ScoreMany scores a request's candidates in one pass (rerank.NCFBatchScorer).
+func (n *ncfScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
+	return n.s.ScoreMany(int64(u), streamerInts(ids), out)
+}
+
+func streamerInts(ids []lr.StreamerID) []int64 {
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = int64(id)
+	}
+	return out
+}
+
 // ncfScorer returns the NeuMF scorer of the NCF version the index serves,
 // or nil (rerank then uses the GMF dot product) while it is not loaded.
 func (s *service) ncfScorer() rerank.NCFScorer {
