@@ -197,7 +197,12 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		}
 		scores[i], vecs[i], order[i] = s, x, i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(scores[b], scores[a]); c != 0 {
+			return c
+		}
+		return a - b
+	})
 	items := make([]Item, len(cands))
 	for j, i := range order {
 		items[j] = Item{Candidate: cands[i], Score: scores[i], Vector: vecs[i]}
