@@ -113,9 +113,10 @@ func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 			pin, pout := m.Layers[l-1], m.Layers[l]
 			W := m.Dense[lo.w[l-1] : lo.w[l-1]+pin*pout]
 			b := m.Dense[lo.b[l-1] : lo.b[l-1]+pout]
-			prev, z := s.z[l-1], s.z[l]
-			for j := 0; j < pout; j++ {
-				z[j] = max(b[j]+vek32.Dot(W[j*pin:(j+1)*pin], prev), 0)
+			z := s.z[l]
+			vek32.MatMul_Into(z, W, s.z[l-1], pin)
+			for j, v := range z {
+				z[j] = max(v+b[j], 0)
 			}
 		}
 		out[k] = vek32.Dot(s.uG, m.QG[i*d:(i+1)*d]) + vek32.Dot(hM, s.z[L-1]) + bias

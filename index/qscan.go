@@ -231,11 +231,12 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	scores, bmax := (*sp)[:nb*qBlock], (*sp)[nb*qBlock:]
 	m.approx(*qpp, scores, bmax)
 
-	// The best rescoreFor(k) accepted rows by the 8-bit score. Blocks are
-	// ranked by their best row first: the kk-th largest block maximum t is
-	// a lower bound of the kk-th best row when every row is accepted, so
-	// only blocks reaching t are read row by row; then any block that
-	// could still beat the heap's worst (rows were refused) is read too.
+	// The best rescoreFor(k) accepted rows by the 8-bit score. The kk-th
+	// largest block maximum t is a lower bound of the kk-th best row when
+	// every row is accepted (kk blocks each hold a row reaching t), so the
+	// answer is among the rows reaching t, all in blocks reaching t:
+	// collect those and sort them. Should refused rows leave fewer than kk,
+	// every row is considered instead.
 	kk := rescoreFor(k)
 	hp := candPool.Get().(*minHeap)
 	defer candPool.Put(hp)
@@ -247,37 +248,30 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	}
 	t := h[0].score
 	h = h[:0]
-	block := func(b int) {
-		lo, hi := b*qBlock, min((b+1)*qBlock, m.n)
-		for r := lo; r < hi; r++ {
-			s := scores[r]
-			if len(h) >= kk && s < h[0].score {
-				continue
+	collect := func(b int, min float32) {
+		for r := b * qBlock; r < (b+1)*qBlock && r < m.n; r++ {
+			if s := scores[r]; s >= min && (accept == nil || accept.Contains(labels[r])) {
+				h = append(h, cand{s, uint32(r)})
 			}
-			if accept != nil && !accept.Contains(labels[r]) {
-				continue
-			}
-			h.offer(cand{s, uint32(r)}, kk)
 		}
 	}
 	for b, mx := range bmax {
 		if mx >= t {
-			block(b)
+			collect(b, t)
 		}
 	}
-	if len(h) < kk || h[0].score < t {
-		for b, mx := range bmax {
-			if mx < t && (len(h) < kk || mx >= h[0].score) {
-				block(b)
+	if len(h) < kk {
+		h = h[:0]
+		for r, s := range scores[:m.n] {
+			if len(h) >= kk && s < h[0].score {
+				continue
+			}
+			if accept == nil || accept.Contains(labels[r]) {
+				h.offer(cand{s, uint32(r)}, kk)
 			}
 		}
 	}
-	// Rescore them exactly and keep the best k.
-	for i := range h {
-		r := int(h[i].id)
-		h[i] = cand{vek32.Dot(q, rows[r*m.dim:(r+1)*m.dim]), labels[r]}
-	}
-	slices.SortFunc(h, func(a, b cand) int {
+	byBetter := func(a, b cand) int {
 		if better(a, b) {
 			return -1
 		}
@@ -285,7 +279,15 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 			return 1
 		}
 		return 0
-	})
+	}
+	slices.SortFunc(h, byBetter)
+	h = h[:min(kk, len(h))]
+	// Rescore them exactly and keep the best k.
+	for i := range h {
+		r := int(h[i].id)
+		h[i] = cand{vek32.Dot(q, rows[r*m.dim:(r+1)*m.dim]), labels[r]}
+	}
+	slices.SortFunc(h, byBetter)
 	h = h[:min(k, len(h))]
 	out := make([]Hit, len(h))
 	for i, c := range h {
