@@ -219,13 +219,17 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	}
 	tDecode := time.Since(start)
 
-	res, err := d.Engine.Recall(c.Request().Context(), recall.Request{User: lr.UserID(req.UserID), K: k, Exclude: excl})
+	var ncf rerank.NCFScorer
+	if d.NCF != nil {
+		ncf = d.NCF()
+	}
+	res, err := d.Engine.Recall(c.Request().Context(), recall.Request{User: lr.UserID(req.UserID), K: k, Exclude: excl, FullNCF: ncf != nil})
 	if err != nil {
 		return err
 	}
 	tRecall := time.Since(start) - tDecode
 
-	items, rerankErr := rerankSafely(res.Candidates, d, lr.UserID(req.UserID), req.Debug, k)
+	items, rerankErr := rerankSafely(res.Candidates, d, ncf, lr.UserID(req.UserID), req.Debug, k)
 	if rerankErr != nil {
 		d.rerankFails.Inc()
 		s.log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)
@@ -293,7 +297,7 @@ func versionString(v map[string]string) string {
 
 // rerankSafely reranks, and on any failure (a panic included) returns the
 // recall order with the channels' scores.
-func rerankSafely(cands []recall.Candidate, d *RecallDeps, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
+func rerankSafely(cands []recall.Candidate, d *RecallDeps, ncf rerank.NCFScorer, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rerank panicked: %v", r)
@@ -307,10 +311,7 @@ func rerankSafely(cands []recall.Candidate, d *RecallDeps, u lr.UserID, explain 
 	if err := w.Validate(); err != nil {
 		return recallOrder(cands, k), err
 	}
-	rc := &rerank.Context{User: u, History: d.State.History(u), Follows: d.State.Follows(u), Now: d.Now(), Explain: explain}
-	if d.NCF != nil {
-		rc.NCF = d.NCF()
-	}
+	rc := &rerank.Context{User: u, History: d.State.History(u), Follows: d.State.Follows(u), Now: d.Now(), Explain: explain, NCF: ncf}
 	return rerank.Rank(cands, w, rc, k), nil
 }
 

@@ -127,6 +127,10 @@ type Request struct {
 	User    lr.UserID
 	K       int // how many candidates the caller will keep after rerank
 	Exclude []lr.StreamerID
+	// FullNCF says the caller scores every candidate with the full NeuMF
+	// model: the NCF dot products of candidates other channels proposed
+	// are then not computed (the NCF channel's own scores still are).
+	FullNCF bool
 }
 
 // Candidate is one live streamer proposed by one or more channels.
@@ -421,7 +425,7 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate) {
 	for kind, uv := range q.userVec {
 		for i := range cands {
 			c := &cands[i]
-			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && c.HasNCF) {
+			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && (c.HasNCF || q.req.FullNCF)) {
 				continue
 			}
 			sv, ok := e.index.StreamerVector(kind, c.Ord)

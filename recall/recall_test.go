@@ -251,3 +251,39 @@ func TestFollowedAndSessionChannels(t *testing.T) {
 		t.Fatalf("re-watchable streamer 5 via %v", via[5])
 	}
 }
+
+// Candidates the NCF channel did not propose get the NCF dot product, unless
+// the caller scores every candidate with the full NeuMF model (FullNCF).
+func TestFullNCFSkipsNCFDotProducts(t *testing.T) {
+	w := newWorld(t, 5, 5)
+	w.idx.SetVersion(lr.ModelNCF, "ncf-test")
+	for id := 1; id <= 5; id++ {
+		v := make([]float32, 6)
+		v[id] = float32(id)
+		w.idx.AddStreamer(lr.ModelNCF, w.ords.Ordinal(lr.StreamerID(id)), v)
+	}
+	u := make([]float32, 6)
+	u[4] = 1
+	w.idx.AddUser(lr.ModelNCF, 7, u)
+	cfg := recall.Config{PerChannel: map[string]int{recall.ChanNCF: 1}}
+	for _, full := range []bool{false, true} {
+		res, err := w.engine(cfg, nil).Recall(context.Background(), recall.Request{User: 7, K: 10, FullNCF: full})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Candidates) != 5 {
+			t.Fatalf("full=%v: %d candidates, want 5", full, len(res.Candidates))
+		}
+		for _, c := range res.Candidates {
+			fromNCF := slices.Contains(c.Channels, recall.ChanNCF)
+			switch {
+			case fromNCF && (!c.HasNCF || c.NCFScore != 4):
+				t.Errorf("full=%v: streamer %d from the NCF channel has NCF score %v (%v), want 4", full, c.StreamerID, c.NCFScore, c.HasNCF)
+			case !fromNCF && c.HasNCF == full:
+				t.Errorf("full=%v: streamer %d (via %v) has an NCF dot product: %v", full, c.StreamerID, c.Channels, c.HasNCF)
+			case !fromNCF && !full && c.NCFScore != 0:
+				t.Errorf("streamer %d: NCF dot product %v, want 0", c.StreamerID, c.NCFScore)
+			}
+		}
+	}
+}

@@ -162,7 +162,7 @@ func main() {
 	for i := 0; i < 3000; i++ {
 		u := lr.UserID(rng.IntN(nUsers) + 1)
 		s := time.Now()
-		r, err := eng.Recall(ctx, recall.Request{User: u, K: k})
+		r, err := eng.Recall(ctx, recall.Request{User: u, K: k, FullNCF: true})
 		check(err)
 		tRecall := time.Since(s)
 		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
