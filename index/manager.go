@@ -207,7 +207,7 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 		}
 	}
 	if x == nil {
-		x, err = m.build(ctx, mv)
+		x, err = m.build(ctx, mv, s.cur.Load() != nil)
 		if err != nil {
 			res.Outcome, res.Error = "refused", err.Error()
 			if ctx.Err() != nil || lr.ErrorCode(err) == lr.EINTERNAL {
@@ -328,8 +328,11 @@ func (m *Manager) Run(ctx context.Context, listen func(ctx context.Context, fn f
 	}
 }
 
-// build loads mv's vectors, validates them, builds and self-checks.
-func (m *Manager) build(ctx context.Context, mv lr.ModelVersion) (*Index, error) {
+// build loads mv's vectors, validates them, builds and self-checks. While
+// an index of the kind is serving, the build and the self-check leave one
+// core to the requests (Params.Workers unset: GOMAXPROCS-1, at least 1), so
+// a reload does not take the serving path's CPU.
+func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (*Index, error) {
 	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true)
 	if err != nil {
 		return nil, err
@@ -342,11 +345,19 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion) (*Index, error)
 	for i, id := range ids {
 		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
 	}
-	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, m.cfg.Params, m.cfg.ExactThreshold)
+	p := m.cfg.Params
+	workers := runtime.GOMAXPROCS(0)
+	if serving {
+		workers = max(1, workers-1)
+		if p.Workers <= 0 {
+			p.Workers = workers
+		}
+	}
+	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, p, m.cfg.ExactThreshold)
 	if err != nil {
 		return nil, err
 	}
-	x.Recall = SelfCheck(x, m.cfg.SelfCheckQueries, 10)
+	x.Recall = selfCheck(x, m.cfg.SelfCheckQueries, 10, workers)
 	if x.Recall < m.cfg.RecallFloor {
 		return nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): self-check recall@10 %.3f is below the floor %.2f; the serving index was kept",
 			mv.Kind, mv.Version, mv.ID, x.Recall, m.cfg.RecallFloor)
@@ -418,6 +429,10 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 // search over all its vectors, on up to q queries sampled (seeded) from its
 // user vectors, or from its streamer vectors when it has no users.
 func SelfCheck(x *Index, q, k int) float64 {
+	return selfCheck(x, q, k, runtime.GOMAXPROCS(0))
+}
+
+func selfCheck(x *Index, q, k, workers int) float64 {
 	g := x.graph
 	if g.Len() == 0 {
 		return 0
@@ -435,7 +450,6 @@ func SelfCheck(x *Index, q, k int) float64 {
 	}
 	sums := make([]float64, len(queries))
 	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(queries); i += workers {
