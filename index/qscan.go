@@ -39,6 +39,10 @@ const (
 	qscanMin = 1024
 )
 
+// LiveInt8 reports whether live-matrix searches use the 8-bit scan on this
+// CPU (AVX-512 VNNI); without it they scan in float32.
+func LiveInt8() bool { return hasVNNI }
+
 // rescoreFor is how many 8-bit candidates are rescored exactly for a
 // request of k.
 func rescoreFor(k int) int { return k + k/4 + 8 }
