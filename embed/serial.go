@@ -2,9 +2,7 @@ package embed
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"io"
 	"math"
 
@@ -95,25 +93,16 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 	return out, nil
 }
 
-// ScorerParam is the key of a model version's params under which a trained
-// NCF version stores its full scorer: base64 of IDScorer.MarshalBinary.
-const ScorerParam = "neumf_scorer"
+// ScorerFormat names the encoding of MarshalBinary where a scorer is
+// stored (postgres.DB.PutModelScorer).
+const ScorerFormat = "neumf-v1"
 
-// ScorerFromParams decodes the full NeuMF scorer stored in a model
-// version's params JSON. It returns an ENOTFOUND error when the params hold
-// none (e.g. an imported version).
-func ScorerFromParams(params []byte) (*IDScorer, error) {
-	var p map[string]any
-	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, lr.Errorf(lr.EINVALID, "model params are not a JSON object: %v", err)
+// DecodeScorer decodes a stored scorer of the given format. It returns an
+// EINVALID error for a format it does not know and for bytes that
+// UnmarshalIDScorer refuses.
+func DecodeScorer(format string, data []byte) (*IDScorer, error) {
+	if format != ScorerFormat {
+		return nil, lr.Errorf(lr.EINVALID, "NeuMF scorer: unknown format %q (want %q)", format, ScorerFormat)
 	}
-	s, ok := p[ScorerParam].(string)
-	if !ok {
-		return nil, lr.Errorf(lr.ENOTFOUND, "model params hold no %s", ScorerParam)
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, lr.Errorf(lr.EINVALID, "%s is not base64: %v", ScorerParam, err)
-	}
-	return UnmarshalIDScorer(b)
+	return UnmarshalIDScorer(data)
 }

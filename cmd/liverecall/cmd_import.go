@@ -115,7 +115,7 @@ func runImport(ctx context.Context, app *App, args []string) error {
 		label = fmt.Sprintf("%s-import-%s", kind, time.Now().UTC().Format("20060102T150405.000Z"))
 	}
 	params := map[string]any{"trainer": "import", "dim": users.Dim}
-	mv, err := stageVersion(ctx, db, kind, label, users.Dim, metrics, params, users.Rows, streamers.Rows)
+	mv, err := stageVersion(ctx, db, kind, label, users.Dim, metrics, params, users.Rows, streamers.Rows, nil)
 	if err != nil {
 		return err
 	}

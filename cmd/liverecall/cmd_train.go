@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,6 +142,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		metrics["active"] = map[string]any{"id": active.ID, "version": active.Version, "eval": liveMetricsJSON(activeM)}
 		app.Log.Info("active version on the same held-out watches", "version", active.Version, "hr@10", activeM.All.HR10, "ndcg@10", activeM.All.NDCG10)
 	}
+	var scorer []byte // NCF: the full NeuMF scorer, stored beside the vectors
 	params := map[string]any{"holdout": cfg.Holdout, "gift_weight": cfg.GiftWeight, "follow_weight": cfg.FollowWeight, "seed": cfg.Seed}
 	if kind == lr.ModelMF {
 		a := cfg.ALS
@@ -150,17 +150,16 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	} else {
 		n := cfg.NeuMF
 		params["trainer"], params["dim"], params["epochs"], params["layers"], params["lr"], params["neg"], params["batch"] = "neumf", n.Dim, n.Epochs, n.Layers, n.LR, n.Neg, n.Batch
-		blob, err := m.Scorer.MarshalBinary()
-		if err != nil {
+		if scorer, err = m.Scorer.MarshalBinary(); err != nil {
 			return err
 		}
-		params[embed.ScorerParam] = base64.StdEncoding.EncodeToString(blob)
+		params["scorer_format"], params["scorer_bytes"] = embed.ScorerFormat, len(scorer)
 	}
 	label := *version
 	if label == "" {
 		label = fmt.Sprintf("%s-%s", kind, time.Now().UTC().Format("20060102T150405.000Z"))
 	}
-	mv, err := stageVersion(ctx, db, kind, label, m.Dim, metrics, params, m.Users, m.Streamers)
+	mv, err := stageVersion(ctx, db, kind, label, m.Dim, metrics, params, m.Users, m.Streamers, scorer)
 	if err != nil {
 		return err
 	}
@@ -178,9 +177,11 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	return nil
 }
 
-// stageVersion writes a staged version and its vectors. When writing the
-// vectors fails, the half-written version is deleted.
-func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label string, dim int, metrics, params map[string]any, users, streamers []lr.Embedding) (lr.ModelVersion, error) {
+// stageVersion writes a staged version, its vectors and, when scorer is not
+// nil, its full scorer (embed.ScorerFormat), all before anything activates
+// it, so an active NCF version always has its scorer. When a write fails,
+// the half-written version is deleted.
+func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label string, dim int, metrics, params map[string]any, users, streamers []lr.Embedding, scorer []byte) (lr.ModelVersion, error) {
 	mj, err := json.Marshal(metrics)
 	if err != nil {
 		return lr.ModelVersion{}, err
@@ -196,6 +197,9 @@ func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label
 	_, err = db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, users)
 	if err == nil {
 		_, err = db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, streamers)
+	}
+	if err == nil && scorer != nil {
+		err = db.PutModelScorer(ctx, mv.ID, embed.ScorerFormat, scorer)
 	}
 	if err != nil {
 		if derr := db.DeleteStagedModel(context.WithoutCancel(ctx), mv.ID); derr != nil {

@@ -133,9 +133,16 @@ func (s *service) loadNCFScorer(ctx context.Context) {
 	if err != nil || mv.Version != serving {
 		return // the index has not caught up with the active version yet
 	}
-	sc, err := embed.ScorerFromParams(mv.Params)
+	// The scorer is in model_scorers (an imported version has none); the
+	// migration that created that table moved the scorers of older versions
+	// out of their params, so there is nothing to fall back to.
+	format, blob, err := s.db.ModelScorer(ctx, mv.ID)
+	var sc *embed.IDScorer
+	if err == nil {
+		sc, err = embed.DecodeScorer(format, blob)
+	}
 	if err != nil {
-		if lr.ErrorCode(err) != lr.ENOTFOUND {
+		if lr.ErrorCode(err) != lr.ENOTFOUND && ctx.Err() == nil {
 			s.app.Log.Warn("NeuMF scorer of the active NCF version not loaded; rerank uses the GMF dot product", "version", mv.Version, "err", err)
 		}
 		return

@@ -143,7 +143,7 @@ func TestTrainLifecycle(t *testing.T) {
 	if got := versions(t, db, lr.ModelMF); got["v4"] != lr.StatusActive || got["v2"] != lr.StatusRetired {
 		t.Fatalf("after force: %v", got)
 	}
-	// NCF stores its full scorer with the version.
+	// NCF stores its full scorer beside the version's vectors.
 	if code, out, errb = runCmd(t, url, "train", "--model", "ncf", "--version", "n1", "--dim", "8", "--epochs", "3"); code != 0 {
 		t.Fatalf("ncf: code %d out %q err %s", code, out, errb)
 	}
@@ -151,7 +151,11 @@ func TestTrainLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := embed.ScorerFromParams(nv.Params)
+	format, blob, err := db.ModelScorer(ctx, nv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := embed.DecodeScorer(format, blob)
 	if err != nil {
 		t.Fatal(err)
 	}
