@@ -147,6 +147,7 @@ func (s *service) loadNCFScorer(ctx context.Context) {
 		}
 		return
 	}
+	sc.Prepare() // the serving tables, before the first request needs them
 	s.ncf.Store(&ncfScorer{version: mv.Version, s: sc})
 	s.app.Log.Info("NeuMF scorer loaded", "version", mv.Version)
 }
