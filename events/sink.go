@@ -45,8 +45,10 @@ type SinkConfig struct {
 	Log            *slog.Logger
 	Metrics        *Metrics
 	// ImpressionTopic, if set, is read in the same group; its messages are
-	// impressions, decoded with DecodeImpression and given to Impressions
-	// in the same step as the batch's events, before the offsets commit.
+	// pages of impressions, decoded with DecodeImpressions and given to
+	// Impressions (all of a batch's pages in one call) in the same step as
+	// the batch's events, before the offsets commit. A message that does
+	// not decode is dead-lettered whole.
 	ImpressionTopic string
 	Impressions     func(ctx context.Context, imps []lr.Impression) error
 
@@ -153,14 +155,14 @@ func (s *Sink) Run(ctx context.Context) error {
 		now := time.Now()
 		for _, msg := range msgs {
 			if s.cfg.ImpressionTopic != "" && msg.Topic == s.cfg.ImpressionTopic {
-				im, err := DecodeImpression(msg.Value)
+				page, err := DecodeImpressions(msg.Value)
 				if err != nil {
 					s.m.decodeFailures.Inc()
-					s.cfg.Log.Warn("bad impression skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+					s.cfg.Log.Warn("bad impressions message skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
 					s.dlq.send(msg, err)
 					continue
 				}
-				imps = append(imps, im)
+				imps = append(imps, page...)
 				continue
 			}
 			ev, err := Decode(msg.Value, now, s.cfg.MaxFuture)

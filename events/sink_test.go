@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
@@ -125,4 +128,138 @@ func TestSinkKilledBetweenCommits(t *testing.T) {
 		t.Errorf("rows after crash and restart\n got %+v\nwant %+v", c, want)
 	}
 	t.Logf("written %d, replayed and dropped %d", written.Load(), replayed.Load())
+}
+
+// TestSinkWritesEveryImpressionOnce: pages of many impressions (and a
+// message in the format before pages) reach the impression writer once
+// each, the events beside them are written, and a bad page is counted and
+// dead-lettered whole: none of its impressions is written.
+func TestSinkWritesEveryImpressionOnce(t *testing.T) {
+	const impTopic = "imp"
+	cl := kafkatest.New(t, kafkatest.Topic{Name: testTopic, Partitions: 2}, kafkatest.Topic{Name: impTopic, Partitions: 3},
+		kafkatest.Topic{Name: testDLQ, Partitions: 1})
+	brokers := cl.Brokers()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+
+	type impKey struct {
+		req string
+		pos int
+	}
+	want := map[impKey]lr.StreamerID{}
+	ip := NewImpressionProducer(ImpressionConfig{Brokers: brokers, Topic: impTopic})
+	for i := 0; i < 60; i++ {
+		imps := make([]lr.Impression, 1+i%25)
+		for j := range imps {
+			imps[j] = lr.Impression{RequestID: fmt.Sprintf("r%d", i), UserID: lr.UserID(1 + i%9), StreamerID: lr.StreamerID(100*i + j + 1),
+				Position: j, Score: 0.5, Channels: []string{"mf"}, ShownAt: now, Features: []float32{1, 2}}
+			want[impKey{imps[j].RequestID, j}] = imps[j].StreamerID
+		}
+		ip.Log(imps)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := ip.Close(cctx); err != nil {
+		t.Fatal(err)
+	}
+	p := NewProducer(ProducerConfig{Brokers: brokers, Topic: impTopic})
+	defer p.Close()
+	const good = `{"request_id":"old","user_id":5,"streamer_id":77,"position":0,"shown_at":"2026-11-23T18:00:00Z"}`
+	want[impKey{"old", 0}] = 77
+	bad := []string{`[]`, `[` + strings.Replace(good, `"old"`, `"bad"`, 1) + `,{"request_id":"bad","user_id":5,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`}
+	for _, v := range append([]string{good}, bad...) {
+		if err := p.WriteRaw(ctx, kafka.Message{Key: []byte("5"), Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := sinkScript(2, 3, now.Add(-time.Hour))
+	ep := NewProducer(ProducerConfig{Brokers: brokers, Topic: testTopic})
+	defer ep.Close()
+	if err := ep.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	got := map[impKey]int{}
+	var wrongStreamer []impKey
+	var nEvents atomic.Int64
+	store := SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {
+		nEvents.Add(int64(len(evs)))
+		return nil
+	})
+	m := NewMetrics(nil)
+	s, err := NewSink(SinkConfig{Brokers: brokers, Topics: []string{testTopic}, DeadLetterTopic: testDLQ, GroupID: "sink-imp",
+		BatchSize: 7, BatchWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, Metrics: m, ImpressionTopic: impTopic,
+		Impressions: func(ctx context.Context, imps []lr.Impression) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, im := range imps {
+				k := impKey{im.RequestID, im.Position}
+				got[k]++
+				if want[k] != im.StreamerID {
+					wrongStreamer = append(wrongStreamer, k)
+				}
+			}
+			return nil
+		}}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) && nEvents.Load() >= int64(len(evs)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let any doubled write show
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range want {
+		if got[k] != 1 {
+			t.Errorf("impression %v written %d times, want once", k, got[k])
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("impression %v written %d times, want never (it is from a bad page)", k, n)
+		}
+	}
+	if len(wrongStreamer) > 0 {
+		t.Errorf("impressions with the wrong streamer: %v", wrongStreamer)
+	}
+	if nEvents.Load() != int64(len(evs)) {
+		t.Errorf("%d events written, want %d", nEvents.Load(), len(evs))
+	}
+	if f := testutil.ToFloat64(m.decodeFailures); f != float64(len(bad)) {
+		t.Errorf("%v decode failures, want %d", f, len(bad))
+	}
+	dr := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: testDLQ, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer dr.Close()
+	dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer dcancel()
+	for i := range bad {
+		msg, err := dr.ReadMessage(dctx)
+		if err != nil {
+			t.Fatalf("reading dead letter %d: %v", i, err)
+		}
+		h := map[string]string{}
+		for _, x := range msg.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if string(msg.Value) != bad[i] || h["source_topic"] != impTopic || h["source_offset"] == "" || h["error"] == "" {
+			t.Errorf("dead letter %d: %s with headers %v, want %s whole, from %s", i, msg.Value, h, bad[i], impTopic)
+		}
+	}
 }

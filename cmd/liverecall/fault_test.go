@@ -265,16 +265,34 @@ func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
 	if code := <-reload; code != 200 {
 		t.Fatalf("the in-flight reload got %d, want 200", code)
 	}
-	// Every impression of the 50 answered requests is in the topic.
+	// Every impression of the 50 answered requests is in the topic (one
+	// message per response, holding its page of impressions).
 	got := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for p := 0; p < 2; p++ {
-		conn, err := kafka.DialLeader(context.Background(), "tcp", e.kafka.Brokers()[0], events.DefaultImpressionTopic, p)
+		conn, err := kafka.DialLeader(ctx, "tcp", e.kafka.Brokers()[0], events.DefaultImpressionTopic, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		last, _ := conn.ReadLastOffset()
 		conn.Close()
-		got += int(last)
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.kafka.Brokers(), Topic: events.DefaultImpressionTopic, Partition: p, MaxWait: 50 * time.Millisecond})
+		for next := int64(0); next < last; {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("impressions partition %d at offset %d of %d: %v", p, next, last, err)
+			}
+			imps, err := events.DecodeImpressions(m.Value)
+			if err != nil {
+				r.Close()
+				t.Fatalf("impressions partition %d offset %d: %v", p, m.Offset, err)
+			}
+			got += len(imps)
+			next = m.Offset + 1
+		}
+		r.Close()
 	}
 	if got < items {
 		t.Fatalf("%d impressions in Kafka after shutdown, want at least the %d served", got, items)
