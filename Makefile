@@ -54,6 +54,12 @@ fmt-check:
 # the race detector (packages run two at a time on this 2-core machine).
 test: deps tools postgres vet fmt-check
 	$(GO) test -race -p 2 -timeout 20m -count=1 $(PKGS)
+	@# Alone, after everything else: stops and starts the local PostgreSQL
+	@# server during an index reload (skipped when DATABASE_URL points at
+	@# another server, which this machine cannot restart).
+	@if [ -z "$$DATABASE_URL" ]; then \
+	  LIVERECALL_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run '^TestPostgresRestartDuringReload$$' ./cmd/liverecall; \
+	else echo "TestPostgresRestartDuringReload not run: DATABASE_URL is set (a server this machine does not manage)"; fi
 
 test-short: deps
 	$(GO) test -short -count=1 $(PKGS)

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// localCluster runs pg_ctlcluster on the machine's PostgreSQL cluster
+// (the one `make postgres` starts).
+func localCluster(t *testing.T, action string, extra ...string) {
+	t.Helper()
+	vers, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(vers) != 1 {
+		t.Fatalf("no single local PostgreSQL cluster under /etc/postgresql (%v): this test restarts the local server", err)
+	}
+	args := append([]string{"--skip-systemctl-redirect", vers[0].Name(), "main", action}, extra...)
+	out, err := exec.Command("pg_ctlcluster", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_ctlcluster %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func pgReady() bool {
+	return exec.Command("pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432").Run() == nil
+}
+
+// The PostgreSQL server itself stops (fast shutdown: every connection cut)
+// while an index reload is reading embeddings, and starts again: the old
+// index keeps serving throughout, the reload and an admin reload during the
+// outage fail cleanly and show in status, and the periodic check retries
+// until the new version serves. It stops the machine's server, so `make
+// test` runs it alone after the other packages (LIVERECALL_PG_RESTART=1).
+func TestPostgresRestartDuringReload(t *testing.T) {
+	if os.Getenv("LIVERECALL_PG_RESTART") == "" {
+		t.Skip("restarts the local PostgreSQL server: runs alone, from make test, with LIVERECALL_PG_RESTART=1")
+	}
+	t.Cleanup(func() {
+		if !pgReady() {
+			localCluster(t, "start")
+		}
+	})
+	e := startE2E(t, "--index-check-every", "500ms")
+	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.publish(lr.EventStreamStarted, 1, 2, 3)
+	e.waitFor("3 live", 10*time.Second, func() bool { return e.liveCount() == 3 })
+	ctx := context.Background()
+	var dbname string
+	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
+	admin := e.adminConn()
+
+	// v2 is activated while a transaction holds the embeddings table, so
+	// the reload its NOTIFY starts is caught mid-way, reading.
+	id := e.stageModel("v2", 2)
+	lock, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) // gives the connection back to the pool, dead or not
+	if _, err := lock.Exec(ctx, `LOCK TABLE streamer_embeddings IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.ActivateModel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the reload to block on the locked table", 10*time.Second, func() bool {
+		var n int
+		admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbname).Scan(&n)
+		return n > 0
+	})
+	admin.Close(ctx)
+
+	localCluster(t, "stop", "-m", "fast")
+	if pgReady() {
+		t.Fatal("the server still answers after stop")
+	}
+	lock.Rollback(ctx)
+	for i := 0; i < 20; i++ {
+		if r := e.recall(1); r.ModelVersions["mf"] != "v1" || len(r.Items) == 0 {
+			t.Fatalf("recall while PostgreSQL is down: %+v", r)
+		}
+	}
+	if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
+		t.Fatal("an admin reload succeeded while PostgreSQL was down")
+	}
+	e.waitFor("status to show the failed reload", 10*time.Second, func() bool {
+		st := e.indexStatus()
+		return st["version"] == "v1" && st["last_error"] != nil
+	})
+	time.Sleep(2 * time.Second) // several periodic retries fail meanwhile
+	if r := e.recall(1); r.ModelVersions["mf"] != "v1" || len(r.Items) == 0 {
+		t.Fatalf("recall after failed retries: %+v", r)
+	}
+
+	localCluster(t, "start")
+	e.waitFor("PostgreSQL back", 30*time.Second, pgReady)
+	e.waitFor("v2 to serve after PostgreSQL is back", 60*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
+	if st := e.indexStatus(); st["version"] != "v2" || st["last_error"] != nil {
+		t.Fatalf("status after recovery: %v", st)
+	}
+}
