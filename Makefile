@@ -94,6 +94,7 @@ bench:
 # flood and a reload every minute, on real Postgres and the Kafka protocol.
 SOAK ?= 10m
 soak: deps postgres
+	@mkdir -p $(BENCHOUT)
 	LIVERECALL_SOAK=$(SOAK) $(GO) test -count=1 -timeout 60m -run '^TestSoak$$' -v ./cmd/liverecall | tee $(BENCHOUT)/soak.txt
 
 bench-quick:
