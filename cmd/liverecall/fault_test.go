@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
@@ -107,11 +108,13 @@ func TestBadModelVersionIsRefusedAndOldIndexServes(t *testing.T) {
 	}
 }
 
-// The database becomes unreachable during an index reload (its connections
-// are cut and new ones refused, as in a restart): the old index keeps
-// serving, the reload fails cleanly, and once the database is back the
-// periodic check retries and the new version serves.
-func TestDatabaseOutageDuringReload(t *testing.T) {
+// startReloadCaughtMidRead starts the service with v1 serving and three
+// live streamers, then activates v2 while a transaction locks the embeddings
+// table, so the reload v2's NOTIFY starts is caught mid-way, reading. It
+// returns the lock (roll it back to release its connection), the test
+// database's name and a connection to the server's maintenance database.
+func startReloadCaughtMidRead(t *testing.T) (*e2e, pgx.Tx, string, *pgx.Conn) {
+	t.Helper()
 	e := startE2E(t, "--index-check-every", "500ms")
 	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3)
@@ -120,14 +123,12 @@ func TestDatabaseOutageDuringReload(t *testing.T) {
 	var dbname string
 	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
 	admin := e.adminConn()
-
-	// v2 is staged; a transaction holds the embeddings table so the reload
-	// that v2's activation triggers is caught mid-way, reading it.
 	id := e.stageModel("v2", 2)
 	lock, err := e.db.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { lock.Rollback(ctx) })
 	if _, err := lock.Exec(ctx, `LOCK TABLE streamer_embeddings IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +140,16 @@ func TestDatabaseOutageDuringReload(t *testing.T) {
 		admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbname).Scan(&n)
 		return n > 0
 	})
+	return e, lock, dbname, admin
+}
+
+// The database becomes unreachable during an index reload (its connections
+// are cut and new ones refused, as in a restart): the old index keeps
+// serving, the reload fails cleanly, and once the database is back the
+// periodic check retries and the new version serves.
+func TestDatabaseOutageDuringReload(t *testing.T) {
+	e, lock, dbname, admin := startReloadCaughtMidRead(t)
+	ctx := context.Background()
 	// The database goes away: every connection is cut, new ones refused.
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS false`, dbname)); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	lr "github.com/liverecall/liverecall"
 )
 
 // localCluster runs pg_ctlcluster on the machine's PostgreSQL cluster
@@ -40,39 +38,15 @@ func TestPostgresRestartDuringReload(t *testing.T) {
 	if os.Getenv("LIVERECALL_PG_RESTART") == "" {
 		t.Skip("restarts the local PostgreSQL server: runs alone, from make test, with LIVERECALL_PG_RESTART=1")
 	}
+	e, lock, _, admin := startReloadCaughtMidRead(t)
+	// Registered last, so it runs first: the server is back before the
+	// harness drops the test database.
 	t.Cleanup(func() {
 		if !pgReady() {
 			localCluster(t, "start")
 		}
 	})
-	e := startE2E(t, "--index-check-every", "500ms")
-	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
-	e.publish(lr.EventStreamStarted, 1, 2, 3)
-	e.waitFor("3 live", 10*time.Second, func() bool { return e.liveCount() == 3 })
 	ctx := context.Background()
-	var dbname string
-	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
-	admin := e.adminConn()
-
-	// v2 is activated while a transaction holds the embeddings table, so
-	// the reload its NOTIFY starts is caught mid-way, reading.
-	id := e.stageModel("v2", 2)
-	lock, err := e.db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback(ctx) // gives the connection back to the pool, dead or not
-	if _, err := lock.Exec(ctx, `LOCK TABLE streamer_embeddings IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.ActivateModel(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the reload to block on the locked table", 10*time.Second, func() bool {
-		var n int
-		admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbname).Scan(&n)
-		return n > 0
-	})
 	admin.Close(ctx)
 
 	localCluster(t, "stop", "-m", "fast")
