@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	lr "github.com/liverecall/liverecall"
 )
 
 // lossOf is the binary cross-entropy of one sample under m.
@@ -189,9 +191,9 @@ func TestNeuMFUserCacheMatchesPerSample(t *testing.T) {
 }
 
 // TestNeuMFQualityLastfm is the NeuMF quality regression test on the
-// published Last.fm split with the tuned defaults (HR@10 .894, NDCG@10 .594
-// when written). It takes ~20 s, several minutes under the race detector,
-// so it runs only without -race.
+// published Last.fm split with the tuned defaults (HR@10 .8937, NDCG@10
+// .6012 when written; the published NeuMF is .8868 / .6007). It takes ~15 s,
+// several minutes under the race detector, so it runs only without -race.
 func TestNeuMFQualityLastfm(t *testing.T) {
 	if raceEnabled {
 		t.Skip("skipping: NeuMF on lastfm is too slow under the race detector; run go test ./embed without -race")
@@ -205,7 +207,247 @@ func TestNeuMFQualityLastfm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("lastfm NeuMF: HR@10 %.4f NDCG@10 %.4f in %.1f s", r.Metrics.HR10, r.Metrics.NDCG10, r.TrainS)
-	if r.Metrics.HR10 < .885 || r.Metrics.NDCG10 < .585 {
-		t.Fatalf("lastfm NeuMF regressed: HR@10 %.4f NDCG@10 %.4f, floor .885 / .585", r.Metrics.HR10, r.Metrics.NDCG10)
+	if r.Metrics.HR10 < .885 || r.Metrics.NDCG10 < .595 {
+		t.Fatalf("lastfm NeuMF regressed: HR@10 %.4f NDCG@10 %.4f, floor .885 / .595", r.Metrics.HR10, r.Metrics.NDCG10)
+	}
+}
+
+// batchLoss is the mean binary cross-entropy of batch when the logit of
+// (u, i) is logit(u, i).
+func batchLoss(batch []sample, logit func(u, i int) float64) float64 {
+	var sum float64
+	for _, sm := range batch {
+		z := logit(int(sm.u), int(sm.i))
+		if sm.label > 0 {
+			sum += softplus(-z)
+		} else {
+			sum += softplus(z)
+		}
+	}
+	return sum / float64(len(batch))
+}
+
+// TestNeuMFPretrainGradientCheck checks the gradients the trainer computes
+// in the two pre-training phases against central finite differences of
+// each phase's own loss: the GMF model's output layer (logit
+// ⟨hG, p_u ⊙ q_i⟩ + b, the MLP tower left out even though its weights are
+// not zero) and the MLP model (output weights over the GMF tower at zero).
+// A phase must also leave every gradient outside its parameters at zero.
+func TestNeuMFPretrainGradientCheck(t *testing.T) {
+	batch := []sample{{0, 1, 1}, {0, 2, 0}, {0, 4, 0}, {2, 3, 1}, {2, 0, 0}, {1, 1, 1}}
+	inv := float32(1) / float32(len(batch))
+	cfg := DefaultNeuMFConfig()
+	cfg.Dim, cfg.Layers, cfg.InitStd, cfg.Batch, cfg.Workers = 3, []int{6, 5, 3}, 0.7, 16, 1
+	const h = 1e-3
+	numeric := func(p []float32, k int, loss func() float64) float64 {
+		old := p[k]
+		p[k] = old + h
+		up := loss()
+		p[k] = old - h
+		down := loss()
+		p[k] = old
+		return (up - down) / (2 * h)
+	}
+	near := func(num float64, analytic float32) bool {
+		return math.Abs(num-float64(analytic)) <= 2e-3+0.02*math.Abs(num)
+	}
+
+	t.Run("gmf head", func(t *testing.T) {
+		m := newNeuMF(3, 5, cfg, rand.New(rand.NewPCG(5, 5)))
+		lo := newLayout(m.Dim, m.Layers)
+		m.Dense[lo.bias] = 0.3
+		tr := newNmfTrainer(m, cfg, gmfHead)
+		w := tr.workers[0]
+		tr.run(w, batch, 0, len(batch), inv)
+		loss := func() float64 {
+			return batchLoss(batch, func(u, i int) float64 {
+				var z float64
+				for f := 0; f < m.Dim; f++ {
+					z += float64(m.Dense[lo.hG+f] * m.PG[u*m.Dim+f] * m.QG[i*m.Dim+f])
+				}
+				return z + float64(m.Dense[lo.bias])
+			})
+		}
+		for k := range m.Dense {
+			if k >= lo.hG && k < lo.hG+m.Dim || k == lo.bias {
+				if num := numeric(m.Dense, k, loss); !near(num, w.dense[k]) {
+					t.Errorf("dense[%d]: analytic %.5f, numeric %.5f", k, w.dense[k], num)
+				}
+			} else if w.dense[k] != 0 {
+				t.Errorf("dense[%d] outside the GMF output layer has gradient %v", k, w.dense[k])
+			}
+		}
+	})
+
+	t.Run("mlp", func(t *testing.T) {
+		m := newNeuMF(3, 5, cfg, rand.New(rand.NewPCG(6, 6)))
+		lo := newLayout(m.Dim, m.Layers)
+		clear(m.Dense[lo.hG : lo.hG+m.Dim])
+		for k := range m.Dense[:lo.hG] { // non-zero biases too
+			if m.Dense[k] == 0 {
+				m.Dense[k] = 0.3
+			}
+		}
+		tr := newNmfTrainer(m, cfg, mlpTower)
+		w := tr.workers[0]
+		tr.run(w, batch, 0, len(batch), inv)
+		e := m.mlpDim()
+		gPM, gQM := make([]float32, len(m.PM)), make([]float32, len(m.QM))
+		for k, sm := range batch {
+			addTo(gPM[int(sm.u)*e:int(sm.u+1)*e], tr.gpm[k*e:(k+1)*e])
+			addTo(gQM[int(sm.i)*e:int(sm.i+1)*e], tr.gqm[k*e:(k+1)*e])
+		}
+		loss := func() float64 {
+			return batchLoss(batch, func(u, i int) float64 { return float64(m.Score(u, i)) })
+		}
+		for k := range m.Dense {
+			if k >= lo.hG && k < lo.hG+m.Dim {
+				continue // zero and kept so by step
+			}
+			if num := numeric(m.Dense, k, loss); !near(num, w.dense[k]) {
+				t.Errorf("dense[%d]: analytic %.5f, numeric %.5f", k, w.dense[k], num)
+			}
+		}
+		for k := range m.PM {
+			if num := numeric(m.PM, k, loss); !near(num, gPM[k]) {
+				t.Errorf("PM[%d]: analytic %.5f, numeric %.5f", k, gPM[k], num)
+			}
+		}
+		for k := range m.QM {
+			if num := numeric(m.QM, k, loss); !near(num, gQM[k]) {
+				t.Errorf("QM[%d]: analytic %.5f, numeric %.5f", k, gQM[k], num)
+			}
+		}
+	})
+}
+
+// TestNeuMFPretrainPhasesTouchOnlyTheirParameters takes Adam steps in each
+// pre-training phase and checks which parameters moved.
+func TestNeuMFPretrainPhasesTouchOnlyTheirParameters(t *testing.T) {
+	cfg := DefaultNeuMFConfig()
+	cfg.Dim, cfg.Layers, cfg.InitStd, cfg.Batch, cfg.Workers, cfg.LR = 3, []int{6, 5, 3}, 0.7, 16, 2, 0.01
+	batch := []sample{{0, 1, 1}, {0, 2, 0}, {0, 4, 0}, {2, 3, 1}, {2, 0, 0}, {1, 1, 1}, {1, 3, 0}, {2, 1, 0}, {0, 0, 1}}
+	for _, tc := range []struct {
+		name                 string
+		tw                   towers
+		gmfEmb, gmfOut, mlpP bool // which parameter groups may move
+	}{
+		{"gmf head", gmfHead, false, true, false},
+		{"mlp", mlpTower, false, false, true},
+		{"both", bothTowers, true, true, true},
+	} {
+		m := newNeuMF(3, 5, cfg, rand.New(rand.NewPCG(7, 7)))
+		lo := newLayout(m.Dim, m.Layers)
+		if tc.tw == mlpTower {
+			clear(m.Dense[lo.hG : lo.hG+m.Dim])
+		}
+		before := &NeuMF{PG: slices.Clone(m.PG), QG: slices.Clone(m.QG), PM: slices.Clone(m.PM), QM: slices.Clone(m.QM), Dense: slices.Clone(m.Dense)}
+		tr := newNmfTrainer(m, cfg, tc.tw)
+		for range 3 {
+			tr.step(batch)
+		}
+		moved := func(a, b []float32) bool { return !slices.Equal(a, b) }
+		checks := []struct {
+			what      string
+			got, want bool
+		}{
+			{"GMF embeddings", moved(before.PG, m.PG) || moved(before.QG, m.QG), tc.gmfEmb},
+			{"GMF output weights", moved(before.Dense[lo.hG:lo.hG+m.Dim], m.Dense[lo.hG:lo.hG+m.Dim]), tc.gmfOut},
+			{"MLP embeddings", moved(before.PM, m.PM) || moved(before.QM, m.QM), tc.mlpP},
+			{"MLP layers and output weights", moved(before.Dense[:lo.hG], m.Dense[:lo.hG]) || moved(before.Dense[lo.hM:lo.bias], m.Dense[lo.hM:lo.bias]), tc.mlpP},
+			{"bias", before.Dense[lo.bias] != m.Dense[lo.bias], true},
+		}
+		for _, c := range checks {
+			if c.got != c.want {
+				t.Errorf("%s phase: %s moved = %v, want %v", tc.name, c.what, c.got, c.want)
+			}
+		}
+	}
+}
+
+// TestNeuMFFuseTowers checks the paper's fusion: the fused logit is α times
+// the GMF model's plus (1−α) times the MLP model's.
+func TestNeuMFFuseTowers(t *testing.T) {
+	cfg := DefaultNeuMFConfig()
+	cfg.Dim, cfg.Layers, cfg.InitStd = 4, []int{6, 5, 3}, 0.7
+	m := newNeuMF(3, 5, cfg, rand.New(rand.NewPCG(8, 8)))
+	lo := newLayout(m.Dim, m.Layers)
+	hG := []float32{0.5, -1, 2, 0.25}
+	const bG, bM, alpha = -1.5, 0.7, 0.3
+	gmf := func(u, i int) float64 {
+		var z float64
+		for f := range hG {
+			z += float64(hG[f] * m.PG[u*m.Dim+f] * m.QG[i*m.Dim+f])
+		}
+		return z + bG
+	}
+	clear(m.Dense[lo.hG : lo.hG+m.Dim])
+	m.Dense[lo.bias] = bM
+	mlp := make([]float64, 15)
+	for u := range 3 {
+		for i := range 5 {
+			mlp[u*5+i] = float64(m.Score(u, i))
+		}
+	}
+	fuseTowers(m, &lo, hG, bG, alpha)
+	for u := range 3 {
+		for i := range 5 {
+			want := alpha*gmf(u, i) + (1-alpha)*mlp[u*5+i]
+			if got := float64(m.Score(u, i)); math.Abs(got-want) > 1e-5 {
+				t.Fatalf("(%d,%d): fused logit %v, want α·GMF + (1−α)·MLP = %v", u, i, got, want)
+			}
+		}
+	}
+}
+
+// TestNeuMFWithPretraining trains with both towers pre-trained on planted
+// data: the phases run in order, Progress counts every epoch, the result
+// learns the structure and a seed gives one result.
+func TestNeuMFWithPretraining(t *testing.T) {
+	d := planted(3, 10, 60, 60, 20)
+	cfg := DefaultNeuMFConfig()
+	cfg.Dim, cfg.Layers, cfg.Epochs, cfg.LR = 8, []int{16, 8}, 2, 0.01
+	cfg.PretrainGMF, cfg.PretrainMLP, cfg.PretrainLR, cfg.Alpha = 2, 3, 0.01, 0.5
+	var phases []string
+	cfg.trace = func(phase string, m *NeuMF) { phases = append(phases, phase) }
+	var progress []int
+	cfg.Progress = func(ep, eps int) {
+		if eps != 7 {
+			t.Errorf("Progress told of %d epochs, want 2 + 3 + 2", eps)
+		}
+		progress = append(progress, ep)
+	}
+	m, err := TrainNeuMF(context.Background(), d.Train, d.NUsers, d.NItems, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GMF pre-training epoch 1", "GMF pre-training epoch 2", "gmf",
+		"MLP pre-training epoch 1", "MLP pre-training epoch 2", "MLP pre-training epoch 3", "mlp", "fused", "epoch 1", "epoch 2"}
+	if !slices.Equal(phases, want) {
+		t.Fatalf("phases %q, want %q", phases, want)
+	}
+	if !slices.Equal(progress, []int{1, 2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("progress %v", progress)
+	}
+	r := EvaluateLOO(m, d.Test)
+	t.Logf("planted NeuMF with pre-training: HR@5 %.3f HR@10 %.3f", r.HR5, r.HR10)
+	if r.HR10 < .95 {
+		t.Fatalf("planted NeuMF with pre-training: HR@10 %.3f, want ≈ 1", r.HR10)
+	}
+	cfg.trace, cfg.Progress = nil, nil
+	again, err := TrainNeuMF(context.Background(), d.Train, d.NUsers, d.NItems, cfg)
+	if err != nil || !slices.Equal(again.Dense, m.Dense) || !slices.Equal(again.PM, m.PM) {
+		t.Fatalf("same seed, different weights (err %v)", err)
+	}
+	for _, f := range []func(*NeuMFConfig){
+		func(c *NeuMFConfig) { c.Alpha = 1.5 },
+		func(c *NeuMFConfig) { c.PretrainMLP = -1 },
+		func(c *NeuMFConfig) { c.RegMLP = -1 },
+	} {
+		c := cfg
+		f(&c)
+		if _, err := TrainNeuMF(context.Background(), d.Train, d.NUsers, d.NItems, c); lr.ErrorCode(err) != lr.EINVALID {
+			t.Errorf("config %+v: err %v, want invalid", c, err)
+		}
 	}
 }

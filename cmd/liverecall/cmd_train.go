@@ -93,8 +93,8 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		cfg.NeuMF.LR = *lrate
 	}
 	total := cfg.ALS.Epochs
-	if kind == lr.ModelNCF {
-		total = cfg.NeuMF.Epochs
+	if n := cfg.NeuMF; kind == lr.ModelNCF {
+		total = n.PretrainGMF + n.PretrainMLP + n.Epochs // NeuMF's Progress counts the pre-training epochs
 	}
 	progress, done := epochProgress(app, string(kind), total)
 	cfg.ALS.Progress, cfg.NeuMF.Progress = progress, progress
