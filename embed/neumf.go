@@ -425,7 +425,7 @@ func (c *NeuMFConfig) validate() error {
 	if c.Epochs <= 0 || c.Batch <= 0 || c.Neg < 0 || c.LR <= 0 || c.Reg < 0 {
 		return lr.Errorf(lr.EINVALID, "NeuMF: epochs, batch and lr must be positive, neg and reg non-negative")
 	}
-	if c.PretrainGMF < 0 || c.PretrainMLP < 0 || c.Alpha < 0 || c.Alpha > 1 || c.RegMLP < 0 {
+	if c.PretrainGMF < 0 || c.PretrainMLP < 0 || c.PretrainLR < 0 || c.Alpha < 0 || c.Alpha > 1 || c.RegMLP < 0 {
 		return lr.Errorf(lr.EINVALID, "NeuMF: pre-training epochs, lr and MLP reg must be non-negative and alpha in [0, 1]")
 	}
 	return nil
@@ -471,8 +471,12 @@ type sample struct {
 // on embedding rows: only rows a batch touches are updated). Each batch is
 // split between Workers goroutines; gradients are reduced in a fixed order,
 // so a seed gives one result whatever the scheduling. Duplicate (user, item)
-// rows count once. It returns an EINVALID error for bad input and when the
-// loss stops being finite.
+// rows count once. The phases, each optional but the last: the GMF tower
+// from ALS (Pretrain), the GMF model's output layer alone (PretrainGMF),
+// the MLP model alone and the fusion (PretrainMLP), then NeuMF (Epochs).
+// It returns an EINVALID error for bad input and when the loss stops being
+// finite in any phase, and ctx's error when ctx ends (checked between
+// epochs).
 func TrainNeuMF(ctx context.Context, train []Interaction, nUsers, nItems int, cfg NeuMFConfig) (*NeuMF, error) {
 	if err := checkTrain(train, nUsers, nItems, cfg.Dim); err != nil {
 		return nil, err
