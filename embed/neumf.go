@@ -727,14 +727,8 @@ func (t *nmfTrainer) run(w *nmfWorker, batch []sample, lo, hi int, inv float32) 
 			first = k
 		}
 		z := m.forward(&t.lo, int(sm.u), int(sm.i), w.s, uc)
-		// loss = -y log σ(z) - (1-y) log(1-σ(z)); dloss/dz = σ(z) - y
-		p := 1 / (1 + math.Exp(-float64(z)))
-		if sm.label > 0 {
-			w.loss += softplus(-float64(z))
-		} else {
-			w.loss += softplus(float64(z))
-		}
-		g := float32(p-float64(sm.label)) * inv
+		l, g := logLoss(z, sm.label, inv)
+		w.loss += l
 		m.backward(&t.lo, int(sm.u), int(sm.i), g, w.s, uc, w.dense,
 			t.gpg[k*d:(k+1)*d], t.gqg[k*d:(k+1)*d], t.gpm[k*e:(k+1)*e], t.gqm[k*e:(k+1)*e])
 	}
@@ -758,13 +752,8 @@ func (t *nmfTrainer) runGMFHead(w *nmfWorker, batch []sample, lo, hi int, inv fl
 			phi[f] = pg[f] * qg[f]
 		}
 		z := dot(hG, phi) + m.Dense[t.lo.bias]
-		p := 1 / (1 + math.Exp(-float64(z)))
-		if sm.label > 0 {
-			w.loss += softplus(-float64(z))
-		} else {
-			w.loss += softplus(float64(z))
-		}
-		g := float32(p-float64(sm.label)) * inv
+		l, g := logLoss(z, sm.label, inv)
+		w.loss += l
 		w.dense[t.lo.bias] += g
 		for f := range phi {
 			dhG[f] += g * phi[f]
@@ -773,6 +762,17 @@ func (t *nmfTrainer) runGMFHead(w *nmfWorker, batch []sample, lo, hi int, inv fl
 }
 
 // softplus is log(1 + e^x), computed without overflow.
+// logLoss is the logistic loss of logit z for label y (0 or 1),
+// -y log σ(z) - (1-y) log(1-σ(z)), and its derivative σ(z) - y scaled by inv.
+func logLoss(z, y, inv float32) (float64, float32) {
+	p := 1 / (1 + math.Exp(-float64(z)))
+	loss := softplus(float64(z))
+	if y > 0 {
+		loss = softplus(-float64(z))
+	}
+	return loss, float32(p-float64(y)) * inv
+}
+
 func softplus(x float64) float64 {
 	if x > 30 {
 		return x
