@@ -81,40 +81,16 @@ func TestSoak(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // ~10k events/s
 		}
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				e.kafka.ApplyRetention()
-			}
-		}
-	}()
-	// A reload every minute.
+	// The broker's retention, every second; a reload every minute.
+	every(ctx, &wg, time.Second, e.kafka.ApplyRetention)
 	var reloads, reloadFails atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(time.Minute)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-				if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
-					reloads.Add(1)
-				} else {
-					reloadFails.Add(1)
-				}
-			}
+	every(ctx, &wg, time.Minute, func() {
+		if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
+			reloads.Add(1)
+		} else {
+			reloadFails.Add(1)
 		}
-	}()
+	})
 
 	client := loadgen.NewClient()
 	url := "http://" + e.addr + "/v1/recall"
@@ -167,6 +143,24 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak: %d minutes at %d req/s: %d errors, %d 5xx; goroutines %d -> %d; live heap %.1f -> %.1f MB",
 		len(mins), rate, errs, fivexx, first.goroutines, last.goroutines, first.heapMB, last.heapMB)
+}
+
+// every runs fn every d on its own goroutine (counted in wg) until ctx ends.
+func every(ctx context.Context, wg *sync.WaitGroup, d time.Duration, fn func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(d)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+				fn()
+			}
+		}
+	}()
 }
 
 func deadlineOf(ctx context.Context) time.Time {
