@@ -17,23 +17,26 @@ import (
 //     once per request: the layer costs Layers[1] additions per candidate
 //     instead of Layers[0]·Layers[1] multiply-adds;
 //   - the GMF term h_G·(p_u ⊙ q_i) is (h_G ⊙ p_u)·q_i, one SIMD dot product;
-//   - the remaining layers use SIMD dot products.
+//   - the remaining layers run on all of a request's candidates at once, one
+//     SIMD matrix product per layer (candidates × Layers[l-1] by the
+//     transposed weights), instead of one small product per candidate.
 //
 // It is read-only after NewInference and safe for concurrent use.
 type Inference struct {
 	m      *NeuMF
 	direct bool // no hidden MLP layer: nothing to precompute, NeuMF.ScoreItems
 	lo     layout
-	h1     int       // Layers[1]
-	itemP  []float32 // NItems × h1: W₁ᵢ·q_i
-	pool   sync.Pool // *inferScratch
+	h1     int         // Layers[1]
+	itemP  []float32   // NItems × h1: W₁ᵢ·q_i
+	wT     [][]float32 // wT[l] (l ≥ 2): W_l transposed, Layers[l-1] × Layers[l]
+	pool   sync.Pool   // *inferScratch
 }
 
 type inferScratch struct {
-	uG    []float32 // h_G ⊙ p_u
-	part  []float32 // b₁ + W₁ᵤ·p_u
-	z     [][]float32
-	items []int32
+	uG   []float32   // h_G ⊙ p_u
+	part []float32   // b₁ + W₁ᵤ·p_u
+	z    [][]float32 // z[l]: the candidates' layer-l activations, n × Layers[l]
+	rows []int       // the candidates' item rows (-1: out of range)
 }
 
 // NewInference precomputes the item side of m's first MLP layer.
@@ -44,7 +47,7 @@ func NewInference(m *NeuMF) *Inference {
 	}
 	e := m.mlpDim()
 	in, h1 := m.Layers[0], m.Layers[1]
-	x := &Inference{m: m, lo: lo, h1: h1, itemP: make([]float32, m.NItems*h1)}
+	x := &Inference{m: m, lo: lo, h1: h1, itemP: make([]float32, m.NItems*h1), wT: make([][]float32, len(m.Layers))}
 	W := m.Dense[lo.w[0] : lo.w[0]+in*h1]
 	// W₁ᵢ as its own contiguous h1 × e matrix, so that one matrix-vector
 	// product gives an item's projection.
@@ -55,6 +58,17 @@ func NewInference(m *NeuMF) *Inference {
 	for i := 0; i < m.NItems; i++ {
 		vek32.MatMul_Into(x.itemP[i*h1:(i+1)*h1], wi, m.QM[i*e:(i+1)*e], e)
 	}
+	for l := 2; l < len(m.Layers); l++ {
+		pin, pout := m.Layers[l-1], m.Layers[l]
+		Wl := m.Dense[lo.w[l-1] : lo.w[l-1]+pin*pout]
+		t := make([]float32, pin*pout)
+		for r := 0; r < pout; r++ {
+			for c := 0; c < pin; c++ {
+				t[c*pout+r] = Wl[r*pin+c]
+			}
+		}
+		x.wT[l] = t
+	}
 	return x
 }
 
@@ -62,12 +76,15 @@ func (x *Inference) scratch() *inferScratch {
 	if s, ok := x.pool.Get().(*inferScratch); ok {
 		return s
 	}
-	L := len(x.m.Layers)
-	s := &inferScratch{uG: make([]float32, x.m.Dim), part: make([]float32, x.h1), z: make([][]float32, L)}
-	for l := 1; l < L; l++ {
-		s.z[l] = make([]float32, x.m.Layers[l])
+	return &inferScratch{uG: make([]float32, x.m.Dim), part: make([]float32, x.h1), z: make([][]float32, len(x.m.Layers))}
+}
+
+// grow returns b resliced to n, reallocated when too short.
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
 	}
-	return s
+	return b[:n]
 }
 
 // ScoreItems writes the logit of user with each of items to out; an item
@@ -95,31 +112,78 @@ func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 	for j := 0; j < x.h1; j++ {
 		s.part[j] = m.Dense[lo.b[0]+j] + vek32.Dot(W1[j*in:j*in+e], pm)
 	}
-	L := len(m.Layers)
-	hM := m.Dense[lo.hM : lo.hM+m.Layers[L-1]]
-	bias := m.Dense[lo.bias]
+	// Layer 1 for every in-range candidate: relu(b₁ + W₁ᵤ·p_u + W₁ᵢ·q_i).
+	n := 0
+	s.rows = grow(s.rows, len(items))
 	for k, it := range items {
-		if it < 0 || int(it) >= m.NItems {
+		s.rows[k] = -1
+		if it >= 0 && int(it) < m.NItems {
+			s.rows[k] = n
+			n++
+		}
+	}
+	L := len(m.Layers)
+	h1 := x.h1
+	s.z[1] = grow(s.z[1], n*h1)
+	z1 := s.z[1]
+	for k, it := range items {
+		r := s.rows[k]
+		if r < 0 {
+			continue
+		}
+		dst, ip := z1[r*h1:(r+1)*h1], x.itemP[int(it)*h1:(int(it)+1)*h1]
+		for j, p := range s.part {
+			dst[j] = max(p+ip[j], 0)
+		}
+	}
+	// The hidden layers, all candidates at once.
+	for l := 2; l < L && n > 0; l++ {
+		pout := m.Layers[l]
+		b := m.Dense[lo.b[l-1] : lo.b[l-1]+pout]
+		s.z[l] = grow(s.z[l], n*pout)
+		layer(s.z[l], s.z[l-1], x.wT[l], b, m.Layers[l-1], pout)
+	}
+	last := m.Layers[L-1]
+	hM := m.Dense[lo.hM : lo.hM+last]
+	bias := m.Dense[lo.bias]
+	zl := s.z[L-1]
+	for k, it := range items {
+		r := s.rows[k]
+		if r < 0 {
 			out[k] = -math.MaxFloat32
 			continue
 		}
 		i := int(it)
-		z1 := s.z[1]
-		vek32.Add_Into(z1, s.part, x.itemP[i*x.h1:(i+1)*x.h1])
-		for j, v := range z1 {
-			z1[j] = max(v, 0)
+		var h float32
+		for j, v := range zl[r*last : (r+1)*last] {
+			h += hM[j] * v
 		}
-		for l := 2; l < L; l++ {
-			pin, pout := m.Layers[l-1], m.Layers[l]
-			W := m.Dense[lo.w[l-1] : lo.w[l-1]+pin*pout]
-			b := m.Dense[lo.b[l-1] : lo.b[l-1]+pout]
-			z := s.z[l]
-			vek32.MatMul_Into(z, W, s.z[l-1], pin)
-			for j, v := range z {
-				z[j] = max(v+b[j], 0)
+		out[k] = vek32.Dot(s.uG, m.QG[i*d:(i+1)*d]) + h + bias
+	}
+}
+
+// layerGo computes dst = relu(src·wT + b) for n rows: src is n × pin, wT is
+// pin × pout (the layer's weights transposed), dst n × pout. Each input
+// activation scales one row of wT into the output row; ReLU zeros, about
+// half of the inputs, are skipped. layer (layer_amd64.go) uses an AVX2
+// kernel for the same product where the shapes allow.
+func layerGo(dst, src, wT, b []float32, pin, pout int) {
+	n := len(src) / pin
+	for r := 0; r < n; r++ {
+		out := dst[r*pout : (r+1)*pout]
+		copy(out, b)
+		for c, v := range src[r*pin : (r+1)*pin] {
+			if v == 0 {
+				continue
+			}
+			w := wT[c*pout : (c+1)*pout]
+			for j := range out {
+				out[j] += v * w[j]
 			}
 		}
-		out[k] = vek32.Dot(s.uG, m.QG[i*d:(i+1)*d]) + vek32.Dot(hM, s.z[L-1]) + bias
+		for j, v := range out {
+			out[j] = max(v, 0)
+		}
 	}
 }
 

@@ -71,3 +71,71 @@ func TestInferenceMatchesScore(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkInferenceScoreItems scores one request's worth of candidates
+// (100) with the default architecture over 100k items.
+func BenchmarkInferenceScoreItems(b *testing.B) {
+	cfg := DefaultNeuMFConfig()
+	cfg.Pretrain, cfg.Epochs = nil, 1
+	rng := rand.New(rand.NewPCG(3, 3))
+	const nu, ni = 1000, 100_000
+	train := make([]Interaction, 2000)
+	for i := range train {
+		train[i] = Interaction{User: int32(rng.IntN(nu)), Item: int32(rng.IntN(ni)), Value: 1}
+	}
+	m, err := TrainNeuMF(context.Background(), train, nu, ni, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := NewInference(m)
+	items := make([]int32, 100)
+	out := make([]float32, len(items))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range items {
+			items[k] = int32(rng.IntN(ni))
+		}
+		x.ScoreItems(int32(i%nu), items, out)
+	}
+}
+
+// The assembly layer must compute what layerGo computes (up to fused
+// multiply-add rounding) for every shape it takes, and layer must fall back
+// for the shapes it does not.
+func TestLayerKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, pin := range []int{4, 8, 12, 32, 64, 6} {
+		for _, pout := range []int{8, 16, 24, 32, 12} {
+			for _, n := range []int{1, 2, 7} {
+				src := make([]float32, n*pin)
+				for i := range src {
+					if rng.IntN(3) > 0 { // ReLU outputs: some zeros
+						src[i] = float32(rng.NormFloat64())
+					}
+				}
+				wT, b := make([]float32, pin*pout), make([]float32, pout)
+				for i := range wT {
+					wT[i] = float32(rng.NormFloat64())
+				}
+				for i := range b {
+					b[i] = float32(rng.NormFloat64())
+				}
+				want, got := make([]float32, n*pout), make([]float32, n*pout+1)
+				got[n*pout] = 42 // must not be written
+				layerGo(want, src, wT, b, pin, pout)
+				layer(got[:n*pout], src, wT, b, pin, pout)
+				for i := range want {
+					if math.Abs(float64(got[i]-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("pin %d pout %d n %d: [%d] = %v, want %v", pin, pout, n, i, got[i], want[i])
+					}
+				}
+				if got[n*pout] != 42 {
+					t.Fatalf("pin %d pout %d n %d: wrote past the output", pin, pout, n)
+				}
+			}
+		}
+	}
+	if !hasFMA {
+		t.Log("no AVX2/FMA on this CPU: only the portable kernel was checked")
+	}
+}
