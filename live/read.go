@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -83,13 +84,39 @@ func (s *State) FeaturesAtMany(ords []uint32, now time.Time, out []Features, liv
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ns := now.UnixNano()
-	for i, ord := range ords {
-		if int(ord) >= len(s.streamers) || s.streamers[ord] == nil || s.streamers[ord].cur == nil {
-			out[i], live[i] = Features{}, false
-			continue
+	// In chunks, one pointer level at a time: each pass's loads do not
+	// depend on each other, so their cache misses overlap instead of
+	// following one another down every candidate's pointer chain.
+	const chunk = 32
+	var srs [chunk]*streamer
+	var cur [chunk]*stream
+	for lo := 0; lo < len(ords); lo += chunk {
+		part := ords[lo:min(lo+chunk, len(ords))]
+		for i, ord := range part {
+			srs[i] = nil
+			if int(ord) < len(s.streamers) {
+				srs[i] = s.streamers[ord]
+			}
 		}
-		sr := s.streamers[ord]
-		out[i], live[i] = sr.cur.features(sr.id, ns), true
+		for i := range part {
+			cur[i] = nil
+			if srs[i] != nil {
+				cur[i] = srs[i].cur
+			}
+		}
+		for _, c := range cur[:len(part)] {
+			if c != nil {
+				c.prefetch()
+			}
+		}
+		for i, c := range cur[:len(part)] {
+			if c == nil {
+				out[lo+i], live[lo+i] = Features{}, false
+				continue
+			}
+			c.featuresInto(&out[lo+i], srs[i].id, ns)
+			live[lo+i] = true
+		}
 	}
 }
 
@@ -102,12 +129,37 @@ func (s *State) FeaturesOf(id lr.StreamerID) (Features, bool) {
 	return s.Features(ord)
 }
 
+// sink keeps prefetch's loads from being optimised away.
+var sink atomic.Int64
+
+// prefetch loads the stream's own fields and the heads of its viewer-count and
+// gift histories, so that featuresInto's reads hit the cache.
+func (c *stream) prefetch() {
+	x := c.start
+	if len(c.counts) > 0 {
+		x += c.counts[len(c.counts)-1].ts
+	}
+	if len(c.gifts) > 0 {
+		x += c.gifts[len(c.gifts)-1].ts
+	}
+	if x == 1 {
+		sink.Add(1)
+	}
+}
+
 func (c *stream) features(id lr.StreamerID, now int64) Features {
-	f := Features{
+	var f Features
+	c.featuresInto(&f, id, now)
+	return f
+}
+
+func (c *stream) featuresInto(fp *Features, id lr.StreamerID, now int64) {
+	*fp = Features{
 		StreamerID: id, StreamID: c.id, Category: c.category, Title: c.title,
 		StartedAt: time.Unix(0, c.start).UTC(), LastEventAt: time.Unix(0, c.lastEvent).UTC(),
 		Age: time.Duration(max(0, now-c.start)), Viewers: c.nViewers, PeakViewers: c.peak,
 	}
+	f := fp
 	ago := now - int64(viewersAgo)
 	if ago >= c.start {
 		i := sort.Search(len(c.counts), func(i int) bool { return c.counts[i].ts > ago })
@@ -140,7 +192,6 @@ func (c *stream) features(id lr.StreamerID, now int64) Features {
 	}
 	slices.Sort(gifters)
 	f.UniqueGifters30m = len(slices.Compact(gifters))
-	return f
 }
 
 // History returns the streams user u watched, newest join first (a new

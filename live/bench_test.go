@@ -1,0 +1,44 @@
+package live_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+)
+
+// BenchmarkFeaturesAtMany reads the features of one request's candidates
+// (160 random live streamers of 20k, each with a few viewers and gifts).
+func BenchmarkFeaturesAtMany(b *testing.B) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	rng := rand.New(rand.NewPCG(1, 1))
+	now := time.Now()
+	var evs []lr.Event
+	const n = 20_000
+	for i := 0; i < n; i++ {
+		sid := lr.StreamerID(rng.IntN(1_000_000) + 1)
+		evs = append(evs, lr.Event{ID: fmt.Sprint("s", i), Type: lr.EventStreamStarted, TS: now.Add(-time.Hour), StreamerID: sid,
+			StreamID: lr.StreamID(i + 1), Category: fmt.Sprint("c", i%12), V: 1})
+		for v := 0; v < 5; v++ {
+			evs = append(evs, lr.Event{ID: fmt.Sprint("v", i, "-", v), Type: lr.EventViewerJoined, TS: now.Add(-time.Duration(v) * time.Minute),
+				StreamerID: sid, StreamID: lr.StreamID(i + 1), UserID: lr.UserID(rng.IntN(100_000) + 1), V: 1})
+		}
+		evs = append(evs, lr.Event{ID: fmt.Sprint("g", i), Type: lr.EventGiftSent, TS: now.Add(-time.Minute), StreamerID: sid,
+			StreamID: lr.StreamID(i + 1), UserID: lr.UserID(rng.IntN(100_000) + 1), Amount: 5, V: 1})
+	}
+	st.Apply(evs)
+	all := st.Snapshot().Ordinals()
+	req := make([]uint32, 160)
+	out, isLive := make([]live.Features, len(req)), make([]bool, len(req))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range req {
+			req[j] = all[rng.IntN(len(all))]
+		}
+		st.FeaturesAtMany(req, now, out, isLive)
+	}
+}
