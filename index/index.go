@@ -83,6 +83,28 @@ func (x *Index) StreamerVector(ord uint32) ([]float32, bool) {
 	return x.graph.Vector(n), true
 }
 
+// Dots writes q's dot product with the vector of each of ords to out
+// (ok[i] false, out[i] 0, for an ordinal this version has no vector for).
+// Live streamers are read from the live matrix, whose rows sit together in
+// a few megabytes, instead of from the graph's vectors of every streamer.
+func (x *Index) Dots(q []float32, ords []uint32, out []float32, ok []bool) {
+	m := x.live
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for i, ord := range ords {
+		out[i], ok[i] = 0, false
+		var v []float32
+		if r, live := m.pos[ord]; live {
+			v = m.rows[r*m.dim : (r+1)*m.dim]
+		} else if n, known := x.node(ord); known {
+			v = x.graph.Vector(n)
+		}
+		if v != nil && len(v) == len(q) {
+			out[i], ok[i] = Dot(q, v), true
+		}
+	}
+}
+
 // UserVector returns u's vector, or false when this version has none. The
 // slice is shared: do not modify it.
 func (x *Index) UserVector(u int64) ([]float32, bool) {

@@ -131,6 +131,38 @@ func TestLiveMatrixUpdates(t *testing.T) {
 	}
 }
 
+// Dots equals the dot product with StreamerVector for live and offline
+// streamers (after swap-removals moved live rows), and refuses unknown
+// ordinals.
+func TestDots(t *testing.T) {
+	x, s := newTestIndex(t, 300, 8, 1000)
+	for i := range 300 {
+		x.SetLive(uint32(3*i), i%2 == 0)
+	}
+	for i := 0; i < 300; i += 8 {
+		x.SetLive(uint32(3*i), false) // swap-removes: rows move
+	}
+	q := s.Query(1)
+	ords := []uint32{0, 3, 6, 4, 9999, 3 * 299, 3 * 150}
+	out, ok := make([]float32, len(ords)), make([]bool, len(ords))
+	x.Dots(q, ords, out, ok)
+	for i, ord := range ords {
+		v, known := x.StreamerVector(ord)
+		if ok[i] != known {
+			t.Fatalf("ord %d: ok %v, StreamerVector %v", ord, ok[i], known)
+		}
+		if known && out[i] != Dot(q, v) {
+			t.Fatalf("ord %d: Dots %v, Dot %v", ord, out[i], Dot(q, v))
+		}
+		if !known && out[i] != 0 {
+			t.Fatalf("ord %d unknown but scored %v", ord, out[i])
+		}
+	}
+	if !ok[0] || ok[3] || ok[4] {
+		t.Fatalf("ok %v: want ordinals 0 known, 4 and 9999 unknown", ok)
+	}
+}
+
 // Live streamers without a vector (new streamers) must not stop the planner
 // from recognising the live set and scanning the live matrix.
 func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {

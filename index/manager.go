@@ -557,6 +557,17 @@ func (m *Manager) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool
 	return nil, false
 }
 
+// Dots is Index.Dots under kind's serving version; with no version loaded
+// every ok[i] is false.
+func (m *Manager) Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool) {
+	if x := m.Current(kind); x != nil {
+		x.Dots(q, ords, out, ok)
+		return
+	}
+	clear(out[:len(ords)])
+	clear(ok[:len(ords)])
+}
+
 // Search returns up to k streamers in allowed (nil: all) with the highest
 // dot product with q under kind's serving index, best first. EUNAVAILABLE
 // when no index of kind is loaded; EINVALID for a query of the wrong

@@ -33,7 +33,10 @@ func BenchmarkFeaturesAtMany(b *testing.B) {
 	st.Apply(evs)
 	all := st.Snapshot().Ordinals()
 	req := make([]uint32, 160)
-	out, isLive := make([]live.Features, len(req)), make([]bool, len(req))
+	out, isLive := make([]*live.Features, len(req)), make([]bool, len(req))
+	for i := range out {
+		out[i] = new(live.Features)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j := range req {

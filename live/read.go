@@ -79,8 +79,9 @@ func (s *State) FeaturesAt(ord uint32, now time.Time) (Features, bool) {
 }
 
 // FeaturesAtMany is FeaturesAt for many ordinals under one read lock:
-// out[i], live[i] answer ords[i] (out and live must be as long as ords).
-func (s *State) FeaturesAtMany(ords []uint32, now time.Time, out []Features, live []bool) {
+// *out[i], live[i] answer ords[i] (out and live must be as long as ords;
+// out's pointers let callers fill features kept inside their own structs).
+func (s *State) FeaturesAtMany(ords []uint32, now time.Time, out []*Features, live []bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ns := now.UnixNano()
@@ -111,10 +112,10 @@ func (s *State) FeaturesAtMany(ords []uint32, now time.Time, out []Features, liv
 		}
 		for i, c := range cur[:len(part)] {
 			if c == nil {
-				out[lo+i], live[lo+i] = Features{}, false
+				*out[lo+i], live[lo+i] = Features{}, false
 				continue
 			}
-			c.featuresInto(&out[lo+i], srs[i].id, ns)
+			c.featuresInto(out[lo+i], srs[i].id, ns)
 			live[lo+i] = true
 		}
 	}

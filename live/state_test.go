@@ -346,8 +346,13 @@ func TestFeaturesAtMany(t *testing.T) {
 	q := []uint32{o1, o2, 9999, o1}
 	now := t0.Add(time.Minute)
 	out := make([]live.Features, len(q))
+	ptrs := make([]*live.Features, len(q))
+	for i := range out {
+		out[i] = live.Features{Title: "stale"} // must be overwritten
+		ptrs[i] = &out[i]
+	}
 	isLive := make([]bool, len(q))
-	st.FeaturesAtMany(q, now, out, isLive)
+	st.FeaturesAtMany(q, now, ptrs, isLive)
 	for i, o := range q {
 		f, ok := st.FeaturesAt(o, now)
 		if ok != isLive[i] || !reflect.DeepEqual(f, out[i]) {

@@ -329,24 +329,18 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	if !e.cfg.ShownDisabled {
 		shown = e.shown.recent(q.req.User, q.now.Add(-e.cfg.ShownWindow))
 	}
-	// The live features of every proposed streamer, read under one lock
-	// (feats[off[ci]+j] is hit j of channel ci).
-	off := make([]int, len(funcs)+1)
+	// Liveness now, not only in the snapshot the channels searched: the
+	// newest snapshot (published with every change of the live set).
+	fresh := e.state.Snapshot()
+	n := 0
 	for ci := range funcs {
-		off[ci+1] = off[ci] + len(got[ci])
+		n += len(got[ci])
 	}
-	ords := make([]uint32, 0, off[len(funcs)])
-	for ci := range funcs {
-		for _, h := range got[ci] {
-			ords = append(ords, h.Ord)
-		}
-	}
-	feats := make([]live.Features, len(ords))
-	isLive := make([]bool, len(ords))
-	e.state.FeaturesAtMany(ords, q.now, feats, isLive)
-
-	pos := make(map[uint32]int, len(ords))
-	cands := make([]Candidate, 0, len(ords))
+	pos := make(map[uint32]int, n)
+	cands := make([]Candidate, 0, n)
+	// Each candidate's channel list starts as one slot of this array (a
+	// second channel's append copies it out).
+	names := make([]string, n)
 	rejected := map[uint32]bool{}
 	taken := make([]int, len(funcs))
 	next := make([]int, len(funcs))
@@ -356,7 +350,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			hits := got[ci]
 			name := funcs[ci].name
 			for next[ci] < len(hits) && taken[ci] < e.cfg.Quota[name] {
-				h, hf, hl := hits[next[ci]], &feats[off[ci]+next[ci]], isLive[off[ci]+next[ci]]
+				h := hits[next[ci]]
 				next[ci]++
 				if rejected[h.Ord] {
 					continue
@@ -367,13 +361,14 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					}
 					continue
 				}
-				c, why := e.admit(q, h, hf, hl, exclude, shown)
+				c, why := e.admit(q, h, fresh.Contains(h.Ord), exclude, shown)
 				if why != "" {
 					rejected[h.Ord] = true
 					res.Filtered[why]++
 					continue
 				}
-				c.Channels = []string{name}
+				names[len(cands)] = name
+				c.Channels = names[len(cands) : len(cands)+1 : len(cands)+1]
 				// The ANN channels already scored it under their model.
 				switch name {
 				case ChanMF:
@@ -389,13 +384,31 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			}
 		}
 	}
+	// The live features of the admitted, read under one lock straight into
+	// the candidates; a stream that ended since the snapshot is dropped.
+	ords := make([]uint32, len(cands))
+	ptrs := make([]*live.Features, len(cands))
+	isLive := make([]bool, len(cands))
+	for i := range cands {
+		ords[i], ptrs[i] = cands[i].Ord, &cands[i].Features
+	}
+	e.state.FeaturesAtMany(ords, q.now, ptrs, isLive)
+	keep := cands[:0]
+	for i := range cands {
+		if isLive[i] {
+			keep = append(keep, cands[i])
+		} else {
+			res.Filtered["ended"]++
+		}
+	}
+	cands = keep
 	e.scoreCandidates(q, cands)
 	return cands
 }
 
-// admit builds the candidate for h or says which filter removes it.
-// f and live are h's live features now (State.FeaturesAt).
-func (e *Engine) admit(q *query, h Hit, f *live.Features, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
+// admit builds the candidate for h (without its features) or says which
+// filter removes it. live says whether h's streamer is live now.
+func (e *Engine) admit(q *query, h Hit, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
 	id, ok := e.ords.ID(h.Ord)
 	if !ok {
 		return Candidate{}, "unknown"
@@ -413,7 +426,13 @@ func (e *Engine) admit(q *query, h Hit, f *live.Features, live bool, exclude, sh
 	case e.integrity != nil && e.integrity.Banned(id):
 		return Candidate{}, "banned"
 	}
-	return Candidate{Ord: h.Ord, StreamerID: id, Features: *f, ChanScore: h.Score}, ""
+	return Candidate{Ord: h.Ord, StreamerID: id, ChanScore: h.Score}, ""
+}
+
+// Dotter is an Index that scores many streamers against one query in one
+// call (index.Manager does); scoreCandidates uses it when the Index has it.
+type Dotter interface {
+	Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool)
 }
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
@@ -422,21 +441,44 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate) {
 	if e.index == nil {
 		return
 	}
+	d, batch := e.index.(Dotter)
+	var idx []int
+	var ords []uint32
+	var out []float32
+	var ok []bool
 	for kind, uv := range q.userVec {
+		idx, ords = idx[:0], ords[:0]
 		for i := range cands {
 			c := &cands[i]
 			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && (c.HasNCF || q.req.FullNCF)) {
 				continue
 			}
-			sv, ok := e.index.StreamerVector(kind, c.Ord)
-			if !ok || len(sv) != len(uv) {
+			idx, ords = append(idx, i), append(ords, c.Ord)
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		out, ok = slices.Grow(out[:0], len(idx))[:len(idx)], slices.Grow(ok[:0], len(idx))[:len(idx)]
+		if batch {
+			d.Dots(kind, uv, ords, out, ok)
+		} else {
+			for j, ord := range ords {
+				sv, found := e.index.StreamerVector(kind, ord)
+				out[j], ok[j] = 0, found && len(sv) == len(uv)
+				if ok[j] {
+					out[j] = index.Dot(uv, sv)
+				}
+			}
+		}
+		for j, i := range idx {
+			if !ok[j] {
 				continue
 			}
-			s := index.Dot(uv, sv)
+			c := &cands[i]
 			if kind == lr.ModelMF {
-				c.MFScore, c.HasMF = s, true
+				c.MFScore, c.HasMF = out[j], true
 			} else {
-				c.NCFScore, c.HasNCF = s, true
+				c.NCFScore, c.HasNCF = out[j], true
 			}
 		}
 	}

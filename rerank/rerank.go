@@ -116,18 +116,26 @@ type Contribution struct {
 // Features computes the feature vector of c.
 func Features(c recall.Candidate, ctx *Context, repeats map[lr.StreamerID]int, follows map[lr.StreamerID]bool) []float64 {
 	x := make([]float64, NumFeatures)
-	f := c.Features
+	ncf, hasNCF := c.NCFScore, c.HasNCF
+	if ctx.NCF != nil {
+		if s, ok := ctx.NCF.Score(ctx.User, c.StreamerID); ok {
+			ncf, hasNCF = s, true
+		}
+	}
+	featuresInto(x, &c, ncf, hasNCF, repeats, follows)
+	return x
+}
+
+// featuresInto writes c's feature vector into x, with ncf (when hasNCF) as
+// its NCF score.
+func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, repeats map[lr.StreamerID]int, follows map[lr.StreamerID]bool) {
+	clear(x)
+	f := &c.Features
 	if c.HasMF {
 		x[0], x[1] = float64(c.MFScore), 1
 	}
-	ncf, hasNCF := float64(c.NCFScore), c.HasNCF
-	if ctx.NCF != nil {
-		if s, ok := ctx.NCF.Score(ctx.User, c.StreamerID); ok {
-			ncf, hasNCF = float64(s), true
-		}
-	}
 	if hasNCF {
-		x[2], x[3] = ncf, 1
+		x[2], x[3] = float64(ncf), 1
 	}
 	x[4] = math.Log1p(float64(f.Viewers))
 	x[5] = math.Log1p(float64(f.Viewers)) - math.Log1p(float64(f.Viewers5mAgo))
@@ -144,7 +152,6 @@ func Features(c recall.Candidate, ctx *Context, repeats map[lr.StreamerID]int, f
 			x[12+i] = 1
 		}
 	}
-	return x
 }
 
 // Rank scores every candidate with w, orders them best first, applies the
@@ -159,34 +166,42 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	for _, id := range ctx.Follows {
 		follows[id] = true
 	}
-	// Score first, then order a permutation (stable: equal scores keep the
-	// recall order) and build the items once, in order: sorting the items
-	// themselves moved whole candidates around.
-	// With a batch scorer, the full NeuMF scores of every candidate at
-	// once, passed to Features as the candidates' NCF scores.
-	if b, ok := ctx.NCF.(NCFBatchScorer); ok && len(cands) > 0 {
-		ids := make([]lr.StreamerID, len(cands))
-		for i, c := range cands {
-			ids[i] = c.StreamerID
+	n := len(cands)
+	// The NCF score of each candidate: the full NeuMF model's when it knows
+	// the pair (with a batch scorer, every candidate in one call), else the
+	// GMF dot product recall computed.
+	ncf, hasNCF := make([]float32, n), make([]bool, n)
+	for i := range cands {
+		ncf[i], hasNCF[i] = cands[i].NCFScore, cands[i].HasNCF
+	}
+	if b, ok := ctx.NCF.(NCFBatchScorer); ok && n > 0 {
+		ids := make([]lr.StreamerID, n)
+		for i := range cands {
+			ids[i] = cands[i].StreamerID
 		}
-		out := make([]float32, len(cands))
+		out := make([]float32, n)
 		if b.ScoreMany(ctx.User, ids, out) {
-			cands = slices.Clone(cands)
 			for i, s := range out {
 				if s != -math.MaxFloat32 {
-					cands[i].NCFScore, cands[i].HasNCF = s, true
+					ncf[i], hasNCF[i] = s, true
 				}
 			}
 		}
-		plain := *ctx
-		plain.NCF = nil
-		ctx = &plain
+	} else if ctx.NCF != nil {
+		for i := range cands {
+			if s, ok := ctx.NCF.Score(ctx.User, cands[i].StreamerID); ok {
+				ncf[i], hasNCF[i] = s, true
+			}
+		}
 	}
-	scores := make([]float64, len(cands))
-	vecs := make([][]float64, len(cands))
-	order := make([]int, len(cands))
-	for i, c := range cands {
-		x := Features(c, ctx, repeats, follows)
+	// Score every candidate (the vectors in one block), then order a
+	// permutation (stable: equal scores keep the recall order), choose the
+	// page, and build items for the page only.
+	x := make([]float64, NumFeatures)
+	scores := make([]float64, n)
+	order := make([]int, n)
+	for i := range cands {
+		featuresInto(x, &cands[i], ncf[i], hasNCF[i], repeats, follows)
 		z := w.Bias
 		for j := range x {
 			z += w.W[j] * x[j]
@@ -195,7 +210,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		if math.IsNaN(s) {
 			s = -1
 		}
-		scores[i], vecs[i], order[i] = s, x, i
+		scores[i], order[i] = s, i
 	}
 	slices.SortFunc(order, func(a, b int) int {
 		if c := cmp.Compare(scores[b], scores[a]); c != 0 {
@@ -203,14 +218,23 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		}
 		return a - b
 	})
-	items := make([]Item, len(cands))
-	for j, i := range order {
-		items[j] = Item{Candidate: cands[i], Score: scores[i], Vector: vecs[i]}
+	page, held := diversify(order, func(i int) string { return cands[i].Features.Category }, k, ctx.MaxShare, ctx.Explain)
+	items := make([]Item, len(page))
+	xs := make([]float64, len(page)*NumFeatures)
+	for j, i := range page {
+		c := cands[i]
+		c.NCFScore, c.HasNCF = ncf[i], hasNCF[i]
+		x := xs[j*NumFeatures : (j+1)*NumFeatures : (j+1)*NumFeatures]
+		featuresInto(x, &c, ncf[i], hasNCF[i], repeats, follows)
+		items[j] = Item{Candidate: c, Score: scores[i], Vector: x}
 		if ctx.Explain {
-			items[j].Why = explain(vecs[i], w)
+			items[j].Why = explain(x, w)
+			if h, ok := held[i]; ok {
+				items[j].Extra = map[string]string{"diversity": h}
+			}
 		}
 	}
-	return diversify(items, k, ctx.MaxShare, ctx.Explain)
+	return items
 }
 
 func explain(x []float64, w Weights) []Contribution {
@@ -227,10 +251,11 @@ func explain(x []float64, w Weights) []Contribution {
 	return cs
 }
 
-// diversify takes items best first but lets no category hold more than
-// maxShare of the k slots while other categories have candidates; the
-// items it holds back fill what is left at the end.
-func diversify(items []Item, k int, maxShare float64, explain bool) []Item {
+// diversify takes candidates best first (order) but lets no category hold
+// more than maxShare of the k slots while other categories have candidates;
+// the candidates it holds back fill what is left at the end. It returns the
+// page and, when explain, why each held-back candidate was held.
+func diversify(order []int, category func(int) string, k int, maxShare float64, explain bool) ([]int, map[int]string) {
 	if maxShare <= 0 {
 		maxShare = 0.4
 	}
@@ -238,31 +263,35 @@ func diversify(items []Item, k int, maxShare float64, explain bool) []Item {
 	if limit < 1 {
 		limit = 1
 	}
-	out := make([]Item, 0, min(k, len(items)))
-	var held []Item
+	out := make([]int, 0, min(k, len(order)))
+	var held []int
+	var why map[int]string
+	if explain {
+		why = map[int]string{}
+	}
 	per := map[string]int{}
-	for _, it := range items {
+	for _, i := range order {
 		if len(out) == k {
 			break
 		}
-		cat := it.Candidate.Features.Category
+		cat := category(i)
 		if cat != "" && per[cat] >= limit {
 			if explain {
-				it.Extra = map[string]string{"diversity": fmt.Sprintf("held back: category %q already has %d of %d", cat, per[cat], k)}
+				why[i] = fmt.Sprintf("held back: category %q already has %d of %d", cat, per[cat], k)
 			}
-			held = append(held, it)
+			held = append(held, i)
 			continue
 		}
 		per[cat]++
-		out = append(out, it)
+		out = append(out, i)
 	}
-	for _, it := range held {
+	for _, i := range held {
 		if len(out) == k {
 			break
 		}
-		out = append(out, it)
+		out = append(out, i)
 	}
-	return out
+	return out, why
 }
 
 func errf(format string, args ...any) error { return lr.Errorf(lr.EINVALID, format, args...) }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"syscall"
@@ -159,6 +160,8 @@ func main() {
 	var inproc []time.Duration
 	stages := map[string][]time.Duration{}
 	cpu0 := cpuTime()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	for i := 0; i < 3000; i++ {
 		u := lr.UserID(rng.IntN(nUsers) + 1)
 		s := time.Now()
@@ -176,14 +179,24 @@ func main() {
 		}
 	}
 	cpuPer := (cpuTime() - cpu0) / 3000
+	runtime.ReadMemStats(&ms1)
+	allocKB := float64(ms1.TotalAlloc-ms0.TotalAlloc) / 3000 / 1024
+	allocs := (ms1.Mallocs - ms0.Mallocs) / 3000
 	ip50, ip99 := pct(inproc, .5), pct(inproc, .99)
+	if p := os.Getenv("BENCH_MEMPROFILE"); p != "" {
+		f, err := os.Create(p)
+		check(err)
+		runtime.GC() // the profile is as of the last collection
+		check(pprof.Lookup("allocs").WriteTo(f, 0))
+		check(f.Close())
+	}
 	if os.Getenv("BENCH_CPUPROFILE") != "" {
 		pprof.StopCPUProfile()
-		fmt.Printf("in-process p50 %v p99 %v, CPU per request %v\n", ip50, ip99, cpuPer)
+		fmt.Printf("in-process p50 %v p99 %v, CPU per request %v, %.1f KiB in %d allocations per request\n", ip50, ip99, cpuPer, allocKB, allocs)
 		return
 	}
-	fmt.Printf("\nin-process recall+rerank (3000 requests, one at a time): p50 %d µs, p99 %d µs, CPU time per request %d µs (all cores, GC included)\n",
-		ip50.Microseconds(), ip99.Microseconds(), cpuPer.Microseconds())
+	fmt.Printf("\nin-process recall+rerank (3000 requests, one at a time): p50 %d µs, p99 %d µs, CPU time per request %d µs (all cores, GC included), %.1f KiB in %d allocations per request\n",
+		ip50.Microseconds(), ip99.Microseconds(), cpuPer.Microseconds(), allocKB, allocs)
 	fmt.Println("\n| stage | requests | p50 µs | p99 µs |")
 	fmt.Println("|---|---|---|---|")
 	names := slices.Sorted(maps.Keys(stages))
