@@ -33,10 +33,11 @@ type Inference struct {
 }
 
 type inferScratch struct {
-	uG   []float32   // h_G ⊙ p_u
-	part []float32   // b₁ + W₁ᵤ·p_u
-	z    [][]float32 // z[l]: the candidates' layer-l activations, n × Layers[l]
-	rows []int       // the candidates' item rows (-1: out of range)
+	uG    []float32   // h_G ⊙ p_u
+	part  []float32   // b₁ + W₁ᵤ·p_u
+	z     [][]float32 // z[l]: the candidates' layer-l activations, n × Layers[l]
+	rows  []int       // the candidates' item rows (-1: out of range)
+	touch float32     // keeps the prefetching loads
 }
 
 // NewInference precomputes the item side of m's first MLP layer.
@@ -113,15 +114,28 @@ func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 		s.part[j] = m.Dense[lo.b[0]+j] + vek32.Dot(W1[j*in:j*in+e], pm)
 	}
 	// Layer 1 for every in-range candidate: relu(b₁ + W₁ᵤ·p_u + W₁ᵢ·q_i).
+	// The candidates' rows are scattered over tables of every item: touch
+	// each cache line of them first, in a loop whose loads do not depend on
+	// each other, so the misses overlap instead of stalling the arithmetic
+	// one candidate at a time.
 	n := 0
 	s.rows = grow(s.rows, len(items))
+	var touch float32
 	for k, it := range items {
 		s.rows[k] = -1
 		if it >= 0 && int(it) < m.NItems {
 			s.rows[k] = n
 			n++
+			i := int(it)
+			for o := i * d; o < (i+1)*d; o += 16 {
+				touch += m.QG[o]
+			}
+			for o := i * x.h1; o < (i+1)*x.h1; o += 16 {
+				touch += x.itemP[o]
+			}
 		}
 	}
+	s.touch = touch
 	L := len(m.Layers)
 	h1 := x.h1
 	s.z[1] = grow(s.z[1], n*h1)
