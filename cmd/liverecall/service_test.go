@@ -55,8 +55,20 @@ func startE2EWith(t *testing.T, topicCfg map[string]string, extra ...string) *e2
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	k := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4, Configs: topicCfg},
-		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2, Configs: topicCfg})
+	k := kafkatest.New(t, e2eTopics(topicCfg)...)
+	return startE2EOn(t, db, url, k, extra...)
+}
+
+// e2eTopics are the service's topics, the events and impressions topics
+// with topicCfg.
+func e2eTopics(topicCfg map[string]string) []kafkatest.Topic {
+	return []kafkatest.Topic{{Name: events.DefaultTopic, Partitions: 4, Configs: topicCfg},
+		{Name: events.DefaultDeadLetterTopic, Partitions: 1}, {Name: events.DefaultImpressionTopic, Partitions: 2, Configs: topicCfg}}
+}
+
+// startE2EOn is startE2EWith on a given database and broker.
+func startE2EOn(t *testing.T, db *postgres.DB, url string, k *kafkatest.Cluster, extra ...string) *e2e {
+	t.Helper()
 	e := &e2e{t: t, db: db, kafka: k, done: make(chan error, 1)}
 	e.prod = events.NewProducer(events.ProducerConfig{Brokers: k.Brokers()})
 	t.Cleanup(func() { e.prod.Close() })

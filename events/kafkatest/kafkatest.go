@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,9 +22,13 @@ type Topic struct {
 	Configs    map[string]string
 }
 
-// Cluster is a running in-process broker.
+// Cluster is a running broker: in this process (Start, New) or in a child
+// process (StartProcess).
 type Cluster struct {
-	c *kfake.Cluster
+	c         *kfake.Cluster
+	child     *child
+	addrs     []string // the child's
+	closeOnce sync.Once
 }
 
 // Start runs a one-broker cluster on 127.0.0.1. port 0 picks a free port;
@@ -60,19 +65,40 @@ func New(tb testing.TB, topics ...Topic) *Cluster {
 }
 
 // Brokers returns the bootstrap addresses ("127.0.0.1:port").
-func (c *Cluster) Brokers() []string { return c.c.ListenAddrs() }
+func (c *Cluster) Brokers() []string {
+	if c.child != nil {
+		return c.addrs
+	}
+	return c.c.ListenAddrs()
+}
 
-// CreateTopic adds a topic to a running cluster.
+// CreateTopic adds a topic to a running in-process cluster.
 func (c *Cluster) CreateTopic(name string, partitions int32) error {
+	if c.child != nil {
+		return fmt.Errorf("kafkatest: CreateTopic on a broker process is not supported")
+	}
 	return c.c.CreateTopic(name, partitions, nil)
 }
 
 // ApplyRetention drops the records older than each topic's retention.ms
 // (kfake does not do it by itself).
-func (c *Cluster) ApplyRetention() { c.c.ApplyRetention() }
+func (c *Cluster) ApplyRetention() {
+	if c.child != nil {
+		_ = c.child.command("retention") // a dead child shows up in the test's own checks
+		return
+	}
+	c.c.ApplyRetention()
+}
 
-// Close stops the broker; its data is gone.
-func (c *Cluster) Close() { c.c.Close() }
+// Close stops the broker; its data is gone. It is safe to call twice.
+func (c *Cluster) Close() {
+	if c.child != nil {
+		c.closeOnce.Do(c.child.close)
+		return
+	}
+	c.c.Close()
+}
 
-// Kfake exposes the underlying cluster for fault injection.
+// Kfake exposes the underlying in-process cluster for fault injection (nil
+// for a broker process).
 func (c *Cluster) Kfake() *kfake.Cluster { return c.c }
