@@ -128,6 +128,10 @@ func TestSoak(t *testing.T) {
 		mins = append(mins, m)
 		t.Logf("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f |", len(mins), r.Sent, r.Errors, r.Status5x,
 			float64(r.Pct(.5).Microseconds())/1000, float64(r.Pct(.99).Microseconds())/1000, m.goroutines, m.heapMB)
+		for _, w := range r.Worst(time.Second, 3) {
+			t.Logf("  worst second at %v: %d requests, p99 %.2f ms, max %.2f ms", w.Start, w.Requests,
+				float64(w.P99.Microseconds())/1000, float64(w.Max.Microseconds())/1000)
+		}
 	}
 	cancel()
 	wg.Wait()

@@ -21,6 +21,7 @@ type Result struct {
 	Errors   int // transport errors and non-2xx
 	Status5x int
 	Lat      []time.Duration // from the request's scheduled start, so a slow server cannot hide queueing (no coordinated omission)
+	At       []time.Duration // each Lat's scheduled start, from the start of the run
 	Elapsed  time.Duration
 }
 
@@ -33,6 +34,30 @@ func (r Result) Pct(p float64) time.Duration {
 	slices.Sort(s)
 	i := int(p * float64(len(s)-1))
 	return s[i]
+}
+
+// Window is the latency of the requests scheduled within one window of a run.
+type Window struct {
+	Start    time.Duration // from the start of the run
+	Requests int
+	P99, Max time.Duration
+}
+
+// Worst returns the n windows of length w with the highest p99, worst
+// first: where in a run its tail came from.
+func (r Result) Worst(w time.Duration, n int) []Window {
+	by := map[int][]time.Duration{}
+	for i, l := range r.Lat {
+		b := int(r.At[i] / w)
+		by[b] = append(by[b], l)
+	}
+	var out []Window
+	for b, ls := range by {
+		slices.Sort(ls)
+		out = append(out, Window{Start: time.Duration(b) * w, Requests: len(ls), P99: ls[int(.99*float64(len(ls)-1))], Max: ls[len(ls)-1]})
+	}
+	slices.SortFunc(out, func(a, b Window) int { return int(b.P99 - a.P99) })
+	return out[:min(n, len(out))]
 }
 
 // NewClient returns a client with enough idle connections for high rates.
@@ -91,6 +116,7 @@ func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur tim
 	for i := 0; i < res.Sent; i++ {
 		if ok[i] {
 			res.Lat = append(res.Lat, lat[i])
+			res.At = append(res.At, time.Duration(i)*interval)
 		} else {
 			res.Errors++
 		}
