@@ -23,7 +23,8 @@ import (
 // against the whole service on real Postgres and the Kafka protocol, with a
 // flood of viewer and gift events and an index reload every minute. It
 // fails on any 5xx, on a p99 over 10 ms in a minute, or when goroutines or
-// the live heap grow between the first and the last minute.
+// the live heap grow from the middle minute to the last (from the first in
+// a run under four minutes).
 func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("LIVERECALL_SOAK"))
 	if err != nil || d <= 0 {
@@ -147,7 +148,14 @@ func TestSoak(t *testing.T) {
 			t.Errorf("minute %d: p99 %v over 10 ms", i+1, p99)
 		}
 	}
+	// Growth is judged from the middle of the run: the first minutes fill
+	// bounded state (the already-shown log keeps up to 400 streamers per
+	// user for the 10-minute window, millions of entries at this rate), and
+	// a leak keeps growing through the second half.
 	first, last := mins[0], mins[len(mins)-1]
+	if len(mins) >= 4 {
+		first = mins[len(mins)/2-1]
+	}
 	if fivexx != 0 || reloadFails.Load() != 0 {
 		t.Errorf("%d 5xx responses, %d failed reloads", fivexx, reloadFails.Load())
 	}
@@ -157,8 +165,8 @@ func TestSoak(t *testing.T) {
 	if last.heapMB > first.heapMB*1.5+50 {
 		t.Errorf("live heap grew from %.1f MB to %.1f MB", first.heapMB, last.heapMB)
 	}
-	t.Logf("soak: %d minutes at %d req/s: %d errors, %d 5xx; goroutines %d -> %d; live heap %.1f -> %.1f MB",
-		len(mins), rate, errs, fivexx, first.goroutines, last.goroutines, first.heapMB, last.heapMB)
+	t.Logf("soak: %d minutes at %d req/s: %d errors, %d 5xx; goroutines %d -> %d, live heap %.1f -> %.1f MB (from minute %d to the last)",
+		len(mins), rate, errs, fivexx, first.goroutines, last.goroutines, first.heapMB, last.heapMB, max(1, len(mins)/2))
 }
 
 // every runs fn every d on its own goroutine (counted in wg) until ctx ends.
