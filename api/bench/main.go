@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -99,6 +100,11 @@ func main() {
 	dur := 10 * time.Second
 	if quick {
 		n, dur = 100_000, 4*time.Second
+	}
+	if v := os.Getenv("BENCH_HTTP_SECONDS"); v != "" { // per rate
+		s, err := strconv.Atoi(v)
+		check(err)
+		dur = time.Duration(s) * time.Second
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -221,6 +227,7 @@ func main() {
 	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms |")
 	fmt.Println("|---|---|---|---|---|---|---|")
 	var at2000 loadgen.Result
+	var worst []string
 	maxOK := 0
 	totalErr := 0
 	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
@@ -237,6 +244,9 @@ func main() {
 		}
 		totalErr += r.Errors
 		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)))
+		for _, w := range r.Worst(time.Second, 2) {
+			worst = append(worst, fmt.Sprintf("%d req/s, second %d: p99 %.2f ms, max %.2f ms", rate, int(w.Start.Seconds()), msf(w.P99), msf(w.Max)))
+		}
 		if rate == 2000 {
 			at2000 = r
 		}
@@ -247,6 +257,10 @@ func main() {
 		}
 	}
 	hs.Close()
+	fmt.Println("\nthe two worst seconds of each rate, by p99 (where the tail came from):")
+	for _, w := range worst {
+		fmt.Println("  " + w)
+	}
 	head := map[string]any{
 		"streamers": n, "live": nLive,
 		"inproc_p50_us": ip50.Microseconds(), "inproc_p99_us": ip99.Microseconds(), "inproc_cpu_us": cpuPer.Microseconds(),
