@@ -1,16 +1,23 @@
 package liverecall
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Ordinals maps sparse streamer ids to dense uint32 ordinals, 0, 1, 2, ... in
 // order of first sight. The mapping only grows: an ordinal, once given, means
 // the same streamer for the life of the process, so the live bitmap (live/)
-// and every index build (index/) can share it. It is safe for concurrent use;
-// lookups take a read lock only.
+// and every index build (index/) can share it. It is safe for concurrent use:
+// Lookup takes a read lock, ID none (every request resolves a hundred
+// ordinals, and a read lock's shared counter bounces between cores).
 type Ordinals struct {
 	mu   sync.RWMutex
 	byID map[StreamerID]uint32
 	ids  []StreamerID
+	// view is ids as last published. An ordinal's id never changes and
+	// ids only grows, so a reader of an older view reads a valid prefix.
+	view atomic.Pointer[[]StreamerID]
 }
 
 // NewOrdinals returns an empty mapping.
@@ -34,6 +41,8 @@ func (o *Ordinals) Ordinal(id StreamerID) uint32 {
 	ord = uint32(len(o.ids))
 	o.byID[id] = ord
 	o.ids = append(o.ids, id)
+	v := o.ids
+	o.view.Store(&v)
 	return ord
 }
 
@@ -47,12 +56,11 @@ func (o *Ordinals) Lookup(id StreamerID) (uint32, bool) {
 
 // ID returns the streamer id of ord and true, or false if ord was never given.
 func (o *Ordinals) ID(ord uint32) (StreamerID, bool) {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	if int(ord) >= len(o.ids) {
+	v := o.view.Load()
+	if v == nil || int(ord) >= len(*v) {
 		return 0, false
 	}
-	return o.ids[ord], true
+	return (*v)[ord], true
 }
 
 // Len returns how many ordinals have been given.

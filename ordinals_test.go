@@ -31,6 +31,33 @@ func TestOrdinalsDenseAndStable(t *testing.T) {
 func TestOrdinalsConcurrent(t *testing.T) {
 	o := NewOrdinals()
 	var wg sync.WaitGroup
+	// Readers of ID (lock-free) while ordinals are being given: every
+	// ordinal they can see resolves to the id Lookup gives it.
+	stop := make(chan struct{})
+	var rwg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for ord := uint32(0); ; ord++ {
+					id, ok := o.ID(ord)
+					if !ok {
+						break
+					}
+					if back, ok := o.Lookup(id); !ok || back != ord {
+						t.Errorf("ID(%d) = %d, but Lookup(%d) = %d %v", ord, id, id, back, ok)
+						return
+					}
+				}
+			}
+		}()
+	}
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
@@ -41,6 +68,8 @@ func TestOrdinalsConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	rwg.Wait()
 	if o.Len() != 1000 {
 		t.Fatalf("Len = %d, want 1000", o.Len())
 	}
