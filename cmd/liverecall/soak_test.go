@@ -112,6 +112,9 @@ func TestSoak(t *testing.T) {
 		heapMB     float64
 	}
 	var mins []minute
+	// Warm-up, not measured: the client opens the connections this rate
+	// needs and the server their goroutines and buffers.
+	loadgen.OpenLoop(ctx, client, target, rate, 5*time.Second, body)
 	t.Logf("| minute | sent | errors | 5xx | p50 ms | p99 ms | goroutines | live heap MB |")
 	t.Logf("|---|---|---|---|---|---|---|---|")
 	for ctx.Err() == nil {
