@@ -545,9 +545,10 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window t
 func (l *shownLog) recent(u lr.UserID, since time.Time) map[lr.StreamerID]bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[lr.StreamerID]bool{}
+	shown := l.users[u]
+	out := make(map[lr.StreamerID]bool, len(shown))
 	cut := since.UnixNano()
-	for _, s := range l.users[u] {
+	for _, s := range shown {
 		if s.at > cut {
 			out[s.id] = true
 		}
