@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -35,6 +36,11 @@ type Params struct {
 	Seed           uint64 // seeds the level draws; a fixed seed gives the same graph whatever Workers is.
 	Workers        int    // build goroutines. Default GOMAXPROCS.
 	Augment        bool   // build on the MIPS-to-L2 reduction instead of the plain inner product (see above).
+	// Duty, in (0, 1), is the share of wall time the build works: after
+	// each batch of insertions it pauses (1-Duty)/Duty times as long as the
+	// batch took, so a rebuild beside a serving index leaves the CPU to the
+	// requests more often. 0 (or ≥ 1): no pause. The graph is the same.
+	Duty float64
 }
 
 func (p Params) withDefaults() Params {
@@ -462,8 +468,12 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		}
 		bs := min(max(done/32, 1), 256)
 		hi := min(n, done+bs)
+		t0 := time.Now()
 		b.batch(uint32(done), uint32(hi))
 		done = hi
+		if p.Duty > 0 && p.Duty < 1 {
+			time.Sleep(time.Duration(float64(time.Since(t0)) * (1 - p.Duty) / p.Duty))
+		}
 	}
 	g.repair(b.scratch(0), p.EfConstruction)
 	return g, nil

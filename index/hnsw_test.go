@@ -152,8 +152,10 @@ func TestBuildDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var graphs []*Graph
-	for _, w := range []int{1, 2, 4} {
-		g, err := Build(context.Background(), s.Base, 16, nil, Params{Seed: 5, Workers: w})
+	params := []Params{{Workers: 2}, {Workers: 4}, {Workers: 1, Duty: 0.5}}
+	for _, p := range append([]Params{{Workers: 1}}, params...) {
+		p.Seed = 5
+		g, err := Build(context.Background(), s.Base, 16, nil, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +164,7 @@ func TestBuildDeterministic(t *testing.T) {
 	for i, g := range graphs[1:] {
 		a := graphs[0]
 		if !slices.Equal(a.layer0, g.layer0) || !slices.Equal(a.upper, g.upper) || a.entry != g.entry || a.maxLevel != g.maxLevel {
-			t.Errorf("build with workers %d differs from workers 1", []int{2, 4}[i])
+			t.Errorf("build with %+v differs from workers 1", params[i])
 		}
 	}
 }

@@ -328,10 +328,16 @@ func (m *Manager) Run(ctx context.Context, listen func(ctx context.Context, fn f
 	}
 }
 
+// servingDuty is the share of time a rebuild beside a serving index works
+// (Params.Duty) unless Config.Params sets one: the reload takes about twice
+// as long, and the requests get more of the machine meanwhile.
+const servingDuty = 0.5
+
 // build loads mv's vectors, validates them, builds and self-checks. While
 // an index of the kind is serving, the build and the self-check leave one
-// core to the requests (Params.Workers unset: GOMAXPROCS-1, at least 1), so
-// a reload does not take the serving path's CPU.
+// core to the requests (Params.Workers unset: GOMAXPROCS-1, at least 1) and
+// the build works half the time (Params.Duty unset: servingDuty), so a
+// reload takes less of the serving path's CPU.
 func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (*Index, error) {
 	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true)
 	if err != nil {
@@ -351,6 +357,9 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 		workers = max(1, workers-1)
 		if p.Workers <= 0 {
 			p.Workers = workers
+		}
+		if p.Duty == 0 {
+			p.Duty = servingDuty
 		}
 	}
 	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, p, m.cfg.ExactThreshold)
