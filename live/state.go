@@ -22,6 +22,13 @@ const (
 	DefaultUserTTL      = 24 * time.Hour
 )
 
+// leftMarkTTL is how long (in event time) a stream remembers that a user
+// left it, to ignore that user's join should it arrive out of order after
+// the leave. Older marks are dropped, so a stream's memory is its present
+// viewers plus those who left in the last leftMarkTTL, not every user who
+// ever passed by; a join more than this late after its leave counts.
+const leftMarkTTL = 5 * time.Minute
+
 // Feature window lengths.
 const (
 	viewersAgo   = 5 * time.Minute
@@ -98,6 +105,7 @@ type stream struct {
 	start      int64 // unix ns, event time
 	lastEvent  int64 // unix ns, newest event time seen for this stream
 	viewers    map[lr.UserID]viewerMark
+	sweepAt    int // pruneLeft's next sweep, in marks
 	nViewers   int
 	peak       int
 	counts     []countPoint // viewer count after each change, by event time
@@ -450,6 +458,7 @@ func (c *stream) viewer(u lr.UserID, joined bool, ts int64) bool {
 		c.peak = max(c.peak, c.nViewers)
 	} else {
 		c.nViewers--
+		c.pruneLeft(ts)
 	}
 	at := max(ts, c.counts[len(c.counts)-1].ts)
 	c.counts = append(c.counts, countPoint{at, int32(c.nViewers)})
@@ -461,6 +470,24 @@ func (c *stream) viewer(u lr.UserID, joined bool, ts int64) bool {
 		c.counts = append(c.counts[:0], c.counts[i-1:]...)
 	}
 	return true
+}
+
+// pruneLeft drops the leave marks older than leftMarkTTL before now (event
+// time) once they outnumber the present viewers and 64: amortised, each
+// sweep removes at least as many marks as the leaves since the last one.
+func (c *stream) pruneLeft(now int64) {
+	if len(c.viewers) < 2*c.nViewers+64 || len(c.viewers) < c.sweepAt {
+		return
+	}
+	cut := now - int64(leftMarkTTL)
+	for u, m := range c.viewers {
+		if !m.present && m.ts < cut {
+			delete(c.viewers, u)
+		}
+	}
+	// The marks that stay are recent: sweep again once the map has grown
+	// by as much again.
+	c.sweepAt = 2 * len(c.viewers)
 }
 
 func (c *stream) gift(g gift) {
