@@ -529,7 +529,10 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window t
 		keep = append(keep, shownAt{id, now.UnixNano()})
 	}
 	if len(keep) > maxPerUser {
-		keep = keep[len(keep)-maxPerUser:]
+		// Moved to the front of the same array, not resliced: reslicing
+		// shrinks the capacity until append reallocates, so every user's
+		// array kept cycling through new, larger ones.
+		keep = keep[:copy(keep, keep[len(keep)-maxPerUser:])]
 	}
 	l.users[u] = keep
 	// Users who stopped coming back are forgotten once their window passed.
