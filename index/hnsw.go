@@ -36,10 +36,12 @@ type Params struct {
 	Seed           uint64 // seeds the level draws; a fixed seed gives the same graph whatever Workers is.
 	Workers        int    // build goroutines. Default GOMAXPROCS.
 	Augment        bool   // build on the MIPS-to-L2 reduction instead of the plain inner product (see above).
-	// Duty, in (0, 1), is the share of wall time the build works: after
-	// each batch of insertions it pauses (1-Duty)/Duty times as long as the
-	// batch took, so a rebuild beside a serving index leaves the CPU to the
-	// requests more often. 0 (or ≥ 1): no pause. The graph is the same.
+	// Duty, in (0, 1), is the share of wall time each build goroutine
+	// works: after every millisecond or so of insertions it pauses
+	// (1-Duty)/Duty times as long, so a rebuild beside a serving index
+	// leaves the CPU to the requests more often, and a request never waits
+	// longer than about a millisecond for a core the build holds. 0 (or
+	// ≥ 1): no pause. The graph is the same.
 	Duty float64
 }
 
@@ -461,21 +463,17 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		return g, nil
 	}
 	g.entry, g.maxLevel = 0, int(g.levels[0])
-	b := &builder{g: g, ef: p.EfConstruction, workers: p.Workers}
+	b := &builder{g: g, ef: p.EfConstruction, workers: p.Workers, duty: p.Duty, pace: newPacer(p.Duty)}
 	for done := 1; done < n; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		bs := min(max(done/32, 1), 256)
 		hi := min(n, done+bs)
-		t0 := time.Now()
 		b.batch(uint32(done), uint32(hi))
 		done = hi
-		if p.Duty > 0 && p.Duty < 1 {
-			time.Sleep(time.Duration(float64(time.Since(t0)) * (1 - p.Duty) / p.Duty))
-		}
 	}
-	g.repair(b.scratch(0), p.EfConstruction)
+	g.repair(b.scratch(0), p.EfConstruction, b.pace)
 	return g, nil
 }
 
@@ -489,7 +487,7 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 // that list is full, the link to the node with the most in-links is
 // replaced, so no node loses its only in-link. Sequential and deterministic.
 // It returns the number of nodes linked.
-func (g *Graph) repair(s *scratch, ef int) int {
+func (g *Graph) repair(s *scratch, ef int, pace *pacer) int {
 	in := make([]int32, g.n)
 	for v := range g.n {
 		for _, u := range g.links(uint32(v), 0) {
@@ -521,6 +519,7 @@ func (g *Graph) repair(s *scratch, ef int) int {
 		if seen[v] {
 			continue
 		}
+		pace.tick()
 		q := g.aug(v)
 		ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
 		for l := g.maxLevel; l > 0; l-- {
@@ -568,11 +567,46 @@ type builder struct {
 	g       *Graph
 	ef      int
 	workers int
+	duty    float64
+	pace    *pacer // the single-worker path's, kept across batches
 	// per batch
 	sel    [][][]cand // [node-lo][layer] selected neighbours
 	pairs  []pair
 	groups []int
 	scr    []*scratch
+}
+
+// pacer makes a goroutine work a share (duty) of wall time: after each
+// paceQuantum of work it sleeps (1-duty)/duty times as long. The quantum
+// is short so the goroutine's pauses come often: whatever else wants the
+// core (a request) waits at most about a quantum for it, where one pause
+// per batch of insertions left it waiting for the whole batch (tens of
+// milliseconds). A nil pacer never pauses.
+type pacer struct {
+	duty  float64
+	t0    time.Time
+	now   func() time.Time    // time.Now but in tests
+	sleep func(time.Duration) // time.Sleep but in tests
+}
+
+const paceQuantum = time.Millisecond
+
+func newPacer(duty float64) *pacer {
+	if duty <= 0 || duty >= 1 {
+		return nil
+	}
+	return &pacer{duty: duty, t0: time.Now(), now: time.Now, sleep: time.Sleep}
+}
+
+// tick is called between units of work.
+func (p *pacer) tick() {
+	if p == nil {
+		return
+	}
+	if el := p.now().Sub(p.t0); el >= paceQuantum {
+		p.sleep(time.Duration(float64(el) * (1 - p.duty) / p.duty))
+		p.t0 = p.now()
+	}
 }
 
 type pair struct {
@@ -593,6 +627,7 @@ func (b *builder) parallel(n int, fn func(w, i int)) {
 	if workers <= 1 {
 		for i := range n {
 			fn(0, i)
+			b.pace.tick()
 		}
 		return
 	}
@@ -600,12 +635,14 @@ func (b *builder) parallel(n int, fn func(w, i int)) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			pace := newPacer(b.duty)
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
 				fn(w, i)
+				pace.tick()
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/liverecall/liverecall/index/internal/synth"
 	"github.com/viterin/vek/vek32"
@@ -152,7 +153,7 @@ func TestBuildDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var graphs []*Graph
-	params := []Params{{Workers: 2}, {Workers: 4}, {Workers: 1, Duty: 0.5}}
+	params := []Params{{Workers: 2}, {Workers: 4}, {Workers: 1, Duty: 0.5}, {Workers: 2, Duty: 0.25}}
 	for _, p := range append([]Params{{Workers: 1}}, params...) {
 		p.Seed = 5
 		g, err := Build(context.Background(), s.Base, 16, nil, p)
@@ -167,6 +168,36 @@ func TestBuildDeterministic(t *testing.T) {
 			t.Errorf("build with %+v differs from workers 1", params[i])
 		}
 	}
+}
+
+// TestPacer checks the duty cycle on a fake clock: the pacer sleeps after
+// every quantum of work, never later, for (1-duty)/duty of the work.
+func TestPacer(t *testing.T) {
+	clock := time.Unix(0, 0)
+	var sleeps []time.Duration
+	p := newPacer(0.25)
+	p.t0 = clock
+	p.now = func() time.Time { return clock }
+	p.sleep = func(d time.Duration) { sleeps = append(sleeps, d); clock = clock.Add(d) }
+	unit := 300 * time.Microsecond
+	for range 40 { // 12 ms of work
+		clock = clock.Add(unit)
+		p.tick()
+	}
+	// 4 units reach the 1 ms quantum: a pause of 3 × 1.2 ms after each 4.
+	if len(sleeps) != 10 {
+		t.Fatalf("%d pauses over 12 ms of work, want 10: %v", len(sleeps), sleeps)
+	}
+	for _, d := range sleeps {
+		if d != 3600*time.Microsecond {
+			t.Fatalf("pause %v after 1.2 ms of work at duty 0.25, want 3.6 ms", d)
+		}
+	}
+	if newPacer(0) != nil || newPacer(1) != nil {
+		t.Error("duty 0 or 1 should not pace")
+	}
+	var none *pacer
+	none.tick() // a nil pacer never pauses
 }
 
 func TestConcurrentSearch(t *testing.T) {

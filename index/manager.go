@@ -366,7 +366,7 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	if err != nil {
 		return nil, err
 	}
-	x.Recall = selfCheck(x, m.cfg.SelfCheckQueries, 10, workers)
+	x.Recall = selfCheck(x, m.cfg.SelfCheckQueries, 10, workers, p.Duty)
 	if x.Recall < m.cfg.RecallFloor {
 		return nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): self-check recall@10 %.3f is below the floor %.2f; the serving index was kept",
 			mv.Kind, mv.Version, mv.ID, x.Recall, m.cfg.RecallFloor)
@@ -438,10 +438,10 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 // search over all its vectors, on up to q queries sampled (seeded) from its
 // user vectors, or from its streamer vectors when it has no users.
 func SelfCheck(x *Index, q, k int) float64 {
-	return selfCheck(x, q, k, runtime.GOMAXPROCS(0))
+	return selfCheck(x, q, k, runtime.GOMAXPROCS(0), 0)
 }
 
-func selfCheck(x *Index, q, k, workers int) float64 {
+func selfCheck(x *Index, q, k, workers int, duty float64) float64 {
 	g := x.graph
 	if g.Len() == 0 {
 		return 0
@@ -461,7 +461,9 @@ func selfCheck(x *Index, q, k, workers int) float64 {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			pace := newPacer(duty)
 			for i := w; i < len(queries); i += workers {
+				pace.tick()
 				want := ExactScan(queries[i], g.vecs, g.stride, g.labels, k, nil)
 				got := g.Search(queries[i], k, 0, nil)
 				hit := 0
