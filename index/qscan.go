@@ -231,8 +231,9 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	nb := (m.n + qBlock - 1) / qBlock
 	sp := scorePool.Get().(*[]float32)
 	defer scorePool.Put(sp)
-	*sp = slices.Grow((*sp)[:0], nb*qBlock+nb)[:nb*qBlock+nb]
-	scores, bmax := (*sp)[:nb*qBlock], (*sp)[nb*qBlock:]
+	kk := rescoreFor(k)
+	*sp = slices.Grow((*sp)[:0], nb*qBlock+2*nb)[:nb*qBlock+2*nb]
+	scores, bmax, tbuf := (*sp)[:nb*qBlock], (*sp)[nb*qBlock:nb*qBlock+nb], (*sp)[nb*qBlock+nb:]
 	m.approx(*qpp, scores, bmax)
 
 	// The best rescoreFor(k) accepted rows by the 8-bit score. The kk-th
@@ -241,17 +242,13 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	// answer is among the rows reaching t, all in blocks reaching t:
 	// collect those and sort them. Should refused rows leave fewer than kk,
 	// every row is considered instead.
-	kk := rescoreFor(k)
 	hp := candPool.Get().(*minHeap)
 	defer candPool.Put(hp)
 	h := (*hp)[:0]
-	for b, mx := range bmax {
-		if len(h) < kk || mx > h[0].score {
-			h.offer(cand{mx, uint32(b)}, kk)
-		}
+	t := float32(math.Inf(-1)) // fewer blocks than kk: every row
+	if kk <= len(bmax) {
+		t = kthLargest(bmax, kk, tbuf)
 	}
-	t := h[0].score
-	h = h[:0]
 	collect := func(b int, min float32) {
 		for r := b * qBlock; r < (b+1)*qBlock && r < m.n; r++ {
 			if s := scores[r]; s >= min && (accept == nil || accept.Contains(labels[r])) {
@@ -275,23 +272,14 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 			}
 		}
 	}
-	byBetter := func(a, b cand) int {
-		if better(a, b) {
-			return -1
-		}
-		if better(b, a) {
-			return 1
-		}
-		return 0
-	}
-	slices.SortFunc(h, byBetter)
+	slices.SortFunc(h, cmpCand)
 	h = h[:min(kk, len(h))]
 	// Rescore them exactly and keep the best k.
 	for i := range h {
 		r := int(h[i].id)
 		h[i] = cand{vek32.Dot(q, rows[r*m.dim:(r+1)*m.dim]), labels[r]}
 	}
-	slices.SortFunc(h, byBetter)
+	slices.SortFunc(h, cmpCand)
 	h = h[:min(k, len(h))]
 	out := make([]Hit, len(h))
 	for i, c := range h {
@@ -299,4 +287,90 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	}
 	*hp = h
 	return out
+}
+
+// cmpCand orders candidates as better does, for slices.SortFunc.
+func cmpCand(a, b cand) int {
+	switch {
+	case a.score > b.score:
+		return -1
+	case a.score < b.score:
+		return 1
+	case a.id < b.id:
+		return -1
+	case a.id > b.id:
+		return 1
+	}
+	return 0
+}
+
+// kthLargest returns the kth largest of xs (1 ≤ kth ≤ len(xs)) by
+// quickselect on a copy in buf (len ≥ len(xs)): linear on average
+// whatever the order of xs (a bounded heap sifts for every element that
+// enters it: most of them when xs rises). The partition is branch-free
+// (swap always, advance the boundary by the comparison's outcome), so
+// scores in random order cost no mispredicted branches.
+func kthLargest(xs []float32, kth int, buf []float32) float32 {
+	a := buf[:len(xs)]
+	copy(a, xs)
+	target := kth - 1 // its index in descending order
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		// Median of three as the pivot, moved to hi.
+		mid := lo + (hi-lo)/2
+		x, y, z := a[lo], a[mid], a[hi]
+		p := max(min(x, y), min(max(x, y), z))
+		switch p {
+		case x:
+			a[lo], a[hi] = a[hi], a[lo]
+		case y:
+			a[mid], a[hi] = a[hi], a[mid]
+		}
+		// a[lo:store] > p, a[store:i] ≤ p.
+		store := lo
+		for i := lo; i < hi; i++ {
+			v := a[i]
+			a[i] = a[store]
+			a[store] = v
+			store += gt(v, p)
+		}
+		a[store], a[hi] = a[hi], a[store] // the pivot in its place
+		if target < store {
+			hi = store - 1
+			continue
+		}
+		// Gather the pivot's equals right after it, so many ties (a
+		// zero query scores every row 0) end the search instead of
+		// shrinking it by one element per pass.
+		eq := store + 1
+		for i := store + 1; i <= hi; i++ {
+			v := a[i]
+			a[i] = a[eq]
+			a[eq] = v
+			eq += ge(v, p)
+		}
+		if target < eq {
+			return p
+		}
+		lo = eq
+	}
+	return a[target]
+}
+
+// ge is 1 when a ≥ b, else 0, without a branch.
+func ge(a, b float32) int {
+	r := 0
+	if a >= b {
+		r = 1
+	}
+	return r
+}
+
+// gt is 1 when a > b, else 0, without a branch.
+func gt(a, b float32) int {
+	r := 0
+	if a > b {
+		r = 1
+	}
+	return r
 }

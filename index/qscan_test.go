@@ -218,3 +218,37 @@ func BenchmarkLiveScan(b *testing.B) {
 		}
 	})
 }
+
+func TestKthLargest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for c, n := range []int{1, 2, 7, 100, 1250, 1250, 1250, 1250} {
+		xs := make([]float32, n)
+		for i := range xs {
+			switch c {
+			case 5: // rising
+				xs[i] = float32(i)
+			case 6: // falling
+				xs[i] = -float32(i)
+			case 7: // all equal
+				xs[i] = 3
+			default:
+				xs[i] = float32(rng.IntN(50)) - 25 // ties on purpose
+			}
+		}
+		sorted := slices.Clone(xs)
+		slices.Sort(sorted)
+		buf := make([]float32, n)
+		for _, kth := range []int{1, 2, n / 2, n - 1, n} {
+			if kth < 1 || kth > n {
+				continue
+			}
+			before := slices.Clone(xs)
+			if got, want := kthLargest(xs, kth, buf), sorted[n-kth]; got != want {
+				t.Errorf("n %d kth %d: %v, want %v", n, kth, got, want)
+			}
+			if !slices.Equal(xs, before) {
+				t.Fatalf("kthLargest changed its input")
+			}
+		}
+	}
+}
