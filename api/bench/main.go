@@ -22,6 +22,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -223,9 +224,10 @@ func main() {
 		return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, (i*7919)%nUsers+1, k)
 	}
 	fmt.Printf("\nloopback HTTP, open loop, %s per rate after %s of warm-up at that rate (latency from each request's scheduled start):\n", dur, warm)
-	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms | channels late or failed |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	var at2000 loadgen.Result
+	lost2000 := 0
 	var worst []string
 	maxOK := 0
 	totalErr := 0
@@ -240,13 +242,18 @@ func main() {
 			check(err)
 			check(pprof.StartCPUProfile(prof))
 		}
+		before := channelOutcomes(reg)
 		r := loadgen.OpenLoop(ctx, client, url, rate, dur, body)
+		lost := lostChannels(before, channelOutcomes(reg))
 		if prof != nil {
 			pprof.StopCPUProfile()
 			check(prof.Close())
 		}
 		totalErr += r.Errors
-		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)))
+		if rate == 2000 {
+			lost2000 = lost
+		}
+		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %d |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)), lost)
 		for _, w := range r.Worst(time.Second, 2) {
 			worst = append(worst, fmt.Sprintf("%d req/s, second %d: p99 %.2f ms, max %.2f ms", rate, int(w.Start.Seconds()), msf(w.P99), msf(w.Max)))
 		}
@@ -268,11 +275,43 @@ func main() {
 		"streamers": n, "live": nLive,
 		"inproc_p50_us": ip50.Microseconds(), "inproc_p99_us": ip99.Microseconds(), "inproc_cpu_us": cpuPer.Microseconds(),
 		"http_rate": 2000, "http_p50_ms": round2(msf(at2000.Pct(.5))), "http_p99_ms": round2(msf(at2000.Pct(.99))),
-		"http_max_rps": maxOK, "errors": totalErr,
+		"http_max_rps": maxOK, "errors": totalErr, "http_channels_lost": lost2000,
 	}
 	b, _ := json.Marshal(head)
 	fmt.Println()
 	fmt.Println(string(b))
+}
+
+// channelOutcomes reads the recall channels' outcome counters.
+func channelOutcomes(reg *prometheus.Registry) map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := reg.Gather()
+	check(err)
+	for _, mf := range mfs {
+		if mf.GetName() != "liverecall_recall_channel_outcomes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				key += l.GetValue() + "/"
+			}
+			out[key] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// lostChannels counts the channel answers between two readings that were
+// late or failed (a request that dropped a channel answered with less).
+func lostChannels(before, after map[string]float64) int {
+	n := 0.0
+	for k, v := range after {
+		if strings.HasSuffix(k, "/timeout/") || strings.HasSuffix(k, "/error/") {
+			n += v - before[k]
+		}
+	}
+	return int(n)
 }
 
 // idScorer adapts the NeuMF scorer to rerank's interface, as the service does.
