@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -91,19 +92,36 @@ func (x *Index) Dots(q []float32, ords []uint32, out []float32, ok []bool) {
 	m := x.live
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for i, ord := range ords {
-		out[i], ok[i] = 0, false
+	// First find every row and touch its cache lines (independent loads,
+	// so the misses overlap), then take the dot products.
+	rows := rowsPool.Get().(*[][]float32)
+	defer rowsPool.Put(rows)
+	vs := (*rows)[:0]
+	var touch float32
+	for _, ord := range ords {
 		var v []float32
 		if r, live := m.pos[ord]; live {
 			v = m.rows[r*m.dim : (r+1)*m.dim]
 		} else if n, known := x.node(ord); known {
 			v = x.graph.Vector(n)
 		}
+		for o := 0; o < len(v); o += 16 {
+			touch += v[o]
+		}
+		vs = append(vs, v)
+	}
+	touchSink = touch
+	for i, v := range vs {
+		out[i], ok[i] = 0, false
 		if v != nil && len(v) == len(q) {
 			out[i], ok[i] = Dot(q, v), true
 		}
 	}
+	clear(vs)
+	*rows = vs[:0]
 }
+
+var rowsPool = sync.Pool{New: func() any { s := make([][]float32, 0, 256); return &s }}
 
 // UserVector returns u's vector, or false when this version has none. The
 // slice is shared: do not modify it.
