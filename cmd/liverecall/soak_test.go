@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +60,11 @@ func TestSoak(t *testing.T) {
 	e.publish(lr.EventStreamStarted, ids...)
 	e.waitFor("live streamers", time.Minute, func() bool { return e.liveCount() == live })
 
+	// LIVERECALL_SOAK_PROFILE=<dir> writes CPU, mutex-contention and
+	// blocking profiles of the whole soak there: where the tail waited.
+	if dir := os.Getenv("LIVERECALL_SOAK_PROFILE"); dir != "" {
+		profileSoak(t, dir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	// The event flood: viewers joining and leaving, gifts, heartbeats.
@@ -124,7 +133,9 @@ func TestSoak(t *testing.T) {
 		}
 		// Not ctx: requests still in flight when the soak's time is up
 		// must finish, not be counted as errors.
+		started, rt0 := time.Now(), readRuntime()
 		r := loadgen.OpenLoop(context.Background(), client, target, rate, span, body)
+		rt := readRuntime().since(rt0)
 		// Goroutines are counted with the client's keep-alive connections
 		// closed (each holds two client and one server goroutine, as many
 		// as the minute's bursts opened), so the count is the service's
@@ -139,8 +150,10 @@ func TestSoak(t *testing.T) {
 		mins = append(mins, m)
 		t.Logf("| %d | %d | %d | %d | %.2f | %.2f | %d | %.1f |", len(mins), r.Sent, r.Errors, r.Status5x,
 			float64(r.Pct(.5).Microseconds())/1000, float64(r.Pct(.99).Microseconds())/1000, m.goroutines, m.heapMB)
+		t.Logf("  started %s; runtime: %d collections (%.2f s of CPU), longest stop %s; goroutines waited to run p99 %s, max %s",
+			started.Format("15:04:05"), rt.gcs, rt.gcCPU, rt.pauseMax, rt.schedP99, rt.schedMax)
 		for _, w := range r.Worst(time.Second, 3) {
-			t.Logf("  worst second at %v: %d requests, p99 %.2f ms, max %.2f ms", w.Start, w.Requests,
+			t.Logf("  worst second at %v (%s): %d requests, p99 %.2f ms, max %.2f ms", w.Start, started.Add(w.Start).Format("15:04:05"), w.Requests,
 				float64(w.P99.Microseconds())/1000, float64(w.Max.Microseconds())/1000)
 		}
 	}
@@ -200,4 +213,99 @@ func every(ctx context.Context, wg *sync.WaitGroup, d time.Duration, fn func()) 
 func deadlineOf(ctx context.Context) time.Time {
 	d, _ := ctx.Deadline()
 	return d
+}
+
+// rtSample is a reading of the Go runtime's collector and scheduler
+// counters (runtime/metrics), for what a minute's tail coincided with.
+type rtSample struct {
+	gcs           uint64
+	gcCPU         float64
+	sched, pauses *metrics.Float64Histogram
+}
+
+func readRuntime() rtSample {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(s)
+	return rtSample{gcs: s[0].Value.Uint64(), gcCPU: s[1].Value.Float64(), sched: s[2].Value.Float64Histogram(), pauses: s[3].Value.Float64Histogram()}
+}
+
+// rtDelta is what happened between two readings.
+type rtDelta struct {
+	gcs                          uint64
+	gcCPU                        float64
+	schedP99, schedMax, pauseMax time.Duration
+}
+
+func (b rtSample) since(a rtSample) rtDelta {
+	d := rtDelta{gcs: b.gcs - a.gcs, gcCPU: b.gcCPU - a.gcCPU}
+	d.schedP99, d.schedMax = histDelta(a.sched, b.sched)
+	_, d.pauseMax = histDelta(a.pauses, b.pauses)
+	return d
+}
+
+// histDelta returns the p99 and the maximum (each as its bucket's upper
+// bound, or lower bound for the last bucket) of the observations between
+// two readings of a cumulative histogram.
+func histDelta(a, b *metrics.Float64Histogram) (p99, mx time.Duration) {
+	var total uint64
+	counts := make([]uint64, len(b.Counts))
+	for i := range b.Counts {
+		counts[i] = b.Counts[i] - a.Counts[i]
+		total += counts[i]
+	}
+	bound := func(i int) time.Duration {
+		v := b.Buckets[i+1]
+		if math.IsInf(v, 1) {
+			v = b.Buckets[i]
+		}
+		return time.Duration(v * float64(time.Second))
+	}
+	var cum uint64
+	for i, c := range counts {
+		cum += c
+		if p99 == 0 && c > 0 && float64(cum) >= .99*float64(total) {
+			p99 = bound(i)
+		}
+		if c > 0 {
+			mx = bound(i)
+		}
+	}
+	return p99, mx
+}
+
+// profileSoak records a CPU profile and samples mutex contention and
+// blocking until the test ends, then writes cpu.prof, mutex.prof and
+// block.prof into dir.
+func profileSoak(t *testing.T, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu.prof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	runtime.SetMutexProfileFraction(20)
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond)) // blocking events of 100 µs and longer, sampled below that
+	t.Cleanup(func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		for _, name := range []string{"mutex", "block"} {
+			w, err := os.Create(filepath.Join(dir, name+".prof"))
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			if err := pprof.Lookup(name).WriteTo(w, 0); err != nil {
+				t.Error(err)
+			}
+			w.Close()
+		}
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
+		t.Logf("profiles written to %s", dir)
+	})
 }
