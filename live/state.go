@@ -195,14 +195,30 @@ type change struct {
 // publishes a new Snapshot if the live set changed and then calls OnLive for
 // each change. Not safe for concurrent use with other writers.
 func (s *State) Apply(evs []lr.Event) ApplyStats {
-	t0 := time.Now()
 	var st ApplyStats
+	// The write lock is taken per chunk, not for the whole batch, so a
+	// request reading the state waits for at most one chunk.
+	for len(evs) > 0 {
+		n := min(len(evs), applyChunk)
+		s.applyChunk(evs[:n], &st)
+		evs = evs[n:]
+	}
+	return st
+}
+
+// applyChunk is the most events applied under one hold of the write lock
+// (a batch is up to 2048): some hundred microseconds.
+const applyChunk = 256
+
+func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
+	t0 := time.Now()
 	var changes []change
+	dupes := 0
 	s.mu.Lock()
 	for i := range evs {
 		e := &evs[i]
 		if s.dedupe.seen(e.ID) {
-			st.Duplicates++
+			dupes++
 			continue
 		}
 		applied, ch := s.apply(e)
@@ -217,10 +233,10 @@ func (s *State) Apply(evs []lr.Event) ApplyStats {
 	}
 	s.publish(changes)
 	s.mu.Unlock()
-	s.m.dupes.Add(float64(st.Duplicates))
+	st.Duplicates += dupes
+	s.m.dupes.Add(float64(dupes))
 	s.m.apply.Observe(time.Since(t0).Seconds())
 	s.notify(changes)
-	return st
 }
 
 // Expire ends every live stream whose newest event is older than
@@ -230,53 +246,109 @@ func (s *State) Apply(evs []lr.Event) ApplyStats {
 // lags the clock). Not safe for concurrent use with other writers.
 func (s *State) Expire(now time.Time) int {
 	cut := now.Add(-s.cfg.Expiry).UnixNano()
+	// Find what to change under the read lock, so requests go on reading
+	// meanwhile (the scans cover every streamer and, once a minute, every
+	// user), then change it under the write lock, checking each again.
+	s.mu.RLock()
+	var stale []uint32
+	for ord, sr := range s.streamers {
+		if sr != nil && sr.cur != nil && sr.cur.lastEvent < cut {
+			stale = append(stale, uint32(ord))
+		}
+	}
+	prune := now.Sub(s.pruned) >= time.Minute
+	before := now.Add(-s.cfg.UserTTL)
+	var idle []lr.UserID
+	if prune {
+		for id, us := range s.users {
+			if us.prunable(before) {
+				idle = append(idle, id)
+			}
+		}
+	}
+	s.mu.RUnlock()
+
 	var changes []change
 	s.mu.Lock()
-	for ord, sr := range s.streamers {
+	for _, ord := range stale {
+		sr := s.streamers[ord]
 		if sr == nil || sr.cur == nil || sr.cur.lastEvent >= cut {
 			continue
 		}
-		c := sr.cur
-		s.end(sr, uint32(ord), c.lastEvent, true)
-		changes = append(changes, change{uint32(ord), false})
-	}
-	if now.Sub(s.pruned) >= time.Minute {
-		s.pruned = now
-		s.pruneUsers(now.Add(-s.cfg.UserTTL))
+		s.end(sr, ord, sr.cur.lastEvent, true)
+		changes = append(changes, change{ord, false})
 	}
 	s.publish(changes)
 	s.mu.Unlock()
 	s.m.expired.Add(float64(len(changes)))
 	s.notify(changes)
+	if prune {
+		s.pruned = now
+		s.pruneUsers(idle, before)
+	}
 	return len(changes)
 }
 
-// pruneUsers forgets users with no active follow and no watch after before,
-// and unfollow marks older than before. Called with the write lock held.
-func (s *State) pruneUsers(before time.Time) {
+// prunable says whether pruneUsers has anything to do for us: an unfollow
+// mark older than before, or no active follow and no watch after before.
+func (us *user) prunable(before time.Time) bool {
 	cut := before.UnixNano()
-	for id, us := range s.users {
-		active := false
-		for st, m := range us.follows {
-			if m.active {
-				active = true
-			} else if m.ts < cut {
-				delete(us.follows, st)
+	active := false
+	for _, m := range us.follows {
+		if m.active {
+			active = true
+		} else if m.ts < cut {
+			return true
+		}
+	}
+	if active {
+		return false
+	}
+	for _, w := range us.history {
+		if w.JoinedAt.After(before) || w.LeftAt.After(before) {
+			return false
+		}
+	}
+	return true
+}
+
+// pruneUsers forgets the users among ids with no active follow and no
+// watch after before, and their unfollow marks older than before, taking
+// the write lock for a chunk of users at a time.
+func (s *State) pruneUsers(ids []lr.UserID, before time.Time) {
+	cut := before.UnixNano()
+	for len(ids) > 0 {
+		n := min(len(ids), 1024)
+		s.mu.Lock()
+		for _, id := range ids[:n] {
+			us := s.users[id]
+			if us == nil {
+				continue
+			}
+			active := false
+			for st, m := range us.follows {
+				if m.active {
+					active = true
+				} else if m.ts < cut {
+					delete(us.follows, st)
+				}
+			}
+			if active {
+				continue
+			}
+			recent := false
+			for _, w := range us.history {
+				if w.JoinedAt.After(before) || w.LeftAt.After(before) {
+					recent = true
+					break
+				}
+			}
+			if !recent {
+				delete(s.users, id)
 			}
 		}
-		if active {
-			continue
-		}
-		recent := false
-		for _, w := range us.history {
-			if w.JoinedAt.After(before) || w.LeftAt.After(before) {
-				recent = true
-				break
-			}
-		}
-		if !recent {
-			delete(s.users, id)
-		}
+		s.mu.Unlock()
+		ids = ids[n:]
 	}
 }
 

@@ -129,6 +129,35 @@ func TestScript(t *testing.T) {
 	}
 }
 
+// TestApplyLargeBatch: a batch longer than the write lock's chunk is
+// applied whole, with its statistics summed over the chunks, and gives the
+// state the same events applied one at a time give.
+func TestApplyLargeBatch(t *testing.T) {
+	var evs []lr.Event
+	for len(evs) < 1500 {
+		evs = append(evs, livetest.Script()...)
+	}
+	// The script over and over: every copy after the first is duplicates.
+	one := live.New(live.Config{Ordinals: lr.NewOrdinals()})
+	var want live.ApplyStats
+	for i := range evs {
+		s := one.Apply(evs[i : i+1])
+		want.Applied += s.Applied
+		want.Ignored += s.Ignored
+		want.Duplicates += s.Duplicates
+	}
+	all := live.New(live.Config{Ordinals: lr.NewOrdinals()})
+	if got := all.Apply(evs); got != want {
+		t.Errorf("one batch of %d: %+v; one at a time: %+v", len(evs), got, want)
+	}
+	if want.Duplicates == 0 || want.Applied == 0 {
+		t.Fatalf("the batch should hold both new events and duplicates: %+v", want)
+	}
+	if a, b := all.Dump(livetest.Now), one.Dump(livetest.Now); a != b {
+		t.Errorf("one batch and one at a time differ:\n%s\n---\n%s", a, b)
+	}
+}
+
 // TestOrderAcrossStreamers: each streamer's events in order but streamers
 // interleaved differently give the same state.
 func TestOrderAcrossStreamers(t *testing.T) {

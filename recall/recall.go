@@ -325,9 +325,10 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			exclude[id] = true
 		}
 	}
-	shown := map[lr.StreamerID]bool{}
+	shown := setPool.Get().(map[lr.StreamerID]bool)
+	defer func() { clear(shown); setPool.Put(shown) }()
 	if !e.cfg.ShownDisabled {
-		shown = e.shown.recent(q.req.User, q.now.Add(-e.cfg.ShownWindow))
+		e.shown.recentInto(q.req.User, q.now.Add(-e.cfg.ShownWindow), shown)
 	}
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
@@ -495,11 +496,21 @@ func (e *Engine) MarkShown(u lr.UserID, ids []lr.StreamerID) {
 
 // shownLog remembers, per user, which streamers were shown and when. It is
 // bounded: entries older than the window are dropped when a user is written,
-// and at most maxPerUser entries are kept per user.
+// and at most maxPerUser entries are kept per user. Users are spread over
+// shownShards shards, each with its own lock, so concurrent requests
+// rarely wait for each other, and the sweep of forgotten users covers one
+// shard at a time.
 type shownLog struct {
+	shards [shownShards]shownShard
+}
+
+const shownShards = 64
+
+type shownShard struct {
 	mu    sync.Mutex
 	users map[lr.UserID][]shownAt
 	adds  int
+	_     [40]byte // one shard per cache line pair: no false sharing of the locks
 }
 
 // shownAt holds no pointers (unix nanoseconds, not a time.Time), so the
@@ -512,13 +523,22 @@ type shownAt struct {
 
 const maxPerUser = 400
 
-func newShownLog() *shownLog { return &shownLog{users: map[lr.UserID][]shownAt{}} }
+func newShownLog() *shownLog {
+	l := &shownLog{}
+	for i := range l.shards {
+		l.shards[i].users = map[lr.UserID][]shownAt{}
+	}
+	return l
+}
+
+func (l *shownLog) shard(u lr.UserID) *shownShard { return &l.shards[uint64(u)%shownShards] }
 
 func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	sh := l.shard(u)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	cut := now.Add(-window).UnixNano()
-	old := l.users[u]
+	old := sh.users[u]
 	keep := old[:0]
 	for _, s := range old {
 		if s.at > cut {
@@ -534,30 +554,34 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window t
 		// array kept cycling through new, larger ones.
 		keep = keep[:copy(keep, keep[len(keep)-maxPerUser:])]
 	}
-	l.users[u] = keep
+	sh.users[u] = keep
 	// Users who stopped coming back are forgotten once their window passed.
-	if l.adds++; l.adds%4096 == 0 {
-		for id, s := range l.users {
+	if sh.adds++; sh.adds%64 == 0 {
+		for id, s := range sh.users {
 			if len(s) == 0 || s[len(s)-1].at <= cut {
-				delete(l.users, id)
+				delete(sh.users, id)
 			}
 		}
 	}
 }
 
-func (l *shownLog) recent(u lr.UserID, since time.Time) map[lr.StreamerID]bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	shown := l.users[u]
-	out := make(map[lr.StreamerID]bool, len(shown))
+// recentInto adds to out the streamers shown to u after since.
+func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerID]bool) {
+	sh := l.shard(u)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	cut := since.UnixNano()
-	for _, s := range shown {
+	for _, s := range sh.users[u] {
 		if s.at > cut {
 			out[s.id] = true
 		}
 	}
-	return out
 }
+
+// setPool recycles the per-request sets of merge (the already-shown set
+// holds up to maxPerUser entries: building a new one per request cost more
+// than the rest of the filter).
+var setPool = sync.Pool{New: func() any { return map[lr.StreamerID]bool{} }}
 
 // String renders an outcome for logs.
 func (o Outcome) String() string {

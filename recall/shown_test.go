@@ -22,9 +22,10 @@ func TestShownLogBounded(t *testing.T) {
 	var caps []int
 	for i := 0; i < 100; i++ {
 		l.add(7, page(i), t0.Add(time.Duration(i)*time.Second), 10*time.Minute)
-		caps = append(caps, cap(l.users[7]))
+		caps = append(caps, cap(l.shard(7).users[7]))
 	}
-	got := l.recent(7, t0.Add(-time.Second))
+	got := map[lr.StreamerID]bool{}
+	l.recentInto(7, t0.Add(-time.Second), got)
 	if len(got) != maxPerUser {
 		t.Fatalf("%d remembered, want %d", len(got), maxPerUser)
 	}
@@ -35,7 +36,26 @@ func TestShownLogBounded(t *testing.T) {
 		t.Fatalf("the full log's array changed capacity from %d to %d", caps[40], last)
 	}
 	// Outside the window nothing is remembered.
-	if n := len(l.recent(7, t0.Add(time.Hour))); n != 0 {
-		t.Fatalf("%d remembered after the window", n)
+	late := map[lr.StreamerID]bool{}
+	if l.recentInto(7, t0.Add(time.Hour), late); len(late) != 0 {
+		t.Fatalf("%d remembered after the window", len(late))
+	}
+}
+
+// A user whose window has passed is forgotten by the sweep of their shard,
+// which runs as other users of the shard are written.
+func TestShownLogForgetsIdleUsers(t *testing.T) {
+	l := newShownLog()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.add(5, []lr.StreamerID{1, 2}, t0, time.Minute)
+	for i := 1; i <= 64; i++ {
+		l.add(lr.UserID(5+i*shownShards), []lr.StreamerID{3}, t0.Add(2*time.Minute), time.Minute)
+	}
+	sh := l.shard(5)
+	if _, ok := sh.users[5]; ok {
+		t.Fatal("user 5 is still remembered after the window and a sweep of its shard")
+	}
+	if len(sh.users) != 64 {
+		t.Fatalf("%d users in the shard, want the 64 active ones", len(sh.users))
 	}
 }
