@@ -172,6 +172,7 @@ type Engine struct {
 	index     Index
 	integrity Integrity
 	shown     *shownLog
+	chans     []namedChannel
 	ranks     rankCache
 	observe   func(channel, status string, took time.Duration)
 }
@@ -181,7 +182,9 @@ type Engine struct {
 // then skipped). observe, if not nil, is told every channel outcome.
 func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, integrity Integrity, observe func(channel, status string, took time.Duration)) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, state: state, ords: ords, index: index, integrity: integrity, shown: newShownLog(), observe: observe}
+	e := &Engine{cfg: cfg, state: state, ords: ords, index: index, integrity: integrity, shown: newShownLog(), observe: observe}
+	e.chans = e.channels()
+	return e
 }
 
 // channelFunc proposes candidates (ordinals with a within-channel score,
@@ -226,26 +229,48 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		err  error
 		took time.Duration
 	}
-	funcs := e.channels()
+	funcs := e.chans
 	results := make(chan out, len(funcs))
 	outcomes := make([]Outcome, len(funcs))
 	running := 0
+	// Channels with the same budget share one deadline context (by
+	// default all of them): the same deadline each, one timer in all.
+	type chanDeadline struct {
+		budget time.Duration
+		ctx    context.Context
+		cancel context.CancelFunc
+	}
+	deadlines := make([]chanDeadline, 0, len(funcs))
+	defer func() {
+		for _, d := range deadlines {
+			d.cancel()
+		}
+	}()
+	channelCtx := func(budget time.Duration) context.Context {
+		for _, d := range deadlines {
+			if d.budget == budget {
+				return d.ctx
+			}
+		}
+		cctx, ccancel := context.WithTimeout(ctx, budget)
+		deadlines = append(deadlines, chanDeadline{budget, cctx, ccancel})
+		return cctx
+	}
 	for i, ch := range funcs {
 		outcomes[i] = Outcome{Channel: ch.name, Status: "skipped"}
 		if ch.fn == nil || !ch.applies(q) || e.cfg.Disabled[ch.name] {
 			continue
 		}
 		running++
-		go func(i int, fn channelFunc, budget time.Duration) {
-			cctx, ccancel := context.WithTimeout(ctx, budget)
-			defer ccancel()
+		cctx := channelCtx(e.cfg.ChannelBudget[ch.name])
+		go func(i int, fn channelFunc) {
 			start := time.Now()
 			hits, err := fn(cctx, q)
 			if err == nil && cctx.Err() != nil {
 				err = cctx.Err()
 			}
 			results <- out{i: i, hits: hits, err: err, took: time.Since(start)}
-		}(i, ch.fn, e.cfg.ChannelBudget[ch.name])
+		}(i, ch.fn)
 	}
 	got := make([][]Hit, len(funcs))
 	deadline := time.NewTimer(e.cfg.Budget)
@@ -337,12 +362,14 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	for ci := range funcs {
 		n += len(got[ci])
 	}
-	pos := make(map[uint32]int, n)
+	pos := posPool.Get().(map[uint32]int)
+	defer func() { clear(pos); posPool.Put(pos) }()
 	cands := make([]Candidate, 0, n)
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)
-	rejected := map[uint32]bool{}
+	rejected := rejPool.Get().(map[uint32]bool)
+	defer func() { clear(rejected); rejPool.Put(rejected) }()
 	taken := make([]int, len(funcs))
 	next := make([]int, len(funcs))
 	for progress := true; progress; {
@@ -581,7 +608,11 @@ func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerI
 // setPool recycles the per-request sets of merge (the already-shown set
 // holds up to maxPerUser entries: building a new one per request cost more
 // than the rest of the filter).
-var setPool = sync.Pool{New: func() any { return map[lr.StreamerID]bool{} }}
+var (
+	setPool = sync.Pool{New: func() any { return map[lr.StreamerID]bool{} }}
+	posPool = sync.Pool{New: func() any { return map[uint32]int{} }}
+	rejPool = sync.Pool{New: func() any { return map[uint32]bool{} }}
+)
 
 // String renders an outcome for logs.
 func (o Outcome) String() string {

@@ -229,6 +229,34 @@ func TestLateAndFailingChannelsAreDroppedNotWaitedFor(t *testing.T) {
 	}
 }
 
+// Each channel answers under its own budget: with the same slow index, the
+// channel with the short budget is late and the one with the long budget
+// answers.
+func TestChannelBudgetsAreEachChannels(t *testing.T) {
+	w := newWorld(t, 5, 5)
+	w.idx.SetVersion(lr.ModelNCF, "ncf-test")
+	for id := 1; id <= 5; id++ {
+		v := make([]float32, 6)
+		v[id] = 1
+		w.idx.AddStreamer(lr.ModelNCF, w.ords.Ordinal(lr.StreamerID(id)), v)
+	}
+	w.idx.AddUser(lr.ModelNCF, 7, []float32{0, 1, 1, 0, 0, 0})
+	w.idx.Delay = 60 * time.Millisecond
+	e := w.engine(recall.Config{Budget: 300 * time.Millisecond,
+		ChannelBudget: map[string]time.Duration{recall.ChanMF: 10 * time.Millisecond, recall.ChanNCF: 250 * time.Millisecond}}, nil)
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range res.Outcomes {
+		got[o.Channel] = o.Status
+	}
+	if got[recall.ChanMF] != "timeout" || got[recall.ChanNCF] != "ok" {
+		t.Fatalf("outcomes %v: want mf timeout (10 ms budget) and ncf ok (250 ms)", got)
+	}
+}
+
 func TestFollowedAndSessionChannels(t *testing.T) {
 	w := newWorld(t, 6, 6)
 	w.apply(t,
