@@ -255,6 +255,9 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 		imps = append(imps, lr.Impression{RequestID: rid, UserID: lr.UserID(req.UserID), StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
 			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: toFloat32(it.Vector)})
 	}
+	// The items hold copies of the candidates they came from.
+	nCands := len(res.Candidates)
+	d.Engine.Release(res)
 	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
 	if d.Impressions != nil && len(imps) > 0 {
 		d.Impressions.Log(imps)
@@ -263,7 +266,7 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	d.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
 	d.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
 	if req.Debug {
-		resp.Debug = &ResponseDebug{Channels: res.Outcomes, Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: len(res.Candidates),
+		resp.Debug = &ResponseDebug{Channels: res.Outcomes, Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: nCands,
 			TimingsMS: map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(start))}}
 		if rerankErr != nil {
 			resp.Debug.RerankFailed = rerankErr.Error()

@@ -364,7 +364,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	}
 	pos := posPool.Get().(map[uint32]int)
 	defer func() { clear(pos); posPool.Put(pos) }()
-	cands := make([]Candidate, 0, n)
+	cands := candsFor(n)
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)
@@ -603,6 +603,34 @@ func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerI
 			out[s.id] = true
 		}
 	}
+}
+
+// candsPool recycles candidate slices handed back by Release: a request's
+// candidates (a few hundred bytes each, about a hundred of them) were most
+// of what a request allocated.
+var candsPool = sync.Pool{New: func() any { return new([]Candidate) }}
+
+func candsFor(n int) []Candidate {
+	p := candsPool.Get().(*[]Candidate)
+	c := slices.Grow((*p)[:0], n)
+	*p = nil
+	candsPool.Put(p)
+	return c
+}
+
+// Release hands res's candidates back for reuse by later requests. Call it
+// once nothing reads res.Candidates any more (rerank.Items hold copies);
+// res.Candidates is nil afterwards.
+func (e *Engine) Release(res *Result) {
+	if res == nil || cap(res.Candidates) == 0 {
+		return
+	}
+	c := res.Candidates[:cap(res.Candidates)]
+	clear(c) // drop the references (channel lists) they hold
+	res.Candidates = nil
+	p := candsPool.Get().(*[]Candidate)
+	*p = c[:0]
+	candsPool.Put(p)
 }
 
 // setPool recycles the per-request sets of merge (the already-shown set

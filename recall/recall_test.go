@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,6 +256,40 @@ func TestChannelBudgetsAreEachChannels(t *testing.T) {
 	if got[recall.ChanMF] != "timeout" || got[recall.ChanNCF] != "ok" {
 		t.Fatalf("outcomes %v: want mf timeout (10 ms budget) and ncf ok (250 ms)", got)
 	}
+}
+
+// Candidates handed back with Release are reused by later requests, never
+// shared between requests in flight (the race detector watches).
+func TestReleaseReusesCandidates(t *testing.T) {
+	w := newWorld(t, 5, 5)
+	e := w.engine(recall.Config{ShownDisabled: true}, nil)
+	first, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ids(first)
+	e.Release(first)
+	if first.Candidates != nil {
+		t.Fatal("Release left the candidates in the result")
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for i := 0; i < 50; i++ {
+				res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := ids(res); !slices.Equal(got, want) {
+					t.Errorf("request %d: %v, want %v", i, got, want)
+					return
+				}
+				e.Release(res)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestFollowedAndSessionChannels(t *testing.T) {

@@ -176,6 +176,7 @@ func main() {
 		check(err)
 		tRecall := time.Since(s)
 		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
+		eng.Release(r) // as the service does once the items are built
 		inproc = append(inproc, time.Since(s))
 		stages["recall (channels + merge)"] = append(stages["recall (channels + merge)"], tRecall)
 		stages["rerank"] = append(stages["rerank"], inproc[len(inproc)-1]-tRecall)
