@@ -336,21 +336,9 @@ const servingDuty = 0.5
 // build loads mv's vectors, validates them, builds and self-checks. While
 // an index of the kind is serving, the build and the self-check leave one
 // core to the requests (Params.Workers unset: GOMAXPROCS-1, at least 1) and
-// the build works half the time (Params.Duty unset: servingDuty), so a
-// reload takes less of the serving path's CPU.
+// the load, the build and the self-check work half the time (Params.Duty
+// unset: servingDuty), so a reload takes less of the serving path's CPU.
 func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (*Index, error) {
-	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true)
-	if err != nil {
-		return nil, err
-	}
-	uids, uvecs, err := m.loadSide(ctx, mv, lr.SideUser, false)
-	if err != nil {
-		return nil, err
-	}
-	ords := make([]uint32, len(ids))
-	for i, id := range ids {
-		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
-	}
 	p := m.cfg.Params
 	workers := runtime.GOMAXPROCS(0)
 	if serving {
@@ -361,6 +349,20 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 		if p.Duty == 0 {
 			p.Duty = servingDuty
 		}
+	}
+	// Reading the rows paces too: the database server shares the machine
+	// in small deployments, and reads as fast as the rows are taken.
+	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true, p.Duty)
+	if err != nil {
+		return nil, err
+	}
+	uids, uvecs, err := m.loadSide(ctx, mv, lr.SideUser, false, p.Duty)
+	if err != nil {
+		return nil, err
+	}
+	ords := make([]uint32, len(ids))
+	for i, id := range ids {
+		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
 	}
 	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, p, m.cfg.ExactThreshold)
 	if err != nil {
@@ -378,7 +380,7 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 // finite components, not all zero, strictly increasing ids, and as many
 // rows as counted; the error names the version and the first bad row
 // (1-based, in id order).
-func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool) ([]int64, []float32, error) {
+func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool, duty float64) ([]int64, []float32, error) {
 	bad := func(row int, id int64, format string, args ...any) error {
 		return lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %s row %d (%s id %d): %s",
 			mv.Kind, mv.Version, mv.ID, side, row, side, id, fmt.Sprintf(format, args...))
@@ -396,7 +398,9 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 	ids := make([]int64, 0, count)
 	vecs := make([]float32, 0, int(count)*mv.Dim)
 	row := 0
+	pace := newPacer(duty)
 	err = m.cfg.Store.StreamEmbeddings(ctx, mv.ID, side, func(id int64, vec []float32) error {
+		pace.tick()
 		row++
 		if len(vec) != mv.Dim {
 			return bad(row, id, "dimension %d, want %d", len(vec), mv.Dim)
