@@ -207,8 +207,8 @@ func (s *State) Apply(evs []lr.Event) ApplyStats {
 }
 
 // applyChunk is the most events applied under one hold of the write lock
-// (a batch is up to 2048): some hundred microseconds.
-const applyChunk = 256
+// (a batch is up to 2048): tens of microseconds.
+const applyChunk = 64
 
 func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 	t0 := time.Now()
