@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (x *Index) Dots(q []float32, ords []uint32, out []float32, ok []bool) {
 		}
 		vs = append(vs, v)
 	}
-	touchSink = touch
+	touchSink.Store(math.Float32bits(touch))
 	for i, v := range vs {
 		out[i], ok[i] = 0, false
 		if v != nil && len(v) == len(q) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -285,7 +286,7 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 			touch += row[o]
 		}
 	}
-	touchSink = touch
+	touchSink.Store(math.Float32bits(touch))
 	for i := range h {
 		r := int(h[i].id)
 		h[i] = cand{vek32.Dot(q, rows[r*m.dim:(r+1)*m.dim]), labels[r]}
@@ -300,8 +301,9 @@ func (m *qmatrix) qsearch(q, rows []float32, labels []uint32, k int, accept Allo
 	return out
 }
 
-// touchSink keeps the compiler from dropping the loads that warm rows.
-var touchSink float32
+// touchSink keeps the compiler from dropping the loads that warm rows
+// (atomic: concurrent searches store to it).
+var touchSink atomic.Uint32
 
 // cmpCand orders candidates as better does, for slices.SortFunc.
 func cmpCand(a, b cand) int {

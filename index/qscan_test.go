@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/liverecall/liverecall/index/internal/synth"
@@ -251,4 +252,35 @@ func TestKthLargest(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Concurrent searches of one live matrix share nothing they write (the race
+// detector watches), and each gets what it would get alone.
+func TestLiveScanConcurrent(t *testing.T) {
+	const n, dim, k = 3000, 32, 20
+	s, err := synth.Generate("lowrank", n, 8, dim, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newLiveMatrix(dim)
+	for i := 0; i < n; i++ {
+		m.set(uint32(i), s.Base[i*dim:(i+1)*dim])
+	}
+	want := make([][]Hit, 8)
+	for i := range want {
+		want[i] = m.searchInt8(s.Query(i), k, nil)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for r := 0; r < 20; r++ {
+				i := (g + r) % len(want)
+				if got := m.searchInt8(s.Query(i), k, nil); !slices.Equal(got, want[i]) {
+					t.Errorf("query %d concurrently: %v, alone: %v", i, got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
