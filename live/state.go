@@ -325,25 +325,13 @@ func (s *State) pruneUsers(ids []lr.UserID, before time.Time) {
 			if us == nil {
 				continue
 			}
-			active := false
 			for st, m := range us.follows {
-				if m.active {
-					active = true
-				} else if m.ts < cut {
+				if !m.active && m.ts < cut {
 					delete(us.follows, st)
 				}
 			}
-			if active {
-				continue
-			}
-			recent := false
-			for _, w := range us.history {
-				if w.JoinedAt.After(before) || w.LeftAt.After(before) {
-					recent = true
-					break
-				}
-			}
-			if !recent {
+			// No stale mark is left, so prunable now means idle.
+			if us.prunable(before) {
 				delete(s.users, id)
 			}
 		}
