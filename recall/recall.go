@@ -537,7 +537,7 @@ type shownShard struct {
 	mu    sync.Mutex
 	users map[lr.UserID][]shownAt
 	adds  int
-	_     [40]byte // one shard per cache line pair: no false sharing of the locks
+	_     [40]byte // 64 bytes a shard, one cache line: no false sharing of the locks
 }
 
 // shownAt holds no pointers (unix nanoseconds, not a time.Time), so the
