@@ -200,14 +200,7 @@ func TestQuantizedScanEdges(t *testing.T) {
 // SearchPrecise never does.
 func BenchmarkLiveScan(b *testing.B) {
 	const n, dim, k = 20_000, 64, 40
-	s, err := synth.Generate("lowrank", n, 100, dim, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := newLiveMatrix(dim)
-	for i := 0; i < n; i++ {
-		m.set(uint32(i), s.Base[i*dim:(i+1)*dim])
-	}
+	s, m := lowrankLive(b, n, 100, dim, 1)
 	b.Run("exact", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			m.searchExact(s.Query(i%100), k, nil)
@@ -258,14 +251,7 @@ func TestKthLargest(t *testing.T) {
 // detector watches), and each gets what it would get alone.
 func TestLiveScanConcurrent(t *testing.T) {
 	const n, dim, k = 3000, 32, 20
-	s, err := synth.Generate("lowrank", n, 8, dim, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newLiveMatrix(dim)
-	for i := 0; i < n; i++ {
-		m.set(uint32(i), s.Base[i*dim:(i+1)*dim])
-	}
+	s, m := lowrankLive(t, n, 8, dim, 3)
 	want := make([][]Hit, 8)
 	for i := range want {
 		want[i] = m.searchInt8(s.Query(i), k, nil)
@@ -283,4 +269,19 @@ func TestLiveScanConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// lowrankLive is a live matrix holding n low-rank synthetic vectors (row i
+// as ordinal i) and the set they came from, with nq queries.
+func lowrankLive(tb testing.TB, n, nq, dim int, seed uint64) (*synth.Set, *liveMatrix) {
+	tb.Helper()
+	s, err := synth.Generate("lowrank", n, nq, dim, seed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := newLiveMatrix(dim)
+	for i := 0; i < n; i++ {
+		m.set(uint32(i), s.Base[i*dim:(i+1)*dim])
+	}
+	return s, m
 }
