@@ -63,6 +63,25 @@ func (o *Ordinals) ID(ord uint32) (StreamerID, bool) {
 	return (*v)[ord], true
 }
 
+// IDs writes the streamer id of each of ords to out, and to ok whether the
+// ordinal was ever given (out[i] is then 0). It is ID for many ordinals:
+// the loads do not depend on each other, so their cache misses overlap
+// (ordinals scattered over a million streamers mostly miss).
+func (o *Ordinals) IDs(ords []uint32, out []StreamerID, ok []bool) {
+	var v []StreamerID
+	if p := o.view.Load(); p != nil {
+		v = *p
+	}
+	out, ok = out[:len(ords)], ok[:len(ords)]
+	for i, ord := range ords {
+		if int(ord) < len(v) {
+			out[i], ok[i] = v[ord], true
+		} else {
+			out[i], ok[i] = 0, false
+		}
+	}
+}
+
 // Len returns how many ordinals have been given.
 func (o *Ordinals) Len() int {
 	o.mu.RLock()

@@ -26,6 +26,23 @@ func TestOrdinalsDenseAndStable(t *testing.T) {
 	if _, ok := o.Lookup(1234); ok {
 		t.Fatal("Lookup of an unseen id should miss")
 	}
+	// IDs agrees with ID, for given and never-given ordinals alike.
+	ords := []uint32{2, 3, 0, 1, 99, 2}
+	out, ok := make([]StreamerID, len(ords)), make([]bool, len(ords))
+	for i := range out {
+		out[i], ok[i] = 12345, true // overwritten either way
+	}
+	o.IDs(ords, out, ok)
+	for i, ord := range ords {
+		id, known := o.ID(ord)
+		if out[i] != id || ok[i] != known {
+			t.Fatalf("IDs[%d] (ordinal %d) = %d,%v; ID gives %d,%v", i, ord, out[i], ok[i], id, known)
+		}
+	}
+	NewOrdinals().IDs([]uint32{0}, out, ok) // nothing given yet
+	if ok[0] || out[0] != 0 {
+		t.Fatalf("IDs on an empty mapping = %d,%v", out[0], ok[0])
+	}
 }
 
 func TestOrdinalsConcurrent(t *testing.T) {

@@ -241,6 +241,9 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	shown := make([]lr.StreamerID, 0, len(items))
 	imps := make([]lr.Impression, 0, len(items))
 	versions := versionString(res.Versions)
+	// The impressions' feature vectors, one block for the page: they outlive
+	// the request (the producer's buffer holds them).
+	vecs := make([]float32, 0, len(items)*rerank.NumFeatures)
 	for pos, it := range items {
 		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.Features.StreamID), Score: it.Score, Channels: it.Channels}
 		if req.Debug {
@@ -253,11 +256,13 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 		resp.Items = append(resp.Items, ri)
 		shown = append(shown, it.StreamerID)
 		imps = append(imps, lr.Impression{RequestID: rid, UserID: lr.UserID(req.UserID), StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: toFloat32(it.Vector)})
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector)})
 	}
-	// The items hold copies of the candidates they came from.
+	// The items hold copies of the candidates they came from, and the
+	// response and impressions copies of what they need from the items.
 	nCands := len(res.Candidates)
 	d.Engine.Release(res)
+	rerank.Release(items)
 	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
 	if d.Impressions != nil && len(imps) > 0 {
 		d.Impressions.Log(imps)
@@ -275,15 +280,18 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	return c.JSON(http.StatusOK, resp)
 }
 
-func toFloat32(x []float64) []float32 {
+// appendFloat32 appends x, converted, to *block and returns the appended
+// part (nil for nil x), capped so that appending to it cannot overwrite
+// what follows in the block.
+func appendFloat32(block *[]float32, x []float64) []float32 {
 	if x == nil {
 		return nil
 	}
-	out := make([]float32, len(x))
-	for i, v := range x {
-		out[i] = float32(v)
+	start := len(*block)
+	for _, v := range x {
+		*block = append(*block, float32(v))
 	}
-	return out
+	return (*block)[start:len(*block):len(*block)]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -307,7 +315,7 @@ func rerankSafely(cands []recall.Candidate, d *RecallDeps, ncf rerank.NCFScorer,
 			items = recallOrder(cands, k)
 		}
 	}()
-	w := rerank.DefaultWeights()
+	w := defaultWeights
 	if d.Weights != nil {
 		w = d.Weights()
 	}
@@ -317,6 +325,10 @@ func rerankSafely(cands []recall.Candidate, d *RecallDeps, ncf rerank.NCFScorer,
 	rc := &rerank.Context{User: u, History: d.State.History(u), Follows: d.State.Follows(u), Now: d.Now(), Explain: explain, NCF: ncf}
 	return rerank.Rank(cands, w, rc, k), nil
 }
+
+// defaultWeights is rerank.DefaultWeights, built once (the rerank path must
+// not treat it as writable).
+var defaultWeights = rerank.DefaultWeights()
 
 func recallOrder(cands []recall.Candidate, k int) []rerank.Item {
 	n := min(k, len(cands))

@@ -2,9 +2,12 @@ package embed
 
 import (
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/viterin/vek/vek32"
+
+	lr "github.com/liverecall/liverecall"
 )
 
 // Inference scores (user, item) pairs with a trained NeuMF for serving, where
@@ -206,6 +209,53 @@ func layerGo(dst, src, wT, b []float32, pin, pout int) {
 // to keep that second off the first request.
 func (s *IDScorer) Prepare() {
 	s.infOnce.Do(func() { s.inf = NewInference(s.Model) })
+}
+
+// IndexOrdinals builds the table ScoreOrdinals uses, from the serving
+// ordinals of streamer ids to the model's dense indices. It assigns an
+// ordinal to every streamer of the model that has none yet, so the table
+// covers the whole model. Call it once, before the scorer serves.
+func (s *IDScorer) IndexOrdinals(ords *lr.Ordinals) {
+	var t []int32
+	for i, id := range s.StreamIDs {
+		ord := int(ords.Ordinal(lr.StreamerID(id)))
+		if ord >= len(t) {
+			t = slices.Grow(t, ord+1-len(t))
+			for len(t) <= ord {
+				t = append(t, -1)
+			}
+		}
+		t[ord] = int32(i)
+	}
+	s.byOrd = t
+}
+
+// ScoreOrdinals is ScoreMany for streamers given by their serving ordinals,
+// through the table IndexOrdinals built (no map lookup per streamer): a
+// streamer the model does not know, or any streamer before IndexOrdinals,
+// gets -MaxFloat32. False means the user is unknown (out is not written).
+func (s *IDScorer) ScoreOrdinals(user int64, ords []uint32, out []float32) bool {
+	u, ok := s.user[user]
+	if !ok {
+		return false
+	}
+	s.Prepare()
+	p, _ := s.itemsPool.Get().(*[]int32)
+	if p == nil {
+		p = new([]int32)
+	}
+	defer s.itemsPool.Put(p)
+	items := grow(*p, len(ords))
+	*p = items
+	t := s.byOrd
+	for k, ord := range ords {
+		items[k] = -1
+		if int(ord) < len(t) {
+			items[k] = t[ord]
+		}
+	}
+	s.inf.ScoreItems(int32(u), items, out)
+	return true
 }
 
 // ScoreMany is ScoreIDs through Inference: the same logits up to float32

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	lr "github.com/liverecall/liverecall"
 )
 
 // Inference must give NeuMF.Score's logits (up to float32 rounding order)
@@ -68,6 +70,42 @@ func TestInferenceMatchesScore(t *testing.T) {
 		}
 		if s.ScoreMany(7, []int64{5003}, got) {
 			t.Fatal("unknown user accepted")
+		}
+		// By serving ordinal: ordinals given in another order than the
+		// model's, with streamers outside the model among them, and one
+		// given after the table was built.
+		ords := lr.NewOrdinals()
+		for _, id := range []int64{42, 5299, 77, 5003} {
+			ords.Ordinal(lr.StreamerID(id))
+		}
+		byOrd := make([]float32, 4)
+		if !s.ScoreOrdinals(1007, []uint32{3}, byOrd) || byOrd[0] != -math.MaxFloat32 {
+			t.Fatalf("before IndexOrdinals: %v, want -MaxFloat32", byOrd[0])
+		}
+		s.IndexOrdinals(ords)
+		late := ords.Ordinal(9999)
+		ask := []int64{5003, 42, 5299, 9999}
+		ordsOf := make([]uint32, len(ask))
+		for k, id := range ask {
+			ordsOf[k], _ = ords.Lookup(lr.StreamerID(id))
+		}
+		if ordsOf[3] != late || !s.ScoreOrdinals(1007, ordsOf, byOrd) {
+			t.Fatal("known user refused by ordinal")
+		}
+		for k, id := range ask {
+			want, ok := s.Score(1007, id)
+			if !ok {
+				want = -math.MaxFloat32
+			}
+			if math.Abs(float64(byOrd[k]-want)) > 1e-4*(1+math.Abs(float64(want))) {
+				t.Fatalf("ScoreOrdinals %d (ordinal %d): %v, Score %v", id, ordsOf[k], byOrd[k], want)
+			}
+		}
+		if s.ScoreOrdinals(7, ordsOf, byOrd) {
+			t.Fatal("unknown user accepted by ordinal")
+		}
+		if ords.Len() != 4+1+298 {
+			t.Fatalf("%d ordinals, want every model streamer given one (303)", ords.Len())
 		}
 	}
 }

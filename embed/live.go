@@ -139,6 +139,8 @@ type IDScorer struct {
 	streamer  map[int64]int
 	infOnce   sync.Once
 	inf       *Inference // built by Prepare
+	byOrd     []int32    // serving ordinal → dense index, -1 none (IndexOrdinals)
+	itemsPool sync.Pool  // *[]int32, ScoreOrdinals' dense indices
 }
 
 // NewIDScorer wraps m with the id of each dense user and item index.

@@ -358,10 +358,25 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
 	fresh := e.state.Snapshot()
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
 	n := 0
 	for ci := range funcs {
 		n += len(got[ci])
 	}
+	// Every hit's streamer id, in one pass (their cache misses overlap):
+	// hit j of channel ci is at off[ci]+j.
+	off := zeroed(&sc.off, len(funcs))
+	hitOrds := sc.hitOrds[:0]
+	for ci := range funcs {
+		off[ci] = len(hitOrds)
+		for _, h := range got[ci] {
+			hitOrds = append(hitOrds, h.Ord)
+		}
+	}
+	sc.hitOrds = hitOrds
+	ids, known := zeroed(&sc.ids, n), zeroed(&sc.known, n)
+	e.ords.IDs(hitOrds, ids, known)
 	pos := posPool.Get().(map[uint32]int)
 	defer func() { clear(pos); posPool.Put(pos) }()
 	cands := candsFor(n)
@@ -370,15 +385,14 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	names := make([]string, n)
 	rejected := rejPool.Get().(map[uint32]bool)
 	defer func() { clear(rejected); rejPool.Put(rejected) }()
-	taken := make([]int, len(funcs))
-	next := make([]int, len(funcs))
+	taken, next := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs))
 	for progress := true; progress; {
 		progress = false
 		for ci := range funcs {
 			hits := got[ci]
 			name := funcs[ci].name
 			for next[ci] < len(hits) && taken[ci] < e.cfg.Quota[name] {
-				h := hits[next[ci]]
+				h, hi := hits[next[ci]], off[ci]+next[ci]
 				next[ci]++
 				if rejected[h.Ord] {
 					continue
@@ -389,7 +403,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					}
 					continue
 				}
-				c, why := e.admit(q, h, fresh.Contains(h.Ord), exclude, shown)
+				c, why := e.admit(q, h, ids[hi], known[hi], fresh.Contains(h.Ord), exclude, shown)
 				if why != "" {
 					rejected[h.Ord] = true
 					res.Filtered[why]++
@@ -414,9 +428,8 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	}
 	// The live features of the admitted, read under one lock straight into
 	// the candidates; a stream that ended since the snapshot is dropped.
-	ords := make([]uint32, len(cands))
-	ptrs := make([]*live.Features, len(cands))
-	isLive := make([]bool, len(cands))
+	ords, ptrs, isLive := zeroed(&sc.ords, len(cands)), zeroed(&sc.ptrs, len(cands)), zeroed(&sc.isLive, len(cands))
+	defer clear(ptrs) // they point into cands, which the caller may release
 	for i := range cands {
 		ords[i], ptrs[i] = cands[i].Ord, &cands[i].Features
 	}
@@ -430,15 +443,39 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 		}
 	}
 	cands = keep
-	e.scoreCandidates(q, cands)
+	e.scoreCandidates(q, cands, sc)
 	return cands
 }
 
+// scratch is the working memory of one merge, reused across requests.
+type scratch struct {
+	taken, next, idx []int
+	off              []int
+	hitOrds, ords    []uint32
+	ids              []lr.StreamerID
+	known            []bool
+	ptrs             []*live.Features
+	isLive, ok       []bool
+	out              []float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// zeroed returns (*s)[:n] with every element zero, growing *s when needed.
+func zeroed[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	*s = (*s)[:n]
+	clear(*s)
+	return *s
+}
+
 // admit builds the candidate for h (without its features) or says which
-// filter removes it. live says whether h's streamer is live now.
-func (e *Engine) admit(q *query, h Hit, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
-	id, ok := e.ords.ID(h.Ord)
-	if !ok {
+// filter removes it. id is h's streamer (known false if its ordinal was
+// never given); live says whether it is live now.
+func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
+	if !known {
 		return Candidate{}, "unknown"
 	}
 	// Just ended: the stream must still be live now, not only in the
@@ -465,15 +502,13 @@ type Dotter interface {
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
 // the reranker sees them whichever channel proposed it.
-func (e *Engine) scoreCandidates(q *query, cands []Candidate) {
+func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 	if e.index == nil {
 		return
 	}
 	d, batch := e.index.(Dotter)
-	var idx []int
-	var ords []uint32
-	var out []float32
-	var ok []bool
+	idx, ords, out, ok := sc.idx[:0], sc.ords[:0], sc.out[:0], sc.ok[:0]
+	defer func() { sc.idx, sc.ords, sc.out, sc.ok = idx[:0], ords[:0], out[:0], ok[:0] }()
 	for kind, uv := range q.userVec {
 		idx, ords = idx[:0], ords[:0]
 		for i := range cands {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -54,9 +55,13 @@ func (w Weights) Validate() error {
 	if len(w.W) != NumFeatures {
 		return lr.Errorf(lr.EINVALID, "rerank weights %q have %d features, this build has %d", w.Version, len(w.W), NumFeatures)
 	}
-	for i, x := range append([]float64{w.Bias}, w.W...) {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return lr.Errorf(lr.EINVALID, "rerank weights %q: weight %d is %v", w.Version, i-1, x)
+	bad := func(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }
+	if bad(w.Bias) {
+		return lr.Errorf(lr.EINVALID, "rerank weights %q: weight -1 (the bias) is %v", w.Version, w.Bias)
+	}
+	for i, x := range w.W {
+		if bad(x) {
+			return lr.Errorf(lr.EINVALID, "rerank weights %q: weight %d is %v", w.Version, i, x)
 		}
 	}
 	return nil
@@ -86,6 +91,15 @@ type NCFBatchScorer interface {
 	ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool
 }
 
+// NCFOrdinalScorer is an NCFBatchScorer that can also take the candidates'
+// serving ordinals instead of their ids (a table lookup each instead of a
+// map lookup); Rank prefers it. out[i] is -MaxFloat32 for a streamer the
+// model does not know; false means the user is unknown.
+type NCFOrdinalScorer interface {
+	NCFScorer
+	ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool
+}
+
 // Context is what features need beyond the candidate itself.
 type Context struct {
 	User     lr.UserID
@@ -104,6 +118,8 @@ type Item struct {
 	Vector []float64         // the feature vector (logged with impressions)
 	Why    []Contribution    // the largest contributions, when Context.Explain
 	Extra  map[string]string // notes, e.g. "diversity: moved down"
+
+	block []float64 // on the first item of a page: every item's Vector, for Release
 }
 
 // Contribution is one feature's part in a score.
@@ -158,11 +174,12 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, re
 // diversity step and returns the first k. It never fails on odd input: a
 // non-finite score ranks last.
 func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
-	repeats := map[lr.StreamerID]int{}
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	repeats, follows := sc.repeats, sc.follows
 	for _, h := range ctx.History {
 		repeats[h.StreamerID]++
 	}
-	follows := map[lr.StreamerID]bool{}
 	for _, id := range ctx.Follows {
 		follows[id] = true
 	}
@@ -170,21 +187,35 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	// The NCF score of each candidate: the full NeuMF model's when it knows
 	// the pair (with a batch scorer, every candidate in one call), else the
 	// GMF dot product recall computed.
-	ncf, hasNCF := make([]float32, n), make([]bool, n)
+	ncf, hasNCF := grow(&sc.ncf, n), grow(&sc.hasNCF, n)
 	for i := range cands {
 		ncf[i], hasNCF[i] = cands[i].NCFScore, cands[i].HasNCF
 	}
-	if b, ok := ctx.NCF.(NCFBatchScorer); ok && n > 0 {
-		ids := make([]lr.StreamerID, n)
+	batch := false
+	out := grow(&sc.out, n)
+	if o, ok := ctx.NCF.(NCFOrdinalScorer); ok && n > 0 {
+		ords := grow(&sc.ords, n)
+		for i := range cands {
+			ords[i] = cands[i].Ord
+		}
+		batch = true
+		if !o.ScoreOrdinals(ctx.User, ords, out) {
+			out = out[:0]
+		}
+	} else if b, ok := ctx.NCF.(NCFBatchScorer); ok && n > 0 {
+		ids := grow(&sc.ids, n)
 		for i := range cands {
 			ids[i] = cands[i].StreamerID
 		}
-		out := make([]float32, n)
-		if b.ScoreMany(ctx.User, ids, out) {
-			for i, s := range out {
-				if s != -math.MaxFloat32 {
-					ncf[i], hasNCF[i] = s, true
-				}
+		batch = true
+		if !b.ScoreMany(ctx.User, ids, out) {
+			out = out[:0]
+		}
+	}
+	if batch {
+		for i, s := range out {
+			if s != -math.MaxFloat32 {
+				ncf[i], hasNCF[i] = s, true
 			}
 		}
 	} else if ctx.NCF != nil {
@@ -197,9 +228,8 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	// Score every candidate (the vectors in one block), then order a
 	// permutation (stable: equal scores keep the recall order), choose the
 	// page, and build items for the page only.
-	x := make([]float64, NumFeatures)
-	scores := make([]float64, n)
-	order := make([]int, n)
+	x := grow(&sc.x, NumFeatures)
+	scores, order := grow(&sc.scores, n), grow(&sc.order, n)
 	for i := range cands {
 		featuresInto(x, &cands[i], ncf[i], hasNCF[i], repeats, follows)
 		z := w.Bias
@@ -218,15 +248,17 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		}
 		return a - b
 	})
-	page, held := diversify(order, func(i int) string { return cands[i].Features.Category }, k, ctx.MaxShare, ctx.Explain)
-	items := make([]Item, len(page))
-	xs := make([]float64, len(page)*NumFeatures)
+	page, held := diversify(order, func(i int) string { return cands[i].Features.Category }, k, ctx.MaxShare, ctx.Explain, sc)
+	items, xs := itemsFor(len(page))
 	for j, i := range page {
 		c := cands[i]
 		c.NCFScore, c.HasNCF = ncf[i], hasNCF[i]
 		x := xs[j*NumFeatures : (j+1)*NumFeatures : (j+1)*NumFeatures]
 		featuresInto(x, &c, ncf[i], hasNCF[i], repeats, follows)
 		items[j] = Item{Candidate: c, Score: scores[i], Vector: x}
+		if j == 0 {
+			items[j].block = xs
+		}
 		if ctx.Explain {
 			items[j].Why = explain(x, w)
 			if h, ok := held[i]; ok {
@@ -235,6 +267,86 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		}
 	}
 	return items
+}
+
+// scratch is the working memory of one Rank call, reused across calls:
+// a request's slices and maps were most of what reranking allocated.
+type scratch struct {
+	repeats map[lr.StreamerID]int
+	follows map[lr.StreamerID]bool
+	per     map[string]int
+	ncf     []float32
+	out     []float32
+	hasNCF  []bool
+	ids     []lr.StreamerID
+	ords    []uint32
+	x       []float64
+	scores  []float64
+	order   []int
+	page    []int
+	held    []int
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{repeats: map[lr.StreamerID]int{}, follows: map[lr.StreamerID]bool{}, per: map[string]int{}}
+}}
+
+// put empties the maps (keeping their room) and returns sc to the pool.
+// A scratch that grew for an unusually large request is dropped instead,
+// so one such request does not pin its memory.
+func (sc *scratch) put() {
+	if len(sc.repeats) > 1024 || len(sc.follows) > 1024 || cap(sc.order) > 4096 {
+		return
+	}
+	clear(sc.repeats)
+	clear(sc.follows)
+	clear(sc.per)
+	scratchPool.Put(sc)
+}
+
+// grow returns (*s)[:n], reallocating *s when it is too small. The
+// contents are not cleared: callers write every element they read.
+func grow[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	return (*s)[:n]
+}
+
+// itemsFor returns n items and their n feature vectors' backing array,
+// reused from an earlier Release when there is one.
+func itemsFor(n int) ([]Item, []float64) {
+	if p, ok := itemsPool.Get().(*pagePair); ok && cap(p.items) >= n && cap(p.xs) >= n*NumFeatures {
+		return p.items[:n], p.xs[:n*NumFeatures]
+	}
+	return make([]Item, n), make([]float64, n*NumFeatures)
+}
+
+type pagePair struct {
+	items []Item
+	xs    []float64
+}
+
+var itemsPool sync.Pool
+
+// Release hands back items Rank returned, for reuse by later calls. Call it
+// once nothing reads them (or their Vectors) any more; copy out what must
+// outlive the request first.
+func Release(items []Item) {
+	if cap(items) == 0 || cap(items) > 1024 {
+		return
+	}
+	xs := items[:1][0].block
+	if xs == nil {
+		return // not from Rank, or empty
+	}
+	items = items[:cap(items)]
+	xs = xs[:cap(xs)]
+	if cap(xs) < len(items)*NumFeatures {
+		return
+	}
+	clear(items) // drop the candidates' references (channel lists, explanations)
+	itemsPool.Put(&pagePair{items: items[:0], xs: xs})
 }
 
 func explain(x []float64, w Weights) []Contribution {
@@ -255,7 +367,7 @@ func explain(x []float64, w Weights) []Contribution {
 // more than maxShare of the k slots while other categories have candidates;
 // the candidates it holds back fill what is left at the end. It returns the
 // page and, when explain, why each held-back candidate was held.
-func diversify(order []int, category func(int) string, k int, maxShare float64, explain bool) ([]int, map[int]string) {
+func diversify(order []int, category func(int) string, k int, maxShare float64, explain bool, sc *scratch) ([]int, map[int]string) {
 	if maxShare <= 0 {
 		maxShare = 0.4
 	}
@@ -263,13 +375,14 @@ func diversify(order []int, category func(int) string, k int, maxShare float64, 
 	if limit < 1 {
 		limit = 1
 	}
-	out := make([]int, 0, min(k, len(order)))
-	var held []int
+	out := sc.page[:0]
+	held := sc.held[:0]
+	defer func() { sc.page, sc.held = out[:0], held[:0] }()
 	var why map[int]string
 	if explain {
 		why = map[int]string{}
 	}
-	per := map[string]int{}
+	per := sc.per
 	for _, i := range order {
 		if len(out) == k {
 			break

@@ -139,6 +139,22 @@ func (b batchScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) 
 	return true
 }
 
+// ordScorer is batchScorer with the ordinal method; the test candidates'
+// ordinals are their ids. It counts its calls.
+type ordScorer struct {
+	batchScorer
+	calls *int
+}
+
+func (o ordScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
+	*o.calls++
+	ids := make([]lr.StreamerID, len(ords))
+	for i, ord := range ords {
+		ids[i] = lr.StreamerID(ord)
+	}
+	return o.ScoreMany(u, ids, out)
+}
+
 // A scorer with ScoreMany must rank and explain exactly as the same scorer
 // asked one candidate at a time, unknown users and streamers included.
 func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
@@ -151,15 +167,21 @@ func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
 	orig := slices.Clone(cands)
 	for _, u := range []lr.UserID{1, 99} {
 		one := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: fnScorer{}, Explain: true}, 20)
-		many := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: batchScorer{}, Explain: true}, 20)
-		if len(one) != len(many) {
-			t.Fatalf("user %d: %d items one by one, %d in a batch", u, len(one), len(many))
-		}
-		for i := range one {
-			if one[i].StreamerID != many[i].StreamerID || one[i].Score != many[i].Score || !slices.Equal(one[i].Vector, many[i].Vector) {
-				t.Fatalf("user %d item %d: one by one %d %v %v, batch %d %v %v", u, i,
-					one[i].StreamerID, one[i].Score, one[i].Vector, many[i].StreamerID, many[i].Score, many[i].Vector)
+		calls := 0
+		for _, sc := range []rerank.NCFScorer{batchScorer{}, ordScorer{calls: &calls}} {
+			many := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: sc, Explain: true}, 20)
+			if len(one) != len(many) {
+				t.Fatalf("user %d: %d items one by one, %d in a batch (%T)", u, len(one), len(many), sc)
 			}
+			for i := range one {
+				if one[i].StreamerID != many[i].StreamerID || one[i].Score != many[i].Score || !slices.Equal(one[i].Vector, many[i].Vector) {
+					t.Fatalf("user %d item %d: one by one %d %v %v, batch (%T) %d %v %v", u, i,
+						one[i].StreamerID, one[i].Score, one[i].Vector, sc, many[i].StreamerID, many[i].Score, many[i].Vector)
+				}
+			}
+		}
+		if calls != 1 {
+			t.Fatalf("ScoreOrdinals called %d times, want once (Rank prefers it)", calls)
 		}
 	}
 	for i := range cands {
@@ -167,4 +189,53 @@ func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
 			t.Fatal("Rank modified the caller's candidates")
 		}
 	}
+}
+
+// Pages handed back with Release are reused by later calls: a reused page
+// must rank exactly as a fresh one, whatever the earlier page held, and
+// pages in use at the same time must not share memory.
+func TestReleaseReusesPages(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	mk := func(n int) []recall.Candidate {
+		var cs []recall.Candidate
+		for i := 1; i <= n; i++ {
+			c := cand(rng.IntN(1000)+1, string(rune('a'+rng.IntN(5))), rng.Float32(), rng.IntN(500), recall.Channels[rng.IntN(len(recall.Channels))])
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	snapshot := func(items []rerank.Item) (ids []lr.StreamerID, scores []float64, vecs [][]float64) {
+		for _, it := range items {
+			ids, scores, vecs = append(ids, it.StreamerID), append(scores, it.Score), append(vecs, slices.Clone(it.Vector))
+		}
+		return
+	}
+	w := rerank.DefaultWeights()
+	for round := 0; round < 50; round++ {
+		cands := mk(5 + rng.IntN(120))
+		k := 1 + rng.IntN(40)
+		ctx := &rerank.Context{User: 7, History: []live.Watch{{StreamerID: cands[0].StreamerID}}, Follows: []lr.StreamerID{cands[len(cands)-1].StreamerID}}
+		want := rerank.Rank(cands, w, ctx, k)
+		wantIDs, wantScores, wantVecs := snapshot(want)
+		// Another page in use at the same time, then both handed back.
+		other := rerank.Rank(mk(60), w, &rerank.Context{User: 8}, 30)
+		gotIDs, gotScores, gotVecs := snapshot(want)
+		if !slices.Equal(gotIDs, wantIDs) || !slices.Equal(gotScores, wantScores) || !slices.EqualFunc(gotVecs, wantVecs, slices.Equal) {
+			t.Fatalf("round %d: a page changed while another was ranked", round)
+		}
+		rerank.Release(other)
+		rerank.Release(want)
+		again := rerank.Rank(cands, w, ctx, k)
+		ids, scores, vecs := snapshot(again)
+		if !slices.Equal(ids, wantIDs) || !slices.Equal(scores, wantScores) || !slices.EqualFunc(vecs, wantVecs, slices.Equal) {
+			t.Fatalf("round %d: a reused page ranks %v %v, a fresh one %v %v", round, ids, scores, wantIDs, wantScores)
+		}
+		for i := range again {
+			if len(again[i].Vector) != rerank.NumFeatures || cap(again[i].Vector) != rerank.NumFeatures {
+				t.Fatalf("round %d item %d: vector len %d cap %d, want %d (capped)", round, i, len(again[i].Vector), cap(again[i].Vector), rerank.NumFeatures)
+			}
+		}
+		rerank.Release(again)
+	}
+	rerank.Release(nil) // harmless
 }

@@ -14,11 +14,13 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -115,7 +117,9 @@ func main() {
 		lr.ModelNCF: {ID: 2, Kind: lr.ModelNCF, Version: "ncf-bench", Dim: dim, Status: lr.StatusActive},
 	}}
 	reg := prometheus.NewRegistry()
-	mgr, err := index.NewManager(index.Config{Store: store, Ordinals: ords, Registerer: reg, Logger: log})
+	// BENCH_SNAPSHOT_DIR keeps the built indexes between runs (the
+	// service's own snapshots): a rerun loads them instead of building.
+	mgr, err := index.NewManager(index.Config{Store: store, Ordinals: ords, Registerer: reg, Logger: log, SnapshotDir: os.Getenv("BENCH_SNAPSHOT_DIR")})
 	check(err)
 	fmt.Printf("# recall path: %d streamers known, %d live, MF + NCF dim %d, %d users, k=%d\n", n, nLive, dim, nUsers, k)
 	t0 := time.Now()
@@ -123,6 +127,10 @@ func main() {
 	check(err)
 	fmt.Printf("built both indexes in %.1f s (", time.Since(t0).Seconds())
 	for _, r := range res {
+		if r.Outcome == "snapshot" {
+			fmt.Printf(" %s loaded from its snapshot", r.Kind)
+			continue
+		}
 		fmt.Printf(" %s %.1f s recall %.3f", r.Kind, r.Seconds, r.SelfCheck)
 	}
 	fmt.Println(" )")
@@ -145,12 +153,13 @@ func main() {
 	// The full NeuMF scorer rerank uses (random weights of the default
 	// architecture over every user and streamer: its cost, not its quality).
 	t0 = time.Now()
-	ncf, err := benchScorer(n)
+	ncf, err := benchScorer(n, ords)
 	check(err)
 	fmt.Printf("NeuMF scorer for rerank (%d users, %d streamers) in %.1f s\n", nUsers, n, time.Since(t0).Seconds())
 
 	srv := api.New(api.Config{}, log, reg, reg)
-	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: rerank.DefaultWeights,
+	weights := rerank.DefaultWeights()
+	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: func() rerank.Weights { return weights },
 		NCF: func() rerank.NCFScorer { return ncf }}
 	eng := recall.New(recall.Config{ShownDisabled: true}, state, ords, mgr, nil, deps.ObserveChannel)
 	deps.Engine = eng
@@ -175,8 +184,9 @@ func main() {
 		r, err := eng.Recall(ctx, recall.Request{User: u, K: k, FullNCF: true})
 		check(err)
 		tRecall := time.Since(s)
-		rerank.Rank(r.Candidates, rerank.DefaultWeights(), &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
+		items := rerank.Rank(r.Candidates, weights, &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
 		eng.Release(r) // as the service does once the items are built
+		rerank.Release(items)
 		inproc = append(inproc, time.Since(s))
 		stages["recall (channels + merge)"] = append(stages["recall (channels + merge)"], tRecall)
 		stages["rerank"] = append(stages["rerank"], inproc[len(inproc)-1]-tRecall)
@@ -225,8 +235,8 @@ func main() {
 		return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, (i*7919)%nUsers+1, k)
 	}
 	fmt.Printf("\nloopback HTTP, open loop, %s per rate after %s of warm-up at that rate (latency from each request's scheduled start):\n", dur, warm)
-	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms | channels late or failed |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| rate req/s | sent | errors | p50 ms | p90 ms | p99 ms | max ms | channels late or failed | CPU µs / request | scheduling p99 µs |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var at2000 loadgen.Result
 	lost2000 := 0
 	var worst []string
@@ -243,9 +253,21 @@ func main() {
 			check(err)
 			check(pprof.StartCPUProfile(prof))
 		}
+		// BENCH_HTTP_MEMPROFILE: allocation profiles before and after the
+		// 2,000 req/s run (go tool pprof -diff_base <p>.before <p>).
+		memProf := os.Getenv("BENCH_HTTP_MEMPROFILE")
+		if memProf != "" && rate == 2000 {
+			writeAllocs(memProf + ".before")
+		}
 		before := channelOutcomes(reg)
+		sched0, cpu0 := schedLatencies(), cpuTime()
 		r := loadgen.OpenLoop(ctx, client, url, rate, dur, body)
+		cpuReq := (cpuTime() - cpu0) / time.Duration(max(r.Sent, 1))
+		schedP99 := sched0.p99Since(schedLatencies())
 		lost := lostChannels(before, channelOutcomes(reg))
+		if memProf != "" && rate == 2000 {
+			writeAllocs(memProf)
+		}
 		if prof != nil {
 			pprof.StopCPUProfile()
 			check(prof.Close())
@@ -254,7 +276,8 @@ func main() {
 		if rate == 2000 {
 			lost2000 = lost
 		}
-		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %d |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)), lost)
+		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %d |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)), lost,
+			cpuReq.Microseconds(), schedP99.Microseconds())
 		for _, w := range r.Worst(time.Second, 2) {
 			worst = append(worst, fmt.Sprintf("%d req/s, second %d: p99 %.2f ms, max %.2f ms", rate, int(w.Start.Seconds()), msf(w.P99), msf(w.Max)))
 		}
@@ -281,6 +304,52 @@ func main() {
 	b, _ := json.Marshal(head)
 	fmt.Println()
 	fmt.Println(string(b))
+}
+
+// writeAllocs writes the allocation profile so far to path.
+func writeAllocs(path string) {
+	runtime.GC() // the profile is as of the last collection
+	f, err := os.Create(path)
+	check(err)
+	check(pprof.Lookup("allocs").WriteTo(f, 0))
+	check(f.Close())
+}
+
+// schedHist is a reading of the runtime's histogram of how long runnable
+// goroutines waited for a thread (/sched/latencies:seconds).
+type schedHist struct {
+	counts  []uint64
+	buckets []float64
+}
+
+func schedLatencies() schedHist {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	h := s[0].Value.Float64Histogram()
+	return schedHist{counts: slices.Clone(h.Counts), buckets: h.Buckets}
+}
+
+// p99Since is the p99 scheduling latency between the reading h and a later
+// one (the upper bound of the bucket holding it).
+func (h schedHist) p99Since(later schedHist) time.Duration {
+	var total uint64
+	d := make([]uint64, len(later.counts))
+	for i := range d {
+		d[i] = later.counts[i] - h.counts[i]
+		total += d[i]
+	}
+	want := uint64(float64(total) * .99)
+	var acc uint64
+	for i, c := range d {
+		if acc += c; acc > want && c > 0 {
+			ub := later.buckets[i+1]
+			if math.IsInf(ub, 1) {
+				ub = later.buckets[i]
+			}
+			return time.Duration(ub * 1e9)
+		}
+	}
+	return 0
 }
 
 // channelOutcomes reads the recall channels' outcome counters.
@@ -315,11 +384,16 @@ func lostChannels(before, after map[string]float64) int {
 	return int(n)
 }
 
-// idScorer adapts the NeuMF scorer to rerank's interface, as the service does.
+// idScorer adapts the NeuMF scorer to rerank's interfaces, as the service's
+// ncfScorer does (with the ordinal table it builds at load).
 type idScorer struct{ s *embed.IDScorer }
 
 func (n idScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
 	return n.s.Score(int64(u), int64(s))
+}
+
+func (n idScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
+	return n.s.ScoreOrdinals(int64(u), ords, out)
 }
 
 func (n idScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
@@ -333,7 +407,7 @@ func (n idScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) boo
 // benchScorer builds a NeuMF of the default architecture over nUsers users
 // and n streamers (ids from 1), trained for one epoch on a few random pairs:
 // random weights, which cost what trained ones do.
-func benchScorer(n int) (idScorer, error) {
+func benchScorer(n int, ords *lr.Ordinals) (idScorer, error) {
 	cfg := embed.DefaultNeuMFConfig()
 	cfg.Pretrain, cfg.Epochs = nil, 1
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -354,6 +428,7 @@ func benchScorer(n int) (idScorer, error) {
 	}
 	sc := embed.NewIDScorer(m, uids, sids)
 	sc.Prepare()
+	sc.IndexOrdinals(ords)
 	return idScorer{sc}, nil
 }
 

@@ -104,6 +104,12 @@ func (n *ncfScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) b
 	return n.s.ScoreMany(int64(u), streamerInts(ids), out)
 }
 
+// ScoreOrdinals is ScoreMany by the candidates' ordinals, through the table
+// loadNCFScorer built (rerank.NCFOrdinalScorer).
+func (n *ncfScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
+	return n.s.ScoreOrdinals(int64(u), ords, out)
+}
+
 func streamerInts(ids []lr.StreamerID) []int64 {
 	out := make([]int64, len(ids))
 	for i, id := range ids {
@@ -148,6 +154,7 @@ func (s *service) loadNCFScorer(ctx context.Context) {
 		return
 	}
 	sc.Prepare() // the serving tables, before the first request needs them
+	sc.IndexOrdinals(s.ords)
 	s.ncf.Store(&ncfScorer{version: mv.Version, s: sc})
 	s.app.Log.Info("NeuMF scorer loaded", "version", mv.Version)
 }
