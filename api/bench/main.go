@@ -23,8 +23,10 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -240,6 +242,7 @@ func main() {
 	var at2000 loadgen.Result
 	lost2000 := 0
 	var worst []string
+	machine := startSampler(ctx)
 	maxOK := 0
 	totalErr := 0
 	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
@@ -279,7 +282,9 @@ func main() {
 		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %d |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)), lost,
 			cpuReq.Microseconds(), schedP99.Microseconds())
 		for _, w := range r.Worst(time.Second, 2) {
-			worst = append(worst, fmt.Sprintf("%d req/s, second %d: p99 %.2f ms, max %.2f ms", rate, int(w.Start.Seconds()), msf(w.P99), msf(w.Max)))
+			at := r.Start.Add(w.Start)
+			worst = append(worst, fmt.Sprintf("%d req/s, second %d (%s): p99 %.2f ms, max %.2f ms; %s", rate, int(w.Start.Seconds()), at.UTC().Format("15:04:05"),
+				msf(w.P99), msf(w.Max), machine.between(at, at.Add(time.Second))))
 		}
 		if rate == 2000 {
 			at2000 = r
@@ -304,6 +309,115 @@ func main() {
 	b, _ := json.Marshal(head)
 	fmt.Println()
 	fmt.Println(string(b))
+}
+
+// sampler records, every 100 ms, the CPU time of the machine's other
+// processes (/proc/<pid>/stat), the hypervisor's steal (/proc/stat), this
+// process's CPU time and the collector's cycle count, so the worst seconds
+// of a run can say what the machine and the runtime were doing then: a
+// second of tail latency while other processes held the cores reads
+// differently from one while this process ran a collection.
+type sampler struct {
+	mu      sync.Mutex
+	samples []sample
+}
+
+type sample struct {
+	at            time.Time
+	others, steal float64 // CPU seconds so far: other processes; stolen by the hypervisor
+	proc          time.Duration
+	gcs           uint64
+}
+
+func startSampler(ctx context.Context) *sampler {
+	s := &sampler{}
+	self := strconv.Itoa(os.Getpid())
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		gc := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+		for {
+			metrics.Read(gc)
+			x := sample{at: time.Now(), others: othersCPU(self), steal: stealCPU(), proc: cpuTime(), gcs: gc[0].Value.Uint64()}
+			s.mu.Lock()
+			s.samples = append(s.samples, x)
+			s.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// between describes the machine from a to b: the cores this process used,
+// those the other processes used, those the hypervisor stole, and the
+// collections that finished.
+func (s *sampler) between(a, b time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(a) })
+	j := sort.Search(len(s.samples), func(i int) bool { return !s.samples[i].at.Before(b) })
+	i, j = max(i-1, 0), min(j, len(s.samples)-1)
+	if i >= j {
+		return "machine not sampled"
+	}
+	x, y := s.samples[i], s.samples[j]
+	secs := y.at.Sub(x.at).Seconds()
+	return fmt.Sprintf("cores used: this process %.2f, other processes %.2f, stolen %.2f; %d collections",
+		(y.proc-x.proc).Seconds()/secs, (y.others-x.others)/secs, (y.steal-x.steal)/secs, y.gcs-x.gcs)
+}
+
+const clockTicks = 100 // USER_HZ, the unit of /proc's CPU times
+
+// othersCPU sums the CPU seconds (user + system) of every process but self.
+func othersCPU(self string) float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, e := range ents {
+		name := e.Name()
+		if name == self || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// Fields after the command (which may hold spaces), from state:
+		// utime and stime are the 12th and 13th.
+		k := strings.LastIndexByte(string(b), ')')
+		if k < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[k+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		total += (u + st) / clockTicks
+	}
+	return total
+}
+
+// stealCPU returns the CPU seconds the hypervisor stole so far (/proc/stat).
+func stealCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[8], 64)
+	return v / clockTicks
 }
 
 // writeAllocs writes the allocation profile so far to path.

@@ -22,6 +22,7 @@ type Result struct {
 	Status5x int
 	Lat      []time.Duration // from the request's scheduled start, so a slow server cannot hide queueing (no coordinated omission)
 	At       []time.Duration // each Lat's scheduled start, from the start of the run
+	Start    time.Time       // when the run began (At is from here)
 	Elapsed  time.Duration
 }
 
@@ -81,6 +82,7 @@ func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur tim
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
+	res.Start = start
 	interval := time.Second / time.Duration(rate)
 	for i := 0; i < n; i++ {
 		at := start.Add(time.Duration(i) * interval)
