@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +22,35 @@ type Snapshot struct {
 	live *roaring.Bitmap
 	Seq  uint64    // increases with every published change
 	At   time.Time // wall time of publication
+
+	// dense is the live set as one bit per ordinal, built by the first
+	// Contains: a request asks Contains hundreds of times (the scans'
+	// filter, merge), and a bit test is a fraction of the bitmap's binary
+	// searches. Lazily, so a snapshot replaced before anyone reads it (a
+	// replay publishes thousands) costs nothing.
+	denseOnce sync.Once
+	dense     []uint64
 }
 
 // Contains reports whether the streamer with ordinal ord was live.
-func (s *Snapshot) Contains(ord uint32) bool { return s.live.Contains(ord) }
+func (s *Snapshot) Contains(ord uint32) bool {
+	s.denseOnce.Do(s.buildDense)
+	w := ord >> 6
+	return int(w) < len(s.dense) && s.dense[w]&(1<<(ord&63)) != 0
+}
+
+func (s *Snapshot) buildDense() {
+	if s.live.IsEmpty() {
+		return
+	}
+	d := make([]uint64, s.live.Maximum()>>6+1)
+	it := s.live.Iterator()
+	for it.HasNext() {
+		ord := it.Next()
+		d[ord>>6] |= 1 << (ord & 63)
+	}
+	s.dense = d
+}
 
 // GetCardinality returns how many streamers were live.
 func (s *Snapshot) GetCardinality() uint64 { return s.live.GetCardinality() }

@@ -1,6 +1,8 @@
 package live_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"sync"
@@ -246,6 +248,48 @@ func TestSnapshotConcurrent(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// Contains (a dense bit set built on first use) must agree with the
+// published bitmap for every ordinal, live or not, below and beyond the
+// largest live one, in the empty snapshot too.
+func TestSnapshotContainsMatchesBitmap(t *testing.T) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	if s := st.Snapshot(); s.Contains(0) || s.Contains(1<<31) {
+		t.Fatal("the empty snapshot contains something")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for round := 0; round < 30; round++ {
+		var evs []lr.Event
+		for i := 0; i < 200; i++ {
+			typ := lr.EventStreamStarted
+			if rng.IntN(3) == 0 {
+				typ = lr.EventStreamEnded
+			}
+			id := lr.StreamerID(rng.IntN(3000) + 1)
+			evs = append(evs, lr.Event{ID: fmt.Sprint("r", round, "-", i), Type: typ, TS: livetest.T0.Add(time.Duration(round*200+i) * time.Second),
+				StreamerID: id, StreamID: lr.StreamID(id), V: 1})
+		}
+		st.Apply(evs)
+		s := st.Snapshot()
+		bm := s.Bitmap()
+		n := 0
+		for ord := uint32(0); ord < uint32(ords.Len())+130; ord++ {
+			if got, want := s.Contains(ord), bm.Contains(ord); got != want {
+				t.Fatalf("round %d: Contains(%d) = %v, the bitmap says %v", round, ord, got, want)
+			}
+			if s.Contains(ord) {
+				n++
+			}
+		}
+		if uint64(n) != s.GetCardinality() || n == 0 {
+			t.Fatalf("round %d: %d ordinals contained, cardinality %d", round, n, s.GetCardinality())
+		}
+		if s.Contains(1<<32 - 1) {
+			t.Fatal("the largest ordinal is contained")
+		}
+	}
 }
 
 // BenchmarkApply applies a mixed workload (20k live streams, 1M users) in
