@@ -281,6 +281,9 @@ func main() {
 		}
 		fmt.Printf("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %d | %d | %d |\n", rate, r.Sent, r.Errors, msf(r.Pct(.5)), msf(r.Pct(.9)), msf(r.Pct(.99)), msf(r.Pct(1)), lost,
 			cpuReq.Microseconds(), schedP99.Microseconds())
+		for _, f := range r.Failures {
+			worst = append(worst, fmt.Sprintf("%d req/s, a failed request: %s", rate, f))
+		}
 		for _, w := range r.Worst(time.Second, 2) {
 			at := r.Start.Add(w.Start)
 			worst = append(worst, fmt.Sprintf("%d req/s, second %d (%s): p99 %.2f ms, max %.2f ms; %s", rate, int(w.Start.Seconds()), at.UTC().Format("15:04:05"),

@@ -156,6 +156,9 @@ func TestSoak(t *testing.T) {
 			t.Logf("  worst second at %v (%s): %d requests, p99 %.2f ms, max %.2f ms", w.Start, started.Add(w.Start).Format("15:04:05"), w.Requests,
 				float64(w.P99.Microseconds())/1000, float64(w.Max.Microseconds())/1000)
 		}
+		for _, f := range r.Failures {
+			t.Logf("  failed request: %s", f)
+		}
 	}
 	cancel()
 	wg.Wait()

@@ -23,6 +23,10 @@ type Result struct {
 	Lat      []time.Duration // from the request's scheduled start, so a slow server cannot hide queueing (no coordinated omission)
 	At       []time.Duration // each Lat's scheduled start, from the start of the run
 	Start    time.Time       // when the run began (At is from here)
+	// Failures holds the first few distinct failures (a transport error,
+	// or a status line with the body's start), so a run that counted
+	// errors says what they were.
+	Failures []string
 	Elapsed  time.Duration
 }
 
@@ -72,6 +76,8 @@ func NewClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
 }
 
+const maxFailures = 5
+
 // OpenLoop POSTs JSON bodies to url at rate requests per second for dur,
 // each at its scheduled time whether or not earlier ones have answered.
 func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur time.Duration, body func(i int) []byte) Result {
@@ -99,17 +105,29 @@ func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur tim
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(i)))
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := c.Do(req)
+			var failure string
 			if err == nil {
+				if resp.StatusCode >= 300 {
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+					failure = resp.Status + ": " + string(b)
+				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+			} else {
+				failure = err.Error()
 			}
 			lat[i] = time.Since(at)
-			if err == nil && resp.StatusCode < 300 {
+			if failure == "" {
 				ok[i] = true
-			} else if err == nil && resp.StatusCode >= 500 {
-				mu.Lock()
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && resp.StatusCode >= 500 {
 				res.Status5x++
-				mu.Unlock()
+			}
+			if len(res.Failures) < maxFailures && !slices.Contains(res.Failures, failure) {
+				res.Failures = append(res.Failures, failure)
 			}
 		}(i, at)
 	}
