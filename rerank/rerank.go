@@ -193,6 +193,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	}
 	batch := false
 	out := grow(&sc.out, n)
+	clear(out) // a scorer that skips a streamer leaves 0, as with a new slice
 	if o, ok := ctx.NCF.(NCFOrdinalScorer); ok && n > 0 {
 		ords := grow(&sc.ords, n)
 		for i := range cands {
