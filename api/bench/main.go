@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -100,6 +102,10 @@ func (s *synthStore) StreamEmbeddings(ctx context.Context, id int64, side lr.Emb
 }
 
 func main() {
+	if os.Getenv(stallChildEnv) != "" {
+		stallChild()
+		return
+	}
 	quick := os.Getenv("QUICK") != ""
 	n := 1_000_000
 	dur, warm := 10*time.Second, 2*time.Second
@@ -163,7 +169,9 @@ func main() {
 	weights := rerank.DefaultWeights()
 	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: func() rerank.Weights { return weights },
 		NCF: func() rerank.NCFScorer { return ncf }}
-	eng := recall.New(recall.Config{ShownDisabled: true}, state, ords, mgr, nil, deps.ObserveChannel)
+	// The service's defaults, the already-shown filter included (every
+	// response's streamers are remembered for 10 minutes per user).
+	eng := recall.New(recall.Config{}, state, ords, mgr, nil, deps.ObserveChannel)
 	deps.Engine = eng
 	srv.RegisterRecall(deps, reg)
 	eng.RefreshRankings()
@@ -243,6 +251,7 @@ func main() {
 	lost2000 := 0
 	var worst []string
 	machine := startSampler(ctx)
+	stalls := startStallWatch()
 	maxOK := 0
 	totalErr := 0
 	for _, rate := range []int{500, 1000, 2000, 3000, 4000, 6000} {
@@ -286,8 +295,8 @@ func main() {
 		}
 		for _, w := range r.Worst(time.Second, 2) {
 			at := r.Start.Add(w.Start)
-			worst = append(worst, fmt.Sprintf("%d req/s, second %d (%s): p99 %.2f ms, max %.2f ms; %s", rate, int(w.Start.Seconds()), at.UTC().Format("15:04:05"),
-				msf(w.P99), msf(w.Max), machine.between(at, at.Add(time.Second))))
+			worst = append(worst, fmt.Sprintf("%d req/s, second %d (%s): p99 %.2f ms, max %.2f ms; %s; %s", rate, int(w.Start.Seconds()), at.UTC().Format("15:04:05"),
+				msf(w.P99), msf(w.Max), machine.between(at, at.Add(time.Second)), stalls.between(at, at.Add(time.Second))))
 		}
 		if rate == 2000 {
 			at2000 = r
@@ -421,6 +430,87 @@ func stealCPU() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[8], 64)
 	return v / clockTicks
+}
+
+// The stall watch: a child process (this program again, with stallChildEnv
+// set) that sleeps 1 ms at a time and reports every oversleep of 4 ms or
+// more. It shares nothing with this process but the machine, so a gap it
+// sees in the same second as a latency spike says the whole machine
+// stalled (the virtual machine paused, or its kernel ran nothing), not
+// this process's scheduler or locks.
+const stallChildEnv = "LIVERECALL_BENCH_STALL_CHILD"
+
+func stallChild() {
+	// Until the parent goes away (its end of stdin closes).
+	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	w := bufio.NewWriter(os.Stdout)
+	for {
+		t := time.Now()
+		time.Sleep(time.Millisecond)
+		if d := time.Since(t); d >= 4*time.Millisecond {
+			fmt.Fprintf(w, "%d %d\n", t.UnixNano(), d.Nanoseconds())
+			w.Flush()
+		}
+	}
+}
+
+type stallWatch struct {
+	mu    sync.Mutex
+	gaps  []stallGap
+	err   error
+	stdin io.WriteCloser // the child's stdin, held open (a collected pipe would close)
+}
+
+type stallGap struct {
+	at  time.Time
+	gap time.Duration
+}
+
+func startStallWatch() *stallWatch {
+	s := &stallWatch{}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), stallChildEnv+"=1", "GOMAXPROCS=1")
+	stdin, err := cmd.StdinPipe()
+	if err == nil {
+		var out io.Reader
+		if out, err = cmd.StdoutPipe(); err == nil {
+			if err = cmd.Start(); err == nil {
+				s.stdin = stdin
+				go func() {
+					sc := bufio.NewScanner(out)
+					for sc.Scan() {
+						var at, gap int64
+						if _, err := fmt.Sscan(sc.Text(), &at, &gap); err == nil {
+							s.mu.Lock()
+							s.gaps = append(s.gaps, stallGap{time.Unix(0, at), time.Duration(gap)})
+							s.mu.Unlock()
+						}
+					}
+				}()
+			}
+		}
+	}
+	s.err = err
+	return s
+}
+
+// between gives the longest gap the child saw that overlaps a to b.
+func (s *stallWatch) between(a, b time.Time) string {
+	if s.err != nil {
+		return "stall watch not running: " + s.err.Error()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var longest time.Duration
+	for _, g := range s.gaps {
+		if g.at.Before(b) && g.at.Add(g.gap).After(a) {
+			longest = max(longest, g.gap)
+		}
+	}
+	if longest == 0 {
+		return "an idle process on the machine overslept a 1 ms sleep by less than 3 ms"
+	}
+	return fmt.Sprintf("an idle process on the machine overslept a 1 ms sleep by up to %.1f ms", msf(longest-time.Millisecond))
 }
 
 // writeAllocs writes the allocation profile so far to path.
