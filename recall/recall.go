@@ -350,16 +350,15 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			exclude[id] = true
 		}
 	}
-	shown := setPool.Get().(map[lr.StreamerID]bool)
-	defer func() { clear(shown); setPool.Put(shown) }()
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	shown := sc.shown
 	if !e.cfg.ShownDisabled {
 		e.shown.recentInto(q.req.User, q.now.Add(-e.cfg.ShownWindow), shown)
 	}
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
 	fresh := e.state.Snapshot()
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
 	n := 0
 	for ci := range funcs {
 		n += len(got[ci])
@@ -377,14 +376,12 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	sc.hitOrds = hitOrds
 	ids, known := zeroed(&sc.ids, n), zeroed(&sc.known, n)
 	e.ords.IDs(hitOrds, ids, known)
-	pos := posPool.Get().(map[uint32]int)
-	defer func() { clear(pos); posPool.Put(pos) }()
+	pos := sc.pos
 	cands := candsFor(n)
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)
-	rejected := rejPool.Get().(map[uint32]bool)
-	defer func() { clear(rejected); rejPool.Put(rejected) }()
+	rejected := sc.rejected
 	taken, next := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs))
 	for progress := true; progress; {
 		progress = false
@@ -447,8 +444,13 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	return cands
 }
 
-// scratch is the working memory of one merge, reused across requests.
+// scratch is the working memory of one merge, reused across requests:
+// building the already-shown set (up to maxPerUser entries) and the
+// position and rejection maps anew cost more than the rest of the filter.
 type scratch struct {
+	shown            map[lr.StreamerID]bool
+	pos              map[uint32]int
+	rejected         map[uint32]bool
 	taken, next, idx []int
 	off              []int
 	hitOrds, ords    []uint32
@@ -459,7 +461,17 @@ type scratch struct {
 	out              []float32
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{shown: map[lr.StreamerID]bool{}, pos: map[uint32]int{}, rejected: map[uint32]bool{}}
+}}
+
+// put empties the maps (keeping their room) and returns sc to the pool.
+func (sc *scratch) put() {
+	clear(sc.shown)
+	clear(sc.pos)
+	clear(sc.rejected)
+	scratchPool.Put(sc)
+}
 
 // zeroed returns (*s)[:n] with every element zero, growing *s when needed.
 func zeroed[T any](s *[]T, n int) []T {
@@ -667,15 +679,6 @@ func (e *Engine) Release(res *Result) {
 	*p = c[:0]
 	candsPool.Put(p)
 }
-
-// setPool recycles the per-request sets of merge (the already-shown set
-// holds up to maxPerUser entries: building a new one per request cost more
-// than the rest of the filter).
-var (
-	setPool = sync.Pool{New: func() any { return map[lr.StreamerID]bool{} }}
-	posPool = sync.Pool{New: func() any { return map[uint32]int{} }}
-	rejPool = sync.Pool{New: func() any { return map[uint32]bool{} }}
-)
 
 // String renders an outcome for logs.
 func (o Outcome) String() string {
