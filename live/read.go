@@ -2,6 +2,7 @@ package live
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -194,31 +195,75 @@ func (c *stream) featuresInto(fp *Features, id lr.StreamerID, now int64) {
 			f.Viewers5mAgo = int(c.counts[i-1].n)
 		}
 	}
+	gs := c.giftStatsAt(now)
+	f.Gifts1m, f.GiftValue1m = gs.n1, gs.value1
+	f.Gifts5m, f.GiftValue5m = gs.n5, gs.value5
+	f.Gifts30m, f.GiftValue30m = gs.n30, gs.value30
+	f.UniqueGifters30m = gs.unique30
+}
+
+// giftStats are a stream's gift features at one time, with the span of
+// times they hold for unchanged: until a gift in a window ages out of it,
+// a gift stamped later than now comes in, or a new gift arrives (which
+// changes the stream's giftVersion).
+type giftStats struct {
+	version     uint64
+	from, until int64 // unix ns: they hold for now in [from, until)
+	n1, n5, n30 int
+	value1      float64
+	value5      float64
+	value30     float64
+	unique30    int
+}
+
+// giftStatsAt returns the stream's gift features at now. Walking the
+// 30-minute window (and sorting its gifters) for every candidate of every
+// request cost a gift-heavy stream thousands of steps each time; the
+// result is kept on the stream and reused while it holds. Callers hold
+// the state's lock, read or write: under the read lock concurrent
+// callers may each compute and store, and any of their results is right.
+func (c *stream) giftStatsAt(now int64) *giftStats {
+	if gs := c.giftCache.Load(); gs != nil && gs.version == c.giftVersion && now >= gs.from && now < gs.until {
+		return gs
+	}
+	gs := c.computeGiftStats(now)
+	c.giftCache.Store(gs)
+	return gs
+}
+
+// computeGiftStats walks the gifts of the 30-minute window before now.
+func (c *stream) computeGiftStats(now int64) *giftStats {
+	gs := &giftStats{version: c.giftVersion, from: now, until: math.MaxInt64}
 	var buf [64]lr.UserID
 	gifters := buf[:0]
 	for i := len(c.gifts) - 1; i >= 0; i-- {
 		g := c.gifts[i]
 		if g.ts > now {
+			gs.until = min(gs.until, g.ts) // counts from then on
 			continue
 		}
 		age := now - g.ts
 		if age >= int64(giftWindow30) {
 			break
 		}
-		f.Gifts30m++
-		f.GiftValue30m += g.amount
+		gs.until = min(gs.until, g.ts+int64(giftWindow30))
+		gs.n30++
+		gs.value30 += g.amount
 		gifters = append(gifters, g.user)
 		if age < int64(giftWindow5) {
-			f.Gifts5m++
-			f.GiftValue5m += g.amount
+			gs.until = min(gs.until, g.ts+int64(giftWindow5))
+			gs.n5++
+			gs.value5 += g.amount
 		}
 		if age < int64(giftWindow1) {
-			f.Gifts1m++
-			f.GiftValue1m += g.amount
+			gs.until = min(gs.until, g.ts+int64(giftWindow1))
+			gs.n1++
+			gs.value1 += g.amount
 		}
 	}
 	slices.Sort(gifters)
-	f.UniqueGifters30m = len(slices.Compact(gifters))
+	gs.unique30 = len(slices.Compact(gifters))
+	return gs
 }
 
 // History returns the streams user u watched, newest join first (a new

@@ -111,6 +111,10 @@ type stream struct {
 	counts     []countPoint // viewer count after each change, by event time
 	gifts      []gift       // sorted by ts, pruned to the 30-minute window
 	giftNewest int64
+	// giftVersion counts the changes of gifts; giftCache holds the gift
+	// features last computed from them (see giftStatsAt).
+	giftVersion uint64
+	giftCache   atomic.Pointer[giftStats]
 }
 
 type viewerMark struct {
@@ -557,6 +561,7 @@ func (c *stream) gift(g gift) {
 		i--
 	}
 	c.gifts = slices.Insert(c.gifts, i, g)
+	c.giftVersion++
 	c.giftNewest = max(c.giftNewest, g.ts)
 	cut := c.giftNewest - int64(giftWindow30)
 	j := 0
