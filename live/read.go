@@ -231,9 +231,12 @@ func (c *stream) giftStatsAt(now int64) *giftStats {
 	return gs
 }
 
-// computeGiftStats walks the gifts of the 30-minute window before now.
+// computeGiftStats walks the gifts of the 30-minute window before now. The
+// span it gives is exact both ways, so requests that took their time a
+// little apart (concurrent requests do) share one result instead of each
+// replacing the other's.
 func (c *stream) computeGiftStats(now int64) *giftStats {
-	gs := &giftStats{version: c.giftVersion, from: now, until: math.MaxInt64}
+	gs := &giftStats{version: c.giftVersion, from: math.MinInt64, until: math.MaxInt64}
 	var buf [64]lr.UserID
 	gifters := buf[:0]
 	for i := len(c.gifts) - 1; i >= 0; i-- {
@@ -244,8 +247,12 @@ func (c *stream) computeGiftStats(now int64) *giftStats {
 		}
 		age := now - g.ts
 		if age >= int64(giftWindow30) {
+			// Earlier it was in the window (the newest such gift
+			// comes first and bounds the rest).
+			gs.from = max(gs.from, g.ts+int64(giftWindow30))
 			break
 		}
+		gs.from = max(gs.from, g.ts) // earlier it was ahead of the clock
 		gs.until = min(gs.until, g.ts+int64(giftWindow30))
 		gs.n30++
 		gs.value30 += g.amount
@@ -254,11 +261,15 @@ func (c *stream) computeGiftStats(now int64) *giftStats {
 			gs.until = min(gs.until, g.ts+int64(giftWindow5))
 			gs.n5++
 			gs.value5 += g.amount
+		} else {
+			gs.from = max(gs.from, g.ts+int64(giftWindow5))
 		}
 		if age < int64(giftWindow1) {
 			gs.until = min(gs.until, g.ts+int64(giftWindow1))
 			gs.n1++
 			gs.value1 += g.amount
+		} else {
+			gs.from = max(gs.from, g.ts+int64(giftWindow1))
 		}
 	}
 	slices.Sort(gifters)
