@@ -31,19 +31,7 @@ func BenchmarkFeaturesAtMany(b *testing.B) {
 			StreamID: lr.StreamID(i + 1), UserID: lr.UserID(rng.IntN(100_000) + 1), Amount: 5, V: 1})
 	}
 	st.Apply(evs)
-	all := st.Snapshot().Ordinals()
-	req := make([]uint32, 160)
-	out, isLive := make([]*live.Features, len(req)), make([]bool, len(req))
-	for i := range out {
-		out[i] = new(live.Features)
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range req {
-			req[j] = all[rng.IntN(len(all))]
-		}
-		st.FeaturesAtMany(req, now, out, isLive)
-	}
+	readCandidates(b, st, rng, func(int) time.Time { return now })
 }
 
 // BenchmarkFeaturesAtManyGiftHeavy reads the features of 160 candidates
@@ -67,6 +55,12 @@ func BenchmarkFeaturesAtManyGiftHeavy(b *testing.B) {
 		}
 	}
 	st.Apply(evs)
+	readCandidates(b, st, rng, func(i int) time.Time { return now.Add(time.Duration(i) * 500 * time.Microsecond) })
+}
+
+// readCandidates times b.N requests' reads of the features of 160 random
+// live streamers of st, request i at time at(i).
+func readCandidates(b *testing.B, st *live.State, rng *rand.Rand, at func(i int) time.Time) {
 	all := st.Snapshot().Ordinals()
 	req := make([]uint32, 160)
 	out, isLive := make([]*live.Features, len(req)), make([]bool, len(req))
@@ -78,6 +72,6 @@ func BenchmarkFeaturesAtManyGiftHeavy(b *testing.B) {
 		for j := range req {
 			req[j] = all[rng.IntN(len(all))]
 		}
-		st.FeaturesAtMany(req, now.Add(time.Duration(i)*500*time.Microsecond), out, isLive)
+		st.FeaturesAtMany(req, at(i), out, isLive)
 	}
 }
