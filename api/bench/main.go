@@ -595,20 +595,14 @@ func lostChannels(before, after map[string]float64) int {
 // ncfScorer does (with the ordinal table it builds at load).
 type idScorer struct{ s *embed.IDScorer }
 
+var _ rerank.NCFOrdinalScorer = idScorer{}
+
 func (n idScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
 	return n.s.Score(int64(u), int64(s))
 }
 
 func (n idScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
 	return n.s.ScoreOrdinals(int64(u), ords, out)
-}
-
-func (n idScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
-	s := make([]int64, len(ids))
-	for i, id := range ids {
-		s[i] = int64(id)
-	}
-	return n.s.ScoreMany(int64(u), s, out)
 }
 
 // benchScorer builds a NeuMF of the default architecture over nUsers users

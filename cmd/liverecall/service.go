@@ -95,27 +95,17 @@ type ncfScorer struct {
 	s       *embed.IDScorer
 }
 
+// Rank scores all of a request's candidates in one call through it.
+var _ rerank.NCFOrdinalScorer = (*ncfScorer)(nil)
+
 func (n *ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
 	return n.s.Score(int64(u), int64(s))
 }
 
-// ScoreMany scores a request's candidates in one pass (rerank.NCFBatchScorer).
-func (n *ncfScorer) ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool {
-	return n.s.ScoreMany(int64(u), streamerInts(ids), out)
-}
-
-// ScoreOrdinals is ScoreMany by the candidates' ordinals, through the table
-// loadNCFScorer built (rerank.NCFOrdinalScorer).
+// ScoreOrdinals scores a request's candidates in one pass, by their
+// ordinals, through the table loadNCFScorer built (rerank.NCFOrdinalScorer).
 func (n *ncfScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
 	return n.s.ScoreOrdinals(int64(u), ords, out)
-}
-
-func streamerInts(ids []lr.StreamerID) []int64 {
-	out := make([]int64, len(ids))
-	for i, id := range ids {
-		out[i] = int64(id)
-	}
-	return out
 }
 
 // ncfScorer returns the NeuMF scorer of the NCF version the index serves,
