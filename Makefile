@@ -19,7 +19,7 @@ deps:
 	$(GO) mod download
 
 build: deps
-	$(GO) build -o bin/liverecall ./cmd/liverecall
+	$(GO) build -buildvcs=auto -o bin/liverecall ./cmd/liverecall
 
 # Debian packages the tests use: kcat (an independent Kafka client for the
 # interop test) and chromium (the debug page's browser test). Installed only

@@ -186,6 +186,10 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 		res.Outcome = "no active model"
 		return res, nil
 	}
+	if err != nil && ctx.Err() != nil {
+		res.Outcome, res.Error = "cancelled", context.Cause(ctx).Error()
+		return res, lr.E("index.Reload", lr.EUNAVAILABLE, context.Cause(ctx))
+	}
 	if err != nil {
 		res.Outcome, res.Error = "failed", err.Error()
 		return res, err
@@ -208,9 +212,16 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 	}
 	if x == nil {
 		x, err = m.build(ctx, mv, s.cur.Load() != nil)
+		if err != nil && ctx.Err() != nil {
+			// Cancelled (a shutdown, or the caller gave up): not a failure
+			// of the version, and nothing to count or alert on.
+			res.Outcome, res.Error = "cancelled", context.Cause(ctx).Error()
+			m.log.Info("index rebuild cancelled; serving index kept", "kind", kind, "version", mv.Version, "cause", context.Cause(ctx))
+			return res, lr.E("index.Reload", lr.EUNAVAILABLE, context.Cause(ctx))
+		}
 		if err != nil {
 			res.Outcome, res.Error = "refused", err.Error()
-			if ctx.Err() != nil || lr.ErrorCode(err) == lr.EINTERNAL {
+			if lr.ErrorCode(err) == lr.EINTERNAL || lr.ErrorCode(err) == lr.EUNAVAILABLE {
 				res.Outcome = "failed"
 			}
 			m.metrics.failures.WithLabelValues(string(kind)).Inc()
@@ -368,7 +379,9 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	if err != nil {
 		return nil, err
 	}
-	x.Recall = selfCheck(x, m.cfg.SelfCheckQueries, 10, workers, p.Duty)
+	if x.Recall, err = selfCheck(ctx, x, m.cfg.SelfCheckQueries, 10, workers, p.Duty); err != nil {
+		return nil, err
+	}
 	if x.Recall < m.cfg.RecallFloor {
 		return nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): self-check recall@10 %.3f is below the floor %.2f; the serving index was kept",
 			mv.Kind, mv.Version, mv.ID, x.Recall, m.cfg.RecallFloor)
@@ -442,13 +455,17 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 // search over all its vectors, on up to q queries sampled (seeded) from its
 // user vectors, or from its streamer vectors when it has no users.
 func SelfCheck(x *Index, q, k int) float64 {
-	return selfCheck(x, q, k, runtime.GOMAXPROCS(0), 0)
+	r, _ := selfCheck(context.Background(), x, q, k, runtime.GOMAXPROCS(0), 0)
+	return r
 }
 
-func selfCheck(x *Index, q, k, workers int, duty float64) float64 {
+// selfCheck is SelfCheck on workers goroutines paced to duty; it stops
+// early with ctx's error when ctx ends (a shutdown cancels a rebuild in
+// every phase, not only while the graph is built).
+func selfCheck(ctx context.Context, x *Index, q, k, workers int, duty float64) (float64, error) {
 	g := x.graph
 	if g.Len() == 0 {
-		return 0
+		return 0, nil
 	}
 	r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
 	queries := make([][]float32, 0, q)
@@ -467,6 +484,9 @@ func selfCheck(x *Index, q, k, workers int, duty float64) float64 {
 		wg.Go(func() {
 			pace := newPacer(duty)
 			for i := w; i < len(queries); i += workers {
+				if ctx.Err() != nil {
+					return
+				}
 				pace.tick()
 				want := ExactScan(queries[i], g.vecs, g.stride, g.labels, k, nil)
 				got := g.Search(queries[i], k, 0, nil)
@@ -483,11 +503,14 @@ func selfCheck(x *Index, q, k, workers int, duty float64) float64 {
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	total := 0.0
 	for _, s := range sums {
 		total += s
 	}
-	return total / float64(len(queries))
+	return total / float64(len(queries)), nil
 }
 
 // SetLive records that the streamer with ordinal ord went live (or

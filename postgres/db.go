@@ -8,7 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,4 +124,49 @@ func CreateDatabaseIfMissing(ctx context.Context, url string) (bool, error) {
 		return false, &lr.Error{Code: lr.EUNAVAILABLE, Op: op, Message: fmt.Sprintf("cannot create database %s", name), Err: err}
 	}
 	return true, nil
+}
+
+// Ping checks within ctx that the database answers. A failure is
+// lr.EUNAVAILABLE with a client-safe message naming the database (host,
+// port and database name, never the password).
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.Pool.Ping(ctx); err != nil {
+		return &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Ping", Message: db.unreachableMessage(), Err: err}
+	}
+	return nil
+}
+
+func (db *DB) unreachableMessage() string {
+	c := db.Pool.Config().ConnConfig
+	return fmt.Sprintf("the database %s:%d/%s is not reachable", c.Host, c.Port, c.Database)
+}
+
+// wrap is lr.E for the errors of one statement: a lost or refused
+// connection (the server is down, restarting or failing over) is
+// lr.EUNAVAILABLE with a message naming the database, so callers can tell
+// "try again when it is back" from a bug; anything else is lr.EINTERNAL.
+func (db *DB) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if connectionLost(err) {
+		return &lr.Error{Code: lr.EUNAVAILABLE, Op: op, Message: db.unreachableMessage(), Err: err}
+	}
+	return lr.E(op, lr.EINTERNAL, err)
+}
+
+// connectionLost reports whether err means the server could not be reached
+// or went away, rather than that a statement failed.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P01-57P03: admin shutdown, crash
+		// shutdown, cannot connect now (starting up or shutting down).
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		pgconn.SafeToRetry(err)
 }

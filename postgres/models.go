@@ -65,7 +65,7 @@ func (db *DB) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersi
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, lr.Errorf(lr.ENOTFOUND, "no active %s model", kind)
 	}
-	return m, lr.E("postgres.ActiveModel", lr.EINTERNAL, err)
+	return m, db.wrap("postgres.ActiveModel", err)
 }
 
 // ListModels returns the versions of kind, newest first.
@@ -165,20 +165,20 @@ func (db *DB) StreamEmbeddings(ctx context.Context, modelID int64, side lr.Embed
 	}
 	rows, err := db.Pool.Query(ctx, fmt.Sprintf(`SELECT %s, vec FROM %s WHERE model_id = $1 ORDER BY %s`, col, tbl, col), modelID)
 	if err != nil {
-		return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, err)
+		return db.wrap("postgres.StreamEmbeddings", err)
 	}
 	defer rows.Close()
 	var id int64
 	for rows.Next() {
 		var vec []float32
 		if err := rows.Scan(&id, &vec); err != nil {
-			return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, err)
+			return db.wrap("postgres.StreamEmbeddings", err)
 		}
 		if err := fn(id, vec); err != nil {
 			return err
 		}
 	}
-	return lr.E("postgres.StreamEmbeddings", lr.EINTERNAL, rows.Err())
+	return db.wrap("postgres.StreamEmbeddings", rows.Err())
 }
 
 // CountEmbeddings returns how many vectors of side model version modelID holds.
@@ -189,7 +189,7 @@ func (db *DB) CountEmbeddings(ctx context.Context, modelID int64, side lr.Embedd
 	}
 	var n int64
 	err = db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+tbl+` WHERE model_id = $1`, modelID).Scan(&n)
-	return n, lr.E("postgres.CountEmbeddings", lr.EINTERNAL, err)
+	return n, db.wrap("postgres.CountEmbeddings", err)
 }
 
 func jsonOrEmpty(b json.RawMessage) []byte {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,31 @@ func dropDatabase(t *testing.T, name string) {
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		t.Error(err)
+	}
+}
+
+// `liverecall version` never prints a bare "dev" (it read as the dev
+// command): a release version, the module version or "unreleased", and the
+// commit when the build stamped one.
+func TestVersionLine(t *testing.T) {
+	gov := runtime.Version()
+	for _, c := range []struct {
+		release string
+		b       buildInfo
+		want    string
+	}{
+		{"dev", buildInfo{module: "(devel)", commit: "8f3cd98e0123456789", modified: false}, "liverecall version unreleased, commit 8f3cd98e0123, built with " + gov},
+		{"dev", buildInfo{module: "(devel)", commit: "8f3cd98e0123456789", modified: true}, "liverecall version unreleased, commit 8f3cd98e0123 with uncommitted changes, built with " + gov},
+		{"dev", buildInfo{module: "v1.4.0"}, "liverecall version v1.4.0, built with " + gov},
+		{"v2.0.1", buildInfo{module: "(devel)", commit: "abc"}, "liverecall version v2.0.1, commit abc, built with " + gov},
+		{"", buildInfo{}, "liverecall version unreleased, built with " + gov},
+	} {
+		if got := versionLine(c.release, c.b); got != c.want {
+			t.Errorf("versionLine(%q, %+v) = %q, want %q", c.release, c.b, got, c.want)
+		}
+	}
+	app, out, _ := testApp(nil)
+	if code := Run(context.Background(), app, []string{"version"}); code != 0 || strings.Contains(out.String(), " dev ") || !strings.HasPrefix(out.String(), "liverecall version ") {
+		t.Fatalf("version: code %d, out %q", code, out)
 	}
 }

@@ -59,8 +59,12 @@ func TestPostgresRestartDuringReload(t *testing.T) {
 			t.Fatalf("recall while PostgreSQL is down: %+v", r)
 		}
 	}
-	if code, _ := e.post("/v1/admin/reload", "", true); code == 200 {
-		t.Fatal("an admin reload succeeded while PostgreSQL was down")
+	// Serving needs only memory: the replica stays ready, with a warning.
+	if code, body := e.get("/readyz", false); code != 200 || !strings.Contains(string(body), "database") {
+		t.Fatalf("/readyz while PostgreSQL is down: %d %s, want 200 with a warning naming the database", code, body)
+	}
+	if code, body := e.post("/v1/admin/reload", "", true); code != 503 || !strings.Contains(string(body), "not reachable") {
+		t.Fatalf("an admin reload while PostgreSQL is down: %d %s, want 503 naming the database", code, body)
 	}
 	e.waitFor("status to show the failed reload", 10*time.Second, func() bool {
 		st := e.indexStatus()
@@ -76,5 +80,8 @@ func TestPostgresRestartDuringReload(t *testing.T) {
 	e.waitFor("v2 to serve after PostgreSQL is back", 60*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
 	if st := e.indexStatus(); st["version"] != "v2" || st["last_error"] != nil {
 		t.Fatalf("status after recovery: %v", st)
+	}
+	if code, body := e.post("/v1/admin/reload", "", true); code != 200 {
+		t.Fatalf("an admin reload after PostgreSQL is back: %d %s", code, body)
 	}
 }

@@ -87,7 +87,18 @@ type service struct {
 	weights   atomic.Pointer[rerank.Weights]
 	ncf       atomic.Pointer[ncfScorer]
 	started   time.Time
+	// life ends when the service starts to shut down (set by run before it
+	// serves): long admin operations end with it instead of holding the
+	// shutdown until its timeout.
+	life context.Context
 }
+
+// errShuttingDown is the cause an in-flight reload is cancelled with when
+// the service shuts down.
+var errShuttingDown = lr.Errorf(lr.EUNAVAILABLE, "the service is shutting down: the reload was cancelled and the serving indexes are kept; retry on another replica")
+
+// dbPingTimeout bounds the database check of /readyz and of an admin reload.
+const dbPingTimeout = 2 * time.Second
 
 // ncfScorer is the full NeuMF scorer of one NCF model version, for rerank.
 type ncfScorer struct {
@@ -229,11 +240,14 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		}
 		return nil
 	})
-	s.http.AddReadinessCheck("database", func() error {
-		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// Requests are answered from memory (indexes, live view, caches), so a
+	// database outage is a warning, not a reason to leave the Service:
+	// reloads and refreshes fail meanwhile and are retried when it is back.
+	s.http.AddReadinessWarning("database", func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), dbPingTimeout)
 		defer cancel()
-		if err := db.Pool.Ping(pctx); err != nil {
-			return errors.New("database not reachable")
+		if err := db.Ping(pctx); err != nil {
+			return fmt.Errorf("%s: serving from memory; index reloads and the refresh of bans, blocks and weights wait for it", lr.ErrorMessage(err))
 		}
 		return nil
 	})
@@ -283,8 +297,29 @@ func (s *service) refresh(ctx context.Context) {
 	}
 }
 
-// Reload implements api.Admin.
-func (s *service) Reload(ctx context.Context) (any, error) { return s.idx.Reload(ctx) }
+// Reload implements api.Admin. It is refused (lr.EUNAVAILABLE, naming the
+// database) while the database does not answer, and cancelled with
+// errShuttingDown when the service starts to shut down: a rebuild can take
+// minutes and must not hold a pod past its termination grace period.
+func (s *service) Reload(ctx context.Context) (any, error) {
+	if s.life != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(s.life, func() { cancel(errShuttingDown) })()
+	}
+	pctx, cancel := context.WithTimeout(ctx, dbPingTimeout)
+	err := s.db.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "reload",
+			Message: lr.ErrorMessage(err) + ": reload refused, the serving indexes are kept; retry when it is back", Err: err}
+	}
+	return s.idx.Reload(ctx)
+}
 
 // Status implements api.Admin.
 func (s *service) Status() any {
@@ -329,6 +364,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	s.life = gctx
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)

@@ -29,16 +29,20 @@ const e2eToken = "e2e-token"
 
 // e2e is a running service on a fresh database and an in-process broker.
 type e2e struct {
-	t      *testing.T
-	db     *postgres.DB
-	kafka  *kafkatest.Cluster
-	prod   *events.Producer
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
-	users  map[int64][]float32
-	items  map[int64][]float32
-	n      int
+	t     *testing.T
+	db    *postgres.DB
+	kafka *kafkatest.Cluster
+	prod  *events.Producer
+	addr  string
+	// stopWithin is how long stop waits for the service to end: its
+	// configured shutdown timeout (the longest a drain may take) and a
+	// margin for the parts that end after the drain on a loaded machine.
+	stopWithin time.Duration
+	cancel     context.CancelFunc
+	done       chan error
+	users      map[int64][]float32
+	items      map[int64][]float32
+	n          int
 }
 
 func startE2E(t *testing.T, extra ...string) *e2e {
@@ -85,6 +89,7 @@ func startE2EOn(t *testing.T, db *postgres.DB, url string, k *kafkatest.Cluster,
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.stopWithin = 2*cfg.shutdownTimeout + 30*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	svc, err := newService(ctx, app, cfg)
@@ -122,8 +127,8 @@ func (e *e2e) stop() {
 		if err != nil {
 			e.t.Errorf("service ended with %v", err)
 		}
-	case <-time.After(15 * time.Second):
-		e.t.Error("service did not stop")
+	case <-time.After(e.stopWithin):
+		e.t.Errorf("service did not stop within %s", e.stopWithin)
 	}
 }
 
