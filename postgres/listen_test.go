@@ -23,8 +23,8 @@ func TestListenReceivesActivationsAndReconnects(t *testing.T) {
 		select {
 		case p := <-got:
 			return p
-		case <-time.After(10 * time.Second):
-			t.Fatal("no callback within 10s")
+		case <-time.After(60 * time.Second): // generous: a loaded machine under -race
+			t.Fatal("no callback within 60s")
 			return ""
 		}
 	}
@@ -65,7 +65,7 @@ func TestListenReceivesActivationsAndReconnects(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Listen returned %v, want context.Canceled", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Listen did not return after cancel")
 	}
 }

@@ -65,7 +65,7 @@ func TestActivateRetiresThePreviousAndNotifies(t *testing.T) {
 		if got.Status != lr.StatusActive || got.ActivatedAt == nil {
 			t.Fatalf("activated %+v", got)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second) // generous: a loaded machine
 		note, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil {

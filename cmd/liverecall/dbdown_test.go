@@ -119,9 +119,9 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	u.Host = link.addr
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	e := startE2EOn(t, db, u.String(), k)
-	e.waitFor("ready", 60*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
-	e.waitFor("12 live", 60*time.Second, func() bool { return e.liveCount() == 12 })
+	e.waitFor("12 live", eventually, func() bool { return e.liveCount() == 12 })
 	before := e.recall(1)
 	if len(before.Items) != 10 {
 		t.Fatalf("%d items before the outage, want a full page of 10", len(before.Items))
@@ -131,7 +131,7 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	// The first check after the cut may still ride a pooled connection
 	// being torn down; wait for the warning rather than assume its timing.
 	var ready map[string]any
-	e.waitFor("/readyz to warn about the database", 60*time.Second, func() bool {
+	e.waitFor("/readyz to warn about the database", eventually, func() bool {
 		code, body := e.get("/readyz", false)
 		if code != 200 {
 			t.Fatalf("/readyz during the outage: %d %s", code, body)
@@ -154,7 +154,7 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	}
 
 	link.restore()
-	e.waitFor("/readyz without the database warning", 60*time.Second, func() bool {
+	e.waitFor("/readyz without the database warning", eventually, func() bool {
 		_, body := e.get("/readyz", false)
 		return !strings.Contains(string(body), "database")
 	})

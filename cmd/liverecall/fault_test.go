@@ -49,9 +49,9 @@ func (e *e2e) metric(name string) string {
 // refused: the old index keeps serving, status and metrics show the refusal.
 func TestBadModelVersionIsRefusedAndOldIndexServes(t *testing.T) {
 	e := startE2E(t)
-	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
-	e.waitFor("5 live", 10*time.Second, func() bool { return e.liveCount() == 5 })
+	e.waitFor("5 live", eventually, func() bool { return e.liveCount() == 5 })
 	ctx := context.Background()
 
 	for _, c := range []struct {
@@ -116,9 +116,9 @@ func TestBadModelVersionIsRefusedAndOldIndexServes(t *testing.T) {
 func startReloadCaughtMidRead(t *testing.T) (*e2e, pgx.Tx, string, *pgx.Conn) {
 	t.Helper()
 	e := startE2E(t, "--index-check-every", "500ms")
-	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3)
-	e.waitFor("3 live", 10*time.Second, func() bool { return e.liveCount() == 3 })
+	e.waitFor("3 live", eventually, func() bool { return e.liveCount() == 3 })
 	ctx := context.Background()
 	var dbname string
 	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
@@ -135,7 +135,7 @@ func startReloadCaughtMidRead(t *testing.T) (*e2e, pgx.Tx, string, *pgx.Conn) {
 	if _, err := e.db.ActivateModel(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the reload to block on the locked table", 10*time.Second, func() bool {
+	e.waitFor("the reload to block on the locked table", eventually, func() bool {
 		var n int
 		admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbname).Scan(&n)
 		return n > 0
@@ -170,7 +170,7 @@ func TestDatabaseOutageDuringReload(t *testing.T) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbname)); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("v2 to serve after the database is back", 30*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
+	e.waitFor("v2 to serve after the database is back", eventually, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
 }
 
 func ones(n int) []float32 {
@@ -186,13 +186,13 @@ func ones(n int) []float32 {
 // view, the consumer reconnects, and the live set then equals the truth.
 func TestBrokerOutageAndReturn(t *testing.T) {
 	e := startE2E(t)
-	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5, 6)
-	e.waitFor("6 live", 10*time.Second, func() bool { return e.liveCount() == 6 })
+	e.waitFor("6 live", eventually, func() bool { return e.liveCount() == 6 })
 	_, port, _ := net.SplitHostPort(e.kafka.Brokers()[0])
 	e.kafka.Close()
 
-	e.waitFor("the stale live view to show in /readyz", 40*time.Second, func() bool {
+	e.waitFor("the stale live view to show in /readyz", eventually, func() bool {
 		code, b := e.get("/readyz", false)
 		return code == 200 && strings.Contains(string(b), "stale")
 	})
@@ -218,7 +218,7 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 	// The truth after the outage: 2 and 4 ended, 7 and 8 started.
 	e.publish(lr.EventStreamEnded, 2, 4)
 	e.publish(lr.EventStreamStarted, 7, 8)
-	e.waitFor("the live set to equal the truth", 60*time.Second, func() bool {
+	e.waitFor("the live set to equal the truth", eventually, func() bool {
 		r := e.recall(1)
 		got := map[int64]bool{}
 		for _, it := range r.Items {
@@ -226,7 +226,7 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 		}
 		return len(got) == 6 && got[1] && got[3] && got[5] && got[6] && got[7] && got[8]
 	})
-	e.waitFor("the warning to clear", 40*time.Second, func() bool {
+	e.waitFor("the warning to clear", eventually, func() bool {
 		_, b := e.get("/readyz", false)
 		return !strings.Contains(string(b), "stale")
 	})
@@ -251,9 +251,9 @@ func TestHTTPSizeLimits(t *testing.T) {
 // and the impressions of every answered request reach Kafka.
 func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
 	e := startE2E(t, "--shutdown-timeout", "60s")
-	e.waitFor("ready", 30*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
-	e.waitFor("5 live", 10*time.Second, func() bool { return e.liveCount() == 5 })
+	e.waitFor("5 live", eventually, func() bool { return e.liveCount() == 5 })
 	items := 0
 	for i := 0; i < 50; i++ {
 		items += len(e.recall(int64(i%10 + 1)).Items)
@@ -291,7 +291,7 @@ func TestGracefulShutdownDrainsAndFlushes(t *testing.T) {
 	// Every impression of the 50 answered requests is in the topic (one
 	// message per response, holding its page of impressions).
 	got := 0
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	for p := 0; p < 2; p++ {
 		conn, err := kafka.DialLeader(ctx, "tcp", e.kafka.Brokers()[0], events.DefaultImpressionTopic, p)

@@ -139,7 +139,7 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("serve returned %v after shutdown", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(stopWithin(5 * time.Second)):
 		t.Fatal("serve did not stop")
 	}
 }

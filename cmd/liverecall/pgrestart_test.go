@@ -66,7 +66,7 @@ func TestPostgresRestartDuringReload(t *testing.T) {
 	if code, body := e.post("/v1/admin/reload", "", true); code != 503 || !strings.Contains(string(body), "not reachable") {
 		t.Fatalf("an admin reload while PostgreSQL is down: %d %s, want 503 naming the database", code, body)
 	}
-	e.waitFor("status to show the failed reload", 10*time.Second, func() bool {
+	e.waitFor("status to show the failed reload", eventually, func() bool {
 		st := e.indexStatus()
 		return st["version"] == "v1" && st["last_error"] != nil
 	})
@@ -76,8 +76,8 @@ func TestPostgresRestartDuringReload(t *testing.T) {
 	}
 
 	localCluster(t, "start")
-	e.waitFor("PostgreSQL back", 30*time.Second, pgReady)
-	e.waitFor("v2 to serve after PostgreSQL is back", 60*time.Second, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
+	e.waitFor("PostgreSQL back", eventually, pgReady)
+	e.waitFor("v2 to serve after PostgreSQL is back", eventually, func() bool { return e.recall(1).ModelVersions["mf"] == "v2" })
 	if st := e.indexStatus(); st["version"] != "v2" || st["last_error"] != nil {
 		t.Fatalf("status after recovery: %v", st)
 	}

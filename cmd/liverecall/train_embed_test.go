@@ -101,7 +101,7 @@ func TestTrainLifecycle(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "activated mf/v1") {
 		t.Fatalf("first train: code %d out %q err %s", code, out, errb)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second) // generous: a loaded machine
 	n, err := listener.WaitForNotification(wctx)
 	cancel()
 	if err != nil || !strings.Contains(n.Payload, `"version":"v1"`) {
