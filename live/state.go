@@ -18,6 +18,7 @@ import (
 const (
 	DefaultExpiry       = 10 * time.Minute
 	DefaultDedupeWindow = 1 << 18
+	DefaultEndedWindow  = 1 << 16
 	DefaultHistoryLen   = 20
 	DefaultUserTTL      = 24 * time.Hour
 )
@@ -48,6 +49,12 @@ type Config struct {
 	// DedupeWindow is how many recent event ids are remembered to drop
 	// duplicates. Default 262,144.
 	DedupeWindow int
+	// EndedWindow is how many recent stream.ended events are remembered
+	// (stream id and end time), so that an event of an ended stream that
+	// arrives after its end, stamped before it (a late start, heartbeat),
+	// never makes the streamer live. Older ends fall out first; each costs
+	// about 40 bytes. Default 65,536.
+	EndedWindow int
 	// HistoryLen is how many watched streams are kept per user. Default 20.
 	HistoryLen int
 	// UserTTL: a user with no active follow and no watch newer than this
@@ -81,6 +88,7 @@ type State struct {
 	live      *roaring.Bitmap // the writer's copy
 	nLive     int
 	dedupe    dedupe
+	endedSet  endedWindow
 	pruned    time.Time // last user prune
 	seq       uint64
 
@@ -162,6 +170,9 @@ func New(cfg Config) *State {
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = DefaultDedupeWindow
 	}
+	if cfg.EndedWindow <= 0 {
+		cfg.EndedWindow = DefaultEndedWindow
+	}
 	if cfg.HistoryLen <= 0 {
 		cfg.HistoryLen = DefaultHistoryLen
 	}
@@ -172,11 +183,12 @@ func New(cfg Config) *State {
 		cfg.Clock = time.Now
 	}
 	s := &State{
-		cfg:    cfg,
-		users:  make(map[lr.UserID]*user),
-		live:   roaring.New(),
-		dedupe: newDedupe(cfg.DedupeWindow),
-		m:      newMetrics(cfg.Registerer),
+		cfg:      cfg,
+		users:    make(map[lr.UserID]*user),
+		live:     roaring.New(),
+		dedupe:   newDedupe(cfg.DedupeWindow),
+		endedSet: newEndedWindow(cfg.EndedWindow),
+		m:        newMetrics(cfg.Registerer),
 	}
 	s.snap.Store(&Snapshot{live: roaring.New(), At: time.Now()})
 	return s
@@ -421,15 +433,27 @@ func (s *State) apply(e *lr.Event) (bool, []change) {
 			}
 			// A new stream replaces the current one, which ended unannounced.
 			s.end(sr, ord, ts, false)
+			if endAt, ok := s.endedSet.get(sr.id, e.StreamID); ok && ts <= endAt {
+				// The new stream's end came first: it began (so the current
+				// one is over) but is not live.
+				sr.endedID, sr.endedAt = e.StreamID, endAt
+				return true, []change{{ord, false}}
+			}
 			s.begin(sr, ord, e, ts)
 			return true, []change{{ord, false}, {ord, true}}
 		}
 		if e.StreamID == sr.endedID || ts < sr.endedAt {
 			return false, nil // the stream that ended, or older than it
 		}
+		if endAt, ok := s.endedSet.get(sr.id, e.StreamID); ok && ts <= endAt {
+			return false, nil // its end arrived before it, stamped later
+		}
 		s.begin(sr, ord, e, ts)
 		return true, []change{{ord, true}}
 	case lr.EventStreamEnded:
+		// Every end is remembered, also one that arrives before its
+		// stream's start (out of order) and so ends nothing now.
+		s.endedSet.add(sr.id, e.StreamID, ts)
 		if c == nil || c.id != e.StreamID || ts < c.start {
 			return false, nil // late end of an older stream, or of one never seen live
 		}
@@ -457,6 +481,9 @@ func (s *State) apply(e *lr.Event) (bool, []change) {
 		}
 		if ts < sr.endedAt {
 			return false, nil
+		}
+		if _, ok := s.endedSet.get(sr.id, e.StreamID); ok {
+			return false, nil // a stream whose end is known never comes back
 		}
 		s.begin(sr, ord, e, ts)
 		return true, []change{{ord, true}}
@@ -615,6 +642,49 @@ func (s *State) watch(u lr.UserID, st lr.StreamerID, stream lr.StreamID, joined 
 	if n := len(us.history) - s.cfg.HistoryLen; n > 0 {
 		us.history = append(us.history[:0], us.history[n:]...)
 	}
+}
+
+// endedWindow remembers the end times of the last n streams that ended by
+// a stream.ended event, oldest forgotten first (a FIFO ring beside a map).
+type endedWindow struct {
+	at   map[endedKey]int64 // unix ns of the newest end seen
+	ring []endedKey
+	next int
+	full bool
+}
+
+type endedKey struct {
+	streamer lr.StreamerID
+	stream   lr.StreamID
+}
+
+func newEndedWindow(n int) endedWindow {
+	return endedWindow{at: make(map[endedKey]int64), ring: make([]endedKey, n)}
+}
+
+// add remembers that stream of streamer ended at ts (the later end if it
+// is already known).
+func (w *endedWindow) add(streamer lr.StreamerID, stream lr.StreamID, ts int64) {
+	k := endedKey{streamer, stream}
+	if old, ok := w.at[k]; ok {
+		w.at[k] = max(old, ts)
+		return
+	}
+	if w.full {
+		delete(w.at, w.ring[w.next])
+	}
+	w.at[k] = ts
+	w.ring[w.next] = k
+	w.next++
+	if w.next == len(w.ring) {
+		w.next, w.full = 0, true
+	}
+}
+
+// get returns when stream of streamer ended, if that is remembered.
+func (w *endedWindow) get(streamer lr.StreamerID, stream lr.StreamID) (int64, bool) {
+	ts, ok := w.at[endedKey{streamer, stream}]
+	return ts, ok
 }
 
 // dedupe remembers the hashes of the last n event ids: a FIFO ring of
