@@ -39,8 +39,10 @@ type LiveConfig struct {
 	// live state is rebuilt by replay. Keep it above the live state's
 	// expiry. Default 1 h.
 	Lookback time.Duration
-	// MaxFuture: events whose ts is further ahead of the clock are bad
-	// input. Default DefaultMaxFuture.
+	// MaxFuture: events whose ts is further ahead of their Kafka record's
+	// timestamp are bad input (judged against the record, not the clock,
+	// so every replica, live or replaying, agrees). Default
+	// DefaultMaxFuture.
 	MaxFuture time.Duration
 	// BatchSize is the most events applied at once. Default 2048.
 	BatchSize int
@@ -401,7 +403,7 @@ func (c *LiveConsumer) readPartition(ctx context.Context, p *partition, out chan
 		}
 		attempt = 0
 		it := item{p: p, offset: msg.Offset, hwm: msg.HighWaterMark}
-		ev, err := Decode(msg.Value, c.cfg.Now(), c.cfg.MaxFuture)
+		ev, err := Decode(msg.Value, judgedAt(msg, c.cfg.Now), c.cfg.MaxFuture)
 		if err != nil {
 			c.bad(p, msg, err)
 		} else {

@@ -8,12 +8,27 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	lr "github.com/liverecall/liverecall"
 )
 
-// DefaultMaxFuture is how far past the consumer's clock an event's ts may be
-// before the event is rejected as bad input.
+// DefaultMaxFuture is how far past its Kafka record's timestamp an event's
+// ts may be before the event is rejected as bad input.
 const DefaultMaxFuture = 5 * time.Minute
+
+// judgedAt is the time an event read from Kafka is judged against: the
+// record's own timestamp (set by its producer, or by the broker for a topic
+// with message.timestamp.type=LogAppendTime), so a replica that reads the
+// record live and one that replays it an hour later give it the same
+// verdict. A record without a timestamp (the pre-0.10 format) is judged
+// against now().
+func judgedAt(msg kafka.Message, now func() time.Time) time.Time {
+	if msg.Time.IsZero() {
+		return now()
+	}
+	return msg.Time
+}
 
 // wire is the JSON envelope, version 1:
 //
@@ -35,8 +50,11 @@ type wire struct {
 	V          int          `json:"v"`
 }
 
-// Decode parses and validates one message value. now is the reader's clock
-// and maxFuture the tolerated clock skew (DefaultMaxFuture if <= 0). Decoding
+// Decode parses and validates one message value. now is the time the
+// event is judged against (consumers pass the record's timestamp, see
+// judgedAt, never their own clock, so that every reader gives a record the
+// same verdict) and maxFuture the tolerated skew between the event's ts and
+// it (DefaultMaxFuture if <= 0). Decoding
 // is strict: malformed JSON, trailing data, unknown or repeated fields, wrong
 // JSON types, an unknown type, a missing required field, a non-positive gift
 // amount or a ts too far in the future give an EINVALID *lr.Error naming the

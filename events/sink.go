@@ -152,7 +152,6 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		now := time.Now()
 		for _, msg := range msgs {
 			if s.cfg.ImpressionTopic != "" && msg.Topic == s.cfg.ImpressionTopic {
 				page, err := DecodeImpressions(msg.Value)
@@ -165,7 +164,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				imps = append(imps, page...)
 				continue
 			}
-			ev, err := Decode(msg.Value, now, s.cfg.MaxFuture)
+			ev, err := Decode(msg.Value, judgedAt(msg, time.Now), s.cfg.MaxFuture)
 			if err != nil {
 				s.m.decodeFailures.Inc()
 				s.cfg.Log.Warn("bad event skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
