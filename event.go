@@ -3,6 +3,8 @@ package liverecall
 import (
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // EventVersion is the envelope version this build writes and accepts.
@@ -43,6 +45,10 @@ var EventTypes = []EventType{
 //	follow.created, follow.deleted:                  UserID
 //
 // Category and Title are optional and only meaningful on stream.started.
+//
+// String fields are bounded (see MaxEventIDBytes, MaxCategoryBytes,
+// MaxTitleBytes) and must be valid UTF-8 without control characters (a
+// title may hold tabs and line breaks).
 type Event struct {
 	ID         string
 	Type       EventType
@@ -55,6 +61,14 @@ type Event struct {
 	Title      string
 	V          int
 }
+
+// Limits of an event's string fields, in bytes of UTF-8. A type is one of
+// EventTypes and a ts an RFC 3339 time, so they are bounded too.
+const (
+	MaxEventIDBytes  = 200
+	MaxCategoryBytes = 128
+	MaxTitleBytes    = 1024
+)
 
 // KnownEventType reports whether t is one of EventTypes.
 func KnownEventType(t EventType) bool {
@@ -96,14 +110,14 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 	if e.ID == "" {
 		return fieldErr("id", "missing")
 	}
-	if len(e.ID) > 200 {
-		return fieldErr("id", "longer than 200 bytes")
+	if err := checkText("id", e.ID, MaxEventIDBytes, false); err != nil {
+		return err
 	}
 	if e.Type == "" {
 		return fieldErr("type", "missing")
 	}
 	if !KnownEventType(e.Type) {
-		return fieldErr("type", "unknown event type %q", e.Type)
+		return fieldErr("type", "unknown event type %q", Clip(string(e.Type), 64))
 	}
 	if e.TS.IsZero() {
 		return fieldErr("ts", "missing")
@@ -130,7 +144,43 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 	} else if e.Amount != 0 {
 		return fieldErr("amount", "only allowed on %s, not %s", EventGiftSent, e.Type)
 	}
+	if err := checkText("category", e.Category, MaxCategoryBytes, false); err != nil {
+		return err
+	}
+	return checkText("title", e.Title, MaxTitleBytes, true)
+}
+
+// checkText refuses a string field longer than maxBytes, not valid UTF-8
+// or holding a control character (tab, line feed and carriage return are
+// allowed if multiline). U+FFFD, the replacement character, is refused too:
+// it is what JSON decoders make of invalid UTF-8 and of lone surrogate
+// escapes, so a field holding it was not valid text when produced.
+func checkText(field, s string, maxBytes int, multiline bool) error {
+	if len(s) > maxBytes {
+		return fieldErr(field, "%d bytes, longer than the limit of %d", len(s), maxBytes)
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			return fieldErr(field, "not valid UTF-8 at byte %d (invalid bytes, a lone surrogate escape or U+FFFD)", i)
+		case multiline && (r == '\t' || r == '\n' || r == '\r'):
+		case unicode.IsControl(r):
+			return fieldErr(field, "control character %U at byte %d", r, i)
+		}
+	}
 	return nil
+}
+
+// Clip returns s cut to at most n bytes (at a rune boundary) with "…"
+// appended when it was cut, for quoting untrusted input in messages.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func fieldErr(field, format string, args ...any) error {

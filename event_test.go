@@ -37,6 +37,17 @@ func TestEventValidate(t *testing.T) {
 		{"negative gift", func(e *Event) { e.Amount = -3 }, gift, `"amount": must be positive`},
 		{"zero gift", func(e *Event) { e.Amount = 0 }, gift, `"amount"`},
 		{"amount on join", func(e *Event) { e.Amount = 1 }, ok(EventViewerJoined), `"amount"`},
+		{"title at the limit ok", func(e *Event) { e.Title = strings.Repeat("t", MaxTitleBytes) }, ok(EventStreamStarted), ""},
+		{"multiline title ok", func(e *Event) { e.Title = "a\tb\r\nc ☃" }, ok(EventStreamStarted), ""},
+		{"title too long", func(e *Event) { e.Title = strings.Repeat("t", MaxTitleBytes+1) }, ok(EventStreamStarted), `"title": 1025 bytes`},
+		{"category too long", func(e *Event) { e.Category = strings.Repeat("c", MaxCategoryBytes+1) }, ok(EventStreamStarted), `"category"`},
+		{"id too long", func(e *Event) { e.ID = strings.Repeat("i", MaxEventIDBytes+1) }, ok(EventStreamStarted), `"id"`},
+		{"invalid UTF-8 id", func(e *Event) { e.ID = "a\xffb" }, ok(EventStreamStarted), `"id": not valid UTF-8`},
+		{"replacement character in title", func(e *Event) { e.Title = "a\uFFFD" }, ok(EventStreamStarted), `"title": not valid UTF-8`},
+		{"NUL in title", func(e *Event) { e.Title = "a\x00" }, ok(EventStreamStarted), `"title": control character U+0000`},
+		{"tab in category", func(e *Event) { e.Category = "a\tb" }, ok(EventStreamStarted), `"category": control character`},
+		{"DEL in id", func(e *Event) { e.ID = "a\x7f" }, ok(EventStreamStarted), `"id": control character U+007F`},
+		{"huge unknown type", func(e *Event) { e.Type = EventType(strings.Repeat("x", 1<<20)) }, ok(EventStreamStarted), `"type": unknown event type "xxx`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -53,7 +64,10 @@ func TestEventValidate(t *testing.T) {
 				t.Fatalf("want an error naming %s, got nil", c.field)
 			}
 			if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), c.field) {
-				t.Fatalf("want EINVALID naming %s, got %s: %v", c.field, ErrorCode(err), err)
+				t.Fatalf("want EINVALID naming %s, got %s: %v", c.field, ErrorCode(err), Clip(err.Error(), 300))
+			}
+			if len(err.Error()) > 300 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
 			}
 		})
 	}

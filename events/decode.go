@@ -125,7 +125,7 @@ func jsonErr(err error) error {
 		if te.Field == "" {
 			return lr.Errorf(lr.EINVALID, "event must be a JSON object, got %s", te.Value)
 		}
-		return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", te.Field, te.Type, te.Value)
+		return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", lr.Clip(te.Field, 64), te.Type, lr.Clip(te.Value, 72))
 	case errors.As(err, &se):
 		return lr.Errorf(lr.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -135,7 +135,7 @@ func jsonErr(err error) error {
 	msg := err.Error()
 	const p = "json: unknown field "
 	if len(msg) > len(p) && msg[:len(p)] == p {
-		return lr.Errorf(lr.EINVALID, "field %s: unknown field", msg[len(p):])
+		return lr.Errorf(lr.EINVALID, "field %s: unknown field", lr.Clip(msg[len(p):], 66))
 	}
 	return lr.Errorf(lr.EINVALID, "cannot decode event: %v", err)
 }

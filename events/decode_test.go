@@ -77,6 +77,27 @@ func TestDecodeBad(t *testing.T) {
 		{"negative gift", `{"id":"a","type":"gift.sent","ts":"2026-11-23T17:00:00Z","streamer_id":1,"stream_id":3,"user_id":4,"amount":-5,"v":1}`, `field "amount": must be positive, got -5`},
 		{"missing streamer", `{"id":"a","type":"follow.created","ts":"2026-11-23T17:00:00Z","user_id":4,"v":1}`, `field "streamer_id"`},
 	}
+	// String fields are bounded and must be valid text; the error names
+	// the field without quoting the whole value.
+	started := func(field, value string) string {
+		return `{"id":"a","type":"stream.started","ts":"2026-11-23T17:00:00Z","streamer_id":1,"stream_id":1,"v":1,` + `"` + field + `":` + value + `}`
+	}
+	big := strings.Repeat("x", 1_000_000)
+	cases = append(cases, []struct{ name, in, want string }{
+		{"title of a million characters", started("title", `"`+big+`"`), `field "title": 1000000 bytes, longer than the limit of 1024`},
+		{"long category", started("category", `"`+strings.Repeat("é", 65)+`"`), `field "category": 130 bytes, longer than the limit of 128`},
+		{"long id", strings.Replace(started("title", `"t"`), `"id":"a"`, `"id":"`+strings.Repeat("i", 201)+`"`, 1), `field "id": 201 bytes, longer than the limit of 200`},
+		{"invalid UTF-8 in id", strings.Replace(started("title", `"t"`), `"id":"a"`, "\"id\":\"a\xff\xfeb\"", 1), `field "id": not valid UTF-8 at byte 1`},
+		{"lone surrogate in id", strings.Replace(started("title", `"t"`), `"id":"a"`, `"id":"a\ud800"`, 1), `field "id": not valid UTF-8`},
+		{"invalid UTF-8 in title", started("title", "\"ok \xc3\""), `field "title": not valid UTF-8 at byte 3`},
+		{"NUL in category", started("category", `"mu\u0000sic"`), `field "category": control character U+0000 at byte 2`},
+		{"line break in id", strings.Replace(started("title", `"t"`), `"id":"a"`, `"id":"a\nb"`, 1), `field "id": control character U+000A`},
+		{"escape in title", started("title", `"\u001b[31m"`), `field "title": control character U+001B`},
+		{"huge type", strings.Replace(started("title", `"t"`), `"stream.started"`, `"`+big+`"`, 1), `field "type": unknown event type "xxxx`},
+		{"huge unknown key", started(big, `1`), `: unknown field`},
+		{"huge ts", strings.Replace(started("title", `"t"`), `"2026-11-23T17:00:00Z"`, `"`+big+`"`, 1), `is not an RFC 3339 time`},
+		{"huge number", started("user_id", big[:0]+strings.Repeat("9", 100_000)), `field "user_id": want int64`},
+	}...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Decode([]byte(c.in), decodeNow, 0)
@@ -87,7 +108,14 @@ func TestDecodeBad(t *testing.T) {
 				t.Errorf("code %s, want %s", lr.ErrorCode(err), lr.EINVALID)
 			}
 			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not contain %q", err, c.want)
+				t.Fatalf("error %q does not contain %q", lr.Clip(err.Error(), 300), c.want)
+			}
+			if n := len(err.Error()); n > 300 {
+				t.Fatalf("error of %d bytes: %q", n, lr.Clip(err.Error(), 300))
+			}
+			// The reference decoder refuses it too.
+			if _, err := decodeStd([]byte(c.in), decodeNow, 0); err == nil {
+				t.Fatalf("encoding/json path accepted it")
 			}
 		})
 	}

@@ -46,7 +46,7 @@ func parseEnvelope(b []byte, e *lr.Event, ts *string) error {
 				return err
 			}
 			if seen&bit != 0 {
-				return lr.Errorf(lr.EINVALID, "field %q: given twice", string(key))
+				return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
 			}
 			seen |= bit
 			p.ws()
@@ -283,12 +283,12 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 		}
 		f, err := strconv.ParseFloat(string(tok), 64)
 		if err != nil {
-			return bit, typeErr("amount", "float64", "number "+string(tok))
+			return bit, typeErr("amount", "float64", "number "+lr.Clip(string(tok), 64))
 		}
 		e.Amount = f
 		return bit, nil
 	default:
-		return 0, lr.Errorf(lr.EINVALID, "field %q: unknown field", string(key))
+		return 0, lr.Errorf(lr.EINVALID, "field %q: unknown field", lr.Clip(string(key), 64))
 	}
 	if p.null() {
 		return bit, nil
@@ -337,7 +337,7 @@ func (p *parser) int(key, typ string, dst *int64) error {
 	}
 	v, err := strconv.ParseInt(string(tok), 10, 64)
 	if err != nil {
-		return typeErr(key, typ, "number "+string(tok))
+		return typeErr(key, typ, "number "+lr.Clip(string(tok), 64))
 	}
 	*dst = v
 	return nil
@@ -351,7 +351,7 @@ func typeErr(key, want, got string) error {
 func parseTS(s string) (time.Time, error) {
 	ts, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time", s)
+		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time", lr.Clip(s, 64))
 	}
 	return ts, nil
 }
