@@ -31,9 +31,11 @@ type LiveConfig struct {
 	// Topics are the live topics; every partition of each is read.
 	// Default [DefaultTopic].
 	Topics []string
-	// DeadLetterTopic receives every message that does not decode, with
-	// headers saying why and where it came from. Default
-	// DefaultDeadLetterTopic.
+	// DeadLetterTopic is not used: replicas count and log the messages
+	// that do not decode but do not dead-letter them, the sink does, once
+	// per source offset (every replica reads every partition again from
+	// the lookback at each start, so replicas dead-lettering would write
+	// each bad message once per replica and per start).
 	DeadLetterTopic string
 	// Lookback is how far back in time reading starts at start-up, so the
 	// live state is rebuilt by replay. Keep it above the live state's
@@ -63,9 +65,6 @@ type LiveConfig struct {
 func (c *LiveConfig) defaults() {
 	if len(c.Topics) == 0 {
 		c.Topics = []string{DefaultTopic}
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
 	if c.Lookback <= 0 {
 		c.Lookback = time.Hour
@@ -106,7 +105,6 @@ type LiveConsumer struct {
 	m      *Metrics
 	client *kafka.Client
 	tr     *kafka.Transport
-	dlq    *dlqWriter
 
 	mu     sync.Mutex
 	parts  []*partition // set once discovered
@@ -158,7 +156,6 @@ func NewLiveConsumer(cfg LiveConfig, app Applier) (*LiveConsumer, error) {
 		client: &kafka.Client{Addr: brokerAddr(cfg.Brokers), Timeout: 10 * time.Second, Transport: tr},
 		ready:  make(chan struct{}),
 	}
-	c.dlq = newDLQWriter(cfg.Brokers, cfg.DeadLetterTopic, cfg.Log, c.m)
 	return c, nil
 }
 
@@ -202,7 +199,6 @@ func (c *LiveConsumer) TotalLag() (int64, bool) {
 // Lag show it. Call Run once per LiveConsumer.
 func (c *LiveConsumer) Run(ctx context.Context) error {
 	defer c.tr.CloseIdleConnections()
-	defer c.dlq.close()
 	for {
 		parts, err := c.start(ctx)
 		if err != nil {
@@ -418,13 +414,14 @@ func (c *LiveConsumer) readPartition(ctx context.Context, p *partition, out chan
 	}
 }
 
-// bad counts, logs (once: this message is never read again by this
-// consumer) and dead-letters a message that did not decode.
+// bad counts and logs (once: this message is never read again by this
+// consumer) a message that did not decode. The sink, which reads the same
+// messages in a consumer group, dead-letters it (the same verdict: see
+// judgedAt).
 func (c *LiveConsumer) bad(p *partition, msg kafka.Message, err error) {
 	c.m.decodeFailures.Inc()
 	c.cfg.Log.Warn("bad event skipped", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset,
-		"key", string(msg.Key), "err", err)
-	c.dlq.send(msg, err)
+		"key", lr.Clip(string(msg.Key), 64), "err", lr.Clip(err.Error(), deadLetterMaxError))
 }
 
 func (c *LiveConsumer) applyLoop(ctx context.Context, parts []*partition, items <-chan item) {
@@ -617,51 +614,3 @@ func backoff(attempt int, maxD time.Duration) time.Duration {
 	d := 100 * time.Millisecond << min(attempt, 10)
 	return min(d, maxD)
 }
-
-// dlqWriter produces bad messages to the dead-letter topic asynchronously:
-// a slow or absent dead-letter topic never stalls a partition.
-type dlqWriter struct {
-	w   *kafka.Writer
-	log *slog.Logger
-	m   *Metrics
-}
-
-func newDLQWriter(brokers []string, topic string, log *slog.Logger, m *Metrics) *dlqWriter {
-	d := &dlqWriter{log: log, m: m}
-	d.w = &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     Partitioner(),
-		BatchTimeout: 5 * time.Millisecond,
-		RequiredAcks: kafka.RequireAll,
-		Async:        true,
-		Completion: func(msgs []kafka.Message, err error) {
-			if err != nil {
-				m.deadLetterFailures.Add(float64(len(msgs)))
-				log.Error("dead-letter write failed", "topic", topic, "messages", len(msgs), "err", err)
-				return
-			}
-			m.deadLettered.Add(float64(len(msgs)))
-		},
-	}
-	return d
-}
-
-func (d *dlqWriter) send(msg kafka.Message, cause error) {
-	out := kafka.Message{
-		Key:   msg.Key,
-		Value: msg.Value,
-		Headers: []kafka.Header{
-			{Key: "error", Value: []byte(cause.Error())},
-			{Key: "source_topic", Value: []byte(msg.Topic)},
-			{Key: "source_partition", Value: []byte(strconv.Itoa(msg.Partition))},
-			{Key: "source_offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))},
-		},
-	}
-	if err := d.w.WriteMessages(context.Background(), out); err != nil && !errors.Is(err, context.Canceled) {
-		d.m.deadLetterFailures.Inc()
-		d.log.Error("dead-letter write failed", "err", err)
-	}
-}
-
-func (d *dlqWriter) close() { d.w.Close() }

@@ -69,8 +69,8 @@ func liveIDs(ords *lr.Ordinals, s *live.Snapshot) []lr.StreamerID {
 
 // TestLiveConsumerScript produces the scripted sequence with bad messages
 // mixed in, consumes it over TCP from every partition, and checks the
-// outcome, the dead-letter topic, and that a restart from the lookback
-// rebuilds the identical state.
+// outcome, and that a restart from the lookback rebuilds the identical
+// state.
 func TestLiveConsumerScript(t *testing.T) {
 	cl := kafkatest.New(t, kafkatest.Topic{Name: testTopic, Partitions: 4}, kafkatest.Topic{Name: testDLQ, Partitions: 1})
 	brokers := cl.Brokers()
@@ -141,31 +141,10 @@ func TestLiveConsumerScript(t *testing.T) {
 		t.Errorf("start marks sum to %d, want %d messages", total, len(script)+len(bad))
 	}
 
-	// The dead-letter topic holds the 4 bad messages with where they came from.
-	dr := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: testDLQ, Partition: 0, MaxWait: 200 * time.Millisecond})
-	defer dr.Close()
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	var reasons []string
-	for i := 0; i < len(bad); i++ {
-		msg, err := dr.ReadMessage(rctx)
-		if err != nil {
-			t.Fatalf("reading dead letter %d: %v", i, err)
-		}
-		h := map[string]string{}
-		for _, x := range msg.Headers {
-			h[x.Key] = string(x.Value)
-		}
-		if h["source_topic"] != testTopic || h["source_offset"] == "" || h["error"] == "" {
-			t.Errorf("dead letter %d headers %v", i, h)
-		}
-		reasons = append(reasons, h["error"])
-	}
-	sort.Strings(reasons)
-	for i, w := range []string{`field "amount"`, `field "ts"`, `field "type"`, `malformed JSON`} {
-		if !contains(reasons[i], w) {
-			t.Errorf("dead letter reason %q, want it to mention %s", reasons[i], w)
-		}
+	// Replicas count bad messages but leave dead-lettering to the sink
+	// (TestDeadLetterOncePerOffset).
+	if n := testutil.ToFloat64(m.deadLettered) + testutil.ToFloat64(m.deadLetterFailures); n != 0 {
+		t.Errorf("the live consumer tried to dead-letter %v messages", n)
 	}
 	stop()
 

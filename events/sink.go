@@ -62,13 +62,18 @@ type SinkConfig struct {
 // consumer group with FetchMessage, writes each batch in one database
 // transaction, and commits the batch's offsets only after that transaction
 // committed: a crash in between replays the batch, which the idempotent
-// store drops. Bad messages are dead-lettered and their offsets committed
-// with the batch.
+// store drops. Bad messages are dead-lettered (see deadLetter), and the
+// batch's offsets are committed only once the broker acknowledged its dead
+// letters: the sink is the only writer of the dead-letter topic (replicas
+// of serve count bad messages but leave them to it), so each bad message is
+// dead-lettered once, by the group member that owns its partition, and
+// again only if a sink stops between that acknowledgement and the offset
+// commit (as the batch is replayed then).
 type Sink struct {
 	cfg   SinkConfig
 	store SinkStore
 	m     *Metrics
-	dlq   *dlqWriter
+	dlq   *deadLetterer
 }
 
 // NewSink returns a Sink; Run starts it.
@@ -110,7 +115,7 @@ func NewSink(cfg SinkConfig, store SinkStore) (*Sink, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &Sink{cfg: cfg, store: store, m: cfg.Metrics}
-	s.dlq = newDLQWriter(cfg.Brokers, cfg.DeadLetterTopic, cfg.Log, s.m)
+	s.dlq = newDeadLetterer(cfg.Brokers, cfg.DeadLetterTopic, cfg.Log, s.m, cfg.MaxBackoff)
 	return s, nil
 }
 
@@ -144,8 +149,9 @@ func (s *Sink) Run(ctx context.Context) error {
 	msgs := make([]kafka.Message, 0, s.cfg.BatchSize)
 	evs := make([]lr.Event, 0, s.cfg.BatchSize)
 	var imps []lr.Impression
+	var dead []kafka.Message
 	for {
-		msgs, evs, imps = msgs[:0], evs[:0], imps[:0]
+		msgs, evs, imps, dead = msgs[:0], evs[:0], imps[:0], dead[:0]
 		if err := s.fetch(ctx, r, &msgs); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -158,7 +164,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				if err != nil {
 					s.m.decodeFailures.Inc()
 					s.cfg.Log.Warn("bad impressions message skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-					s.dlq.send(msg, err)
+					dead = append(dead, deadLetter(msg, err))
 					continue
 				}
 				imps = append(imps, page...)
@@ -168,7 +174,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			if err != nil {
 				s.m.decodeFailures.Inc()
 				s.cfg.Log.Warn("bad event skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-				s.dlq.send(msg, err)
+				dead = append(dead, deadLetter(msg, err))
 				continue
 			}
 			s.m.consumed(ev.Type)
@@ -184,6 +190,9 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 		}
 		s.m.sinkSeconds.Observe(time.Since(t0).Seconds())
+		if err := s.dlq.write(ctx, dead); err != nil {
+			return nil // ctx ended while retrying
+		}
 		if s.cfg.afterWrite != nil {
 			if err := s.cfg.afterWrite(); err != nil {
 				return errCrash

@@ -19,7 +19,7 @@ import (
 // Kafka topic settings, shared by every subcommand that reads or writes events.
 var (
 	sEventsTopic     = defSetting(setting{"events-topic", "LIVERECALL_EVENTS_TOPIC", events.DefaultTopic, "comma-separated live event topics"})
-	sDeadLetterTopic = defSetting(setting{"dead-letter-topic", "LIVERECALL_DEAD_LETTER_TOPIC", events.DefaultDeadLetterTopic, "topic that receives events that do not decode"})
+	sDeadLetterTopic = defSetting(setting{"dead-letter-topic", "LIVERECALL_DEAD_LETTER_TOPIC", events.DefaultDeadLetterTopic, "topic to which the sink writes the messages that do not decode (serve only counts them)"})
 	sSinkGroup       = defSetting(setting{"sink-group", "LIVERECALL_SINK_GROUP", "liverecall-sink", "consumer group of the sink"})
 	sSinkBatch       = defSetting(setting{"sink-batch-size", "LIVERECALL_SINK_BATCH_SIZE", "5000", "most events the sink writes in one transaction"})
 	sSinkWait        = defSetting(setting{"sink-batch-wait", "LIVERECALL_SINK_BATCH_WAIT", "500ms", "longest a sink batch waits to fill"})
