@@ -339,7 +339,7 @@ type item struct {
 	p      *partition
 	offset int64
 	hwm    int64
-	ok     bool // false: a bad message, already dead-lettered
+	ok     bool // false: a bad message, already counted
 	ev     lr.Event
 }
 

@@ -1,8 +1,9 @@
 // Package events is the Kafka edge of liverecall (the only package that
 // imports kafka-go): topic names, the versioned event envelope and its strict
-// decoding, the producer, the all-partition live-view consumer with its
-// dead-letter topic, the sink that writes training data to Postgres, and the
-// impression producer (impressions.go).
+// decoding, the producer, the all-partition live-view consumer, the sink
+// that writes training data to Postgres and is the only writer of the
+// dead-letter topic (deadletter.go), and the impression producer
+// (impressions.go).
 //
 // Choices that matter when talking to Kafka:
 //
