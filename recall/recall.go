@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
@@ -68,10 +70,24 @@ type Config struct {
 	// Quota caps how many merged candidates come from a channel before the
 	// others have had their share. Default: PerChannel.
 	Quota map[string]int
-	// ShownWindow: streamers shown to a user within it are not shown again.
-	// Default 10 min. Zero disables it only when ShownDisabled is true.
+	// ShownWindow: streamers shown to a user within it (by this replica,
+	// MarkShown, or by any, RecordShown) are demoted: they are candidates
+	// only when the streamers not shown cannot fill the page (k), the least
+	// recently shown first, and flagged Candidate.Shown. Default 10 min.
+	// Zero disables it only when ShownDisabled is true.
 	ShownWindow   time.Duration
 	ShownDisabled bool
+	// UnknownShare caps the candidates (and so the page) that streamers
+	// unknown to the serving models (no vector in any loaded model, as a
+	// new streamer or an id the platform never registered) may take: at
+	// most UnknownShare*k of them, rounded down but at least 1, the first
+	// in merge order (the fresh channel puts the newest first). Zero takes
+	// the default 0.2; a negative share admits none; 1 or more disables
+	// the cap. With no model loaded every streamer is unknown and the cap
+	// does not apply.
+	UnknownShare float64
+	// Registerer, if set, receives the engine's metrics.
+	Registerer prometheus.Registerer
 	// FreshAge: streams younger than this are "fresh". Default 15 min.
 	FreshAge time.Duration
 	// Disabled channels are skipped (reported as "skipped"): for
@@ -117,9 +133,27 @@ func (c *Config) defaults() {
 	if c.FreshAge <= 0 {
 		c.FreshAge = 15 * time.Minute
 	}
+	if c.UnknownShare == 0 {
+		c.UnknownShare = DefaultUnknownShare
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// DefaultUnknownShare is the default Config.UnknownShare.
+const DefaultUnknownShare = 0.2
+
+// unknownLimit is how many streamers unknown to the models k candidates
+// may hold (see Config.UnknownShare); -1 is no limit.
+func (c *Config) unknownLimit(k int) int {
+	switch {
+	case c.UnknownShare < 0:
+		return 0
+	case c.UnknownShare >= 1:
+		return -1
+	}
+	return max(1, int(c.UnknownShare*float64(k)))
 }
 
 // Request is one recall request.
@@ -144,6 +178,10 @@ type Candidate struct {
 	HasMF      bool
 	HasNCF     bool
 	ChanScore  float32 // the best within-channel rank score, for the recall order
+	// Shown says the streamer was shown to the user within the shown
+	// window: it fills a page the others could not, after them in the
+	// recall order, and rerank keeps it after them.
+	Shown bool
 }
 
 // Outcome reports what one channel did for a request.
@@ -160,8 +198,11 @@ type Result struct {
 	Candidates []Candidate
 	Outcomes   []Outcome
 	Versions   map[string]string // model kind -> version used
-	Filtered   map[string]int    // integrity filter -> candidates removed
-	UserKnown  bool              // the user has a vector in some model
+	// Filtered counts the candidates each filter removed: unknown, ended,
+	// excluded, banned, shown (demoted and not needed to fill the page),
+	// unknown_cap (over Config.UnknownShare).
+	Filtered  map[string]int
+	UserKnown bool // the user has a vector in some model
 }
 
 // Engine runs the channels. It is safe for concurrent use.
@@ -175,6 +216,9 @@ type Engine struct {
 	chans     []namedChannel
 	ranks     rankCache
 	observe   func(channel, status string, took time.Duration)
+	// unknownAdmitted and unknownCapped count the candidates unknown to
+	// the models that were kept and that Config.UnknownShare removed.
+	unknownAdmitted, unknownCapped prometheus.Counter
 }
 
 // New returns an engine over the live state, the index and the integrity
@@ -184,6 +228,13 @@ func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, integrit
 	cfg.defaults()
 	e := &Engine{cfg: cfg, state: state, ords: ords, index: index, integrity: integrity, shown: newShownLog(), observe: observe}
 	e.chans = e.channels()
+	unknown := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_recall_unknown_streamers_total",
+		Help: "Candidates unknown to the serving models (no vector in any loaded model), by outcome: admitted, or capped by the unknown-share limit."},
+		[]string{"outcome"})
+	e.unknownAdmitted, e.unknownCapped = unknown.WithLabelValues("admitted"), unknown.WithLabelValues("capped")
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(unknown)
+	}
 	return e
 }
 
@@ -339,7 +390,11 @@ func (e *Engine) channels() []namedChannel {
 
 // merge interleaves channel results round-robin in channel order, each
 // channel limited by its quota, so every channel that answered contributes
-// its best candidates first; then it applies the integrity filters.
+// its best candidates first; then it applies the integrity filters. A
+// streamer already shown to the user is set aside, and only if the others
+// cannot fill the page (q.req.K) is it appended, the least recently shown
+// first (Config.ShownWindow); streamers unknown to the models are capped
+// (Config.UnknownShare).
 func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result) []Candidate {
 	exclude := make(map[lr.StreamerID]bool, len(q.req.Exclude))
 	for _, id := range q.req.Exclude {
@@ -376,11 +431,16 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	sc.hitOrds = hitOrds
 	ids, known := zeroed(&sc.ids, n), zeroed(&sc.known, n)
 	e.ords.IDs(hitOrds, ids, known)
+	// pos holds i for cands[i] and ^j for demoted[j].
 	pos := sc.pos
 	cands := candsFor(n)
+	// The already shown, set aside (they take no quota).
+	demoted := sc.demoted[:0]
+	defer func() { clear(demoted); sc.demoted = demoted[:0] }()
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)
+	slots := 0
 	rejected := sc.rejected
 	taken, next := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs))
 	for progress := true; progress; {
@@ -395,25 +455,38 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					continue
 				}
 				if i, ok := pos[h.Ord]; ok {
-					if !slices.Contains(cands[i].Channels, name) {
-						cands[i].Channels = append(cands[i].Channels, name)
+					var c *Candidate
+					if i >= 0 {
+						c = &cands[i]
+					} else {
+						c = &demoted[^i]
+					}
+					if !slices.Contains(c.Channels, name) {
+						c.Channels = append(c.Channels, name)
 					}
 					continue
 				}
 				c, why := e.admit(q, h, ids[hi], known[hi], fresh.Contains(h.Ord), exclude, shown)
-				if why != "" {
+				if why != "" && why != "shown" {
 					rejected[h.Ord] = true
 					res.Filtered[why]++
 					continue
 				}
-				names[len(cands)] = name
-				c.Channels = names[len(cands) : len(cands)+1 : len(cands)+1]
+				names[slots] = name
+				c.Channels = names[slots : slots+1 : slots+1]
+				slots++
 				// The ANN channels already scored it under their model.
 				switch name {
 				case ChanMF:
 					c.MFScore, c.HasMF = h.Score, true
 				case ChanNCF:
 					c.NCFScore, c.HasNCF = h.Score, true
+				}
+				if why == "shown" {
+					c.Shown = true
+					pos[h.Ord] = ^len(demoted)
+					demoted = append(demoted, c)
+					continue
 				}
 				pos[h.Ord] = len(cands)
 				cands = append(cands, c)
@@ -423,8 +496,68 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			}
 		}
 	}
-	// The live features of the admitted, read under one lock straight into
-	// the candidates; a stream that ended since the snapshot is dropped.
+	cands = e.keepLive(q, cands, sc, res)
+	// Streamers unknown to the models (when one is loaded) up to the limit.
+	limit, unknown, capped := e.cfg.unknownLimit(q.req.K), 0, 0
+	capOn := limit >= 0 && len(res.Versions) > 0
+	admitUnknown := func(c *Candidate) bool {
+		if !capOn || e.knownToModels(c) {
+			return true
+		}
+		if unknown >= limit {
+			capped++
+			return false
+		}
+		unknown++
+		return true
+	}
+	keep := cands[:0]
+	for i := range cands {
+		if admitUnknown(&cands[i]) {
+			keep = append(keep, cands[i])
+		}
+	}
+	cands = keep
+	// A page the streamers not shown cannot fill takes the already shown,
+	// the least recently shown first (merge order among equals).
+	if len(cands) < q.req.K && len(demoted) > 0 {
+		slices.SortStableFunc(demoted, func(a, b Candidate) int { return cmpInt64(shown[a.StreamerID], shown[b.StreamerID]) })
+		demoted = e.keepLive(q, demoted, sc, res)
+		for i := range demoted {
+			if len(cands) < q.req.K && admitUnknown(&demoted[i]) {
+				cands = append(cands, demoted[i])
+			} else if len(cands) == q.req.K {
+				res.Filtered["shown"]++
+			}
+		}
+	} else if len(demoted) > 0 {
+		res.Filtered["shown"] += len(demoted)
+	}
+	if capped > 0 {
+		res.Filtered["unknown_cap"] += capped
+		e.unknownCapped.Add(float64(capped))
+	}
+	if unknown > 0 {
+		e.unknownAdmitted.Add(float64(unknown))
+	}
+	e.scoreCandidates(q, cands, sc)
+	return cands
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// keepLive reads the live features of cands under one lock straight into
+// them and returns those still live (in place); a stream that ended since
+// the snapshot is dropped and counted.
+func (e *Engine) keepLive(q *query, cands []Candidate, sc *scratch, res *Result) []Candidate {
 	ords, ptrs, isLive := zeroed(&sc.ords, len(cands)), zeroed(&sc.ptrs, len(cands)), zeroed(&sc.isLive, len(cands))
 	defer clear(ptrs) // they point into cands, which the caller may release
 	for i := range cands {
@@ -439,16 +572,31 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 			res.Filtered["ended"]++
 		}
 	}
-	cands = keep
-	e.scoreCandidates(q, cands, sc)
-	return cands
+	return keep
+}
+
+// knownToModels reports whether c's streamer has a vector in a loaded model.
+func (e *Engine) knownToModels(c *Candidate) bool {
+	if c.HasMF || c.HasNCF {
+		return true
+	}
+	if e.index == nil {
+		return false
+	}
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		if _, ok := e.index.StreamerVector(kind, c.Ord); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // scratch is the working memory of one merge, reused across requests:
 // building the already-shown set (up to maxPerUser entries) and the
 // position and rejection maps anew cost more than the rest of the filter.
 type scratch struct {
-	shown            map[lr.StreamerID]bool
+	shown            map[lr.StreamerID]int64 // when each was last shown
+	demoted          []Candidate
 	pos              map[uint32]int
 	rejected         map[uint32]bool
 	taken, next, idx []int
@@ -462,7 +610,7 @@ type scratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{shown: map[lr.StreamerID]bool{}, pos: map[uint32]int{}, rejected: map[uint32]bool{}}
+	return &scratch{shown: map[lr.StreamerID]int64{}, pos: map[uint32]int{}, rejected: map[uint32]bool{}}
 }}
 
 // put empties the maps (keeping their room) and returns sc to the pool.
@@ -485,8 +633,10 @@ func zeroed[T any](s *[]T, n int) []T {
 
 // admit builds the candidate for h (without its features) or says which
 // filter removes it. id is h's streamer (known false if its ordinal was
-// never given); live says whether it is live now.
-func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, exclude, shown map[lr.StreamerID]bool) (Candidate, string) {
+// never given); live says whether it is live now. For a streamer shown
+// within the window it returns the candidate and "shown": merge sets it
+// aside.
+func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, exclude map[lr.StreamerID]bool, shown map[lr.StreamerID]int64) (Candidate, string) {
 	if !known {
 		return Candidate{}, "unknown"
 	}
@@ -498,12 +648,14 @@ func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, excl
 	switch {
 	case exclude[id]:
 		return Candidate{}, "excluded"
-	case shown[id]:
-		return Candidate{}, "shown"
 	case e.integrity != nil && e.integrity.Banned(id):
 		return Candidate{}, "banned"
 	}
-	return Candidate{Ord: h.Ord, StreamerID: id, ChanScore: h.Score}, ""
+	c := Candidate{Ord: h.Ord, StreamerID: id, ChanScore: h.Score}
+	if _, ok := shown[id]; ok {
+		return c, "shown"
+	}
+	return c, ""
 }
 
 // Dotter is an Index that scores many streamers against one query in one
@@ -565,12 +717,33 @@ func (e *Engine) MarkShown(u lr.UserID, ids []lr.StreamerID) {
 	if e.cfg.ShownDisabled || len(ids) == 0 {
 		return
 	}
-	e.shown.add(u, ids, e.cfg.Now(), e.cfg.ShownWindow)
+	now := e.cfg.Now()
+	e.shown.add(u, ids, now, now, e.cfg.ShownWindow)
 }
 
-// shownLog remembers, per user, which streamers were shown and when. It is
-// bounded: entries older than the window are dropped when a user is written,
-// and at most maxPerUser entries are kept per user. Users are spread over
+// RecordShown records that these streamers were shown to u at at, by
+// another replica (the service feeds it the impressions topic), so the
+// already-shown filter covers what any replica showed. A time older than
+// the window is ignored; a time ahead of this replica's clock counts as
+// now. It is safe for concurrent use.
+func (e *Engine) RecordShown(u lr.UserID, ids []lr.StreamerID, at time.Time) {
+	if e.cfg.ShownDisabled || len(ids) == 0 {
+		return
+	}
+	now := e.cfg.Now()
+	if !at.After(now.Add(-e.cfg.ShownWindow)) {
+		return
+	}
+	if at.After(now) {
+		at = now
+	}
+	e.shown.add(u, ids, at, now, e.cfg.ShownWindow)
+}
+
+// shownLog remembers, per user, which streamers were shown and when, in
+// the order of their times. It is bounded: entries older than the window
+// are dropped when a user is written, and at most maxPerUser entries (the
+// newest) are kept per user. Users are spread over
 // shownShards shards, each with its own lock, so concurrent requests
 // rarely wait for each other, and the sweep of forgotten users covers one
 // shard at a time.
@@ -607,7 +780,9 @@ func newShownLog() *shownLog {
 
 func (l *shownLog) shard(u lr.UserID) *shownShard { return &l.shards[uint64(u)%shownShards] }
 
-func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window time.Duration) {
+// add records ids as shown to u at at (not after now), dropping what is
+// older than now - window.
+func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, at, now time.Time, window time.Duration) {
 	sh := l.shard(u)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -619,8 +794,22 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window t
 			keep = append(keep, s)
 		}
 	}
+	// Entries stay in time order: a page from another replica may be older
+	// than the newest here; it goes before the newer entries.
+	t := at.UnixNano()
+	i := len(keep)
+	for i > 0 && keep[i-1].at > t {
+		i--
+	}
+	tail := len(keep) - i
 	for _, id := range ids {
-		keep = append(keep, shownAt{id, now.UnixNano()})
+		keep = append(keep, shownAt{id, t})
+	}
+	if tail > 0 {
+		// Rotate the new entries in front of the newer tail.
+		slices.Reverse(keep[i : len(keep)-len(ids)])
+		slices.Reverse(keep[len(keep)-len(ids):])
+		slices.Reverse(keep[i:])
 	}
 	if len(keep) > maxPerUser {
 		// Moved to the front of the same array, not resliced: reslicing
@@ -639,15 +828,16 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, now time.Time, window t
 	}
 }
 
-// recentInto adds to out the streamers shown to u after since.
-func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerID]bool) {
+// recentInto adds to out the streamers shown to u after since, each with
+// the last time (unix nanoseconds) it was shown.
+func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerID]int64) {
 	sh := l.shard(u)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	cut := since.UnixNano()
 	for _, s := range sh.users[u] {
-		if s.at > cut {
-			out[s.id] = true
+		if s.at > cut && s.at >= out[s.id] {
+			out[s.id] = s.at
 		}
 	}
 }

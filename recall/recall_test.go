@@ -125,7 +125,9 @@ func TestColdStartUserGetsTrendingAndFresh(t *testing.T) {
 	w := newWorld(t, 4, 0) // nobody has an embedding
 	// Streamer 2 gets viewers: it should lead trending.
 	w.apply(t, w.ev(lr.EventViewerJoined, 2, 50, t0), w.ev(lr.EventViewerJoined, 2, 51, t0), w.ev(lr.EventViewerJoined, 4, 52, t0))
-	e := w.engine(recall.Config{}, nil)
+	// The MF model knows none of them: no cap on the unknown (see
+	// TestUnknownStreamersCapped).
+	e := w.engine(recall.Config{UnknownShare: 1}, nil)
 	res, err := e.Recall(context.Background(), recall.Request{User: 999, K: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +157,9 @@ func TestIntegrityFilters(t *testing.T) {
 	e := w.engine(recall.Config{}, integ)
 	w.apply(t, w.ev(lr.EventStreamEnded, 8, 0, t0))
 	e.MarkShown(7, []lr.StreamerID{6})
-	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10, Exclude: []lr.StreamerID{1}})
+	// A page of 3: the streamers not shown yet fill it, so the shown one
+	// is left out (see TestShownDemotedToFillThePage).
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 3, Exclude: []lr.StreamerID{1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,22 +21,25 @@ func TestShownLogBounded(t *testing.T) {
 	}
 	var caps []int
 	for i := 0; i < 100; i++ {
-		l.add(7, page(i), t0.Add(time.Duration(i)*time.Second), 10*time.Minute)
+		at := t0.Add(time.Duration(i) * time.Second)
+		l.add(7, page(i), at, at, 10*time.Minute)
 		caps = append(caps, cap(l.shard(7).users[7]))
 	}
-	got := map[lr.StreamerID]bool{}
+	got := map[lr.StreamerID]int64{}
 	l.recentInto(7, t0.Add(-time.Second), got)
 	if len(got) != maxPerUser {
 		t.Fatalf("%d remembered, want %d", len(got), maxPerUser)
 	}
-	if !got[lr.StreamerID(100*20-1)] || got[lr.StreamerID(100*20-maxPerUser-1)] {
+	_, newest := got[lr.StreamerID(100*20-1)]
+	_, older := got[lr.StreamerID(100*20-maxPerUser-1)]
+	if !newest || older {
 		t.Fatal("not the newest streamers")
 	}
 	if last := caps[len(caps)-1]; caps[40] != last {
 		t.Fatalf("the full log's array changed capacity from %d to %d", caps[40], last)
 	}
 	// Outside the window nothing is remembered.
-	late := map[lr.StreamerID]bool{}
+	late := map[lr.StreamerID]int64{}
 	if l.recentInto(7, t0.Add(time.Hour), late); len(late) != 0 {
 		t.Fatalf("%d remembered after the window", len(late))
 	}
@@ -47,9 +50,10 @@ func TestShownLogBounded(t *testing.T) {
 func TestShownLogForgetsIdleUsers(t *testing.T) {
 	l := newShownLog()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l.add(5, []lr.StreamerID{1, 2}, t0, time.Minute)
+	l.add(5, []lr.StreamerID{1, 2}, t0, t0, time.Minute)
 	for i := 1; i <= 64; i++ {
-		l.add(lr.UserID(5+i*shownShards), []lr.StreamerID{3}, t0.Add(2*time.Minute), time.Minute)
+		at := t0.Add(2 * time.Minute)
+		l.add(lr.UserID(5+i*shownShards), []lr.StreamerID{3}, at, at, time.Minute)
 	}
 	sh := l.shard(5)
 	if _, ok := sh.users[5]; ok {

@@ -170,9 +170,10 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, re
 	}
 }
 
-// Rank scores every candidate with w, orders them best first, applies the
-// diversity step and returns the first k. It never fails on odd input: a
-// non-finite score ranks last.
+// Rank scores every candidate with w, orders them best first (candidates
+// flagged Shown after all the others), applies the diversity step and
+// returns the first k. It never fails on odd input: a non-finite score
+// ranks last.
 func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	sc := scratchPool.Get().(*scratch)
 	defer sc.put()
@@ -244,6 +245,14 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		scores[i], order[i] = s, i
 	}
 	slices.SortFunc(order, func(a, b int) int {
+		// Streamers already shown (recall admits them only to fill the
+		// page) come after the others, whatever their scores.
+		if sa, sb := cands[a].Shown, cands[b].Shown; sa != sb {
+			if sa {
+				return 1
+			}
+			return -1
+		}
 		if c := cmp.Compare(scores[b], scores[a]); c != 0 {
 			return c
 		}
