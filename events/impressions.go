@@ -31,8 +31,11 @@ import (
 //	  "score":0.93,"channels":["mf","follow"],"model_versions":"mf=v3",
 //	  "shown_at":"2026-11-23T18:00:00.123Z","features":[0.5,1]}, ...]
 //
-// Producers before the page format wrote one impression per message, as a
-// single JSON object; DecodeImpressions reads both.
+// A message carries the ReplicaHeader header naming the replica that
+// produced it (when ImpressionConfig.Replica is set): every replica's
+// ShownConsumer reads the topic into its already-shown filter and skips its
+// own pages. Producers before the page format wrote one impression per
+// message, as a single JSON object; DecodeImpressions reads both.
 const DefaultImpressionTopic = "liverecall.impressions"
 
 // DefaultImpressionBuffer is the default ImpressionConfig.Buffer: 5,000
@@ -63,7 +66,10 @@ type ImpressionConfig struct {
 	// counted in liverecall_impressions_dropped_total. Default
 	// DefaultImpressionBuffer.
 	Buffer int
-	Log    *slog.Logger
+	// Replica, if set, is written to every message as the ReplicaHeader
+	// header, so this replica's ShownConsumer skips its own pages.
+	Replica string
+	Log     *slog.Logger
 	// Registerer, if set, receives the producer's metrics.
 	Registerer prometheus.Registerer
 }
@@ -76,6 +82,7 @@ type ImpressionProducer struct {
 	cfg     ImpressionConfig
 	w       *kafka.Writer
 	ch      chan []lr.Impression
+	headers []kafka.Header // of every message (read-only)
 	done    chan struct{}
 	once    sync.Once
 	sent    prometheus.Counter
@@ -110,6 +117,9 @@ func NewImpressionProducer(cfg ImpressionConfig) *ImpressionProducer {
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(p.sent, p.dropped, p.failed)
+	}
+	if cfg.Replica != "" {
+		p.headers = []kafka.Header{{Key: ReplicaHeader, Value: []byte(cfg.Replica)}}
 	}
 	go p.run()
 	return p
@@ -164,7 +174,7 @@ func (p *ImpressionProducer) run() {
 				}
 				continue
 			}
-			batch = append(batch, kafka.Message{Key: strconv.AppendInt(nil, int64(imps[0].UserID), 10), Value: b})
+			batch = append(batch, kafka.Message{Key: strconv.AppendInt(nil, int64(imps[0].UserID), 10), Value: b, Headers: p.headers})
 			counts = append(counts, len(imps))
 			if len(batch) == cap(batch) {
 				flush()
