@@ -721,6 +721,15 @@ func (e *Engine) MarkShown(u lr.UserID, ids []lr.StreamerID) {
 	e.shown.add(u, ids, now, now, e.cfg.ShownWindow)
 }
 
+// ShownWindow returns the already-shown window in force (0 when the filter
+// is disabled).
+func (e *Engine) ShownWindow() time.Duration {
+	if e.cfg.ShownDisabled {
+		return 0
+	}
+	return e.cfg.ShownWindow
+}
+
 // RecordShown records that these streamers were shown to u at at, by
 // another replica (the service feeds it the impressions topic), so the
 // already-shown filter covers what any replica showed. A time older than

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -43,16 +44,29 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	dbURL, httpAddr, shutdown, migrate, maxBody := f.String(sDatabaseURL), f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
 	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
 	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
-	budget, shown, refresh := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery)
+	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
+	}
+	if *unknownShare < 0 || *unknownShare > 1 || *unknownShare != *unknownShare {
+		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be between 0 and 1, got %v\n", sUnknownShare.Flag, *unknownShare)
+		return serviceConfig{}, errUsage
 	}
 	return serviceConfig{
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry,
-		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh,
+		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare,
 		index: indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
 	}, nil
+}
+
+// engineUnknownShare maps the --unknown-share flag (0: none) onto
+// recall.Config.UnknownShare (0: the default, negative: none).
+func engineUnknownShare(flag float64) float64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }

@@ -32,7 +32,8 @@ var (
 	sExpiry           = defSetting(setting{"live-expiry", "LIVERECALL_LIVE_EXPIRY", "10m", "a stream with no event for this long is ended"})
 	sImpressionsTopic = defSetting(setting{"impressions-topic", "LIVERECALL_IMPRESSIONS_TOPIC", events.DefaultImpressionTopic, "topic recall responses are logged to"})
 	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request"})
-	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user are not shown again within this window"})
+	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user (by any replica) within this window are shown again only to fill a page the others cannot"})
+	sUnknownShare     = defSetting(setting{"unknown-share", "LIVERECALL_UNKNOWN_SHARE", "0.2", "most of a page (share of k, at least 1 item) streamers unknown to the serving models may take; 0: none, 1: no cap"})
 	sRefreshEvery     = defSetting(setting{"refresh-every", "LIVERECALL_REFRESH_EVERY", "30s", "how often bans, blocks and reranker weights are reloaded from Postgres"})
 	sSnapshotDir      = defSetting(setting{"index-snapshot-dir", "LIVERECALL_INDEX_SNAPSHOT_DIR", "", "directory for index snapshots, loaded at start when they match the active version (empty: none)"})
 	sRecallFloor      = defSetting(setting{"index-recall-floor", "LIVERECALL_INDEX_RECALL_FLOOR", "0.9", "a rebuilt index whose self-check recall@10 is below this is refused"})
@@ -63,6 +64,7 @@ type serviceConfig struct {
 	expiry           time.Duration
 	recallBudget     time.Duration
 	shownWindow      time.Duration
+	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
 	refreshEvery     time.Duration
 	index            indexConfig
 }
@@ -83,6 +85,7 @@ type service struct {
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
 	imps      *events.ImpressionProducer
+	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
 	http      *api.Server
 	weights   atomic.Pointer[rerank.Weights]
 	ncf       atomic.Pointer[ncfScorer]
@@ -191,6 +194,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		db.Close()
 		return nil, err
 	}
+	replica := events.NewReplicaID() // names this run's pages in the impressions topic
 	if len(cfg.brokers) > 0 {
 		m := events.NewMetrics(s.reg)
 		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
@@ -199,7 +203,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 			db.Close()
 			return nil, err
 		}
-		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Log: app.Log, Registerer: s.reg})
+		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Replica: replica, Log: app.Log, Registerer: s.reg})
 	} else {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
@@ -211,8 +215,18 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 	if s.imps != nil {
 		deps.Impressions = s.imps
 	}
-	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow}, s.state, s.ords, s.idx, s.integrity, deps.ObserveChannel)
+	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg},
+		s.state, s.ords, s.idx, s.integrity, deps.ObserveChannel)
 	deps.Engine = s.engine
+	if s.imps != nil && s.engine.ShownWindow() > 0 {
+		// What the other replicas showed counts here too.
+		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Window: s.engine.ShownWindow(),
+			Replica: replica, Record: s.engine.RecordShown, Log: app.Log, Registerer: s.reg})
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	s.http.RegisterRecall(deps, s.reg)
 	s.http.RegisterDebug(deps, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
@@ -381,6 +395,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 	})
 	if s.consumer != nil {
 		g.Go(func() error { return s.consumer.Run(gctx) })
+	}
+	if s.shown != nil {
+		g.Go(func() error { return s.shown.Run(gctx) })
 	}
 	g.Go(func() error {
 		t := time.NewTicker(s.cfg.refreshEvery)
