@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events/kafkatest"
@@ -47,8 +46,8 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 	}
 	replicas[0].publish(lr.EventStreamStarted, ids...)
 	for i, e := range replicas {
-		e.waitFor(fmt.Sprintf("replica %d ready", i), 60*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
-		e.waitFor(fmt.Sprintf("replica %d to see %d live", i, live), 30*time.Second, func() bool { return e.liveCount() == live })
+		e.waitFor(fmt.Sprintf("replica %d ready", i), eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+		e.waitFor(fmt.Sprintf("replica %d to see %d live", i, live), eventually, func() bool { return e.liveCount() == live })
 	}
 	const recorded = `liverecall_shown_pages_read_total{outcome="recorded"}`
 	served := make([]int, len(replicas))
@@ -59,7 +58,7 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 		// The load balancer sends the next request here once this replica
 		// has read every page the other served (the impressions producer
 		// flushes every 50 ms; a reader's fetch waits at most 500 ms).
-		e.waitFor(fmt.Sprintf("replica %d to read the other's %d pages", i, served[other]), 30*time.Second, func() bool {
+		e.waitFor(fmt.Sprintf("replica %d to read the other's %d pages", i, served[other]), eventually, func() bool {
 			v, _ := e.metricValue(recorded)
 			return v >= float64(served[other])
 		})
@@ -83,7 +82,7 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 	}
 	// Each replica recorded the other's pages and skipped its own.
 	for i, e := range replicas {
-		e.waitFor(fmt.Sprintf("replica %d to read every page", i), 30*time.Second, func() bool {
+		e.waitFor(fmt.Sprintf("replica %d to read every page", i), eventually, func() bool {
 			own, _ := e.metricValue(`liverecall_shown_pages_read_total{outcome="own"}`)
 			rec, _ := e.metricValue(recorded)
 			return own >= float64(served[i]) && rec >= float64(served[1-i])
@@ -99,7 +98,7 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 // of them are live, and are counted.
 func TestUnknownStreamersCappedOnAPage(t *testing.T) {
 	e := startE2E(t, "--unknown-share", "0.2")
-	e.waitFor("ready", 60*time.Second, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
+	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	const known = 5 // the model has streamers 1..60
 	var ids []int64
 	for id := int64(1); id <= known; id++ {
@@ -109,7 +108,7 @@ func TestUnknownStreamersCappedOnAPage(t *testing.T) {
 		ids = append(ids, id)
 	}
 	e.publish(lr.EventStreamStarted, ids...)
-	e.waitFor(fmt.Sprint(len(ids), " live"), 30*time.Second, func() bool { return e.liveCount() == len(ids) })
+	e.waitFor(fmt.Sprint(len(ids), " live"), eventually, func() bool { return e.liveCount() == len(ids) })
 	for u := int64(1); u <= 5; u++ {
 		r := e.recall(u) // k = 10
 		unknown := 0
