@@ -2,8 +2,9 @@
 // imports kafka-go): topic names, the versioned event envelope and its strict
 // decoding, the producer, the all-partition live-view consumer, the sink
 // that writes training data to Postgres and is the only writer of the
-// dead-letter topic (deadletter.go), and the impression producer
-// (impressions.go).
+// dead-letter topic (deadletter.go), the impression producer
+// (impressions.go), and the all-partition impressions consumer that feeds
+// every replica's already-shown filter (shown.go).
 //
 // Choices that matter when talking to Kafka:
 //
