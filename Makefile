@@ -66,23 +66,23 @@ test-short: deps
 
 bench-index:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./index/bench | tee $(BENCHOUT)/index.txt
+	$(GO) run ./cmd/bench-index | tee $(BENCHOUT)/index.txt
 
 bench-events:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./events/bench | tee $(BENCHOUT)/events.txt
+	$(GO) run ./cmd/bench-events | tee $(BENCHOUT)/events.txt
 
 bench-embed:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./embed/bench | tee $(BENCHOUT)/embed.txt
+	$(GO) run ./cmd/bench-embed | tee $(BENCHOUT)/embed.txt
 
 bench-recall:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./api/bench | tee $(BENCHOUT)/recall.txt
+	$(GO) run ./cmd/bench-recall | tee $(BENCHOUT)/recall.txt
 
 bench-quality:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./sim/bench | tee $(BENCHOUT)/quality.txt
+	$(GO) run ./cmd/bench-quality | tee $(BENCHOUT)/quality.txt
 
 # Runs every benchmark and rewrites BENCHMARKS.md from their output.
 BENCH_AREAS ?= index events embed recall quality

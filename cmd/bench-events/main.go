@@ -1,4 +1,4 @@
-// Command bench measures the live-event path end to end on this machine:
+// Command bench-events measures the live-event path end to end on this machine:
 // sustained events/s consumed from the broker (an in-process kfake broker
 // over TCP, kafka-go readers, strict decoding) and applied to the live state;
 // freshness from producing stream.started to the streamer being in the live
