@@ -10,7 +10,7 @@ QUICK     ?=
 BENCHOUT  := .bench
 export QUICK
 
-.PHONY: all build tools soak test test-short vet fmt-check deps postgres bench bench-quick \
+.PHONY: all build tools soak test test-short vet fmt-check tidy-check deps postgres bench bench-quick \
         bench-index bench-events bench-embed bench-recall bench-quality demo clean
 
 all: build
@@ -50,9 +50,23 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# The test command of README.md and CI: vet, format, then every test with
-# the race detector (packages run two at a time on this 2-core machine).
-test: deps tools postgres vet fmt-check
+# go.mod and go.sum must be what `go mod tidy` makes of them (direct
+# requirements in the first block, no unused ones). The check may fetch from
+# the module proxy the few modules that only dependencies' tests import
+# (`go mod download` does not); it fails, naming the cause, either when the
+# files are not tidy or when it cannot run.
+tidy-check: deps
+	@rc=0; out=$$($(GO) mod tidy -diff 2>&1) || rc=$$?; \
+	if [ $$rc -ne 0 ]; then \
+	  if grep -q '^diff current/' <<<"$$out"; then echo "go.mod/go.sum are not tidy; run 'go mod tidy' and commit the result:"; \
+	  else echo "could not check that go.mod is tidy ('go mod tidy -diff' failed):"; fi; \
+	  echo "$$out"; exit 1; \
+	fi
+
+# The test command of README.md and CI: vet, format, go.mod tidiness, then
+# every test with the race detector (packages run two at a time on this
+# 2-core machine).
+test: deps tools postgres vet fmt-check tidy-check
 	$(GO) test -race -p 2 -timeout 20m -count=1 $(PKGS)
 	@# Alone, after everything else: stops and starts the local PostgreSQL
 	@# server during an index reload (skipped when DATABASE_URL points at
@@ -66,23 +80,23 @@ test-short: deps
 
 bench-index:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./index/bench | tee $(BENCHOUT)/index.txt
+	$(GO) run ./cmd/bench-index | tee $(BENCHOUT)/index.txt
 
 bench-events:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./events/bench | tee $(BENCHOUT)/events.txt
+	$(GO) run ./cmd/bench-events | tee $(BENCHOUT)/events.txt
 
 bench-embed:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./embed/bench | tee $(BENCHOUT)/embed.txt
+	$(GO) run ./cmd/bench-embed | tee $(BENCHOUT)/embed.txt
 
 bench-recall:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./api/bench | tee $(BENCHOUT)/recall.txt
+	$(GO) run ./cmd/bench-recall | tee $(BENCHOUT)/recall.txt
 
 bench-quality:
 	@mkdir -p $(BENCHOUT)
-	$(GO) run ./sim/bench | tee $(BENCHOUT)/quality.txt
+	$(GO) run ./cmd/bench-quality | tee $(BENCHOUT)/quality.txt
 
 # Runs every benchmark and rewrites BENCHMARKS.md from their output.
 BENCH_AREAS ?= index events embed recall quality

@@ -29,5 +29,5 @@
 //
 // Ordinals are the process-wide streamer ordinals (*liverecall.Ordinals)
 // shared with live/, whose roaring bitmap of live ordinals satisfies
-// Allowed. coder/hnsw is measured beside this index in index/bench.
+// Allowed. coder/hnsw is measured beside this index in cmd/bench-index.
 package index

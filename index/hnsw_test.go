@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/internal/synth"
 	"github.com/viterin/vek/vek32"
 )
 

@@ -24,7 +24,7 @@ const (
 
 // DefaultExactThreshold is the allowed-set size at or below which the planner
 // scans exactly instead of searching the graph with the filter. Measured by
-// index/bench on 1M low-rank 64-d vectors (2 shared cores, make bench-index):
+// cmd/bench-index on 1M low-rank 64-d vectors (2 shared cores, make bench-index):
 // an exact scan costs ~9 ns per allowed vector (20k live: 0.11 ms, 50k:
 // 0.36 ms, 200k: 1.8 ms); the filtered graph search took 9.8 ms at 5%
 // allowed (recall 0.77) and 0.49 ms at 20% (two-hop traversal, recall 0.84).

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/internal/synth"
 )
 
 // newTestIndex builds an Index over a synthetic set with streamer ids

@@ -20,7 +20,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
-	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/internal/synth"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/internal/synth"
 	"github.com/viterin/vek/vek32"
 )
 

@@ -20,7 +20,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
-	"github.com/liverecall/liverecall/events/kafkatest"
+	"github.com/liverecall/liverecall/events/embedded"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/sim"
 )
@@ -92,8 +92,8 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	defer db.Close()
 
 	if len(c.brokers) == 0 {
-		k, err := kafkatest.Start(0, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 8},
-			kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 4})
+		k, err := embedded.Start(0, embedded.Topic{Name: events.DefaultTopic, Partitions: 8},
+			embedded.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4})
 		if err != nil {
 			return err
 		}

@@ -1,56 +1,42 @@
-// Package kafkatest starts an in-process broker that speaks the real Kafka
-// protocol on 127.0.0.1 (franz-go's kfake), with seeded topics. Tests and
-// `liverecall dev` talk to it over TCP with the same client code they use
-// against a real cluster.
+// Package kafkatest gives tests a broker that speaks the real Kafka protocol
+// on 127.0.0.1: the embedded broker of events/embedded (franz-go's kfake)
+// in the test's process, or, for tests that measure the service alone, in a
+// child process (StartProcess). Tests talk to it over TCP with the same
+// client code they use against a real cluster.
 package kafkatest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/liverecall/liverecall/events/embedded"
 )
 
 // Topic is a topic to create with its partition count and, optionally,
 // topic configs (e.g. "retention.ms").
-type Topic struct {
-	Name       string
-	Partitions int32
-	Configs    map[string]string
-}
+type Topic = embedded.Topic
 
 // Cluster is a running broker: in this process (Start, New) or in a child
 // process (StartProcess).
 type Cluster struct {
-	c         *kfake.Cluster
+	b         *embedded.Broker
 	child     *child
 	addrs     []string // the child's
 	closeOnce sync.Once
 }
 
-// Start runs a one-broker cluster on 127.0.0.1. port 0 picks a free port;
-// a fixed port lets a test stop the cluster and start another where the old
-// one was. Topics are created before Start returns.
+// Start runs a one-broker cluster on 127.0.0.1 (embedded.Start). port 0
+// picks a free port; a fixed port lets a test stop the cluster and start
+// another where the old one was. Topics are created before Start returns.
 func Start(port int, topics ...Topic) (*Cluster, error) {
-	// Like a real broker whose storage was formatted anew, every cluster
-	// gets its own id (kfake's default is the same for all).
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
-		kfake.ClusterID("kafkatest-"+hex.EncodeToString(id[:])))
+	b, err := embedded.Start(port, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("starting in-process Kafka broker: %w", err)
+		return nil, err
 	}
-	for _, t := range topics {
-		if err := c.CreateTopic(t.Name, t.Partitions, t.Configs); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("creating topic %s: %w", t.Name, err)
-		}
-	}
-	return &Cluster{c: c}, nil
+	return &Cluster{b: b}, nil
 }
 
 // New starts a cluster for tb on a free port and closes it when tb ends.
@@ -69,7 +55,7 @@ func (c *Cluster) Brokers() []string {
 	if c.child != nil {
 		return c.addrs
 	}
-	return c.c.ListenAddrs()
+	return c.b.Brokers()
 }
 
 // CreateTopic adds a topic to a running in-process cluster.
@@ -77,7 +63,7 @@ func (c *Cluster) CreateTopic(name string, partitions int32) error {
 	if c.child != nil {
 		return fmt.Errorf("kafkatest: CreateTopic on a broker process is not supported")
 	}
-	return c.c.CreateTopic(name, partitions, nil)
+	return c.b.CreateTopic(name, partitions)
 }
 
 // ApplyRetention drops the records older than each topic's retention.ms
@@ -87,7 +73,7 @@ func (c *Cluster) ApplyRetention() {
 		_ = c.child.command("retention") // a dead child shows up in the test's own checks
 		return
 	}
-	c.c.ApplyRetention()
+	c.b.ApplyRetention()
 }
 
 // Close stops the broker; its data is gone. It is safe to call twice.
@@ -96,9 +82,14 @@ func (c *Cluster) Close() {
 		c.closeOnce.Do(c.child.close)
 		return
 	}
-	c.c.Close()
+	c.b.Close()
 }
 
 // Kfake exposes the underlying in-process cluster for fault injection (nil
 // for a broker process).
-func (c *Cluster) Kfake() *kfake.Cluster { return c.c }
+func (c *Cluster) Kfake() *kfake.Cluster {
+	if c.child != nil {
+		return nil
+	}
+	return c.b.Kfake()
+}

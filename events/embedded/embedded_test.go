@@ -1,4 +1,4 @@
-package kafkatest_test
+package embedded_test
 
 import (
 	"context"
@@ -8,16 +8,20 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/liverecall/liverecall/events/kafkatest"
+	"github.com/liverecall/liverecall/events/embedded"
 )
 
-// The harness broker is reached over TCP by kafka-go exactly as a real
+// The embedded broker is reached over TCP by kafka-go exactly as a real
 // cluster would be: produce keyed messages to every partition, then read
 // each partition back with its own reader.
 func TestProduceConsumeOverTCP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := kafkatest.New(t, kafkatest.Topic{Name: "t", Partitions: 3})
+	c, err := embedded.Start(0, embedded.Topic{Name: "t", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers()...),
 		Topic:        "t",

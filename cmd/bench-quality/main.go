@@ -1,4 +1,4 @@
-// Command bench measures recommendation quality end to end on the simulated
+// Command bench-quality measures recommendation quality end to end on the simulated
 // world: it simulates a week of history, trains MF (implicit ALS) and NCF
 // (NeuMF) on it, builds the real indexes, then replays a held-out day
 // through the live state and, at every user decision, asks four variants of
@@ -92,7 +92,7 @@ func main() {
 		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2}
 	}
 	if err := run(context.Background(), c); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, "bench-quality:", err)
 		os.Exit(1)
 	}
 }

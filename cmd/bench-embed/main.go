@@ -1,4 +1,4 @@
-// Command bench measures the embedding trainers on the published NCF-format
+// Command bench-embed measures the embedding trainers on the published NCF-format
 // splits (MovieLens-1M and Last.fm, ../shared/datasets): HR@10 and NDCG@10 of
 // ItemPop, ALS, BPR and NeuMF with the tuned defaults, and training time on
 // this machine, beside the published figures. Its last line is one JSON

@@ -1,4 +1,4 @@
-// Command bench measures the index side by side with coder/hnsw v0.6.1 and
+// Command bench-index measures the index side by side with coder/hnsw v0.6.1 and
 // an exact scan on synthetic 64-d data (uniform and low-rank), at 100k and
 // 1M vectors (QUICK=1: 100k only), plus filtered search at 1%, 5% and 20%
 // allowed (planner vs forced HNSW vs forced exact) and the exact scan of 20k
@@ -26,7 +26,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
-	"github.com/liverecall/liverecall/index/internal/synth"
+	"github.com/liverecall/liverecall/internal/synth"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )

@@ -1,4 +1,4 @@
-// Command bench measures the recall request path at the scale of the design:
+// Command bench-recall measures the recall request path at the scale of the design:
 // 1M streamers known (QUICK=1: 100k), 20k live, MF and NCF indexes of dim
 // 64, k=20, and the full NeuMF scorer in rerank. It builds the real index manager, live state, recall engine,
 // reranker and HTTP server in this process, then measures (1) the request
@@ -654,7 +654,7 @@ func round2(x float64) float64 { return float64(int(x*100+0.5)) / 100 }
 
 func check(err error) {
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, "bench-recall:", err)
 		os.Exit(1)
 	}
 }

@@ -1,4 +1,4 @@
-// Command bench measures the live-event path end to end on this machine:
+// Command bench-events measures the live-event path end to end on this machine:
 // sustained events/s consumed from the broker (an in-process kfake broker
 // over TCP, kafka-go readers, strict decoding) and applied to the live state;
 // freshness from producing stream.started to the streamer being in the live
@@ -26,7 +26,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events"
-	"github.com/liverecall/liverecall/events/kafkatest"
+	"github.com/liverecall/liverecall/events/embedded"
 	"github.com/liverecall/liverecall/live"
 )
 
@@ -55,7 +55,7 @@ func main() {
 	}
 	fmt.Printf("liverecall events benchmark  (GOMAXPROCS=%d, %s, quick=%v)\n\n", runtime.GOMAXPROCS(0), runtime.Version(), quick)
 
-	cl, err := kafkatest.Start(0, kafkatest.Topic{Name: topic, Partitions: partitions}, kafkatest.Topic{Name: dlqTopic, Partitions: 1})
+	cl, err := embedded.Start(0, embedded.Topic{Name: topic, Partitions: partitions}, embedded.Topic{Name: dlqTopic, Partitions: 1})
 	if err != nil {
 		log.Fatal(err)
 	}
