@@ -41,12 +41,18 @@ func startLive(t *testing.T, brokers []string, st *live.State, m *Metrics) (*Liv
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(eventually):
 			t.Errorf("Run did not return after cancel")
 		}
 	}
 	return c, stop
 }
+
+// eventually is the deadline of a wait for something that takes
+// milliseconds on a quiet machine (a consumer catching up, a message
+// arriving): the condition ends the wait, so the deadline only has to
+// outlast a loaded machine running -race.
+const eventually = 2 * time.Minute
 
 func waitReady(t *testing.T, c *LiveConsumer, d time.Duration) {
 	t.Helper()
@@ -110,7 +116,7 @@ func TestLiveConsumerScript(t *testing.T) {
 	m := NewMetrics(reg)
 	st := live.New(live.Config{Ordinals: ords})
 	c, stop := startLive(t, brokers, st, m)
-	waitReady(t, c, 30*time.Second)
+	waitReady(t, c, eventually)
 	if got := liveIDs(ords, st.Snapshot()); !reflect.DeepEqual(got, []lr.StreamerID{1, 2}) {
 		t.Errorf("live set %v, want [1 2]", got)
 	}
@@ -152,7 +158,7 @@ func TestLiveConsumerScript(t *testing.T) {
 	st2 := live.New(live.Config{Ordinals: lr.NewOrdinals()})
 	c2, stop2 := startLive(t, brokers, st2, nil)
 	defer stop2()
-	waitReady(t, c2, 30*time.Second)
+	waitReady(t, c2, eventually)
 	if a, b := st.Dump(evalAt), st2.Dump(evalAt); a != b {
 		t.Errorf("restart from lookback rebuilt a different state:\n%s\n--- first run\n%s", b, a)
 	}
@@ -210,7 +216,7 @@ func TestLiveConsumerBrokerLate(t *testing.T) {
 	if err := p.Publish(context.Background(), lr.Event{ID: "a", Type: lr.EventStreamStarted, TS: time.Now(), StreamerID: 5, StreamID: 50, V: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, c, 30*time.Second)
+	waitReady(t, c, eventually)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, ok := st.FeaturesOf(5); ok {
@@ -241,7 +247,7 @@ func TestLiveConsumerBrokerGoesAway(t *testing.T) {
 	m := NewMetrics(reg)
 	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Registerer: reg})
 	c, stop := startLive(t, brokers, st, m)
-	waitReady(t, c, 20*time.Second)
+	waitReady(t, c, eventually)
 	deadline := time.Now().Add(5 * time.Second)
 	for testutil.ToFloat64(m.brokerUp) != 1 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

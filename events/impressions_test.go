@@ -21,6 +21,10 @@ import (
 )
 
 // page returns a page of n impressions of user for request rid.
+// eventually is the deadline of a wait for messages that arrive in
+// milliseconds on a quiet machine; it only has to outlast a loaded one.
+const eventually = 2 * time.Minute
+
 func page(rid string, user lr.UserID, firstStreamer, n int, shownAt time.Time) []lr.Impression {
 	imps := make([]lr.Impression, n)
 	for j := range imps {
@@ -34,7 +38,7 @@ func page(rid string, user lr.UserID, firstStreamer, n int, shownAt time.Time) [
 // readImpressionTopic reads every message of topic's partitions.
 func readImpressionTopic(t *testing.T, brokers []string, topic string, partitions int) []kafka.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	var msgs []kafka.Message
 	for p := 0; p < partitions; p++ {
@@ -80,7 +84,7 @@ func TestImpressionProducerWritesOnePagePerMessage(t *testing.T) {
 		p.Log(page(fmt.Sprint("r", i), lr.UserID(1+i%7), 100*i+1, n, now))
 		total += n
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -133,7 +137,7 @@ func TestImpressionProducerNeverBlocksAndCountsDrops(t *testing.T) {
 	if dropped < pages/2*perPage || math.Mod(dropped, perPage) != 0 {
 		t.Fatalf("dropped %v impressions, want whole pages of %d and at least half of %d pages with a buffer of 10", dropped, perPage, pages)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -170,7 +174,7 @@ func TestImpressionProducerUnwritablePageFailsAlone(t *testing.T) {
 	p.Log(huge)
 	p.Log(nan)
 	p.Log(page("b", 2, 1, 5, now))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestKcatInterop(t *testing.T) {
 		e := lr.Event{ID: fmt.Sprintf("kc-%d", s), Type: lr.EventStreamStarted, TS: now, StreamerID: lr.StreamerID(s * 7919), StreamID: lr.StreamID(s), V: 1}
 		fmt.Fprintf(&in, "%s|%s\n", Key(e), Encode(e))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kcat, "-P", "-b", broker, "-t", topic, "-K", "|", "-X", "topic.request.required.acks=-1")
 	cmd.Stdin = &in
@@ -91,7 +91,7 @@ func TestKcatInterop(t *testing.T) {
 	cctx, ccancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
-	waitReady(t, c, 20*time.Second)
+	waitReady(t, c, eventually)
 	if n := st.Snapshot().GetCardinality(); n != streamers {
 		t.Errorf("%d streamers live from kcat's events, want %d", n, streamers)
 	}

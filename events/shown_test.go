@@ -68,7 +68,7 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 		other.Log(page("before", lr.UserID(u), 10*u, 4, now.Add(-time.Minute)))
 		mine.Log(page("mine", lr.UserID(u), 500, 2, now))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	if err := other.Close(ctx); err != nil {
 		t.Fatal(err)
