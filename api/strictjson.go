@@ -245,11 +245,16 @@ func addFields(s *shape, t reflect.Type, building map[reflect.Type]*shape) {
 // checkKeys scans body and refuses duplicate keys anywhere and keys of
 // struct-shaped objects that are not exactly a field's JSON name. It is a
 // single pass over the bytes that allocates only for escaped keys, paths of
-// errors and objects of more than 8 keys. It returns nil at anything
-// malformed: the decoder reports that.
+// errors, objects of more than 8 keys and nesting deeper than 8. It returns
+// nil at anything malformed (nesting deeper than encoding/json's limit
+// included): the decoder reports that.
 func checkKeys(body []byte, root *shape) error {
-	var stackA [8]keyFrame
-	stack := stackA[:0]
+	var (
+		stackA [8]keyFrame
+		stack  = stackA[:0]
+		keysA  [16][]byte
+		keys   = keysA[:0] // the keys of the open objects, innermost last
+	)
 	p := scanner{b: body}
 	s := root
 	for {
@@ -260,8 +265,11 @@ func checkKeys(body []byte, root *shape) error {
 		}
 		switch c := p.b[p.i]; c {
 		case '{', '[':
+			if len(stack) == maxDepth {
+				return nil
+			}
 			p.i++
-			stack = append(stack, keyFrame{s: s, object: c == '{'})
+			stack = append(stack, keyFrame{s: s, object: c == '{', keys: len(keys)})
 		case '"':
 			if _, _, ok := p.str(); !ok {
 				return nil
@@ -285,6 +293,7 @@ func checkKeys(body []byte, root *shape) error {
 			c := p.b[p.i]
 			if (top.object && c == '}') || (!top.object && c == ']') {
 				p.i++
+				keys = keys[:top.keys]
 				stack = stack[:len(stack)-1]
 				continue
 			}
@@ -325,26 +334,23 @@ func checkKeys(body []byte, root *shape) error {
 				s = opaque // a type error for the decoder to report
 				break next
 			}
-			if top.seenM != nil {
-				if _, dup := top.seenM[string(key)]; dup {
+			if top.seen != nil {
+				if _, dup := top.seen[string(key)]; dup {
 					return lr.Errorf(lr.EINVALID, "duplicate key %q", keyPath(stack, ""))
 				}
-				top.seenM[string(key)] = struct{}{}
+				top.seen[string(key)] = struct{}{}
 			} else {
-				for _, k := range top.seen[:top.nSeen] {
+				for _, k := range keys[top.keys:] {
 					if bytes.Equal(k, key) {
 						return lr.Errorf(lr.EINVALID, "duplicate key %q", keyPath(stack, ""))
 					}
 				}
-				if top.nSeen < len(top.seen) {
-					top.seen[top.nSeen] = key
-					top.nSeen++
-				} else {
-					top.seenM = make(map[string]struct{}, 4*len(top.seen))
-					for _, k := range top.seen {
-						top.seenM[string(k)] = struct{}{}
+				if keys = append(keys, key); len(keys)-top.keys > 8 {
+					top.seen = make(map[string]struct{}, 32)
+					for _, k := range keys[top.keys:] {
+						top.seen[string(k)] = struct{}{}
 					}
-					top.seenM[string(key)] = struct{}{}
+					keys = keys[:top.keys]
 				}
 			}
 			if top.s.fields == nil {
@@ -362,15 +368,18 @@ func checkKeys(body []byte, root *shape) error {
 	}
 }
 
+// maxDepth is encoding/json's limit of nesting, past which checkKeys leaves
+// the body to the decoder.
+const maxDepth = 10000
+
 // keyFrame is an open object or array of checkKeys.
 type keyFrame struct {
 	s      *shape
 	object bool
-	n      int    // members or elements so far
-	key    []byte // an object's current key, unescaped
-	seen   [8][]byte
-	nSeen  int
-	seenM  map[string]struct{} // the keys, once more than len(seen)
+	n      int                 // members or elements so far
+	key    []byte              // an object's current key, unescaped
+	keys   int                 // where its keys start in checkKeys' keys
+	seen   map[string]struct{} // its keys, once there are more than 8
 }
 
 // keyPath names the value being read as a JSON path ("context.tags[2].name"),

@@ -4,6 +4,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
 )
 
 // goTypeNames matches what Go type names look like in encoding/json's
@@ -35,6 +38,8 @@ func TestRecallRefusesAmbiguousBodiesInClientTerms(t *testing.T) {
 		{"duplicate user_id", ct, `{"user_id":7,"user_id":8}`, 400, `duplicate key "user_id"`},
 		{"duplicate key inside context", ct, `{"user_id":7,"context":{"app":"ios","app":"web"}}`, 400, `duplicate key "context.app"`},
 		{"duplicate key deep inside context", ct, `{"user_id":7,"context":{"x":[{"a":1},{"a":1,"a":2}]}}`, 400, `duplicate key "context.x[1].a"`},
+		{"duplicate key after 8 others", ct, `{"user_id":7,"context":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"b":0}}`, 400, `duplicate key "context.b"`},
+		{"duplicate key after a nested object", ct, `{"user_id":7,"context":{"a":{"b":1,"c":2},"b":{"a":1},"a":3}}`, 400, `duplicate key "context.a"`},
 		{"key in upper case", ct, `{"USER_ID":7}`, 400, `unknown field "USER_ID" (field names are case-sensitive: did you mean "user_id"?)`},
 		{"key in mixed case", ct, `{"user_id":7,"Debug":true}`, 400, `unknown field "Debug"`},
 		{"key with the Kelvin sign for k", ct, `{"user_id":7,"\u212a":5}`, 400, `unknown field "` + "\u212a" + `"`},
@@ -72,9 +77,25 @@ func TestRecallRefusesAmbiguousBodiesInClientTerms(t *testing.T) {
 		{ct + "; charset=UTF-8", `{"user_id":7}`},
 		{ct + `; charset="utf-8"`, `{"user_id":7}`},
 		{ct, `{"user_\u0069d":7,"k":3}`},
+		{ct, `{"user_id":7,"context":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}}}`},
 	} {
 		if status, body := f.do(t, "POST", "/v1/recall", c.ctype, c.body, ""); status != 200 {
 			t.Errorf("%s with %q: status %d %v, want 200", c.body, c.ctype, status, body)
+		}
+	}
+}
+
+// Nesting deeper than encoding/json takes is refused as malformed, as
+// before the key checks, without them holding a frame per level.
+func TestDecodeStrictRefusesDeepNesting(t *testing.T) {
+	for _, body := range []string{
+		strings.Repeat("[", 1<<20),
+		`{"user_id":7,"context":{"a":` + strings.Repeat(`{"a":`, 20000) + `1` + strings.Repeat("}", 20001) + `}`,
+	} {
+		var req api.RecallRequest
+		err := api.DecodeStrict([]byte(body), &req)
+		if lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(lr.ErrorMessage(err), "exceeded max depth") {
+			t.Fatalf("body of %d bytes nested deep: %v", len(body), err)
 		}
 	}
 }
