@@ -214,7 +214,7 @@ func TestBadInputGets4xxWithJSONNamingTheProblem(t *testing.T) {
 		{"context not object", "POST", "/v1/recall", "application/json", `{"user_id":7,"context":[1]}`, "", 400, `field "context"`},
 		{"trailing data", "POST", "/v1/recall", "application/json", `{"user_id":7} {}`, "", 400, "after the request object"},
 		{"oversized body", "POST", "/v1/recall", "application/json", big, "", 413, "larger than"},
-		{"wrong content type", "POST", "/v1/recall", "text/plain", `{"user_id":7}`, "", 400, "content type"},
+		{"wrong content type", "POST", "/v1/recall", "text/plain", `{"user_id":7}`, "", 415, "content type"},
 		{"wrong method", "GET", "/v1/recall", "", ``, "", 405, ""},
 		{"neighbors without token", "GET", "/v1/debug/neighbors?user_id=7", "", ``, "", 401, "missing bearer token"},
 		{"neighbors wrong token", "GET", "/v1/debug/neighbors?user_id=7", "", ``, "nope", 401, "wrong bearer token"},

@@ -130,13 +130,17 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// decodeJSON reads a JSON body strictly: the content type must be JSON,
-// unknown fields and trailing data are refused, and the error names the
-// field or the position that is wrong.
+// decodeJSON reads a JSON body strictly (see DecodeStrict). The content
+// type must be application/json, with no charset or utf-8 (JSON is UTF-8,
+// RFC 8259): anything else is 415.
 func decodeJSON(c echo.Context, v any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		return &lr.Error{Code: lr.EINVALID, Message: fmt.Sprintf("content type must be application/json, got %q", ct)}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("content type must be application/json, got %q", ct))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("charset must be utf-8, got %q", cs))
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -147,32 +151,6 @@ func decodeJSON(c echo.Context, v any) error {
 		return lr.Errorf(lr.EINVALID, "cannot read the request body")
 	}
 	return DecodeStrict(body, v)
-}
-
-// DecodeStrict decodes one JSON value from body into v, refusing unknown
-// fields and trailing data, with an EINVALID error naming the problem.
-func DecodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.Is(err, io.EOF):
-			return lr.Errorf(lr.EINVALID, "request body is empty")
-		case errors.As(err, &se):
-			return lr.Errorf(lr.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
-		case errors.As(err, &te):
-			return lr.Errorf(lr.EINVALID, "field %q: expected %s, got %s", te.Field, te.Type, te.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return lr.Errorf(lr.EINVALID, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		return lr.Errorf(lr.EINVALID, "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return lr.Errorf(lr.EINVALID, "malformed JSON: data after the request object")
-	}
-	return nil
 }
 
 // Validate checks a decoded request and returns k.

@@ -238,7 +238,7 @@ func main() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
 	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(ln)
+	go hs.Serve(api.JSONTransportErrors(hs, ln)) // as the service serves
 	url := "http://" + ln.Addr().String() + "/v1/recall"
 	client := loadgen.NewClient()
 	body := func(i int) []byte {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -232,14 +234,33 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 	})
 }
 
-// The server refuses oversized headers and bodies before they reach a handler.
+// The server refuses oversized headers and bodies before they reach a
+// handler, and malformed requests, with JSON errors.
 func TestHTTPSizeLimits(t *testing.T) {
 	e := startE2E(t, "--max-body-bytes", "2048")
 	req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+"/v1/recall", strings.NewReader(`{"user_id":1}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Big", strings.Repeat("x", 100<<10))
-	if code, _ := do(t, req); code != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("100 KiB header: %d, want 431", code)
+	if code, b := do(t, req); code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(b), `"message":"request header fields larger than 65536 bytes"`) {
+		t.Fatalf("100 KiB header: %d %s, want 431 with a JSON error", code, b)
+	}
+	// A malformed request line, on a raw connection.
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // against a hang, not a wait
+	if _, err := c.Write([]byte("GARBAGE\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), `"code":"http_400"`) {
+		t.Fatalf("malformed request line: %d %q %s, want 400 with a JSON error", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 	body := `{"user_id":1,"exclude":[` + strings.Repeat("1,", 2000) + `1]}`
 	if code, b := e.post("/v1/recall", body, false); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 2048 bytes") {

@@ -380,7 +380,8 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	s.life = gctx
 	g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		// net/http's own error responses (400, 431, 505 ...) as JSON too.
+		if err := hs.Serve(api.JSONTransportErrors(hs, ln)); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
