@@ -22,6 +22,7 @@ type Metrics struct {
 	sinkBatches        prometheus.Counter
 	sinkEvents         prometheus.Counter
 	sinkSeconds        prometheus.Histogram
+	sinkUnpaired       *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg unless reg is
@@ -53,13 +54,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events the sink wrote (including replays the database dropped as already written)."}),
 		sinkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "liverecall_sink_batch_seconds",
 			Help: "Time to write one batch to Postgres.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		sinkUnpaired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_sink_unpaired_events_total",
+			Help: "Viewer events the sink could not pair into a watch session, by kind: leave_without_join (no join of the user and stream came within the expiry), duplicate_join (a join while the user was already in the stream)."}, []string{"kind"}),
+	}
+	for _, k := range []string{"leave_without_join", "duplicate_join"} {
+		m.sinkUnpaired.WithLabelValues(k)
 	}
 	for _, t := range lr.EventTypes {
 		m.consumedBy[t] = m.consumedVec.WithLabelValues(string(t))
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.lag, m.staleness,
-			m.caughtUp, m.brokerErrors, m.brokerUp, m.sinkBatches, m.sinkEvents, m.sinkSeconds)
+			m.caughtUp, m.brokerErrors, m.brokerUp, m.sinkBatches, m.sinkEvents, m.sinkSeconds, m.sinkUnpaired)
 	}
 	return m
 }
@@ -67,5 +73,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) consumed(t lr.EventType) {
 	if c := m.consumedBy[t]; c != nil {
 		c.Inc()
+	}
+}
+
+// SinkUnpaired counts viewer events the sink's store could not pair into a
+// watch session (postgres.SinkResult.Unpaired and DuplicateJoins): leaves
+// given up without a join, and joins repeated while the user was already in
+// the stream. The SinkStore adapter calls it after each write.
+func (m *Metrics) SinkUnpaired(leaves, duplicateJoins int) {
+	if leaves > 0 {
+		m.sinkUnpaired.WithLabelValues("leave_without_join").Add(float64(leaves))
+	}
+	if duplicateJoins > 0 {
+		m.sinkUnpaired.WithLabelValues("duplicate_join").Add(float64(duplicateJoins))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,6 +261,103 @@ func TestSinkWritesEveryImpressionOnce(t *testing.T) {
 		}
 		if string(msg.Value) != bad[i] || h["source_topic"] != impTopic || h["source_offset"] == "" || h["error"] == "" {
 			t.Errorf("dead letter %d: %s with headers %v, want %s whole, from %s", i, msg.Value, h, bad[i], impTopic)
+		}
+	}
+}
+
+// TestSinkPairsViewerEventsOncePerSession sends, through the broker and in
+// small batches, a user's same-second leave and join (at another stream,
+// and at the same stream with the join written first), a leave before its
+// join, a duplicate join and a leave whose join never comes: every session
+// is written exactly once, and the events without a session are counted in
+// liverecall_sink_unpaired_events_total.
+func TestSinkPairsViewerEventsOncePerSession(t *testing.T) {
+	cl := kafkatest.New(t, kafkatest.Topic{Name: testTopic, Partitions: 3}, kafkatest.Topic{Name: testDLQ, Partitions: 1})
+	brokers := cl.Brokers()
+	db := pgtest.Open(t)
+	ctx := context.Background()
+	t0 := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
+	n := 0
+	ev := func(typ lr.EventType, sec int, stream, user int64) lr.Event {
+		n++
+		return lr.Event{ID: fmt.Sprintf("v%02d", n), Type: typ, TS: t0.Add(time.Duration(sec) * time.Second),
+			StreamerID: lr.StreamerID(stream / 10), StreamID: lr.StreamID(stream), UserID: lr.UserID(user), V: 1}
+	}
+	const a, b, c = 10, 20, 30 // streams of streamers 1, 2, 3
+	evs := []lr.Event{
+		ev(lr.EventStreamStarted, 0, a, 0), ev(lr.EventStreamStarted, 0, b, 0), ev(lr.EventStreamStarted, 0, c, 0),
+		ev(lr.EventViewerJoined, 1, a, 1), ev(lr.EventViewerJoined, 60, b, 1), // b's join at a's leave
+		ev(lr.EventViewerLeft, 60, a, 1), ev(lr.EventViewerLeft, 120, b, 1),
+		ev(lr.EventViewerJoined, 2, c, 1), ev(lr.EventViewerJoined, 30, c, 1), // rejoin written before the leave
+		ev(lr.EventViewerLeft, 30, c, 1), ev(lr.EventViewerLeft, 90, c, 1),
+		ev(lr.EventViewerLeft, 50, a, 2), ev(lr.EventViewerJoined, 10, a, 2), // leave before join
+		ev(lr.EventViewerJoined, 5, a, 3), ev(lr.EventViewerJoined, 20, a, 3), ev(lr.EventViewerLeft, 40, a, 3), // duplicate join
+		ev(lr.EventViewerLeft, 30, b, 4), // no join ever
+		ev(lr.EventViewerJoined, 15, a, 6), ev(lr.EventStreamEnded, 100, a, 0),
+		ev(lr.EventStreamHeartbeat, 1800, b, 0), // the watermark passes user 4's leave
+	}
+	want := []string{"u1 s10 1-60", "u1 s20 60-120", "u1 s30 2-30", "u1 s30 30-90", "u2 s10 10-50", "u3 s10 5-40", "u6 s10 15-100"}
+	p := NewProducer(ProducerConfig{Brokers: brokers, Topic: testTopic})
+	defer p.Close()
+	if err := p.Publish(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+
+	m := NewMetrics(nil)
+	var seen atomic.Int64
+	// The adapter of the sink subcommand (cmd/liverecall/cmd_sink.go).
+	store := SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {
+		r, err := db.WriteEvents(ctx, evs)
+		if err != nil {
+			return err
+		}
+		m.SinkUnpaired(r.Unpaired, r.DuplicateJoins)
+		seen.Add(int64(r.New + r.Replayed))
+		return nil
+	})
+	s, err := NewSink(SinkConfig{Brokers: brokers, Topics: []string{testTopic}, DeadLetterTopic: testDLQ, GroupID: "sink-pairs",
+		BatchSize: 4, BatchWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, Metrics: m}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for seen.Load() < int64(len(evs)) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if seen.Load() != int64(len(evs)) {
+		t.Fatalf("the sink wrote %d events, want %d", seen.Load(), len(evs))
+	}
+
+	rows, err := db.Pool.Query(ctx, `SELECT user_id, stream_id, started_at, ended_at FROM watch_sessions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var u, st int64
+		var from, to time.Time
+		if err := rows.Scan(&u, &st, &from, &to); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("u%d s%d %d-%d", u, st, int(from.Sub(t0)/time.Second), int(to.Sub(t0)/time.Second)))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("sessions\n%q\nwant each once\n%q", got, want)
+	}
+	for kind, want := range map[string]float64{"leave_without_join": 1, "duplicate_join": 1} {
+		if f := testutil.ToFloat64(m.sinkUnpaired.WithLabelValues(kind)); f != want {
+			t.Errorf("unpaired %s: %v, want %v", kind, f, want)
 		}
 	}
 }

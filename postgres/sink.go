@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -19,14 +20,25 @@ type SinkResult struct {
 	Sessions int // watch sessions closed (join paired with leave)
 	Gifts    int
 	Follows  int // follow rows changed
-	Unpaired int // viewer.left with no open join
-	Expired  int // streams ended because no event came for the expiry time
-	Revived  int // expired streams that a later event showed still live
+	// PendingLeaves counts the batch's viewer.left events that found no
+	// open join of their user and stream at or before them; they wait in
+	// pending_leaves for a join that arrives late.
+	PendingLeaves int
+	// Unpaired counts pending leaves given up: no join of their user and
+	// stream at or before them came within the expiry (event time).
+	Unpaired int
+	// DuplicateJoins counts viewer.joined events dropped because the user
+	// was already in the stream (an older open join of the same user and
+	// stream, closed by the same leave or end, covers them).
+	DuplicateJoins int
+	Expired        int // streams ended because no event came for the expiry time
+	Revived        int // expired streams that a later event showed still live
 }
 
 // WriteEvents writes one batch of events as training data, in one
 // transaction: streams (started and ended), watch sessions (viewer.joined
-// paired with the next viewer.left of the same user and stream, in seconds),
+// paired with viewer.left of the same user and stream, in seconds, whatever
+// order the two arrive in; see pairSessions),
 // gifts and follows (the newest event time wins). It is idempotent by event
 // id: every id is recorded in sink_events in the same transaction, and an
 // event already recorded is dropped, so a batch written again after a crash
@@ -46,7 +58,8 @@ func (db *DB) WriteEvents(ctx context.Context, evs []lr.Event) (SinkResult, erro
 // With expiry > 0, streams whose newest event is older than the batch's
 // newest event time minus expiry are ended with end_reason 'expired'
 // (ended_at = their last event), and an expired stream that gets a later
-// event is opened again.
+// event is opened again; viewer.left events that waited that long for their
+// join are given up (SinkResult.Unpaired).
 func (db *DB) WriteEventsExpiring(ctx context.Context, evs []lr.Event, expiry time.Duration) (SinkResult, error) {
 	const op = "postgres.WriteEvents"
 	var res SinkResult
@@ -147,14 +160,8 @@ func (db *DB) WriteEventsExpiring(ctx context.Context, evs []lr.Event, expiry ti
 		}
 		res.Ended = int(ct.RowsAffected())
 		if expiry > 0 {
-			var newest time.Time
-			for _, e := range fresh {
-				if e.TS.After(newest) {
-					newest = e.TS
-				}
-			}
 			if ct, err = tx.Exec(ctx, `UPDATE streams SET ended_at = last_event_at, end_reason = 'expired'
-				WHERE ended_at IS NULL AND last_event_at < $1`, newest.Add(-expiry)); err != nil {
+				WHERE ended_at IS NULL AND last_event_at < $1`, newest(fresh).Add(-expiry)); err != nil {
 				return err
 			}
 			res.Expired = int(ct.RowsAffected())
@@ -177,7 +184,17 @@ func (db *DB) WriteEventsExpiring(ctx context.Context, evs []lr.Event, expiry ti
 			return err
 		}
 		res.Follows = int(ct.RowsAffected())
-		return db.pairSessions(ctx, tx, fresh, &res)
+		if err := db.pairSessions(ctx, tx, fresh, &res); err != nil {
+			return err
+		}
+		if expiry > 0 {
+			// Leaves whose join did not come within the expiry are given up.
+			if ct, err = tx.Exec(ctx, `DELETE FROM pending_leaves WHERE left_at < $1`, newest(fresh).Add(-expiry)); err != nil {
+				return err
+			}
+			res.Unpaired = int(ct.RowsAffected())
+		}
+		return nil
 	})
 	if err != nil {
 		return SinkResult{}, lr.E(op, lr.EUNAVAILABLE, err)
@@ -197,12 +214,52 @@ type openJoin struct {
 	stored   bool // already a row of pending_joins
 }
 
+// pairState is the pairing of one batch: the open joins and the pending
+// leaves of the (user, stream) pairs it touches, loaded from pending_joins
+// and pending_leaves, and what the batch does with them.
+type pairState struct {
+	joins    map[joinKey][]openJoin // by at, then arrival
+	leaves   map[joinKey][]openJoin // pending leaves, by at, then arrival
+	sessions [][]any
+	dropJ    []string // stored joins closed or dropped
+	dropL    []string // stored leaves paired
+}
+
+// session records the session [j.at, at] of k, closed by event id.
+func (p *pairState) session(k joinKey, j openJoin, at time.Time, id string) {
+	p.sessions = append(p.sessions, []any{id, k.user, k.stream, j.streamer, j.at, at, int32(at.Sub(j.at) / time.Second)})
+	if j.stored {
+		p.dropJ = append(p.dropJ, j.id)
+	}
+}
+
+// insertSorted inserts x into js after every element dated at or before it.
+func insertSorted(js []openJoin, x openJoin) []openJoin {
+	i := sort.Search(len(js), func(i int) bool { return js[i].at.After(x.at) })
+	return slices.Insert(js, i, x)
+}
+
 // pairSessions pairs the batch's viewer events with each other and with the
-// joins pending from earlier batches. A leave closes the newest open join of
-// its user and stream dated at or before it; older open joins of that pair
-// (whose leave was lost) are dropped with it. A stream.ended closes every
-// open join of its stream at the end time; such a session's event_id is
-// "<end event id>/<join event id>".
+// joins and leaves pending from earlier batches, always within one (user,
+// stream) pair; a user's events at other streams never touch each other.
+// The rules, which give the same sessions whatever order the events of a
+// pair arrive in (within the expiry):
+//
+//   - A leave closes the oldest open join of its pair dated at or before it:
+//     one session from that join to the leave (event_id: the leave's id).
+//     The other open joins dated strictly before the leave were repeated
+//     joins while the user was already in the stream; they are dropped and
+//     counted (DuplicateJoins). Open joins dated exactly at the leave stay
+//     open: they are the user's next join in the same second.
+//   - A leave with no open join at or before it waits in pending_leaves
+//     (PendingLeaves): a join of its pair dated at or before it that
+//     arrives later is paired with the oldest such leave.
+//   - A stream.ended closes, for every user, the oldest open join of the
+//     stream dated at or before the end; event_id "<end event id>/<join
+//     event id>". The other joins of the user dated at or before the end
+//     are dropped as duplicates.
+//   - Pending leaves older than the batch's newest event time minus expiry
+//     are given up and counted (Unpaired); with expiry <= 0 they are kept.
 func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res *SinkResult) error {
 	var hasLeave, hasJoin, hasEnd bool
 	for _, e := range fresh {
@@ -213,108 +270,160 @@ func (db *DB) pairSessions(ctx context.Context, tx pgx.Tx, fresh []lr.Event, res
 	if !hasLeave && !hasJoin && !hasEnd {
 		return nil
 	}
-	open := map[joinKey][]openJoin{}
-	if hasLeave || hasEnd {
-		rows, err := tx.Query(ctx, `SELECT p.event_id, p.user_id, p.stream_id, p.streamer_id, p.joined_at
-			FROM pending_joins p
-			WHERE (p.user_id, p.stream_id) IN (SELECT user_id, stream_id FROM sink_in WHERE type = 'viewer.left')
-			   OR p.stream_id IN (SELECT stream_id FROM sink_in WHERE type = 'stream.ended')
-			ORDER BY p.joined_at, p.event_id`)
+	p := &pairState{joins: map[joinKey][]openJoin{}, leaves: map[joinKey][]openJoin{}}
+	load := func(into map[joinKey][]openJoin, query string) error {
+		rows, err := tx.Query(ctx, query)
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
-			var j openJoin
+			j := openJoin{stored: true}
 			var k joinKey
 			if err := rows.Scan(&j.id, &k.user, &k.stream, &j.streamer, &j.at); err != nil {
-				rows.Close()
 				return err
 			}
-			j.stored = true
-			open[k] = append(open[k], j)
+			into[k] = append(into[k], j)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+	if hasLeave || hasEnd {
+		if err := load(p.joins, `SELECT p.event_id, p.user_id, p.stream_id, p.streamer_id, p.joined_at
+			FROM pending_joins p
+			WHERE (p.user_id, p.stream_id) IN (SELECT user_id, stream_id FROM sink_in WHERE type = 'viewer.left')
+			   OR p.stream_id IN (SELECT stream_id FROM sink_in WHERE type = 'stream.ended')
+			ORDER BY p.joined_at, p.event_id`); err != nil {
 			return err
 		}
 	}
-	var sessions [][]any
-	var drop []string
-	// closeUpTo closes the open joins of k dated at or before at: the newest
-	// becomes a session (all of them if all is set), the rest are dropped.
-	closeUpTo := func(k joinKey, at time.Time, id string, all bool) bool {
-		js := open[k]
-		n := sort.Search(len(js), func(i int) bool { return js[i].at.After(at) })
-		if n == 0 {
-			return false
+	if hasJoin {
+		if err := load(p.leaves, `SELECT p.event_id, p.user_id, p.stream_id, p.streamer_id, p.left_at
+			FROM pending_leaves p
+			WHERE (p.user_id, p.stream_id) IN (SELECT user_id, stream_id FROM sink_in WHERE type = 'viewer.joined')
+			ORDER BY p.left_at, p.event_id`); err != nil {
+			return err
 		}
-		for i, j := range js[:n] {
-			if all || i == n-1 {
-				sid := id
-				if all {
-					sid = id + "/" + j.id
-				}
-				sessions = append(sessions, []any{sid, k.user, k.stream, j.streamer, j.at, at, int32(at.Sub(j.at) / time.Second)})
-			}
-			if j.stored {
-				drop = append(drop, j.id)
-			}
-		}
-		open[k] = append(js[:0:0], js[n:]...)
-		return true
 	}
 	for _, e := range fresh {
 		k := joinKey{int64(e.UserID), int64(e.StreamID)}
 		switch e.Type {
 		case lr.EventViewerJoined:
-			js := append(open[k], openJoin{id: e.ID, streamer: int64(e.StreamerID), at: e.TS})
-			sort.SliceStable(js, func(a, b int) bool { return js[a].at.Before(js[b].at) })
-			open[k] = js
-		case lr.EventViewerLeft:
-			if !closeUpTo(k, e.TS, e.ID, false) {
-				res.Unpaired++
+			j := openJoin{id: e.ID, streamer: int64(e.StreamerID), at: e.TS}
+			ls := p.leaves[k]
+			if i := sort.Search(len(ls), func(i int) bool { return !ls[i].at.Before(e.TS) }); i < len(ls) {
+				// A leave that came before its join.
+				l := ls[i]
+				p.session(k, j, l.at, l.id)
+				if l.stored {
+					p.dropL = append(p.dropL, l.id)
+				}
+				p.leaves[k] = slices.Delete(ls, i, i+1)
+				continue
 			}
+			p.joins[k] = insertSorted(p.joins[k], j)
+		case lr.EventViewerLeft:
+			js := p.joins[k]
+			n := sort.Search(len(js), func(i int) bool { return js[i].at.After(e.TS) })
+			if n == 0 {
+				p.leaves[k] = insertSorted(p.leaves[k], openJoin{id: e.ID, streamer: int64(e.StreamerID), at: e.TS})
+				res.PendingLeaves++
+				continue
+			}
+			p.session(k, js[0], e.TS, e.ID)
+			rest := js[:0:0]
+			for _, j := range js[1:n] {
+				if j.at.Equal(e.TS) {
+					rest = append(rest, j) // the next join, in the same second
+					continue
+				}
+				res.DuplicateJoins++
+				if j.stored {
+					p.dropJ = append(p.dropJ, j.id)
+				}
+			}
+			p.joins[k] = append(rest, js[n:]...)
 		case lr.EventStreamEnded:
 			var keys []joinKey
-			for k := range open {
+			for k := range p.joins {
 				if k.stream == int64(e.StreamID) {
 					keys = append(keys, k)
 				}
 			}
 			sort.Slice(keys, func(a, b int) bool { return keys[a].user < keys[b].user })
 			for _, k := range keys {
-				closeUpTo(k, e.TS, e.ID, true)
+				js := p.joins[k]
+				n := sort.Search(len(js), func(i int) bool { return js[i].at.After(e.TS) })
+				if n == 0 {
+					continue
+				}
+				p.session(k, js[0], e.TS, e.ID+"/"+js[0].id)
+				for _, j := range js[1:n] {
+					res.DuplicateJoins++
+					if j.stored {
+						p.dropJ = append(p.dropJ, j.id)
+					}
+				}
+				p.joins[k] = append(js[:0:0], js[n:]...)
 			}
 		}
 	}
-	var keep [][]any
-	for k, js := range open {
+	var keepJ, keepL [][]any
+	for k, js := range p.joins {
 		for _, j := range js {
 			if !j.stored {
-				keep = append(keep, []any{j.id, k.user, k.stream, j.streamer, j.at})
+				keepJ = append(keepJ, []any{j.id, k.user, k.stream, j.streamer, j.at})
 			}
 		}
 	}
-	if len(sessions) > 0 {
+	for k, ls := range p.leaves {
+		for _, l := range ls {
+			if !l.stored {
+				keepL = append(keepL, []any{l.id, k.user, k.stream, l.streamer, l.at})
+			}
+		}
+	}
+	if len(p.sessions) > 0 {
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"watch_sessions"},
-			[]string{"event_id", "user_id", "stream_id", "streamer_id", "started_at", "ended_at", "seconds"}, pgx.CopyFromRows(sessions))
+			[]string{"event_id", "user_id", "stream_id", "streamer_id", "started_at", "ended_at", "seconds"}, pgx.CopyFromRows(p.sessions))
 		if err != nil {
 			return err
 		}
 		res.Sessions = int(n)
 	}
-	if len(keep) > 0 {
+	if len(keepJ) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pending_joins"},
-			[]string{"event_id", "user_id", "stream_id", "streamer_id", "joined_at"}, pgx.CopyFromRows(keep)); err != nil {
+			[]string{"event_id", "user_id", "stream_id", "streamer_id", "joined_at"}, pgx.CopyFromRows(keepJ)); err != nil {
 			return err
 		}
 	}
-	if len(drop) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM pending_joins WHERE event_id = ANY($1)`, drop); err != nil {
+	if len(keepL) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pending_leaves"},
+			[]string{"event_id", "user_id", "stream_id", "streamer_id", "left_at"}, pgx.CopyFromRows(keepL)); err != nil {
+			return err
+		}
+	}
+	if len(p.dropJ) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_joins WHERE event_id = ANY($1)`, p.dropJ); err != nil {
+			return err
+		}
+	}
+	if len(p.dropL) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_leaves WHERE event_id = ANY($1)`, p.dropL); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// newest returns the newest event time of evs.
+func newest(evs []lr.Event) time.Time {
+	var t time.Time
+	for _, e := range evs {
+		if e.TS.After(t) {
+			t = e.TS
+		}
+	}
+	return t
 }
 
 // DefaultStreamExpiry is the expiry the sink uses unless told otherwise; it

@@ -72,10 +72,16 @@ func runSink(ctx context.Context, app *App, args []string) error {
 	}
 	store := events.SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {
 		r, err := db.WriteEvents(ctx, evs)
-		if err == nil {
-			app.Log.Debug("sink batch", "new", r.New, "replayed", r.Replayed, "sessions", r.Sessions, "gifts", r.Gifts, "unpaired_leaves", r.Unpaired)
+		if err != nil {
+			return err
 		}
-		return err
+		app.Log.Debug("sink batch", "new", r.New, "replayed", r.Replayed, "sessions", r.Sessions, "gifts", r.Gifts,
+			"pending_leaves", r.PendingLeaves, "unpaired_leaves", r.Unpaired, "duplicate_joins", r.DuplicateJoins)
+		m.SinkUnpaired(r.Unpaired, r.DuplicateJoins)
+		if r.Unpaired > 0 || r.DuplicateJoins > 0 {
+			app.Log.Warn("sink: viewer events without a session", "leaves_without_join", r.Unpaired, "duplicate_joins", r.DuplicateJoins)
+		}
+		return nil
 	})
 	s, err := events.NewSink(events.SinkConfig{Brokers: splitCommaList(*brokers), Topics: splitCommaList(*topics), DeadLetterTopic: *dlq,
 		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m,
