@@ -366,9 +366,10 @@ func (s *State) SetFollow(u lr.UserID, streamerID lr.StreamerID, active bool, at
 }
 
 // SeedWatch adds a finished watch to u's history (from Postgres at start,
-// e.g. postgres.DB.RecentWatches); a zero end means still watching. Events
-// replayed afterwards add to it; a seeded watch that is replayed too shows
-// twice, so seed only what is older than the consumer's lookback.
+// e.g. postgres.DB.UserWatchHistory); a zero end means still watching.
+// Events replayed afterwards add to it; a join of the same stream at the
+// same time as a watch held already is not added again, so a seeded watch
+// that is replayed too shows once.
 func (s *State) SeedWatch(u lr.UserID, streamerID lr.StreamerID, stream lr.StreamID, start, end time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -637,6 +638,9 @@ func (s *State) watch(u lr.UserID, st lr.StreamerID, stream lr.StreamID, joined 
 	i := len(us.history)
 	for i > 0 && us.history[i-1].JoinedAt.After(t) {
 		i--
+	}
+	if seededAlready(us.history[:i], stream, t) {
+		return
 	}
 	us.history = slices.Insert(us.history, i, Watch{StreamerID: st, StreamID: stream, JoinedAt: t})
 	if n := len(us.history) - s.cfg.HistoryLen; n > 0 {

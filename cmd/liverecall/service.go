@@ -269,8 +269,14 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 }
 
 // loadUserState seeds follows and the last day of watch history from
-// Postgres; events keep both current afterwards.
+// Postgres; events keep both current afterwards. The history is what a
+// replica that ran continuously holds: the watches of the live state's user
+// TTL (24 h), at most its history length (20) of the newest per user,
+// sessions the sink wrote and joins still open. The events the consumer
+// then replays from its lookback add to it; a join already seeded is not
+// added twice (live.State.SeedWatch).
 func (s *service) loadUserState(ctx context.Context) error {
+	t0 := time.Now()
 	n := 0
 	err := s.db.StreamFollows(ctx, func(u lr.UserID, st lr.StreamerID, at time.Time) error {
 		s.state.SetFollow(u, st, true, at)
@@ -280,7 +286,16 @@ func (s *service) loadUserState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.app.Log.Info("loaded follows", "count", n)
+	w := 0
+	err = s.db.UserWatchHistory(ctx, t0.Add(-s.state.UserTTL()), s.state.HistoryLen(), func(r postgres.WatchRow) error {
+		s.state.SeedWatch(r.UserID, r.StreamerID, r.StreamID, r.StartedAt, r.EndedAt)
+		w++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.app.Log.Info("loaded user state", "follows", n, "watches", w, "users", s.state.Users(), "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
