@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,37 +21,6 @@ import (
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
-// startReplica starts one more service on e's database and broker (whose
-// model e published already) and returns a handle for its HTTP API.
-func startReplica(e *e2e, extra ...string) *e2e {
-	t := e.t
-	t.Helper()
-	r := &e2e{t: t, db: e.db, kafka: e.kafka, prod: e.prod, users: e.users, items: e.items, done: make(chan error, 1)}
-	app, _, _ := testApp(nil)
-	app.Log = newLogger(io.Discard, "error", "text")
-	if os.Getenv("LIVERECALL_TEST_LOG") != "" {
-		app.Log = newLogger(os.Stderr, os.Getenv("LIVERECALL_TEST_LOG"), "text")
-	}
-	args := append([]string{"--database-url", e.db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", e.kafka.Brokers()[0],
-		"--admin-token", e2eToken, "--recall-budget", "200ms", "--shown-window", "1ns", "--shutdown-timeout", "10s"}, extra...)
-	cfg, err := parseServiceFlags(app, "serve", args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	svc, err := newService(ctx, app, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrc := make(chan string, 1)
-	go func() { r.done <- svc.run(ctx, addrc) }()
-	r.addr = <-addrc
-	t.Cleanup(r.stop)
-	r.waitFor("ready", 60*time.Second, func() bool { c, _ := r.get("/readyz", false); return c == 200 })
-	return r
-}
-
 // TestRestartedReplicaRanksLikeContinuous: users watched streamers hours
 // ago, beyond the live lookback, and those streamers are live again. A
 // replica that read all of it from the topics (one that ran through the
@@ -66,10 +34,10 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	e := &e2e{t: t, db: db, kafka: kafkatest.New(t, e2eTopics(nil)...)}
-	e.prod = events.NewProducer(events.ProducerConfig{Brokers: e.kafka.Brokers()})
-	t.Cleanup(func() { e.prod.Close() })
-	e.publishModel("v1", 1)
+	k := kafkatest.New(t, e2eTopics(nil)...)
+	// The replica that runs through the day: everything from the topics.
+	cont := startE2EOn(t, db, url, k, "--live-lookback", "24h")
+	e := cont
 
 	now := time.Now().UTC().Truncate(time.Second)
 	old := now.Add(-5 * time.Hour)
@@ -123,8 +91,7 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The replica that ran through the day: everything from the topics.
-	cont := startReplica(e, "--live-lookback", "24h")
+	cont.waitFor("ready", eventually, func() bool { c, _ := cont.get("/readyz", false); return c == 200 })
 
 	// The sink writes the history.
 	sinkCtx, stopSink := context.WithCancel(context.Background())
@@ -134,7 +101,7 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 		app.Log = newLogger(io.Discard, "error", "text")
 		sinkDone <- Run(sinkCtx, app, []string{"sink", "--database-url", url, "--kafka-brokers", e.kafka.Brokers()[0], "--sink-batch-wait", "50ms"})
 	}()
-	e.waitFor("the sink to write the history", 60*time.Second, func() bool {
+	e.waitFor("the sink to write the history", eventually, func() bool {
 		c, err := db.CountSinkRows(context.Background())
 		return err == nil && c.Events == int64(len(evs))
 	})
@@ -147,12 +114,13 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	}
 
 	// A replica started now, with the default lookback of an hour.
-	restarted := startReplica(e)
+	restarted := startE2EOn(t, db, url, k)
+	restarted.waitFor("ready", eventually, func() bool { c, _ := restarted.get("/readyz", false); return c == 200 })
 	// The trending and fresh lists are refreshed in the background, from
 	// the live set (the first after the replica caught up is triggered by a
 	// request), so wait for both replicas to agree on every user with no
 	// history; then every user must get the same answer from both.
-	e.waitFor("both replicas to answer the users without history alike", 60*time.Second, func() bool {
+	e.waitFor("both replicas to answer the users without history alike", eventually, func() bool {
 		for _, u := range []int64{1, 2, 5, 6, 7, 8, 9, 10} {
 			if sameItems(cont.debugRecall(u).Items, restarted.debugRecall(u).Items) != "" {
 				return false
