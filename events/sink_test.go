@@ -323,7 +323,7 @@ func TestSinkPairsViewerEventsOncePerSession(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(rctx) }()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for seen.Load() < int64(len(evs)) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
