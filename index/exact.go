@@ -3,6 +3,7 @@ package index
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/viterin/vek/vek32"
 )
@@ -68,47 +69,74 @@ func ExactScan(q, mat []float32, stride int, labels []uint32, k int, accept Allo
 }
 
 // liveMatrix is the compact, contiguous matrix of the vectors of the live
-// streamers that an index knows, maintained in place as streamers go live or
-// offline (swap-remove, so it stays dense). Its methods are safe for
-// concurrent use: searches take a read lock, updates a write lock.
+// streamers that an index knows: the rows of one version of the live set
+// (a LiveSet), maintained in place as versions follow each other
+// (swap-remove, so it stays dense). Its methods are safe for concurrent
+// use: searches take a read lock, updates a write lock.
 type liveMatrix struct {
-	mu    sync.RWMutex
-	dim   int
-	q     *qmatrix // the 8-bit copy of rows (qscan.go)
-	rows  []float32
-	ords  []uint32
-	pos   map[uint32]int      // ordinal -> row
-	novec map[uint32]struct{} // live ordinals this version has no vector for
+	mu   sync.RWMutex
+	dim  int
+	q    *qmatrix // the 8-bit copy of rows (qscan.go)
+	rows []float32
+	ords []uint32
+	pos  map[uint32]int // ordinal -> row
+	// version is the LiveSet version the rows mirror (0, the empty set,
+	// when new); written under mu, read without it by the planner.
+	version atomic.Uint64
 }
 
 func newLiveMatrix(dim int) *liveMatrix {
-	return &liveMatrix{dim: dim, q: newQMatrix(dim), pos: make(map[uint32]int), novec: make(map[uint32]struct{})}
+	return &liveMatrix{dim: dim, q: newQMatrix(dim), pos: make(map[uint32]int)}
 }
 
-// setNoVector records that ord, which has no vector, is live (or not).
-func (m *liveMatrix) setNoVector(ord uint32, live bool) {
+// follow brings the matrix to ls (vec gives an ordinal's vector, false for
+// none): ls's changes are applied when ls is the version after the one
+// mirrored, the matrix is refilled from ls's ordinals after a gap, and
+// nothing is done for a version already reached. It reports whether the
+// matrix moved to ls.
+func (m *liveMatrix) follow(ls LiveSet, vec func(ord uint32) ([]float32, bool)) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if live {
-		m.novec[ord] = struct{}{}
-	} else {
-		delete(m.novec, ord)
+	v, cur := ls.Version(), m.version.Load()
+	switch {
+	case v <= cur:
+		return false
+	case v == cur+1:
+		for ord, live := range ls.Changes() {
+			vv, ok := vec(ord)
+			if !ok {
+				continue
+			}
+			if !live {
+				vv = nil
+			}
+			m.setLocked(ord, vv)
+		}
+	default:
+		m.resetLocked()
+		for _, ord := range ls.Ordinals() {
+			if vv, ok := vec(ord); ok {
+				m.setLocked(ord, vv)
+			}
+		}
 	}
+	m.version.Store(v)
+	return true
 }
 
-// liveCount returns how many live ordinals the matrix has heard of, with
-// or without a vector.
-func (m *liveMatrix) liveCount() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.ords) + len(m.novec)
-}
+// reached reports whether the matrix has mirrored version v of the live
+// set (it may have moved on since).
+func (m *liveMatrix) reached(v uint64) bool { return v <= m.version.Load() }
 
-// set adds (vec non-nil, copied) or removes ord. It reports whether the
-// matrix changed.
+// set adds (vec non-nil, copied) or removes ord outside of any version
+// (tests and the benchmark); it reports whether the matrix changed.
 func (m *liveMatrix) set(ord uint32, vec []float32) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.setLocked(ord, vec)
+}
+
+func (m *liveMatrix) setLocked(ord uint32, vec []float32) bool {
 	r, ok := m.pos[ord]
 	if vec != nil {
 		if ok {
@@ -169,12 +197,9 @@ func (m *liveMatrix) searchExact(q []float32, k int, accept Allowed) []Hit {
 	return ExactScan(q, m.rows, m.dim, m.ords, k, accept)
 }
 
-// reset empties the matrix.
-func (m *liveMatrix) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// resetLocked empties the matrix; the caller holds the write lock.
+func (m *liveMatrix) resetLocked() {
 	m.rows, m.ords = m.rows[:0], m.ords[:0]
 	m.q.reset()
 	clear(m.pos)
-	clear(m.novec)
 }

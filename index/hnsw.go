@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -68,10 +69,30 @@ type Hit struct {
 }
 
 // Allowed is the accept predicate of a filtered search, over ordinals.
-// A *live.Snapshot (a roaring bitmap of live ordinals) satisfies it.
+// A *live.Snapshot (a roaring bitmap of live ordinals) satisfies it, and
+// LiveSet.
 type Allowed interface {
 	Contains(ord uint32) bool
 	GetCardinality() uint64
+}
+
+// LiveSet is one published version of the live set, which live/ owns and
+// publishes (*live.Snapshot satisfies it): immutable, numbered, and
+// carrying the changes from the version before. An Index's live matrix
+// mirrors the versions it is given (Index.SetLive, Manager.SetLive), and a
+// search whose filter is a LiveSet of a version the matrix has reached
+// scans the matrix; any other filter, whatever its size, is not taken for
+// the live set.
+type LiveSet interface {
+	Allowed
+	// Version is 0 for the empty set before any change and goes up by
+	// one with each published version.
+	Version() uint64
+	// Changes yields the changes from the previous version in order: the
+	// ordinal went live (true) or offline (false).
+	Changes() iter.Seq2[uint32, bool]
+	// Ordinals returns the live ordinals (a new slice).
+	Ordinals() []uint32
 }
 
 const maxLevels = 16

@@ -41,7 +41,8 @@ const smallIndex = 20_000
 // over its streamer vectors, its user vectors, and the compact matrix of its
 // live streamers' vectors. Searches and lookups are safe for concurrent use;
 // the graph and the vectors are never modified after the Index is built,
-// only the live matrix changes (under its own lock) through setLive.
+// only the live matrix changes (under its own lock), following the
+// published versions of the live set given to SetLive.
 type Index struct {
 	Model     lr.ModelVersion
 	BuiltIn   time.Duration // graph build time (0 when loaded from a snapshot)
@@ -135,21 +136,20 @@ func (x *Index) UserVector(u int64) ([]float32, bool) {
 	return x.userVecs[int(i)*d : (int(i)+1)*d : (int(i)+1)*d], true
 }
 
-// SetLive adds ord's vector to the live matrix (copied) or removes it;
-// ordinals this version has no vector for are only counted (so the planner
-// can still recognise the live set as the filter). Safe to call
-// concurrently with searches (it takes the live matrix's write lock).
-func (x *Index) SetLive(ord uint32, live bool) {
-	v, ok := x.StreamerVector(ord)
-	switch {
-	case !ok:
-		x.live.setNoVector(ord, live)
-	case live:
-		x.live.set(ord, v)
-	default:
-		x.live.set(ord, nil)
-	}
+// SetLive brings the live matrix to ls, a published version of the live
+// set: the vectors (copied) of its live streamers that this version has a
+// vector for. When ls is the version after the one mirrored its changes
+// are applied (the cost is per change, not per live streamer); after a gap
+// (a new index, or one that was not serving) the matrix is refilled from
+// ls; a version already reached changes nothing. Give versions in order
+// (Manager.SetLive does). Safe to call concurrently with searches (it takes
+// the live matrix's write lock). It reports whether the matrix moved to ls.
+func (x *Index) SetLive(ls LiveSet) bool {
+	return x.live.follow(ls, x.StreamerVector)
 }
+
+// LiveVersion returns the version of the live set the live matrix mirrors.
+func (x *Index) LiveVersion() uint64 { return x.live.version.Load() }
 
 // Plan returns the strategy Search would use for allowed.
 func (x *Index) Plan(allowed Allowed) Strategy {
@@ -162,10 +162,10 @@ func (x *Index) Plan(allowed Allowed) Strategy {
 //     vector when the index is small (≤ 20k vectors);
 //   - an allowed set no larger than the threshold, or under 10% of the
 //     index: an exact scan — of the live matrix, filtered by allowed, when
-//     allowed is the live set it mirrors (no larger than the live ordinals
-//     SetLive reported, with or without a vector, plus 1%: live/ publishes
-//     its snapshot just before it tells the index), else of every vector,
-//     filtered;
+//     allowed is a LiveSet whose version the matrix has reached (live/
+//     gives each version to the index before anyone can read it, so a
+//     request's snapshot always qualifies), else of every vector,
+//     filtered (any other filter, whatever its size);
 //   - otherwise the graph, filtered during traversal.
 func (x *Index) plan(allowed Allowed) (Strategy, bool) {
 	n := x.graph.Len()
@@ -177,15 +177,18 @@ func (x *Index) plan(allowed Allowed) (Strategy, bool) {
 	}
 	card := allowed.GetCardinality()
 	if card <= uint64(x.threshold) || float64(card) < twoHopFrom*float64(n) {
-		l := uint64(x.live.liveCount())
-		return StrategyExact, card <= l+l/100+8
+		ls, ok := allowed.(LiveSet)
+		return StrategyExact, ok && x.live.reached(ls.Version())
 	}
 	return StrategyHNSW, false
 }
 
 // Search returns up to k streamers (by ordinal) in allowed with the highest
 // dot product with q, best first, and the strategy used. q must have the
-// index's dimension. allowed nil means every streamer of the version. It
+// index's dimension. allowed nil means every streamer of the version. When
+// allowed is a LiveSet older than the version the live matrix has reached
+// and the live matrix answers, the streamers of allowed that went offline
+// since are not returned (they are about to be filtered as ended). It
 // reads only immutable data and the live matrix under a read lock, so any
 // number of goroutines may call it. ef ≤ 0 takes the graph's default.
 // A scan of a live matrix of qscanMin rows or more uses the 8-bit scan

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"iter"
 	"slices"
 	"testing"
 
@@ -30,6 +31,65 @@ func newTestIndex(t testing.TB, n, dim, threshold int) (*Index, *synth.Set) {
 	return x, s
 }
 
+// testLive is a LiveSet for tests: versions of a live set, each made from
+// the one before by changes, as live/ publishes them.
+type testLive struct {
+	bitset
+	version uint64
+	changes []liveChange
+}
+
+type liveChange struct {
+	ord  uint32
+	live bool
+}
+
+func (l *testLive) Version() uint64 { return l.version }
+
+func (l *testLive) Changes() iter.Seq2[uint32, bool] {
+	return func(yield func(uint32, bool) bool) {
+		for _, c := range l.changes {
+			if !yield(c.ord, c.live) {
+				return
+			}
+		}
+	}
+}
+
+func (l *testLive) Ordinals() []uint32 {
+	var out []uint32
+	for o, in := range l.bits {
+		if in {
+			out = append(out, uint32(o))
+		}
+	}
+	return out
+}
+
+// next returns the version after l (l nil: after the empty version 0),
+// made by chs in order.
+func (l *testLive) next(chs ...liveChange) *testLive {
+	n := &testLive{changes: chs}
+	if l != nil {
+		n.bits, n.n, n.version = slices.Clone(l.bits), l.n, l.version
+	}
+	n.version++
+	for _, c := range chs {
+		if int(c.ord) >= len(n.bits) {
+			n.bits = append(n.bits, make([]bool, int(c.ord)+1-len(n.bits))...)
+		}
+		if n.bits[c.ord] != c.live {
+			n.bits[c.ord] = c.live
+			if c.live {
+				n.n++
+			} else {
+				n.n--
+			}
+		}
+	}
+	return n
+}
+
 // brute is exact search over the set's vectors with the 3i ordinals.
 func brute(s *synth.Set, q []float32, k int, allowed Allowed) []Hit {
 	labels := make([]uint32, s.N)
@@ -42,6 +102,7 @@ func brute(s *synth.Set, q []float32, k int, allowed Allowed) []Hit {
 func TestPlannerEqualsBruteForce(t *testing.T) {
 	const n, dim, k = 4000, 32, 10
 	x, s := newTestIndex(t, n, dim, 500)
+	ls := (*testLive)(nil).next()
 	for _, tc := range []struct {
 		name string
 		frac float64
@@ -53,15 +114,15 @@ func TestPlannerEqualsBruteForce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := randomAllowed(n, tc.frac, 11)
-			allowed := &bitset{bits: make([]bool, 3*n)}
+			var chs []liveChange
 			for i := range n {
-				live := raw.bits[i]
-				x.SetLive(uint32(3*i), live)
-				if live {
-					allowed.bits[3*i] = true
-					allowed.n++
+				if raw.bits[i] != ls.Contains(uint32(3*i)) {
+					chs = append(chs, liveChange{uint32(3 * i), raw.bits[i]})
 				}
 			}
+			ls = ls.next(chs...)
+			x.SetLive(ls)
+			allowed := ls
 			if got := x.LiveLen(); got != int(allowed.n) {
 				t.Fatalf("live matrix has %d rows, want %d", got, allowed.n)
 			}
@@ -91,31 +152,26 @@ func TestPlannerEqualsBruteForce(t *testing.T) {
 func TestLiveMatrixUpdates(t *testing.T) {
 	x, s := newTestIndex(t, 200, 8, 1000)
 	q := s.Query(0)
-	all := &bitset{bits: make([]bool, 600)}
+	var chs []liveChange
 	for i := range 200 {
-		all.bits[3*i] = true
+		chs = append(chs, liveChange{uint32(3 * i), true})
 	}
-	all.n = 200
-	for i := range 200 {
-		x.SetLive(uint32(3*i), true)
-	}
-	x.SetLive(1, true) // no vector for ordinal 1: ignored
-	x.SetLive(9999, true)
+	chs = append(chs, liveChange{1, true}) // no vector for ordinal 1: ignored
+	chs = append(chs, liveChange{9999, true})
+	all := (*testLive)(nil).next(chs...)
+	x.SetLive(all)
 	if x.LiveLen() != 200 {
 		t.Fatalf("live rows %d, want 200", x.LiveLen())
 	}
 	best := brute(s, q, 1, nil)[0].Ord
-	x.SetLive(best, false)
-	x.SetLive(best, false) // twice: no-op
-	all.bits[best] = false
-	all.n--
+	all = all.next(liveChange{best, false}, liveChange{best, false}) // twice: no-op
+	x.SetLive(all)
 	got, _, _ := x.Search(context.Background(), q, 5, 0, all)
 	if want := brute(s, q, 5, all); !slices.Equal(got, want) {
 		t.Fatalf("after removal: %v, want %v", got, want)
 	}
-	x.SetLive(best, true)
-	all.bits[best] = true
-	all.n++
+	all = all.next(liveChange{best, true})
+	x.SetLive(all)
 	got, _, _ = x.Search(context.Background(), q, 5, 0, all)
 	if got[0].Ord != best {
 		t.Fatalf("after re-adding %d: best is %d", best, got[0].Ord)
@@ -136,12 +192,17 @@ func TestLiveMatrixUpdates(t *testing.T) {
 // ordinals.
 func TestDots(t *testing.T) {
 	x, s := newTestIndex(t, 300, 8, 1000)
+	var chs []liveChange
 	for i := range 300 {
-		x.SetLive(uint32(3*i), i%2 == 0)
+		chs = append(chs, liveChange{uint32(3 * i), i%2 == 0})
 	}
+	ls := (*testLive)(nil).next(chs...)
+	x.SetLive(ls)
+	chs = nil
 	for i := 0; i < 300; i += 8 {
-		x.SetLive(uint32(3*i), false) // swap-removes: rows move
+		chs = append(chs, liveChange{uint32(3 * i), false}) // swap-removes: rows move
 	}
+	x.SetLive(ls.next(chs...))
 	q := s.Query(1)
 	ords := []uint32{0, 3, 6, 4, 9999, 3 * 299, 3 * 150}
 	out, ok := make([]float32, len(ords)), make([]bool, len(ords))
@@ -167,17 +228,15 @@ func TestDots(t *testing.T) {
 // from recognising the live set and scanning the live matrix.
 func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {
 	x, s := newTestIndex(t, 2000, 8, 1000)
-	allowed := &bitset{bits: make([]bool, 6001)}
+	var chs []liveChange
 	for i := 0; i < 2000; i += 20 { // 100 live with vectors
-		x.SetLive(uint32(3*i), true)
-		allowed.bits[3*i] = true
-		allowed.n++
+		chs = append(chs, liveChange{uint32(3 * i), true})
 	}
 	for i := range 20 { // 20 live without vectors (ordinals 3i+1)
-		x.SetLive(uint32(3*i+1), true)
-		allowed.bits[3*i+1] = true
-		allowed.n++
+		chs = append(chs, liveChange{uint32(3*i + 1), true})
 	}
+	allowed := (*testLive)(nil).next(chs...)
+	x.SetLive(allowed)
 	if st, scanLive := x.plan(allowed); st != StrategyExact || !scanLive {
 		t.Fatalf("plan = %s, live matrix %v; want exact over the live matrix", st, scanLive)
 	}
@@ -197,5 +256,77 @@ func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {
 	got, _, _ = x.Search(context.Background(), q, 10, 0, everyone)
 	if r := recallAt(got, brute(s, q, 10, nil)); r < 0.8 {
 		t.Fatalf("everyone: recall %.2f", r)
+	}
+}
+
+// The live matrix answers only for the live set it mirrors, known by type
+// and version, not by size: a filter as large as the live set that is
+// another set, or a version of the live set the matrix has not reached, is
+// answered by a scan of every vector, filtered.
+func TestPlannerKnowsTheLiveSetByVersionNotSize(t *testing.T) {
+	ctx := context.Background()
+	x, s := newTestIndex(t, 2000, 8, 1000)
+	var chs []liveChange
+	impostor := &bitset{bits: make([]bool, 6000)}
+	for i := 0; i < 2000; i += 20 {
+		chs = append(chs, liveChange{uint32(3 * i), true})
+		impostor.bits[3*(i+10)] = true
+		impostor.n++
+	}
+	ls := (*testLive)(nil).next(chs...)
+	x.SetLive(ls)
+	if impostor.n != ls.n || x.LiveLen() != int(ls.n) {
+		t.Fatalf("impostor %d, live set %d, live rows %d: want equal sizes", impostor.n, ls.n, x.LiveLen())
+	}
+	q := s.Query(0)
+	if st, scanLive := x.plan(impostor); st != StrategyExact || scanLive {
+		t.Fatalf("plan for a set of the live set's size = %s, live matrix %v; want exact over every vector", st, scanLive)
+	}
+	got, _, _ := x.Search(ctx, q, 10, 0, impostor)
+	if want := brute(s, q, 10, impostor); len(want) != 10 || !slices.Equal(got, want) {
+		t.Fatalf("set of the live set's size: got %v, want %v", got, want)
+	}
+
+	// The next version, not given to the index yet: not the one it mirrors.
+	best := brute(s, q, 1, impostor)[0].Ord // not live in ls
+	newer := ls.next(liveChange{best, true})
+	if _, scanLive := x.plan(newer); scanLive {
+		t.Fatal("a version the live matrix has not reached is taken for it")
+	}
+	got, _, _ = x.Search(ctx, q, 10, 0, newer)
+	if want := brute(s, q, 10, newer); !slices.Equal(got, want) || !slices.ContainsFunc(got, func(h Hit) bool { return h.Ord == best }) {
+		t.Fatalf("newer version: got %v, want %v (best %d)", got, want, best)
+	}
+	// Given, it is; so is the older one.
+	if !x.SetLive(newer) || x.LiveVersion() != newer.version || x.SetLive(ls) {
+		t.Fatalf("SetLive: version %d, want %d; an older version must change nothing", x.LiveVersion(), newer.version)
+	}
+	for _, l := range []*testLive{newer, ls} {
+		if st, scanLive := x.plan(l); st != StrategyExact || !scanLive {
+			t.Fatalf("plan for version %d = %s, live matrix %v; want the live matrix", l.version, st, scanLive)
+		}
+	}
+	got, _, _ = x.Search(ctx, q, 10, 0, newer)
+	if want := brute(s, q, 10, newer); !slices.Equal(got, want) {
+		t.Fatalf("mirrored version: got %v, want %v", got, want)
+	}
+	// An older version is answered with those of its streamers still live.
+	gone := brute(s, q, 1, ls)[0].Ord
+	newest := newer.next(liveChange{gone, false})
+	x.SetLive(newest)
+	both := &bitset{bits: slices.Clone(ls.bits), n: ls.n - 1}
+	both.bits[gone] = false
+	got, _, _ = x.Search(ctx, q, 10, 0, ls)
+	if want := brute(s, q, 10, both); !slices.Equal(got, want) {
+		t.Fatalf("older version: got %v, want %v (without %d, gone since)", got, want, gone)
+	}
+	// A new index given the current version after a gap is filled from it.
+	y, _ := newTestIndex(t, 2000, 8, 1000)
+	if !y.SetLive(newest) || y.LiveLen() != x.LiveLen() || y.LiveVersion() != newest.version {
+		t.Fatalf("after a gap: %d rows at version %d, want %d at %d", y.LiveLen(), y.LiveVersion(), x.LiveLen(), newest.version)
+	}
+	got, _, _ = y.Search(ctx, q, 10, 0, newest)
+	if want := brute(s, q, 10, newest); !slices.Equal(got, want) {
+		t.Fatalf("filled index: got %v, want %v", got, want)
 	}
 }

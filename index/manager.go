@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -64,10 +65,15 @@ type Manager struct {
 	metrics *metrics
 	slots   map[lr.ModelKind]*slot // fixed at NewManager
 
-	liveMu sync.RWMutex // guards live and every swap's live-matrix fill
-	live   []bool       // by ordinal
-	nLive  uint64
+	// liveMu orders the versions of the live set given to the serving
+	// indexes and every swap's live-matrix fill; live is the last version
+	// given (nil before the first: the empty version 0).
+	liveMu sync.Mutex
+	live   atomic.Pointer[liveBox]
 }
+
+// liveBox holds a LiveSet in an atomic pointer.
+type liveBox struct{ LiveSet }
 
 type slot struct {
 	kind     lr.ModelKind
@@ -260,8 +266,9 @@ func (m *Manager) snapshotPath(kind lr.ModelKind) string {
 	return filepath.Join(m.cfg.SnapshotDir, string(kind)+".lrix")
 }
 
-// swap installs x as kind's serving index after filling its live matrix
-// from the live set; the live lock makes sure no SetLive falls between.
+// swap installs x as kind's serving index after bringing its live matrix
+// to the last version of the live set; the live lock makes sure no SetLive
+// falls between.
 func (m *Manager) swap(s *slot, x *Index) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
@@ -271,13 +278,10 @@ func (m *Manager) swap(s *slot, x *Index) {
 	}
 }
 
+// fillLive brings x's live matrix to the last version given to SetLive;
+// the caller holds liveMu.
 func (m *Manager) fillLive(x *Index) {
-	x.live.reset()
-	for ord, l := range m.live {
-		if l {
-			x.SetLive(uint32(ord), true)
-		}
-	}
+	x.SetLive(m.liveSet())
 }
 
 // Rollback swaps kind back to the index it served before the last swap
@@ -513,53 +517,45 @@ func selfCheck(ctx context.Context, x *Index, q, k, workers int, duty float64) (
 	return total / float64(len(queries)), nil
 }
 
-// SetLive records that the streamer with ordinal ord went live (or
-// offline) and updates the live matrix of every serving index. live/'s
-// OnLive hook calls it; safe for concurrent use.
-func (m *Manager) SetLive(ord uint32, live bool) {
+// SetLive takes ls, the next published version of the live set (live/'s
+// OnPublish hook gives every version, in order, before anyone can read
+// it), as the live set: it brings the live matrix of every serving index
+// to it (applying its changes) and keeps it for the indexes swapped in
+// later and for operators' live-only queries. A version older than the
+// last one given is ignored. Safe for concurrent use.
+func (m *Manager) SetLive(ls LiveSet) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
-	if int(ord) >= len(m.live) {
-		if !live {
-			return
-		}
-		m.live = slices.Grow(m.live, int(ord)+1-len(m.live))[:int(ord)+1]
-	}
-	if m.live[ord] == live {
+	if ls.Version() < m.liveSet().Version() {
 		return
-	}
-	m.live[ord] = live
-	if live {
-		m.nLive++
-	} else {
-		m.nLive--
 	}
 	for k, s := range m.slots {
 		if x := s.cur.Load(); x != nil {
-			x.SetLive(ord, live)
+			x.SetLive(ls)
 			m.metrics.live.WithLabelValues(string(k)).Set(float64(x.LiveLen()))
 		}
 	}
+	m.live.Store(&liveBox{ls})
 }
 
-// liveSet is a copy of the live set; it satisfies Allowed without locks.
-type liveSet struct {
-	bits []bool
-	n    uint64
+// liveSet returns the last version of the live set given to SetLive (the
+// empty version 0 before the first). It never blocks: the version is
+// immutable, so it serves as a filter with no lock held.
+func (m *Manager) liveSet() LiveSet {
+	if b := m.live.Load(); b != nil {
+		return b.LiveSet
+	}
+	return noneLive{}
 }
 
-func (l *liveSet) Contains(ord uint32) bool { return int(ord) < len(l.bits) && l.bits[ord] }
-func (l *liveSet) GetCardinality() uint64   { return l.n }
+// noneLive is version 0 of the live set: nobody is live.
+type noneLive struct{}
 
-// liveCopy copies the live set as SetLive last left it. (A copy, not the
-// Manager itself, serves as the filter: a search holds the live matrix's
-// read lock while it asks the filter, and SetLive takes the two locks the
-// other way round.)
-func (m *Manager) liveCopy() *liveSet {
-	m.liveMu.RLock()
-	defer m.liveMu.RUnlock()
-	return &liveSet{bits: slices.Clone(m.live), n: m.nLive}
-}
+func (noneLive) Contains(uint32) bool             { return false }
+func (noneLive) GetCardinality() uint64           { return 0 }
+func (noneLive) Version() uint64                  { return 0 }
+func (noneLive) Changes() iter.Seq2[uint32, bool] { return func(func(uint32, bool) bool) {} }
+func (noneLive) Ordinals() []uint32               { return nil }
 
 // Current returns kind's serving index, or nil.
 func (m *Manager) Current(kind lr.ModelKind) *Index {
@@ -671,7 +667,7 @@ func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32,
 	if k <= 0 || k > 1000 {
 		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and 1000, got %d", k)
 	}
-	live := m.liveCopy()
+	live := m.liveSet()
 	var allowed Allowed
 	if liveOnly {
 		allowed = live

@@ -21,6 +21,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/synth"
+	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -153,12 +154,12 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 	for i := 0; i < 3000; i += 100 {
 		liveIDs[int64(100+i)] = true
 	}
+	feed := newLiveFeed(m, ords)
 	for id := range liveIDs {
-		ord, ok := ords.Lookup(lr.StreamerID(id))
-		if !ok {
+		if _, ok := ords.Lookup(lr.StreamerID(id)); !ok {
 			t.Fatalf("streamer %d has no ordinal after the build", id)
 		}
-		m.SetLive(ord, true)
+		feed.set(lr.StreamerID(id), true)
 	}
 	liveN, err := m.UserNeighbors(ctx, lr.ModelMF, user, 5, true)
 	if err != nil {
@@ -455,6 +456,49 @@ func TestSearchDuringSwapsNotifyAndRollback(t *testing.T) {
 	}
 }
 
+// liveFeed drives a live.State whose published versions of the live set
+// the manager follows, wired as the service wires them.
+type liveFeed struct {
+	st  *live.State
+	n   int
+	ts  time.Time
+	cur map[lr.StreamerID]lr.StreamID
+	// versions lists the versions published, in the order OnPublish gave them.
+	mu       sync.Mutex
+	versions []uint64
+}
+
+func newLiveFeed(m *index.Manager, ords *lr.Ordinals) *liveFeed {
+	f := &liveFeed{ts: time.Unix(1_700_000_000, 0), cur: map[lr.StreamerID]lr.StreamID{}}
+	f.st = live.New(live.Config{Ordinals: ords, OnPublish: func(s *live.Snapshot) {
+		m.SetLive(s)
+		f.mu.Lock()
+		f.versions = append(f.versions, s.Version())
+		f.mu.Unlock()
+	}})
+	return f
+}
+
+// set makes streamer id go live (a new stream; a live one's stream is
+// replaced) or offline (its stream ends).
+func (f *liveFeed) set(id lr.StreamerID, on bool) {
+	f.n++
+	f.ts = f.ts.Add(time.Second)
+	e := lr.Event{ID: "e" + strconv.Itoa(f.n), TS: f.ts, StreamerID: id, V: 1}
+	if on {
+		e.Type, e.StreamID = lr.EventStreamStarted, lr.StreamID(f.n)
+		f.cur[id] = e.StreamID
+	} else {
+		cur, ok := f.cur[id]
+		if !ok {
+			return
+		}
+		e.Type, e.StreamID = lr.EventStreamEnded, cur
+		delete(f.cur, id)
+	}
+	f.st.Apply([]lr.Event{e})
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -481,10 +525,10 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
+	feed := newLiveFeed(m, ords)
 	wg.Go(func() { // streamers going live and offline
 		for i := 0; !stop.Load(); i++ {
-			ord, _ := ords.Lookup(lr.StreamerID(100 + i%800))
-			m.SetLive(ord, i%3 != 0)
+			feed.set(lr.StreamerID(100+i%800), i%3 != 0)
 		}
 	})
 	for range 2 {
@@ -513,5 +557,98 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 	st := m.Status().([]index.KindStatus)
 	if st[0].LiveVectors == 0 {
 		t.Fatalf("live matrix empty after swap: %+v", st)
+	}
+}
+
+// The serving index's live matrix is derived from the versions of the live
+// set live/ publishes: it follows them in order, an index loaded after
+// streamers went live starts from the current version, and so does one
+// swapped in by a reload or a rollback.
+func TestLiveViewFollowsPublishedVersions(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	ords := lr.NewOrdinals()
+	m, _, _ := newManager(t, db, index.Config{Ordinals: ords, CheckEvery: time.Hour})
+	feed := newLiveFeed(m, ords)
+	liveIDs := map[lr.StreamerID]bool{}
+	set := func(id lr.StreamerID, on bool) {
+		feed.set(id, on)
+		if on {
+			liveIDs[id] = true
+		} else {
+			delete(liveIDs, id)
+		}
+	}
+	// Streamers go live before any index is loaded (ids 100-590, some
+	// twice: a new stream replaces the current one).
+	for i := range 50 {
+		set(lr.StreamerID(100+10*i), true)
+	}
+	set(100, false)
+	set(110, true)
+	// withVectors counts the live streamers among ids 100..100+n-1.
+	withVectors := func(n int) int {
+		c := 0
+		for id := range liveIDs {
+			if id < lr.StreamerID(100+n) {
+				c++
+			}
+		}
+		return c
+	}
+	check := func(when string, n int) {
+		t.Helper()
+		x := m.Current(lr.ModelMF)
+		snap := feed.st.Snapshot()
+		if x.LiveVersion() != snap.Version() || x.LiveLen() != withVectors(n) {
+			t.Fatalf("%s: live matrix at version %d with %d rows, want version %d with %d", when, x.LiveVersion(), x.LiveLen(), snap.Version(), withVectors(n))
+		}
+		// Operators' live-only answers are exactly the live streamers'.
+		ns, err := m.UserNeighbors(ctx, lr.ModelMF, 1, 1000, true)
+		if err != nil || len(ns) != withVectors(n) {
+			t.Fatalf("%s: %d live-only neighbours, want %d (%v)", when, len(ns), withVectors(n), err)
+		}
+		for _, nb := range ns {
+			if !liveIDs[nb.StreamerID] || !nb.Live || !snap.Contains(nb.Ord) {
+				t.Fatalf("%s: neighbour %d is not live", when, nb.StreamerID)
+			}
+		}
+	}
+
+	v1 := seedVersion(t, db, "f1", 600, 10, 1, nil)
+	activate(t, db, v1)
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after the load", 600)
+	for i := range 20 { // changes while serving
+		set(lr.StreamerID(105+10*i), i%2 == 0)
+		set(lr.StreamerID(100+10*i), i%3 == 0)
+	}
+	check("after changes", 600)
+
+	// A reload swaps in an index built beside: it gets the current live set.
+	v2 := seedVersion(t, db, "f2", 300, 10, 2, nil)
+	activate(t, db, v2)
+	if res, err := m.Check(ctx); err != nil || res[0].Outcome != "swapped" {
+		t.Fatalf("Check: %+v %v", res, err)
+	}
+	check("after the swap", 300)
+	set(120, false)
+	set(250, true)
+	set(900, true) // no vector in either version
+	check("after changes since the swap", 300)
+	// The rolled-back index missed those versions: it is brought to the current one.
+	if _, err := m.Rollback(lr.ModelMF); err != nil {
+		t.Fatal(err)
+	}
+	check("after the rollback", 600)
+
+	feed.mu.Lock()
+	defer feed.mu.Unlock()
+	for i, v := range feed.versions {
+		if v != uint64(i+1) {
+			t.Fatalf("published versions %v: want 1, 2, 3, ... in order", feed.versions)
+		}
 	}
 }

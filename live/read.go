@@ -2,6 +2,7 @@ package live
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -15,14 +16,20 @@ import (
 	lr "github.com/liverecall/liverecall"
 )
 
-// Snapshot is an immutable live set: the ordinals of the streamers live when
-// it was published. Any number of goroutines may read it; nobody may modify
-// it. It satisfies small interfaces such as
-// interface{ Contains(uint32) bool; GetCardinality() uint64 }.
+// Snapshot is one published version of the live set: the ordinals of the
+// streamers live when it was published, its version and the changes from
+// the version before. Any number of goroutines may read it; nobody may
+// modify it. It satisfies small interfaces such as
+// interface{ Contains(uint32) bool; GetCardinality() uint64 } and
+// index.LiveSet, by which the index knows a filter for the live set its
+// live matrices mirror.
 type Snapshot struct {
 	live *roaring.Bitmap
-	Seq  uint64    // increases with every published change
+	Seq  uint64    // the version: 0 is the empty set New starts with, each publication adds one
 	At   time.Time // wall time of publication
+	// changes made this version from the one before, in order (a
+	// streamer may go offline and live again in one version).
+	changes []change
 
 	// dense is the live set as one bit per ordinal, built by the first
 	// Contains: a request asks Contains hundreds of times (the scans'
@@ -51,6 +58,25 @@ func (s *Snapshot) buildDense() {
 		d[ord>>6] |= 1 << (ord & 63)
 	}
 	s.dense = d
+}
+
+// Version returns Seq: each published Snapshot's is one more than the
+// version before it, the first (empty, from New) is 0.
+func (s *Snapshot) Version() uint64 { return s.Seq }
+
+// Changes yields the changes that made this version from the one before,
+// in the order they were made: the streamer with the ordinal went live
+// (true) or offline (false). A streamer may appear more than once (a new
+// stream replacing the current one goes offline, then live). Applying them
+// in order to the previous version gives this one.
+func (s *Snapshot) Changes() iter.Seq2[uint32, bool] {
+	return func(yield func(uint32, bool) bool) {
+		for _, c := range s.changes {
+			if !yield(c.ord, c.live) {
+				return
+			}
+		}
+	}
 }
 
 // GetCardinality returns how many streamers were live.

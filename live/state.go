@@ -60,12 +60,17 @@ type Config struct {
 	// UserTTL: a user with no active follow and no watch newer than this
 	// is forgotten (Expire prunes at most once a minute). Default 24 h.
 	UserTTL time.Duration
-	// OnLive, if set, is called after each change of the live set: the
-	// streamer with ordinal ord went live (true) or offline (false). It is
-	// called from the goroutine that called Apply or Expire, in order, after
-	// the new snapshot is published and with no lock of State held (it may
-	// read the State). It must be quick: it delays the next batch.
-	OnLive func(ord uint32, live bool)
+	// OnPublish, if set, receives each new version of the live set before
+	// anyone else can see it: Snapshot returns a version only after
+	// OnPublish has returned for it, so a reader's snapshot is never newer
+	// than what the subscriber (the index's live matrices) has applied. It
+	// is called from the goroutine that called Apply or Expire, once per
+	// version and in version order (Snapshot.Version goes up by one each
+	// time; Snapshot.Changes says what changed), with no lock of State held
+	// (it may read the State; Snapshot still returns the version before).
+	// It must be quick: it delays the next batch and the version's
+	// visibility.
+	OnPublish func(*Snapshot)
 	// Clock gives "now" for feature windows (Features). Default time.Now.
 	Clock func() time.Time
 	// Registerer, if set, receives the metrics of the State.
@@ -75,9 +80,12 @@ type Config struct {
 // State is the in-memory view of who is live and how each live stream is
 // doing, built from events by event time. Writers (Apply, Expire,
 // SetFollow) serialise on a lock; one goroutine (the consumer's) is
-// expected to write, so that OnLive calls arrive in order. Any number of
+// expected to write, so that OnPublish calls arrive in order. Any number of
 // goroutines read concurrently. Snapshot never blocks:
-// it returns the last published immutable live set. Features, History and
+// it returns the last published immutable live set. The State owns the live
+// set: its Snapshots are the one published copy, and every other view of
+// who is live (the index's live matrices) is derived from them through
+// OnPublish. Features, History and
 // Follows take a read lock held for the length of one lookup.
 type State struct {
 	cfg Config
@@ -208,8 +216,8 @@ type change struct {
 
 // Apply applies events in the order given (callers give each streamer's
 // events in partition order; across streamers order does not matter). It
-// publishes a new Snapshot if the live set changed and then calls OnLive for
-// each change. Not safe for concurrent use with other writers.
+// publishes a new Snapshot (through OnPublish first) for each chunk of events
+// that changed the live set. Not safe for concurrent use with other writers.
 func (s *State) Apply(evs []lr.Event) ApplyStats {
 	var st ApplyStats
 	// The write lock is taken per chunk, not for the whole batch, so a
@@ -247,12 +255,12 @@ func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 		}
 		changes = append(changes, ch...)
 	}
-	s.publish(changes)
+	snap := s.next(changes)
 	s.mu.Unlock()
 	st.Duplicates += dupes
 	s.m.dupes.Add(float64(dupes))
 	s.m.apply.Observe(time.Since(t0).Seconds())
-	s.notify(changes)
+	s.publish(snap)
 }
 
 // Expire ends every live stream whose newest event is older than
@@ -294,10 +302,10 @@ func (s *State) Expire(now time.Time) int {
 		s.end(sr, ord, sr.cur.lastEvent, true)
 		changes = append(changes, change{ord, false})
 	}
-	s.publish(changes)
+	snap := s.next(changes)
 	s.mu.Unlock()
 	s.m.expired.Add(float64(len(changes)))
-	s.notify(changes)
+	s.publish(snap)
 	if prune {
 		s.pruned = now
 		s.pruneUsers(idle, before)
@@ -379,23 +387,28 @@ func (s *State) SeedWatch(u lr.UserID, streamerID lr.StreamerID, stream lr.Strea
 	}
 }
 
-func (s *State) publish(changes []change) {
+// next returns the next version of the live set after changes (made under
+// the write lock, which the caller holds), or nil when there are none.
+func (s *State) next(changes []change) *Snapshot {
 	if len(changes) == 0 {
-		return
+		return nil
 	}
 	s.seq++
 	s.nLive = int(s.live.GetCardinality())
 	s.m.live.Set(float64(s.nLive))
-	s.snap.Store(&Snapshot{live: s.live.Clone(), Seq: s.seq, At: time.Now()})
+	return &Snapshot{live: s.live.Clone(), Seq: s.seq, At: time.Now(), changes: changes}
 }
 
-func (s *State) notify(changes []change) {
-	if s.cfg.OnLive == nil {
+// publish hands snap (nil: nothing changed) to OnPublish, then makes it the
+// one Snapshot returns. Called without the lock, by the one writer.
+func (s *State) publish(snap *Snapshot) {
+	if snap == nil {
 		return
 	}
-	for _, c := range changes {
-		s.cfg.OnLive(c.ord, c.live)
+	if s.cfg.OnPublish != nil {
+		s.cfg.OnPublish(snap)
 	}
+	s.snap.Store(snap)
 }
 
 func (s *State) streamer(id lr.StreamerID) (uint32, *streamer) {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,19 +19,28 @@ import (
 )
 
 type hookLog struct {
-	mu  sync.Mutex
-	got []string
+	mu      sync.Mutex
+	got     []string
+	version uint64
 }
 
-func (h *hookLog) hook(ords *lr.Ordinals) func(uint32, bool) {
-	return func(ord uint32, on bool) {
-		id, _ := ords.ID(ord)
+// hook logs each published version's changes, "+id" live and "-id"
+// offline, and checks that versions arrive in order, one at a time.
+func (h *hookLog) hook(ords *lr.Ordinals) func(*live.Snapshot) {
+	return func(snap *live.Snapshot) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if on {
-			h.got = append(h.got, "+"+itoa(int64(id)))
-		} else {
-			h.got = append(h.got, "-"+itoa(int64(id)))
+		if snap.Version() != h.version+1 {
+			h.got = append(h.got, "version "+itoa(int64(snap.Version()))+" after "+itoa(int64(h.version)))
+		}
+		h.version = snap.Version()
+		for ord, on := range snap.Changes() {
+			id, _ := ords.ID(ord)
+			if on {
+				h.got = append(h.got, "+"+itoa(int64(id)))
+			} else {
+				h.got = append(h.got, "-"+itoa(int64(id)))
+			}
 		}
 	}
 }
@@ -54,7 +65,7 @@ func TestScript(t *testing.T) {
 	ords := lr.NewOrdinals()
 	var h hookLog
 	reg := prometheus.NewRegistry()
-	st := live.New(live.Config{Ordinals: ords, OnLive: h.hook(ords), Registerer: reg,
+	st := live.New(live.Config{Ordinals: ords, OnPublish: h.hook(ords), Registerer: reg,
 		Clock: func() time.Time { return livetest.Now }})
 	evs := livetest.Script()
 	var stats live.ApplyStats
@@ -434,5 +445,57 @@ func TestFeaturesAtMany(t *testing.T) {
 	}
 	if !isLive[0] || isLive[1] || isLive[2] || out[0].Viewers != 1 {
 		t.Errorf("live %v, viewers %d; want streamer 1 live with 1 viewer, 2 ended, 9999 unknown", isLive, out[0].Viewers)
+	}
+}
+
+// Each version of the live set goes to OnPublish before Snapshot returns
+// it (so the index has every version a reader can hold), in order, and its
+// Changes turn the version before into it.
+func TestOnPublishGetsEachVersionFirst(t *testing.T) {
+	var st *live.State
+	var prev *live.Snapshot
+	var problems []string
+	st = live.New(live.Config{Ordinals: lr.NewOrdinals(), OnPublish: func(s *live.Snapshot) {
+		if st.Snapshot() != prev {
+			problems = append(problems, "Snapshot returns a version before OnPublish has it")
+		}
+		if s.Version() != prev.Version()+1 {
+			problems = append(problems, "version "+itoa(int64(s.Version()))+" after "+itoa(int64(prev.Version())))
+		}
+		set := map[uint32]bool{}
+		for _, o := range prev.Ordinals() {
+			set[o] = true
+		}
+		for ord, on := range s.Changes() {
+			if on {
+				set[ord] = true
+			} else {
+				delete(set, ord)
+			}
+		}
+		var got []uint32
+		for o := range set {
+			got = append(got, o)
+		}
+		slices.Sort(got)
+		if want := s.Ordinals(); !slices.Equal(got, want) {
+			problems = append(problems, "version "+itoa(int64(s.Version()))+": changes do not make it from the version before")
+		}
+		prev = s
+	}})
+	prev = st.Snapshot()
+	if prev.Version() != 0 || prev.GetCardinality() != 0 {
+		t.Fatalf("first snapshot: version %d, %d live; want the empty version 0", prev.Version(), prev.GetCardinality())
+	}
+	evs := livetest.Script()
+	for i := 0; i < len(evs); i += 5 {
+		st.Apply(evs[i:min(i+5, len(evs))])
+	}
+	st.Expire(livetest.Now)
+	if len(problems) > 0 {
+		t.Fatal(strings.Join(problems, "\n"))
+	}
+	if st.Snapshot() != prev || prev.Version() < 3 {
+		t.Fatalf("last snapshot version %d, last published %d (want the same, at least 3)", st.Snapshot().Version(), prev.Version())
 	}
 }

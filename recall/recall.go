@@ -31,8 +31,11 @@ var Channels = []string{ChanMF, ChanNCF, ChanSession, ChanFollow, ChanTrending, 
 // Hit is one index result: a streamer ordinal and its score.
 type Hit = index.Hit
 
-// Allowed is the filter an index search applies during traversal; a
-// *live.Snapshot satisfies it.
+// Allowed is the filter an index search applies during traversal. The
+// channels pass the request's *live.Snapshot, which is also an
+// index.LiveSet: the index knows it, by its type and version, for the live
+// set its live matrices mirror (live/ gives every version to the index
+// before a request can read it).
 type Allowed = index.Allowed
 
 // Index is what recall needs from the index layer, per model kind. All
@@ -44,7 +47,9 @@ type Index interface {
 	// StreamerVector returns the vector of the streamer with ordinal ord.
 	StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool)
 	// Search returns up to k allowed streamers with the highest dot product
-	// with q, best first.
+	// with q, best first. allowed is the request's live snapshot (or nil
+	// for every streamer); an index with a live matrix recognises it as an
+	// index.LiveSet.
 	Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error)
 	// Version returns the label of the loaded model version of kind, "" if none.
 	Version(kind lr.ModelKind) string

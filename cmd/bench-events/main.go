@@ -106,7 +106,7 @@ func main() {
 
 	ords := lr.NewOrdinals()
 	var fresh freshness
-	st := live.New(live.Config{Ordinals: ords, OnLive: fresh.hook(ords)})
+	st := live.New(live.Config{Ordinals: ords, OnPublish: fresh.hook(ords)})
 	c, err := events.NewLiveConsumer(events.LiveConfig{Brokers: brokers, Topics: []string{topic}, DeadLetterTopic: dlqTopic}, st)
 	if err != nil {
 		log.Fatal(err)
@@ -221,19 +221,21 @@ type freshness struct {
 	next     int64
 }
 
-func (f *freshness) hook(ords *lr.Ordinals) func(uint32, bool) {
-	return func(ord uint32, on bool) {
-		if !on {
-			return
-		}
+func (f *freshness) hook(ords *lr.Ordinals) func(*live.Snapshot) {
+	return func(snap *live.Snapshot) {
 		t := time.Now()
-		id, _ := ords.ID(ord)
 		f.mu.Lock()
-		if t0, ok := f.produced[id]; ok {
-			f.lat = append(f.lat, float64(t.Sub(t0).Microseconds())/1000)
-			delete(f.produced, id)
+		defer f.mu.Unlock()
+		for ord, on := range snap.Changes() {
+			if !on {
+				continue
+			}
+			id, _ := ords.ID(ord)
+			if t0, ok := f.produced[id]; ok {
+				f.lat = append(f.lat, float64(t.Sub(t0).Microseconds())/1000)
+				delete(f.produced, id)
+			}
 		}
-		f.mu.Unlock()
 	}
 }
 

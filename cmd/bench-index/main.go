@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -245,14 +246,51 @@ func coder(s *synth.Set, n, nq int, want [][]index.Hit) (float64, float64) {
 	return rec100, us100
 }
 
-// set is an allowed set over ordinals 0..n-1.
+// set is an allowed set over ordinals 0..n-1, and a version of the live
+// set (index.LiveSet): the live matrix mirrors the sets given to SetLive.
 type set struct {
-	bits []bool
-	n    uint64
+	bits    []bool
+	n       uint64
+	version uint64
+	changed []uint32 // ordinals whose membership differs from the version before
 }
 
 func (b *set) Contains(o uint32) bool { return int(o) < len(b.bits) && b.bits[o] }
 func (b *set) GetCardinality() uint64 { return b.n }
+func (b *set) Version() uint64        { return b.version }
+func (b *set) Changes() iter.Seq2[uint32, bool] {
+	return func(yield func(uint32, bool) bool) {
+		for _, o := range b.changed {
+			if !yield(o, b.bits[o]) {
+				return
+			}
+		}
+	}
+}
+func (b *set) Ordinals() []uint32 {
+	var out []uint32
+	for o, in := range b.bits {
+		if in {
+			out = append(out, uint32(o))
+		}
+	}
+	return out
+}
+
+// after makes b the version after prev (nil: the empty version 0).
+func (b *set) after(prev *set) *set {
+	b.changed = b.changed[:0]
+	if prev != nil {
+		b.version = prev.version
+	}
+	b.version++
+	for i, in := range b.bits {
+		if was := prev != nil && prev.bits[i]; was != in {
+			b.changed = append(b.changed, uint32(i))
+		}
+	}
+	return b
+}
 
 // filtered measures planner vs forced strategies with 1%, 5% and 20% of
 // the vectors allowed (and live: the live matrix holds the allowed set).
@@ -271,12 +309,7 @@ func filtered(x *index.Index, s *synth.Set, n, nq int) {
 			}
 		}
 		// Move the live matrix from the previous set to this one.
-		for i := range n {
-			was := prev != nil && prev.bits[i]
-			if was != a.bits[i] {
-				x.SetLive(uint32(i), a.bits[i])
-			}
-		}
+		x.SetLive(a.after(prev))
 		prev = a
 		want := make([][]index.Hit, nq)
 		for i := range nq {
@@ -295,11 +328,7 @@ func filtered(x *index.Index, s *synth.Set, n, nq int) {
 		breakEven = append(breakEven, fmt.Sprintf("%.0f%%: %.0f", frac*100, hus/perRow))
 	}
 	fmt.Printf("break-even allowed count (filtered HNSW µs ÷ exact µs per allowed row): %s\n", strings.Join(breakEven, ", "))
-	for i := range n {
-		if prev.bits[i] {
-			x.SetLive(uint32(i), false)
-		}
-	}
+	x.SetLive((&set{bits: make([]bool, n)}).after(prev))
 }
 
 // exact20k times the exact scan of a 20k-row live matrix (dim 64), and the
@@ -321,8 +350,8 @@ func exact20k() (exactUs, int8Us, int8Recall float64) {
 	all := &set{bits: make([]bool, n), n: n}
 	for i := range n {
 		all.bits[i] = true
-		x.SetLive(uint32(i), true)
 	}
+	x.SetLive(all.after(nil))
 	timeIt := func(st index.Strategy) float64 {
 		best := time.Duration(1 << 62)
 		for range 5 {

@@ -172,7 +172,7 @@ func run(ctx context.Context, c config) error {
 	if _, err := mgr.Load(ctx); err != nil {
 		return err
 	}
-	state := live.New(live.Config{Ordinals: ords, OnLive: mgr.SetLive, Clock: now, HistoryLen: 50})
+	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now, HistoryLen: 50})
 	apply := func(evs []lr.Event) {
 		if len(evs) == 0 {
 			return

@@ -143,7 +143,7 @@ func main() {
 	}
 	fmt.Println(" )")
 
-	state := live.New(live.Config{Ordinals: ords, OnLive: mgr.SetLive})
+	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }})
 	rng := rand.New(rand.NewPCG(5, 5))
 	var evs []lr.Event
 	now := time.Now()

@@ -189,7 +189,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		db.Close()
 		return nil, err
 	}
-	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Registerer: s.reg, OnLive: s.idx.SetLive})
+	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }})
 	if err := s.loadUserState(ctx); err != nil {
 		db.Close()
 		return nil, err
