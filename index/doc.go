@@ -15,19 +15,24 @@
 //     note in hnsw.go for how the graph handles it and what was measured.
 //   - ExactScan and the live matrix (exact.go): SIMD (vek32) dot products
 //     over a contiguous matrix; the live matrix holds the vectors of the
-//     live streamers and is updated in place by SetLive, with no rebuild.
+//     live streamers of one version of the live set (a LiveSet, published
+//     by live/) and follows the versions given to SetLive in place, with
+//     no rebuild.
 //   - Index (index.go): one validated model version of one kind — graph,
 //     streamer ids and ordinals, user vectors, live matrix — and the planner
-//     (exact scan up to ExactThreshold allowed vectors, the graph above).
+//     (exact scan up to ExactThreshold allowed vectors, of the live matrix
+//     when the filter is a LiveSet version it has reached; the graph above).
 //   - Manager (manager.go): serves one Index per kind behind an atomic
 //     pointer; rebuilds from Postgres (stream, validate, build beside the
 //     serving index, self-check recall against exact search, swap, keep the
 //     previous for Rollback) on an admin call, a LISTEN/NOTIFY and a periodic
-//     check; neighbour queries for operators; metrics.
+//     check; follows the published versions of the live set (SetLive) for
+//     every serving index and each one swapped in; neighbour queries for
+//     operators; metrics.
 //   - Snapshots (snapshot.go): a checksummed binary file per kind, written
 //     after a build and loaded at start when it holds the active version.
 //
 // Ordinals are the process-wide streamer ordinals (*liverecall.Ordinals)
-// shared with live/, whose roaring bitmap of live ordinals satisfies
-// Allowed. coder/hnsw is measured beside this index in cmd/bench-index.
+// shared with live/, whose published snapshots of the live set satisfy
+// LiveSet (and so Allowed); Manager.SetLive takes each version. coder/hnsw is measured beside this index in cmd/bench-index.
 package index
