@@ -330,3 +330,53 @@ func TestPlannerKnowsTheLiveSetByVersionNotSize(t *testing.T) {
 		t.Fatalf("filled index: got %v, want %v", got, want)
 	}
 }
+
+// oneChange is a LiveSet version that differs from the one before by one
+// change (for BenchmarkLiveFollow: no set behind it).
+type oneChange struct {
+	bitset
+	version uint64
+	ord     uint32
+	live    bool
+}
+
+func (c *oneChange) Version() uint64 { return c.version }
+func (c *oneChange) Changes() iter.Seq2[uint32, bool] {
+	return func(yield func(uint32, bool) bool) { yield(c.ord, c.live) }
+}
+func (c *oneChange) Ordinals() []uint32 { return nil }
+
+// BenchmarkLiveFollow is the index's per-event cost: one streamer going
+// live or offline, applied to the live matrix (20k vectors, dim 64).
+func BenchmarkLiveFollow(b *testing.B) {
+	x, _ := newTestIndex(b, 20_000, 64, 0)
+	c := &oneChange{}
+	i := 0
+	for b.Loop() {
+		c.version++
+		c.ord, c.live = uint32(3*(i%4000)), i%8000 < 4000
+		x.SetLive(c)
+		i++
+	}
+}
+
+// BenchmarkSearchLiveSet is a recall channel's search with the live set as
+// the filter (20k vectors, dim 64, 2,000 live): plan and live-matrix scan.
+func BenchmarkSearchLiveSet(b *testing.B) {
+	x, s := newTestIndex(b, 20_000, 64, 0)
+	var chs []liveChange
+	for i := 0; i < 20_000; i += 10 {
+		chs = append(chs, liveChange{uint32(3 * i), true})
+	}
+	ls := (*testLive)(nil).next(chs...)
+	x.SetLive(ls)
+	if _, scanLive := x.plan(ls); !scanLive {
+		b.Fatal("the live set is not scanned over the live matrix")
+	}
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		x.Search(ctx, s.Query(i%50), 40, 0, ls)
+		i++
+	}
+}
