@@ -120,9 +120,13 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	// the live set (the first after the replica caught up is triggered by a
 	// request), so wait for both replicas to agree on every user with no
 	// history; then every user must get the same answer from both.
+	var differ string
 	e.waitFor("both replicas to answer the users without history alike", eventually, func() bool {
 		for _, u := range []int64{1, 2, 5, 6, 7, 8, 9, 10} {
-			if sameItems(cont.debugRecall(u).Items, restarted.debugRecall(u).Items) != "" {
+			a, b := cont.debugRecall(u).Items, restarted.debugRecall(u).Items
+			if d := sameItems(a, b); d != "" {
+				differ = fmt.Sprintf("user %d: %s; the restarted replica answers\n%s\nthe one that ran continuously\n%s", u, d, itemsString(b), itemsString(a))
+				t.Logf("still differ: %s", differ)
 				return false
 			}
 		}
@@ -136,30 +140,52 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	}
 }
 
-// sameItems says how two pages differ ("" if they do not): items, channels
-// and every feature must agree; only the stream age (and so the score, a
-// little) depends on when each request was served.
+// sameItems says how two pages differ ("" if they do not): the same
+// streamers and streams, each with the same channels and every feature
+// equal; only the stream age (and so the score, a little) depends on when
+// each request was served, so scores may differ by 1e-3 and items whose
+// scores are that close may swap places. Channels are compared as sets:
+// their order is the order the channels answered in.
 func sameItems(a, b []api.RecallItem) string {
+	const tol = 1e-3
 	if len(a) != len(b) {
 		return fmt.Sprintf("%d items against %d", len(b), len(a))
 	}
-	for i := range a {
-		if a[i].StreamerID != b[i].StreamerID || a[i].StreamID != b[i].StreamID || !slices.Equal(a[i].Channels, b[i].Channels) {
-			return fmt.Sprintf("item %d differs", i)
+	byID := map[int64]api.RecallItem{}
+	for _, it := range a {
+		byID[it.StreamerID] = it
+	}
+	for i, bi := range b {
+		ai, ok := byID[bi.StreamerID]
+		if !ok {
+			return fmt.Sprintf("item %d: streamer %d is not on the other page", i, bi.StreamerID)
 		}
-		if math.Abs(a[i].Score-b[i].Score) > 1e-3 {
-			return fmt.Sprintf("item %d: score %v against %v", i, b[i].Score, a[i].Score)
+		if ai.StreamID != bi.StreamID || !sameSet(ai.Channels, bi.Channels) {
+			return fmt.Sprintf("streamer %d: stream %d channels %v against stream %d channels %v", bi.StreamerID, bi.StreamID, bi.Channels, ai.StreamID, ai.Channels)
 		}
-		if a[i].Debug == nil || b[i].Debug == nil {
+		if math.Abs(ai.Score-bi.Score) > tol {
+			return fmt.Sprintf("streamer %d: score %v against %v", bi.StreamerID, bi.Score, ai.Score)
+		}
+		if i > 0 && byID[b[i-1].StreamerID].Score < ai.Score-tol {
+			return fmt.Sprintf("items %d and %d in another order", i-1, i)
+		}
+		if ai.Debug == nil || bi.Debug == nil {
 			return "no debug features"
 		}
-		for f, v := range a[i].Debug.Features {
-			if f != "log_stream_age_min" && b[i].Debug.Features[f] != v {
-				return fmt.Sprintf("streamer %d: %s = %v against %v", a[i].StreamerID, f, b[i].Debug.Features[f], v)
+		for f, v := range ai.Debug.Features {
+			if f != "log_stream_age_min" && bi.Debug.Features[f] != v {
+				return fmt.Sprintf("streamer %d: %s = %v against %v", ai.StreamerID, f, bi.Debug.Features[f], v)
 			}
 		}
 	}
 	return ""
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // debugRecall asks for 10 items with their features.
