@@ -3,18 +3,79 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	lr "github.com/liverecall/liverecall"
 )
 
 // Admin is what the admin routes need from the service.
 type Admin interface {
 	// Reload rebuilds the indexes from the active model versions now and
-	// returns a summary; it blocks until done or ctx ends.
-	Reload(ctx context.Context) (any, error)
+	// says what it did per model kind; it blocks until done or ctx ends.
+	Reload(ctx context.Context) ([]KindReload, error)
 	// Status describes index versions, live count, consumer lag and the last
 	// reload.
-	Status() any
+	Status() Status
+}
+
+// KindReload is what a reload did for one model kind (the body of POST
+// /v1/admin/reload is a list of them; index.ReloadResult converts to it).
+type KindReload struct {
+	Kind         lr.ModelKind `json:"kind"`
+	ModelID      int64        `json:"model_id,omitempty"`
+	Version      string       `json:"version,omitempty"`
+	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed"
+	Vectors      int          `json:"vectors,omitempty"`
+	Users        int          `json:"users,omitempty"`
+	Seconds      float64      `json:"seconds,omitempty"`
+	SelfCheck    float64      `json:"self_check_recall,omitempty"`
+	Error        string       `json:"error,omitempty"`
+	ServingModel string       `json:"serving,omitempty"` // version serving afterwards
+}
+
+// Status is the body of GET /v1/admin/status (fields in the order of their
+// JSON names).
+type Status struct {
+	CaughtUp    bool           `json:"caught_up"`    // the live view caught up with the event topics
+	ConsumerLag []PartitionLag `json:"consumer_lag"` // per event-topic partition
+	Index       []IndexStatus  `json:"index"`
+	Kafka       bool           `json:"kafka"`  // brokers are configured
+	Live        int            `json:"live"`   // streamers live now
+	Rerank      string         `json:"rerank"` // the reranker weights' version
+	// StalenessS is how far behind the live view is, in seconds (absent
+	// without brokers).
+	StalenessS *float64 `json:"staleness_s,omitempty"`
+	UptimeS    int      `json:"uptime_s"`
+	Users      int      `json:"users"` // users with live state
+}
+
+// PartitionLag is one event partition's progress (events.PartitionLag
+// converts to it).
+type PartitionLag struct {
+	Topic     string
+	Partition int
+	Next      int64 // next offset to apply
+	HighWater int64 // newest high-water mark seen
+	StartMark int64 // high-water mark at start; caught up once Next reaches it
+	Lag       int64 // HighWater - Next
+}
+
+// IndexStatus describes one kind's serving index (index.KindStatus
+// converts to it).
+type IndexStatus struct {
+	Kind            lr.ModelKind `json:"kind"`
+	ModelID         int64        `json:"model_id,omitempty"`
+	Version         string       `json:"version,omitempty"`
+	Vectors         int          `json:"vectors"`
+	Users           int          `json:"users"`
+	LiveVectors     int          `json:"live_vectors"`
+	BuildSeconds    float64      `json:"build_seconds,omitempty"`
+	SelfCheck       float64      `json:"self_check_recall,omitempty"`
+	LastReload      *time.Time   `json:"last_reload,omitempty"`
+	LastError       string       `json:"last_error,omitempty"`
+	PreviousVersion string       `json:"previous_version,omitempty"`
 }
 
 // RegisterAdmin adds POST /v1/admin/reload and GET /v1/admin/status behind

@@ -21,6 +21,7 @@ import (
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recall/recalltest"
+	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
 )
 
@@ -33,7 +34,8 @@ type fixture struct {
 	state   *live.State
 	ords    *lr.Ordinals
 	idx     *recalltest.ExactIndex
-	deps    *api.RecallDeps
+	svc     *recommend.Service // what the routes call (swappable: see recommender)
+	reg     *prometheus.Registry
 	now     time.Time
 	logs    *bytes.Buffer
 	weights rerank.Weights
@@ -45,13 +47,38 @@ type fixture struct {
 
 type fakeAdmin struct{ err error }
 
-func (a *fakeAdmin) Reload(ctx context.Context) (any, error) {
+func (a *fakeAdmin) Reload(ctx context.Context) ([]api.KindReload, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	return map[string]string{"mf": "reloaded"}, nil
+	return []api.KindReload{{Kind: lr.ModelMF, Outcome: "swapped"}}, nil
 }
-func (a *fakeAdmin) Status() any { return map[string]int{"live": 1} }
+func (a *fakeAdmin) Status() api.Status { return api.Status{Live: 1} }
+
+// recommender forwards to the fixture's current service, so a test can
+// compose another one after the routes are registered.
+type recommender struct{ f *fixture }
+
+func (r recommender) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error) {
+	return r.f.svc.Recommend(ctx, req)
+}
+
+func (r recommender) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error) {
+	return r.f.svc.Neighbors(ctx, req)
+}
+
+// scorers gives the fixture's current weights.
+type scorers struct{ f *fixture }
+
+func (s scorers) Weights() rerank.Weights { return s.f.weights }
+func (s scorers) NCF() recommend.NCF      { return nil }
+
+// compose sets the service the routes call, over engine and the fixture's
+// live state, index and impression log.
+func (f *fixture) compose(engine *recall.Engine) {
+	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, Ordinals: f.ords,
+		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }})
+}
 
 type impLog struct{ got [][]lr.Impression }
 
@@ -82,12 +109,12 @@ func newFixture(t *testing.T) *fixture {
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
 	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
-	f.deps = &api.RecallDeps{State: f.state, Ordinals: f.ords, Index: f.idx, Now: now, Impressions: f.imps,
-		Weights: func() rerank.Weights { return f.weights }}
-	f.deps.Engine = recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, nil, f.deps.ObserveChannel)
-	f.deps.Engine.RefreshRankings()
-	srv.RegisterRecall(f.deps, reg)
-	srv.RegisterDebug(f.deps, token, false)
+	f.reg = reg
+	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, nil, nil)
+	engine.RefreshRankings()
+	f.compose(engine)
+	srv.RegisterRecall(recommender{f})
+	srv.RegisterDebug(recommender{f}, token, false)
 	srv.RegisterAdmin(f.admin, token)
 	for _, r := range srv.Echo().Routes() {
 		f.routes = append(f.routes, r.Method+" "+r.Path)
@@ -115,6 +142,24 @@ func (f *fixture) do(t *testing.T, method, path, ctype, body, auth string) (int,
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("%s %s: body is not JSON: %q", method, path, b)
+	}
+	return resp.StatusCode, out
+}
+
+// doList is do for a response whose body is a JSON list of objects.
+func (f *fixture) doList(t *testing.T, method, path, auth string) (int, []map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: body is not a JSON list: %q", method, path, b)
 	}
 	return resp.StatusCode, out
 }
@@ -255,7 +300,7 @@ func TestInternalErrorHidesDetailsAndGivesRequestID(t *testing.T) {
 		t.Fatal("internal details must go to the log only")
 	}
 	f.admin.err = nil
-	if status, body := f.do(t, "POST", "/v1/admin/reload", "", "", token); status != 200 || body["mf"] != "reloaded" {
+	if status, body := f.doList(t, "POST", "/v1/admin/reload", token); status != 200 || len(body) != 1 || body[0]["outcome"] != "swapped" {
 		t.Fatalf("reload: %d %v", status, body)
 	}
 }

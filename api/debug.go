@@ -10,8 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/live"
-	"github.com/liverecall/liverecall/recall"
 )
 
 //go:embed static/debug.html static/openapi.json
@@ -19,10 +17,10 @@ var staticFS embed.FS
 
 // Neighbor is one row of GET /v1/debug/neighbors.
 type Neighbor struct {
-	StreamerID int64          `json:"streamer_id"`
-	Score      float32        `json:"score"`
-	Live       bool           `json:"live"`
-	Features   *live.Features `json:"features,omitempty"`
+	StreamerID int64            `json:"streamer_id"`
+	Score      float32          `json:"score"`
+	Live       bool             `json:"live"`
+	Features   *lr.LiveFeatures `json:"features,omitempty"`
 }
 
 // NeighborsResponse is the body of GET /v1/debug/neighbors.
@@ -34,20 +32,14 @@ type NeighborsResponse struct {
 	Neighbors []Neighbor `json:"neighbors"`
 }
 
-// everyone accepts every ordinal given so far.
-type everyone struct{ n uint64 }
-
-func (e everyone) Contains(uint32) bool   { return true }
-func (e everyone) GetCardinality() uint64 { return e.n }
-
 // RegisterDebug adds GET /v1/debug/neighbors and the /debug/ page. With a
 // non-empty token both require it unless open is true.
-func (s *Server) RegisterDebug(d *RecallDeps, token string, open bool) {
+func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
 	var mw []echo.MiddlewareFunc
 	if !open {
 		mw = append(mw, requireToken(token))
 	}
-	s.e.GET("/v1/debug/neighbors", func(c echo.Context) error { return neighbors(c, d) }, mw...)
+	s.e.GET("/v1/debug/neighbors", func(c echo.Context) error { return neighbors(c, r) }, mw...)
 	page := func(c echo.Context) error {
 		b, err := staticFS.ReadFile("static/debug.html")
 		if err != nil {
@@ -62,7 +54,7 @@ func (s *Server) RegisterDebug(d *RecallDeps, token string, open bool) {
 	s.e.GET("/debug", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/debug/") })
 }
 
-func neighbors(c echo.Context, d *RecallDeps) error {
+func neighbors(c echo.Context, r Recommender) error {
 	qp := c.QueryParams()
 	for name := range qp {
 		switch name {
@@ -79,17 +71,16 @@ func neighbors(c echo.Context, d *RecallDeps) error {
 	if err != nil {
 		return err
 	}
-	k := 20
+	req := lr.NeighborsRequest{Model: kind, K: 20, LiveOnly: true}
 	if v := qp.Get("k"); v != "" {
-		if k, err = strconv.Atoi(v); err != nil || k < 1 || k > MaxK {
+		if req.K, err = strconv.Atoi(v); err != nil || req.K < 1 || req.K > MaxK {
 			return lr.Errorf(lr.EINVALID, "query parameter \"k\": must be an integer between 1 and %d", MaxK)
 		}
 	}
-	liveOnly := true
 	switch qp.Get("live") {
 	case "", "only":
 	case "all":
-		liveOnly = false
+		req.LiveOnly = false
 	default:
 		return lr.Errorf(lr.EINVALID, "query parameter \"live\": must be only or all")
 	}
@@ -97,61 +88,27 @@ func neighbors(c echo.Context, d *RecallDeps) error {
 	if (uid == "") == (sid == "") {
 		return lr.Errorf(lr.EINVALID, "give exactly one of user_id and streamer_id")
 	}
-	var allowed recall.Allowed = everyone{uint64(d.Ordinals.Len())}
-	if liveOnly {
-		allowed = d.State.Snapshot()
-	}
-	resp := NeighborsResponse{Model: model, Version: d.Index.Version(kind), LiveOnly: liveOnly, Neighbors: []Neighbor{}}
-	var q []float32
-	self := uint32(0)
-	hasSelf := false
+	resp := NeighborsResponse{Model: model, LiveOnly: req.LiveOnly, Neighbors: []Neighbor{}}
 	if uid != "" {
 		id, err := strconv.ParseInt(uid, 10, 64)
 		if err != nil || id <= 0 {
 			return lr.Errorf(lr.EINVALID, "query parameter \"user_id\": must be a positive integer")
 		}
-		vec, ok := d.Index.UserVector(kind, lr.UserID(id))
-		if !ok {
-			return lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", id, model)
-		}
-		q, resp.Query = vec, "user "+uid
+		req.User, resp.Query = lr.UserID(id), "user "+uid
 	} else {
 		id, err := strconv.ParseInt(sid, 10, 64)
 		if err != nil || id <= 0 {
 			return lr.Errorf(lr.EINVALID, "query parameter \"streamer_id\": must be a positive integer")
 		}
-		ord, ok := d.Ordinals.Lookup(lr.StreamerID(id))
-		var vec []float32
-		if ok {
-			vec, ok = d.Index.StreamerVector(kind, ord)
-		}
-		if !ok {
-			return lr.Errorf(lr.ENOTFOUND, "streamer %d has no %s embedding", id, model)
-		}
-		q, resp.Query, self, hasSelf = vec, "streamer "+sid, ord, true
+		req.Streamer, resp.Query = lr.StreamerID(id), "streamer "+sid
 	}
-	want := k
-	if hasSelf {
-		want++
-	}
-	hits, err := d.Index.Search(c.Request().Context(), kind, q, want, allowed)
+	ns, err := r.Neighbors(c.Request().Context(), req)
 	if err != nil {
 		return err
 	}
-	snap := d.State.Snapshot()
-	for _, h := range hits {
-		if hasSelf && h.Ord == self {
-			continue
-		}
-		if len(resp.Neighbors) == k {
-			break
-		}
-		id, _ := d.Ordinals.ID(h.Ord)
-		n := Neighbor{StreamerID: int64(id), Score: h.Score, Live: snap.Contains(h.Ord)}
-		if f, ok := d.State.Features(h.Ord); ok {
-			n.Features = &f
-		}
-		resp.Neighbors = append(resp.Neighbors, n)
+	resp.Version = ns.Version
+	for _, n := range ns.Neighbors {
+		resp.Neighbors = append(resp.Neighbors, Neighbor{StreamerID: int64(n.StreamerID), Score: n.Score, Live: n.Live, Features: n.Features})
 	}
 	return c.JSON(http.StatusOK, resp)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,12 +15,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/live"
-	"github.com/liverecall/liverecall/recall"
-	"github.com/liverecall/liverecall/rerank"
 )
 
 // Limits of a recall request.
@@ -30,25 +27,12 @@ const (
 	MaxCtxBytes = 4096
 )
 
-// ImpressionLogger takes a response's impressions. It must not block: an
-// implementation buffers and drops (and counts) when full.
-type ImpressionLogger interface {
-	Log(imps []lr.Impression)
-}
-
-// RecallDeps is what the recall and debug routes need.
-type RecallDeps struct {
-	Engine      *recall.Engine
-	State       *live.State
-	Ordinals    *lr.Ordinals
-	Index       recall.Index             // for the neighbours endpoint
-	Weights     func() rerank.Weights    // the current reranker weights
-	NCF         func() rerank.NCFScorer  // the current NeuMF scorer, may return nil
-	Impressions ImpressionLogger         // may be nil
-	Now         func() time.Time         // default time.Now
-	stage       *prometheus.HistogramVec // set by RegisterRecall
-	channels    *prometheus.CounterVec   // set by RegisterRecall
-	rerankFails prometheus.Counter       // set by RegisterRecall
+// Recommender is what the recall and neighbours routes need: the
+// recommendation use case (recommend.Service). Its errors are coded
+// (lr.Error) and mapped to status codes by the server.
+type Recommender interface {
+	Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error)
+	Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error)
 }
 
 // RecallRequest is the body of POST /v1/recall.
@@ -71,10 +55,10 @@ type RecallItem struct {
 
 // ItemDebug explains one item (debug requests only).
 type ItemDebug struct {
-	Features map[string]float64    `json:"features"`
-	Why      []rerank.Contribution `json:"why"`
-	Live     live.Features         `json:"live"`
-	Notes    map[string]string     `json:"notes,omitempty"`
+	Features map[string]float64 `json:"features"`
+	Why      []lr.Contribution  `json:"why"`
+	Live     lr.LiveFeatures    `json:"live"`
+	Notes    map[string]string  `json:"notes,omitempty"`
 }
 
 // RecallResponse is the body of a successful POST /v1/recall.
@@ -87,41 +71,17 @@ type RecallResponse struct {
 
 // ResponseDebug is the request-level part of a debug response.
 type ResponseDebug struct {
-	Channels     []recall.Outcome   `json:"channels"`
-	Filtered     map[string]int     `json:"filtered"`
-	TimingsMS    map[string]float64 `json:"timings_ms"`
-	UserKnown    bool               `json:"user_known"`
-	RerankFailed string             `json:"rerank_failed,omitempty"`
-	Candidates   int                `json:"candidates"`
+	Channels     []lr.ChannelOutcome `json:"channels"`
+	Filtered     map[string]int      `json:"filtered"`
+	TimingsMS    map[string]float64  `json:"timings_ms"`
+	UserKnown    bool                `json:"user_known"`
+	RerankFailed string              `json:"rerank_failed,omitempty"`
+	Candidates   int                 `json:"candidates"`
 }
 
-// RegisterRecall adds POST /v1/recall and its metrics.
-func (s *Server) RegisterRecall(d *RecallDeps, reg prometheus.Registerer) {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	d.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "liverecall_recall_stage_seconds",
-		Help:    "Time spent in each stage of a recall request.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .002, .004, .008, .016, .05},
-	}, []string{"stage"})
-	d.channels = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "liverecall_recall_channel_outcomes_total",
-		Help: "Recall channel outcomes (ok, timeout, error, skipped) by channel.",
-	}, []string{"channel", "status"})
-	d.rerankFails = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "liverecall_rerank_failures_total",
-		Help: "Requests served in recall order because reranking failed.",
-	})
-	reg.MustRegister(d.stage, d.channels, d.rerankFails)
-	s.e.POST("/v1/recall", func(c echo.Context) error { return s.recall(c, d) })
-}
-
-// ObserveChannel is the recall engine's observe hook (see recall.New).
-func (d *RecallDeps) ObserveChannel(channel, status string, took time.Duration) {
-	if d.channels != nil {
-		d.channels.WithLabelValues(channel, status).Inc()
-	}
+// RegisterRecall adds POST /v1/recall, answered by r.
+func (s *Server) RegisterRecall(r Recommender) {
+	s.e.POST("/v1/recall", func(c echo.Context) error { return s.recall(c, r) })
 }
 
 func newRequestID() string {
@@ -179,7 +139,7 @@ func (r *RecallRequest) Validate() (int, error) {
 	return k, nil
 }
 
-func (s *Server) recall(c echo.Context, d *RecallDeps) error {
+func (s *Server) recall(c echo.Context, r Recommender) error {
 	start := time.Now()
 	var req RecallRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -195,124 +155,27 @@ func (s *Server) recall(c echo.Context, d *RecallDeps) error {
 	for i, id := range req.Exclude {
 		excl[i] = lr.StreamerID(id)
 	}
-	tDecode := time.Since(start)
-
-	var ncf rerank.NCFScorer
-	if d.NCF != nil {
-		ncf = d.NCF()
-	}
-	res, err := d.Engine.Recall(c.Request().Context(), recall.Request{User: lr.UserID(req.UserID), K: k, Exclude: excl, FullNCF: ncf != nil})
+	page, err := r.Recommend(c.Request().Context(), lr.RecommendRequest{RequestID: rid, User: lr.UserID(req.UserID), K: k, Exclude: excl,
+		Debug: req.Debug, Received: start})
 	if err != nil {
 		return err
 	}
-	tRecall := time.Since(start) - tDecode
+	return c.JSON(http.StatusOK, recallResponse(page))
+}
 
-	items, rerankErr := rerankSafely(res.Candidates, d, ncf, lr.UserID(req.UserID), req.Debug, k)
-	if rerankErr != nil {
-		d.rerankFails.Inc()
-		s.log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)
-	}
-	tRerank := time.Since(start) - tDecode - tRecall
-
-	now := d.Now()
-	resp := RecallResponse{RequestID: rid, ModelVersions: res.Versions, Items: make([]RecallItem, 0, len(items))}
-	shown := make([]lr.StreamerID, 0, len(items))
-	imps := make([]lr.Impression, 0, len(items))
-	versions := versionString(res.Versions)
-	// The impressions' feature vectors, one block for the page: they outlive
-	// the request (the producer's buffer holds them).
-	vecs := make([]float32, 0, len(items)*rerank.NumFeatures)
-	for pos, it := range items {
-		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.Features.StreamID), Score: it.Score, Channels: it.Channels}
-		if req.Debug {
-			fm := map[string]float64{}
-			for j, v := range it.Vector {
-				fm[rerank.FeatureNames[j]] = v
-			}
-			ri.Debug = &ItemDebug{Features: fm, Why: it.Why, Live: it.Features, Notes: it.Extra}
+// recallResponse is page as the body of POST /v1/recall.
+func recallResponse(page *lr.Page) RecallResponse {
+	resp := RecallResponse{RequestID: page.RequestID, ModelVersions: page.ModelVersions, Items: make([]RecallItem, 0, len(page.Items))}
+	for _, it := range page.Items {
+		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.StreamID), Score: it.Score, Channels: it.Channels}
+		if d := it.Debug; d != nil {
+			ri.Debug = &ItemDebug{Features: d.Features, Why: d.Why, Live: d.Live, Notes: d.Notes}
 		}
 		resp.Items = append(resp.Items, ri)
-		shown = append(shown, it.StreamerID)
-		imps = append(imps, lr.Impression{RequestID: rid, UserID: lr.UserID(req.UserID), StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector)})
 	}
-	// The items hold copies of the candidates they came from, and the
-	// response and impressions copies of what they need from the items.
-	nCands := len(res.Candidates)
-	d.Engine.Release(res)
-	rerank.Release(items)
-	d.Engine.MarkShown(lr.UserID(req.UserID), shown)
-	if d.Impressions != nil && len(imps) > 0 {
-		d.Impressions.Log(imps)
+	if d := page.Debug; d != nil {
+		resp.Debug = &ResponseDebug{Channels: d.Channels, Filtered: d.Filtered, TimingsMS: d.TimingsMS, UserKnown: d.UserKnown,
+			RerankFailed: d.RerankFailed, Candidates: d.Candidates}
 	}
-	d.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
-	d.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
-	d.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
-	if req.Debug {
-		resp.Debug = &ResponseDebug{Channels: res.Outcomes, Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: nCands,
-			TimingsMS: map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(start))}}
-		if rerankErr != nil {
-			resp.Debug.RerankFailed = rerankErr.Error()
-		}
-	}
-	return c.JSON(http.StatusOK, resp)
-}
-
-// appendFloat32 appends x, converted, to *block and returns the appended
-// part (nil for nil x), capped so that appending to it cannot overwrite
-// what follows in the block.
-func appendFloat32(block *[]float32, x []float64) []float32 {
-	if x == nil {
-		return nil
-	}
-	start := len(*block)
-	for _, v := range x {
-		*block = append(*block, float32(v))
-	}
-	return (*block)[start:len(*block):len(*block)]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func versionString(v map[string]string) string {
-	var parts []string
-	for _, k := range []string{"mf", "ncf"} {
-		if v[k] != "" {
-			parts = append(parts, k+"="+v[k])
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-// rerankSafely reranks, and on any failure (a panic included) returns the
-// recall order with the channels' scores.
-func rerankSafely(cands []recall.Candidate, d *RecallDeps, ncf rerank.NCFScorer, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("rerank panicked: %v", r)
-			items = recallOrder(cands, k)
-		}
-	}()
-	w := defaultWeights
-	if d.Weights != nil {
-		w = d.Weights()
-	}
-	if err := w.Validate(); err != nil {
-		return recallOrder(cands, k), err
-	}
-	rc := &rerank.Context{User: u, History: d.State.History(u), Follows: d.State.Follows(u), Now: d.Now(), Explain: explain, NCF: ncf}
-	return rerank.Rank(cands, w, rc, k), nil
-}
-
-// defaultWeights is rerank.DefaultWeights, built once (the rerank path must
-// not treat it as writable).
-var defaultWeights = rerank.DefaultWeights()
-
-func recallOrder(cands []recall.Candidate, k int) []rerank.Item {
-	n := min(k, len(cands))
-	out := make([]rerank.Item, n)
-	for i := 0; i < n; i++ {
-		out[i] = rerank.Item{Candidate: cands[i], Score: float64(cands[i].ChanScore)}
-	}
-	return out
+	return resp
 }

@@ -20,9 +20,10 @@ func TestRepeatedRequestsNeverEmptyWhileStreamersLive(t *testing.T) {
 	for _, ch := range recall.Channels {
 		budgets[ch] = 10 * time.Second
 	}
-	f.deps.Engine = recall.New(recall.Config{Now: now, Budget: 10 * time.Second, ChannelBudget: budgets, ShownWindow: 10 * time.Minute},
-		f.state, f.ords, f.idx, nil, f.deps.ObserveChannel)
-	f.deps.Engine.RefreshRankings()
+	engine := recall.New(recall.Config{Now: now, Budget: 10 * time.Second, ChannelBudget: budgets, ShownWindow: 10 * time.Minute},
+		f.state, f.ords, f.idx, nil, nil)
+	engine.RefreshRankings()
+	f.compose(engine)
 	page := func(body string) []int64 {
 		var out []int64
 		for _, it := range recallResp(t, f, body).Items {

@@ -150,8 +150,8 @@ func (m *Manager) Load(ctx context.Context) ([]ReloadResult, error) {
 
 // Reload rebuilds every kind from its active version now (the admin call),
 // even when that version is already serving. It blocks until done or ctx
-// ends and returns []ReloadResult as the summary.
-func (m *Manager) Reload(ctx context.Context) (any, error) {
+// ends and returns what it did per kind.
+func (m *Manager) Reload(ctx context.Context) ([]ReloadResult, error) {
 	return m.reloadAll(ctx, true, false)
 }
 
@@ -610,6 +610,12 @@ func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k 
 	return m.search(ctx, kind, q, k, allowed, false)
 }
 
+// SearchPrecise is Search with exact float32 scans only (Index.SearchPrecise):
+// the operators' neighbour queries, whose answer must be the exact one.
+func (m *Manager) SearchPrecise(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
+	return m.search(ctx, kind, q, k, allowed, true)
+}
+
 func (m *Manager) search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed, precise bool) ([]Hit, error) {
 	s, ok := m.slots[kind]
 	var x *Index
@@ -699,8 +705,8 @@ type KindStatus struct {
 	PreviousVersion string       `json:"previous_version,omitempty"`
 }
 
-// Status describes every kind's serving index ([]KindStatus).
-func (m *Manager) Status() any {
+// Status describes every kind's serving index.
+func (m *Manager) Status() []KindStatus {
 	var out []KindStatus
 	for _, k := range m.cfg.Kinds {
 		s := m.slots[k]

@@ -435,7 +435,7 @@ func TestSearchDuringSwapsNotifyAndRollback(t *testing.T) {
 	waitFor(t, func() bool { return m.Version(lr.ModelMF) == "s2" })
 	// The admin call rebuilds even when unchanged.
 	sum, err := m.Reload(ctx)
-	if err != nil || sum.([]index.ReloadResult)[0].Outcome != "swapped" {
+	if err != nil || sum[0].Outcome != "swapped" {
 		t.Fatalf("Reload: %+v %v", sum, err)
 	}
 	// Rollback goes to the previous index (s2 rebuilt → previous is s2 too);
@@ -445,7 +445,7 @@ func TestSearchDuringSwapsNotifyAndRollback(t *testing.T) {
 	if v, err := m.Rollback(lr.ModelMF); err != nil || v != "s2" || m.Version(lr.ModelMF) != "s2" {
 		t.Fatalf("Rollback: %q %v, serving %q", v, err, m.Version(lr.ModelMF))
 	}
-	st := m.Status().([]index.KindStatus)
+	st := m.Status()
 	if st[0].Version != "s2" || st[0].PreviousVersion != "s1" || st[0].Vectors != 1200 {
 		t.Fatalf("Status %+v", st)
 	}
@@ -554,7 +554,7 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	// The new index's live matrix mirrors the live set.
-	st := m.Status().([]index.KindStatus)
+	st := m.Status()
 	if st[0].LiveVectors == 0 {
 		t.Fatalf("live matrix empty after swap: %+v", st)
 	}

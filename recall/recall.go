@@ -53,6 +53,10 @@ type Index interface {
 	Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error)
 	// Version returns the label of the loaded model version of kind, "" if none.
 	Version(kind lr.ModelKind) string
+	// Dots writes q's dot product with the vector of each of ords under
+	// kind to out, in one call (ok[i] false and out[i] 0 for an ordinal
+	// with no vector, or every one when no model of kind is loaded).
+	Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool)
 }
 
 // Integrity answers the integrity questions that come from Postgres
@@ -663,19 +667,12 @@ func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, excl
 	return c, ""
 }
 
-// Dotter is an Index that scores many streamers against one query in one
-// call (index.Manager does); scoreCandidates uses it when the Index has it.
-type Dotter interface {
-	Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool)
-}
-
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
 // the reranker sees them whichever channel proposed it.
 func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 	if e.index == nil {
 		return
 	}
-	d, batch := e.index.(Dotter)
 	idx, ords, out, ok := sc.idx[:0], sc.ords[:0], sc.out[:0], sc.ok[:0]
 	defer func() { sc.idx, sc.ords, sc.out, sc.ok = idx[:0], ords[:0], out[:0], ok[:0] }()
 	for kind, uv := range q.userVec {
@@ -691,17 +688,7 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 			continue
 		}
 		out, ok = slices.Grow(out[:0], len(idx))[:len(idx)], slices.Grow(ok[:0], len(idx))[:len(idx)]
-		if batch {
-			d.Dots(kind, uv, ords, out, ok)
-		} else {
-			for j, ord := range ords {
-				sv, found := e.index.StreamerVector(kind, ord)
-				out[j], ok[j] = 0, found && len(sv) == len(uv)
-				if ok[j] {
-					out[j] = index.Dot(uv, sv)
-				}
-			}
-		}
+		e.index.Dots(kind, uv, ords, out, ok)
 		for j, i := range idx {
 			if !ok[j] {
 				continue

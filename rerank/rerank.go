@@ -82,30 +82,26 @@ type NCFScorer interface {
 	Score(u lr.UserID, s lr.StreamerID) (float32, bool)
 }
 
-// NCFBatchScorer is an NCFScorer that can also score all of a request's
-// candidates in one call (the NeuMF user side computed once); Rank uses it
-// when the scorer has it. out[i] is -MaxFloat32 for a streamer the model does
-// not know; false means the user is unknown (out is then not written).
-type NCFBatchScorer interface {
-	NCFScorer
-	ScoreMany(u lr.UserID, ids []lr.StreamerID, out []float32) bool
-}
-
-// NCFOrdinalScorer is an NCFBatchScorer that can also take the candidates'
-// serving ordinals instead of their ids (a table lookup each instead of a
-// map lookup); Rank prefers it. out[i] is -MaxFloat32 for a streamer the
-// model does not know; false means the user is unknown.
+// NCFOrdinalScorer scores all of a request's candidates with the full
+// NeuMF model in one call (the user side computed once), by the candidates'
+// serving ordinals (a table lookup each instead of a map lookup). out[i] is
+// -MaxFloat32 for a streamer the model does not know; false means the user
+// is unknown (out is then not written).
 type NCFOrdinalScorer interface {
-	NCFScorer
 	ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool
 }
 
 // Context is what features need beyond the candidate itself.
 type Context struct {
-	User     lr.UserID
-	History  []live.Watch
-	Follows  []lr.StreamerID
-	NCF      NCFScorer // may be nil: the GMF dot product from recall is used
+	User    lr.UserID
+	History []live.Watch
+	Follows []lr.StreamerID
+	// NCF scores one pair at a time and NCFBatch all the candidates in one
+	// call; Rank uses NCFBatch when it is set, else NCF. Both nil: the GMF
+	// dot product recall computed is the NCF score. The wiring sets both
+	// from one model (recommend does).
+	NCF      NCFScorer
+	NCFBatch NCFOrdinalScorer
 	Now      time.Time
 	Explain  bool
 	MaxShare float64 // the largest share of one category in the page; default 0.4
@@ -129,13 +125,18 @@ type Contribution struct {
 	Effect  float64 `json:"effect"` // weight × value
 }
 
-// Features computes the feature vector of c.
+// Features computes the feature vector of c (the NCF score as Rank takes it).
 func Features(c recall.Candidate, ctx *Context, repeats map[lr.StreamerID]int, follows map[lr.StreamerID]bool) []float64 {
 	x := make([]float64, NumFeatures)
 	ncf, hasNCF := c.NCFScore, c.HasNCF
 	if ctx.NCF != nil {
 		if s, ok := ctx.NCF.Score(ctx.User, c.StreamerID); ok {
 			ncf, hasNCF = s, true
+		}
+	} else if ctx.NCFBatch != nil {
+		var out [1]float32
+		if ctx.NCFBatch.ScoreOrdinals(ctx.User, []uint32{c.Ord}, out[:]) && out[0] != -math.MaxFloat32 {
+			ncf, hasNCF = out[0], true
 		}
 	}
 	featuresInto(x, &c, ncf, hasNCF, repeats, follows)
@@ -186,35 +187,22 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	}
 	n := len(cands)
 	// The NCF score of each candidate: the full NeuMF model's when it knows
-	// the pair (with a batch scorer, every candidate in one call), else the
+	// the pair (with NCFBatch, every candidate in one call), else the
 	// GMF dot product recall computed.
 	ncf, hasNCF := grow(&sc.ncf, n), grow(&sc.hasNCF, n)
 	for i := range cands {
 		ncf[i], hasNCF[i] = cands[i].NCFScore, cands[i].HasNCF
 	}
-	batch := false
-	out := grow(&sc.out, n)
-	clear(out) // a scorer that skips a streamer leaves 0, as with a new slice
-	if o, ok := ctx.NCF.(NCFOrdinalScorer); ok && n > 0 {
+	if ctx.NCFBatch != nil && n > 0 {
+		out := grow(&sc.out, n)
+		clear(out) // a scorer that skips a streamer leaves 0, as with a new slice
 		ords := grow(&sc.ords, n)
 		for i := range cands {
 			ords[i] = cands[i].Ord
 		}
-		batch = true
-		if !o.ScoreOrdinals(ctx.User, ords, out) {
+		if !ctx.NCFBatch.ScoreOrdinals(ctx.User, ords, out) {
 			out = out[:0]
 		}
-	} else if b, ok := ctx.NCF.(NCFBatchScorer); ok && n > 0 {
-		ids := grow(&sc.ids, n)
-		for i := range cands {
-			ids[i] = cands[i].StreamerID
-		}
-		batch = true
-		if !b.ScoreMany(ctx.User, ids, out) {
-			out = out[:0]
-		}
-	}
-	if batch {
 		for i, s := range out {
 			if s != -math.MaxFloat32 {
 				ncf[i], hasNCF[i] = s, true
@@ -288,7 +276,6 @@ type scratch struct {
 	ncf     []float32
 	out     []float32
 	hasNCF  []bool
-	ids     []lr.StreamerID
 	ords    []uint32
 	x       []float64
 	scores  []float64

@@ -155,8 +155,9 @@ func (o ordScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool
 	return o.ScoreMany(u, ids, out)
 }
 
-// A scorer with ScoreMany must rank and explain exactly as the same scorer
-// asked one candidate at a time, unknown users and streamers included.
+// A scorer given as NCFBatch must rank and explain exactly as the same
+// scorer asked one candidate at a time (NCF), unknown users and streamers
+// included.
 func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
 	var cands []recall.Candidate
 	for i := 1; i <= 40; i++ {
@@ -168,8 +169,8 @@ func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
 	for _, u := range []lr.UserID{1, 99} {
 		one := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: fnScorer{}, Explain: true}, 20)
 		calls := 0
-		for _, sc := range []rerank.NCFScorer{batchScorer{}, ordScorer{calls: &calls}} {
-			many := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: sc, Explain: true}, 20)
+		for _, sc := range []rerank.NCFOrdinalScorer{ordScorer{calls: &calls}} {
+			many := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: u, NCF: fnScorer{}, NCFBatch: sc, Explain: true}, 20)
 			if len(one) != len(many) {
 				t.Fatalf("user %d: %d items one by one, %d in a batch (%T)", u, len(one), len(many), sc)
 			}
@@ -181,7 +182,7 @@ func TestBatchNCFScorerMatchesPerCandidate(t *testing.T) {
 			}
 		}
 		if calls != 1 {
-			t.Fatalf("ScoreOrdinals called %d times, want once (Rank prefers it)", calls)
+			t.Fatalf("ScoreOrdinals called %d times, want once (Rank prefers NCFBatch)", calls)
 		}
 	}
 	for i := range cands {

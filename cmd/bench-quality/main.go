@@ -26,6 +26,7 @@ import (
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
 	"github.com/liverecall/liverecall/sim"
 )
@@ -77,13 +78,6 @@ func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.Embed
 		}
 	}
 	return nil
-}
-
-// ncfScorer adapts the NeuMF id scorer to rerank.NCFScorer.
-type ncfScorer struct{ s *embed.IDScorer }
-
-func (n ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
-	return n.s.Score(int64(u), int64(s))
 }
 
 func main() {
@@ -147,7 +141,7 @@ func run(ctx context.Context, c config) error {
 		len(trainEvents), len(h.Watches), len(h.Gifts), len(h.Follows), len(h.Streams), time.Since(t0).Seconds())
 
 	store := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}, ids: map[lr.ModelKind]int64{lr.ModelMF: 1, lr.ModelNCF: 2}}
-	var scorer rerank.NCFScorer
+	var ncfModel *embed.IDScorer
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		t := time.Now()
 		m, err := embed.TrainLive(ctx, &h, embed.DefaultLiveConfig(kind))
@@ -160,7 +154,7 @@ func run(ctx context.Context, c config) error {
 		}
 		store.models[kind] = m
 		if m.Scorer != nil {
-			scorer = ncfScorer{m.Scorer}
+			ncfModel = m.Scorer
 		}
 		fmt.Printf("trained %s in %.1f s: held-out HR@10 %.3f (availability-aware, within the history)\n", kind, time.Since(t).Seconds(), m.Metrics.All.HR10)
 	}
@@ -171,6 +165,10 @@ func run(ctx context.Context, c config) error {
 	}
 	if _, err := mgr.Load(ctx); err != nil {
 		return err
+	}
+	var scorer *recommend.NeuMF
+	if ncfModel != nil {
+		scorer = recommend.NewNeuMF("ncf-bench", ncfModel, ords)
 	}
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now, HistoryLen: 50})
 	apply := func(evs []lr.Event) {
@@ -196,15 +194,19 @@ func run(ctx context.Context, c config) error {
 		}
 		return d
 	}
+	// Each variant is the service's composition (recommend.Service) over
+	// its own recall engine; the recall-only ones serve the recall order.
 	type variant struct {
-		name   string
-		engine *recall.Engine
-		rerank bool
-		eval   *sim.Evaluator
+		name    string
+		engine  *recall.Engine
+		service *recommend.Service
+		eval    *sim.Evaluator
 	}
 	mk := func(name string, disabled map[string]bool, rr bool) *variant {
 		e := recall.New(recall.Config{Budget: time.Second, ShownDisabled: true, Disabled: disabled, Now: now}, state, ords, mgr, nil, nil)
-		return &variant{name: name, engine: e, rerank: rr, eval: sim.NewEvaluator(10)}
+		svc := recommend.New(recommend.Config{Recall: e, Users: state, Streams: state, Index: mgr, Ordinals: ords,
+			Scorers: recommend.Fixed(rerank.DefaultWeights(), scorer), RecallOrder: !rr, Now: now})
+		return &variant{name: name, engine: e, service: svc, eval: sim.NewEvaluator(10)}
 	}
 	variants := []*variant{
 		mk("trending only", only(recall.ChanTrending), false),
@@ -243,24 +245,13 @@ func run(ctx context.Context, c config) error {
 		decisions++
 		flush(ch.TS)
 		for _, v := range variants {
-			res, err := v.engine.Recall(ctx, recall.Request{User: ch.User, K: 10})
+			page, err := v.service.Recommend(ctx, lr.RecommendRequest{User: ch.User, K: 10})
 			if err != nil {
 				return err
 			}
 			var ranked []lr.StreamerID
-			if v.rerank {
-				items := rerank.Rank(res.Candidates, rerank.DefaultWeights(), &rerank.Context{User: ch.User, History: state.History(ch.User),
-					Follows: state.Follows(ch.User), NCF: scorer, Now: ch.TS}, 10)
-				for _, it := range items {
-					ranked = append(ranked, it.StreamerID)
-				}
-			} else {
-				for i, cand := range res.Candidates {
-					if i == 10 {
-						break
-					}
-					ranked = append(ranked, cand.StreamerID)
-				}
+			for _, it := range page.Items {
+				ranked = append(ranked, it.StreamerID)
 			}
 			v.eval.Add(ch, ranked)
 		}

@@ -41,6 +41,7 @@ import (
 	"github.com/liverecall/liverecall/internal/loadgen"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
 )
 
@@ -165,16 +166,17 @@ func main() {
 	check(err)
 	fmt.Printf("NeuMF scorer for rerank (%d users, %d streamers) in %.1f s\n", nUsers, n, time.Since(t0).Seconds())
 
-	srv := api.New(api.Config{}, log, reg, reg)
-	weights := rerank.DefaultWeights()
-	deps := &api.RecallDeps{State: state, Ordinals: ords, Index: mgr, Weights: func() rerank.Weights { return weights },
-		NCF: func() rerank.NCFScorer { return ncf }}
-	// The service's defaults, the already-shown filter included (every
-	// response's streamers are remembered for 10 minutes per user).
-	eng := recall.New(recall.Config{}, state, ords, mgr, nil, deps.ObserveChannel)
-	deps.Engine = eng
-	srv.RegisterRecall(deps, reg)
+	// The service's composition: the defaults of recall, the already-shown
+	// filter included (every page's streamers are remembered for 10
+	// minutes per user), rerank with the default weights and the NeuMF
+	// scorer, no impression log.
+	eng := recall.New(recall.Config{}, state, ords, mgr, nil, nil)
 	eng.RefreshRankings()
+	var trace recommend.Trace
+	svc := recommend.New(recommend.Config{Recall: eng, Users: state, Streams: state, Index: mgr, Ordinals: ords,
+		Scorers: recommend.Fixed(rerank.DefaultWeights(), ncf), Registerer: reg, Trace: func(t recommend.Trace) { trace = t }})
+	srv := api.New(api.Config{}, log, reg, reg)
+	srv.RegisterRecall(svc)
 
 	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
@@ -182,7 +184,8 @@ func main() {
 		check(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
 	}
-	// (1) In-process: recall + rerank, one request at a time.
+	// (1) In-process: the service's Recommend (recall, rerank, the page and
+	// its shown-marking; no impression log), one request at a time.
 	var inproc []time.Duration
 	stages := map[string][]time.Duration{}
 	cpu0 := cpuTime()
@@ -191,16 +194,12 @@ func main() {
 	for i := 0; i < 3000; i++ {
 		u := lr.UserID(rng.IntN(nUsers) + 1)
 		s := time.Now()
-		r, err := eng.Recall(ctx, recall.Request{User: u, K: k, FullNCF: true})
+		_, err := svc.Recommend(ctx, lr.RecommendRequest{User: u, K: k})
 		check(err)
-		tRecall := time.Since(s)
-		items := rerank.Rank(r.Candidates, weights, &rerank.Context{User: u, History: state.History(u), Follows: state.Follows(u), NCF: ncf, Now: now}, k)
-		eng.Release(r) // as the service does once the items are built
-		rerank.Release(items)
 		inproc = append(inproc, time.Since(s))
-		stages["recall (channels + merge)"] = append(stages["recall (channels + merge)"], tRecall)
-		stages["rerank"] = append(stages["rerank"], inproc[len(inproc)-1]-tRecall)
-		for _, o := range r.Outcomes {
+		stages["recall (channels + merge)"] = append(stages["recall (channels + merge)"], trace.Recall)
+		stages["rerank"] = append(stages["rerank"], trace.Rerank)
+		for _, o := range trace.Outcomes {
 			if o.Status == "ok" {
 				stages["channel "+o.Channel] = append(stages["channel "+o.Channel], o.Took)
 			}
@@ -591,24 +590,10 @@ func lostChannels(before, after map[string]float64) int {
 	return int(n)
 }
 
-// idScorer adapts the NeuMF scorer to rerank's interfaces, as the service's
-// ncfScorer does (with the ordinal table it builds at load).
-type idScorer struct{ s *embed.IDScorer }
-
-var _ rerank.NCFOrdinalScorer = idScorer{}
-
-func (n idScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
-	return n.s.Score(int64(u), int64(s))
-}
-
-func (n idScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
-	return n.s.ScoreOrdinals(int64(u), ords, out)
-}
-
 // benchScorer builds a NeuMF of the default architecture over nUsers users
 // and n streamers (ids from 1), trained for one epoch on a few random pairs:
 // random weights, which cost what trained ones do.
-func benchScorer(n int, ords *lr.Ordinals) (idScorer, error) {
+func benchScorer(n int, ords *lr.Ordinals) (*recommend.NeuMF, error) {
 	cfg := embed.DefaultNeuMFConfig()
 	cfg.Pretrain, cfg.Epochs = nil, 1
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -618,7 +603,7 @@ func benchScorer(n int, ords *lr.Ordinals) (idScorer, error) {
 	}
 	m, err := embed.TrainNeuMF(context.Background(), train, nUsers, n, cfg)
 	if err != nil {
-		return idScorer{}, err
+		return nil, err
 	}
 	uids, sids := make([]int64, nUsers), make([]int64, n)
 	for i := range uids {
@@ -627,10 +612,7 @@ func benchScorer(n int, ords *lr.Ordinals) (idScorer, error) {
 	for i := range sids {
 		sids[i] = int64(i + 1)
 	}
-	sc := embed.NewIDScorer(m, uids, sids)
-	sc.Prepare()
-	sc.IndexOrdinals(ords)
-	return idScorer{sc}, nil
+	return recommend.NewNeuMF("ncf-bench", embed.NewIDScorer(m, uids, sids), ords), nil
 }
 
 // cpuTime is the process's CPU time so far (user + system, every thread).

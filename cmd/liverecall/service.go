@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,13 +15,12 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
-	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/recall"
-	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/recommend"
 )
 
 var (
@@ -84,11 +82,11 @@ type service struct {
 	idx       *index.Manager
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
+	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
+	recommend *recommend.Service
 	imps      *events.ImpressionProducer
 	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
 	http      *api.Server
-	weights   atomic.Pointer[rerank.Weights]
-	ncf       atomic.Pointer[ncfScorer]
 	started   time.Time
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
@@ -102,66 +100,6 @@ var errShuttingDown = lr.Errorf(lr.EUNAVAILABLE, "the service is shutting down: 
 
 // dbPingTimeout bounds the database check of /readyz and of an admin reload.
 const dbPingTimeout = 2 * time.Second
-
-// ncfScorer is the full NeuMF scorer of one NCF model version, for rerank.
-type ncfScorer struct {
-	version string
-	s       *embed.IDScorer
-}
-
-// Rank scores all of a request's candidates in one call through it.
-var _ rerank.NCFOrdinalScorer = (*ncfScorer)(nil)
-
-func (n *ncfScorer) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
-	return n.s.Score(int64(u), int64(s))
-}
-
-// ScoreOrdinals scores a request's candidates in one pass, by their
-// ordinals, through the table loadNCFScorer built (rerank.NCFOrdinalScorer).
-func (n *ncfScorer) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
-	return n.s.ScoreOrdinals(int64(u), ords, out)
-}
-
-// ncfScorer returns the NeuMF scorer of the NCF version the index serves,
-// or nil (rerank then uses the GMF dot product) while it is not loaded.
-func (s *service) ncfScorer() rerank.NCFScorer {
-	n := s.ncf.Load()
-	if n == nil || n.version != s.idx.Version(lr.ModelNCF) {
-		return nil
-	}
-	return n
-}
-
-// loadNCFScorer loads the full NeuMF scorer of the active NCF version once
-// the index serves that version.
-func (s *service) loadNCFScorer(ctx context.Context) {
-	serving := s.idx.Version(lr.ModelNCF)
-	if cur := s.ncf.Load(); serving == "" || (cur != nil && cur.version == serving) {
-		return
-	}
-	mv, err := s.db.ActiveModel(ctx, lr.ModelNCF)
-	if err != nil || mv.Version != serving {
-		return // the index has not caught up with the active version yet
-	}
-	// The scorer is in model_scorers (an imported version has none); the
-	// migration that created that table moved the scorers of older versions
-	// out of their params, so there is nothing to fall back to.
-	format, blob, err := s.db.ModelScorer(ctx, mv.ID)
-	var sc *embed.IDScorer
-	if err == nil {
-		sc, err = embed.DecodeScorer(format, blob)
-	}
-	if err != nil {
-		if lr.ErrorCode(err) != lr.ENOTFOUND && ctx.Err() == nil {
-			s.app.Log.Warn("NeuMF scorer of the active NCF version not loaded; rerank uses the GMF dot product", "version", mv.Version, "err", err)
-		}
-		return
-	}
-	sc.Prepare() // the serving tables, before the first request needs them
-	sc.IndexOrdinals(s.ords)
-	s.ncf.Store(&ncfScorer{version: mv.Version, s: sc})
-	s.app.Log.Info("NeuMF scorer loaded", "version", mv.Version)
-}
 
 func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, error) {
 	if cfg.migrate {
@@ -179,56 +117,73 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 	}
 	s := &service{cfg: cfg, app: app, db: db, reg: prometheus.NewRegistry(), ords: lr.NewOrdinals(), started: time.Now()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	w := rerank.DefaultWeights()
-	s.weights.Store(&w)
+	if err := s.build(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wireHTTP()
+	return s, nil
+}
 
-	s.idx, err = index.NewManager(index.Config{Store: db, Ordinals: s.ords, Params: index.Params{EfSearch: cfg.index.efSearch},
+// build makes the parts: the index, the live view seeded from Postgres,
+// the Kafka consumers and producer, recall and the recommendation service.
+func (s *service) build(ctx context.Context) error {
+	cfg, app := s.cfg, s.app
+	var err error
+	s.idx, err = index.NewManager(index.Config{Store: s.db, Ordinals: s.ords, Params: index.Params{EfSearch: cfg.index.efSearch},
 		ExactThreshold: cfg.index.exactThreshold, RecallFloor: cfg.index.recallFloor, SnapshotDir: cfg.index.snapshotDir,
 		CheckEvery: cfg.index.checkEvery, Registerer: s.reg, Logger: app.Log})
 	if err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
 	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }})
 	if err := s.loadUserState(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
 	replica := events.NewReplicaID() // names this run's pages in the impressions topic
 	if len(cfg.brokers) > 0 {
-		m := events.NewMetrics(s.reg)
 		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
-			Lookback: cfg.lookback, Log: app.Log, Metrics: m}, s.state)
+			Lookback: cfg.lookback, Log: app.Log, Metrics: events.NewMetrics(s.reg)}, s.state)
 		if err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
 		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Replica: replica, Log: app.Log, Registerer: s.reg})
 	} else {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
-	s.integrity = recall.NewIntegrityCache(db, app.Log)
-
-	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody)}, app.Log, s.reg, s.reg)
-	deps := &api.RecallDeps{State: s.state, Ordinals: s.ords, Index: s.idx,
-		Weights: func() rerank.Weights { return *s.weights.Load() }, NCF: s.ncfScorer}
-	if s.imps != nil {
-		deps.Impressions = s.imps
-	}
+	s.integrity = recall.NewIntegrityCache(s.db, app.Log)
 	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg},
-		s.state, s.ords, s.idx, s.integrity, deps.ObserveChannel)
-	deps.Engine = s.engine
+		s.state, s.ords, s.idx, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
 		// What the other replicas showed counts here too.
 		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Window: s.engine.ShownWindow(),
 			Replica: replica, Record: s.engine.RecordShown, Log: app.Log, Registerer: s.reg})
 		if err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
 	}
-	s.http.RegisterRecall(deps, s.reg)
-	s.http.RegisterDebug(deps, cfg.adminToken, cfg.debugOpen)
+	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log})
+	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
+		Log: app.Log, Registerer: s.reg}
+	if s.imps != nil {
+		rc.Impressions = s.imps
+	}
+	s.recommend = recommend.New(rc)
+	return nil
+}
+
+// activeWeights reads the active reranker weights (recommend.ModelsConfig).
+func (s *service) activeWeights(ctx context.Context) (string, []byte, error) {
+	m, err := s.db.ActiveRerankModel(ctx)
+	return m.Version, m.Weights, err
+}
+
+// wireHTTP makes the HTTP edge: routes and readiness.
+func (s *service) wireHTTP() {
+	cfg := s.cfg
+	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody)}, s.app.Log, s.reg, s.reg)
+	s.http.RegisterRecall(s.recommend)
+	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
@@ -260,12 +215,11 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 	s.http.AddReadinessWarning("database", func() error {
 		pctx, cancel := context.WithTimeout(context.Background(), dbPingTimeout)
 		defer cancel()
-		if err := db.Ping(pctx); err != nil {
+		if err := s.db.Ping(pctx); err != nil {
 			return fmt.Errorf("%s: serving from memory; index reloads and the refresh of bans, blocks and weights wait for it", lr.ErrorMessage(err))
 		}
 		return nil
 	})
-	return s, nil
 }
 
 // loadUserState seeds follows and the last day of watch history from
@@ -299,38 +253,21 @@ func (s *service) loadUserState(ctx context.Context) error {
 	return nil
 }
 
-// refresh reloads the slowly changing inputs: bans, blocks, rerank weights.
+// refresh reloads the slowly changing inputs: bans, blocks, and the
+// reranker's models (recommend.Models.Refresh).
 func (s *service) refresh(ctx context.Context) {
-	s.loadNCFScorer(ctx)
+	s.models.LoadNCF(ctx)
 	if err := s.integrity.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.app.Log.Warn("integrity refresh failed; keeping the last good bans and blocks", "err", err)
 	}
-	m, err := s.db.ActiveRerankModel(ctx)
-	switch {
-	case err == nil:
-		w, err := rerank.ParseWeights(m.Weights)
-		if err != nil {
-			s.app.Log.Warn("active rerank weights refused; keeping the current ones", "version", m.Version, "err", err)
-			return
-		}
-		w.Version = m.Version
-		if cur := s.weights.Load(); cur.Version != w.Version {
-			s.app.Log.Info("rerank weights loaded", "version", w.Version)
-		}
-		s.weights.Store(&w)
-	case lr.ErrorCode(err) == lr.ENOTFOUND:
-	default:
-		if ctx.Err() == nil {
-			s.app.Log.Warn("rerank weights refresh failed", "err", err)
-		}
-	}
+	s.models.RefreshWeights(ctx)
 }
 
 // Reload implements api.Admin. It is refused (lr.EUNAVAILABLE, naming the
 // database) while the database does not answer, and cancelled with
 // errShuttingDown when the service starts to shut down: a rebuild can take
 // minutes and must not hold a pod past its termination grace period.
-func (s *service) Reload(ctx context.Context) (any, error) {
+func (s *service) Reload(ctx context.Context) ([]api.KindReload, error) {
 	if s.life != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
@@ -347,24 +284,45 @@ func (s *service) Reload(ctx context.Context) (any, error) {
 		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "reload",
 			Message: lr.ErrorMessage(err) + ": reload refused, the serving indexes are kept; retry when it is back", Err: err}
 	}
-	return s.idx.Reload(ctx)
+	res, err := s.idx.Reload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.KindReload, len(res))
+	for i, r := range res {
+		out[i] = api.KindReload(r)
+	}
+	return out, nil
 }
 
 // Status implements api.Admin.
-func (s *service) Status() any {
-	st := map[string]any{
-		"uptime_s":     int(time.Since(s.started).Seconds()),
-		"live":         s.state.Live(),
-		"users":        s.state.Users(),
-		"index":        s.idx.Status(),
-		"rerank":       s.weights.Load().Version,
-		"kafka":        len(s.cfg.brokers) > 0,
-		"caught_up":    s.consumer != nil && s.consumer.CaughtUp(),
-		"consumer_lag": []events.PartitionLag{},
+func (s *service) Status() api.Status {
+	st := api.Status{
+		UptimeS:     int(time.Since(s.started).Seconds()),
+		Live:        s.state.Live(),
+		Users:       s.state.Users(),
+		Rerank:      s.models.Weights().Version,
+		Kafka:       len(s.cfg.brokers) > 0,
+		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
+		ConsumerLag: []api.PartitionLag{},
+	}
+	if idx := s.idx.Status(); idx != nil {
+		st.Index = make([]api.IndexStatus, len(idx))
+		for i, k := range idx {
+			st.Index[i] = api.IndexStatus(k)
+		}
 	}
 	if s.consumer != nil {
-		st["consumer_lag"] = s.consumer.Lag()
-		st["staleness_s"] = s.consumer.Staleness().Seconds()
+		lag := s.consumer.Lag()
+		st.ConsumerLag = nil
+		if lag != nil {
+			st.ConsumerLag = make([]api.PartitionLag, len(lag))
+			for i, l := range lag {
+				st.ConsumerLag[i] = api.PartitionLag(l)
+			}
+		}
+		staleness := s.consumer.Staleness().Seconds()
+		st.StalenessS = &staleness
 	}
 	return st
 }
@@ -405,7 +363,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		if _, err := s.idx.Load(gctx); err != nil && gctx.Err() == nil {
 			s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
 		}
-		s.loadNCFScorer(gctx)
+		s.models.LoadNCF(gctx)
 		s.idx.Run(gctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/recall"
 )
 
@@ -75,6 +76,22 @@ func (x *ExactIndex) Version(kind lr.ModelKind) string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.versions[kind]
+}
+
+// Dots is recall.Index's batch dot product, vector by vector.
+func (x *ExactIndex) Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool) {
+	for j, ord := range ords {
+		sv, found := x.StreamerVector(kind, ord)
+		out[j], ok[j] = 0, found && len(sv) == len(q)
+		if ok[j] {
+			out[j] = index.Dot(q, sv)
+		}
+	}
+}
+
+// SearchPrecise is Search: every search here is an exact float scan.
+func (x *ExactIndex) SearchPrecise(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error) {
+	return x.Search(ctx, kind, q, k, allowed)
 }
 
 // Search scores every allowed vector; ties break by ordinal.

@@ -1,0 +1,85 @@
+package recommend
+
+import (
+	"context"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/recall"
+)
+
+// MaxNeighbors bounds NeighborsRequest.K.
+const MaxNeighbors = 1000
+
+// everyone accepts every ordinal given so far.
+type everyone struct{ n uint64 }
+
+func (e everyone) Contains(uint32) bool   { return true }
+func (e everyone) GetCardinality() uint64 { return e.n }
+
+// Neighbors answers an operator's neighbour query: the K streamers whose
+// vectors under req.Model have the highest dot product with the user's
+// vector (what the user would be recommended) or with the streamer's (the
+// streamer itself left out), live ones only or all, found by an exact
+// float32 scan (Vectors.SearchPrecise: what operators see is the exact
+// answer, never the 8-bit scan recall may use). Each row says whether the
+// streamer is live, and a live one carries its features. lr.EINVALID for a
+// bad request, lr.ENOTFOUND when the user or streamer has no vector,
+// lr.EUNAVAILABLE when no index of the model is loaded.
+func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error) {
+	if (req.User == 0) == (req.Streamer == 0) {
+		return nil, lr.Errorf(lr.EINVALID, "give exactly one of user_id and streamer_id")
+	}
+	if req.K < 1 || req.K > MaxNeighbors {
+		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and %d, got %d", MaxNeighbors, req.K)
+	}
+	kind := req.Model
+	var q []float32
+	self, hasSelf := uint32(0), false
+	if req.User != 0 {
+		vec, ok := s.cfg.Index.UserVector(kind, req.User)
+		if !ok {
+			return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", req.User, kind)
+		}
+		q = vec
+	} else {
+		ord, ok := s.cfg.Ordinals.Lookup(req.Streamer)
+		var vec []float32
+		if ok {
+			vec, ok = s.cfg.Index.StreamerVector(kind, ord)
+		}
+		if !ok {
+			return nil, lr.Errorf(lr.ENOTFOUND, "streamer %d has no %s embedding", req.Streamer, kind)
+		}
+		q, self, hasSelf = vec, ord, true
+	}
+	var allowed recall.Allowed = everyone{uint64(s.cfg.Ordinals.Len())}
+	snap := s.cfg.Streams.Snapshot()
+	if req.LiveOnly {
+		allowed = snap
+	}
+	want := req.K
+	if hasSelf {
+		want++
+	}
+	out := &lr.Neighbors{Version: s.cfg.Index.Version(kind), Neighbors: []lr.Neighbor{}}
+	hits, err := s.cfg.Index.SearchPrecise(ctx, kind, q, want, allowed)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hits {
+		if hasSelf && h.Ord == self {
+			continue
+		}
+		if len(out.Neighbors) == req.K {
+			break
+		}
+		id, _ := s.cfg.Ordinals.ID(h.Ord)
+		n := lr.Neighbor{StreamerID: id, Score: h.Score, Live: snap.Contains(h.Ord)}
+		if f, ok := s.cfg.Streams.Features(h.Ord); ok {
+			lf := lr.LiveFeatures(f)
+			n.Features = &lf
+		}
+		out.Neighbors = append(out.Neighbors, n)
+	}
+	return out, nil
+}

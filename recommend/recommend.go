@@ -1,0 +1,328 @@
+package recommend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/rerank"
+)
+
+// Recaller is the recall stage (recall.Engine): candidates for a request,
+// handed back with Release once read, and the shown log.
+type Recaller interface {
+	Recall(ctx context.Context, req recall.Request) (*recall.Result, error)
+	Release(res *recall.Result)
+	MarkShown(u lr.UserID, ids []lr.StreamerID)
+}
+
+// Users is what rerank needs to know of a user (live.State): the recent
+// watches and the follows. The slices are not modified.
+type Users interface {
+	History(u lr.UserID) []live.Watch
+	Follows(u lr.UserID) []lr.StreamerID
+}
+
+// Streams is what neighbour queries need of the live set (live.State).
+type Streams interface {
+	Snapshot() *live.Snapshot
+	Features(ord uint32) (live.Features, bool)
+}
+
+// Vectors is what neighbour queries need of the index (index.Manager): the
+// query's vector and an exact float32 search.
+type Vectors interface {
+	UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool)
+	StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool)
+	// SearchPrecise returns up to k allowed streamers (nil: all) with the
+	// highest dot product with q, best first, scanning in float32 only.
+	SearchPrecise(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error)
+	Version(kind lr.ModelKind) string
+}
+
+// NCF is the full NeuMF model as rerank takes it: one pair at a time, or a
+// request's candidates by ordinal in one call.
+type NCF interface {
+	rerank.NCFScorer
+	rerank.NCFOrdinalScorer
+}
+
+// Scorers gives the reranker's current models; read once per request.
+// Models implements it; Fixed gives constant ones.
+type Scorers interface {
+	Weights() rerank.Weights
+	// NCF returns the NeuMF scorer to rerank with, or nil (rerank then
+	// takes the GMF dot product recall computed).
+	NCF() NCF
+}
+
+// ImpressionLogger takes a page's impressions. It must not block: an
+// implementation buffers and drops (and counts) when full.
+type ImpressionLogger interface {
+	Log(imps []lr.Impression)
+}
+
+// Config is what a Service is composed of. Recall is required for
+// Recommend, Streams, Index and Ordinals for Neighbors.
+type Config struct {
+	Recall      Recaller
+	Users       Users   // nil: rerank sees no history and no follows
+	Streams     Streams // live set and features for neighbour queries
+	Index       Vectors
+	Ordinals    *lr.Ordinals
+	Scorers     Scorers          // nil: the default weights, no NeuMF
+	Impressions ImpressionLogger // nil: impressions are not logged
+	// RecallOrder serves the recall order without reranking (the quality
+	// benchmark's recall-only variants).
+	RecallOrder bool
+	Now         func() time.Time // default time.Now
+	Log         *slog.Logger     // default: discard
+	Registerer  prometheus.Registerer
+	// Trace, if set, is called once per answered request with its stage
+	// times and channel outcomes (for benchmarks; Outcomes is valid only
+	// during the call).
+	Trace func(Trace)
+}
+
+// Trace is what one request spent where (Config.Trace).
+type Trace struct {
+	Recall   time.Duration // channels, merge and filters
+	Rerank   time.Duration // rerank, or the recall-order fallback
+	Outcomes []recall.Outcome
+}
+
+// Service composes a recommendation. It is safe for concurrent use.
+type Service struct {
+	cfg         Config
+	stage       *prometheus.HistogramVec
+	channels    *prometheus.CounterVec
+	rerankFails prometheus.Counter
+}
+
+// New returns a Service over cfg's parts. Its metrics are registered on
+// cfg.Registerer when it is set.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Scorers == nil {
+		cfg.Scorers = Fixed(rerank.DefaultWeights(), nil)
+	}
+	s := &Service{cfg: cfg}
+	s.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "liverecall_recall_stage_seconds",
+		Help:    "Time spent in each stage of a recall request.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .002, .004, .008, .016, .05},
+	}, []string{"stage"})
+	s.channels = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_recall_channel_outcomes_total",
+		Help: "Recall channel outcomes (ok, timeout, error, skipped) by channel.",
+	}, []string{"channel", "status"})
+	s.rerankFails = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "liverecall_rerank_failures_total",
+		Help: "Requests served in recall order because reranking failed.",
+	})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.stage, s.channels, s.rerankFails)
+	}
+	return s
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Recommend answers one request: recall (channels, merge, integrity and
+// shown filters), rerank — on any rerank failure, a panic included, the
+// recall order with the channels' scores, counted and logged — then marks
+// the page shown to the user, logs its impressions and records the stage
+// times. It fails only when recall does (lr.EINVALID for k < 1). The page
+// and the impressions hold copies: nothing of them is reused.
+func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error) {
+	start := time.Now()
+	received := req.Received
+	if received.IsZero() || received.After(start) {
+		received = start
+	}
+	tDecode := start.Sub(received)
+	rid := req.RequestID
+	if rid == "" {
+		rid = newRequestID()
+	}
+	ncf := s.cfg.Scorers.NCF()
+	res, err := s.cfg.Recall.Recall(ctx, recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, FullNCF: ncf != nil})
+	if err != nil {
+		return nil, err
+	}
+	tRecall := time.Since(start)
+	for _, o := range res.Outcomes {
+		s.channels.WithLabelValues(o.Channel, o.Status).Inc()
+	}
+
+	var items []rerank.Item
+	var rerankErr error
+	if s.cfg.RecallOrder {
+		items = recallOrder(res.Candidates, req.K)
+	} else {
+		items, rerankErr = s.rerankSafely(res.Candidates, ncf, req.User, req.Debug, req.K)
+	}
+	if rerankErr != nil {
+		s.rerankFails.Inc()
+		s.cfg.Log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)
+	}
+	tRerank := time.Since(start) - tRecall
+
+	page := s.page(rid, req, res, items)
+	nCands := len(res.Candidates)
+	// The items hold copies of the candidates they came from, and the page
+	// and impressions copies of what they need from the items.
+	s.cfg.Recall.Release(res)
+	rerank.Release(items)
+	s.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
+	s.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
+	s.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(Trace{Recall: tRecall, Rerank: tRerank, Outcomes: res.Outcomes})
+	}
+	if req.Debug {
+		page.Debug = &lr.PageDebug{Channels: outcomes(res.Outcomes), Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: nCands,
+			TimingsMS: map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(received))}}
+		if rerankErr != nil {
+			page.Debug.RerankFailed = rerankErr.Error()
+		}
+	}
+	return page, nil
+}
+
+// page builds the page of items, marks it shown and logs its impressions
+// (when there is an impression log).
+func (s *Service) page(rid string, req lr.RecommendRequest, res *recall.Result, items []rerank.Item) *lr.Page {
+	now := s.cfg.Now()
+	page := &lr.Page{RequestID: rid, ModelVersions: res.Versions, Items: make([]lr.PageItem, 0, len(items))}
+	shown := make([]lr.StreamerID, 0, len(items))
+	logging := s.cfg.Impressions != nil
+	var imps []lr.Impression
+	var vecs []float32
+	var versions string
+	if logging {
+		imps = make([]lr.Impression, 0, len(items))
+		versions = versionString(res.Versions)
+		// The impressions' feature vectors, one block for the page: they
+		// outlive the request (the producer's buffer holds them).
+		vecs = make([]float32, 0, len(items)*rerank.NumFeatures)
+	}
+	for pos, it := range items {
+		pi := lr.PageItem{StreamerID: it.StreamerID, StreamID: it.Features.StreamID, Score: it.Score, Channels: it.Channels}
+		if req.Debug {
+			fm := map[string]float64{}
+			for j, v := range it.Vector {
+				fm[rerank.FeatureNames[j]] = v
+			}
+			pi.Debug = &lr.ItemDebug{Features: fm, Why: contributions(it.Why), Live: lr.LiveFeatures(it.Features), Notes: it.Extra}
+		}
+		page.Items = append(page.Items, pi)
+		shown = append(shown, it.StreamerID)
+		if !logging {
+			continue
+		}
+		imps = append(imps, lr.Impression{RequestID: rid, UserID: req.User, StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector)})
+	}
+	s.cfg.Recall.MarkShown(req.User, shown)
+	if logging && len(imps) > 0 {
+		s.cfg.Impressions.Log(imps)
+	}
+	return page
+}
+
+func outcomes(os []recall.Outcome) []lr.ChannelOutcome {
+	out := make([]lr.ChannelOutcome, len(os))
+	for i, o := range os {
+		out[i] = lr.ChannelOutcome(o)
+	}
+	return out
+}
+
+func contributions(cs []rerank.Contribution) []lr.Contribution {
+	if cs == nil {
+		return nil
+	}
+	out := make([]lr.Contribution, len(cs))
+	for i, c := range cs {
+		out[i] = lr.Contribution(c)
+	}
+	return out
+}
+
+// appendFloat32 appends x, converted, to *block and returns the appended
+// part (nil for nil x), capped so that appending to it cannot overwrite
+// what follows in the block.
+func appendFloat32(block *[]float32, x []float64) []float32 {
+	if x == nil {
+		return nil
+	}
+	start := len(*block)
+	for _, v := range x {
+		*block = append(*block, float32(v))
+	}
+	return (*block)[start:len(*block):len(*block)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func versionString(v map[string]string) string {
+	var parts []string
+	for _, k := range []string{"mf", "ncf"} {
+		if v[k] != "" {
+			parts = append(parts, k+"="+v[k])
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// rerankSafely reranks, and on any failure (a panic included) returns the
+// recall order with the channels' scores.
+func (s *Service) rerankSafely(cands []recall.Candidate, ncf NCF, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rerank panicked: %v", r)
+			items = recallOrder(cands, k)
+		}
+	}()
+	w := s.cfg.Scorers.Weights()
+	if err := w.Validate(); err != nil {
+		return recallOrder(cands, k), err
+	}
+	rc := &rerank.Context{User: u, Now: s.cfg.Now(), Explain: explain}
+	if ncf != nil {
+		rc.NCF, rc.NCFBatch = ncf, ncf
+	}
+	if s.cfg.Users != nil {
+		rc.History, rc.Follows = s.cfg.Users.History(u), s.cfg.Users.Follows(u)
+	}
+	return rerank.Rank(cands, w, rc, k), nil
+}
+
+func recallOrder(cands []recall.Candidate, k int) []rerank.Item {
+	n := min(k, len(cands))
+	out := make([]rerank.Item, n)
+	for i := 0; i < n; i++ {
+		out[i] = rerank.Item{Candidate: cands[i], Score: float64(cands[i].ChanScore)}
+	}
+	return out
+}

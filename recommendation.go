@@ -1,0 +1,122 @@
+package liverecall
+
+import "time"
+
+// The types of this file are the use case "recommend a page of live
+// streamers" as its callers see it: recommend.Service takes and returns
+// them, and the HTTP edge (api/) speaks only these, so it needs none of the
+// packages that compose a recommendation.
+
+// RecommendRequest asks for one page for one user.
+type RecommendRequest struct {
+	// RequestID names the page in impressions and logs; empty: the
+	// recommender makes one.
+	RequestID string
+	User      UserID
+	K         int          // page size, 1 or more
+	Exclude   []StreamerID // never recommended in this page
+	Debug     bool         // fill Page.Debug and PageItem.Debug
+	// Received is when the caller received the request (zero: when
+	// Recommend is called); the time until Recommend starts is the
+	// "decode" stage of the stage metrics and timings.
+	Received time.Time
+}
+
+// Page is one answered request: the items best first.
+type Page struct {
+	RequestID     string
+	Items         []PageItem
+	ModelVersions map[string]string // model kind -> version used
+	Debug         *PageDebug        // only for debug requests
+}
+
+// PageItem is one recommended streamer.
+type PageItem struct {
+	StreamerID StreamerID
+	StreamID   StreamID
+	Score      float64
+	Channels   []string
+	Debug      *ItemDebug // only for debug requests
+}
+
+// ItemDebug explains one item.
+type ItemDebug struct {
+	Features map[string]float64 // the reranker's features by name
+	Why      []Contribution     // the largest contributions to the score
+	Live     LiveFeatures       // the stream's live features when recalled
+	Notes    map[string]string  // e.g. "diversity": why it moved
+}
+
+// Contribution is one feature's part in a reranker score.
+type Contribution struct {
+	Feature string  `json:"feature"`
+	Value   float64 `json:"value"`
+	Effect  float64 `json:"effect"` // weight × value
+}
+
+// LiveFeatures are a live stream's features as the live view computes them
+// (the same fields as live.Features, which converts to it).
+type LiveFeatures struct {
+	StreamerID       StreamerID
+	StreamID         StreamID
+	Category         string
+	Title            string
+	StartedAt        time.Time
+	LastEventAt      time.Time
+	Age              time.Duration
+	Viewers          int
+	Viewers5mAgo     int
+	PeakViewers      int
+	Gifts1m          int
+	Gifts5m          int
+	Gifts30m         int
+	GiftValue1m      float64
+	GiftValue5m      float64
+	GiftValue30m     float64
+	UniqueGifters30m int
+}
+
+// ChannelOutcome reports what one recall channel did for a request (the
+// same fields as recall.Outcome, which converts to it).
+type ChannelOutcome struct {
+	Channel    string        `json:"channel"`
+	Status     string        `json:"status"` // ok, timeout, error, skipped
+	Candidates int           `json:"candidates"`
+	Took       time.Duration `json:"took_ns"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// PageDebug is the request-level explanation of a debug page.
+type PageDebug struct {
+	Channels     []ChannelOutcome
+	Filtered     map[string]int     // candidates each filter removed
+	TimingsMS    map[string]float64 // decode, recall, rerank, total
+	UserKnown    bool               // the user has a vector in some model
+	RerankFailed string             // why the page is in recall order, if it is
+	Candidates   int                // candidates recall returned
+}
+
+// NeighborsRequest is an operator's neighbour query: the streamers nearest
+// a user's or a streamer's vector under one model. Exactly one of User and
+// Streamer is set.
+type NeighborsRequest struct {
+	Model    ModelKind
+	User     UserID
+	Streamer StreamerID
+	K        int
+	LiveOnly bool
+}
+
+// Neighbors answers a NeighborsRequest.
+type Neighbors struct {
+	Version   string // the model version searched
+	Neighbors []Neighbor
+}
+
+// Neighbor is one row of a neighbour query's answer.
+type Neighbor struct {
+	StreamerID StreamerID
+	Score      float32
+	Live       bool
+	Features   *LiveFeatures // when live
+}
