@@ -173,7 +173,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 // panicky is a NeuMF scorer that panics.
 type panicky struct{}
 
-func (panicky) Score(lr.UserID, lr.StreamerID) (float32, bool)     { panic("scorer exploded") }
+func (panicky) Score(lr.UserID, lr.StreamerID) (float32, bool)    { panic("scorer exploded") }
 func (panicky) ScoreOrdinals(lr.UserID, []uint32, []float32) bool { panic("scorer exploded") }
 
 // When rerank fails — weights that do not fit, or a panic inside it — the
