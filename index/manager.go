@@ -521,7 +521,7 @@ func selfCheck(ctx context.Context, x *Index, q, k, workers int, duty float64) (
 // OnPublish hook gives every version, in order, before anyone can read
 // it), as the live set: it brings the live matrix of every serving index
 // to it (applying its changes) and keeps it for the indexes swapped in
-// later and for operators' live-only queries. A version older than the
+// later. A version older than the
 // last one given is ignored. Safe for concurrent use.
 func (m *Manager) SetLive(ls LiveSet) {
 	m.liveMu.Lock()
@@ -631,63 +631,6 @@ func (m *Manager) search(ctx context.Context, kind lr.ModelKind, q []float32, k 
 	}
 	s.searches[st].Inc()
 	return hits, nil
-}
-
-// Neighbor is one row of an operator's neighbour query.
-type Neighbor struct {
-	StreamerID lr.StreamerID `json:"streamer_id"`
-	Ord        uint32        `json:"-"`
-	Score      float32       `json:"score"`
-	Live       bool          `json:"live"`
-}
-
-// SimilarStreamers returns the k streamers whose kind vectors have the
-// highest dot product with streamer id's, excluding id itself, live ones
-// only or all. ENOTFOUND when the serving version has no vector for id.
-func (m *Manager) SimilarStreamers(ctx context.Context, kind lr.ModelKind, id lr.StreamerID, k int, liveOnly bool) ([]Neighbor, error) {
-	ord, ok := m.cfg.Ordinals.Lookup(id)
-	var q []float32
-	if ok {
-		q, ok = m.StreamerVector(kind, ord)
-	}
-	if !ok {
-		return nil, lr.Errorf(lr.ENOTFOUND, "streamer %d has no %s embedding", id, kind)
-	}
-	out, err := m.neighbors(ctx, kind, q, k+1, liveOnly)
-	out = slices.DeleteFunc(out, func(n Neighbor) bool { return n.StreamerID == id })
-	return out[:min(k, len(out))], err
-}
-
-// UserNeighbors returns the k streamers with the highest dot product with
-// user u's vector of the same model version (what the user would be
-// recommended), live ones only or all. ENOTFOUND when u has no vector.
-func (m *Manager) UserNeighbors(ctx context.Context, kind lr.ModelKind, u lr.UserID, k int, liveOnly bool) ([]Neighbor, error) {
-	q, ok := m.UserVector(kind, u)
-	if !ok {
-		return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", u, kind)
-	}
-	return m.neighbors(ctx, kind, q, k, liveOnly)
-}
-
-func (m *Manager) neighbors(ctx context.Context, kind lr.ModelKind, q []float32, k int, liveOnly bool) ([]Neighbor, error) {
-	if k <= 0 || k > 1000 {
-		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and 1000, got %d", k)
-	}
-	live := m.liveSet()
-	var allowed Allowed
-	if liveOnly {
-		allowed = live
-	}
-	hits, err := m.search(ctx, kind, q, k, allowed, true)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Neighbor, 0, len(hits))
-	for _, h := range hits {
-		id, _ := m.cfg.Ordinals.ID(h.Ord)
-		out = append(out, Neighbor{StreamerID: id, Ord: h.Ord, Score: h.Score, Live: live.Contains(h.Ord)})
-	}
-	return out, nil
 }
 
 // KindStatus describes one kind's serving index.

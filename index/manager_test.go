@@ -141,13 +141,13 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 	if !ok {
 		t.Fatal("no user vector")
 	}
-	all, err := m.UserNeighbors(ctx, lr.ModelMF, user, 10, false)
-	if err != nil || len(all) != 10 {
-		t.Fatalf("UserNeighbors: %v %v", all, err)
+	all := neighbours(t, m, ords, q, 10, nil)
+	if len(all) != 10 {
+		t.Fatalf("neighbours: %v", all)
 	}
 	want := bruteFromDB(t, db, v1.ID, q, 10, nil)
 	if recall(all, want) < 0.9 {
-		t.Fatalf("user neighbours %v, brute force %v", ids(all), want)
+		t.Fatalf("user neighbours %v, brute force %v", all, want)
 	}
 	// Make 30 streamers live; live-only results must be among them and exact.
 	liveIDs := map[int64]bool{}
@@ -161,28 +161,17 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 		}
 		feed.set(lr.StreamerID(id), true)
 	}
-	liveN, err := m.UserNeighbors(ctx, lr.ModelMF, user, 5, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	liveN := neighbours(t, m, ords, q, 5, allowedIDs(ords, liveIDs))
 	wantLive := bruteFromDB(t, db, v1.ID, q, 5, liveIDs)
-	if !slices.Equal(ids(liveN), wantLive) {
-		t.Fatalf("live-only neighbours %v, want %v", ids(liveN), wantLive)
+	if !slices.Equal(liveN, wantLive) {
+		t.Fatalf("live-only neighbours %v, want %v", liveN, wantLive)
 	}
-	for _, n := range liveN {
-		if !n.Live {
-			t.Fatalf("live-only neighbour %d not marked live", n.StreamerID)
-		}
+	ord100, _ := ords.Lookup(100)
+	if _, ok := m.StreamerVector(lr.ModelMF, ord100); !ok {
+		t.Fatal("streamer 100 has no vector")
 	}
-	sim, err := m.SimilarStreamers(ctx, lr.ModelMF, 100, 5, false)
-	if err != nil || len(sim) != 5 || slices.Contains(ids(sim), 100) {
-		t.Fatalf("SimilarStreamers(100): %v %v", sim, err)
-	}
-	if _, err := m.SimilarStreamers(ctx, lr.ModelMF, 99999, 5, false); lr.ErrorCode(err) != lr.ENOTFOUND {
-		t.Fatalf("unknown streamer: %v", err)
-	}
-	if _, err := m.UserNeighbors(ctx, lr.ModelMF, 99999, 5, false); lr.ErrorCode(err) != lr.ENOTFOUND {
-		t.Fatalf("unknown user: %v", err)
+	if _, ok := m.UserVector(lr.ModelMF, 99999); ok {
+		t.Fatal("unknown user has a vector")
 	}
 
 	// Metrics: version, size, strategies.
@@ -203,9 +192,9 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 	if err != nil || res[0].Outcome != "snapshot" {
 		t.Fatalf("restart Load: %+v %v", res, err)
 	}
-	again, err := m2.UserNeighbors(ctx, lr.ModelMF, user, 10, false)
-	if err != nil || !slices.Equal(ids(again), ids(all)) {
-		t.Fatalf("after snapshot load %v, before %v (%v)", ids(again), ids(all), err)
+	again := neighbours(t, m2, ords, q, 10, nil)
+	if !slices.Equal(again, all) {
+		t.Fatalf("after snapshot load %v, before %v", again, all)
 	}
 
 	// A corrupt snapshot is ignored with a warning and rebuilt.
@@ -255,18 +244,42 @@ func (g *gathered) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func ids(ns []index.Neighbor) []int64 {
-	out := make([]int64, len(ns))
-	for i, n := range ns {
-		out[i] = int64(n.StreamerID)
+// neighbours asks m what an operator's neighbour query asks of it
+// (recommend.Service.Neighbors): the k streamers nearest q by an exact
+// float32 search among allowed (nil: all), as streamer ids.
+func neighbours(t *testing.T, m *index.Manager, ords *lr.Ordinals, q []float32, k int, allowed index.Allowed) []int64 {
+	t.Helper()
+	hits, err := m.SearchPrecise(context.Background(), lr.ModelMF, q, k, allowed)
+	if err != nil {
+		t.Fatalf("SearchPrecise: %v", err)
+	}
+	out := make([]int64, len(hits))
+	for i, h := range hits {
+		id, _ := ords.ID(h.Ord)
+		out[i] = int64(id)
 	}
 	return out
 }
 
-func recall(got []index.Neighbor, want []int64) float64 {
+// ordSet is an Allowed of ordinals.
+type ordSet map[uint32]bool
+
+func (s ordSet) Contains(ord uint32) bool { return s[ord] }
+func (s ordSet) GetCardinality() uint64   { return uint64(len(s)) }
+
+// allowedIDs is the Allowed of the streamers with these ids.
+func allowedIDs(ords *lr.Ordinals, ids map[int64]bool) ordSet {
+	s := ordSet{}
+	for id := range ids {
+		s[ords.Ordinal(lr.StreamerID(id))] = true
+	}
+	return s
+}
+
+func recall(got []int64, want []int64) float64 {
 	hit := 0
 	for _, w := range want {
-		if slices.Contains(ids(got), w) {
+		if slices.Contains(got, w) {
 			hit++
 		}
 	}
@@ -522,6 +535,11 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 		t.Fatal(err)
 	}
 	go m.Run(ctx, nil) // no NOTIFY: the periodic check alone
+	someIDs := map[int64]bool{}
+	for id := int64(100); id < 900; id += 2 {
+		someIDs[id] = true
+	}
+	some := allowedIDs(ords, someIDs)
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -532,16 +550,25 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 		}
 	})
 	for range 2 {
-		wg.Go(func() { // operators asking live-only and all
+		wg.Go(func() { // operators asking among some streamers and all
 			for i := 0; !stop.Load(); i++ {
-				ns, err := m.UserNeighbors(ctx, lr.ModelMF, lr.UserID(1+i%10), 5, i%2 == 0)
-				if err != nil {
-					t.Errorf("UserNeighbors: %v", err)
+				var allowed index.Allowed
+				if i%2 == 0 {
+					allowed = some
+				}
+				q, ok := m.UserVector(lr.ModelMF, lr.UserID(1+i%10))
+				if !ok {
+					t.Errorf("user %d has no vector", 1+i%10)
 					return
 				}
-				for _, n := range ns {
-					if i%2 == 0 && !n.Live {
-						t.Errorf("live-only neighbour %d not live", n.StreamerID)
+				hits, err := m.SearchPrecise(ctx, lr.ModelMF, q, 5, allowed)
+				if err != nil {
+					t.Errorf("SearchPrecise: %v", err)
+					return
+				}
+				for _, h := range hits {
+					if allowed != nil && !some[h.Ord] {
+						t.Errorf("neighbour %d not allowed", h.Ord)
 						return
 					}
 				}
@@ -603,14 +630,20 @@ func TestLiveViewFollowsPublishedVersions(t *testing.T) {
 		if x.LiveVersion() != snap.Version() || x.LiveLen() != withVectors(n) {
 			t.Fatalf("%s: live matrix at version %d with %d rows, want version %d with %d", when, x.LiveVersion(), x.LiveLen(), snap.Version(), withVectors(n))
 		}
-		// Operators' live-only answers are exactly the live streamers'.
-		ns, err := m.UserNeighbors(ctx, lr.ModelMF, 1, 1000, true)
-		if err != nil || len(ns) != withVectors(n) {
-			t.Fatalf("%s: %d live-only neighbours, want %d (%v)", when, len(ns), withVectors(n), err)
+		// Operators' live-only answers (recommend.Service.Neighbors: an
+		// exact search filtered by the live snapshot) are exactly the live
+		// streamers'.
+		q, ok := m.UserVector(lr.ModelMF, 1)
+		if !ok {
+			t.Fatalf("%s: user 1 has no vector", when)
 		}
-		for _, nb := range ns {
-			if !liveIDs[nb.StreamerID] || !nb.Live || !snap.Contains(nb.Ord) {
-				t.Fatalf("%s: neighbour %d is not live", when, nb.StreamerID)
+		hits, err := m.SearchPrecise(ctx, lr.ModelMF, q, 1000, snap)
+		if err != nil || len(hits) != withVectors(n) {
+			t.Fatalf("%s: %d live-only neighbours, want %d (%v)", when, len(hits), withVectors(n), err)
+		}
+		for _, h := range hits {
+			if id, _ := ords.ID(h.Ord); !liveIDs[id] || !snap.Contains(h.Ord) {
+				t.Fatalf("%s: neighbour %d is not live", when, id)
 			}
 		}
 	}
