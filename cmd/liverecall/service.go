@@ -335,14 +335,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", s.cfg.httpAddr, err)
 	}
-	hs := &http.Server{
-		Handler:           s.http.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	hs := newHTTPServer(s.http.Handler())
 	s.refresh(ctx)
 	s.engine.RefreshRankings()
 	s.app.Log.Info("serving", "addr", ln.Addr().String())
@@ -359,44 +352,66 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		if _, err := s.idx.Load(gctx); err != nil && gctx.Err() == nil {
-			s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
-		}
-		s.models.LoadNCF(gctx)
-		s.idx.Run(gctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
-		return nil
-	})
+	g.Go(func() error { s.runIndex(gctx); return nil })
 	if s.consumer != nil {
 		g.Go(func() error { return s.consumer.Run(gctx) })
 	}
 	if s.shown != nil {
 		g.Go(func() error { return s.shown.Run(gctx) })
 	}
-	g.Go(func() error {
-		t := time.NewTicker(s.cfg.refreshEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				s.refresh(gctx)
-			}
-		}
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		s.app.Log.Info("shutting down", "timeout", s.cfg.shutdownTimeout.String())
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
-		defer cancel()
-		err := hs.Shutdown(sctx)
-		if s.imps != nil {
-			if ferr := s.imps.Close(sctx); ferr != nil {
-				s.app.Log.Warn("impressions not all flushed at shutdown", "err", ferr)
-			}
-		}
-		return err
-	})
+	g.Go(func() error { s.refreshEvery(gctx); return nil })
+	g.Go(func() error { <-gctx.Done(); return s.shutdown(hs) })
 	return g.Wait()
+}
+
+// newHTTPServer serves h with the service's transport limits.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// runIndex loads the indexes (from snapshots where they match), the NeuMF
+// scorer of the NCF version they serve, then follows the active versions
+// until ctx ends.
+func (s *service) runIndex(ctx context.Context) {
+	if _, err := s.idx.Load(ctx); err != nil && ctx.Err() == nil {
+		s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
+	}
+	s.models.LoadNCF(ctx)
+	s.idx.Run(ctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
+}
+
+// refreshEvery refreshes (see refresh) every cfg.refreshEvery until ctx ends.
+func (s *service) refreshEvery(ctx context.Context) {
+	t := time.NewTicker(s.cfg.refreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.refresh(ctx)
+		}
+	}
+}
+
+// shutdown stops taking requests and drains them, then flushes the
+// impressions, within the shutdown timeout.
+func (s *service) shutdown(hs *http.Server) error {
+	s.app.Log.Info("shutting down", "timeout", s.cfg.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if s.imps != nil {
+		if ferr := s.imps.Close(sctx); ferr != nil {
+			s.app.Log.Warn("impressions not all flushed at shutdown", "err", ferr)
+		}
+	}
+	return err
 }
