@@ -109,105 +109,36 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 
 	var emit []func(lr.Event) error
 	if c.eventsOut != "" {
-		var wr io.Writer = app.Stdout
+		fileEmit, closeFile, err := eventsFile(app, c.eventsOut)
+		if err != nil {
+			return err
+		}
+		defer closeFile()
 		if c.eventsOut == "-" {
 			summary = app.Stderr
-		} else {
-			fh, err := os.Create(c.eventsOut)
-			if err != nil {
-				return lr.Errorf(lr.EINVALID, "--events-out: %v", err)
-			}
-			defer fh.Close()
-			wr = fh
 		}
-		bw := bufio.NewWriterSize(wr, 1<<16)
-		defer bw.Flush()
-		var line []byte
-		emit = append(emit, func(e lr.Event) error {
-			line = append(events.AppendEncode(line[:0], e), '\n')
-			_, err := bw.Write(line)
-			return err
-		})
+		emit = append(emit, fileEmit)
 	}
-
 	var kafkaSent int64
 	flush := func() error { return nil }
 	if c.toKafka {
-		p := events.NewProducer(events.ProducerConfig{Brokers: c.brokers, Topic: c.topic})
-		defer p.Close()
-		batch := make([]lr.Event, 0, 1000)
-		flush = func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			if err := p.Publish(ctx, batch...); err != nil {
-				return err
-			}
-			kafkaSent += int64(len(batch))
-			batch = batch[:0]
-			return nil
-		}
-		emit = append(emit, func(e lr.Event) error {
-			batch = append(batch, e)
-			if len(batch) == cap(batch) {
-				return flush()
-			}
-			return nil
-		})
+		var kafkaEmit func(lr.Event) error
+		var closeKafka func()
+		kafkaEmit, flush, closeKafka = kafkaPublisher(ctx, c, &kafkaSent)
+		defer closeKafka()
+		emit = append(emit, kafkaEmit)
 	}
-
 	var (
 		loader *postgres.HistoryLoader
 		hist   *sim.History
 	)
 	if c.toPostgres {
-		db, err := postgres.Open(ctx, c.databaseURL)
+		var closeDB func()
+		loader, hist, closeDB, err = historyLoader(ctx, app, c, w, to)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
-		have, err := db.CountHistory(ctx)
-		if err != nil {
-			return err
-		}
-		if have != (postgres.HistoryCounts{}) {
-			if !c.replace {
-				return lr.Errorf(lr.ECONFLICT, "the database already holds history (%d users, %d streamers, %d watch sessions); pass --replace to empty the history tables first", have.Users, have.Streamers, have.Watches)
-			}
-			if err := db.TruncateHistory(ctx); err != nil {
-				return err
-			}
-			app.Log.Info("emptied the history tables", "users", have.Users, "streamers", have.Streamers, "watch_sessions", have.Watches)
-		}
-		if loader, err = db.LoadHistory(ctx); err != nil {
-			return err
-		}
-		defer loader.Abort() // a no-op after Close
-		err = w.Users(func(u sim.User) error {
-			return loader.User(postgres.UserRow{ID: u.ID, Language: u.Language, Country: u.Country, CreatedAt: u.CreatedAt})
-		})
-		if err == nil {
-			err = w.Streamers(func(s sim.Streamer) error {
-				if !s.CreatedAt.Before(to) {
-					return nil // debuts after the simulated window
-				}
-				return loader.Streamer(postgres.StreamerRow{ID: s.ID, Name: s.Name, Category: s.Category, Language: s.Language, CreatedAt: s.CreatedAt})
-			})
-		}
-		if err != nil {
-			return err
-		}
-		hist = &sim.History{
-			Stream: func(r sim.StreamRecord) error {
-				return loader.Stream(postgres.StreamRow{ID: r.ID, StreamerID: r.Streamer, Category: r.Category, Title: r.Title, StartedAt: r.Started, EndedAt: r.Ended})
-			},
-			Watch: func(r sim.WatchRecord) error {
-				return loader.Watch(postgres.WatchRow{EventID: r.EventID, UserID: r.User, StreamID: r.Stream, StreamerID: r.Streamer, StartedAt: r.Started, EndedAt: r.Ended, Seconds: r.Seconds})
-			},
-			Gift: func(r sim.GiftRecord) error {
-				return loader.Gift(postgres.GiftRow{EventID: r.EventID, UserID: r.User, StreamerID: r.Streamer, StreamID: r.Stream, Amount: r.Amount, SentAt: r.At})
-			},
-		}
+		defer closeDB()
 	}
 
 	nextDay := from.Add(24 * time.Hour)
@@ -252,29 +183,149 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 
 	printSummary(summary, c, from, to, began, stats, counts, loader != nil, kafkaSent)
 	if c.live > 0 {
-		// The live phase goes to Kafka and/or the file, not to PostgreSQL
-		// (the sink records it there when it runs).
-		liveFrom := time.Now().UTC().Truncate(time.Millisecond)
-		if liveFrom.Before(to) {
-			liveFrom = to
+		return simulateLive(ctx, app, c, w, to, all, flush, &kafkaSent, summary)
+	}
+	return nil
+}
+
+// eventsFile returns an emitter writing events as JSON lines to path ("-":
+// stdout) and the function that flushes and closes it.
+func eventsFile(app *App, path string) (func(lr.Event) error, func(), error) {
+	var wr io.Writer = app.Stdout
+	closeFile := func() {}
+	if path != "-" {
+		fh, err := os.Create(path)
+		if err != nil {
+			return nil, nil, lr.Errorf(lr.EINVALID, "--events-out: %v", err)
 		}
-		liveTo := liveFrom.Add(c.live)
-		app.Log.Info("live simulation", "from", liveFrom.Format(time.RFC3339), "for", c.live.String())
-		sent := kafkaSent
-		lstats, err := w.RunLive(ctx, liveFrom, liveTo, sim.Pace(ctx, liveFrom, 1, all, flush), nil)
-		if err == nil {
-			err = flush()
+		wr, closeFile = fh, func() { fh.Close() }
+	}
+	bw := bufio.NewWriterSize(wr, 1<<16)
+	var line []byte
+	emit := func(e lr.Event) error {
+		line = append(events.AppendEncode(line[:0], e), '\n')
+		_, err := bw.Write(line)
+		return err
+	}
+	return emit, func() { bw.Flush(); closeFile() }, nil
+}
+
+// kafkaPublisher returns an emitter publishing events to c's topic in
+// batches of 1000, the function that publishes the batch held (counting
+// what it published in *sent), and the one that closes the producer.
+func kafkaPublisher(ctx context.Context, c simConfig, sent *int64) (emit func(lr.Event) error, flush func() error, closeFn func()) {
+	p := events.NewProducer(events.ProducerConfig{Brokers: c.brokers, Topic: c.topic})
+	batch := make([]lr.Event, 0, 1000)
+	flush = func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		if err != nil && ctx.Err() == nil {
+		if err := p.Publish(ctx, batch...); err != nil {
 			return err
 		}
-		fmt.Fprintf(summary, "live from %s for %s: %d events (%d streams already live announced), %d choices, repeat share %.1f%%",
-			liveFrom.Format(time.RFC3339), time.Since(liveFrom).Round(time.Second), lstats.TotalEvents()+lstats.Reopened, lstats.Reopened, lstats.Choices, 100*lstats.RepeatShare())
-		if c.toKafka {
-			fmt.Fprintf(summary, ", %d published", kafkaSent-sent)
-		}
-		fmt.Fprintln(summary)
+		*sent += int64(len(batch))
+		batch = batch[:0]
+		return nil
 	}
+	emit = func(e lr.Event) error {
+		batch = append(batch, e)
+		if len(batch) == cap(batch) {
+			return flush()
+		}
+		return nil
+	}
+	return emit, flush, func() { p.Close() }
+}
+
+// historyLoader opens the database, empties its history first when c says
+// so (refusing otherwise to add to one), loads the world's users and the
+// streamers who debut before to, and returns the loader with the History
+// that feeds it the simulated streams, watches and gifts, and the function
+// that aborts an unfinished load and closes the database.
+func historyLoader(ctx context.Context, app *App, c simConfig, w *sim.World, to time.Time) (*postgres.HistoryLoader, *sim.History, func(), error) {
+	db, err := postgres.Open(ctx, c.databaseURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*postgres.HistoryLoader, *sim.History, func(), error) {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	have, err := db.CountHistory(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if have != (postgres.HistoryCounts{}) {
+		if !c.replace {
+			return fail(lr.Errorf(lr.ECONFLICT, "the database already holds history (%d users, %d streamers, %d watch sessions); pass --replace to empty the history tables first", have.Users, have.Streamers, have.Watches))
+		}
+		if err := db.TruncateHistory(ctx); err != nil {
+			return fail(err)
+		}
+		app.Log.Info("emptied the history tables", "users", have.Users, "streamers", have.Streamers, "watch_sessions", have.Watches)
+	}
+	loader, err := db.LoadHistory(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	closeFn := func() {
+		loader.Abort() // a no-op after Close
+		db.Close()
+	}
+	err = w.Users(func(u sim.User) error {
+		return loader.User(postgres.UserRow{ID: u.ID, Language: u.Language, Country: u.Country, CreatedAt: u.CreatedAt})
+	})
+	if err == nil {
+		err = w.Streamers(func(s sim.Streamer) error {
+			if !s.CreatedAt.Before(to) {
+				return nil // debuts after the simulated window
+			}
+			return loader.Streamer(postgres.StreamerRow{ID: s.ID, Name: s.Name, Category: s.Category, Language: s.Language, CreatedAt: s.CreatedAt})
+		})
+	}
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	hist := &sim.History{
+		Stream: func(r sim.StreamRecord) error {
+			return loader.Stream(postgres.StreamRow{ID: r.ID, StreamerID: r.Streamer, Category: r.Category, Title: r.Title, StartedAt: r.Started, EndedAt: r.Ended})
+		},
+		Watch: func(r sim.WatchRecord) error {
+			return loader.Watch(postgres.WatchRow{EventID: r.EventID, UserID: r.User, StreamID: r.Stream, StreamerID: r.Streamer, StartedAt: r.Started, EndedAt: r.Ended, Seconds: r.Seconds})
+		},
+		Gift: func(r sim.GiftRecord) error {
+			return loader.Gift(postgres.GiftRow{EventID: r.EventID, UserID: r.User, StreamerID: r.Streamer, StreamID: r.Stream, Amount: r.Amount, SentAt: r.At})
+		},
+	}
+	return loader, hist, closeFn, nil
+}
+
+// simulateLive runs the live phase after the history, from now (or from
+// the history's end if that is later) for c.live, into all. It goes to
+// Kafka and/or the file, not to PostgreSQL (the sink records it there when
+// it runs).
+func simulateLive(ctx context.Context, app *App, c simConfig, w *sim.World, to time.Time, all func(lr.Event) error, flush func() error, kafkaSent *int64, summary io.Writer) error {
+	liveFrom := time.Now().UTC().Truncate(time.Millisecond)
+	if liveFrom.Before(to) {
+		liveFrom = to
+	}
+	liveTo := liveFrom.Add(c.live)
+	app.Log.Info("live simulation", "from", liveFrom.Format(time.RFC3339), "for", c.live.String())
+	sent := *kafkaSent
+	lstats, err := w.RunLive(ctx, liveFrom, liveTo, sim.Pace(ctx, liveFrom, 1, all, flush), nil)
+	if err == nil {
+		err = flush()
+	}
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	fmt.Fprintf(summary, "live from %s for %s: %d events (%d streams already live announced), %d choices, repeat share %.1f%%",
+		liveFrom.Format(time.RFC3339), time.Since(liveFrom).Round(time.Second), lstats.TotalEvents()+lstats.Reopened, lstats.Reopened, lstats.Choices, 100*lstats.RepeatShare())
+	if c.toKafka {
+		fmt.Fprintf(summary, ", %d published", *kafkaSent-sent)
+	}
+	fmt.Fprintln(summary)
 	return nil
 }
 

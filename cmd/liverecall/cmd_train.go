@@ -80,22 +80,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		fmt.Fprintf(app.Stderr, "liverecall train: %v\n", err)
 		return errUsage
 	}
-	cfg := embed.DefaultLiveConfig(kind)
-	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax, cfg.Seed = *j.holdout, *j.minRows, *j.evalMax, *seed
-	cfg.ALS.Seed, cfg.NeuMF.Seed = *seed, *seed
-	if *dim > 0 {
-		cfg.ALS.Dim, cfg.NeuMF.Dim = *dim, *dim
-	}
-	if *epochs > 0 {
-		cfg.ALS.Epochs, cfg.NeuMF.Epochs = *epochs, *epochs
-	}
-	if *lrate > 0 {
-		cfg.NeuMF.LR = *lrate
-	}
-	total := cfg.ALS.Epochs
-	if n := cfg.NeuMF; kind == lr.ModelNCF {
-		total = n.PretrainGMF + n.PretrainMLP + n.Epochs // NeuMF's Progress counts the pre-training epochs
-	}
+	cfg, total := liveTrainConfig(kind, j, *seed, *dim, *epochs, *lrate)
 	progress, done := epochProgress(app, string(kind), total)
 	cfg.ALS.Progress, cfg.NeuMF.Progress = progress, progress
 
@@ -129,31 +114,13 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	if m.Full != nil {
 		metrics["eval_full_neumf"] = liveMetricsJSON(*m.Full)
 	}
-	active, err := db.ActiveModel(ctx, kind)
-	hasActive := err == nil
-	if err != nil && lr.ErrorCode(err) != lr.ENOTFOUND {
+	active, activeM, hasActive, err := evaluateActive(ctx, app, db, kind, m, metrics)
+	if err != nil {
 		return err
 	}
-	var activeM embed.LiveMetrics
-	if hasActive {
-		if activeM, err = evaluateStored(ctx, db, active, m.Split); err != nil {
-			return err
-		}
-		metrics["active"] = map[string]any{"id": active.ID, "version": active.Version, "eval": liveMetricsJSON(activeM)}
-		app.Log.Info("active version on the same held-out watches", "version", active.Version, "hr@10", activeM.All.HR10, "ndcg@10", activeM.All.NDCG10)
-	}
-	var scorer []byte // NCF: the full NeuMF scorer, stored beside the vectors
-	params := map[string]any{"holdout": cfg.Holdout, "gift_weight": cfg.GiftWeight, "follow_weight": cfg.FollowWeight, "seed": cfg.Seed}
-	if kind == lr.ModelMF {
-		a := cfg.ALS
-		params["trainer"], params["dim"], params["epochs"], params["reg"], params["alpha"], params["eps"] = "implicit-als", a.Dim, a.Epochs, a.Reg, a.Alpha, a.Eps
-	} else {
-		n := cfg.NeuMF
-		params["trainer"], params["dim"], params["epochs"], params["layers"], params["lr"], params["neg"], params["batch"] = "neumf", n.Dim, n.Epochs, n.Layers, n.LR, n.Neg, n.Batch
-		if scorer, err = m.Scorer.MarshalBinary(); err != nil {
-			return err
-		}
-		params["scorer_format"], params["scorer_bytes"] = embed.ScorerFormat, len(scorer)
+	params, scorer, err := versionParams(kind, cfg, m)
+	if err != nil {
+		return err
 	}
 	label := *version
 	if label == "" {
@@ -175,6 +142,67 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	fmt.Fprintf(app.Stdout, "activated %s/%s (id %d): HR@10 %.4f NDCG@10 %.4f on %d held-out watches\n",
 		kind, mv.Version, mv.ID, m.Metrics.All.HR10, m.Metrics.All.NDCG10, m.Metrics.All.N)
 	return nil
+}
+
+// liveTrainConfig is the training configuration of kind from the flags
+// (zero: the tuned default), and the number of epochs progress counts.
+func liveTrainConfig(kind lr.ModelKind, j modelJobFlags, seed uint64, dim, epochs int, lrate float64) (embed.LiveConfig, int) {
+	cfg := embed.DefaultLiveConfig(kind)
+	cfg.Holdout, cfg.MinInteractions, cfg.EvalMax, cfg.Seed = *j.holdout, *j.minRows, *j.evalMax, seed
+	cfg.ALS.Seed, cfg.NeuMF.Seed = seed, seed
+	if dim > 0 {
+		cfg.ALS.Dim, cfg.NeuMF.Dim = dim, dim
+	}
+	if epochs > 0 {
+		cfg.ALS.Epochs, cfg.NeuMF.Epochs = epochs, epochs
+	}
+	if lrate > 0 {
+		cfg.NeuMF.LR = lrate
+	}
+	total := cfg.ALS.Epochs
+	if n := cfg.NeuMF; kind == lr.ModelNCF {
+		total = n.PretrainGMF + n.PretrainMLP + n.Epochs // NeuMF's Progress counts the pre-training epochs
+	}
+	return cfg, total
+}
+
+// evaluateActive evaluates kind's active version, if there is one, on the
+// held-out watches m was evaluated on, and adds the result to metrics.
+func evaluateActive(ctx context.Context, app *App, db *postgres.DB, kind lr.ModelKind, m *embed.LiveModel, metrics map[string]any) (lr.ModelVersion, embed.LiveMetrics, bool, error) {
+	var activeM embed.LiveMetrics
+	active, err := db.ActiveModel(ctx, kind)
+	if lr.ErrorCode(err) == lr.ENOTFOUND {
+		return active, activeM, false, nil
+	}
+	if err != nil {
+		return active, activeM, false, err
+	}
+	if activeM, err = evaluateStored(ctx, db, active, m.Split); err != nil {
+		return active, activeM, false, err
+	}
+	metrics["active"] = map[string]any{"id": active.ID, "version": active.Version, "eval": liveMetricsJSON(activeM)}
+	app.Log.Info("active version on the same held-out watches", "version", active.Version, "hr@10", activeM.All.HR10, "ndcg@10", activeM.All.NDCG10)
+	return active, activeM, true, nil
+}
+
+// versionParams are the params stored with a version trained with cfg,
+// and for NCF its full NeuMF scorer, stored beside the vectors.
+func versionParams(kind lr.ModelKind, cfg embed.LiveConfig, m *embed.LiveModel) (map[string]any, []byte, error) {
+	var scorer []byte
+	params := map[string]any{"holdout": cfg.Holdout, "gift_weight": cfg.GiftWeight, "follow_weight": cfg.FollowWeight, "seed": cfg.Seed}
+	if kind == lr.ModelMF {
+		a := cfg.ALS
+		params["trainer"], params["dim"], params["epochs"], params["reg"], params["alpha"], params["eps"] = "implicit-als", a.Dim, a.Epochs, a.Reg, a.Alpha, a.Eps
+		return params, nil, nil
+	}
+	n := cfg.NeuMF
+	params["trainer"], params["dim"], params["epochs"], params["layers"], params["lr"], params["neg"], params["batch"] = "neumf", n.Dim, n.Epochs, n.Layers, n.LR, n.Neg, n.Batch
+	scorer, err := m.Scorer.MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	params["scorer_format"], params["scorer_bytes"] = embed.ScorerFormat, len(scorer)
+	return params, scorer, nil
 }
 
 // stageVersion writes a staged version, its vectors and, when scorer is not
