@@ -43,6 +43,7 @@ type e2e struct {
 	users      map[int64][]float32
 	items      map[int64][]float32
 	n          int
+	svc        *service // the running service, for the tests that call it directly
 }
 
 func startE2E(t *testing.T, extra ...string) *e2e {
@@ -101,6 +102,7 @@ func startE2EOn(t *testing.T, db *postgres.DB, url string, k *kafkatest.Cluster,
 		t.Fatal(err)
 	}
 	addrc := make(chan string, 1)
+	e.svc = svc
 	go func() { e.done <- svc.run(ctx, addrc) }()
 	e.addr = <-addrc
 	t.Cleanup(e.stop)
@@ -308,6 +310,27 @@ func TestServiceEndToEnd(t *testing.T) {
 	for i, n := range nr.Neighbors {
 		if n.StreamerID != want[i] || !n.Live {
 			t.Fatalf("neighbours %+v, want ids %v", nr.Neighbors, want)
+		}
+	}
+
+	// The same use case called directly (recommend.Service, as the
+	// benchmarks call it) answers as over HTTP.
+	page, err := e.svc.recommend.Recommend(context.Background(), lr.RecommendRequest{User: 1, K: 10})
+	if err != nil || len(page.Items) != 10 || page.ModelVersions["mf"] != "v1" {
+		t.Fatalf("Recommend: %+v %v", page, err)
+	}
+	for _, it := range page.Items {
+		if it.StreamerID > 30 {
+			t.Fatalf("Recommend: offline streamer %d recommended", it.StreamerID)
+		}
+	}
+	ns, err := e.svc.recommend.Neighbors(context.Background(), lr.NeighborsRequest{Model: lr.ModelMF, User: 1, K: 5, LiveOnly: true})
+	if err != nil || len(ns.Neighbors) != len(want) {
+		t.Fatalf("Neighbors: %+v %v", ns, err)
+	}
+	for i, n := range ns.Neighbors {
+		if int64(n.StreamerID) != want[i] || !n.Live || n.Features == nil {
+			t.Fatalf("Neighbors %+v, want ids %v", ns.Neighbors, want)
 		}
 	}
 
