@@ -35,7 +35,6 @@ type fixture struct {
 	ords    *lr.Ordinals
 	idx     *recalltest.ExactIndex
 	svc     *recommend.Service // what the routes call (swappable: see recommender)
-	reg     *prometheus.Registry
 	now     time.Time
 	logs    *bytes.Buffer
 	weights rerank.Weights
@@ -109,7 +108,6 @@ func newFixture(t *testing.T) *fixture {
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
 	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
-	f.reg = reg
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, nil, nil)
 	engine.RefreshRankings()
 	f.compose(engine)
