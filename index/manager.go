@@ -132,7 +132,7 @@ type ReloadResult struct {
 	Kind         lr.ModelKind `json:"kind"`
 	ModelID      int64        `json:"model_id,omitempty"`
 	Version      string       `json:"version,omitempty"`
-	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed"
+	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed", "cancelled"
 	Vectors      int          `json:"vectors,omitempty"`
 	Users        int          `json:"users,omitempty"`
 	Seconds      float64      `json:"seconds,omitempty"`
