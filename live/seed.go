@@ -16,12 +16,15 @@ func (s *State) HistoryLen() int { return s.cfg.HistoryLen }
 // that ran continuously holds, and so the span to seed at start.
 func (s *State) UserTTL() time.Duration { return s.cfg.UserTTL }
 
-// seededAlready reports whether history (by JoinedAt ascending; the part
-// dated at or before at) holds a watch of stream joined at at: the same
-// watch, seeded from the store and now replayed from the topics.
+// seededAlready reports whether history (by JoinedAt ascending) holds a
+// watch of stream joined at at: the same watch, seeded from the store and
+// now replayed from the topics. The store keeps microseconds and events
+// carry nanoseconds, so the seeded copy may differ from at by less than a
+// microsecond, either way.
 func seededAlready(history []Watch, stream lr.StreamID, at time.Time) bool {
-	for i := len(history) - 1; i >= 0 && history[i].JoinedAt.Equal(at); i-- {
-		if history[i].StreamID == stream {
+	lo, hi := at.Add(-time.Microsecond), at.Add(time.Microsecond)
+	for i := len(history) - 1; i >= 0 && history[i].JoinedAt.After(lo); i-- {
+		if history[i].StreamID == stream && history[i].JoinedAt.Before(hi) {
 			return true
 		}
 	}

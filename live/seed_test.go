@@ -42,3 +42,21 @@ func TestSeededWatchReplayedShowsOnce(t *testing.T) {
 		}
 	}
 }
+
+// PostgreSQL keeps microseconds and events carry nanoseconds: a watch
+// seeded from the store and replayed from the topics is the same watch
+// although the two times differ by under a microsecond, either way.
+func TestSeededWatchReplayedWithNanosecondsShowsOnce(t *testing.T) {
+	for _, ns := range []time.Duration{123, 789} { // rounded down, rounded up by the store
+		st := live.New(live.Config{Ordinals: lr.NewOrdinals()})
+		joined := livetest.T0.Add(time.Minute + ns)
+		st.SeedWatch(5, 2, 20, joined.Round(time.Microsecond), time.Time{})
+		st.Apply([]lr.Event{
+			{ID: "a", Type: lr.EventStreamStarted, TS: livetest.T0, StreamerID: 2, StreamID: 20, V: 1},
+			{ID: "b", Type: lr.EventViewerJoined, TS: joined, StreamerID: 2, StreamID: 20, UserID: 5, V: 1},
+		})
+		if h := st.History(5); len(h) != 1 {
+			t.Errorf("join %v after the minute: history %+v, want the one watch", ns, h)
+		}
+	}
+}

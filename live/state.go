@@ -652,7 +652,7 @@ func (s *State) watch(u lr.UserID, st lr.StreamerID, stream lr.StreamID, joined 
 	for i > 0 && us.history[i-1].JoinedAt.After(t) {
 		i--
 	}
-	if seededAlready(us.history[:i], stream, t) {
+	if seededAlready(us.history, stream, t) {
 		return
 	}
 	us.history = slices.Insert(us.history, i, Watch{StreamerID: st, StreamID: stream, JoinedAt: t})
