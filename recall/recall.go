@@ -445,7 +445,9 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	cands := candsFor(n)
 	// The already shown, set aside (they take no quota).
 	demoted := sc.demoted[:0]
-	defer func() { clear(demoted); sc.demoted = demoted[:0] }()
+	// Cleared to its capacity: keepLive shortens it, and the dropped tail
+	// would keep candidates' strings and slices alive in the pool.
+	defer func() { clear(demoted[:cap(demoted)]); sc.demoted = demoted[:0] }()
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	lr "github.com/liverecall/liverecall"
@@ -89,6 +90,9 @@ type Models struct {
 	cfg     ModelsConfig
 	weights atomic.Pointer[rerank.Weights]
 	ncf     atomic.Pointer[NeuMF]
+	// loadMu makes LoadNCF one at a time: the index loop and the refresh
+	// loop both call it, and a scorer is seconds and much memory to decode.
+	loadMu sync.Mutex
 }
 
 // NewModels returns Models holding the default weights and no NeuMF.
@@ -125,6 +129,8 @@ func (m *Models) Refresh(ctx context.Context) {
 // LoadNCF loads the full NeuMF scorer of the active NCF version once the
 // index serves that version (and not again while it does).
 func (m *Models) LoadNCF(ctx context.Context) {
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
 	serving := m.cfg.Serving(lr.ModelNCF)
 	if cur := m.ncf.Load(); serving == "" || (cur != nil && cur.Version == serving) {
 		return

@@ -256,11 +256,10 @@ func (s *service) loadUserState(ctx context.Context) error {
 // refresh reloads the slowly changing inputs: bans, blocks, and the
 // reranker's models (recommend.Models.Refresh).
 func (s *service) refresh(ctx context.Context) {
-	s.models.LoadNCF(ctx)
 	if err := s.integrity.Refresh(ctx); err != nil && ctx.Err() == nil {
 		s.app.Log.Warn("integrity refresh failed; keeping the last good bans and blocks", "err", err)
 	}
-	s.models.RefreshWeights(ctx)
+	s.models.Refresh(ctx)
 }
 
 // Reload implements api.Admin. It is refused (lr.EUNAVAILABLE, naming the
