@@ -197,8 +197,10 @@ func (x *Index) Search(ctx context.Context, q []float32, k, ef int, allowed Allo
 	return x.search(ctx, q, k, ef, allowed, false)
 }
 
-// SearchPrecise is Search with exact float scans only (the operators'
-// neighbours queries: what they see must be the exact answer).
+// SearchPrecise is Search with exact float32 scans only, whatever the size
+// of allowed (the operators' neighbours queries: what they see must be the
+// exact answer, never the graph's or the 8-bit scan's): the live matrix
+// when allowed is a LiveSet it has reached, else every vector, filtered.
 func (x *Index) SearchPrecise(ctx context.Context, q []float32, k, ef int, allowed Allowed) ([]Hit, Strategy, error) {
 	return x.search(ctx, q, k, ef, allowed, true)
 }
@@ -211,6 +213,12 @@ func (x *Index) search(ctx context.Context, q []float32, k, ef int, allowed Allo
 		return nil, "", err
 	}
 	st, scanLive := x.plan(allowed)
+	if precise && st == StrategyHNSW {
+		st = StrategyExact
+		if ls, ok := allowed.(LiveSet); ok {
+			scanLive = x.live.reached(ls.Version())
+		}
+	}
 	switch {
 	case st == StrategyHNSW:
 		return x.graph.Search(q, k, ef, allowed), st, nil

@@ -380,3 +380,38 @@ func BenchmarkSearchLiveSet(b *testing.B) {
 		i++
 	}
 }
+
+// SearchPrecise is exact whatever the filter's size: a live set or any
+// other set large enough that Search would take the graph is scanned in
+// float32 (the operators' neighbour queries promise the exact answer).
+func TestSearchPreciseNeverTakesTheGraph(t *testing.T) {
+	const n, dim, k = 4000, 32, 10
+	x, s := newTestIndex(t, n, dim, 500)
+	var chs []liveChange
+	plain := &bitset{bits: make([]bool, 3*n), n: 0}
+	for i := 0; i < n; i += 2 { // half live: well above the exact-scan share
+		chs = append(chs, liveChange{uint32(3 * i), true})
+		plain.bits[3*i] = true
+		plain.n++
+	}
+	ls := (*testLive)(nil).next(chs...)
+	x.SetLive(ls)
+	for name, allowed := range map[string]Allowed{"live set": ls, "other set": plain} {
+		if st, _ := x.plan(allowed); st != StrategyHNSW {
+			t.Fatalf("%s: plan %s, want the graph for Search (else this test shows nothing)", name, st)
+		}
+		for i := range 20 {
+			q := s.Query(i)
+			got, st, err := x.SearchPrecise(context.Background(), q, k, 0, allowed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st != StrategyExact {
+				t.Fatalf("%s: SearchPrecise used %s", name, st)
+			}
+			if want := brute(s, q, k, allowed); !slices.Equal(got, want) {
+				t.Fatalf("%s, query %d: got %v, want %v", name, i, got, want)
+			}
+		}
+	}
+}

@@ -10,12 +10,6 @@ import (
 // MaxNeighbors bounds NeighborsRequest.K.
 const MaxNeighbors = 1000
 
-// everyone accepts every ordinal given so far.
-type everyone struct{ n uint64 }
-
-func (e everyone) Contains(uint32) bool   { return true }
-func (e everyone) GetCardinality() uint64 { return e.n }
-
 // Neighbors answers an operator's neighbour query: the K streamers whose
 // vectors under req.Model have the highest dot product with the user's
 // vector (what the user would be recommended) or with the streamer's (the
@@ -52,7 +46,7 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 		}
 		q, self, hasSelf = vec, ord, true
 	}
-	var allowed recall.Allowed = everyone{uint64(s.cfg.Ordinals.Len())}
+	var allowed recall.Allowed // nil: every streamer of the version
 	snap := s.cfg.Streams.Snapshot()
 	if req.LiveOnly {
 		allowed = snap

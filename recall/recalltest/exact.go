@@ -110,7 +110,7 @@ func (x *ExactIndex) Search(ctx context.Context, kind lr.ModelKind, q []float32,
 	defer x.mu.RUnlock()
 	var hits []recall.Hit
 	for ord, v := range x.items[kind] {
-		if !allowed.Contains(ord) {
+		if allowed != nil && !allowed.Contains(ord) { // nil: every streamer, as index.Index
 			continue
 		}
 		var s float32
