@@ -246,7 +246,14 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		}
 		return a - b
 	})
-	page, held := diversify(order, func(i int) string { return cands[i].Features.Category }, k, ctx.MaxShare, ctx.Explain, sc)
+	split := len(order) // order[split:] are the already shown
+	for j, i := range order {
+		if cands[i].Shown {
+			split = j
+			break
+		}
+	}
+	page, held := diversify(order, split, func(i int) string { return cands[i].Features.Category }, k, ctx.MaxShare, ctx.Explain, sc)
 	items, xs := itemsFor(len(page))
 	for j, i := range page {
 		c := cands[i]
@@ -362,9 +369,10 @@ func explain(x []float64, w Weights) []Contribution {
 
 // diversify takes candidates best first (order) but lets no category hold
 // more than maxShare of the k slots while other categories have candidates;
-// the candidates it holds back fill what is left at the end. It returns the
-// page and, when explain, why each held-back candidate was held.
-func diversify(order []int, category func(int) string, k int, maxShare float64, explain bool, sc *scratch) ([]int, map[int]string) {
+// the candidates it holds back fill what is left at the end of their group:
+// order[:split] (not shown yet), then order[split:] (already shown). It
+// returns the page and, when explain, why each held-back candidate was held.
+func diversify(order []int, split int, category func(int) string, k int, maxShare float64, explain bool, sc *scratch) ([]int, map[int]string) {
 	if maxShare <= 0 {
 		maxShare = 0.4
 	}
@@ -380,26 +388,32 @@ func diversify(order []int, category func(int) string, k int, maxShare float64, 
 		why = map[int]string{}
 	}
 	per := sc.per
-	for _, i := range order {
-		if len(out) == k {
-			break
-		}
-		cat := category(i)
-		if cat != "" && per[cat] >= limit {
-			if explain {
-				why[i] = fmt.Sprintf("held back: category %q already has %d of %d", cat, per[cat], k)
+	// The not yet shown first, then the shown (order[split:]), each group
+	// followed by what the cap held back of it, so a streamer already
+	// shown never comes before one that is not.
+	for _, group := range [2][]int{order[:split], order[split:]} {
+		from := len(held)
+		for _, i := range group {
+			if len(out) == k {
+				break
 			}
-			held = append(held, i)
-			continue
+			cat := category(i)
+			if cat != "" && per[cat] >= limit {
+				if explain {
+					why[i] = fmt.Sprintf("held back: category %q already has %d of %d", cat, per[cat], k)
+				}
+				held = append(held, i)
+				continue
+			}
+			per[cat]++
+			out = append(out, i)
 		}
-		per[cat]++
-		out = append(out, i)
-	}
-	for _, i := range held {
-		if len(out) == k {
-			break
+		for _, i := range held[from:] {
+			if len(out) == k {
+				break
+			}
+			out = append(out, i)
 		}
-		out = append(out, i)
 	}
 	return out, why
 }

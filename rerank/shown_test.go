@@ -20,3 +20,17 @@ func TestShownCandidatesRankLast(t *testing.T) {
 		t.Fatalf("order %v, want [3 2 1]: the shown streamer 1 last", got)
 	}
 }
+
+// The category cap holds back within a group: what it holds back of the
+// streamers not shown yet still comes before any streamer already shown.
+func TestShownStayLastUnderTheCategoryCap(t *testing.T) {
+	shown := cand(9, "b", 0.9, 500, "mf")
+	shown.Shown = true
+	cands := []recall.Candidate{cand(1, "a", 0.9, 500, "mf"), cand(2, "a", 0.8, 400, "mf"), cand(3, "a", 0.7, 300, "mf"), shown}
+	items := rerank.Rank(cands, rerank.DefaultWeights(), &rerank.Context{User: 1, MaxShare: 0.3}, 3)
+	for _, it := range items {
+		if it.StreamerID == 9 {
+			t.Fatalf("order %v: the shown streamer 9 took a slot while three not shown were left", order(items))
+		}
+	}
+}
