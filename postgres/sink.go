@@ -242,8 +242,12 @@ func insertSorted(js []openJoin, x openJoin) []openJoin {
 // pairSessions pairs the batch's viewer events with each other and with the
 // joins and leaves pending from earlier batches, always within one (user,
 // stream) pair; a user's events at other streams never touch each other.
-// The rules, which give the same sessions whatever order the events of a
-// pair arrive in (within the expiry):
+// The rules, which give the same sessions whatever order a join and its
+// leave arrive in (within the expiry). One case still depends on arrival
+// order: a repeated join that arrives after the leave already paired with a
+// later join (joins at t1 and t3, leave at t5, arriving as leave, t3, t1)
+// opens a session of its own until the stream ends, where in time order it
+// would have been counted as a duplicate.
 //
 //   - A leave closes the oldest open join of its pair dated at or before it:
 //     one session from that join to the leave (event_id: the leave's id).
