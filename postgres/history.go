@@ -371,7 +371,7 @@ func (db *DB) UserWatchHistory(ctx context.Context, since time.Time, perUser int
 		WHERE n <= $2
 		ORDER BY started_at, event_id`, since, perUser)
 	if err != nil {
-		return lr.E(op, lr.EUNAVAILABLE, err)
+		return db.wrap(op, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -389,5 +389,5 @@ func (db *DB) UserWatchHistory(ctx context.Context, since time.Time, perUser int
 			return err
 		}
 	}
-	return lr.E(op, lr.EUNAVAILABLE, rows.Err())
+	return db.wrap(op, rows.Err())
 }
