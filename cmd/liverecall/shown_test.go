@@ -109,6 +109,17 @@ func TestUnknownStreamersCappedOnAPage(t *testing.T) {
 	}
 	e.publish(lr.EventStreamStarted, ids...)
 	e.waitFor(fmt.Sprint(len(ids), " live"), eventually, func() bool { return e.liveCount() == len(ids) })
+	// The trending and fresh lists, which bring the unknown streamers, are
+	// refreshed in the background from the live set: on a loaded machine
+	// the first pages may come before they hold the new streams.
+	e.waitFor("unknown streamers to reach a page", eventually, func() bool {
+		for _, it := range e.recall(1).Items {
+			if it.StreamerID > 60 {
+				return true
+			}
+		}
+		return false
+	})
 	for u := int64(1); u <= 5; u++ {
 		r := e.recall(u) // k = 10
 		unknown := 0
