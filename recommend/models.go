@@ -10,6 +10,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 // NeuMF is the full NeuMF scorer of one NCF model version, as rerank takes
@@ -29,6 +30,10 @@ func NewNeuMF(version string, sc *embed.IDScorer, ords *lr.Ordinals) *NeuMF {
 	sc.IndexOrdinals(ords)
 	return &NeuMF{Version: version, s: sc}
 }
+
+// ForUser returns the scorer bound to u (NCF). SKELETON: the per-user
+// weights are still the in-memory ones of the decoded scorer; row is unused.
+func (n *NeuMF) ForUser(u lr.UserID, row userstore.Row) UserNCF { return n }
 
 // Score scores one pair (rerank.NCFScorer).
 func (n *NeuMF) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {

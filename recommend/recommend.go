@@ -16,6 +16,7 @@ import (
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 // Recaller is the recall stage (recall.Engine): candidates for a request,
@@ -50,9 +51,18 @@ type Vectors interface {
 	Version(kind lr.ModelKind) string
 }
 
-// NCF is the full NeuMF model as rerank takes it: one pair at a time, or a
-// request's candidates by ordinal in one call.
+// NCF is the full NeuMF model of the serving NCF version.
 type NCF interface {
+	// ForUser returns the scorer of one request's user, given the user's
+	// row of the user store under the request's versions, or nil when the
+	// model cannot score this user (no stored user weights, or a row of
+	// another NCF version).
+	ForUser(u lr.UserID, row userstore.Row) UserNCF
+}
+
+// UserNCF is the NeuMF model bound to one user, as rerank takes it: one pair
+// at a time, or a request's candidates by ordinal in one call.
+type UserNCF interface {
 	rerank.NCFScorer
 	rerank.NCFOrdinalScorer
 }
@@ -164,10 +174,15 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	if rid == "" {
 		rid = newRequestID()
 	}
-	ncf := s.cfg.Scorers.NCF()
-	res, err := s.cfg.Recall.Recall(ctx, recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, FullNCF: ncf != nil})
+	model := s.cfg.Scorers.NCF()
+	res, err := s.cfg.Recall.Recall(ctx, recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, FullNCF: model != nil})
 	if err != nil {
 		return nil, err
+	}
+	var ncf UserNCF
+	if model != nil {
+		// SKELETON: recall will hand back the user's row it served with.
+		ncf = model.ForUser(req.User, userstore.Row{})
 	}
 	tRecall := time.Since(start)
 	for _, o := range res.Outcomes {
@@ -297,7 +312,7 @@ func versionString(v map[string]string) string {
 
 // rerankSafely reranks, and on any failure (a panic included) returns the
 // recall order with the channels' scores.
-func (s *Service) rerankSafely(cands []recall.Candidate, ncf NCF, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
+func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rerank panicked: %v", r)

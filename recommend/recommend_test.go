@@ -21,6 +21,7 @@ import (
 	"github.com/liverecall/liverecall/recall/recalltest"
 	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 var t0 = time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)
@@ -173,8 +174,9 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 // panicky is a NeuMF scorer that panics.
 type panicky struct{}
 
-func (panicky) Score(lr.UserID, lr.StreamerID) (float32, bool)    { panic("scorer exploded") }
-func (panicky) ScoreOrdinals(lr.UserID, []uint32, []float32) bool { panic("scorer exploded") }
+func (panicky) Score(lr.UserID, lr.StreamerID) (float32, bool)       { panic("scorer exploded") }
+func (panicky) ScoreOrdinals(lr.UserID, []uint32, []float32) bool    { panic("scorer exploded") }
+func (p panicky) ForUser(lr.UserID, userstore.Row) recommend.UserNCF { return p }
 
 // When rerank fails — weights that do not fit, or a panic inside it — the
 // page is served in recall order, the failure counted and explained.
