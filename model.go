@@ -71,4 +71,8 @@ const (
 type Embedding struct {
 	ID  int64
 	Vec []float32
+	// MLP is, for a user of an NCF version trained here, the user's NeuMF
+	// MLP embedding, which the version's scorer needs besides Vec to score
+	// the user; nil otherwise (MF, streamers, imported versions).
+	MLP []float32
 }

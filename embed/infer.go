@@ -27,7 +27,7 @@ import (
 // It is read-only after NewInference and safe for concurrent use.
 type Inference struct {
 	m      *NeuMF
-	direct bool // no hidden MLP layer: nothing to precompute, NeuMF.ScoreItems
+	direct bool // no hidden MLP layer: nothing to precompute
 	lo     layout
 	h1     int         // Layers[1]
 	itemP  []float32   // NItems × h1: W₁ᵢ·q_i
@@ -92,27 +92,73 @@ func grow[T any](b []T, n int) []T {
 }
 
 // ScoreItems writes the logit of user with each of items to out; an item
-// (or user) out of range gets -MaxFloat32.
+// (or user) out of range gets -MaxFloat32. It needs the model's per-user
+// weights (a scorer decoded from a neumf-v2 blob has none: ScoreItemsFor).
 func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 	m := x.m
-	if x.direct {
-		m.ScoreItems(user, items, out)
-		return
-	}
 	if user < 0 || int(user) >= m.NUsers {
-		for k := range out[:len(items)] {
-			out[k] = -math.MaxFloat32
-		}
+		fill(out[:len(items)], -math.MaxFloat32)
 		return
 	}
 	s := x.scratch()
 	defer x.pool.Put(s)
+	d, e, u := m.Dim, m.mlpDim(), int(user)
+	vek32.Mul_Into(s.uG, m.Dense[x.lo.hG:x.lo.hG+d], m.PG[u*d:(u+1)*d])
+	x.score(s, s.uG, m.PM[u*e:(u+1)*e], items, out)
+}
+
+// ScoreItemsFor is ScoreItems for a user given by vectors instead of a
+// dense index: uG is the user's retrieval vector h_G ⊙ p_u (what
+// NeuMF.RetrievalVectors gives, the NCF version's stored user vector) and pm
+// the user's MLP embedding p_u^M. It gives ScoreItems' logits bit for bit
+// when the vectors are the model's own. Vectors of the wrong length (a user
+// of another architecture) give -MaxFloat32 for every item. uG and pm are
+// only read.
+func (x *Inference) ScoreItemsFor(uG, pm []float32, items []int32, out []float32) {
+	if !x.fits(uG, pm) {
+		fill(out[:len(items)], -math.MaxFloat32)
+		return
+	}
+	s := x.scratch()
+	defer x.pool.Put(s)
+	x.score(s, uG, pm, items, out)
+}
+
+// fits says whether uG and pm are user vectors of the model's shape.
+func (x *Inference) fits(uG, pm []float32) bool {
+	return len(uG) == x.m.Dim && len(pm) == x.m.mlpDim()
+}
+
+func fill(out []float32, v float32) {
+	for k := range out {
+		out[k] = v
+	}
+}
+
+// score is the kernel of ScoreItems and ScoreItemsFor: the logits of the
+// user with retrieval vector uG and MLP embedding pm (both of the model's
+// shape) with each of items, using s's buffers.
+func (x *Inference) score(s *inferScratch, uG, pm []float32, items []int32, out []float32) {
+	m := x.m
 	lo, d, e := &x.lo, m.Dim, m.mlpDim()
-	u := int(user)
-	vek32.Mul_Into(s.uG, m.Dense[lo.hG:lo.hG+d], m.PG[u*d:(u+1)*d])
+	bias := m.Dense[lo.bias]
+	if x.direct {
+		// No hidden layer: the output weights over the MLP tower apply to
+		// [p_u; q_i] directly.
+		hM := m.Dense[lo.hM : lo.hM+m.Layers[0]]
+		up := vek32.Dot(hM[:e], pm) + bias
+		for k, it := range items {
+			if it < 0 || int(it) >= m.NItems {
+				out[k] = -math.MaxFloat32
+				continue
+			}
+			i := int(it)
+			out[k] = vek32.Dot(uG, m.QG[i*d:(i+1)*d]) + vek32.Dot(hM[e:], m.QM[i*e:(i+1)*e]) + up
+		}
+		return
+	}
 	in := m.Layers[0]
 	W1 := m.Dense[lo.w[0] : lo.w[0]+in*x.h1]
-	pm := m.PM[u*e : (u+1)*e]
 	for j := 0; j < x.h1; j++ {
 		s.part[j] = m.Dense[lo.b[0]+j] + vek32.Dot(W1[j*in:j*in+e], pm)
 	}
@@ -162,7 +208,6 @@ func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 	}
 	last := m.Layers[L-1]
 	hM := m.Dense[lo.hM : lo.hM+last]
-	bias := m.Dense[lo.bias]
 	zl := s.z[L-1]
 	for k, it := range items {
 		r := s.rows[k]
@@ -175,7 +220,7 @@ func (x *Inference) ScoreItems(user int32, items []int32, out []float32) {
 		for j, v := range zl[r*last : (r+1)*last] {
 			h += hM[j] * v
 		}
-		out[k] = vek32.Dot(s.uG, m.QG[i*d:(i+1)*d]) + h + bias
+		out[k] = vek32.Dot(uG, m.QG[i*d:(i+1)*d]) + h + bias
 	}
 }
 
@@ -233,18 +278,60 @@ func (s *IDScorer) IndexOrdinals(ords *lr.Ordinals) {
 // ScoreOrdinals is ScoreMany for streamers given by their serving ordinals,
 // through the table IndexOrdinals built (no map lookup per streamer): a
 // streamer the model does not know, or any streamer before IndexOrdinals,
-// gets -MaxFloat32. False means the user is unknown (out is not written).
+// gets -MaxFloat32. False means the user is unknown (out is not written);
+// every user is unknown to a scorer without per-user weights (HoldsUsers).
 func (s *IDScorer) ScoreOrdinals(user int64, ords []uint32, out []float32) bool {
 	u, ok := s.user[user]
 	if !ok {
 		return false
 	}
 	s.Prepare()
+	p, items := s.ordItems(ords)
+	defer s.itemsPool.Put(p)
+	s.inf.ScoreItems(int32(u), items, out)
+	return true
+}
+
+// ScoreOrdinalsFor is ScoreOrdinals for a user given by vectors (see
+// Inference.ScoreItemsFor): uG, the user's retrieval vector, and pm, the
+// user's MLP embedding. False means the vectors are not of the model's
+// shape (UserDims; out is not written). It needs no per-user weights, so it
+// serves a scorer decoded from a neumf-v2 blob. uG and pm are only read.
+func (s *IDScorer) ScoreOrdinalsFor(uG, pm []float32, ords []uint32, out []float32) bool {
+	s.Prepare()
+	if !s.inf.fits(uG, pm) {
+		return false
+	}
+	p, items := s.ordItems(ords)
+	defer s.itemsPool.Put(p)
+	s.inf.ScoreItemsFor(uG, pm, items, out)
+	return true
+}
+
+// ScoreFor is Score for a user given by vectors (see ScoreOrdinalsFor):
+// false when the streamer is unknown or the vectors are not of the model's
+// shape.
+func (s *IDScorer) ScoreFor(uG, pm []float32, streamer int64) (float32, bool) {
+	i, ok := s.streamer[streamer]
+	if !ok {
+		return 0, false
+	}
+	s.Prepare()
+	if !s.inf.fits(uG, pm) {
+		return 0, false
+	}
+	items, out := [1]int32{int32(i)}, [1]float32{}
+	s.inf.ScoreItemsFor(uG, pm, items[:], out[:])
+	return out[0], true
+}
+
+// ordItems maps serving ordinals to the model's dense indices (-1: none),
+// in a pooled buffer the caller puts back.
+func (s *IDScorer) ordItems(ords []uint32) (*[]int32, []int32) {
 	p, _ := s.itemsPool.Get().(*[]int32)
 	if p == nil {
 		p = new([]int32)
 	}
-	defer s.itemsPool.Put(p)
 	items := grow(*p, len(ords))
 	*p = items
 	t := s.byOrd
@@ -254,8 +341,7 @@ func (s *IDScorer) ScoreOrdinals(user int64, ords []uint32, out []float32) bool 
 			items[k] = t[ord]
 		}
 	}
-	s.inf.ScoreItems(int32(u), items, out)
-	return true
+	return p, items
 }
 
 // ScoreMany is ScoreIDs through Inference: the same logits up to float32

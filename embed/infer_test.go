@@ -29,14 +29,28 @@ func TestInferenceMatchesScore(t *testing.T) {
 		for i := 0; i < 300; i++ {
 			items = append(items, int32(i))
 		}
-		out := make([]float32, len(items))
+		out, outFor := make([]float32, len(items)), make([]float32, len(items))
+		// Given by its vectors (its retrieval vector and MLP embedding,
+		// as stored), a user gets the logits of its dense index bit for bit.
+		uv, _ := m.RetrievalVectors()
+		d, e := m.Dim, m.mlpDim()
 		for u := int32(0); u < 50; u++ {
 			x.ScoreItems(u, items, out)
+			x.ScoreItemsFor(uv[int(u)*d:int(u+1)*d], m.PM[int(u)*e:int(u+1)*e], items, outFor)
 			for k, it := range items {
 				want := m.Score(int(u), int(it))
 				if math.Abs(float64(out[k]-want)) > 1e-4*(1+math.Abs(float64(want))) {
 					t.Fatalf("layers %v user %d item %d: inference %v, Score %v", layers, u, it, out[k], want)
 				}
+				if outFor[k] != out[k] {
+					t.Fatalf("layers %v user %d item %d: from vectors %v, by index %v", layers, u, it, outFor[k], out[k])
+				}
+			}
+		}
+		x.ScoreItemsFor(uv[:d-1], m.PM[:e], items[:3], outFor) // another shape
+		for k := 0; k < 3; k++ {
+			if outFor[k] != -math.MaxFloat32 {
+				t.Fatalf("vector of the wrong length scored %v", outFor[k])
 			}
 		}
 		x.ScoreItems(50, items[:3], out) // unknown user

@@ -83,7 +83,7 @@ type LiveModel struct {
 	Streamers []lr.Embedding
 	Metrics   LiveMetrics  // of the retrieval vectors (dot product)
 	Full      *LiveMetrics // NCF only: of the full NeuMF scorer
-	Scorer    *IDScorer    // NCF only: the full NeuMF scorer over product ids
+	Scorer    *IDScorer    // NCF only: the full NeuMF scorer over product ids (with its users' weights)
 	// Split evaluates other models on the same held-out watches
 	// (Split.Evaluate), e.g. the active version before replacing it.
 	*Split
@@ -154,6 +154,34 @@ func NewIDScorer(m *NeuMF, userIDs, streamerIDs []int64) *IDScorer {
 		s.streamer[id] = i
 	}
 	return s
+}
+
+// HoldsUsers says whether the scorer holds per-user weights (one trained in
+// this process, or decoded from a legacy neumf-v1 blob), so that the
+// methods taking a user id can score; a scorer decoded from a neumf-v2 blob
+// holds none and scores users given by vectors (ScoreOrdinalsFor).
+func (s *IDScorer) HoldsUsers() bool { return s.Model.NUsers > 0 }
+
+// UserDims returns the lengths of the user vectors the ...For methods take:
+// the retrieval vector (Dim) and the MLP embedding.
+func (s *IDScorer) UserDims() (gmf, mlp int) { return s.Model.Dim, s.Model.mlpDim() }
+
+// UserRow returns fresh copies of user's retrieval vector (h_G ⊙ p_u, as
+// NeuMF.RetrievalVectors) and MLP embedding, the vectors ScoreOrdinalsFor
+// takes; false when the scorer does not hold the user.
+func (s *IDScorer) UserRow(user int64) (uG, pm []float32, ok bool) {
+	u, ok := s.user[user]
+	if !ok {
+		return nil, nil, false
+	}
+	m := s.Model
+	d, e := m.Dim, m.mlpDim()
+	hG := m.Dense[newLayout(d, m.Layers).hG:]
+	uG = make([]float32, d)
+	for f, p := range m.PG[u*d : (u+1)*d] {
+		uG[f] = p * hG[f]
+	}
+	return uG, slices.Clone(m.PM[u*e : (u+1)*e]), true
 }
 
 // Score returns the NeuMF logit of user and streamer and true, or false when
@@ -493,6 +521,10 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 		uv, iv := m.RetrievalVectors()
 		out.Dim = m.Dim
 		out.Users = embeddings(sp.UserIDs, uv, m.Dim)
+		e := m.mlpDim()
+		for k := range out.Users {
+			out.Users[k].MLP = slices.Clone(m.PM[k*e : (k+1)*e])
+		}
 		out.Streamers = embeddings(sp.StreamerIDs, iv, m.Dim)
 		out.Scorer = NewIDScorer(m, sp.UserIDs, sp.StreamerIDs)
 		full := sp.EvaluateFirst(out.Scorer, cfg.FullEvalMax)
@@ -501,7 +533,7 @@ func TrainLive(ctx context.Context, h *History, cfg LiveConfig) (*LiveModel, err
 		return nil, lr.Errorf(lr.EINVALID, "unknown model kind %q (want mf or ncf)", cfg.Kind)
 	}
 	for _, e := range append(slices.Clip(out.Users), out.Streamers...) {
-		if !finite32(e.Vec) {
+		if !finite32(e.Vec) || !finite32(e.MLP) {
 			return nil, lr.Errorf(lr.EINVALID, "training diverged: vector of id %d is not finite", e.ID)
 		}
 	}

@@ -2,6 +2,7 @@ package embed
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -101,26 +102,7 @@ func TestTrainLiveMFAndNCF(t *testing.T) {
 			if m.Scorer == nil || m.Full == nil {
 				t.Fatal("ncf: no full scorer")
 			}
-			b, _ := m.Scorer.MarshalBinary()
-			s2, err := UnmarshalIDScorer(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range []int64{1, 7} {
-				for _, s := range []int64{1001, 1020} {
-					a, ok1 := m.Scorer.Score(u, s)
-					b, ok2 := s2.Score(u, s)
-					if !ok1 || !ok2 || a != b {
-						t.Fatalf("round trip: Score(%d,%d) %v/%v vs %v/%v", u, s, a, ok1, b, ok2)
-					}
-				}
-			}
-			if _, ok := s2.Score(99999, 1001); ok {
-				t.Fatal("unknown user scored")
-			}
-			if _, err := UnmarshalIDScorer(b[:len(b)-3]); err == nil {
-				t.Fatal("truncated scorer accepted")
-			}
+			testScorerRoundTrips(t, m)
 		}
 		// The same model evaluated through Evaluate gives the same figures.
 		if again := m.Evaluate(NewVectorScorer(m.Users, m.Streamers)); again != m.Metrics {
@@ -235,4 +217,127 @@ func TestEvaluateLiveModels(t *testing.T) {
 	if _, err := EvaluateLiveModels(context.Background(), h, []string{"svd"}, cfg); err == nil {
 		t.Fatal("unknown model accepted")
 	}
+}
+
+// testScorerRoundTrips checks the stored forms of m's scorer: the current
+// format holds no user and, given each user's stored vectors (Vec, MLP),
+// scores as the in-memory scorer does; the legacy format still decodes
+// with its users; damaged or mislabelled bytes are refused.
+func testScorerRoundTrips(t *testing.T, m *LiveModel) {
+	t.Helper()
+	ords := lr.NewOrdinals()
+	var sids []int64
+	for _, e := range m.Streamers {
+		sids = append(sids, e.ID)
+	}
+	sids = append(sids, 424242) // unknown to the model
+	ordsOf := make([]uint32, len(sids))
+	for k, id := range sids {
+		ordsOf[k] = ords.Ordinal(lr.StreamerID(id))
+	}
+	m.Scorer.IndexOrdinals(ords)
+
+	b, err := m.Scorer.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := DecodeScorer(ScorerFormat, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.HoldsUsers() || len(s2.UserIDs) != 0 || len(s2.Model.PG) != 0 || len(s2.Model.PM) != 0 {
+		t.Fatalf("a %s scorer holds users: %d ids, %d PG, %d PM", ScorerFormat, len(s2.UserIDs), len(s2.Model.PG), len(s2.Model.PM))
+	}
+	v1, err := m.Scorer.MarshalBinaryV1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perUser := float64(len(v1)-len(b)) / float64(len(m.Users)); perUser < 4*float64(m.Dim) {
+		t.Fatalf("%s is only %.0f bytes per user smaller than %s", ScorerFormat, perUser, ScorerFormatV1)
+	}
+	s2.IndexOrdinals(ords)
+	if g, e := s2.UserDims(); g != m.Dim || e != len(m.Users[0].MLP) || e == 0 {
+		t.Fatalf("UserDims %d, %d; dim %d, stored MLP %d", g, e, m.Dim, len(m.Users[0].MLP))
+	}
+	want, got := make([]float32, len(ordsOf)), make([]float32, len(ordsOf))
+	for _, u := range m.Users {
+		if !m.Scorer.ScoreOrdinals(u.ID, ordsOf, want) {
+			t.Fatalf("in-memory scorer refused user %d", u.ID)
+		}
+		if !s2.ScoreOrdinalsFor(u.Vec, u.MLP, ordsOf, got) {
+			t.Fatalf("decoded scorer refused the vectors of user %d", u.ID)
+		}
+		for k := range want {
+			if got[k] != want[k] {
+				t.Fatalf("user %d streamer %d: from the stored vectors %v, in memory %v", u.ID, sids[k], got[k], want[k])
+			}
+		}
+		// By id: the same logit as the pair scorer, up to rounding.
+		ref, _ := m.Scorer.Score(u.ID, sids[0])
+		one, ok := s2.ScoreFor(u.Vec, u.MLP, sids[0])
+		if !ok || math.Abs(float64(one-ref)) > 1e-4*(1+math.Abs(float64(ref))) {
+			t.Fatalf("ScoreFor user %d: %v/%v, Score %v", u.ID, one, ok, ref)
+		}
+		if uG, pm, ok := m.Scorer.UserRow(u.ID); !ok || !slices.Equal(uG, u.Vec) || !slices.Equal(pm, u.MLP) {
+			t.Fatalf("UserRow(%d) is not the stored row", u.ID)
+		}
+	}
+	if got[len(got)-1] != -math.MaxFloat32 {
+		t.Fatalf("unknown streamer scored %v", got[len(got)-1])
+	}
+	u := m.Users[0]
+	if s2.ScoreOrdinalsFor(u.Vec[1:], u.MLP, ordsOf, got) || s2.ScoreOrdinalsFor(u.Vec, nil, ordsOf, got) {
+		t.Fatal("vectors of the wrong shape accepted")
+	}
+	if _, ok := s2.ScoreFor(u.Vec, u.MLP, 424242); ok {
+		t.Fatal("unknown streamer scored by id")
+	}
+	if _, ok := s2.Score(u.ID, sids[0]); ok || s2.ScoreOrdinals(u.ID, ordsOf, got) {
+		t.Fatal("a scorer without users scored a user by id")
+	}
+
+	// The legacy format keeps the users and their in-memory scoring.
+	s1, err := DecodeScorer(ScorerFormatV1, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s1.HoldsUsers() {
+		t.Fatal("a legacy scorer lost its users")
+	}
+	for _, u := range []int64{1, 7} {
+		for _, s := range []int64{1001, 1020} {
+			a, ok1 := m.Scorer.Score(u, s)
+			b, ok2 := s1.Score(u, s)
+			if !ok1 || !ok2 || a != b {
+				t.Fatalf("legacy round trip: Score(%d,%d) %v/%v vs %v/%v", u, s, a, ok1, b, ok2)
+			}
+		}
+	}
+	if _, ok := s1.Score(99999, 1001); ok {
+		t.Fatal("unknown user scored")
+	}
+	for name, c := range map[string]struct {
+		format string
+		data   []byte
+	}{
+		"truncated":          {ScorerFormat, b[:len(b)-3]},
+		"truncated legacy":   {ScorerFormatV1, v1[:len(v1)-3]},
+		"legacy named v2":    {ScorerFormat, v1},
+		"v2 named legacy":    {ScorerFormatV1, b},
+		"unknown format":     {"neumf-v9", b},
+		"empty":              {ScorerFormat, nil},
+		"one byte too many":  {ScorerFormat, append(slices.Clone(b), 0)},
+		"non-finite weights": {ScorerFormat, nanTail(b)},
+	} {
+		if _, err := DecodeScorer(c.format, c.data); lr.ErrorCode(err) != lr.EINVALID {
+			t.Errorf("%s: err = %v, want EINVALID", name, err)
+		}
+	}
+}
+
+// nanTail returns b with its last float32 (the output bias) set to NaN.
+func nanTail(b []byte) []byte {
+	b = slices.Clone(b)
+	binary.LittleEndian.PutUint32(b[len(b)-4:], math.Float32bits(float32(math.NaN())))
+	return b
 }
