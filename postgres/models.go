@@ -132,21 +132,40 @@ func table(side lr.EmbeddingSide) (string, string, error) {
 }
 
 // CopyEmbeddings bulk-loads rows into model version modelID with COPY (binary
-// protocol: float32 values arrive bit-identical). It does not validate the
-// vectors; callers validate before writing. It returns the rows written.
+// protocol: float32 values arrive bit-identical). User rows' MLP (an NCF
+// user's NeuMF MLP embedding) goes to user_embeddings.mlp, NULL where nil;
+// streamer rows have none (EINVALID). It does not validate the vectors;
+// callers validate before writing. It returns the rows written.
 func (db *DB) CopyEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, rows []lr.Embedding) (int64, error) {
 	tbl, col, err := table(side)
 	if err != nil {
 		return 0, err
 	}
+	cols := []string{"model_id", col, "vec"}
+	mlp := false
+	for _, r := range rows {
+		if r.MLP != nil {
+			mlp = true
+			break
+		}
+	}
+	if mlp {
+		if side != lr.SideUser {
+			return 0, lr.Errorf(lr.EINVALID, "model version id %d: %s rows have no MLP embedding", modelID, side)
+		}
+		cols = append(cols, "mlp")
+	}
 	i := 0
-	n, err := db.Pool.CopyFrom(ctx, pgx.Identifier{tbl}, []string{"model_id", col, "vec"},
+	n, err := db.Pool.CopyFrom(ctx, pgx.Identifier{tbl}, cols,
 		pgx.CopyFromFunc(func() ([]any, error) {
 			if i >= len(rows) {
 				return nil, nil
 			}
 			r := rows[i]
 			i++
+			if mlp {
+				return []any{modelID, r.ID, r.Vec, r.MLP}, nil
+			}
 			return []any{modelID, r.ID, r.Vec}, nil
 		}))
 	if isUniqueViolation(err) {

@@ -163,3 +163,54 @@ func mustCreate(t *testing.T, db *postgres.DB, kind lr.ModelKind, version string
 	}
 	return m
 }
+
+// User rows carry their MLP embedding (an NCF user's NeuMF weights) into
+// user_embeddings.mlp bit-identical, NULL where a row has none; a batch
+// without any MLP (MF, imported versions) leaves the column NULL, and
+// streamer rows cannot carry one.
+func TestCopyEmbeddingsWritesUserMLP(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	m := mustCreate(t, db, lr.ModelNCF, "mlp")
+	rows := []lr.Embedding{
+		{ID: 1, Vec: []float32{1, 2}, MLP: []float32{float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, 0.1}},
+		{ID: 2, Vec: []float32{3, 4}},
+		{ID: 3, Vec: []float32{5, 6}, MLP: []float32{-1, math.MaxFloat32, 7}},
+	}
+	if n, err := db.CopyEmbeddings(ctx, m.ID, lr.SideUser, rows); err != nil || n != 3 {
+		t.Fatalf("CopyEmbeddings: %d, %v", n, err)
+	}
+	for _, want := range rows {
+		var vec, mlp []float32
+		if err := db.Pool.QueryRow(ctx, `SELECT vec, mlp FROM user_embeddings WHERE model_id = $1 AND user_id = $2`, m.ID, want.ID).Scan(&vec, &mlp); err != nil {
+			t.Fatal(err)
+		}
+		if !bitsEqual(vec, want.Vec) || !bitsEqual(mlp, want.MLP) || (mlp == nil) != (want.MLP == nil) {
+			t.Fatalf("user %d: vec %v mlp %v, want %v %v", want.ID, vec, mlp, want.Vec, want.MLP)
+		}
+	}
+	mf := mustCreate(t, db, lr.ModelMF, "no-mlp")
+	if _, err := db.CopyEmbeddings(ctx, mf.ID, lr.SideUser, []lr.Embedding{{ID: 1, Vec: []float32{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	var nulls int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM user_embeddings WHERE model_id = $1 AND mlp IS NULL`, mf.ID).Scan(&nulls); err != nil || nulls != 1 {
+		t.Fatalf("MF user rows with a NULL mlp: %d, %v", nulls, err)
+	}
+	_, err := db.CopyEmbeddings(ctx, mf.ID, lr.SideStreamer, []lr.Embedding{{ID: 9, Vec: []float32{1}, MLP: []float32{1}}})
+	if lr.ErrorCode(err) != lr.EINVALID {
+		t.Fatalf("streamer row with an MLP: %v, want invalid", err)
+	}
+}
+
+func bitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
