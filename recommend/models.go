@@ -13,37 +13,86 @@ import (
 	"github.com/liverecall/liverecall/userstore"
 )
 
-// NeuMF is the full NeuMF scorer of one NCF model version, as rerank takes
-// it (NCF): a request's candidates are scored in one pass by their serving
-// ordinals. Build it with NewNeuMF.
+// NeuMF is the NeuMF scorer of one NCF model version, as rerank takes it
+// (NCF): a request's candidates are scored in one pass by their serving
+// ordinals. A scorer stored as embed.ScorerFormat holds the streamer side and
+// the dense weights only: ForUser binds it to the user's row of the user
+// store (the user's NCF vector and MLP embedding). A legacy scorer
+// (embed.ScorerFormatV1, or one built in memory with its users) holds every
+// user's weights and scores from them, ignoring the row. Build it with
+// NewNeuMF. It is read-only and safe for concurrent use.
 type NeuMF struct {
 	Version string
-	s       *embed.IDScorer
+	// ModelID is the version's embedding_models id: a row of another
+	// version is refused.
+	ModelID  int64
+	s        *embed.IDScorer
+	gmf, mlp int // the lengths of a user's vectors
 }
 
 // NewNeuMF prepares sc to serve (its inference tables, and the table from
 // the serving ordinals to the model's streamers, which gives every streamer
-// of the model an ordinal) and returns it as version's scorer. It takes
-// about a second per million streamers: call it before the scorer serves.
-func NewNeuMF(version string, sc *embed.IDScorer, ords *lr.Ordinals) *NeuMF {
+// of the model an ordinal) and returns it as the scorer of version, whose
+// embedding_models id is modelID. It takes about a second per million
+// streamers: call it before the scorer serves.
+func NewNeuMF(version string, modelID int64, sc *embed.IDScorer, ords *lr.Ordinals) *NeuMF {
 	sc.Prepare()
 	sc.IndexOrdinals(ords)
-	return &NeuMF{Version: version, s: sc}
+	n := &NeuMF{Version: version, ModelID: modelID, s: sc}
+	n.gmf, n.mlp = sc.UserDims()
+	return n
 }
 
-// ForUser returns the scorer bound to u (NCF). SKELETON: the per-user
-// weights are still the in-memory ones of the decoded scorer; row is unused.
-func (n *NeuMF) ForUser(u lr.UserID, row userstore.Row) UserNCF { return n }
+// HoldsUsers says whether the scorer is a legacy one holding its users'
+// weights in memory (see NeuMF).
+func (n *NeuMF) HoldsUsers() bool { return n.s.HoldsUsers() }
 
-// Score scores one pair (rerank.NCFScorer).
+// ForUser returns the scorer bound to u (NCF). For a scorer without users,
+// that is the row's vectors bound to the model — a small value, one
+// allocation of a few words, that only reads the row's slices — or nil when
+// the row cannot be scored: a row of another NCF version (row.Versions.NCF
+// is not ModelID), or one without the NCF vector or the MLP embedding, or
+// with vectors of another shape. A legacy scorer returns itself (scoring by
+// u from its own weights) whatever the row.
+func (n *NeuMF) ForUser(u lr.UserID, row userstore.Row) UserNCF {
+	if n.s.HoldsUsers() {
+		return n
+	}
+	if row.Versions.NCF != n.ModelID || len(row.NCF) != n.gmf || len(row.MLP) != n.mlp || n.mlp == 0 {
+		return nil
+	}
+	return &userNeuMF{s: n.s, uG: row.NCF, pm: row.MLP}
+}
+
+// Score scores one pair from the legacy scorer's own user weights
+// (rerank.NCFScorer); false for a user it does not hold.
 func (n *NeuMF) Score(u lr.UserID, s lr.StreamerID) (float32, bool) {
 	return n.s.Score(int64(u), int64(s))
 }
 
 // ScoreOrdinals scores a request's candidates in one pass, by their
-// ordinals (rerank.NCFOrdinalScorer).
+// ordinals, from the legacy scorer's own user weights
+// (rerank.NCFOrdinalScorer); false for a user it does not hold.
 func (n *NeuMF) ScoreOrdinals(u lr.UserID, ords []uint32, out []float32) bool {
 	return n.s.ScoreOrdinals(int64(u), ords, out)
+}
+
+// userNeuMF is a scorer without users bound to one user's vectors (ForUser);
+// its methods ignore their user argument.
+type userNeuMF struct {
+	s      *embed.IDScorer
+	uG, pm []float32
+}
+
+// Score scores the bound user with s (rerank.NCFScorer).
+func (b *userNeuMF) Score(_ lr.UserID, s lr.StreamerID) (float32, bool) {
+	return b.s.ScoreFor(b.uG, b.pm, int64(s))
+}
+
+// ScoreOrdinals scores the bound user with a request's candidates in one
+// pass, by their ordinals (rerank.NCFOrdinalScorer).
+func (b *userNeuMF) ScoreOrdinals(_ lr.UserID, ords []uint32, out []float32) bool {
+	return b.s.ScoreOrdinalsFor(b.uG, b.pm, ords, out)
 }
 
 type fixed struct {
@@ -87,7 +136,7 @@ type ModelsConfig struct {
 // Models are the reranker's serving models and the policy that keeps them
 // current: the active reranker weights (the defaults until a version is
 // active; a refused or unreadable version keeps the current ones) and the
-// full NeuMF scorer of the NCF version the index serves (none while the
+// NeuMF scorer of the NCF version the index serves (none while the
 // index serves another version or none, or the version has no scorer:
 // rerank then takes the GMF dot product). It implements Scorers; safe for
 // concurrent use.
@@ -131,8 +180,9 @@ func (m *Models) Refresh(ctx context.Context) {
 	m.RefreshWeights(ctx)
 }
 
-// LoadNCF loads the full NeuMF scorer of the active NCF version once the
-// index serves that version (and not again while it does).
+// LoadNCF loads the NeuMF scorer of the active NCF version once the index
+// serves that version (and not again while it does). A legacy scorer that
+// holds its users' weights is logged as a warning once per load.
 func (m *Models) LoadNCF(ctx context.Context) {
 	m.loadMu.Lock()
 	defer m.loadMu.Unlock()
@@ -158,8 +208,12 @@ func (m *Models) LoadNCF(ctx context.Context) {
 		}
 		return
 	}
-	m.ncf.Store(NewNeuMF(mv.Version, sc, m.cfg.Ordinals))
-	m.cfg.Log.Info("NeuMF scorer loaded", "version", mv.Version)
+	m.ncf.Store(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals))
+	if sc.HoldsUsers() {
+		m.cfg.Log.Warn("this NCF version's NeuMF scorer holds its users' weights in memory (legacy "+embed.ScorerFormatV1+"); retrain to move them to the store",
+			"version", mv.Version, "users", len(sc.UserIDs))
+	}
+	m.cfg.Log.Info("NeuMF scorer loaded", "version", mv.Version, "format", format)
 }
 
 // RefreshWeights loads the active reranker weights; weights that do not fit

@@ -168,7 +168,9 @@ func run(ctx context.Context, c config) error {
 	}
 	var scorer *recommend.NeuMF
 	if ncfModel != nil {
-		scorer = recommend.NewNeuMF("ncf-bench", ncfModel, ords)
+		// The trained scorer holds its users' weights (legacy mode: it
+		// scores every user whatever row the request carries).
+		scorer = recommend.NewNeuMF("ncf-bench", store.ids[lr.ModelNCF], ncfModel, ords)
 	}
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now, HistoryLen: 50})
 	apply := func(evs []lr.Event) {

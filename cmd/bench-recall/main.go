@@ -592,7 +592,9 @@ func lostChannels(before, after map[string]float64) int {
 
 // benchScorer builds a NeuMF of the default architecture over nUsers users
 // and n streamers (ids from 1), trained for one epoch on a few random pairs:
-// random weights, which cost what trained ones do.
+// random weights, which cost what trained ones do. It holds its users'
+// weights in memory (recommend.NeuMF's legacy mode), so rerank scores every
+// user with it whatever row the request carries.
 func benchScorer(n int, ords *lr.Ordinals) (*recommend.NeuMF, error) {
 	cfg := embed.DefaultNeuMFConfig()
 	cfg.Pretrain, cfg.Epochs = nil, 1
@@ -612,7 +614,7 @@ func benchScorer(n int, ords *lr.Ordinals) (*recommend.NeuMF, error) {
 	for i := range sids {
 		sids[i] = int64(i + 1)
 	}
-	return recommend.NewNeuMF("ncf-bench", embed.NewIDScorer(m, uids, sids), ords), nil
+	return recommend.NewNeuMF("ncf-bench", 2, embed.NewIDScorer(m, uids, sids), ords), nil
 }
 
 // cpuTime is the process's CPU time so far (user + system, every thread).

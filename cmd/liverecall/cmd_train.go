@@ -186,7 +186,9 @@ func evaluateActive(ctx context.Context, app *App, db *postgres.DB, kind lr.Mode
 }
 
 // versionParams are the params stored with a version trained with cfg,
-// and for NCF its full NeuMF scorer, stored beside the vectors.
+// and for NCF its NeuMF scorer (embed.ScorerFormat: the streamer side and
+// the dense weights; each user's weights go with the user's vector, as
+// m.Users' MLP), stored beside the vectors.
 func versionParams(kind lr.ModelKind, cfg embed.LiveConfig, m *embed.LiveModel) (map[string]any, []byte, error) {
 	var scorer []byte
 	params := map[string]any{"holdout": cfg.Holdout, "gift_weight": cfg.GiftWeight, "follow_weight": cfg.FollowWeight, "seed": cfg.Seed}
@@ -205,8 +207,9 @@ func versionParams(kind lr.ModelKind, cfg embed.LiveConfig, m *embed.LiveModel) 
 	return params, scorer, nil
 }
 
-// stageVersion writes a staged version, its vectors and, when scorer is not
-// nil, its full scorer (embed.ScorerFormat), all before anything activates
+// stageVersion writes a staged version, its vectors (users with their MLP
+// embedding, if any) and, when scorer is not nil, its NeuMF scorer
+// (embed.ScorerFormat), all before anything activates
 // it, so an active NCF version always has its scorer. When a write fails,
 // the half-written version is deleted.
 func stageVersion(ctx context.Context, db *postgres.DB, kind lr.ModelKind, label string, dim int, metrics, params map[string]any, users, streamers []lr.Embedding, scorer []byte) (lr.ModelVersion, error) {
