@@ -15,7 +15,7 @@ import (
 // below bytea's 1 GB, small enough that neither side holds a huge value.
 const scorerChunk = 4 << 20
 
-// PutModelScorer stores data, the full scorer of model version modelID
+// PutModelScorer stores data, the NeuMF scorer of model version modelID
 // encoded as format (opaque here; e.g. embed.ScorerFormat), replacing any
 // scorer stored for it before. It writes in one transaction, chunks with
 // COPY, and only while the version is staged: call it after the vectors and

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,8 @@ import (
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
+	"github.com/liverecall/liverecall/recommend"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 // seedHistory writes a synthetic live history (planted taste groups) into
@@ -143,7 +149,8 @@ func TestTrainLifecycle(t *testing.T) {
 	if got := versions(t, db, lr.ModelMF); got["v4"] != lr.StatusActive || got["v2"] != lr.StatusRetired {
 		t.Fatalf("after force: %v", got)
 	}
-	// NCF stores its full scorer beside the version's vectors.
+	// NCF stores its scorer beside the version's vectors, without users:
+	// each user's MLP embedding is stored with the user's vector.
 	if code, out, errb = runCmd(t, url, "train", "--model", "ncf", "--version", "n1", "--dim", "8", "--epochs", "3"); code != 0 {
 		t.Fatalf("ncf: code %d out %q err %s", code, out, errb)
 	}
@@ -159,8 +166,123 @@ func TestTrainLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.Score(1, 1001); !ok {
-		t.Fatal("stored scorer does not know user 1 / streamer 1001")
+	if format != embed.ScorerFormat || s.HoldsUsers() {
+		t.Fatalf("stored scorer: format %q, holds users %v", format, s.HoldsUsers())
+	}
+	if _, ok := s.ScoreFor(make([]float32, 8), make([]float32, 32), 1001); !ok {
+		t.Fatal("stored scorer does not know streamer 1001")
+	}
+	for _, c := range []struct {
+		id   int64
+		mlps int
+	}{{nv.ID, 60}, {active.ID, 0}} {
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM user_embeddings WHERE model_id = $1 AND cardinality(mlp) = 32`, c.id).Scan(&n); err != nil || n != c.mlps {
+			t.Fatalf("version %d: %d users with an MLP embedding (err %v), want %d", c.id, n, err, c.mlps)
+		}
+	}
+}
+
+// TrainLive's model, written the way train writes it and loaded the way a
+// replica loads it, scores every user from the user's stored row exactly
+// as the in-memory model does; a legacy scorer holding its users still
+// loads, with a warning, and scores from its own users.
+func TestTrainNCFScoresFromTheStore(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTestDB(t)
+	cfg := embed.DefaultLiveConfig(lr.ModelNCF)
+	cfg.NeuMF.Dim, cfg.NeuMF.Layers, cfg.NeuMF.Epochs = 8, []int{16, 8, 8}, 3
+	m, err := embed.TrainLive(ctx, embed.SyntheticHistory(2, 60, 30, 3, 8, 3), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, scorer, err := versionParams(lr.ModelNCF, cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv, err := stageVersion(ctx, db, lr.ModelNCF, "n1", m.Dim, map[string]any{}, params, m.Users, m.Streamers, scorer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	var serving atomic.Value
+	serving.Store("n1")
+	var logs bytes.Buffer
+	ords := lr.NewOrdinals()
+	models := recommend.NewModels(recommend.ModelsConfig{Store: db, Ordinals: ords, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Serving: func(kind lr.ModelKind) string {
+			if kind != lr.ModelNCF {
+				return ""
+			}
+			return serving.Load().(string)
+		}})
+	models.LoadNCF(ctx)
+	loaded := models.NCF()
+	if loaded == nil || strings.Contains(logs.String(), "retrain") {
+		t.Fatalf("scorer of n1 not loaded, or loaded as legacy: %s", logs.String())
+	}
+	memory := recommend.NewNeuMF("n1", mv.ID, m.Scorer, ords)
+	var ask []uint32
+	for _, s := range m.Streamers {
+		ask = append(ask, ords.Ordinal(lr.StreamerID(s.ID)))
+	}
+	want, got := make([]float32, len(ask)), make([]float32, len(ask))
+	rows, err := db.Pool.Query(ctx, `SELECT user_id, vec, mlp FROM user_embeddings WHERE model_id = $1`, mv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var id int64
+		var vec, mlp []float32
+		if err := rows.Scan(&id, &vec, &mlp); err != nil {
+			t.Fatal(err)
+		}
+		u := lr.UserID(id)
+		b := loaded.ForUser(u, userstore.Row{Versions: userstore.Versions{NCF: mv.ID}, NCF: vec, MLP: mlp})
+		if b == nil || !b.ScoreOrdinals(u, ask, got) || !memory.ScoreOrdinals(u, ask, want) {
+			t.Fatalf("user %d not scored (bound %v)", id, b != nil)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("user %d: from the store %v, in memory %v", id, got, want)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != len(m.Users) {
+		t.Fatalf("%d user rows (err %v), want %d", n, err, len(m.Users))
+	}
+
+	// A version whose scorer is the legacy format.
+	v1, err := m.Scorer.MarshalBinaryV1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelNCF, Version: "n0", Dim: m.Dim, Params: []byte("{}"), Metrics: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutModelScorer(ctx, old.ID, embed.ScorerFormatV1, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ActivateModel(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	serving.Store("n0")
+	models.LoadNCF(ctx)
+	models.LoadNCF(ctx) // already loaded: no second load, no second warning
+	legacy := models.NCF()
+	if legacy == nil {
+		t.Fatalf("legacy scorer not loaded: %s", logs.String())
+	}
+	if c := strings.Count(logs.String(), "holds its users' weights in memory"); c != 1 {
+		t.Fatalf("%d legacy warnings, want 1: %s", c, logs.String())
+	}
+	u := lr.UserID(m.Users[0].ID)
+	b := legacy.ForUser(u, userstore.Row{})
+	if b == nil || !b.ScoreOrdinals(u, ask, got) || !memory.ScoreOrdinals(u, ask, want) || !slices.Equal(got, want) {
+		t.Fatalf("legacy scorer: %v, in memory %v", got, want)
 	}
 }
 
