@@ -97,9 +97,12 @@ type Config struct {
 }
 
 // State is the in-memory view of who is live and how each live stream is
-// doing, built from events by event time. Writers (Apply, Expire,
-// SetFollow) serialise on a lock; one goroutine (the consumer's) is
-// expected to write, so that OnPublish calls arrive in order. Any number of
+// doing, built from events by event time, and the follows and watch
+// history of the users active lately (loaded on demand, see Ensure).
+// Writers (Apply, Expire, SetFollow) serialise on a lock; one goroutine
+// (the consumer's) is expected to write, so that OnPublish calls arrive in
+// order. Ensure's loads write users under the same lock from their own
+// goroutines; they publish nothing. Any number of
 // goroutines read concurrently. Snapshot never blocks:
 // it returns the last published immutable live set. The State owns the live
 // set: its Snapshots are the one published copy, and every other view of
