@@ -14,11 +14,17 @@ type metrics struct {
 	apply   prometheus.Histogram
 	applied *prometheus.CounterVec
 	types   map[lr.EventType]prometheus.Counter
+
+	users        prometheus.GaugeFunc
+	evicted      prometheus.Counter
+	loads        *prometheus.CounterVec
+	loadFailures prometheus.Counter
+	loadSeconds  prometheus.Histogram
 }
 
-// newMetrics creates the State's metrics and registers them with reg when
-// reg is not nil.
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics creates the metrics of s and registers them with reg when reg
+// is not nil.
+func newMetrics(reg prometheus.Registerer, s *State) *metrics {
 	m := &metrics{
 		live: prometheus.NewGauge(prometheus.GaugeOpts{Name: "liverecall_live_streamers",
 			Help: "Streamers live in the last published snapshot."}),
@@ -34,12 +40,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_live_events_applied_total",
 			Help: "Events that changed the live state, by type."}, []string{"type"}),
 		types: make(map[lr.EventType]prometheus.Counter),
+		users: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_live_users",
+			Help: "Users whose history or follows the live state holds."}, func() float64 { return float64(s.Users()) }),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_live_users_evicted_total",
+			Help: "Users forgotten by the live state: idle for the user idle window (with a loader) or the user TTL (without)."}),
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_live_user_loads_total",
+			Help: "Requests for a user whose stored state was not held, by outcome: ok (loaded within the wait), late (served before the load finished), error (the load failed; retried at the next request)."},
+			[]string{"outcome"}),
+		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_live_user_load_failures_total",
+			Help: "Loads of a user's stored state that failed or timed out, also those no request waited for any more."}),
+		loadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "liverecall_live_user_load_seconds",
+			Help:    "Time to load one user's stored state (follows and watch history).",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 9)}),
+	}
+	for _, o := range []LoadOutcome{LoadOK, LoadLate, LoadError} {
+		m.loads.WithLabelValues(string(o))
 	}
 	for _, t := range lr.EventTypes {
 		m.types[t] = m.applied.WithLabelValues(string(t))
 	}
 	if reg != nil {
-		reg.MustRegister(m.live, m.dupes, m.ignored, m.expired, m.apply, m.applied)
+		reg.MustRegister(m.live, m.dupes, m.ignored, m.expired, m.apply, m.applied,
+			m.users, m.evicted, m.loads, m.loadFailures, m.loadSeconds)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -57,9 +58,27 @@ type Config struct {
 	EndedWindow int
 	// HistoryLen is how many watched streams are kept per user. Default 20.
 	HistoryLen int
-	// UserTTL: a user with no active follow and no watch newer than this
-	// is forgotten (Expire prunes at most once a minute). Default 24 h.
+	// UserTTL is the span of watch history a user's state covers: without
+	// a Loader, a user with no active follow and no watch newer than this
+	// is forgotten (Expire prunes at most once a minute); with one, it is
+	// how far back a user's watches are loaded. Default 24 h.
 	UserTTL time.Duration
+	// Loader, if set, is where the per-user state (follows, watch history)
+	// lives: a user is loaded from it at their first request (Ensure) and
+	// evicted once idle for UserIdle, whatever they follow, so the State
+	// holds the users active lately, not every user there is. Without it,
+	// users are kept by UserTTL and their follows, as loaded by SetFollow
+	// and SeedWatch.
+	Loader Loader
+	// UserIdle: with a Loader, a user with no request (Ensure) and no
+	// event for this long is evicted (Expire checks at most once a
+	// minute), and loaded again at their next request. Default 30 min.
+	UserIdle time.Duration
+	// LoadWait is the longest Ensure waits for a user's load before the
+	// request goes on without it (counted late). Default 5 ms.
+	LoadWait time.Duration
+	// LoadTimeout bounds one load from the Loader. Default 5 s.
+	LoadTimeout time.Duration
 	// OnPublish, if set, receives each new version of the live set before
 	// anyone else can see it: Snapshot returns a version only after
 	// OnPublish has returned for it, so a reader's snapshot is never newer
@@ -78,9 +97,12 @@ type Config struct {
 }
 
 // State is the in-memory view of who is live and how each live stream is
-// doing, built from events by event time. Writers (Apply, Expire,
-// SetFollow) serialise on a lock; one goroutine (the consumer's) is
-// expected to write, so that OnPublish calls arrive in order. Any number of
+// doing, built from events by event time, and the follows and watch
+// history of the users active lately (loaded on demand, see Ensure).
+// Writers (Apply, Expire, SetFollow) serialise on a lock; one goroutine
+// (the consumer's) is expected to write, so that OnPublish calls arrive in
+// order. Ensure's loads write users under the same lock from their own
+// goroutines; they publish nothing. Any number of
 // goroutines read concurrently. Snapshot never blocks:
 // it returns the last published immutable live set. The State owns the live
 // set: its Snapshots are the one published copy, and every other view of
@@ -99,6 +121,8 @@ type State struct {
 	endedSet  endedWindow
 	pruned    time.Time // last user prune
 	seq       uint64
+
+	loads singleflight.Group // user loads in flight, by user id
 
 	snap atomic.Pointer[Snapshot]
 	m    *metrics
@@ -152,6 +176,12 @@ type gift struct {
 type user struct {
 	history []Watch // by JoinedAt ascending, at most HistoryLen
 	follows map[lr.StreamerID]followMark
+	// loaded: the Loader's state of the user was merged in (Ensure); a
+	// user known only from events that arrived since is not.
+	loaded bool
+	// active is the unix ns of the last request (wall clock) or event
+	// (event time) of the user; written under either lock, so atomic.
+	active atomic.Int64
 }
 
 type followMark struct {
@@ -187,6 +217,15 @@ func New(cfg Config) *State {
 	if cfg.UserTTL <= 0 {
 		cfg.UserTTL = DefaultUserTTL
 	}
+	if cfg.UserIdle <= 0 {
+		cfg.UserIdle = DefaultUserIdle
+	}
+	if cfg.LoadWait <= 0 {
+		cfg.LoadWait = DefaultLoadWait
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = DefaultLoadTimeout
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -196,8 +235,8 @@ func New(cfg Config) *State {
 		live:     roaring.New(),
 		dedupe:   newDedupe(cfg.DedupeWindow),
 		endedSet: newEndedWindow(cfg.EndedWindow),
-		m:        newMetrics(cfg.Registerer),
 	}
+	s.m = newMetrics(cfg.Registerer, s)
 	s.snap.Store(&Snapshot{live: roaring.New(), At: time.Now()})
 	return s
 }
@@ -265,7 +304,9 @@ func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 
 // Expire ends every live stream whose newest event is older than
 // now - Expiry and returns how many it ended. At most once a minute it also
-// forgets users idle for UserTTL (see Config.UserTTL). The consumer calls it with the
+// forgets users: with a Loader, those idle for UserIdle (see
+// Config.UserIdle); without, those idle for UserTTL (see Config.UserTTL).
+// The consumer calls it with the
 // wall clock once it has caught up (not while replaying, when event time
 // lags the clock). Not safe for concurrent use with other writers.
 func (s *State) Expire(now time.Time) int {
@@ -282,10 +323,15 @@ func (s *State) Expire(now time.Time) int {
 	}
 	prune := now.Sub(s.pruned) >= time.Minute
 	before := now.Add(-s.cfg.UserTTL)
+	byActivity := s.cfg.Loader != nil
+	if byActivity {
+		before = now.Add(-s.cfg.UserIdle)
+	}
 	var idle []lr.UserID
 	if prune {
+		cut := before.UnixNano()
 		for id, us := range s.users {
-			if us.prunable(before) {
+			if byActivity && us.active.Load() < cut || !byActivity && us.prunable(before) {
 				idle = append(idle, id)
 			}
 		}
@@ -308,7 +354,11 @@ func (s *State) Expire(now time.Time) int {
 	s.publish(snap)
 	if prune {
 		s.pruned = now
-		s.pruneUsers(idle, before)
+		if byActivity {
+			s.m.evicted.Add(float64(s.evictIdle(idle, before)))
+		} else {
+			s.m.evicted.Add(float64(s.pruneUsers(idle, before)))
+		}
 	}
 	return len(changes)
 }
@@ -338,9 +388,11 @@ func (us *user) prunable(before time.Time) bool {
 
 // pruneUsers forgets the users among ids with no active follow and no
 // watch after before, and their unfollow marks older than before, taking
-// the write lock for a chunk of users at a time.
-func (s *State) pruneUsers(ids []lr.UserID, before time.Time) {
+// the write lock for a chunk of users at a time. It returns how many users
+// it forgot.
+func (s *State) pruneUsers(ids []lr.UserID, before time.Time) int {
 	cut := before.UnixNano()
+	forgot := 0
 	for len(ids) > 0 {
 		n := min(len(ids), 1024)
 		s.mu.Lock()
@@ -357,24 +409,27 @@ func (s *State) pruneUsers(ids []lr.UserID, before time.Time) {
 			// No stale mark is left, so prunable now means idle.
 			if us.prunable(before) {
 				delete(s.users, id)
+				forgot++
 			}
 		}
 		s.mu.Unlock()
 		ids = ids[n:]
 	}
+	return forgot
 }
 
 // SetFollow records that user follows (active) or unfollowed streamer as of
-// at; an older record than the one held is ignored. Used to load follows from
-// Postgres at start; events keep them current afterwards.
+// at; an older record than the one held is ignored. For a State without a
+// Loader (tests, benchmarks): with one, Ensure loads a user's follows.
 func (s *State) SetFollow(u lr.UserID, streamerID lr.StreamerID, active bool, at time.Time) {
 	s.mu.Lock()
 	s.follow(u, streamerID, active, at.UnixNano())
 	s.mu.Unlock()
 }
 
-// SeedWatch adds a finished watch to u's history (from Postgres at start,
-// e.g. postgres.DB.UserWatchHistory); a zero end means still watching.
+// SeedWatch adds a finished watch to u's history (for a State without a
+// Loader; with one, Ensure loads a user's watches the same way); a zero
+// end means still watching.
 // Events replayed afterwards add to it; a join of the same stream at the
 // same time as a watch held already is not added again, so a seeded watch
 // that is replayed too shows once.
@@ -431,7 +486,9 @@ func (s *State) apply(e *lr.Event) (bool, []change) {
 	ts := e.TS.UnixNano()
 	switch e.Type {
 	case lr.EventFollowCreated, lr.EventFollowDeleted:
-		return s.follow(e.UserID, e.StreamerID, e.Type == lr.EventFollowCreated, ts), nil
+		ok := s.follow(e.UserID, e.StreamerID, e.Type == lr.EventFollowCreated, ts)
+		s.users[e.UserID].touch(ts)
+		return ok, nil
 	}
 	ord, sr := s.streamer(e.StreamerID)
 	c := sr.cur
@@ -513,6 +570,7 @@ func (s *State) apply(e *lr.Event) (bool, []change) {
 			return false, nil
 		}
 		s.watch(e.UserID, sr.id, c.id, joined, ts)
+		s.users[e.UserID].touch(ts)
 		return true, nil
 	case lr.EventGiftSent:
 		c.gift(gift{ts: ts, amount: e.Amount, user: e.UserID})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -346,48 +345,4 @@ func (db *DB) CountHistory(ctx context.Context) (HistoryCounts, error) {
 func (db *DB) TruncateHistory(ctx context.Context) error {
 	_, err := db.Pool.Exec(ctx, `TRUNCATE users, streamers, streams, watch_sessions, gifts, follows`)
 	return lr.E("postgres.TruncateHistory", lr.EINTERNAL, err)
-}
-
-// UserWatchHistory calls fn, oldest first, for the watches that started at
-// or after since: the sessions of watch_sessions, and the joins still open
-// in pending_joins (EndedAt zero, EventID the join's id), at most perUser of
-// the newest per user (perUser <= 0: all). It seeds a starting replica's
-// per-user history (live.State.SeedWatch), which keeps only the newest
-// few per user anyway: the limit is applied in the database so that a day
-// of sessions is not sent over to be thrown away. Rows are streamed, not
-// held; an error from fn stops the stream and is returned as is.
-func (db *DB) UserWatchHistory(ctx context.Context, since time.Time, perUser int, fn func(WatchRow) error) error {
-	const op = "postgres.UserWatchHistory"
-	if perUser <= 0 {
-		perUser = math.MaxInt32
-	}
-	rows, err := db.Pool.Query(ctx, `SELECT event_id, user_id, stream_id, streamer_id, started_at, ended_at, seconds FROM (
-			SELECT w.*, row_number() OVER (PARTITION BY user_id ORDER BY started_at DESC, event_id DESC) AS n FROM (
-				SELECT event_id, user_id, stream_id, streamer_id, started_at, ended_at, seconds
-				FROM watch_sessions WHERE started_at >= $1
-				UNION ALL
-				SELECT event_id, user_id, stream_id, streamer_id, joined_at, NULL, 0
-				FROM pending_joins WHERE joined_at >= $1) w) r
-		WHERE n <= $2
-		ORDER BY started_at, event_id`, since, perUser)
-	if err != nil {
-		return db.wrap(op, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r WatchRow
-		var u, st, sr int64
-		var end *time.Time
-		if err := rows.Scan(&r.EventID, &u, &st, &sr, &r.StartedAt, &end, &r.Seconds); err != nil {
-			return lr.E(op, lr.EINTERNAL, err)
-		}
-		r.UserID, r.StreamID, r.StreamerID = lr.UserID(u), lr.StreamID(st), lr.StreamerID(sr)
-		if end != nil {
-			r.EndedAt = *end
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return db.wrap(op, rows.Err())
 }

@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,40 +148,5 @@ func TestLoadHistoryAbortWritesNothing(t *testing.T) {
 	}
 	if c.Users != 0 {
 		t.Fatalf("%d users written by an aborted load", c.Users)
-	}
-}
-
-// TestUserWatchHistory: sessions and open joins since the cut, oldest
-// first, at most the newest perUser of each user.
-func TestUserWatchHistory(t *testing.T) {
-	ctx := context.Background()
-	db := pgtest.Open(t)
-	t0 := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
-	n := 0
-	ev := func(typ lr.EventType, min int, streamer, user int64) lr.Event {
-		n++
-		return lr.Event{ID: fmt.Sprintf("h%02d", n), Type: typ, TS: t0.Add(time.Duration(min) * time.Minute),
-			StreamerID: lr.StreamerID(streamer), StreamID: lr.StreamID(100 + streamer), UserID: lr.UserID(user), V: 1}
-	}
-	evs := []lr.Event{ev(lr.EventStreamStarted, 0, 1, 0), ev(lr.EventStreamStarted, 0, 2, 0), ev(lr.EventStreamStarted, 0, 3, 0)}
-	for i, s := range []int64{1, 2, 3, 1} { // user 7: four sessions, at minutes 1, 3, 5, 7
-		evs = append(evs, ev(lr.EventViewerJoined, 1+2*i, s, 7), ev(lr.EventViewerLeft, 2+2*i, s, 7))
-	}
-	evs = append(evs, ev(lr.EventViewerJoined, 4, 3, 8)) // user 8: still watching
-	if _, err := db.WriteEventsExpiring(ctx, evs, 0); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	err := db.UserWatchHistory(ctx, t0.Add(3*time.Minute), 2, func(r postgres.WatchRow) error {
-		end := -1
-		if !r.EndedAt.IsZero() {
-			end = int(r.EndedAt.Sub(t0) / time.Minute)
-		}
-		got = append(got, fmt.Sprintf("u%d s%d/%d %d-%d", r.UserID, r.StreamerID, r.StreamID, int(r.StartedAt.Sub(t0)/time.Minute), end))
-		return nil
-	})
-	want := []string{"u8 s3/103 4--1", "u7 s3/103 5-6", "u7 s1/101 7-8"}
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("UserWatchHistory: %q, %v; want %q", got, err, want)
 	}
 }

@@ -2,15 +2,106 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	lr "github.com/liverecall/liverecall"
 )
 
+// UserState is what the live state loads of one user (UserState).
+type UserState struct {
+	// Follows: the active follows and the unfollows updated at or after
+	// since; UserID, CreatedAt are not read.
+	Follows []FollowRow
+	// Watches: the newest watches started at or after since, oldest first:
+	// sessions of watch_sessions and joins still open in pending_joins
+	// (EndedAt zero, EventID the join's id, Seconds 0).
+	Watches []WatchRow
+}
+
+// UserState reads what the live state holds of user u (see the fields of
+// UserState): at most perUser watches (perUser <= 0: 20). Both statements
+// are point reads on indexes led by user_id (the follows key,
+// watch_sessions_user_started, pending_joins_user_stream) and travel in
+// one round trip. A user with nothing stored gets an empty UserState. A
+// lost or refused connection is lr.EUNAVAILABLE (naming the database), a
+// cancelled or expired ctx returns its error.
+func (db *DB) UserState(ctx context.Context, u lr.UserID, since time.Time, perUser int) (UserState, error) {
+	const op = "postgres.UserState"
+	if perUser <= 0 {
+		perUser = 20
+	}
+	var b pgx.Batch
+	b.Queue(`SELECT streamer_id, active, updated_at FROM follows
+		WHERE user_id = $1 AND (active OR updated_at >= $2)`, int64(u), since)
+	b.Queue(`SELECT event_id, stream_id, streamer_id, started_at, ended_at, seconds FROM (
+			(SELECT event_id, stream_id, streamer_id, started_at, ended_at, seconds FROM watch_sessions
+			 WHERE user_id = $1 AND started_at >= $2 ORDER BY started_at DESC, event_id DESC LIMIT $3)
+			UNION ALL
+			(SELECT event_id, stream_id, streamer_id, joined_at, NULL, 0 FROM pending_joins
+			 WHERE user_id = $1 AND joined_at >= $2 ORDER BY joined_at DESC, event_id DESC LIMIT $3)) w
+		ORDER BY started_at DESC, event_id DESC LIMIT $3`, int64(u), since, perUser)
+	br := db.Pool.SendBatch(ctx, &b)
+	defer br.Close()
+	var st UserState
+	rows, err := br.Query()
+	if err != nil {
+		return UserState{}, db.wrapCtx(ctx, op, err)
+	}
+	for rows.Next() {
+		f := FollowRow{UserID: u}
+		var s int64
+		if err := rows.Scan(&s, &f.Active, &f.UpdatedAt); err != nil {
+			rows.Close()
+			return UserState{}, db.wrapCtx(ctx, op, err)
+		}
+		f.StreamerID = lr.StreamerID(s)
+		st.Follows = append(st.Follows, f)
+	}
+	if err := rows.Err(); err != nil {
+		return UserState{}, db.wrapCtx(ctx, op, err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return UserState{}, db.wrapCtx(ctx, op, err)
+	}
+	for rows.Next() {
+		r := WatchRow{UserID: u}
+		var stream, streamer int64
+		var end *time.Time
+		if err := rows.Scan(&r.EventID, &stream, &streamer, &r.StartedAt, &end, &r.Seconds); err != nil {
+			rows.Close()
+			return UserState{}, db.wrapCtx(ctx, op, err)
+		}
+		r.StreamID, r.StreamerID = lr.StreamID(stream), lr.StreamerID(streamer)
+		if end != nil {
+			r.EndedAt = *end
+		}
+		st.Watches = append(st.Watches, r)
+	}
+	if err := rows.Err(); err != nil {
+		return UserState{}, db.wrapCtx(ctx, op, err)
+	}
+	slices.Reverse(st.Watches)
+	return st, nil
+}
+
+// wrapCtx is wrap, but returns ctx's error as is once ctx has ended (a
+// statement cut short by its deadline is neither the server's fault nor a
+// bug).
+func (db *DB) wrapCtx(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return db.wrap(op, err)
+}
+
 // StreamFollows calls fn for every active follow, with the event time of the
-// event that set it, without holding the result in memory. The live state
-// loads them at start and then keeps them current from events. An error from
-// fn stops the stream and is returned as is.
+// event that set it, without holding the result in memory. An error from fn
+// stops the stream and is returned as is. (The live state loads one user's
+// follows at a time: UserState.)
 func (db *DB) StreamFollows(ctx context.Context, fn func(u lr.UserID, s lr.StreamerID, at time.Time) error) error {
 	rows, err := db.Pool.Query(ctx, `SELECT user_id, streamer_id, updated_at FROM follows WHERE active`)
 	if err != nil {
@@ -31,7 +122,7 @@ func (db *DB) StreamFollows(ctx context.Context, fn func(u lr.UserID, s lr.Strea
 }
 
 // RecentWatches calls fn for every watch session that started at or after
-// since, oldest first (to seed user session history at start).
+// since, oldest first.
 func (db *DB) RecentWatches(ctx context.Context, since time.Time, fn func(u lr.UserID, s lr.StreamerID, stream lr.StreamID, start, end time.Time) error) error {
 	rows, err := db.Pool.Query(ctx, `SELECT user_id, streamer_id, stream_id, started_at, ended_at
 		FROM watch_sessions WHERE started_at >= $1 ORDER BY started_at, event_id`, since)

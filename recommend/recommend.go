@@ -175,6 +175,7 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 		rid = newRequestID()
 	}
 	model := s.cfg.Scorers.NCF()
+	s.ensureUser(ctx, req.User)
 	res, err := s.cfg.Recall.Recall(ctx, recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, FullNCF: model != nil})
 	if err != nil {
 		return nil, err

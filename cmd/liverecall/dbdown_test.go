@@ -6,15 +6,18 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events/kafkatest"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
+	"github.com/liverecall/liverecall/recall"
 )
 
 // pgLink is a TCP relay between the service and the real PostgreSQL server
@@ -103,7 +106,10 @@ func (l *pgLink) restore() {
 // a warning naming the database (Kubernetes keeps the replica in the
 // Service), recall keeps answering in full from memory, an admin reload is
 // refused with 503 naming the database, and once the database is back a
-// reload succeeds.
+// reload succeeds. A user not loaded yet is answered during the outage
+// without their stored follows (the load counted as failed or late) and
+// with them once the database is back.
+
 func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	direct := pgtest.New(t)
 	db, err := postgres.Open(context.Background(), direct)
@@ -125,6 +131,11 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	before := e.recall(1)
 	if len(before.Items) != 10 {
 		t.Fatalf("%d items before the outage, want a full page of 10", len(before.Items))
+	}
+	// User 42 follows streamer 5 (the sink wrote it); they have not asked yet.
+	follow := lr.Event{ID: "dbdown-follow", Type: lr.EventFollowCreated, TS: time.Now().Add(-time.Hour), StreamerID: 5, UserID: 42, V: 1}
+	if _, err := db.WriteEventsExpiring(context.Background(), []lr.Event{follow}, 0); err != nil {
+		t.Fatal(err)
 	}
 
 	link.cut()
@@ -148,6 +159,14 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 			t.Fatalf("recall during the outage: %d items (%d before), versions %v", len(r.Items), len(before.Items), r.ModelVersions)
 		}
 	}
+	if r := e.recall(42); len(r.Items) != len(before.Items) || followsOf(r, 5) {
+		t.Fatalf("user 42 during the outage: %d items, follow of 5 served %v; want a full page without it", len(r.Items), followsOf(r, 5))
+	}
+	failed, _ := e.metricValue(`liverecall_live_user_loads_total{outcome="error"}`)
+	late, _ := e.metricValue(`liverecall_live_user_loads_total{outcome="late"}`)
+	if failed+late < 1 {
+		t.Errorf("user loads during the outage: %v failed, %v late; want them counted", failed, late)
+	}
 	code, body := e.post("/v1/admin/reload", "", true)
 	if code != 503 || !strings.Contains(string(body), "database") || !strings.Contains(string(body), "not reachable") {
 		t.Fatalf("reload during the outage: %d %s, want 503 naming the database", code, body)
@@ -162,4 +181,16 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("reload after the outage: %d %s", code, body)
 	}
+	// The failed load is tried again at user 42's next request.
+	e.waitFor("user 42's follow to be loaded", eventually, func() bool { return followsOf(e.recall(42), 5) })
+}
+
+// followsOf says whether r proposes streamer through the follow channel.
+func followsOf(r api.RecallResponse, streamer int64) bool {
+	for _, it := range r.Items {
+		if it.StreamerID == streamer && slices.Contains(it.Channels, recall.ChanFollow) {
+			return true
+		}
+	}
+	return false
 }

@@ -28,6 +28,8 @@ var (
 	sDebugOpen        = defSetting(setting{"debug-open", "LIVERECALL_DEBUG_OPEN", "false", "serve /v1/debug/neighbors without the token"})
 	sLookback         = defSetting(setting{"live-lookback", "LIVERECALL_LIVE_LOOKBACK", "1h", "how far back the live view replays events at start"})
 	sExpiry           = defSetting(setting{"live-expiry", "LIVERECALL_LIVE_EXPIRY", "10m", "a stream with no event for this long is ended"})
+	sUserIdle         = defSetting(setting{"user-idle", "LIVERECALL_USER_IDLE", "30m", "a user with no request and no event for this long is evicted from memory and loaded from Postgres again at their next request"})
+	sUserLoadWait     = defSetting(setting{"user-load-wait", "LIVERECALL_USER_LOAD_WAIT", "5ms", "how long a request waits for its user's follows and history to load from Postgres before it is answered without them"})
 	sImpressionsTopic = defSetting(setting{"impressions-topic", "LIVERECALL_IMPRESSIONS_TOPIC", events.DefaultImpressionTopic, "topic recall responses are logged to"})
 	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request"})
 	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user (by any replica) within this window are shown again only to fill a page the others cannot"})
@@ -60,6 +62,8 @@ type serviceConfig struct {
 	debugOpen        bool
 	lookback         time.Duration
 	expiry           time.Duration
+	userIdle         time.Duration
+	userLoadWait     time.Duration
 	recallBudget     time.Duration
 	shownWindow      time.Duration
 	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
@@ -125,7 +129,8 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 	return s, nil
 }
 
-// build makes the parts: the index, the live view seeded from Postgres,
+// build makes the parts: the index, the live view (which loads each user's
+// follows and history from Postgres at their first request, not at start),
 // the Kafka consumers and producer, recall and the recommendation service.
 func (s *service) build(ctx context.Context) error {
 	cfg, app := s.cfg, s.app
@@ -136,10 +141,8 @@ func (s *service) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }})
-	if err := s.loadUserState(ctx); err != nil {
-		return err
-	}
+	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
+		Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }})
 	replica := events.NewReplicaID() // names this run's pages in the impressions topic
 	if len(cfg.brokers) > 0 {
 		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
@@ -222,35 +225,23 @@ func (s *service) wireHTTP() {
 	})
 }
 
-// loadUserState seeds follows and the last day of watch history from
-// Postgres; events keep both current afterwards. The history is what a
-// replica that ran continuously holds: the watches of the live state's user
-// TTL (24 h), at most its history length (20) of the newest per user,
-// sessions the sink wrote and joins still open. The events the consumer
-// then replays from its lookback add to it; a join already seeded is not
-// added twice (live.State.SeedWatch).
-func (s *service) loadUserState(ctx context.Context) error {
-	t0 := time.Now()
-	n := 0
-	err := s.db.StreamFollows(ctx, func(u lr.UserID, st lr.StreamerID, at time.Time) error {
-		s.state.SetFollow(u, st, true, at)
-		n++
-		return nil
-	})
+// userLoader reads a user's stored live state (live.Loader) from Postgres.
+type userLoader struct{ db *postgres.DB }
+
+// LoadUser implements live.Loader.
+func (l userLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (live.UserRecord, error) {
+	st, err := l.db.UserState(ctx, u, since, n)
 	if err != nil {
-		return err
+		return live.UserRecord{}, err
 	}
-	w := 0
-	err = s.db.UserWatchHistory(ctx, t0.Add(-s.state.UserTTL()), s.state.HistoryLen(), func(r postgres.WatchRow) error {
-		s.state.SeedWatch(r.UserID, r.StreamerID, r.StreamID, r.StartedAt, r.EndedAt)
-		w++
-		return nil
-	})
-	if err != nil {
-		return err
+	rec := live.UserRecord{Follows: make([]live.Follow, len(st.Follows)), Watches: make([]live.Watch, len(st.Watches))}
+	for i, f := range st.Follows {
+		rec.Follows[i] = live.Follow{StreamerID: f.StreamerID, Active: f.Active, At: f.UpdatedAt}
 	}
-	s.app.Log.Info("loaded user state", "follows", n, "watches", w, "users", s.state.Users(), "took", time.Since(t0).Round(time.Millisecond))
-	return nil
+	for i, w := range st.Watches {
+		rec.Watches[i] = live.Watch{StreamerID: w.StreamerID, StreamID: w.StreamID, JoinedAt: w.StartedAt, LeftAt: w.EndedAt}
+	}
+	return rec, nil
 }
 
 // refresh reloads the slowly changing inputs: bans, blocks, and the

@@ -26,7 +26,10 @@ import (
 // replica that read all of it from the topics (one that ran through the
 // day) and a replica started afterwards on the database the sink wrote,
 // whose lookback covers only the last hour, give every user the same
-// recall response: the restarted one seeds the day's watch history.
+// recall response: the restarted one loads each user's day of watch
+// history and follows from the database at their first request (both
+// replicas wait for that load: --user-load-wait is a minute here, so the
+// first answer is checked, not one after a late load finished).
 func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	url := pgtest.New(t)
 	db, err := postgres.Open(context.Background(), url)
@@ -36,7 +39,7 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	t.Cleanup(db.Close)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	// The replica that runs through the day: everything from the topics.
-	cont := startE2EOn(t, db, url, k, "--live-lookback", "24h")
+	cont := startE2EOn(t, db, url, k, "--live-lookback", "24h", "--user-load-wait", "1m")
 	e := cont
 
 	now := time.Now().UTC().Truncate(time.Second)
@@ -114,7 +117,7 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	}
 
 	// A replica started now, with the default lookback of an hour.
-	restarted := startE2EOn(t, db, url, k)
+	restarted := startE2EOn(t, db, url, k, "--user-load-wait", "1m")
 	restarted.waitFor("ready", eventually, func() bool { c, _ := restarted.get("/readyz", false); return c == 200 })
 	// The trending and fresh lists are refreshed in the background, from
 	// the live set (the first after the replica caught up is triggered by a

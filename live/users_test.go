@@ -1,0 +1,308 @@
+package live_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/postgres/pgtest"
+)
+
+// pgLoader is the live.Loader the service builds over postgres.DB.UserState.
+type pgLoader struct{ db *postgres.DB }
+
+func (l pgLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (live.UserRecord, error) {
+	st, err := l.db.UserState(ctx, u, since, n)
+	if err != nil {
+		return live.UserRecord{}, err
+	}
+	var rec live.UserRecord
+	for _, f := range st.Follows {
+		rec.Follows = append(rec.Follows, live.Follow{StreamerID: f.StreamerID, Active: f.Active, At: f.UpdatedAt})
+	}
+	for _, w := range st.Watches {
+		rec.Watches = append(rec.Watches, live.Watch{StreamerID: w.StreamerID, StreamID: w.StreamID, JoinedAt: w.StartedAt, LeftAt: w.EndedAt})
+	}
+	return rec, nil
+}
+
+// clock is a settable Config.Clock.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// userWorld writes a user's past into Postgres through the sink's path, and
+// gives the events to apply to a State.
+type userWorld struct {
+	t0 time.Time
+	n  int
+}
+
+func (w *userWorld) ev(typ lr.EventType, min int, streamer, user int64) lr.Event {
+	w.n++
+	return lr.Event{ID: fmt.Sprintf("w%03d", w.n), Type: typ, TS: w.t0.Add(time.Duration(min) * time.Minute),
+		StreamerID: lr.StreamerID(streamer), StreamID: lr.StreamID(100 + streamer), UserID: lr.UserID(user), V: 1}
+}
+
+func (w *userWorld) watch(min, until int, streamer, user int64) []lr.Event {
+	return []lr.Event{w.ev(lr.EventViewerJoined, min, streamer, user), w.ev(lr.EventViewerLeft, until, streamer, user)}
+}
+
+// counter returns the value of the counter name (with label outcome, when
+// given) in reg, 0 when it has none yet.
+func counter(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if outcome == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestEvictedIdleUserComesBackWithSameHistory: a user whose history is in
+// Postgres (written by the sink), part of which the State also replayed
+// from the topics, is loaded at their first request with every watch once
+// and their follows; idle for the idle window, they are evicted however
+// many streamers they follow; events that arrive for them meanwhile (one
+// of them also written by the sink) are merged with what their next
+// request loads: the same history and follows plus the new watch, once.
+func TestEvictedIdleUserComesBackWithSameHistory(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	var past []lr.Event
+	for s := int64(1); s <= 4; s++ {
+		past = append(past, w.ev(lr.EventStreamStarted, 0, s, 0))
+	}
+	past = append(past, w.watch(10, 20, 1, 7)...)
+	past = append(past, w.watch(30, 40, 2, 7)...)
+	past = append(past, w.watch(50, 55, 1, 7)...)
+	past = append(past, w.ev(lr.EventFollowCreated, 5, 1, 7), w.ev(lr.EventFollowCreated, 6, 3, 7),
+		w.ev(lr.EventFollowCreated, 7, 4, 7), w.ev(lr.EventFollowDeleted, 8, 4, 7))
+	recent := w.watch(70, 80, 3, 7) // also replayed from the topics below
+	if _, err := db.WriteEventsExpiring(ctx, append(append([]lr.Event{}, past...), recent...), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	clk := newClock(w.t0.Add(2 * time.Hour))
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, UserIdle: 30 * time.Minute,
+		LoadWait: time.Minute, Clock: clk.now, Registerer: reg})
+	// The replay of the lookback: the streams and the recent watch only.
+	var starts []lr.Event
+	for _, e := range past {
+		if e.Type == lr.EventStreamStarted {
+			starts = append(starts, e)
+		}
+	}
+	st.Apply(starts)
+	st.Apply(recent)
+	if st.Loaded(7) {
+		t.Fatal("user 7 counts as loaded from events alone")
+	}
+
+	at := func(min int) time.Time { return w.t0.Add(time.Duration(min) * time.Minute) }
+	wantHist := []live.Watch{
+		{StreamerID: 3, StreamID: 103, JoinedAt: at(70), LeftAt: at(80)},
+		{StreamerID: 1, StreamID: 101, JoinedAt: at(50), LeftAt: at(55)},
+		{StreamerID: 2, StreamID: 102, JoinedAt: at(30), LeftAt: at(40)},
+		{StreamerID: 1, StreamID: 101, JoinedAt: at(10), LeftAt: at(20)},
+	}
+	wantFollows := []lr.StreamerID{1, 3}
+	check := func(when string, wantHist []live.Watch) {
+		t.Helper()
+		h := st.History(7)
+		for i := range h { // the database gives UTC instants in the local zone
+			h[i].JoinedAt, h[i].LeftAt = h[i].JoinedAt.UTC(), h[i].LeftAt.UTC()
+		}
+		if !reflect.DeepEqual(h, wantHist) {
+			t.Errorf("%s: history\n%+v\nwant\n%+v", when, h, wantHist)
+		}
+		if f := st.Follows(7); !reflect.DeepEqual(f, wantFollows) {
+			t.Errorf("%s: follows %v, want %v", when, f, wantFollows)
+		}
+	}
+	if out := st.Ensure(ctx, 7); out != live.LoadOK {
+		t.Fatalf("first request: %s, want ok", out)
+	}
+	check("loaded", wantHist)
+	if out := st.Ensure(ctx, 7); out != live.LoadCached {
+		t.Fatalf("second request: %s, want cached", out)
+	}
+
+	// Idle just under the window: kept.
+	clk.add(29 * time.Minute)
+	st.Expire(clk.now())
+	if !st.Loaded(7) {
+		t.Fatal("evicted before the idle window passed")
+	}
+	// Idle past it: evicted, follows notwithstanding.
+	clk.add(2 * time.Minute)
+	st.Expire(clk.now())
+	if st.Users() != 0 || st.Loaded(7) || st.Follows(7) != nil {
+		t.Fatalf("after the idle window: %d users, follows %v; want user 7 evicted", st.Users(), st.Follows(7))
+	}
+	if got := counter(t, reg, "liverecall_live_users_evicted_total", ""); got != 1 {
+		t.Errorf("evictions counted %v, want 1", got)
+	}
+
+	// Meanwhile a new stream of streamer 2, watched: the events arrive, and
+	// the sink writes the session too.
+	now := int(clk.now().Sub(w.t0) / time.Minute)
+	more := []lr.Event{w.ev(lr.EventStreamStarted, now-5, 2, 0)}
+	more[0].StreamID = 202
+	for _, e := range w.watch(now-4, now-2, 2, 7) {
+		e.StreamID = 202
+		more = append(more, e)
+	}
+	if _, err := db.WriteEventsExpiring(ctx, more, 0); err != nil {
+		t.Fatal(err)
+	}
+	st.Apply(more)
+	if st.Loaded(7) {
+		t.Fatal("user 7 counts as loaded from the events after the eviction")
+	}
+	if out := st.Ensure(ctx, 7); out != live.LoadOK {
+		t.Fatalf("request after the eviction: %s, want ok", out)
+	}
+	check("loaded again", append([]live.Watch{{StreamerID: 2, StreamID: 202, JoinedAt: at(now - 4), LeftAt: at(now - 2)}}, wantHist...))
+	if got := counter(t, reg, "liverecall_live_user_loads_total", "ok"); got != 2 {
+		t.Errorf("loads counted ok: %v, want 2", got)
+	}
+}
+
+// TestUserLoadLateThenRetried: while the database does not answer (a
+// transaction holds the follows table locked), concurrent requests for a
+// user wait at most LoadWait, are answered without the stored state and
+// counted late, and share one load; that load fails at LoadTimeout and is
+// counted; the next request after the database is back loads the user.
+func TestUserLoadLateThenRetried(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	evs := []lr.Event{w.ev(lr.EventStreamStarted, 0, 1, 0)}
+	evs = append(evs, w.watch(10, 20, 1, 9)...)
+	evs = append(evs, w.ev(lr.EventFollowCreated, 5, 1, 9))
+	if _, err := db.WriteEventsExpiring(ctx, evs, 0); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	const wait, timeout = time.Second, 2 * time.Second
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: wait, LoadTimeout: timeout, Registerer: reg})
+
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	outs := make([]live.LoadOutcome, 8)
+	for i := range outs {
+		wg.Add(1)
+		go func() { defer wg.Done(); outs[i] = st.Ensure(ctx, 9) }()
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if out != live.LoadLate {
+			t.Errorf("request %d while the database hangs: %s, want late", i, out)
+		}
+	}
+	if st.History(9) != nil || st.Follows(9) != nil {
+		t.Errorf("served %v %v before the load finished", st.History(9), st.Follows(9))
+	}
+	// The one load ends at its timeout.
+	deadline := time.Now().Add(10 * timeout)
+	for counter(t, reg, "liverecall_live_user_load_failures_total", "") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load did not fail within %s of its timeout", 10*timeout)
+		}
+		time.Sleep(timeout / 20)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(t, reg, "liverecall_live_user_load_failures_total", ""); got != 1 {
+		t.Errorf("%v loads failed, want 1 (one load for the concurrent requests)", got)
+	}
+	if got := counter(t, reg, "liverecall_live_user_loads_total", "late"); got != 8 {
+		t.Errorf("late loads counted %v, want 8", got)
+	}
+	if st.Loaded(9) {
+		t.Fatal("loaded after a failed load")
+	}
+	// Back: the next request loads (LoadWait is ample for a point read).
+	if out := st.Ensure(ctx, 9); out != live.LoadOK {
+		t.Fatalf("request after the database is back: %s, want ok", out)
+	}
+	if len(st.History(9)) != 1 || !reflect.DeepEqual(st.Follows(9), []lr.StreamerID{1}) {
+		t.Errorf("after the retry: history %v follows %v", st.History(9), st.Follows(9))
+	}
+}
+
+// TestUserLoadErrorRetried: a load that fails at once (the statement is
+// refused: here the table is missing) is an error for the request, which
+// is answered with what the State holds; the next request tries again.
+func TestUserLoadErrorRetried(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	if _, err := db.WriteEventsExpiring(ctx, []lr.Event{w.ev(lr.EventFollowCreated, 5, 1, 9)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: time.Minute, Registerer: reg})
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE follows RENAME TO follows_away`); err != nil {
+		t.Fatal(err)
+	}
+	if out := st.Ensure(ctx, 9); out != live.LoadError {
+		t.Fatalf("request while the statement fails: %s, want error", out)
+	}
+	if st.Loaded(9) || st.Follows(9) != nil || counter(t, reg, "liverecall_live_user_loads_total", "error") != 1 {
+		t.Fatalf("after a failed load: loaded %v, follows %v, %v errors counted", st.Loaded(9), st.Follows(9), counter(t, reg, "liverecall_live_user_loads_total", "error"))
+	}
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE follows_away RENAME TO follows`); err != nil {
+		t.Fatal(err)
+	}
+	if out := st.Ensure(ctx, 9); out != live.LoadOK || !reflect.DeepEqual(st.Follows(9), []lr.StreamerID{1}) {
+		t.Fatalf("retry: %s, follows %v", out, st.Follows(9))
+	}
+}
+
+// TestWithoutLoaderUsersKeptByTTL: without a Loader, Ensure loads nothing
+// and users are still kept by their follows and the user TTL.
+func TestWithoutLoaderUsersKeptByTTL(t *testing.T) {
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), UserTTL: time.Hour})
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	st.SetFollow(3, 5, true, t0)
+	if out := st.Ensure(context.Background(), 3); out != live.LoadNone {
+		t.Fatalf("Ensure without a Loader: %s", out)
+	}
+	st.Expire(t0.Add(48 * time.Hour))
+	if st.Follows(3) == nil {
+		t.Error("a following user was forgotten without a Loader")
+	}
+}
