@@ -51,6 +51,7 @@ type config struct {
 	readyTimeout                            time.Duration
 	logDir                                  string
 	k                                       int
+	replicaFlags                            []string
 }
 
 func parseConfig() config {
@@ -83,7 +84,9 @@ func parseConfig() config {
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
+	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
 	flag.Parse()
+	c.replicaFlags = strings.Fields(*extra)
 	switch {
 	case c.users < 2 || c.streamers < 1 || c.live < 1 || c.live > c.streamers || c.dim < 1 || c.rate < 1 || c.zipf <= 1 || c.workers < 1:
 		fail(fmt.Errorf("need users ≥ 2, streamers ≥ 1, 1 ≤ live ≤ streamers, dim ≥ 1, rate ≥ 1, zipf > 1, load-workers ≥ 1"))
@@ -196,6 +199,8 @@ func main() {
 		if c.smallUsers > 0 {
 			fmt.Printf("| baseline versions (%d users, same streamers), INSERT … SELECT | %d | %.1f | %.0f |\n", c.smallUsers, rep.SmallRows, rep.SmallSecs, float64(rep.SmallRows)/max(rep.SmallSecs, 1e-9))
 		}
+		fmt.Printf("| primary keys of both tables, built after the load | %d | %.1f | %.0f |\n", rep.Rows+rep.SmallRows, rep.KeySeconds, float64(rep.Rows+rep.SmallRows)/max(rep.KeySeconds, 1e-9))
+		fmt.Printf("load time: %.1f s\n", rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
 	}
 	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
 
@@ -254,11 +259,19 @@ func main() {
 	var bpu any
 	if len(runs) == 2 {
 		s, f := runs[0], runs[1]
-		v := float64(f.End.PeakRSS-s.End.PeakRSS) / float64(f.Users-s.Users)
-		steady := float64(f.End.RSS-s.End.RSS) / float64(f.Users-s.Users)
-		fmt.Printf("bytes per user: (peak RSS with %d users %.0f MB − with %d users %.0f MB) ÷ %d = %.1f (from RSS at the end of the warm row instead: %.1f)\n",
-			f.Users, mb(f.End.PeakRSS), s.Users, mb(s.End.PeakRSS), f.Users-s.Users, v, steady)
+		per := func(a, b int64) float64 { return float64(a-b) / float64(f.Users-s.Users) }
+		v := per(f.End.PeakRSS, s.End.PeakRSS)
+		fmt.Printf("bytes per user: (peak RSS with %d users %.0f MB − with %d users %.0f MB) ÷ %d = %.1f\n",
+			f.Users, mb(f.End.PeakRSS), s.Users, mb(s.End.PeakRSS), f.Users-s.Users, v)
+		fmt.Printf("  the same from RSS at the end of the warm row: %.1f; from RSS when ready, before any request (model state only): %.1f\n",
+			per(f.End.RSS, s.End.RSS), per(f.Idle.RSS, s.Idle.RSS))
 		bpu = round2(v)
+		for _, run := range runs {
+			if w := run.Rows[len(run.Rows)-1]; w.Res.Errors > 0 || w.Res.Pct(.99) > time.Second/10 {
+				fmt.Printf("WARNING: the replica with %d users fell behind the offered load (warm p99 %.0f ms, %d errors): its memory includes the backlog of queued requests, so bytes per user measures that too; rerun on a quiet machine or at a lower -rate\n",
+					run.Users, msf(w.Res.Pct(.99)), w.Res.Errors)
+			}
+		}
 	} else {
 		fmt.Println("bytes per user: not measured (-small-users 0: no baseline run)")
 	}
@@ -330,6 +343,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	if cacheFlag && c.cacheBytes > 0 {
 		args = append(args, "--user-cache-bytes", fmt.Sprint(c.cacheBytes))
 	}
+	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
 	t0 := time.Now()
 	rep, err := startReplica(ctx, c.bin, args, logPath, c.readyTimeout)
