@@ -157,6 +157,30 @@ func (s sample) key() string {
 	return b.String()
 }
 
+// String gives the sample as the text format writes it (labels sorted).
+func (s sample) String() string {
+	ks := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for i, k := range ks {
+		if i == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + strconv.Quote(s.Labels[k]))
+	}
+	if len(ks) > 0 {
+		b.WriteByte('}')
+	}
+	b.WriteString(" " + strconv.FormatFloat(s.Value, 'g', -1, 64))
+	return b.String()
+}
+
 // Get returns the sum of the series named name whose labels include want.
 func (m metricSet) Get(name string, want map[string]string) (float64, bool) {
 	var sum float64

@@ -138,3 +138,13 @@ func TestProcStatusKB(t *testing.T) {
 		t.Error("a missing field was found")
 	}
 }
+
+func TestSampleString(t *testing.T) {
+	s, ok := parseSample(`liverecall_user_cache_bytes{kind="ncf",a="x\"y"} 1.5e+06`)
+	if !ok {
+		t.Fatal("not parsed")
+	}
+	if got, want := s.String(), `liverecall_user_cache_bytes{a="x\"y",kind="ncf"} 1.5e+06`; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+}

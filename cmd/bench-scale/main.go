@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -47,7 +46,7 @@ type config struct {
 	bin, baseURL, db                        string
 	keep, reuse                             bool
 	workers                                 int
-	cacheBytes                              int64
+	cacheBytes                              string
 	readyTimeout                            time.Duration
 	logDir                                  string
 	k                                       int
@@ -80,7 +79,7 @@ func parseConfig() config {
 	flag.BoolVar(&c.keep, "keep", false, "keep the database at the end")
 	flag.BoolVar(&c.reuse, "reuse", false, "reuse the database a -keep run left, when it holds this platform (skips loading)")
 	flag.IntVar(&c.workers, "load-workers", 2, "goroutines (and connections) writing by COPY")
-	flag.Int64Var(&c.cacheBytes, "user-cache-bytes", 0, "passed to the replica as --user-cache-bytes when its binary has that flag (0: its default)")
+	flag.StringVar(&c.cacheBytes, "user-cache-bytes", "", "passed as is to the replica as --user-cache-bytes when its binary has that flag (empty: its default)")
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
@@ -141,10 +140,10 @@ type runResult struct {
 	Users     int
 	ReadySecs float64
 	Rows      []row
-	Live      float64 // live streamers it reported
-	Idle      memory  // memory when ready, before any request
-	End       memory  // at the end
-	Metrics   []string
+	Live      float64  // live streamers it reported
+	Idle      memory   // memory when ready, before any request
+	End       memory   // at the end
+	Metrics   []string // the user store's series at the end of the warm row, "name{labels} value"
 }
 
 func main() {
@@ -206,8 +205,8 @@ func main() {
 
 	cacheFlag := supportsFlag(c.bin, "user-cache-bytes")
 	switch {
-	case cacheFlag && c.cacheBytes > 0:
-		fmt.Printf("replica: --user-cache-bytes %d\n", c.cacheBytes)
+	case cacheFlag && c.cacheBytes != "":
+		fmt.Printf("replica: --user-cache-bytes %s\n", c.cacheBytes)
 	case cacheFlag:
 		fmt.Println("replica: its default --user-cache-bytes")
 	default:
@@ -250,9 +249,9 @@ func main() {
 		hitNote += "from " + warm.HitMetric + " (hits and misses of the user store's metrics)"
 	} else {
 		hitNote += "not reported — the replica's /metrics has no user store metric (a name with userstore, user_cache or user_store) counting hits and misses"
-		if len(full.Metrics) > 0 {
-			hitNote += "; user-store-like metrics seen: " + strings.Join(full.Metrics, ", ")
-		}
+	}
+	if len(full.Metrics) > 0 {
+		hitNote += "\nthe user store's metrics at the end of the warm row: " + strings.Join(full.Metrics, "; ")
 	}
 	fmt.Println(hitNote)
 
@@ -340,8 +339,8 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		// The streams' only events are their starts: a run longer than
 		// the default expiry (10m) would end them.
 		"--live-expiry", "6h"}
-	if cacheFlag && c.cacheBytes > 0 {
-		args = append(args, "--user-cache-bytes", fmt.Sprint(c.cacheBytes))
+	if cacheFlag && c.cacheBytes != "" {
+		args = append(args, "--user-cache-bytes", c.cacheBytes)
 	}
 	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
@@ -382,13 +381,13 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		hr, cc, ok := hitRate(dl)
 		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by,
 			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem})
-		names := map[string]bool{}
+		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
-			if userCacheMetric(s.Name) {
-				names[s.Name] = true
+			if userCacheMetric(s.Name) && !strings.HasSuffix(s.Name, "_bucket") {
+				res.Metrics = append(res.Metrics, s.String())
 			}
 		}
-		res.Metrics = slices.Sorted(maps.Keys(names))
+		slices.Sort(res.Metrics)
 	}
 	measure("cold", c.cold, true)
 	measure("warm-up", c.warmup, false)
