@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check deps postgres bench bench-quick \
-        bench-index bench-events bench-embed bench-recall bench-quality demo clean
+        bench-index bench-events bench-embed bench-recall bench-quality bench-scale demo clean
 
 all: build
 
@@ -97,6 +97,16 @@ bench-recall:
 bench-quality:
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-quality | tee $(BENCHOUT)/quality.txt
+
+# A replica (bin/liverecall serve, a child process) against a synthetic
+# platform of 10M users (QUICK=1: 1M) and 1M streamers in a database of its
+# own, 20k live, at 2,000 req/s: latency cold and warm, user cache hit rate,
+# peak RSS and bytes of replica memory per user. Not part of `make bench`:
+# the full run writes ~22M vectors and wants the machine to itself.
+# BENCH_SCALE_FLAGS adds flags (e.g. -keep, then -reuse to skip the load).
+bench-scale: build postgres
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./cmd/bench-scale $(BENCH_SCALE_FLAGS) | tee $(BENCHOUT)/scale.txt
 
 # Runs every benchmark and rewrites BENCHMARKS.md from their output.
 BENCH_AREAS ?= index events embed recall quality

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// zipfUsers draws n user ids from 1..users with Zipf(s) popularity: rank r
+// (0 the most popular) has weight 1/(r+1)^s. Ranks are scattered over the
+// id space by an affine bijection (userOfRank), so popular users are not
+// the lowest ids (whose rows sit together in the table and its index).
+// The same seed gives the same sequence.
+func zipfUsers(seed uint64, users int, s float64, n int) []int64 {
+	rng := rand.New(rand.NewPCG(seed, 0x5ca1e))
+	z := rand.NewZipf(rng, s, 1, uint64(users-1))
+	a := coprimeStep(users)
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = userOfRank(z.Uint64(), a, users)
+	}
+	return out
+}
+
+// coprimeStep returns a multiplier coprime with n (so r ↦ r·a mod n is a
+// bijection of 0..n-1), far from 1 so neighbouring ranks land far apart.
+func coprimeStep(n int) uint64 {
+	if n <= 2 {
+		return 1
+	}
+	m := uint64(n)
+	a := uint64(2654435761) % m
+	for a < 2 || gcd(a, m) != 1 { // ends: n-1 ≥ 2 is coprime with n
+		a = (a + 1) % m
+	}
+	return a
+}
+
+func gcd(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// userOfRank maps a popularity rank in 0..n-1 to a user id in 1..n.
+func userOfRank(rank, a uint64, n int) int64 {
+	return int64((rank*a+12345)%uint64(n)) + 1
+}
+
+// sample is one line of the Prometheus text format.
+type sample struct {
+	Name   string
+	Labels map[string]string
+	Value  float64
+}
+
+// metricSet is a scrape of /metrics.
+type metricSet []sample
+
+// parseMetrics reads the Prometheus text exposition format. It is lenient:
+// comments, blank lines and lines it cannot read are skipped.
+func parseMetrics(r io.Reader) metricSet {
+	var out metricSet
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if s, ok := parseSample(line); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func parseSample(line string) (sample, bool) {
+	s := sample{Labels: map[string]string{}}
+	i := strings.IndexAny(line, "{ \t")
+	if i <= 0 {
+		return s, false
+	}
+	s.Name = line[:i]
+	rest := line[i:]
+	if rest[0] == '{' {
+		rest = rest[1:]
+		for {
+			rest = strings.TrimLeft(rest, " ,")
+			if rest == "" {
+				return s, false
+			}
+			if rest[0] == '}' {
+				rest = rest[1:]
+				break
+			}
+			eq := strings.IndexByte(rest, '=')
+			if eq <= 0 || len(rest) < eq+2 || rest[eq+1] != '"' {
+				return s, false
+			}
+			key := strings.TrimSpace(rest[:eq])
+			rest = rest[eq+2:]
+			var val strings.Builder
+			closed := false
+			for j := 0; j < len(rest); j++ {
+				c := rest[j]
+				if c == '\\' && j+1 < len(rest) {
+					j++
+					switch rest[j] {
+					case 'n':
+						val.WriteByte('\n')
+					default:
+						val.WriteByte(rest[j])
+					}
+					continue
+				}
+				if c == '"' {
+					rest, closed = rest[j+1:], true
+					break
+				}
+				val.WriteByte(c)
+			}
+			if !closed {
+				return s, false
+			}
+			s.Labels[key] = val.String()
+		}
+	}
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return s, false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return s, false
+	}
+	s.Value = v
+	return s, true
+}
+
+// key identifies a series (name and sorted labels).
+func (s sample) key() string {
+	ks := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for _, k := range ks {
+		b.WriteString("|" + k + "=" + s.Labels[k])
+	}
+	return b.String()
+}
+
+// String gives the sample as the text format writes it (labels sorted).
+func (s sample) String() string {
+	ks := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for i, k := range ks {
+		if i == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + strconv.Quote(s.Labels[k]))
+	}
+	if len(ks) > 0 {
+		b.WriteByte('}')
+	}
+	b.WriteString(" " + strconv.FormatFloat(s.Value, 'g', -1, 64))
+	return b.String()
+}
+
+// Get returns the sum of the series named name whose labels include want.
+func (m metricSet) Get(name string, want map[string]string) (float64, bool) {
+	var sum float64
+	found := false
+	for _, s := range m {
+		if s.Name != name || !hasLabels(s, want) {
+			continue
+		}
+		sum += s.Value
+		found = true
+	}
+	return sum, found
+}
+
+func hasLabels(s sample, want map[string]string) bool {
+	for k, v := range want {
+		if s.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// delta returns after − before per series of after (a series absent
+// before counts from 0).
+func delta(before, after metricSet) metricSet {
+	prev := make(map[string]float64, len(before))
+	for _, s := range before {
+		prev[s.key()] = s.Value
+	}
+	out := make(metricSet, 0, len(after))
+	for _, s := range after {
+		d := s
+		d.Value -= prev[s.key()]
+		out = append(out, d)
+	}
+	return out
+}
+
+// lostStatuses are the channel outcomes that mean a request was answered
+// without that channel: "late" (the user store's miss that was not answered
+// in time), "timeout" (the recall budget) and "error".
+var lostStatuses = map[string]bool{"late": true, "timeout": true, "error": true}
+
+// lateChannels counts, in a delta of scrapes, the recall channel outcomes
+// that dropped a channel, and returns them by status too.
+func lateChannels(d metricSet) (int, map[string]int) {
+	by := map[string]int{}
+	n := 0
+	for _, s := range d {
+		if s.Name != "liverecall_recall_channel_outcomes_total" || !lostStatuses[s.Labels["status"]] {
+			continue
+		}
+		by[s.Labels["status"]] += int(s.Value + 0.5)
+		n += int(s.Value + 0.5)
+	}
+	return n, by
+}
+
+// cacheCounts is what hitRate found: the hits and misses of one metric.
+type cacheCounts struct {
+	Metric       string
+	Hits, Misses float64
+}
+
+// userCacheMetric says whether name is one of the user store's metrics.
+func userCacheMetric(name string) bool {
+	return strings.Contains(name, "userstore") || strings.Contains(name, "user_cache") || strings.Contains(name, "user_store")
+}
+
+// hitRate finds the user cache's hits and misses in a delta of scrapes
+// without knowing the exact metric names: among the series named like the
+// user store's (userstore, user_cache, user_store), a series counts as hits
+// when its name or a label value says hit, as misses when it says miss
+// (histogram buckets and sums are skipped). Of several such metrics, the
+// one with the most lookups is used. ok is false when none was found.
+func hitRate(d metricSet) (rate float64, c cacheCounts, ok bool) {
+	by := map[string]*cacheCounts{}
+	for _, s := range d {
+		if !userCacheMetric(s.Name) || strings.HasSuffix(s.Name, "_bucket") || strings.HasSuffix(s.Name, "_sum") {
+			continue
+		}
+		kind := classify(s.Name)
+		if kind == "" {
+			for _, v := range s.Labels {
+				if k := classify(v); k != "" {
+					kind = k
+					break
+				}
+			}
+		}
+		if kind == "" {
+			continue
+		}
+		// The family: hits and misses counters of one cache share a stem.
+		fam := strings.NewReplacer("misses", "", "miss", "", "hits", "", "hit", "").Replace(s.Name)
+		cc := by[fam]
+		if cc == nil {
+			cc = &cacheCounts{Metric: fam}
+			by[fam] = cc
+		}
+		if kind == "hit" {
+			cc.Hits += s.Value
+		} else {
+			cc.Misses += s.Value
+		}
+	}
+	var best *cacheCounts
+	for _, cc := range by {
+		if best == nil || cc.Hits+cc.Misses > best.Hits+best.Misses || (cc.Hits+cc.Misses == best.Hits+best.Misses && cc.Metric < best.Metric) {
+			best = cc
+		}
+	}
+	if best == nil || best.Hits+best.Misses == 0 {
+		return 0, cacheCounts{}, false
+	}
+	return best.Hits / (best.Hits + best.Misses), *best, true
+}
+
+// classify says whether s (a metric name or label value) names hits or misses.
+func classify(s string) string {
+	s = strings.ToLower(s)
+	switch {
+	case strings.Contains(s, "miss"):
+		return "miss"
+	case strings.Contains(s, "hit"):
+		return "hit"
+	}
+	return ""
+}
+
+// procStatusKB reads a "Vm...: N kB" field of /proc/PID/status text.
+func procStatusKB(status, field string) (int64, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || name != field {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		return v, err == nil
+	}
+	return 0, false
+}

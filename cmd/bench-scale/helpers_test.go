@@ -1,0 +1,150 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// userOfRank with coprimeStep is a bijection of the ranks onto 1..n.
+func TestUserOfRankIsABijection(t *testing.T) {
+	for _, n := range []int{2, 3, 10, 97, 1000, 10_000, 65_536} {
+		a := coprimeStep(n)
+		seen := make([]bool, n+1)
+		for r := 0; r < n; r++ {
+			u := userOfRank(uint64(r), a, n)
+			if u < 1 || u > int64(n) || seen[u] {
+				t.Fatalf("n=%d a=%d: rank %d gives user %d (out of range or repeated)", n, a, r, u)
+			}
+			seen[u] = true
+		}
+	}
+}
+
+// zipfUsers draws every id within 1..users, repeats the popular ones the
+// way Zipf(s) says, reaches far into the tail, and is the same for a seed.
+func TestZipfUsers(t *testing.T) {
+	const users, n, s = 1_000_000, 200_000, 1.1
+	ids := zipfUsers(1, users, s, n)
+	counts := map[int64]int{}
+	for _, u := range ids {
+		if u < 1 || u > users {
+			t.Fatalf("id %d outside 1..%d", u, users)
+		}
+		counts[u]++
+	}
+	// The most popular user's share is 1/H(users, s) (≈ 0.10 for s = 1.1
+	// over a million); the sample's must be close.
+	h := 0.0
+	for r := 1; r <= users; r++ {
+		h += math.Pow(float64(r), -s)
+	}
+	top := 0
+	for _, c := range counts {
+		top = max(top, c)
+	}
+	if got, want := float64(top)/n, 1/h; math.Abs(got-want) > 0.1*want {
+		t.Errorf("most popular user's share %.4f, want ≈ %.4f", got, want)
+	}
+	// Some users are cold: many distinct users, most of them seen once.
+	once := 0
+	for _, c := range counts {
+		if c == 1 {
+			once++
+		}
+	}
+	if len(counts) < n/10 || once < len(counts)/2 {
+		t.Errorf("%d distinct users in %d draws, %d seen once: the tail is missing", len(counts), n, once)
+	}
+	again := zipfUsers(1, users, s, n)
+	for i := range ids {
+		if ids[i] != again[i] {
+			t.Fatalf("draw %d differs for the same seed", i)
+		}
+	}
+}
+
+const scrape = `# HELP liverecall_recall_channel_outcomes_total Recall channel outcomes.
+# TYPE liverecall_recall_channel_outcomes_total counter
+liverecall_recall_channel_outcomes_total{channel="mf",status="ok"} 100
+liverecall_recall_channel_outcomes_total{channel="mf",status="late"} 3
+liverecall_recall_channel_outcomes_total{channel="ncf",status="timeout"} 2
+liverecall_recall_channel_outcomes_total{channel="trending",status="error"} 1
+liverecall_recall_channel_outcomes_total{channel="odd \"name\", with {braces}",status="skipped"} 7
+liverecall_userstore_lookups_total{result="hit"} 90
+liverecall_userstore_lookups_total{result="miss"} 10
+liverecall_userstore_fetch_seconds_bucket{le="0.001"} 5
+liverecall_userstore_bytes 1.5e+06
+go_memstats_heap_inuse_bytes 2.5e+07
+not a sample
+`
+
+func TestParseMetricsAndDeltas(t *testing.T) {
+	m := parseMetrics(strings.NewReader(scrape))
+	if len(m) != 10 {
+		t.Fatalf("parsed %d samples, want 10: %+v", len(m), m)
+	}
+	if v, ok := m.Get("go_memstats_heap_inuse_bytes", nil); !ok || v != 25e6 {
+		t.Errorf("heap in use %v %v", v, ok)
+	}
+	if v, ok := m.Get("liverecall_recall_channel_outcomes_total", map[string]string{"channel": `odd "name", with {braces}`}); !ok || v != 7 {
+		t.Errorf("escaped label value: %v %v", v, ok)
+	}
+	if _, ok := m.Get("liverecall_missing", nil); ok {
+		t.Error("a missing metric was found")
+	}
+	// Later: 10 more hits, 10 more misses, one more late channel.
+	later := strings.NewReplacer(`"hit"} 90`, `"hit"} 100`, `"miss"} 10`, `"miss"} 20`, `status="late"} 3`, `status="late"} 4`).Replace(scrape)
+	d := delta(m, parseMetrics(strings.NewReader(later)))
+	n, by := lateChannels(d)
+	if n != 1 || by["late"] != 1 || by["timeout"] != 0 {
+		t.Errorf("late channels in the delta: %d %v, want 1 late", n, by)
+	}
+	if n, _ := lateChannels(m); n != 6 {
+		t.Errorf("late channels of one scrape: %d, want 6 (late, timeout, error)", n)
+	}
+	rate, cc, ok := hitRate(d)
+	if !ok || rate != 0.5 || cc.Hits != 10 || cc.Misses != 10 {
+		t.Errorf("hit rate %v %+v %v, want 0.5 from 10 hits and 10 misses", rate, cc, ok)
+	}
+}
+
+// The hit rate is found whatever the user store calls its counters: hits
+// and misses in the names, or in a label; without such metrics it says so.
+func TestHitRateNames(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want float64
+		ok   bool
+	}{
+		{"liverecall_userstore_hits_total 3\nliverecall_userstore_misses_total 1\n", 0.75, true},
+		{"liverecall_user_cache_requests_total{outcome=\"hit\"} 1\nliverecall_user_cache_requests_total{outcome=\"miss\"} 3\n", 0.25, true},
+		{"liverecall_user_cache_bytes 100\nliverecall_recall_channel_outcomes_total{status=\"ok\"} 5\n", 0, false},
+		{"", 0, false},
+	} {
+		got, _, ok := hitRate(parseMetrics(strings.NewReader(tc.text)))
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%q: %v %v, want %v %v", tc.text, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestProcStatusKB(t *testing.T) {
+	status := "Name:\tliverecall\nVmPeak:\t 2000000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\n"
+	if v, ok := procStatusKB(status, "VmHWM"); !ok || v != 123456 {
+		t.Errorf("VmHWM %v %v", v, ok)
+	}
+	if _, ok := procStatusKB(status, "VmSwap"); ok {
+		t.Error("a missing field was found")
+	}
+}
+
+func TestSampleString(t *testing.T) {
+	s, ok := parseSample(`liverecall_user_cache_bytes{kind="ncf",a="x\"y"} 1.5e+06`)
+	if !ok {
+		t.Fatal("not parsed")
+	}
+	if got, want := s.String(), `liverecall_user_cache_bytes{a="x\"y",kind="ncf"} 1.5e+06`; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+}

@@ -1,0 +1,446 @@
+// Command bench-scale measures a replica's memory and latency against a
+// platform of many users: it writes a synthetic platform into a fresh
+// PostgreSQL database (USERS users and 1M streamers, an MF and an NCF
+// version of dim 64, by binary COPY), starts an in-process Kafka-protocol
+// broker with 20,000 live streams on it, then runs `bin/liverecall serve`
+// as a child process (so its memory is its own) and drives it over
+// loopback HTTP at a fixed open-loop rate from users drawn Zipf(1.1) over
+// all users. It reports, for the first seconds after the replica became
+// ready (cold) and after a warm-up (warm): latency, errors, recall channels
+// dropped, the user cache's hit rate, peak RSS and Go heap. The replica runs
+// twice, against versions holding a small number of users and all of them,
+// with the same streamers: the growth of its peak RSS per added user is
+// bytes_per_user. The last line is the JSON headline.
+//
+// QUICK=1: 1M users instead of 10M, shorter rows.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/events/embedded"
+	"github.com/liverecall/liverecall/internal/loadgen"
+	"github.com/liverecall/liverecall/postgres"
+)
+
+type config struct {
+	users, streamers, live, dim, smallUsers int
+	rate                                    int
+	zipf                                    float64
+	cold, warmup, duration                  time.Duration
+	bin, baseURL, db                        string
+	keep, reuse                             bool
+	workers                                 int
+	cacheBytes                              string
+	readyTimeout                            time.Duration
+	logDir                                  string
+	k                                       int
+	replicaFlags                            []string
+}
+
+func parseConfig() config {
+	quick := os.Getenv("QUICK") != ""
+	c := config{users: 10_000_000, cold: 10 * time.Second, warmup: 30 * time.Second, duration: 60 * time.Second}
+	if quick {
+		c.users, c.warmup, c.duration = 1_000_000, 10*time.Second, 20*time.Second
+	}
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	flag.IntVar(&c.users, "users", c.users, "users on the platform (QUICK=1: 1,000,000)")
+	flag.IntVar(&c.streamers, "streamers", 1_000_000, "streamers on the platform")
+	flag.IntVar(&c.live, "live", 20_000, "streamers live (stream.started events on the broker)")
+	flag.IntVar(&c.dim, "dim", 64, "vector dimension of both models")
+	flag.IntVar(&c.smallUsers, "small-users", 10_000, "users of the baseline run for bytes_per_user (0: no baseline run; capped at users/10)")
+	flag.IntVar(&c.rate, "rate", 2000, "requests per second, open loop")
+	flag.Float64Var(&c.zipf, "zipf", 1.1, "Zipf exponent s (> 1) of the users' request popularity")
+	flag.DurationVar(&c.cold, "cold", c.cold, "length of the cold row: from the moment the replica is ready")
+	flag.DurationVar(&c.warmup, "warmup", c.warmup, "load between the cold and the warm row, not reported")
+	flag.DurationVar(&c.duration, "duration", c.duration, "length of the warm row")
+	flag.StringVar(&c.bin, "bin", "bin/liverecall", "the service binary (make build)")
+	flag.StringVar(&c.baseURL, "database-url", base, "PostgreSQL server (any database on it; $DATABASE_URL); the benchmark creates its own database there")
+	flag.StringVar(&c.db, "db", "liverecall_bench_scale", "name of the database the benchmark creates (dropped at the end unless -keep)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the database at the end")
+	flag.BoolVar(&c.reuse, "reuse", false, "reuse the database a -keep run left, when it holds this platform (skips loading)")
+	flag.IntVar(&c.workers, "load-workers", 2, "goroutines (and connections) writing by COPY")
+	flag.StringVar(&c.cacheBytes, "user-cache-bytes", "", "passed as is to the replica as --user-cache-bytes when its binary has that flag (empty: its default)")
+	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
+	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
+	flag.IntVar(&c.k, "k", 20, "items per request")
+	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
+	flag.Parse()
+	c.replicaFlags = strings.Fields(*extra)
+	switch {
+	case c.users < 2 || c.streamers < 1 || c.live < 1 || c.live > c.streamers || c.dim < 1 || c.rate < 1 || c.zipf <= 1 || c.workers < 1:
+		fail(fmt.Errorf("need users ≥ 2, streamers ≥ 1, 1 ≤ live ≤ streamers, dim ≥ 1, rate ≥ 1, zipf > 1, load-workers ≥ 1"))
+	case c.smallUsers < 0:
+		fail(fmt.Errorf("-small-users must be ≥ 0"))
+	}
+	if c.smallUsers > c.users/10 {
+		c.smallUsers = c.users / 10
+	}
+	return c
+}
+
+// cleanups run, newest first, when the benchmark ends or fails.
+var cleanups []func()
+
+func cleanup() {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench-scale:", err)
+	cleanup()
+	os.Exit(1)
+}
+
+func check(err error) {
+	if err != nil {
+		fail(err)
+	}
+}
+
+// row is one measured stretch of load on one replica.
+type row struct {
+	Replica   string // "small" or "full"
+	Users     int
+	Name      string // "cold" or "warm"
+	Seconds   float64
+	Res       loadgen.Result
+	Late      int
+	LateBy    map[string]int
+	HitRate   float64
+	HitOK     bool
+	HitMetric string
+	Mem       memory // the largest seen during the row (PeakRSS: since the replica started)
+}
+
+// runResult is one replica's run.
+type runResult struct {
+	Users     int
+	ReadySecs float64
+	Rows      []row
+	Live      float64  // live streamers it reported
+	Idle      memory   // memory when ready, before any request
+	End       memory   // at the end
+	Metrics   []string // the user store's series at the end of the warm row, "name{labels} value"
+}
+
+func main() {
+	c := parseConfig()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if _, err := os.Stat(c.bin); err != nil {
+		fail(fmt.Errorf("%s: %v (build it with `make build`)", c.bin, err))
+	}
+	check(os.MkdirAll(c.logDir, 0o755))
+	fmt.Printf("# scale: %d users, %d streamers (%d live), MF + NCF dim %d; the replica is `%s serve` in its own process\n",
+		c.users, c.streamers, c.live, c.dim, c.bin)
+	fmt.Printf("# load: %d req/s open loop over loopback HTTP, k=%d, users Zipf(s=%.2f) over all users; rows: cold (first %s after ready), warm (%s after %s more of warm-up)\n",
+		c.rate, c.k, c.zipf, c.cold, c.duration, c.warmup)
+
+	// The platform.
+	url, existed, err := createDatabase(ctx, c.baseURL, c.db, c.reuse)
+	check(err)
+	if !c.keep {
+		cleanups = append(cleanups, func() {
+			if err := dropDatabase(context.Background(), c.baseURL, c.db); err != nil {
+				fmt.Fprintln(os.Stderr, "bench-scale: dropping the database:", err)
+			}
+		})
+	}
+	db, err := postgres.Open(ctx, url)
+	check(err)
+	cleanups = append(cleanups, db.Close)
+	p := &platform{users: c.users, streamers: c.streamers, smallUsers: c.smallUsers, dim: c.dim}
+	var rep loadReport
+	if existed {
+		ok, err := p.find(ctx, db)
+		check(err)
+		if !ok {
+			fail(fmt.Errorf("-reuse: database %s does not hold this platform (users, streamers, dim, small-users); run without -reuse to write it anew", c.db))
+		}
+		rep.Reused = true
+	} else {
+		fmt.Fprintf(os.Stderr, "writing the platform into database %s with %d COPY workers\n", c.db, c.workers)
+		rep, err = p.load(ctx, db, c.workers)
+		check(err)
+	}
+	rep.DBBytes, err = dbSize(ctx, db)
+	check(err)
+	fmt.Println("\n| platform | vectors | seconds | vectors/s |")
+	fmt.Println("|---|---|---|---|")
+	if rep.Reused {
+		fmt.Println("| reused from an earlier run (-reuse) | - | - | - |")
+	} else {
+		fmt.Printf("| users and streamers, both models, binary COPY (%d workers) | %d | %.1f | %.0f |\n", c.workers, rep.Rows, rep.CopySeconds, float64(rep.Rows)/rep.CopySeconds)
+		if c.smallUsers > 0 {
+			fmt.Printf("| baseline versions (%d users, same streamers), INSERT … SELECT | %d | %.1f | %.0f |\n", c.smallUsers, rep.SmallRows, rep.SmallSecs, float64(rep.SmallRows)/max(rep.SmallSecs, 1e-9))
+		}
+		fmt.Printf("| primary keys of both tables, built after the load | %d | %.1f | %.0f |\n", rep.Rows+rep.SmallRows, rep.KeySeconds, float64(rep.Rows+rep.SmallRows)/max(rep.KeySeconds, 1e-9))
+		fmt.Printf("load time: %.1f s\n", rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
+	}
+	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
+
+	cacheFlag := supportsFlag(c.bin, "user-cache-bytes")
+	switch {
+	case cacheFlag && c.cacheBytes != "":
+		fmt.Printf("replica: --user-cache-bytes %s\n", c.cacheBytes)
+	case cacheFlag:
+		fmt.Println("replica: its default --user-cache-bytes")
+	default:
+		fmt.Println("replica: this binary has no --user-cache-bytes flag (it holds every user's vectors in memory)")
+	}
+
+	var runs []runResult
+	if c.smallUsers > 0 {
+		runs = append(runs, runReplica(ctx, c, db, p.small, c.smallUsers, "small", cacheFlag))
+	}
+	full := runReplica(ctx, c, db, p.full, c.users, "full", cacheFlag)
+	runs = append(runs, full)
+
+	fmt.Println("\n| replica users | row | seconds | requests | errors | p50 ms | p99 ms | max ms | late channels | cache hit rate | peak RSS MB | RSS MB | Go heap in use MB |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, run := range runs {
+		fmt.Printf("| %d | ready, idle | - | - | - | - | - | - | - | - | %.0f | %.0f | %.0f |\n", run.Users, mb(run.Idle.PeakRSS), mb(run.Idle.RSS), mb(run.Idle.HeapInuse))
+		for _, r := range run.Rows {
+			hit := "n/a"
+			if r.HitOK {
+				hit = fmt.Sprintf("%.3f", r.HitRate)
+			}
+			fmt.Printf("| %d | %s | %.0f | %d | %d | %.2f | %.2f | %.2f | %d%s | %s | %.0f | %.0f | %.0f |\n", run.Users, r.Name, r.Seconds, r.Res.Sent, r.Res.Errors,
+				msf(r.Res.Pct(.5)), msf(r.Res.Pct(.99)), msf(r.Res.Pct(1)), r.Late, lateDetail(r.LateBy), hit, mb(r.Mem.PeakRSS), mb(r.Mem.RSS), mb(r.Mem.HeapInuse))
+		}
+	}
+	fmt.Println("(peak RSS: the replica's VmHWM, its most resident memory since it started, index builds included; RSS and Go heap: the largest sampled each second during the row;")
+	fmt.Println(" late channels: recall channel answers dropped — status late, timeout or error in liverecall_recall_channel_outcomes_total)")
+	for _, run := range runs {
+		fmt.Printf("replica with %d users: ready %.1f s after start, %0.f live streamers in its view\n", run.Users, run.ReadySecs, run.Live)
+		for _, r := range run.Rows {
+			for _, f := range r.Res.Failures {
+				fmt.Printf("  %s row, a failed request: %s\n", r.Name, f)
+			}
+		}
+	}
+	hitNote := "cache hit rate: "
+	warm := full.Rows[1]
+	if warm.HitOK {
+		hitNote += "from " + warm.HitMetric + " (hits and misses of the user store's metrics)"
+	} else {
+		hitNote += "not reported — the replica's /metrics has no user store metric (a name with userstore, user_cache or user_store) counting hits and misses"
+	}
+	if len(full.Metrics) > 0 {
+		hitNote += "\nthe user store's metrics at the end of the warm row: " + strings.Join(full.Metrics, "; ")
+	}
+	fmt.Println(hitNote)
+
+	var bpu any
+	if len(runs) == 2 {
+		s, f := runs[0], runs[1]
+		per := func(a, b int64) float64 { return float64(a-b) / float64(f.Users-s.Users) }
+		v := per(f.End.PeakRSS, s.End.PeakRSS)
+		fmt.Printf("bytes per user: (peak RSS with %d users %.0f MB − with %d users %.0f MB) ÷ %d = %.1f\n",
+			f.Users, mb(f.End.PeakRSS), s.Users, mb(s.End.PeakRSS), f.Users-s.Users, v)
+		fmt.Printf("  the same from RSS at the end of the warm row: %.1f; from RSS when ready, before any request (model state only): %.1f\n",
+			per(f.End.RSS, s.End.RSS), per(f.Idle.RSS, s.Idle.RSS))
+		bpu = round2(v)
+		for _, run := range runs {
+			if w := run.Rows[len(run.Rows)-1]; w.Res.Errors > 0 || w.Res.Pct(.99) > time.Second/10 {
+				fmt.Printf("WARNING: the replica with %d users fell behind the offered load (warm p99 %.0f ms, %d errors): its memory includes the backlog of queued requests, so bytes per user measures that too; rerun on a quiet machine or at a lower -rate\n",
+					run.Users, msf(w.Res.Pct(.99)), w.Res.Errors)
+			}
+		}
+	} else {
+		fmt.Println("bytes per user: not measured (-small-users 0: no baseline run)")
+	}
+	var hr any
+	if warm.HitOK {
+		hr = math.Round(warm.HitRate*1000) / 1000
+	}
+	lateAll, errAll := 0, 0
+	for _, r := range full.Rows {
+		lateAll += r.Late
+		errAll += r.Res.Errors
+	}
+	fmt.Println("headline: the full replica; p99 of its warm row, errors and late channels of its cold and warm rows together, hit rate of the warm row, rss_mb its peak RSS")
+	cleanup()
+	out, _ := json.Marshal(map[string]any{
+		"users": c.users, "streamers": c.streamers, "live": c.live, "rate": c.rate,
+		"p99_ms": round2(msf(warm.Res.Pct(.99))), "errors": errAll, "late_channels": lateAll, "hit_rate": hr,
+		"rss_mb": round2(mb(full.End.PeakRSS)), "bytes_per_user": bpu,
+	})
+	fmt.Println(orderedHeadline(out))
+}
+
+// orderedHeadline rewrites the JSON object with the keys in the documented order.
+func orderedHeadline(b []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return string(b)
+	}
+	var parts []string
+	for _, k := range []string{"users", "streamers", "live", "rate", "p99_ms", "errors", "late_channels", "hit_rate", "rss_mb", "bytes_per_user"} {
+		parts = append(parts, fmt.Sprintf("%q:%s", k, m[k]))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func lateDetail(by map[string]int) string {
+	if len(by) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, by[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// runReplica activates set, starts a broker with the live streams, starts
+// the replica against both, and measures the cold and the warm row.
+func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.ModelKind]lr.ModelVersion, users int, name string, cacheFlag bool) runResult {
+	res := runResult{Users: users}
+	fmt.Fprintf(os.Stderr, "replica %q: %d users\n", name, users)
+	check(activate(ctx, db, set))
+
+	broker, err := embedded.Start(0, embedded.Topic{Name: events.DefaultTopic, Partitions: 8},
+		embedded.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4})
+	check(err)
+	defer broker.Close()
+	check(publishLive(ctx, broker.Brokers(), c.streamers, c.live, users))
+
+	args := []string{"--database-url", db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", strings.Join(broker.Brokers(), ","),
+		// The streams' only events are their starts: a run longer than
+		// the default expiry (10m) would end them.
+		"--live-expiry", "6h"}
+	if cacheFlag && c.cacheBytes != "" {
+		args = append(args, "--user-cache-bytes", c.cacheBytes)
+	}
+	args = append(args, c.replicaFlags...)
+	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
+	t0 := time.Now()
+	rep, err := startReplica(ctx, c.bin, args, logPath, c.readyTimeout)
+	check(err)
+	stopRep := func() { rep.stop(30 * time.Second) }
+	cleanups = append(cleanups, stopRep)
+	check(rep.waitReady(ctx, set, c.readyTimeout-time.Since(t0)))
+	res.ReadySecs = time.Since(t0).Seconds()
+	res.Idle = rep.memory()
+	if m, err := rep.metrics(); err == nil {
+		res.Live, _ = m.Get("liverecall_live_streamers", nil)
+	}
+	fmt.Fprintf(os.Stderr, "replica %q ready after %.1f s (peak RSS %.0f MB); load\n", name, res.ReadySecs, mb(res.Idle.PeakRSS))
+
+	client := loadgen.NewClient()
+	url := "http://" + rep.addr + "/v1/recall"
+	seq := 0
+	measure := func(rowName string, d time.Duration, report bool) {
+		n := int(float64(c.rate)*d.Seconds()) + 1
+		ids := zipfUsers(uint64(1000+seq), users, c.zipf, n)
+		seq++
+		body := func(i int) []byte { return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, ids[i%len(ids)], c.k) }
+		before, err := rep.metrics()
+		check(err)
+		watch := rep.watchMemory(time.Second)
+		r := loadgen.OpenLoop(ctx, client, url, c.rate, d, body)
+		mem := watch()
+		check(ctx.Err())
+		after, err := rep.metrics()
+		check(err)
+		if !report {
+			return
+		}
+		dl := delta(before, after)
+		late, by := lateChannels(dl)
+		hr, cc, ok := hitRate(dl)
+		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by,
+			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem})
+		res.Metrics = res.Metrics[:0]
+		for _, s := range after {
+			if userCacheMetric(s.Name) && !strings.HasSuffix(s.Name, "_bucket") {
+				res.Metrics = append(res.Metrics, s.String())
+			}
+		}
+		slices.Sort(res.Metrics)
+	}
+	measure("cold", c.cold, true)
+	measure("warm-up", c.warmup, false)
+	measure("warm", c.duration, true)
+	res.End = rep.memory()
+	stopRep()
+	return res
+}
+
+// publishLive publishes stream.started for live streamers drawn from
+// 1..streamers, started within the last half hour, each with up to four
+// viewers drawn from 1..users.
+func publishLive(ctx context.Context, brokers []string, streamers, live, users int) error {
+	prod := events.NewProducer(events.ProducerConfig{Brokers: brokers})
+	defer prod.Close()
+	rng := rand.New(rand.NewPCG(5, 5))
+	now := time.Now().UTC()
+	chosen := make(map[int]bool, live)
+	var batch []lr.Event
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := prod.Publish(ctx, batch...)
+		batch = batch[:0]
+		return err
+	}
+	for i := 0; len(chosen) < live; {
+		s := rng.IntN(streamers) + 1
+		if chosen[s] {
+			continue
+		}
+		chosen[s] = true
+		i++
+		sid, stream := lr.StreamerID(s), lr.StreamID(i)
+		start := now.Add(-time.Duration(rng.IntN(1800)) * time.Second)
+		batch = append(batch, lr.Event{ID: fmt.Sprint("bs-s", i), Type: lr.EventStreamStarted, TS: start, StreamerID: sid, StreamID: stream,
+			Category: fmt.Sprint("c", i%12), V: lr.EventVersion})
+		for v := 0; v < rng.IntN(5); v++ {
+			batch = append(batch, lr.Event{ID: fmt.Sprint("bs-v", i, "-", v), Type: lr.EventViewerJoined, TS: start.Add(time.Duration(v+1) * time.Second),
+				StreamerID: sid, StreamID: stream, UserID: lr.UserID(rng.IntN(users) + 1), V: lr.EventVersion})
+		}
+		if len(batch) >= 2000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+)
+
+// replica is `liverecall serve` running as a child process: its memory is
+// its own, measured from /proc.
+type replica struct {
+	cmd     *exec.Cmd
+	addr    string // host:port of its HTTP API
+	logPath string
+	exited  chan struct{}
+	waitErr error
+	tailMu  sync.Mutex
+	tail    []string // its last log lines
+	client  *http.Client
+}
+
+// supportsFlag says whether `bin serve -h` lists --name.
+func supportsFlag(bin, name string) bool {
+	out, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
+	return bytes.Contains(out, []byte("-"+name+" "))
+}
+
+// replicaEnv is this process's environment without the service's own
+// settings, so that only the flags configure the replica.
+func replicaEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "LIVERECALL_") || strings.HasPrefix(kv, "DATABASE_URL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LIVERECALL_LOG_FORMAT=json") // the benchmark reads the address it serves on from its log
+}
+
+// startReplica starts bin serve with args (which must include
+// --http-addr 127.0.0.1:0), logs to logPath, and returns once it logged the
+// address it serves on.
+func startReplica(ctx context.Context, bin string, args []string, logPath string, timeout time.Duration) (*replica, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd.Env = replicaEnv()
+	cmd.Stdout = logf
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	r := &replica{cmd: cmd, logPath: logPath, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			r.tailMu.Lock()
+			r.tail = append(r.tail, line)
+			if len(r.tail) > 20 {
+				r.tail = r.tail[1:]
+			}
+			r.tailMu.Unlock()
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" && rec.Addr != "" {
+				select {
+				case addr <- rec.Addr:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		r.waitErr = cmd.Wait()
+		pw.Close()
+		logf.Close()
+		close(r.exited)
+	}()
+	select {
+	case r.addr = <-addr:
+		return r, nil
+	case <-r.exited:
+		return nil, fmt.Errorf("replica exited before serving (%v); its log %s ends:\n%s", r.waitErr, logPath, r.logTail())
+	case <-time.After(timeout):
+	case <-ctx.Done():
+	}
+	r.stop(5 * time.Second)
+	return nil, fmt.Errorf("replica did not start serving within %s; its log %s ends:\n%s", timeout, logPath, r.logTail())
+}
+
+func (r *replica) logTail() string {
+	r.tailMu.Lock()
+	defer r.tailMu.Unlock()
+	return strings.Join(r.tail, "\n")
+}
+
+func (r *replica) pid() int { return r.cmd.Process.Pid }
+
+// stop sends SIGTERM, waits up to grace, then kills.
+func (r *replica) stop(grace time.Duration) {
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(grace):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+}
+
+// metrics scrapes /metrics.
+func (r *replica) metrics() (metricSet, error) {
+	resp, err := r.client.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	return parseMetrics(resp.Body), nil
+}
+
+// waitReady waits until /readyz answers 200 and both indexes serve the
+// expected versions (/readyz checks only the MF index), or the replica exits.
+func (r *replica) waitReady(ctx context.Context, want map[lr.ModelKind]lr.ModelVersion, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		select {
+		case <-r.exited:
+			return fmt.Errorf("replica exited while starting (%v); its log %s ends:\n%s", r.waitErr, r.logPath, r.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if ok, why := r.ready(want); ok {
+			return nil
+		} else {
+			last = why
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica not ready within %s: %s", timeout, last)
+		}
+		time.Sleep(250 * time.Millisecond) // polling interval, not a wait for a condition
+	}
+}
+
+func (r *replica) ready(want map[lr.ModelKind]lr.ModelVersion) (bool, string) {
+	resp, err := r.client.Get("http://" + r.addr + "/readyz")
+	if err != nil {
+		return false, err.Error()
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, "/readyz " + resp.Status + ": " + strings.TrimSpace(string(body))
+	}
+	m, err := r.metrics()
+	if err != nil {
+		return false, err.Error()
+	}
+	for kind, mv := range want {
+		id, ok := m.Get("liverecall_index_model_id", map[string]string{"kind": string(kind)})
+		if !ok || int64(id) != mv.ID {
+			return false, fmt.Sprintf("the %s index does not serve version id %d yet", kind, mv.ID)
+		}
+	}
+	return true, ""
+}
+
+// memory is the replica's memory as /proc and its /metrics report it.
+type memory struct {
+	PeakRSS   int64 // VmHWM: the most resident memory since it started
+	RSS       int64 // VmRSS now
+	HeapInuse int64 // go_memstats_heap_inuse_bytes (0: not reported)
+}
+
+func (r *replica) memory() memory {
+	var m memory
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.pid()))
+	if err == nil {
+		if kb, ok := procStatusKB(string(b), "VmHWM"); ok {
+			m.PeakRSS = kb << 10
+		}
+		if kb, ok := procStatusKB(string(b), "VmRSS"); ok {
+			m.RSS = kb << 10
+		}
+	}
+	if ms, err := r.metrics(); err == nil {
+		if v, ok := ms.Get("go_memstats_heap_inuse_bytes", nil); ok {
+			m.HeapInuse = int64(v)
+		}
+	}
+	return m
+}
+
+// watchMemory samples the replica's memory every interval until stop is
+// called, and returns the largest of each figure seen (the last sample is
+// taken when stop is called).
+func (r *replica) watchMemory(interval time.Duration) (stop func() memory) {
+	var mu sync.Mutex
+	var peak memory
+	take := func() {
+		m := r.memory()
+		mu.Lock()
+		peak.PeakRSS, peak.RSS, peak.HeapInuse = max(peak.PeakRSS, m.PeakRSS), max(peak.RSS, m.RSS), max(peak.HeapInuse, m.HeapInuse)
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				take()
+			}
+		}
+	}()
+	return func() memory {
+		close(done)
+		<-finished
+		take()
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
