@@ -747,7 +747,12 @@ func (e *Engine) knownToModels(q *query, c *Candidate) bool {
 		return false
 	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		// The pinned version, else (it was replaced during the request)
+		// the serving one: known is about the streamer, not the request.
 		if _, ok := e.index.StreamerVector(kind, q.model(kind), c.Ord); ok {
+			return true
+		}
+		if _, ok := e.index.StreamerVector(kind, 0, c.Ord); ok {
 			return true
 		}
 	}
