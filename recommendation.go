@@ -80,7 +80,7 @@ type LiveFeatures struct {
 // same fields as recall.Outcome, which converts to it).
 type ChannelOutcome struct {
 	Channel    string        `json:"channel"`
-	Status     string        `json:"status"` // ok, timeout, error, skipped
+	Status     string        `json:"status"` // ok, timeout, late, error, skipped
 	Candidates int           `json:"candidates"`
 	Took       time.Duration `json:"took_ns"`
 	Error      string        `json:"error,omitempty"`

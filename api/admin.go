@@ -28,7 +28,7 @@ type KindReload struct {
 	Version      string       `json:"version,omitempty"`
 	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed", "cancelled"
 	Vectors      int          `json:"vectors,omitempty"`
-	Users        int          `json:"users,omitempty"`
+	Users        int64        `json:"users,omitempty"` // user vectors the store holds for the version (the index holds none)
 	Seconds      float64      `json:"seconds,omitempty"`
 	SelfCheck    float64      `json:"self_check_recall,omitempty"`
 	Error        string       `json:"error,omitempty"`
@@ -48,7 +48,16 @@ type Status struct {
 	// without brokers).
 	StalenessS *float64 `json:"staleness_s,omitempty"`
 	UptimeS    int      `json:"uptime_s"`
-	Users      int      `json:"users"` // users with live state
+	// UserCache is the user store's in-process cache of user vectors.
+	UserCache *UserCacheStatus `json:"user_cache,omitempty"`
+	Users     int              `json:"users"` // users with live state
+}
+
+// UserCacheStatus describes the cache of user vectors (userstore.Stats).
+type UserCacheStatus struct {
+	Entries  int   `json:"entries"`   // users' rows held
+	Bytes    int64 `json:"bytes"`     // their estimated size
+	MaxBytes int64 `json:"max_bytes"` // the configured bound
 }
 
 // PartitionLag is one event partition's progress (events.PartitionLag
@@ -69,7 +78,7 @@ type IndexStatus struct {
 	ModelID         int64        `json:"model_id,omitempty"`
 	Version         string       `json:"version,omitempty"`
 	Vectors         int          `json:"vectors"`
-	Users           int          `json:"users"`
+	Users           int64        `json:"users"` // user vectors the store held for the version at load (-1: not counted)
 	LiveVectors     int          `json:"live_vectors"`
 	BuildSeconds    float64      `json:"build_seconds,omitempty"`
 	SelfCheck       float64      `json:"self_check_recall,omitempty"`

@@ -75,7 +75,7 @@ func (s scorers) NCF() recommend.NCF      { return nil }
 // compose sets the service the routes call, over engine and the fixture's
 // live state, index and impression log.
 func (f *fixture) compose(engine *recall.Engine) {
-	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, Ordinals: f.ords,
+	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
 		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }})
 }
 
@@ -108,7 +108,7 @@ func newFixture(t *testing.T) *fixture {
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
 	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
-	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, nil, nil)
+	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
 	f.compose(engine)
 	srv.RegisterRecall(recommender{f})

@@ -21,7 +21,7 @@ func TestRepeatedRequestsNeverEmptyWhileStreamersLive(t *testing.T) {
 		budgets[ch] = 10 * time.Second
 	}
 	engine := recall.New(recall.Config{Now: now, Budget: 10 * time.Second, ChannelBudget: budgets, ShownWindow: 10 * time.Minute},
-		f.state, f.ords, f.idx, nil, nil)
+		f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
 	f.compose(engine)
 	page := func(body string) []int64 {

@@ -38,29 +38,29 @@ const DefaultExactThreshold = 50_000
 const smallIndex = 20_000
 
 // Index is one immutable, validated model version of one kind: the graph
-// over its streamer vectors, its user vectors, and the compact matrix of its
-// live streamers' vectors. Searches and lookups are safe for concurrent use;
+// over its streamer vectors and the compact matrix of its live streamers'
+// vectors. It holds nothing per user: user vectors are read from the user
+// store (userstore/) on demand. Searches and lookups are safe for concurrent use;
 // the graph and the vectors are never modified after the Index is built,
 // only the live matrix changes (under its own lock), following the
 // published versions of the live set given to SetLive.
 type Index struct {
-	Model     lr.ModelVersion
-	BuiltIn   time.Duration // graph build time (0 when loaded from a snapshot)
-	Recall    float64       // self-check recall@10 against exact search
-	graph     *Graph
-	ids       []int64 // node -> streamer id
-	nodeOf    []int32 // streamer ordinal -> node, -1 for none
-	userIDs   map[int64]int32
-	userVecs  []float32
+	Model   lr.ModelVersion
+	BuiltIn time.Duration // graph build time (0 when loaded from a snapshot)
+	Recall  float64       // self-check recall@10 against exact search
+	graph   *Graph
+	ids     []int64 // node -> streamer id
+	nodeOf  []int32 // streamer ordinal -> node, -1 for none
+	// UserRows is how many user vectors the store held for this version
+	// when it was loaded (CountEmbeddings; -1 when not counted): a figure
+	// for the status, not data the index holds.
+	UserRows  int64
 	live      *liveMatrix
 	threshold int
 }
 
 // Len returns the number of streamer vectors.
 func (x *Index) Len() int { return x.graph.Len() }
-
-// Users returns the number of user vectors.
-func (x *Index) Users() int { return len(x.userIDs) }
 
 // Dim returns the vector dimension.
 func (x *Index) Dim() int { return x.graph.dim }
@@ -124,17 +124,6 @@ func (x *Index) Dots(q []float32, ords []uint32, out []float32, ok []bool) {
 }
 
 var rowsPool = sync.Pool{New: func() any { s := make([][]float32, 0, 256); return &s }}
-
-// UserVector returns u's vector, or false when this version has none. The
-// slice is shared: do not modify it.
-func (x *Index) UserVector(u int64) ([]float32, bool) {
-	i, ok := x.userIDs[u]
-	if !ok {
-		return nil, false
-	}
-	d := x.graph.dim
-	return x.userVecs[int(i)*d : (int(i)+1)*d : (int(i)+1)*d], true
-}
 
 // SetLive brings the live matrix to ls, a published version of the live
 // set: the vectors (copied) of its live streamers that this version has a
@@ -248,29 +237,28 @@ func (x *Index) SearchWith(st Strategy, q []float32, k, ef int, allowed Allowed)
 }
 
 // New builds an Index over streamer vectors (row-major, dim each; copied)
-// with the given streamer ids and ordinals, and user vectors (may be empty).
-// It does not validate (see Validate) and does not self-check.
-func New(ctx context.Context, mv lr.ModelVersion, ids []int64, ords []uint32, vecs []float32, userIDs []int64, userVecs []float32, p Params, exactThreshold int) (*Index, error) {
+// with the given streamer ids and ordinals. It does not validate (see
+// Validate) and does not self-check.
+func New(ctx context.Context, mv lr.ModelVersion, ids []int64, ords []uint32, vecs []float32, p Params, exactThreshold int) (*Index, error) {
 	dim := mv.Dim
-	if len(ids) != len(ords) || len(vecs) != len(ids)*dim || len(userVecs) != len(userIDs)*dim {
-		return nil, fmt.Errorf("index.New: %d ids, %d ordinals, %d floats, %d users, %d user floats at dim %d",
-			len(ids), len(ords), len(vecs), len(userIDs), len(userVecs), dim)
+	if len(ids) != len(ords) || len(vecs) != len(ids)*dim {
+		return nil, fmt.Errorf("index.New: %d ids, %d ordinals, %d floats at dim %d", len(ids), len(ords), len(vecs), dim)
 	}
 	t0 := time.Now()
 	g, err := Build(ctx, vecs, dim, ords, p)
 	if err != nil {
 		return nil, err
 	}
-	x := assemble(mv, g, ids, userIDs, userVecs, exactThreshold)
+	x := assemble(mv, g, ids, exactThreshold)
 	x.BuiltIn = time.Since(t0)
 	return x, nil
 }
 
-func assemble(mv lr.ModelVersion, g *Graph, ids []int64, userIDs []int64, userVecs []float32, exactThreshold int) *Index {
+func assemble(mv lr.ModelVersion, g *Graph, ids []int64, exactThreshold int) *Index {
 	if exactThreshold <= 0 {
 		exactThreshold = DefaultExactThreshold
 	}
-	x := &Index{Model: mv, graph: g, ids: ids, userVecs: userVecs, live: newLiveMatrix(g.dim), threshold: exactThreshold}
+	x := &Index{Model: mv, graph: g, ids: ids, UserRows: -1, live: newLiveMatrix(g.dim), threshold: exactThreshold}
 	maxOrd := -1
 	for _, o := range g.labels {
 		maxOrd = max(maxOrd, int(o))
@@ -281,10 +269,6 @@ func assemble(mv lr.ModelVersion, g *Graph, ids []int64, userIDs []int64, userVe
 	}
 	for n, o := range g.labels {
 		x.nodeOf[o] = int32(n)
-	}
-	x.userIDs = make(map[int64]int32, len(userIDs))
-	for i, u := range userIDs {
-		x.userIDs[u] = int32(i)
 	}
 	return x
 }

@@ -24,7 +24,7 @@ func newTestIndex(t testing.TB, n, dim, threshold int) (*Index, *synth.Set) {
 		ids[i], ords[i] = int64(1000+i), uint32(3*i)
 	}
 	mv := lr.ModelVersion{ID: 1, Kind: lr.ModelMF, Version: "t1", Dim: dim}
-	x, err := New(context.Background(), mv, ids, ords, s.Base, nil, nil, Params{Seed: 1}, threshold)
+	x, err := New(context.Background(), mv, ids, ords, s.Base, Params{Seed: 1}, threshold)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ type Store interface {
 	CountEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide) (int64, error)
 	// StreamEmbeddings calls fn for each vector of side in id order.
 	StreamEmbeddings(ctx context.Context, modelID int64, side lr.EmbeddingSide, fn func(id int64, vec []float32) error) error
+	// SampleUserEmbeddings returns up to n user vectors of version modelID
+	// picked at random (seeded by modelID, so a version's self-check is
+	// repeatable) without reading the whole table; none when it has no users.
+	SampleUserEmbeddings(ctx context.Context, modelID int64, n int) ([][]float32, error)
 }
 
 // Config configures a Manager. Zero values take the defaults.
@@ -129,16 +133,18 @@ func NewManager(cfg Config) (*Manager, error) {
 
 // ReloadResult says what a reload of one kind did.
 type ReloadResult struct {
-	Kind         lr.ModelKind `json:"kind"`
-	ModelID      int64        `json:"model_id,omitempty"`
-	Version      string       `json:"version,omitempty"`
-	Outcome      string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed", "cancelled"
-	Vectors      int          `json:"vectors,omitempty"`
-	Users        int          `json:"users,omitempty"`
-	Seconds      float64      `json:"seconds,omitempty"`
-	SelfCheck    float64      `json:"self_check_recall,omitempty"`
-	Error        string       `json:"error,omitempty"`
-	ServingModel string       `json:"serving,omitempty"` // version serving afterwards
+	Kind    lr.ModelKind `json:"kind"`
+	ModelID int64        `json:"model_id,omitempty"`
+	Version string       `json:"version,omitempty"`
+	Outcome string       `json:"outcome"` // "swapped", "snapshot", "unchanged", "no active model", "refused", "failed", "cancelled"
+	Vectors int          `json:"vectors,omitempty"`
+	// Users is how many user vectors the store holds for the version
+	// (counted at load; the index holds none of them).
+	Users        int64   `json:"users,omitempty"`
+	Seconds      float64 `json:"seconds,omitempty"`
+	SelfCheck    float64 `json:"self_check_recall,omitempty"`
+	Error        string  `json:"error,omitempty"`
+	ServingModel string  `json:"serving,omitempty"` // version serving afterwards
 }
 
 // Load is the start-up load: for each kind with an active version it loads
@@ -239,9 +245,16 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 		}
 		res.Outcome = "swapped"
 	}
+	// The user rows of the version, for the status only: counted on the
+	// primary key, once per load.
+	if n, err := m.cfg.Store.CountEmbeddings(ctx, mv.ID, lr.SideUser); err == nil {
+		x.UserRows = n
+	} else {
+		m.log.Warn("user vectors of the version not counted", "kind", kind, "version", mv.Version, "err", err)
+	}
 	m.swap(s, x)
 	secs := time.Since(t0).Seconds()
-	res.Vectors, res.Users, res.Seconds, res.SelfCheck = x.Len(), x.Users(), secs, x.Recall
+	res.Vectors, res.Users, res.Seconds, res.SelfCheck = x.Len(), max(x.UserRows, 0), secs, x.Recall
 	lk := string(kind)
 	m.metrics.version.WithLabelValues(lk).Set(float64(mv.ID))
 	m.metrics.vectors.WithLabelValues(lk).Set(float64(x.Len()))
@@ -252,7 +265,7 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 	s.stMu.Lock()
 	s.lastErr, s.lastReload = "", time.Now()
 	s.stMu.Unlock()
-	m.log.Info("index swapped", "kind", kind, "version", mv.Version, "from", res.Outcome, "vectors", x.Len(), "users", x.Users(),
+	m.log.Info("index swapped", "kind", kind, "version", mv.Version, "from", res.Outcome, "vectors", x.Len(), "user_rows", x.UserRows,
 		"seconds", secs, "self_check_recall", x.Recall)
 	if res.Outcome == "swapped" && m.cfg.SnapshotDir != "" {
 		if err := WriteSnapshot(m.snapshotPath(kind), x); err != nil {
@@ -371,19 +384,31 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	if err != nil {
 		return nil, err
 	}
-	uids, uvecs, err := m.loadSide(ctx, mv, lr.SideUser, false, p.Duty)
-	if err != nil {
-		return nil, err
-	}
 	ords := make([]uint32, len(ids))
 	for i, id := range ids {
 		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
 	}
-	x, err := New(ctx, mv, ids, ords, vecs, uids, uvecs, p, m.cfg.ExactThreshold)
+	x, err := New(ctx, mv, ids, ords, vecs, p, m.cfg.ExactThreshold)
 	if err != nil {
 		return nil, err
 	}
-	if x.Recall, err = selfCheck(ctx, x, m.cfg.SelfCheckQueries, 10, workers, p.Duty); err != nil {
+	// The self-check asks what requests ask: user vectors, a sample read
+	// from the store (the index holds none).
+	queries, err := m.cfg.Store.SampleUserEmbeddings(ctx, mv.ID, m.cfg.SelfCheckQueries)
+	if err != nil {
+		return nil, err
+	}
+	usable := queries[:0]
+	for _, q := range queries {
+		if len(q) == mv.Dim {
+			usable = append(usable, q)
+		}
+	}
+	if len(usable) < len(queries) {
+		return nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %d sampled user vectors do not have dimension %d",
+			mv.Kind, mv.Version, mv.ID, len(queries)-len(usable), mv.Dim)
+	}
+	if x.Recall, err = selfCheck(ctx, x, usable, m.cfg.SelfCheckQueries, 10, workers, p.Duty); err != nil {
 		return nil, err
 	}
 	if x.Recall < m.cfg.RecallFloor {
@@ -456,29 +481,26 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 }
 
 // SelfCheck returns x's mean recall@k with its default beam against exact
-// search over all its vectors, on up to q queries sampled (seeded) from its
-// user vectors, or from its streamer vectors when it has no users.
-func SelfCheck(x *Index, q, k int) float64 {
-	r, _ := selfCheck(context.Background(), x, q, k, runtime.GOMAXPROCS(0), 0)
+// search over all its vectors, on users (query vectors of x's dimension,
+// e.g. user vectors sampled from the store), or on q of its streamer
+// vectors sampled (seeded) when users is empty.
+func SelfCheck(x *Index, users [][]float32, q, k int) float64 {
+	r, _ := selfCheck(context.Background(), x, users, q, k, runtime.GOMAXPROCS(0), 0)
 	return r
 }
 
 // selfCheck is SelfCheck on workers goroutines paced to duty; it stops
 // early with ctx's error when ctx ends (a shutdown cancels a rebuild in
 // every phase, not only while the graph is built).
-func selfCheck(ctx context.Context, x *Index, q, k, workers int, duty float64) (float64, error) {
+func selfCheck(ctx context.Context, x *Index, users [][]float32, q, k, workers int, duty float64) (float64, error) {
 	g := x.graph
 	if g.Len() == 0 {
 		return 0, nil
 	}
-	r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
-	queries := make([][]float32, 0, q)
-	users := len(x.userIDs)
-	for range q {
-		if users > 0 {
-			i := r.IntN(users)
-			queries = append(queries, x.userVecs[i*g.dim:(i+1)*g.dim])
-		} else {
+	queries := users
+	if len(queries) == 0 {
+		r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
+		for range q {
 			queries = append(queries, g.Vector(uint32(r.IntN(g.Len()))))
 		}
 	}
@@ -573,28 +595,57 @@ func (m *Manager) Version(kind lr.ModelKind) string {
 	return ""
 }
 
-// UserVector returns u's vector under kind's serving version, or false.
-// The slice is shared: do not modify it.
-func (m *Manager) UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool) {
+// Model returns kind's serving model version (zero, ID 0, when none).
+func (m *Manager) Model(kind lr.ModelKind) lr.ModelVersion {
 	if x := m.Current(kind); x != nil {
-		return x.UserVector(int64(u))
+		return x.Model
 	}
-	return nil, false
+	return lr.ModelVersion{}
+}
+
+// ModelID returns the embedding_models id of kind's serving version, 0 if
+// none. A request reads it once, at its start, and pins its lookups to it
+// (the model parameter of StreamerVector, Dots and Search), so that a swap
+// during the request never pairs a user vector of one version with
+// streamer vectors of another.
+func (m *Manager) ModelID(kind lr.ModelKind) int64 { return m.Model(kind).ID }
+
+// pinned returns kind's index of version model: the serving one when
+// model is 0 or its id, else the previous one (kept for rollback) when it
+// is that version. EUNAVAILABLE when no index of kind is loaded or the
+// version is neither (it was replaced twice since the request began).
+func (m *Manager) pinned(kind lr.ModelKind, model int64) (*slot, *Index, error) {
+	s, ok := m.slots[kind]
+	if !ok {
+		return nil, nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
+	}
+	x := s.cur.Load()
+	if x == nil {
+		return nil, nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
+	}
+	if model == 0 || x.Model.ID == model {
+		return s, x, nil
+	}
+	if p := s.prev.Load(); p != nil && p.Model.ID == model {
+		return s, p, nil
+	}
+	return nil, nil, lr.Errorf(lr.EUNAVAILABLE, "%s model version %d no longer serves (serving %d)", kind, model, x.Model.ID)
 }
 
 // StreamerVector returns the vector of the streamer with ordinal ord under
-// kind's serving version, or false. The slice is shared: do not modify it.
-func (m *Manager) StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool) {
-	if x := m.Current(kind); x != nil {
+// kind's version model (0: the serving one; see ModelID), or false (also
+// when that version no longer serves). The slice is shared: do not modify it.
+func (m *Manager) StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]float32, bool) {
+	if _, x, err := m.pinned(kind, model); err == nil {
 		return x.StreamerVector(ord)
 	}
 	return nil, false
 }
 
-// Dots is Index.Dots under kind's serving version; with no version loaded
-// every ok[i] is false.
-func (m *Manager) Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool) {
-	if x := m.Current(kind); x != nil {
+// Dots is Index.Dots under kind's version model (0: the serving one; see
+// ModelID); with no such version serving every ok[i] is false.
+func (m *Manager) Dots(kind lr.ModelKind, model int64, q []float32, ords []uint32, out []float32, ok []bool) {
+	if _, x, err := m.pinned(kind, model); err == nil {
 		x.Dots(q, ords, out, ok)
 		return
 	}
@@ -603,27 +654,25 @@ func (m *Manager) Dots(kind lr.ModelKind, q []float32, ords []uint32, out []floa
 }
 
 // Search returns up to k streamers in allowed (nil: all) with the highest
-// dot product with q under kind's serving index, best first. EUNAVAILABLE
-// when no index of kind is loaded; EINVALID for a query of the wrong
-// dimension. It never waits for a rebuild.
-func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
-	return m.search(ctx, kind, q, k, allowed, false)
+// dot product with q under kind's version model (0: the serving one; else
+// it must be the serving or the previous version, see ModelID), best
+// first. EUNAVAILABLE when no index of kind is loaded or version model no
+// longer serves; EINVALID for a query of the wrong dimension. It never
+// waits for a rebuild.
+func (m *Manager) Search(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed Allowed) ([]Hit, error) {
+	return m.search(ctx, kind, model, q, k, allowed, false)
 }
 
 // SearchPrecise is Search with exact float32 scans only (Index.SearchPrecise):
 // the operators' neighbour queries, whose answer must be the exact one.
-func (m *Manager) SearchPrecise(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error) {
-	return m.search(ctx, kind, q, k, allowed, true)
+func (m *Manager) SearchPrecise(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed Allowed) ([]Hit, error) {
+	return m.search(ctx, kind, model, q, k, allowed, true)
 }
 
-func (m *Manager) search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed, precise bool) ([]Hit, error) {
-	s, ok := m.slots[kind]
-	var x *Index
-	if ok {
-		x = s.cur.Load()
-	}
-	if x == nil {
-		return nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
+func (m *Manager) search(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed Allowed, precise bool) ([]Hit, error) {
+	s, x, err := m.pinned(kind, model)
+	if err != nil {
+		return nil, err
 	}
 	hits, st, err := x.search(ctx, q, k, 0, allowed, precise)
 	if err != nil {
@@ -635,17 +684,19 @@ func (m *Manager) search(ctx context.Context, kind lr.ModelKind, q []float32, k 
 
 // KindStatus describes one kind's serving index.
 type KindStatus struct {
-	Kind            lr.ModelKind `json:"kind"`
-	ModelID         int64        `json:"model_id,omitempty"`
-	Version         string       `json:"version,omitempty"`
-	Vectors         int          `json:"vectors"`
-	Users           int          `json:"users"`
-	LiveVectors     int          `json:"live_vectors"`
-	BuildSeconds    float64      `json:"build_seconds,omitempty"`
-	SelfCheck       float64      `json:"self_check_recall,omitempty"`
-	LastReload      *time.Time   `json:"last_reload,omitempty"`
-	LastError       string       `json:"last_error,omitempty"`
-	PreviousVersion string       `json:"previous_version,omitempty"`
+	Kind    lr.ModelKind `json:"kind"`
+	ModelID int64        `json:"model_id,omitempty"`
+	Version string       `json:"version,omitempty"`
+	Vectors int          `json:"vectors"`
+	// Users is how many user vectors the store held for the version when
+	// it was loaded (-1: not counted); the index holds none of them.
+	Users           int64      `json:"users"`
+	LiveVectors     int        `json:"live_vectors"`
+	BuildSeconds    float64    `json:"build_seconds,omitempty"`
+	SelfCheck       float64    `json:"self_check_recall,omitempty"`
+	LastReload      *time.Time `json:"last_reload,omitempty"`
+	LastError       string     `json:"last_error,omitempty"`
+	PreviousVersion string     `json:"previous_version,omitempty"`
 }
 
 // Status describes every kind's serving index.
@@ -655,7 +706,7 @@ func (m *Manager) Status() []KindStatus {
 		s := m.slots[k]
 		st := KindStatus{Kind: k}
 		if x := s.cur.Load(); x != nil {
-			st.ModelID, st.Version, st.Vectors, st.Users, st.LiveVectors = x.Model.ID, x.Model.Version, x.Len(), x.Users(), x.LiveLen()
+			st.ModelID, st.Version, st.Vectors, st.Users, st.LiveVectors = x.Model.ID, x.Model.Version, x.Len(), x.UserRows, x.LiveLen()
 			st.BuildSeconds, st.SelfCheck = x.BuiltIn.Seconds(), x.Recall
 		}
 		if p := s.prev.Load(); p != nil {

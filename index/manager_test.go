@@ -3,6 +3,7 @@ package index_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -111,7 +112,7 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 	if err != nil || res[0].Outcome != "no active model" {
 		t.Fatalf("Load with no model: %+v %v", res, err)
 	}
-	if _, err := m.Search(ctx, lr.ModelMF, make([]float32, dim), 5, nil); lr.ErrorCode(err) != lr.EUNAVAILABLE {
+	if _, err := m.Search(ctx, lr.ModelMF, 0, make([]float32, dim), 5, nil); lr.ErrorCode(err) != lr.EUNAVAILABLE {
 		t.Fatalf("search with no index: %v", err)
 	}
 
@@ -137,10 +138,7 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 
 	// Neighbour queries, live-only or all, against brute force from the DB.
 	user := lr.UserID(7)
-	q, ok := m.UserVector(lr.ModelMF, user)
-	if !ok {
-		t.Fatal("no user vector")
-	}
+	q := userVec(t, db, v1.ID, user)
 	all := neighbours(t, m, ords, q, 10, nil)
 	if len(all) != 10 {
 		t.Fatalf("neighbours: %v", all)
@@ -167,11 +165,14 @@ func TestRebuildFromPostgresServesAndSnapshots(t *testing.T) {
 		t.Fatalf("live-only neighbours %v, want %v", liveN, wantLive)
 	}
 	ord100, _ := ords.Lookup(100)
-	if _, ok := m.StreamerVector(lr.ModelMF, ord100); !ok {
+	if _, ok := m.StreamerVector(lr.ModelMF, 0, ord100); !ok {
 		t.Fatal("streamer 100 has no vector")
 	}
-	if _, ok := m.UserVector(lr.ModelMF, 99999); ok {
-		t.Fatal("unknown user has a vector")
+	if _, ok := m.StreamerVector(lr.ModelMF, v1.ID, ord100); !ok || m.ModelID(lr.ModelMF) != v1.ID {
+		t.Fatalf("streamer 100 has no vector pinned to the serving version %d (serving %d)", v1.ID, m.ModelID(lr.ModelMF))
+	}
+	if st := m.Status(); st[0].Users != 50 {
+		t.Fatalf("status users %d, want the 50 user rows of the store", st[0].Users)
 	}
 
 	// Metrics: version, size, strategies.
@@ -244,12 +245,29 @@ func (g *gathered) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// userVec reads user u's vector of version modelID from the store (the
+// index holds no user vectors).
+func userVec(t *testing.T, db *postgres.DB, modelID int64, u lr.UserID) []float32 {
+	t.Helper()
+	var q []float32
+	err := db.StreamEmbeddings(context.Background(), modelID, lr.SideUser, func(id int64, vec []float32) error {
+		if id == int64(u) {
+			q = vec
+		}
+		return nil
+	})
+	if err != nil || q == nil {
+		t.Fatalf("user %d of version %d: %v %v", u, modelID, q, err)
+	}
+	return q
+}
+
 // neighbours asks m what an operator's neighbour query asks of it
 // (recommend.Service.Neighbors): the k streamers nearest q by an exact
 // float32 search among allowed (nil: all), as streamer ids.
 func neighbours(t *testing.T, m *index.Manager, ords *lr.Ordinals, q []float32, k int, allowed index.Allowed) []int64 {
 	t.Helper()
-	hits, err := m.SearchPrecise(context.Background(), lr.ModelMF, q, k, allowed)
+	hits, err := m.SearchPrecise(context.Background(), lr.ModelMF, 0, q, k, allowed)
 	if err != nil {
 		t.Fatalf("SearchPrecise: %v", err)
 	}
@@ -433,7 +451,7 @@ func TestSearchDuringSwapsNotifyAndRollback(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				hits, err := m.Search(ctx, lr.ModelMF, q, 10, nil)
+				hits, err := m.Search(ctx, lr.ModelMF, 0, q, 10, nil)
 				if err != nil || len(hits) != 10 {
 					t.Errorf("search during swap: %d hits, %v", len(hits), err)
 					return
@@ -534,6 +552,10 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 	if _, err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
+	var queries [][]float32
+	for u := range 10 {
+		queries = append(queries, userVec(t, db, v1.ID, lr.UserID(1+u)))
+	}
 	go m.Run(ctx, nil) // no NOTIFY: the periodic check alone
 	someIDs := map[int64]bool{}
 	for id := int64(100); id < 900; id += 2 {
@@ -556,12 +578,8 @@ func TestPeriodicCheckWithLiveUpdatesDuringSearches(t *testing.T) {
 				if i%2 == 0 {
 					allowed = some
 				}
-				q, ok := m.UserVector(lr.ModelMF, lr.UserID(1+i%10))
-				if !ok {
-					t.Errorf("user %d has no vector", 1+i%10)
-					return
-				}
-				hits, err := m.SearchPrecise(ctx, lr.ModelMF, q, 5, allowed)
+				q := queries[i%len(queries)]
+				hits, err := m.SearchPrecise(ctx, lr.ModelMF, 0, q, 5, allowed)
 				if err != nil {
 					t.Errorf("SearchPrecise: %v", err)
 					return
@@ -633,11 +651,8 @@ func TestLiveViewFollowsPublishedVersions(t *testing.T) {
 		// Operators' live-only answers (recommend.Service.Neighbors: an
 		// exact search filtered by the live snapshot) are exactly the live
 		// streamers'.
-		q, ok := m.UserVector(lr.ModelMF, 1)
-		if !ok {
-			t.Fatalf("%s: user 1 has no vector", when)
-		}
-		hits, err := m.SearchPrecise(ctx, lr.ModelMF, q, 1000, snap)
+		q := userVec(t, db, x.Model.ID, 1)
+		hits, err := m.SearchPrecise(ctx, lr.ModelMF, 0, q, 1000, snap)
 		if err != nil || len(hits) != withVectors(n) {
 			t.Fatalf("%s: %d live-only neighbours, want %d (%v)", when, len(hits), withVectors(n), err)
 		}
@@ -683,5 +698,75 @@ func TestLiveViewFollowsPublishedVersions(t *testing.T) {
 		if v != uint64(i+1) {
 			t.Fatalf("published versions %v: want 1, 2, 3, ... in order", feed.versions)
 		}
+	}
+}
+
+// A request pins the versions it read at its start: its searches, dot
+// products and streamer vectors stay on that version through a swap (the
+// previous index answers), and once that version is gone they fail as
+// unavailable rather than answer from another version.
+func TestPinnedVersionNeverMixesAcrossASwap(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	ords := lr.NewOrdinals()
+	m, _, _ := newManager(t, db, index.Config{Ordinals: ords})
+	v1 := seedVersion(t, db, "pin1", 600, 5, 1, nil)
+	activate(t, db, v1)
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pinned := m.ModelID(lr.ModelMF)
+	q := userVec(t, db, pinned, 1) // the request's user vector, of v1
+	want := bruteFromDB(t, db, v1.ID, q, 10, nil)
+
+	v2 := seedVersion(t, db, "pin2", 600, 5, 2, nil)
+	activate(t, db, v2)
+	if res, err := m.Check(ctx); err != nil || res[0].Outcome != "swapped" || m.ModelID(lr.ModelMF) != v2.ID {
+		t.Fatalf("swap to v2: %+v %v", res, err)
+	}
+	// Pinned to v1 after the swap: v1's answer, from the previous index.
+	hits, err := m.SearchPrecise(ctx, lr.ModelMF, pinned, q, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]int64, len(hits))
+	for i, h := range hits {
+		id, _ := ords.ID(h.Ord)
+		got[i] = int64(id)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pinned to v1 after the swap: %v, v1's answer %v", got, want)
+	}
+	if unpinned := neighbours(t, m, ords, q, 10, nil); slices.Equal(unpinned, want) {
+		t.Fatalf("the serving version v2 gives v1's answer %v: the test cannot tell the versions apart", want)
+	}
+	ord := ords.Ordinal(100)
+	v1vec, ok1 := m.StreamerVector(lr.ModelMF, pinned, ord)
+	v2vec, ok2 := m.StreamerVector(lr.ModelMF, 0, ord)
+	if !ok1 || !ok2 || slices.Equal(v1vec, v2vec) {
+		t.Fatalf("streamer 100 pinned to v1 %v (%v), serving %v (%v)", v1vec, ok1, v2vec, ok2)
+	}
+	out, ok := make([]float32, 1), make([]bool, 1)
+	m.Dots(lr.ModelMF, pinned, q, []uint32{ord}, out, ok)
+	if !ok[0] || out[0] != index.Dot(q, v1vec) {
+		t.Fatalf("pinned dot %v %v, want v1's %v", out[0], ok[0], index.Dot(q, v1vec))
+	}
+
+	// A third version: v1 is neither serving nor previous any more.
+	v3 := seedVersion(t, db, "pin3", 600, 5, 3, nil)
+	activate(t, db, v3)
+	if res, err := m.Check(ctx); err != nil || res[0].Outcome != "swapped" {
+		t.Fatalf("swap to v3: %+v %v", res, err)
+	}
+	_, err = m.Search(ctx, lr.ModelMF, pinned, q, 10, nil)
+	if lr.ErrorCode(err) != lr.EUNAVAILABLE || !strings.Contains(err.Error(), fmt.Sprintf("version %d no longer serves", pinned)) {
+		t.Fatalf("search pinned to a retired version: %v", err)
+	}
+	if _, ok := m.StreamerVector(lr.ModelMF, pinned, ord); ok {
+		t.Fatal("a streamer vector of a retired version")
+	}
+	out[0], ok[0] = 1, true
+	if m.Dots(lr.ModelMF, pinned, q, []uint32{ord}, out, ok); ok[0] || out[0] != 0 {
+		t.Fatalf("dots of a retired version: %v %v", out[0], ok[0])
 	}
 }

@@ -17,17 +17,19 @@ import (
 // Snapshot file format (little-endian), version snapshotFormat:
 //
 //	magic "LRIX" | format u32 | kind, version (u16 length + bytes) | model id i64 |
-//	dim, M, M0, efSearch, maxLevel, entry u32 | n, users, upper u64 |
+//	dim, M, M0, efSearch, maxLevel, entry u32 | n, upper u64 |
 //	self-check recall f64 | build ns i64 |
 //	streamer ids [n]i64 | vectors [n*(dim+1)]f32 | levels [n]u8 |
 //	layer 0 [n*(M0+1)]u32 | upper offsets [n]i64 | upper [upper]u32 |
-//	user ids [users]i64 | user vectors [users*dim]f32 | CRC-32C of all the above u32
+//	CRC-32C of all the above u32
 //
 // Ordinals are not stored: they are process-local, so a load maps the
-// streamer ids through the current Ordinals.
+// streamer ids through the current Ordinals. Format 1 also held the
+// version's user vectors; they are read from the user store now, so a
+// format-1 snapshot is refused (and the index rebuilt from the store).
 const (
 	snapshotMagic  = "LRIX"
-	snapshotFormat = 1
+	snapshotFormat = 2
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -60,7 +62,7 @@ func WriteSnapshot(path string, x *Index) (err error) {
 	for _, v := range []int{g.dim, g.m, g.m0, g.efSearch, g.maxLevel, int(g.entry)} {
 		w.u32(uint32(v))
 	}
-	for _, v := range []int{g.n, len(x.userIDs), len(g.upper)} {
+	for _, v := range []int{g.n, len(g.upper)} {
 		w.put(uint64(v))
 	}
 	w.put(x.Recall)
@@ -71,12 +73,6 @@ func WriteSnapshot(path string, x *Index) (err error) {
 	w.put(g.layer0)
 	w.put(g.upperOff)
 	w.put(g.upper)
-	uids := make([]int64, len(x.userIDs))
-	for u, i := range x.userIDs {
-		uids[i] = u
-	}
-	w.put(uids)
-	w.put(x.userVecs)
 	if w.err != nil {
 		return w.err
 	}
@@ -116,6 +112,9 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	r := &binReader{r: bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, fi.Size()-4), crc), 1<<20)}
 	magic := r.bytes(4)
 	format := r.u32()
+	if r.err == nil && string(magic) == snapshotMagic && format == 1 {
+		return nil, fmt.Errorf("snapshot %s is format 1, which held user vectors (now read from the user store); format %d is current", path, snapshotFormat)
+	}
 	if r.err == nil && (string(magic) != snapshotMagic || format != snapshotFormat) {
 		return nil, fmt.Errorf("snapshot %s: not a format-%d index snapshot (magic %q, format %d)", path, snapshotFormat, magic, format)
 	}
@@ -126,9 +125,8 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	for i := range hdr {
 		hdr[i] = r.u32()
 	}
-	var n, users, upper uint64
+	var n, upper uint64
 	r.get(&n)
-	r.get(&users)
 	r.get(&upper)
 	if r.err != nil {
 		return nil, fmt.Errorf("snapshot %s: header: %w", path, r.err)
@@ -139,13 +137,13 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 			path, kind, version, id, dim, mv.Kind, mv.Version, mv.ID, mv.Dim)
 	}
 	m, m0 := int(hdr[1]), int(hdr[2])
-	if n > 1<<31 || users > 1<<31 || upper > 1<<40 || m > 1<<10 {
-		return nil, fmt.Errorf("snapshot %s: inconsistent header (n %d, users %d, upper %d, M %d)", path, n, users, upper, m)
+	if n > 1<<31 || upper > 1<<40 || m > 1<<10 {
+		return nil, fmt.Errorf("snapshot %s: inconsistent header (n %d, upper %d, M %d)", path, n, upper, m)
 	}
 	// Bound the sizes by the file size before allocating.
-	need := n*8 + n*uint64(dim+1)*4 + n + n*uint64(m0+1)*4 + n*8 + upper*4 + users*8 + users*uint64(dim)*4
+	need := n*8 + n*uint64(dim+1)*4 + n + n*uint64(m0+1)*4 + n*8 + upper*4
 	if m <= 0 || m0 != 2*m || dim <= 0 || need > uint64(fi.Size()) || hdr[5] >= uint32(max(n, 1)) {
-		return nil, fmt.Errorf("snapshot %s: inconsistent header (n %d, users %d, dim %d, M %d, M0 %d)", path, n, users, dim, m, m0)
+		return nil, fmt.Errorf("snapshot %s: inconsistent header (n %d, dim %d, M %d, M0 %d)", path, n, dim, m, m0)
 	}
 	x := &Index{Model: mv}
 	r.get(&x.Recall)
@@ -162,9 +160,7 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	g.layer0 = make([]uint32, n*uint64(m0+1))
 	g.upperOff = make([]int64, n)
 	g.upper = make([]uint32, upper)
-	uids := make([]int64, users)
-	x.userVecs = make([]float32, users*uint64(dim))
-	for _, dst := range []any{x.ids, g.vecs, g.levels, g.layer0, g.upperOff, g.upper, uids, x.userVecs} {
+	for _, dst := range []any{x.ids, g.vecs, g.levels, g.layer0, g.upperOff, g.upper} {
 		r.get(dst)
 	}
 	if r.err != nil {
@@ -200,7 +196,7 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	for i, sid := range x.ids {
 		g.labels[i] = ords.Ordinal(lr.StreamerID(sid))
 	}
-	y := assemble(mv, g, x.ids, uids, x.userVecs, exactThreshold)
+	y := assemble(mv, g, x.ids, exactThreshold)
 	y.Recall, y.BuiltIn = x.Recall, x.BuiltIn
 	return y, nil
 }

@@ -30,7 +30,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		ids[i] = int64(i + 1)
 		ords[i] = o.Ordinal(lr.StreamerID(ids[i]))
 	}
-	x, err := New(context.Background(), mv, ids, ords, vecs, []int64{1, 2}, vecs[:2*dim], Params{Seed: 1, Workers: 1}, 0)
+	x, err := New(context.Background(), mv, ids, ords, vecs, Params{Seed: 1, Workers: 1}, 0)
 	if err != nil {
 		f.Fatal(err)
 	}

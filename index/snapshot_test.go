@@ -55,7 +55,10 @@ func TestSnapshotRoundTripAndDamage(t *testing.T) {
 		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }, nil, "inconsistent header"},
 		{"cut before checksum", func(b []byte) []byte { return b[:len(b)-3] }, nil, "checksum"},
 		{"tiny", func(b []byte) []byte { return b[:3] }, nil, "truncated"},
-		{"bad magic", func(b []byte) []byte { copy(b, "XXXX"); return b }, nil, "not a format-1 index snapshot"},
+		{"bad magic", func(b []byte) []byte { copy(b, "XXXX"); return b }, nil, "not a format-2 index snapshot"},
+		// Format 1 also held the user vectors: refused, so the index is
+		// rebuilt (the manager logs why).
+		{"format 1", func(b []byte) []byte { b[4] = 1; return b }, nil, "format 1, which held user vectors"},
 		{"other version", nil, func(m lr.ModelVersion) lr.ModelVersion { m.ID, m.Version = 9, "t9"; return m }, "active is mf/t9 (id 9"},
 		{"other dim", nil, func(m lr.ModelVersion) lr.ModelVersion { m.Dim = 8; return m }, "dim 8)"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -209,6 +210,50 @@ func (db *DB) CountEmbeddings(ctx context.Context, modelID int64, side lr.Embedd
 	var n int64
 	err = db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+tbl+` WHERE model_id = $1`, modelID).Scan(&n)
 	return n, db.wrap("postgres.CountEmbeddings", err)
+}
+
+// SampleUserEmbeddings returns up to n user vectors of model version
+// modelID, picked at random without reading the table: n random starting
+// points between the version's lowest and highest user id (two reads of
+// the primary key), each taking the first user at or after it (one index
+// probe each). Users after a wide gap in the ids are likelier picks, and a
+// user may come twice; for a self-check that is random enough. The points
+// are seeded by modelID, so a version's sample is the same on every load.
+// None when the version has no user vectors.
+func (db *DB) SampleUserEmbeddings(ctx context.Context, modelID int64, n int) ([][]float32, error) {
+	const op = "postgres.SampleUserEmbeddings"
+	if n <= 0 {
+		return nil, nil
+	}
+	var lo, hi *int64
+	err := db.Pool.QueryRow(ctx, `SELECT min(user_id), max(user_id) FROM user_embeddings WHERE model_id = $1`, modelID).Scan(&lo, &hi)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	if lo == nil || hi == nil {
+		return nil, nil
+	}
+	r := rand.New(rand.NewPCG(uint64(modelID), 2))
+	starts := make([]int64, n)
+	for i := range starts {
+		starts[i] = *lo + r.Int64N(*hi-*lo+1)
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT e.vec FROM unnest($2::bigint[]) AS s(start)
+		CROSS JOIN LATERAL (SELECT vec FROM user_embeddings
+			WHERE model_id = $1 AND user_id >= s.start ORDER BY user_id LIMIT 1) e`, modelID, starts)
+	if err != nil {
+		return nil, db.wrap(op, err)
+	}
+	defer rows.Close()
+	out := make([][]float32, 0, n)
+	for rows.Next() {
+		var vec []float32
+		if err := rows.Scan(&vec); err != nil {
+			return nil, db.wrap(op, err)
+		}
+		out = append(out, vec)
+	}
+	return out, db.wrap(op, rows.Err())
 }
 
 func jsonOrEmpty(b json.RawMessage) []byte {

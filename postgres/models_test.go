@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,4 +214,65 @@ func bitsEqual(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+func TestSampleUserEmbeddingsPicksStoredUsersWithoutAScan(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	m := mustCreate(t, db, lr.ModelMF, "sample")
+	if got, err := db.SampleUserEmbeddings(ctx, m.ID, 10); err != nil || len(got) != 0 {
+		t.Fatalf("no users: %d vectors, err %v", len(got), err)
+	}
+	const n = 5000
+	rows := make([]lr.Embedding, n)
+	stored := map[float32]bool{}
+	for i := range rows {
+		// Component 0 identifies the row.
+		rows[i] = lr.Embedding{ID: int64(i)*13 + 5, Vec: []float32{float32(i + 1), 1, 2}}
+		stored[float32(i+1)] = true
+	}
+	if _, err := db.CopyEmbeddings(ctx, m.ID, lr.SideUser, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.SampleUserEmbeddings(ctx, m.ID, 200)
+	if err != nil || len(got) != 200 {
+		t.Fatalf("%d vectors, err %v", len(got), err)
+	}
+	distinct := map[float32]bool{}
+	for _, v := range got {
+		if len(v) != 3 || !stored[v[0]] {
+			t.Fatalf("sampled %v, not a stored user vector", v)
+		}
+		distinct[v[0]] = true
+	}
+	if len(distinct) < 150 {
+		t.Fatalf("200 samples of %d users hit only %d distinct ones", n, len(distinct))
+	}
+	again, _ := db.SampleUserEmbeddings(ctx, m.ID, 200)
+	for i := range got {
+		if again[i][0] != got[i][0] {
+			t.Fatalf("sample %d differs between calls (%v, %v): not seeded by the version", i, got[i][0], again[i][0])
+		}
+	}
+	// The probes read the primary key, not the table.
+	if _, err := db.Pool.Exec(ctx, `ANALYZE user_embeddings`); err != nil {
+		t.Fatal(err)
+	}
+	rowsPlan, err := db.Pool.Query(ctx, `EXPLAIN SELECT e.vec FROM unnest($2::bigint[]) AS s(start)
+		CROSS JOIN LATERAL (SELECT vec FROM user_embeddings WHERE model_id = $1 AND user_id >= s.start ORDER BY user_id LIMIT 1) e`, m.ID, []int64{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for rowsPlan.Next() {
+		var line string
+		if err := rowsPlan.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		all += line + "\n"
+	}
+	rowsPlan.Close()
+	if !strings.Contains(all, "Index Scan using user_embeddings_pkey") || strings.Contains(all, "Seq Scan on user_embeddings") {
+		t.Fatalf("sample plan does not probe the primary key:\n%s", all)
+	}
 }

@@ -2,6 +2,7 @@ package recall
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -11,10 +12,25 @@ import (
 	lr "github.com/liverecall/liverecall"
 )
 
-// annChannel proposes the live streamers nearest the user's vector under kind.
+// annChannel proposes the live streamers nearest the user's vector under
+// kind's pinned version. On a miss of the user store's cache it first
+// waits, within its own budget, for the user's row: errLate when it does
+// not come in time, the store's error when the store fails,
+// errNoUserVector when the user has no vector of kind.
 func (e *Engine) annChannel(kind lr.ModelKind) channelFunc {
 	return func(ctx context.Context, q *query) ([]Hit, error) {
-		return e.index.Search(ctx, kind, q.userVec[kind], e.cfg.PerChannel[string(kind)], q.snap)
+		row, err := q.user.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if row.Versions != q.vers {
+			return nil, fmt.Errorf("user store answered for versions %+v, the request pinned %+v", row.Versions, q.vers)
+		}
+		vec := row.Vector(kind)
+		if vec == nil {
+			return nil, errNoUserVector
+		}
+		return e.index.Search(ctx, kind, q.model(kind), vec, e.cfg.PerChannel[string(kind)], q.snap)
 	}
 }
 
@@ -53,7 +69,7 @@ func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
 		if !ok {
 			continue
 		}
-		sv, ok := e.index.StreamerVector(lr.ModelMF, ord)
+		sv, ok := e.index.StreamerVector(lr.ModelMF, qs.vers.MF, ord)
 		if !ok {
 			continue
 		}
@@ -73,7 +89,7 @@ func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
 		if err := ctx.Err(); err != nil {
 			return hits, err
 		}
-		near, err := e.index.Search(ctx, lr.ModelMF, q, limit, qs.snap)
+		near, err := e.index.Search(ctx, lr.ModelMF, qs.vers.MF, q, limit, qs.snap)
 		if err != nil {
 			return hits, err
 		}
@@ -197,7 +213,7 @@ func (e *Engine) RefreshRankings() {
 			// embedding) first of all: this channel is their way in.
 			s := 1 - f.Age.Seconds()/e.cfg.FreshAge.Seconds()
 			if e.index != nil {
-				if _, known := e.index.StreamerVector(lr.ModelMF, ord); !known {
+				if _, known := e.index.StreamerVector(lr.ModelMF, 0, ord); !known {
 					s++
 				}
 			}

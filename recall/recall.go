@@ -13,6 +13,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 // Channel names, as reported in responses and metrics.
@@ -38,25 +39,36 @@ type Hit = index.Hit
 // before a request can read it).
 type Allowed = index.Allowed
 
-// Index is what recall needs from the index layer, per model kind. All
-// methods are safe for concurrent use and must honour ctx.
+// Index is what recall needs from the index layer (index.Manager), per
+// model kind. A request reads the serving versions once (Model) and pins
+// every other call to them (model, an embedding_models id; 0 takes
+// whatever serves), so a swap during the request never pairs the user's
+// vector of one version with streamer vectors of another. All methods are
+// safe for concurrent use and must honour ctx.
 type Index interface {
-	// UserVector returns u's vector under kind and true, or false when the
-	// active model has no vector for u (or no model of kind is loaded).
-	UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool)
-	// StreamerVector returns the vector of the streamer with ordinal ord.
-	StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool)
+	// Model returns kind's serving model version (ID 0 when none).
+	Model(kind lr.ModelKind) lr.ModelVersion
+	// StreamerVector returns the vector of the streamer with ordinal ord
+	// under version model, or false (also when model no longer serves).
+	StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]float32, bool)
 	// Search returns up to k allowed streamers with the highest dot product
-	// with q, best first. allowed is the request's live snapshot (or nil
-	// for every streamer); an index with a live matrix recognises it as an
+	// with q under version model, best first; EUNAVAILABLE when model no
+	// longer serves. allowed is the request's live snapshot (or nil for
+	// every streamer); an index with a live matrix recognises it as an
 	// index.LiveSet.
-	Search(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed Allowed) ([]Hit, error)
-	// Version returns the label of the loaded model version of kind, "" if none.
-	Version(kind lr.ModelKind) string
+	Search(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed Allowed) ([]Hit, error)
 	// Dots writes q's dot product with the vector of each of ords under
-	// kind to out, in one call (ok[i] false and out[i] 0 for an ordinal
-	// with no vector, or every one when no model of kind is loaded).
-	Dots(kind lr.ModelKind, q []float32, ords []uint32, out []float32, ok []bool)
+	// version model to out, in one call (ok[i] false and out[i] 0 for an
+	// ordinal with no vector, or every one when model does not serve).
+	Dots(kind lr.ModelKind, model int64, q []float32, ords []uint32, out []float32, ok []bool)
+}
+
+// UserVectors is where the user side of the models comes from
+// (userstore.Store): a cached row without I/O, or one read from the store
+// within ctx. Safe for concurrent use.
+type UserVectors interface {
+	Cached(u lr.UserID, v userstore.Versions) (userstore.Row, bool)
+	Fetch(ctx context.Context, u lr.UserID, v userstore.Versions) (userstore.Row, error)
 }
 
 // Integrity answers the integrity questions that come from Postgres
@@ -196,11 +208,22 @@ type Candidate struct {
 // Outcome reports what one channel did for a request.
 type Outcome struct {
 	Channel    string        `json:"channel"`
-	Status     string        `json:"status"` // ok, timeout, error, skipped
+	Status     string        `json:"status"` // ok, timeout, late, error, skipped
 	Candidates int           `json:"candidates"`
 	Took       time.Duration `json:"took_ns"`
 	Error      string        `json:"error,omitempty"`
 }
+
+// Outcome statuses. StatusLate is an mf or ncf channel whose user vectors
+// (a miss of the user store's cache) did not arrive within its budget: the
+// page is served without it, never failed.
+const (
+	StatusOK      = "ok"
+	StatusTimeout = "timeout"
+	StatusLate    = "late"
+	StatusError   = "error"
+	StatusSkipped = "skipped"
+)
 
 // Result is the merged, filtered candidate list in recall order.
 type Result struct {
@@ -210,8 +233,12 @@ type Result struct {
 	// Filtered counts the candidates each filter removed: unknown, ended,
 	// excluded, banned, shown (demoted and not needed to fill the page),
 	// unknown_cap (over Config.UnknownShare).
-	Filtered  map[string]int
-	UserKnown bool // the user has a vector in some model
+	Filtered map[string]int
+	// User is the user's row the request was served with, under the
+	// versions it pinned (User.Versions); no vectors when the user store
+	// has none for the user or they did not arrive before the merge.
+	User      userstore.Row
+	UserKnown bool // User holds a vector of some model
 }
 
 // Engine runs the channels. It is safe for concurrent use.
@@ -220,6 +247,7 @@ type Engine struct {
 	state     *live.State
 	ords      *lr.Ordinals
 	index     Index
+	users     UserVectors
 	integrity Integrity
 	shown     *shownLog
 	chans     []namedChannel
@@ -230,12 +258,14 @@ type Engine struct {
 	unknownAdmitted, unknownCapped prometheus.Counter
 }
 
-// New returns an engine over the live state, the index and the integrity
-// source. index and integrity may be nil (their channels and filters are
-// then skipped). observe, if not nil, is told every channel outcome.
-func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, integrity Integrity, observe func(channel, status string, took time.Duration)) *Engine {
+// New returns an engine over the live state, the index, the user store
+// and the integrity source. index, users and integrity may be nil (their
+// channels and filters are then skipped: without users the mf and ncf
+// channels have no user vector). observe, if not nil, is told every
+// channel outcome.
+func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, users UserVectors, integrity Integrity, observe func(channel, status string, took time.Duration)) *Engine {
 	cfg.defaults()
-	e := &Engine{cfg: cfg, state: state, ords: ords, index: index, integrity: integrity, shown: newShownLog(), observe: observe}
+	e := &Engine{cfg: cfg, state: state, ords: ords, index: index, users: users, integrity: integrity, shown: newShownLog(), observe: observe}
 	e.chans = e.channels()
 	unknown := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_recall_unknown_streamers_total",
 		Help: "Candidates unknown to the serving models (no vector in any loaded model), by outcome: admitted, or capped by the unknown-share limit."},
@@ -253,10 +283,109 @@ type channelFunc func(ctx context.Context, q *query) ([]Hit, error)
 
 // query is the per-request state shared by channels (read-only once built).
 type query struct {
-	req     Request
-	snap    *live.Snapshot
-	now     time.Time
-	userVec map[lr.ModelKind][]float32
+	req  Request
+	snap *live.Snapshot
+	now  time.Time
+	vers userstore.Versions // the model versions pinned at the start
+	user *userRow           // the user's row under vers, arrived or coming
+}
+
+// model returns the pinned version id of kind (0: none serves).
+func (q *query) model(kind lr.ModelKind) int64 {
+	if kind == lr.ModelMF {
+		return q.vers.MF
+	}
+	return q.vers.NCF
+}
+
+// userRow is the user's row, there at the start (a cache hit) or fetched
+// by one goroutine per request. That goroutine is the only writer: it sets
+// row and err, then closes done; readers read them only after done.
+type userRow struct {
+	done chan struct{}
+	row  userstore.Row
+	err  error
+}
+
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// arrived returns the row if it has arrived without error.
+func (u *userRow) arrived() (userstore.Row, bool) {
+	select {
+	case <-u.done:
+		return u.row, u.err == nil
+	default:
+		return userstore.Row{}, false
+	}
+}
+
+// errLate says the user's row did not arrive within a channel's budget.
+var errLate = errors.New("the user's vectors did not arrive in time")
+
+// errNoUserVector says the user has no vector of the channel's model.
+var errNoUserVector = errors.New("the user has no vector of the model")
+
+// wait returns the row once it arrives, errLate when ctx ends first (or
+// the store gave up for the request's deadline), or the store's error.
+func (u *userRow) wait(ctx context.Context) (userstore.Row, error) {
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		return userstore.Row{}, errLate
+	}
+	if errors.Is(u.err, context.DeadlineExceeded) || errors.Is(u.err, context.Canceled) {
+		return userstore.Row{}, errLate
+	}
+	return u.row, u.err
+}
+
+// lookupUser pins the serving versions and starts the user's row: from the
+// cache, or (a miss) one Fetch bounded by ctx, the request's budget, that
+// nothing waits for here. The Fetch goroutine writes only to the returned
+// userRow and ends when Fetch returns (when ctx ends at the latest), so
+// nothing outlives the request except a Fetch winding down.
+func (e *Engine) lookupUser(ctx context.Context, q *query, res *Result) {
+	q.user = &userRow{done: closedDone}
+	if e.index == nil {
+		return
+	}
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		mv := e.index.Model(kind)
+		if mv.ID == 0 {
+			continue
+		}
+		res.Versions[string(kind)] = mv.Version
+		if kind == lr.ModelMF {
+			q.vers.MF = mv.ID
+		} else {
+			q.vers.NCF = mv.ID
+		}
+	}
+	q.user.row.Versions = q.vers
+	if e.users == nil || q.vers == (userstore.Versions{}) {
+		return
+	}
+	if row, ok := e.users.Cached(q.req.User, q.vers); ok {
+		q.user.row = row
+		return
+	}
+	u := &userRow{done: make(chan struct{})}
+	q.user = u
+	users, user, vers := e.users, q.req.User, q.vers
+	go func() {
+		defer close(u.done)
+		u.row, u.err = users.Fetch(ctx, user, vers)
+	}()
+}
+
+// userVector returns the row's vector of kind if the row has arrived and
+// is of the pinned versions.
+func (q *query) userVector(kind lr.ModelKind) []float32 {
+	row, ok := q.user.arrived()
+	if !ok || row.Versions != q.vers {
+		return nil
+	}
+	return row.Vector(kind)
 }
 
 // Recall runs every channel under its budget, merges their candidates with
@@ -269,19 +398,9 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Budget)
 	defer cancel()
-	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now(), userVec: map[lr.ModelKind][]float32{}}
+	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now()}
 	res := &Result{Versions: map[string]string{}, Filtered: map[string]int{}}
-	if e.index != nil {
-		for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
-			if v := e.index.Version(kind); v != "" {
-				res.Versions[string(kind)] = v
-			}
-			if vec, ok := e.index.UserVector(kind, req.User); ok {
-				q.userVec[kind] = vec
-				res.UserKnown = true
-			}
-		}
-	}
+	e.lookupUser(ctx, q, res)
 
 	type out struct {
 		i    int
@@ -292,6 +411,7 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 	funcs := e.chans
 	results := make(chan out, len(funcs))
 	outcomes := make([]Outcome, len(funcs))
+	launched, finished := make([]bool, len(funcs)), make([]bool, len(funcs))
 	running := 0
 	// Channels with the same budget share one deadline context (by
 	// default all of them): the same deadline each, one timer in all.
@@ -317,11 +437,12 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		return cctx
 	}
 	for i, ch := range funcs {
-		outcomes[i] = Outcome{Channel: ch.name, Status: "skipped"}
+		outcomes[i] = Outcome{Channel: ch.name, Status: StatusSkipped}
 		if ch.fn == nil || !ch.applies(q) || e.cfg.Disabled[ch.name] {
 			continue
 		}
 		running++
+		launched[i] = true
 		cctx := channelCtx(e.cfg.ChannelBudget[ch.name])
 		go func(i int, fn channelFunc) {
 			start := time.Now()
@@ -340,15 +461,20 @@ wait:
 		select {
 		case o := <-results:
 			running--
+			finished[o.i] = true
 			oc := &outcomes[o.i]
 			oc.Took = o.took
 			switch {
+			case errors.Is(o.err, errLate):
+				oc.Status = StatusLate
+			case errors.Is(o.err, errNoUserVector):
+				oc.Status = StatusSkipped
 			case errors.Is(o.err, context.DeadlineExceeded):
-				oc.Status = "timeout"
+				oc.Status = StatusTimeout
 			case o.err != nil:
-				oc.Status, oc.Error = "error", o.err.Error()
+				oc.Status, oc.Error = StatusError, o.err.Error()
 			default:
-				oc.Status, oc.Candidates = "ok", len(o.hits)
+				oc.Status, oc.Candidates = StatusOK, len(o.hits)
 				got[o.i] = o.hits
 			}
 		case <-ctx.Done():
@@ -357,9 +483,15 @@ wait:
 			break wait
 		}
 	}
+	_, userArrived := q.user.arrived()
 	for i := range outcomes {
-		if outcomes[i].Status == "skipped" && funcs[i].fn != nil && funcs[i].applies(q) && !e.cfg.Disabled[funcs[i].name] {
-			outcomes[i].Status = "timeout" // still running at the request deadline
+		if launched[i] && !finished[i] {
+			// Still running at the request deadline: late when it was
+			// still waiting for the user's vectors.
+			outcomes[i].Status = StatusTimeout
+			if funcs[i].needsUser && !userArrived {
+				outcomes[i].Status = StatusLate
+			}
 			outcomes[i].Took = e.cfg.Budget
 		}
 		if e.observe != nil {
@@ -368,32 +500,52 @@ wait:
 	}
 	res.Outcomes = outcomes
 	res.Candidates = e.merge(q, funcs, got, res)
+	// The row the request was served with: what the merge scored with.
+	if row, ok := q.user.arrived(); ok && row.Versions == q.vers {
+		res.User = row
+	} else {
+		res.User = userstore.Row{Versions: q.vers}
+	}
+	res.UserKnown = res.User.Known()
 	return res, nil
 }
 
 type namedChannel struct {
-	name    string
-	fn      channelFunc
-	applies func(*query) bool
+	name      string
+	fn        channelFunc
+	applies   func(*query) bool
+	needsUser bool // waits for the user's vectors (mf, ncf)
 }
 
 func always(*query) bool { return true }
 
 func (e *Engine) channels() []namedChannel {
+	// A channel of a model applies when a version of it serves and the
+	// user's row is still coming or holds a vector of it.
 	has := func(kind lr.ModelKind) func(*query) bool {
-		return func(q *query) bool { return q.userVec[kind] != nil }
+		return func(q *query) bool {
+			if q.model(kind) == 0 {
+				return false
+			}
+			select {
+			case <-q.user.done:
+				return q.userVector(kind) != nil || q.user.err != nil
+			default:
+				return true
+			}
+		}
 	}
 	var mf, ncf, sess channelFunc
 	if e.index != nil {
 		mf, ncf, sess = e.annChannel(lr.ModelMF), e.annChannel(lr.ModelNCF), e.sessionChannel
 	}
 	return []namedChannel{
-		{ChanMF, mf, has(lr.ModelMF)},
-		{ChanNCF, ncf, has(lr.ModelNCF)},
-		{ChanSession, sess, always},
-		{ChanFollow, e.followChannel, always},
-		{ChanTrending, e.trendingChannel, always},
-		{ChanFresh, e.freshChannel, always},
+		{ChanMF, mf, has(lr.ModelMF), true},
+		{ChanNCF, ncf, has(lr.ModelNCF), true},
+		{ChanSession, sess, always, false},
+		{ChanFollow, e.followChannel, always, false},
+		{ChanTrending, e.trendingChannel, always, false},
+		{ChanFresh, e.freshChannel, always, false},
 	}
 }
 
@@ -512,7 +664,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	limit, unknown, capped := e.cfg.unknownLimit(q.req.K), 0, 0
 	capOn := limit >= 0 && len(res.Versions) > 0
 	admitUnknown := func(c *Candidate) bool {
-		if !capOn || e.knownToModels(c) {
+		if !capOn || e.knownToModels(q, c) {
 			return true
 		}
 		if unknown >= limit {
@@ -587,7 +739,7 @@ func (e *Engine) keepLive(q *query, cands []Candidate, sc *scratch, res *Result)
 }
 
 // knownToModels reports whether c's streamer has a vector in a loaded model.
-func (e *Engine) knownToModels(c *Candidate) bool {
+func (e *Engine) knownToModels(q *query, c *Candidate) bool {
 	if c.HasMF || c.HasNCF {
 		return true
 	}
@@ -595,7 +747,12 @@ func (e *Engine) knownToModels(c *Candidate) bool {
 		return false
 	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
-		if _, ok := e.index.StreamerVector(kind, c.Ord); ok {
+		// The pinned version, else (it was replaced during the request)
+		// the serving one: known is about the streamer, not the request.
+		if _, ok := e.index.StreamerVector(kind, q.model(kind), c.Ord); ok {
+			return true
+		}
+		if _, ok := e.index.StreamerVector(kind, 0, c.Ord); ok {
 			return true
 		}
 	}
@@ -670,14 +827,20 @@ func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, excl
 }
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
-// the reranker sees them whichever channel proposed it.
+// the reranker sees them whichever channel proposed it, under the pinned
+// versions, with the user's row if it has arrived by now (else they stay
+// unscored except for what the ANN channels scored).
 func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 	if e.index == nil {
 		return
 	}
 	idx, ords, out, ok := sc.idx[:0], sc.ords[:0], sc.out[:0], sc.ok[:0]
 	defer func() { sc.idx, sc.ords, sc.out, sc.ok = idx[:0], ords[:0], out[:0], ok[:0] }()
-	for kind, uv := range q.userVec {
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		uv := q.userVector(kind)
+		if uv == nil {
+			continue
+		}
 		idx, ords = idx[:0], ords[:0]
 		for i := range cands {
 			c := &cands[i]
@@ -690,7 +853,7 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 			continue
 		}
 		out, ok = slices.Grow(out[:0], len(idx))[:len(idx)], slices.Grow(ok[:0], len(idx))[:len(idx)]
-		e.index.Dots(kind, uv, ords, out, ok)
+		e.index.Dots(kind, q.model(kind), uv, ords, out, ok)
 		for j, i := range idx {
 			if !ok[j] {
 				continue

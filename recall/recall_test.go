@@ -78,7 +78,7 @@ func (w *world) engine(cfg recall.Config, integ recall.Integrity) *recall.Engine
 		cfg = patient(cfg)
 	}
 	cfg.Now = func() time.Time { return w.now }
-	e := recall.New(cfg, w.state, w.ords, w.idx, integ, nil)
+	e := recall.New(cfg, w.state, w.ords, w.idx, w.idx, integ, nil)
 	e.RefreshRankings()
 	return e
 }

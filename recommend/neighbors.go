@@ -2,9 +2,11 @@ package recommend
 
 import (
 	"context"
+	"fmt"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 // MaxNeighbors bounds NeighborsRequest.K.
@@ -18,7 +20,9 @@ const MaxNeighbors = 1000
 // answer, never the 8-bit scan recall may use). Each row says whether the
 // streamer is live, and a live one carries its features. lr.EINVALID for a
 // bad request, lr.ENOTFOUND when the user or streamer has no vector,
-// lr.EUNAVAILABLE when no index of the model is loaded.
+// lr.EUNAVAILABLE when no index of the model is loaded or the user store
+// (the user's vector is read from it, waiting up to Config.UserTimeout)
+// fails. Every lookup is pinned to the version serving at the start.
 func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error) {
 	if (req.User == 0) == (req.Streamer == 0) {
 		return nil, lr.Errorf(lr.EINVALID, "give exactly one of user_id and streamer_id")
@@ -27,19 +31,23 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 		return nil, lr.Errorf(lr.EINVALID, "k must be between 1 and %d, got %d", MaxNeighbors, req.K)
 	}
 	kind := req.Model
+	mv := s.cfg.Index.Model(kind)
+	if mv.ID == 0 {
+		return nil, lr.Errorf(lr.EUNAVAILABLE, "no %s index loaded", kind)
+	}
 	var q []float32
 	self, hasSelf := uint32(0), false
 	if req.User != 0 {
-		vec, ok := s.cfg.Index.UserVector(kind, req.User)
-		if !ok {
-			return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", req.User, kind)
+		vec, err := s.userVector(ctx, req.User, kind, mv.ID)
+		if err != nil {
+			return nil, err
 		}
 		q = vec
 	} else {
 		ord, ok := s.cfg.Ordinals.Lookup(req.Streamer)
 		var vec []float32
 		if ok {
-			vec, ok = s.cfg.Index.StreamerVector(kind, ord)
+			vec, ok = s.cfg.Index.StreamerVector(kind, mv.ID, ord)
 		}
 		if !ok {
 			return nil, lr.Errorf(lr.ENOTFOUND, "streamer %d has no %s embedding", req.Streamer, kind)
@@ -55,8 +63,8 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 	if hasSelf {
 		want++
 	}
-	out := &lr.Neighbors{Version: s.cfg.Index.Version(kind), Neighbors: []lr.Neighbor{}}
-	hits, err := s.cfg.Index.SearchPrecise(ctx, kind, q, want, allowed)
+	out := &lr.Neighbors{Version: mv.Version, Neighbors: []lr.Neighbor{}}
+	hits, err := s.cfg.Index.SearchPrecise(ctx, kind, mv.ID, q, want, allowed)
 	if err != nil {
 		return nil, err
 	}
@@ -76,4 +84,31 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 		out.Neighbors = append(out.Neighbors, n)
 	}
 	return out, nil
+}
+
+// userVector reads u's vector of kind under version model from the user
+// store, pinned as a request pins it (with the other kind's serving
+// version, so it shares the cache entry requests use).
+func (s *Service) userVector(ctx context.Context, u lr.UserID, kind lr.ModelKind, model int64) ([]float32, error) {
+	if s.cfg.UserStore == nil {
+		return nil, lr.Errorf(lr.EUNAVAILABLE, "no user store configured")
+	}
+	v := userstore.Versions{MF: s.cfg.Index.Model(lr.ModelMF).ID, NCF: s.cfg.Index.Model(lr.ModelNCF).ID}
+	if kind == lr.ModelMF {
+		v.MF = model
+	} else {
+		v.NCF = model
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UserTimeout)
+	defer cancel()
+	row, err := s.cfg.UserStore.Fetch(ctx, u, v)
+	if err != nil {
+		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "recommend.Neighbors",
+			Message: fmt.Sprintf("%s did not give user %d's vectors within %s", s.cfg.UserStoreName, u, s.cfg.UserTimeout), Err: err}
+	}
+	vec := row.Vector(kind)
+	if vec == nil {
+		return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", u, kind)
+	}
+	return vec, nil
 }

@@ -41,15 +41,25 @@ type Streams interface {
 }
 
 // Vectors is what neighbour queries need of the index (index.Manager): the
-// query's vector and an exact float32 search.
+// serving version, a streamer's vector and an exact float32 search, the
+// last two pinned to a version (model, an embedding_models id).
 type Vectors interface {
-	UserVector(kind lr.ModelKind, u lr.UserID) ([]float32, bool)
-	StreamerVector(kind lr.ModelKind, ord uint32) ([]float32, bool)
+	Model(kind lr.ModelKind) lr.ModelVersion
+	StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]float32, bool)
 	// SearchPrecise returns up to k allowed streamers (nil: all) with the
-	// highest dot product with q, best first, scanning in float32 only.
-	SearchPrecise(ctx context.Context, kind lr.ModelKind, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error)
-	Version(kind lr.ModelKind) string
+	// highest dot product with q under version model, best first,
+	// scanning in float32 only; EUNAVAILABLE when model no longer serves.
+	SearchPrecise(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error)
 }
+
+// UserStore is where neighbour queries read a user's vectors
+// (userstore.Store): from its cache or the store, within ctx.
+type UserStore interface {
+	Fetch(ctx context.Context, u lr.UserID, v userstore.Versions) (userstore.Row, error)
+}
+
+// DefaultUserTimeout is the default Config.UserTimeout.
+const DefaultUserTimeout = 3 * time.Second
 
 // NCF is the full NeuMF model of the serving NCF version.
 type NCF interface {
@@ -85,13 +95,20 @@ type ImpressionLogger interface {
 // Config is what a Service is composed of. Recall is required for
 // Recommend, Streams, Index and Ordinals for Neighbors.
 type Config struct {
-	Recall      Recaller
-	Users       Users   // nil: rerank sees no history and no follows
-	Streams     Streams // live set and features for neighbour queries
-	Index       Vectors
-	Ordinals    *lr.Ordinals
-	Scorers     Scorers          // nil: the default weights, no NeuMF
-	Impressions ImpressionLogger // nil: impressions are not logged
+	Recall  Recaller
+	Users   Users   // nil: rerank sees no history and no follows
+	Streams Streams // live set and features for neighbour queries
+	Index   Vectors
+	// UserStore gives a neighbour query its user's vectors, within
+	// UserTimeout (default DefaultUserTimeout: an operator's query may
+	// wait for a cold read). UserStoreName names it in errors, e.g.
+	// "PostgreSQL db.internal:5432/liverecall" (no credentials).
+	UserStore     UserStore
+	UserTimeout   time.Duration
+	UserStoreName string
+	Ordinals      *lr.Ordinals
+	Scorers       Scorers          // nil: the default weights, no NeuMF
+	Impressions   ImpressionLogger // nil: impressions are not logged
 	// RecallOrder serves the recall order without reranking (the quality
 	// benchmark's recall-only variants).
 	RecallOrder bool
@@ -125,6 +142,12 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.UserTimeout <= 0 {
+		cfg.UserTimeout = DefaultUserTimeout
+	}
+	if cfg.UserStoreName == "" {
+		cfg.UserStoreName = "the user store"
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -139,7 +162,7 @@ func New(cfg Config) *Service {
 	}, []string{"stage"})
 	s.channels = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liverecall_recall_channel_outcomes_total",
-		Help: "Recall channel outcomes (ok, timeout, error, skipped) by channel.",
+		Help: "Recall channel outcomes (ok, timeout, late: the user's vectors did not arrive in time, error, skipped) by channel.",
 	}, []string{"channel", "status"})
 	s.rerankFails = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "liverecall_rerank_failures_total",
@@ -182,8 +205,7 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	}
 	var ncf UserNCF
 	if model != nil {
-		// SKELETON: recall will hand back the user's row it served with.
-		ncf = model.ForUser(req.User, userstore.Row{})
+		ncf = model.ForUser(req.User, res.User)
 	}
 	tRecall := time.Since(start)
 	for _, o := range res.Outcomes {

@@ -79,9 +79,9 @@ func newWorld(t *testing.T, shownWindow time.Duration) (*world, *recommend.Servi
 		budgets[ch] = 10 * time.Second
 	}
 	cfg := recall.Config{Now: now, Budget: 10 * time.Second, ChannelBudget: budgets, ShownWindow: shownWindow, ShownDisabled: shownWindow == 0}
-	w.engine = recall.New(cfg, w.state, w.ords, w.idx, nil, nil)
+	w.engine = recall.New(cfg, w.state, w.ords, w.idx, w.idx, nil, nil)
 	w.engine.RefreshRankings()
-	svc := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, Ordinals: w.ords,
+	svc := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, UserStore: w.idx, Ordinals: w.ords,
 		Scorers: scorers{w}, Impressions: w.imps, Now: now, Registerer: w.reg})
 	return w, svc
 }
@@ -327,6 +327,28 @@ func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.Embed
 	return nil
 }
 
+func (s *memStore) SampleUserEmbeddings(ctx context.Context, id int64, n int) ([][]float32, error) {
+	var out [][]float32
+	for _, e := range s.users[:min(n, len(s.users))] {
+		out = append(out, e.Vec)
+	}
+	return out, nil
+}
+
+// UserRows makes memStore the user store's source (userstore.Source).
+func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	for _, u := range users {
+		for _, e := range s.users {
+			if e.ID == u && slices.Contains(models, 1) {
+				if err := fn(1, u, e.Vec, nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // Operators' neighbour queries scan in float32 even where recall's searches
 // take the 8-bit scan (a live set of 1,024 or more on a CPU with AVX-512
 // VNNI): the answer is the exact top k among the live streamers, and the
@@ -367,7 +389,11 @@ func TestNeighborsScanInFloat32(t *testing.T) {
 		evs = append(evs, lr.Event{ID: fmt.Sprint("s", i), Type: lr.EventStreamStarted, TS: t0.Add(-time.Minute), StreamerID: sid, StreamID: lr.StreamID(i + 1), V: 1})
 	}
 	state.Apply(evs)
-	svc := recommend.New(recommend.Config{Streams: state, Index: mgr, Ordinals: ords})
+	users, err := userstore.New(userstore.Config{Source: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := recommend.New(recommend.Config{Streams: state, Index: mgr, UserStore: users, Ordinals: ords})
 	for u := 1; u <= 20; u++ {
 		ns, err := svc.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: lr.UserID(u), K: k, LiveOnly: true})
 		if err != nil {

@@ -54,6 +54,28 @@ type Source interface {
 // Config configures a Store.
 type Config struct {
 	Source Source
+	// MaxBytes bounds the cache (its rows' estimated size). i17-serve: the
+	// serving path sets it from --user-cache-bytes; the skeleton ignores it.
+	MaxBytes int64
+}
+
+// Stats describes the cache.
+type Stats struct {
+	Entries  int   // rows held
+	Bytes    int64 // their estimated size
+	MaxBytes int64 // Config.MaxBytes
+}
+
+// Stats returns the cache's size now. i17-serve: the status and metrics
+// read it; the skeleton estimates the bytes from the vectors' lengths.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Entries: len(s.m), MaxBytes: s.cfg.MaxBytes}
+	for _, r := range s.m {
+		st.Bytes += int64(4 * (len(r.MF) + len(r.NCF) + len(r.MLP)))
+	}
+	return st
 }
 
 // Store is the cache in front of Source. Safe for concurrent use.

@@ -166,7 +166,7 @@ func run(kind string, n, nq int, withCoder bool) headline {
 	before := heap()
 	t0 = time.Now()
 	x, err := index.New(context.Background(), lr.ModelVersion{ID: 1, Kind: lr.ModelMF, Version: "bench", Dim: dim},
-		ids, ordv, s.Base, nil, nil, index.Params{Seed: 1}, 0)
+		ids, ordv, s.Base, index.Params{Seed: 1}, 0)
 	if err != nil {
 		panic(err)
 	}
@@ -343,7 +343,7 @@ func exact20k() (exactUs, int8Us, int8Recall float64) {
 		ids[i], ordv[i] = int64(i), uint32(i)
 	}
 	x, err := index.New(context.Background(), lr.ModelVersion{ID: 1, Kind: lr.ModelMF, Version: "bench", Dim: dim},
-		ids, ordv, s.Base, nil, nil, index.Params{Seed: 1, EfConstruction: 16}, 0)
+		ids, ordv, s.Base, index.Params{Seed: 1, EfConstruction: 16}, 0)
 	if err != nil {
 		panic(err)
 	}

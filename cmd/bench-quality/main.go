@@ -29,6 +29,7 @@ import (
 	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
 	"github.com/liverecall/liverecall/sim"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 type config struct {
@@ -75,6 +76,32 @@ func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.Embed
 	for _, e := range s.side(s.kindOf(id), side) {
 		if err := fn(e.ID, e.Vec); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func (s *memStore) SampleUserEmbeddings(ctx context.Context, id int64, n int) ([][]float32, error) {
+	var out [][]float32
+	users := s.side(s.kindOf(id), lr.SideUser)
+	for _, e := range users[:min(n, len(users))] {
+		out = append(out, e.Vec)
+	}
+	return out, nil
+}
+
+// UserRows makes memStore the user store's source (userstore.Source).
+func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	for _, id := range models {
+		rows := s.side(s.kindOf(id), lr.SideUser)
+		for _, u := range users {
+			i, ok := slices.BinarySearchFunc(rows, u, func(e lr.Embedding, u int64) int { return cmp.Compare(e.ID, u) })
+			if !ok {
+				continue
+			}
+			if err := fn(id, u, rows[i].Vec, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -166,6 +193,10 @@ func run(ctx context.Context, c config) error {
 	if _, err := mgr.Load(ctx); err != nil {
 		return err
 	}
+	users, err := userstore.New(userstore.Config{Source: store})
+	if err != nil {
+		return err
+	}
 	var scorer *recommend.NeuMF
 	if ncfModel != nil {
 		// The trained scorer holds its users' weights (legacy mode: it
@@ -205,8 +236,8 @@ func run(ctx context.Context, c config) error {
 		eval    *sim.Evaluator
 	}
 	mk := func(name string, disabled map[string]bool, rr bool) *variant {
-		e := recall.New(recall.Config{Budget: time.Second, ShownDisabled: true, Disabled: disabled, Now: now}, state, ords, mgr, nil, nil)
-		svc := recommend.New(recommend.Config{Recall: e, Users: state, Streams: state, Index: mgr, Ordinals: ords,
+		e := recall.New(recall.Config{Budget: time.Second, ShownDisabled: true, Disabled: disabled, Now: now}, state, ords, mgr, users, nil, nil)
+		svc := recommend.New(recommend.Config{Recall: e, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
 			Scorers: recommend.Fixed(rerank.DefaultWeights(), scorer), RecallOrder: !rr, Now: now})
 		return &variant{name: name, engine: e, service: svc, eval: sim.NewEvaluator(10)}
 	}

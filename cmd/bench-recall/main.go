@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,7 @@ import (
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 const (
@@ -58,6 +60,52 @@ const (
 type synthStore struct {
 	n      int
 	models map[lr.ModelKind]lr.ModelVersion
+
+	usersOnce sync.Once
+	users     map[int64][]float32 // model id -> nUsers*dim, user i at i-1
+}
+
+// SampleUserEmbeddings gives the self-check the first n users.
+func (s *synthStore) SampleUserEmbeddings(ctx context.Context, id int64, n int) ([][]float32, error) {
+	var out [][]float32
+	err := s.StreamEmbeddings(ctx, id, lr.SideUser, func(_ int64, v []float32) error {
+		if len(out) == n {
+			return errEnough
+		}
+		out = append(out, v)
+		return nil
+	})
+	if err == errEnough {
+		err = nil
+	}
+	return out, err
+}
+
+var errEnough = errors.New("enough")
+
+// UserRows makes synthStore the user store's source (userstore.Source):
+// the user vectors are generated once, then looked up.
+func (s *synthStore) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	s.usersOnce.Do(func() {
+		s.users = map[int64][]float32{}
+		for _, mv := range s.models {
+			all := make([]float32, 0, nUsers*dim)
+			_ = s.StreamEmbeddings(ctx, mv.ID, lr.SideUser, func(_ int64, v []float32) error { all = append(all, v...); return nil })
+			s.users[mv.ID] = all
+		}
+	})
+	for _, id := range models {
+		all := s.users[id]
+		for _, u := range users {
+			if u < 1 || u > nUsers || all == nil {
+				continue
+			}
+			if err := fn(id, u, all[(u-1)*dim:u*dim:u*dim], nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *synthStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
@@ -170,10 +218,12 @@ func main() {
 	// filter included (every page's streamers are remembered for 10
 	// minutes per user), rerank with the default weights and the NeuMF
 	// scorer, no impression log.
-	eng := recall.New(recall.Config{}, state, ords, mgr, nil, nil)
+	users, err := userstore.New(userstore.Config{Source: store})
+	check(err)
+	eng := recall.New(recall.Config{}, state, ords, mgr, users, nil, nil)
 	eng.RefreshRankings()
 	var trace recommend.Trace
-	svc := recommend.New(recommend.Config{Recall: eng, Users: state, Streams: state, Index: mgr, Ordinals: ords,
+	svc := recommend.New(recommend.Config{Recall: eng, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
 		Scorers: recommend.Fixed(rerank.DefaultWeights(), ncf), Registerer: reg, Trace: func(t recommend.Trace) { trace = t }})
 	srv := api.New(api.Config{}, log, reg, reg)
 	srv.RegisterRecall(svc)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -116,4 +117,41 @@ func (f *flags) Parse(args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// Bytes reads a size: a number of bytes, or one with a KiB, MiB or GiB
+// suffix (e.g. 256MiB).
+func (f *flags) Bytes(s setting) *int64 {
+	v, err := parseBytes(f.value(s))
+	if err != nil {
+		f.err = fmt.Errorf("$%s: %v", s.Env, err)
+	}
+	p := new(int64)
+	*p = v
+	f.FlagSet.Func(s.Flag, s.Usage+" (bytes, or with a KiB, MiB or GiB suffix) [$"+s.Env+"] (default "+s.Default+")", func(arg string) error {
+		n, err := parseBytes(arg)
+		if err == nil {
+			*p = n
+		}
+		return err
+	})
+	return p
+}
+
+func parseBytes(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (e.g. 268435456 or 256MiB)", v)
+	}
+	return n * mult, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -104,12 +105,14 @@ func (l *pgLink) restore() {
 
 // The database goes away while the service serves: /readyz stays 200 with
 // a warning naming the database (Kubernetes keeps the replica in the
-// Service), recall keeps answering in full from memory, an admin reload is
-// refused with 503 naming the database, and once the database is back a
-// reload succeeds. A user not loaded yet is answered during the outage
-// without their stored follows (the load counted as failed or late) and
-// with them once the database is back.
-
+// Service), recall keeps answering from memory — a user whose vectors are
+// cached gets the mf channel as before, the others full pages from the
+// channels that need no user vector (mf late or error), never a 5xx — an
+// operator's neighbour query of an uncached user is 503 naming the
+// database, an admin reload is refused with 503 naming the database, and
+// once the database is back a reload succeeds. A user not loaded yet is
+// answered during the outage without their stored follows (the load counted
+// as failed or late) and with them once the database is back.
 func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	direct := pgtest.New(t)
 	db, err := postgres.Open(context.Background(), direct)
@@ -128,9 +131,13 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 	e.waitFor("12 live", eventually, func() bool { return e.liveCount() == 12 })
+	e.warmUser(1)
 	before := e.recall(1)
 	if len(before.Items) != 10 {
 		t.Fatalf("%d items before the outage, want a full page of 10", len(before.Items))
+	}
+	if mf := channelOutcome(e.debugRecall(1), "mf"); mf.Status != "ok" {
+		t.Fatalf("user 1 before the outage: mf %+v", mf)
 	}
 	// User 42 follows streamer 5 (the sink wrote it); they have not asked yet.
 	follow := lr.Event{ID: "dbdown-follow", Type: lr.EventFollowCreated, TS: time.Now().Add(-time.Hour), StreamerID: 5, UserID: 42, V: 1}
@@ -155,8 +162,17 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	})
 	for i := 0; i < 20; i++ {
 		// Full pages: 12 live for pages of 10, as before the outage.
-		if r := e.recall(int64(i%10 + 1)); len(r.Items) != len(before.Items) || r.ModelVersions["mf"] != "v1" {
-			t.Fatalf("recall during the outage: %d items (%d before), versions %v", len(r.Items), len(before.Items), r.ModelVersions)
+		u := int64(i%10 + 1)
+		r := e.debugRecall(u)
+		if len(r.Items) != len(before.Items) || r.ModelVersions["mf"] != "v1" {
+			t.Fatalf("recall of user %d during the outage: %d items (%d before), versions %v", u, len(r.Items), len(before.Items), r.ModelVersions)
+		}
+		mf := channelOutcome(r, "mf")
+		switch {
+		case u == 1 && (mf.Status != "ok" || !r.Debug.UserKnown):
+			t.Fatalf("cached user 1 during the outage: mf %+v, user known %v", mf, r.Debug.UserKnown)
+		case u != 1 && mf.Status != "late" && mf.Status != "error":
+			t.Fatalf("uncached user %d during the outage: mf %+v, want late or error", u, mf)
 		}
 	}
 	if r := e.recall(42); len(r.Items) != len(before.Items) || followsOf(r, 5) {
@@ -167,7 +183,11 @@ func TestDatabaseOutageServesFromMemory(t *testing.T) {
 	if failed+late < 1 {
 		t.Errorf("user loads during the outage: %v failed, %v late; want them counted", failed, late)
 	}
-	code, body := e.post("/v1/admin/reload", "", true)
+	code, body := e.get("/v1/debug/neighbors?user_id=5&k=3", true)
+	if code != 503 || !strings.Contains(string(body), "database") {
+		t.Fatalf("neighbours of an uncached user during the outage: %d %s, want 503 naming the database", code, body)
+	}
+	code, body = e.post("/v1/admin/reload", "", true)
 	if code != 503 || !strings.Contains(string(body), "database") || !strings.Contains(string(body), "not reachable") {
 		t.Fatalf("reload during the outage: %d %s, want 503 naming the database", code, body)
 	}
@@ -193,4 +213,27 @@ func followsOf(r api.RecallResponse, streamer int64) bool {
 		}
 	}
 	return false
+}
+
+// channelOutcome returns the outcome of channel name in a debug response.
+func channelOutcome(r api.RecallResponse, name string) lr.ChannelOutcome {
+	if r.Debug != nil {
+		for _, o := range r.Debug.Channels {
+			if o.Channel == name {
+				return o
+			}
+		}
+	}
+	return lr.ChannelOutcome{}
+}
+
+// warmUser brings user u's vectors into the replica's user cache, as an
+// earlier request would, without marking a page shown: an operator's
+// neighbour query reads them through the same cache (a request's first
+// read may miss the mf channel's few milliseconds on a loaded machine).
+func (e *e2e) warmUser(u int64) {
+	e.t.Helper()
+	if code, b := e.get(fmt.Sprintf("/v1/debug/neighbors?user_id=%d&k=1", u), true); code != 200 {
+		e.t.Fatalf("neighbours of user %d: %d %s", u, code, b)
+	}
 }

@@ -54,6 +54,7 @@ func TestBadModelVersionIsRefusedAndOldIndexServes(t *testing.T) {
 	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5)
 	e.waitFor("5 live", eventually, func() bool { return e.liveCount() == 5 })
+	e.warmUser(1)
 	ctx := context.Background()
 
 	for _, c := range []struct {
@@ -121,6 +122,7 @@ func startReloadCaughtMidRead(t *testing.T) (*e2e, pgx.Tx, string, *pgx.Conn) {
 	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3)
 	e.waitFor("3 live", eventually, func() bool { return e.liveCount() == 3 })
+	e.warmUser(1) // served from the cache through the outage
 	ctx := context.Background()
 	var dbname string
 	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
@@ -191,6 +193,7 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 	e.waitFor("ready", eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 	e.publish(lr.EventStreamStarted, 1, 2, 3, 4, 5, 6)
 	e.waitFor("6 live", eventually, func() bool { return e.liveCount() == 6 })
+	e.warmUser(1)
 	_, port, _ := net.SplitHostPort(e.kafka.Brokers()[0])
 	e.kafka.Close()
 

@@ -21,6 +21,7 @@ import (
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recommend"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 var (
@@ -40,6 +41,7 @@ var (
 	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions are checked (besides LISTEN/NOTIFY)"})
 	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
 	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query"})
+	sUserCacheBytes   = defSetting(setting{"user-cache-bytes", "LIVERECALL_USER_CACHE_BYTES", "256MiB", "size of the in-process cache of active users' vectors, read from Postgres on a miss"})
 )
 
 // indexConfig is the index part of serviceConfig.
@@ -67,6 +69,7 @@ type serviceConfig struct {
 	recallBudget     time.Duration
 	shownWindow      time.Duration
 	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
+	userCacheBytes   int64
 	refreshEvery     time.Duration
 	index            indexConfig
 }
@@ -84,6 +87,7 @@ type service struct {
 	state     *live.State
 	consumer  *events.LiveConsumer
 	idx       *index.Manager
+	users     *userstore.Store // the users' vectors: a cache in front of Postgres
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
 	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
@@ -155,8 +159,13 @@ func (s *service) build(ctx context.Context) error {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
 	s.integrity = recall.NewIntegrityCache(s.db, app.Log)
+	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes})
+	if err != nil {
+		return err
+	}
+	s.registerUserCache()
 	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg},
-		s.state, s.ords, s.idx, s.integrity, nil)
+		s.state, s.ords, s.idx, s.users, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
 		// What the other replicas showed counts here too.
 		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Window: s.engine.ShownWindow(),
@@ -166,13 +175,25 @@ func (s *service) build(ctx context.Context) error {
 		}
 	}
 	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log})
+	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
+		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
 		Log: app.Log, Registerer: s.reg}
 	if s.imps != nil {
 		rc.Impressions = s.imps
 	}
 	s.recommend = recommend.New(rc)
 	return nil
+}
+
+// registerUserCache exports the size of the user store's cache.
+func (s *service) registerUserCache() {
+	s.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_user_cache_entries", Help: "Users' rows held in the in-process cache of user vectors."},
+			func() float64 { return float64(s.users.Stats().Entries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_user_cache_bytes", Help: "Estimated size of the in-process cache of user vectors (bounded by --user-cache-bytes)."},
+			func() float64 { return float64(s.users.Stats().Bytes) }),
+	)
 }
 
 // activeWeights reads the active reranker weights (recommend.ModelsConfig).
@@ -287,10 +308,12 @@ func (s *service) Reload(ctx context.Context) ([]api.KindReload, error) {
 
 // Status implements api.Admin.
 func (s *service) Status() api.Status {
+	us := s.users.Stats()
 	st := api.Status{
 		UptimeS:     int(time.Since(s.started).Seconds()),
 		Live:        s.state.Live(),
 		Users:       s.state.Users(),
+		UserCache:   &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes},
 		Rerank:      s.models.Weights().Version,
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),

@@ -287,6 +287,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	e.publish(lr.EventStreamStarted, live...)
 	e.waitFor("30 live streamers", eventually, func() bool { return e.liveCount() == 30 })
+	e.warmUser(1) // the user's vectors cached: the first page has the mf channel
 
 	// Only live streamers, and the MF channel's best equals exact search.
 	r := e.recall(1)

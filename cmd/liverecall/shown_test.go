@@ -48,6 +48,7 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 	for i, e := range replicas {
 		e.waitFor(fmt.Sprintf("replica %d ready", i), eventually, func() bool { c, _ := e.get("/readyz", false); return c == 200 })
 		e.waitFor(fmt.Sprintf("replica %d to see %d live", i, live), eventually, func() bool { return e.liveCount() == live })
+		e.warmUser(1) // the user's vectors cached, so the first page has mf's candidates
 	}
 	const recorded = `liverecall_shown_pages_read_total{outcome="recorded"}`
 	served := make([]int, len(replicas))

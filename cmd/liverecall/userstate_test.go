@@ -119,6 +119,12 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	// A replica started now, with the default lookback of an hour.
 	restarted := startE2EOn(t, db, url, k, "--user-load-wait", "1m")
 	restarted.waitFor("ready", eventually, func() bool { c, _ := restarted.get("/readyz", false); return c == 200 })
+	// Every user's vectors in both replicas' caches, so neither answers a
+	// user without the mf channel because its first read was late.
+	for u := int64(1); u <= 10; u++ {
+		cont.warmUser(u)
+		restarted.warmUser(u)
+	}
 	// The trending and fresh lists are refreshed in the background, from
 	// the live set (the first after the replica caught up is triggered by a
 	// request), so wait for both replicas to agree on every user with no
