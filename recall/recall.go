@@ -182,10 +182,12 @@ type Request struct {
 	User    lr.UserID
 	K       int // how many candidates the caller will keep after rerank
 	Exclude []lr.StreamerID
-	// FullNCF says the caller scores every candidate with the full NeuMF
-	// model: the NCF dot products of candidates other channels proposed
-	// are then not computed (the NCF channel's own scores still are).
-	FullNCF bool
+	// FullNCF, if set, says whether the caller will score every candidate
+	// with the full NeuMF model given the user's row recall served with
+	// (it can only when the row holds what the model needs): the NCF dot
+	// products of candidates other channels proposed are then not computed
+	// (the NCF channel's own scores still are).
+	FullNCF func(userstore.Row) bool
 }
 
 // Candidate is one live streamer proposed by one or more channels.
@@ -836,6 +838,10 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 	}
 	idx, ords, out, ok := sc.idx[:0], sc.ords[:0], sc.out[:0], sc.ok[:0]
 	defer func() { sc.idx, sc.ords, sc.out, sc.ok = idx[:0], ords[:0], out[:0], ok[:0] }()
+	fullNCF := false
+	if row, ok := q.user.arrived(); ok && row.Versions == q.vers && q.req.FullNCF != nil {
+		fullNCF = q.req.FullNCF(row)
+	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		uv := q.userVector(kind)
 		if uv == nil {
@@ -844,7 +850,7 @@ func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
 		idx, ords = idx[:0], ords[:0]
 		for i := range cands {
 			c := &cands[i]
-			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && (c.HasNCF || q.req.FullNCF)) {
+			if (kind == lr.ModelMF && c.HasMF) || (kind == lr.ModelNCF && (c.HasNCF || fullNCF)) {
 				continue
 			}
 			idx, ords = append(idx, i), append(ords, c.Ord)

@@ -12,6 +12,7 @@ import (
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recall/recalltest"
+	"github.com/liverecall/liverecall/userstore"
 )
 
 type integrity struct {
@@ -353,7 +354,7 @@ func TestFullNCFSkipsNCFDotProducts(t *testing.T) {
 	w.idx.AddUser(lr.ModelNCF, 7, u)
 	cfg := recall.Config{PerChannel: map[string]int{recall.ChanNCF: 1}}
 	for _, full := range []bool{false, true} {
-		res, err := w.engine(cfg, nil).Recall(context.Background(), recall.Request{User: 7, K: 10, FullNCF: full})
+		res, err := w.engine(cfg, nil).Recall(context.Background(), recall.Request{User: 7, K: 10, FullNCF: func(userstore.Row) bool { return full }})
 		if err != nil {
 			t.Fatal(err)
 		}

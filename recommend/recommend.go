@@ -199,7 +199,14 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	}
 	model := s.cfg.Scorers.NCF()
 	s.ensureUser(ctx, req.User)
-	res, err := s.cfg.Recall.Recall(ctx, recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, FullNCF: model != nil})
+	rreq := recall.Request{User: req.User, K: req.K, Exclude: req.Exclude}
+	if model != nil {
+		// The NCF dot products are skipped only when NeuMF can score this
+		// user's row (an imported version, or a row without the MLP
+		// embedding, keeps them for rerank's GMF fallback).
+		rreq.FullNCF = func(row userstore.Row) bool { return model.ForUser(req.User, row) != nil }
+	}
+	res, err := s.cfg.Recall.Recall(ctx, rreq)
 	if err != nil {
 		return nil, err
 	}
