@@ -177,20 +177,23 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MaxBytes < 0 || cfg.BatchWait < 0 || cfg.MaxBatch < 0 || cfg.QueryTimeout < 0 || cfg.MaxInflight < 0 || cfg.SwapGrace < 0 {
 		return nil, lr.Errorf(lr.EINVALID, "userstore: negative setting in %+v", cfg)
 	}
-	def := func(v *int64, d int64) {
-		if *v == 0 {
-			*v = d
-		}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
 	}
-	def(&cfg.MaxBytes, DefaultMaxBytes)
-	def((*int64)(&cfg.BatchWait), int64(DefaultBatchWait))
-	def((*int64)(&cfg.QueryTimeout), int64(DefaultQueryTimeout))
-	def((*int64)(&cfg.SwapGrace), int64(DefaultSwapGrace))
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = DefaultBatchWait
+	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.QueryTimeout == 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.SwapGrace == 0 {
+		cfg.SwapGrace = DefaultSwapGrace
 	}
 	s := &Store{cfg: cfg, now: time.Now, sem: make(chan struct{}, cfg.MaxInflight)}
 	s.m = newMetrics(s)
@@ -423,7 +426,7 @@ func (s *Store) run(g *generation, b *batch) {
 type Stats struct {
 	Hits         uint64 // lookups answered by the cache, negative hits included
 	NegativeHits uint64 // hits on the row of a user the Source does not know
-	Misses       uint64 // lookups that went to the Source (bypasses of a replaced generation included)
+	Misses       uint64 // Fetches the cache did not answer, each waiter of a shared lookup counted (bypasses of a replaced generation included)
 	Bytes        int64  // the current generation's cache weight (see EntryOverhead)
 	Entries      int    // the current generation's cached users
 }
