@@ -58,6 +58,12 @@ type UserCacheStatus struct {
 	Entries  int   `json:"entries"`   // users' rows held
 	Bytes    int64 `json:"bytes"`     // their estimated size
 	MaxBytes int64 `json:"max_bytes"` // the configured bound
+	// Lookups since start: answered from the cache (a known user's row, or
+	// the remembered absence of an unknown one), and misses read from the
+	// database.
+	Hits         uint64 `json:"hits"`
+	NegativeHits uint64 `json:"negative_hits"`
+	Misses       uint64 `json:"misses"`
 }
 
 // PartitionLag is one event partition's progress (events.PartitionLag

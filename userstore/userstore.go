@@ -3,15 +3,34 @@
 // from a shared store (PostgreSQL) through an in-process cache of active
 // users, so that a replica's memory does not grow with the user base.
 //
-// SKELETON: the types and method set are the contract the rest of the
-// service codes against; the implementation below is a placeholder (an
-// unbounded map, one query per miss) to be replaced by the bounded cache,
-// batched and deduplicated lookups.
+// The cache is bounded in bytes and admits by frequency (W-TinyLFU, from
+// github.com/maypok86/otter/v2, which only this package imports): a user
+// seen once does not push out users seen often. It holds the rows of one
+// generation, the Versions it was started for; a request with other
+// Versions starts the next generation and the previous one's entries are
+// dropped, so a reload frees the memory of the version it replaced and a
+// request never combines rows of two versions.
+//
+// Misses are deduplicated (one lookup per user in flight, however many
+// requests wait for it) and batched: the users missed within BatchWait, up
+// to MaxBatch, are read with one Source query for both model ids, under a
+// timeout of its own. A caller's context bounds only its own wait: a row
+// that arrives after the caller gave up is still cached for the next
+// request.
 package userstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -22,7 +41,8 @@ type Versions struct{ MF, NCF int64 }
 
 // Row is what the store holds of one user under Versions. A nil slice means
 // the version has no such vector for the user (an unknown user has a Row
-// with every slice nil).
+// with every slice nil). A Row handed out by the Store is shared with its
+// cache: callers must not modify its slices.
 type Row struct {
 	Versions Versions
 	MF       []float32 // the MF version's user vector
@@ -47,91 +67,382 @@ func (r Row) Vector(kind lr.ModelKind) []float32 {
 // Source is the shared store (postgres.DB).
 type Source interface {
 	// UserRows calls fn for each stored user row of users under any of
-	// models (embedding_models ids). mlp is nil when the row has none.
+	// models (embedding_models ids). mlp is nil when the row has none. fn
+	// keeps vec and mlp: the Source must not reuse them.
 	UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error
 }
 
-// Config configures a Store.
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxBytes     = 256 << 20
+	DefaultBatchWait    = 200 * time.Microsecond
+	DefaultMaxBatch     = 256
+	DefaultQueryTimeout = 2 * time.Second
+	DefaultMaxInflight  = 4
+	DefaultSwapGrace    = 10 * time.Second
+)
+
+// Config configures a Store. Zero fields take the defaults above.
 type Config struct {
+	// Source is where misses are read. Required.
 	Source Source
-	// MaxBytes bounds the cache (its rows' estimated size). i17-serve: the
-	// serving path sets it from --user-cache-bytes; the skeleton ignores it.
+	// MaxBytes bounds the cache: the sum of its entries' weights (see
+	// EntryOverhead) stays at or below it, give or take what a pending
+	// maintenance pass has not evicted yet.
 	MaxBytes int64
+	// BatchWait is how long the first miss of a batch waits for others to
+	// join it before the batch is read; a batch of MaxBatch users is read at
+	// once.
+	BatchWait time.Duration
+	MaxBatch  int
+	// QueryTimeout bounds one batch query, its wait for a free slot
+	// included, whoever waits for it.
+	QueryTimeout time.Duration
+	// MaxInflight bounds the batch queries running at once (and so the
+	// connections the store holds); further batches wait for a slot.
+	MaxInflight int
+	// SwapGrace is how long after a generation was replaced a request with
+	// its Versions still counts as one that started before the swap: it is
+	// answered from the Source without the cache. After SwapGrace those
+	// Versions are taken as a rollback and start a generation of their own.
+	SwapGrace time.Duration
+	// Registerer, if set, receives the store's metrics.
+	Registerer prometheus.Registerer
 }
 
-// Stats describes the cache.
-type Stats struct {
-	Entries  int   // rows held
-	Bytes    int64 // their estimated size
-	MaxBytes int64 // Config.MaxBytes
-}
+// EntryOverhead is the weight of a cache entry beyond its vectors' bytes
+// (4 bytes per float32 of each slice's capacity): the cache's node (key,
+// Row with its three slice headers, list links, weight and state), its slot
+// in the hash table and its share of the frequency sketch. Measured as the
+// Go heap growth per entry of a filled cache (go1.26, amd64): 151 bytes at
+// 100,000 entries, 162 at 1,000,000 (the table grows in steps), the same
+// with three 64-float vectors on top (exactly their 768 bytes). Rounded up,
+// so MaxBytes bounds the cache's heap; the allocator rounds a vector of
+// other sizes up to its size class (at most 1/8 more than 4 bytes a float),
+// which the weight does not count. An unknown user weighs EntryOverhead.
+const EntryOverhead = 192
 
-// Stats returns the cache's size now. i17-serve: the status and metrics
-// read it; the skeleton estimates the bytes from the vectors' lengths.
-func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := Stats{Entries: len(s.m), MaxBytes: s.cfg.MaxBytes}
-	for _, r := range s.m {
-		st.Bytes += int64(4 * (len(r.MF) + len(r.NCF) + len(r.MLP)))
-	}
-	return st
+func weigh(_ lr.UserID, r Row) uint32 {
+	return uint32(EntryOverhead + 4*(cap(r.MF)+cap(r.NCF)+cap(r.MLP)))
 }
 
 // Store is the cache in front of Source. Safe for concurrent use.
 type Store struct {
 	cfg Config
-	mu  sync.Mutex
-	m   map[key]Row
+	now func() time.Time
+	sem chan struct{}
+	m   *metrics
+
+	cur atomic.Pointer[generation]
+	mu  sync.Mutex // serialises generation changes
+	// prev is the generation cur replaced, at replacedAt; its requests are
+	// answered without a cache until SwapGrace has passed.
+	prev       *generation
+	replacedAt time.Time
+
+	hits, negHits, misses atomic.Uint64
 }
 
-type key struct {
-	v Versions
-	u lr.UserID
+// generation is the store for one Versions: its cache, its flights and the
+// batch being collected.
+type generation struct {
+	v      Versions
+	models []int64
+	// cache is nil once the generation is replaced (its entries dropped),
+	// and for one started without a cache.
+	cache   atomic.Pointer[otter.Cache[lr.UserID, Row]]
+	flights singleflight.Group
+
+	mu      sync.Mutex
+	pending *batch
 }
 
-// New returns a Store over cfg.Source.
+// batch is the users of one Source query. rows and err are set before done
+// is closed.
+type batch struct {
+	users []int64
+	timer *time.Timer
+	done  chan struct{}
+	rows  map[lr.UserID]Row
+	err   error
+}
+
+// New returns a Store over cfg.Source. It fails with lr.EINVALID on a
+// missing Source or a negative setting, and when cfg.Registerer refuses its
+// metrics.
 func New(cfg Config) (*Store, error) {
-	return &Store{cfg: cfg, m: map[key]Row{}}, nil
+	if cfg.Source == nil {
+		return nil, lr.Errorf(lr.EINVALID, "userstore: no Source")
+	}
+	if cfg.MaxBytes < 0 || cfg.BatchWait < 0 || cfg.MaxBatch < 0 || cfg.QueryTimeout < 0 || cfg.MaxInflight < 0 || cfg.SwapGrace < 0 {
+		return nil, lr.Errorf(lr.EINVALID, "userstore: negative setting in %+v", cfg)
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = DefaultBatchWait
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.QueryTimeout == 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.SwapGrace == 0 {
+		cfg.SwapGrace = DefaultSwapGrace
+	}
+	s := &Store{cfg: cfg, now: time.Now, sem: make(chan struct{}, cfg.MaxInflight)}
+	s.m = newMetrics(s)
+	if cfg.Registerer != nil {
+		for _, c := range s.m.collectors() {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, lr.Errorf(lr.EINVALID, "userstore: registering metrics: %v", err)
+			}
+		}
+	}
+	return s, nil
 }
 
-// Cached returns u's row under v if the cache holds it; it never does I/O.
+// Cached returns u's row under v if the cache holds it (a negative row for
+// a user the store does not know counts as held); it never does I/O. With
+// no version in v it returns the empty row. v other than the current
+// generation's starts the next generation (see Fetch), after which the
+// cache holds nothing yet. A hit is counted as a lookup; a miss is not (the
+// Fetch that follows it counts it).
 func (s *Store) Cached(u lr.UserID, v Versions) (Row, bool) {
+	if v == (Versions{}) {
+		return Row{}, true
+	}
+	g := s.generation(v)
+	if c := g.cache.Load(); c != nil {
+		if r, ok := c.GetIfPresent(u); ok {
+			s.countHit(r)
+			return r, true
+		}
+	}
+	return Row{Versions: v}, false
+}
+
+// Fetch returns u's row under v, from the cache or the Source; the row of a
+// user the Source does not know has every slice nil. ctx bounds only the
+// caller's wait: when it ends first Fetch returns ctx.Err() (the caller
+// serves without the user's vectors and reports them late), and the lookup
+// goes on and caches its row. A Source error is returned (and not cached).
+//
+// v other than the current generation's starts the next generation, which
+// drops the current one's entries, unless v is the generation replaced
+// less than SwapGrace ago: such a request, begun before the swap, is
+// answered from the Source without reading or writing the cache.
+func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error) {
+	if v == (Versions{}) {
+		return Row{}, nil
+	}
+	g := s.generation(v)
+	c := g.cache.Load()
+	if c != nil {
+		if r, ok := c.GetIfPresent(u); ok {
+			s.countHit(r)
+			s.m.fetches.ok.Inc()
+			return r, nil
+		}
+		s.misses.Add(1)
+		s.m.lookups.miss.Inc()
+	} else {
+		s.misses.Add(1)
+		s.m.lookups.bypass.Inc()
+	}
+	ch := g.flights.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return s.load(g, u) })
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			s.m.fetches.err.Inc()
+			return Row{Versions: v}, res.Err
+		}
+		s.m.fetches.ok.Inc()
+		return res.Val.(Row), nil
+	case <-ctx.Done():
+		s.m.fetches.late.Inc()
+		return Row{Versions: v}, ctx.Err()
+	}
+}
+
+func (s *Store) countHit(r Row) {
+	s.hits.Add(1)
+	if r.Known() {
+		s.m.lookups.hit.Inc()
+	} else {
+		s.negHits.Add(1)
+		s.m.lookups.negHit.Inc()
+	}
+}
+
+// generation returns the generation that serves v, starting one if v is
+// neither the current nor (within SwapGrace) the replaced one.
+func (s *Store) generation(v Versions) *generation {
+	if g := s.cur.Load(); g != nil && g.v == v {
+		return g
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.m[key{v, u}]
-	return r, ok
-}
-
-// Fetch returns u's row under v, from the cache or the Source. ctx bounds
-// the caller's wait.
-func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error) {
-	if r, ok := s.Cached(u, v); ok {
-		return r, nil
+	if g := s.cur.Load(); g != nil && g.v == v {
+		return g
 	}
-	row := Row{Versions: v}
-	var models []int64
+	now := s.now()
+	if s.prev != nil && s.prev.v == v && now.Sub(s.replacedAt) < s.cfg.SwapGrace {
+		return s.prev
+	}
+	g := &generation{v: v}
 	for _, id := range []int64{v.MF, v.NCF} {
 		if id != 0 {
-			models = append(models, id)
+			g.models = append(g.models, id)
 		}
 	}
-	if len(models) > 0 {
-		err := s.cfg.Source.UserRows(ctx, models, []int64{int64(u)}, func(model, user int64, vec, mlp []float32) error {
-			if model == v.MF {
-				row.MF = vec
+	c, err := otter.New(&otter.Options[lr.UserID, Row]{MaximumWeight: uint64(s.cfg.MaxBytes), Weigher: weigh})
+	if err != nil { // only for invalid options, which New has ruled out
+		panic(fmt.Sprintf("userstore: %v", err))
+	}
+	g.cache.Store(c)
+	old := s.cur.Swap(g)
+	if old != nil {
+		if oc := old.cache.Swap(nil); oc != nil {
+			oc.InvalidateAll()
+		}
+		s.prev, s.replacedAt = old, now
+		s.m.generations.Inc()
+	}
+	return g
+}
+
+// load is the flight of u in g: the row from the cache if a batch has put
+// it there meanwhile, else from the next batch.
+func (s *Store) load(g *generation, u lr.UserID) (any, error) {
+	if c := g.cache.Load(); c != nil {
+		if e, ok := c.GetEntryQuietly(u); ok {
+			return e.Value, nil
+		}
+	}
+	b := s.enqueue(g, u)
+	<-b.done
+	if b.err != nil {
+		return nil, b.err
+	}
+	return b.rows[u], nil
+}
+
+// enqueue adds u to g's batch being collected, starting one (read after
+// BatchWait) if none is, and starts reading it once it holds MaxBatch users.
+func (s *Store) enqueue(g *generation, u lr.UserID) *batch {
+	g.mu.Lock()
+	b := g.pending
+	if b == nil {
+		b = &batch{done: make(chan struct{}), users: make([]int64, 0, min(s.cfg.MaxBatch, 64))}
+		g.pending = b
+		b.timer = time.AfterFunc(s.cfg.BatchWait, func() {
+			g.mu.Lock()
+			due := g.pending == b
+			if due {
+				g.pending = nil
 			}
-			if model == v.NCF {
-				row.NCF, row.MLP = vec, mlp
+			g.mu.Unlock()
+			if due {
+				s.run(g, b)
 			}
-			return nil
 		})
-		if err != nil {
-			return Row{Versions: v}, err
+	}
+	b.users = append(b.users, int64(u))
+	full := len(b.users) >= s.cfg.MaxBatch
+	if full {
+		g.pending = nil
+		b.timer.Stop()
+	}
+	g.mu.Unlock()
+	if full {
+		go s.run(g, b)
+	}
+	return b
+}
+
+// errSlots is the cause of a batch that found no free query slot in time.
+var errSlots = errors.New("every query slot stayed busy")
+
+// run reads b with one Source query, caches its rows (unless g was
+// replaced meanwhile) and releases its waiters.
+func (s *Store) run(g *generation, b *batch) {
+	defer close(b.done)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.QueryTimeout)
+	defer cancel()
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-ctx.Done():
+		b.err = &lr.Error{Code: lr.EUNAVAILABLE, Op: "userstore.Fetch",
+			Message: fmt.Sprintf("the user store did not answer within %v", s.cfg.QueryTimeout), Err: errSlots}
+		s.m.queries.slots.Inc()
+		return
+	}
+	s.m.batchSize.Observe(float64(len(b.users)))
+	rows := make(map[lr.UserID]Row, len(b.users))
+	start := time.Now()
+	err := s.cfg.Source.UserRows(ctx, g.models, b.users, func(model, user int64, vec, mlp []float32) error {
+		r := rows[lr.UserID(user)]
+		if model == g.v.MF {
+			r.MF = vec
+		}
+		if model == g.v.NCF {
+			r.NCF, r.MLP = vec, mlp
+		}
+		rows[lr.UserID(user)] = r
+		return nil
+	})
+	s.m.querySeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if ctx.Err() != nil && lr.ErrorCode(err) != lr.EUNAVAILABLE {
+			err = &lr.Error{Code: lr.EUNAVAILABLE, Op: "userstore.Fetch",
+				Message: fmt.Sprintf("the user store did not answer within %v", s.cfg.QueryTimeout), Err: err}
+		}
+		b.err = err
+		s.m.queries.err.Inc()
+		return
+	}
+	s.m.queries.ok.Inc()
+	c := g.cache.Load()
+	for _, id := range b.users {
+		u := lr.UserID(id)
+		r := rows[u]
+		r.Versions = g.v
+		rows[u] = r
+		if c != nil {
+			c.Set(u, r)
 		}
 	}
-	s.mu.Lock()
-	s.m[key{v, u}] = row
-	s.mu.Unlock()
-	return row, nil
+	b.rows = rows
+}
+
+// Stats is a snapshot of the store's counters, for benchmarks and logs.
+type Stats struct {
+	Hits         uint64 // lookups answered by the cache, negative hits included
+	NegativeHits uint64 // hits on the row of a user the Source does not know
+	Misses       uint64 // Fetches the cache did not answer, each waiter of a shared lookup counted (bypasses of a replaced generation included)
+	Bytes        int64  // the current generation's cache weight (see EntryOverhead)
+	Entries      int    // the current generation's cached users
+}
+
+// Stats returns the store's counters since New and the current cache size.
+func (s *Store) Stats() Stats {
+	st := Stats{Hits: s.hits.Load(), NegativeHits: s.negHits.Load(), Misses: s.misses.Load()}
+	st.Bytes, st.Entries = s.size()
+	return st
+}
+
+func (s *Store) size() (int64, int) {
+	if g := s.cur.Load(); g != nil {
+		if c := g.cache.Load(); c != nil {
+			return int64(c.WeightedSize()), c.EstimatedSize()
+		}
+	}
+	return 0, 0
 }

@@ -159,11 +159,10 @@ func (s *service) build(ctx context.Context) error {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
 	s.integrity = recall.NewIntegrityCache(s.db, app.Log)
-	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes})
+	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
-	s.registerUserCache()
 	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg},
 		s.state, s.ords, s.idx, s.users, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
@@ -184,16 +183,6 @@ func (s *service) build(ctx context.Context) error {
 	}
 	s.recommend = recommend.New(rc)
 	return nil
-}
-
-// registerUserCache exports the size of the user store's cache.
-func (s *service) registerUserCache() {
-	s.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_user_cache_entries", Help: "Users' rows held in the in-process cache of user vectors."},
-			func() float64 { return float64(s.users.Stats().Entries) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_user_cache_bytes", Help: "Estimated size of the in-process cache of user vectors (bounded by --user-cache-bytes)."},
-			func() float64 { return float64(s.users.Stats().Bytes) }),
-	)
 }
 
 // activeWeights reads the active reranker weights (recommend.ModelsConfig).
@@ -310,10 +299,11 @@ func (s *service) Reload(ctx context.Context) ([]api.KindReload, error) {
 func (s *service) Status() api.Status {
 	us := s.users.Stats()
 	st := api.Status{
-		UptimeS:     int(time.Since(s.started).Seconds()),
-		Live:        s.state.Live(),
-		Users:       s.state.Users(),
-		UserCache:   &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes},
+		UptimeS: int(time.Since(s.started).Seconds()),
+		Live:    s.state.Live(),
+		Users:   s.state.Users(),
+		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: s.cfg.userCacheBytes,
+			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
 		Rerank:      s.models.Weights().Version,
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
