@@ -137,20 +137,25 @@ func TestUserVectorsFromTheStoreMissThenHit(t *testing.T) {
 			StreamID: lr.StreamID(100 + id), V: 1})
 	}
 	state.Apply(evs)
-	// The mf channel waits at most 50 ms for the user's row; the others
-	// have budgets no loaded machine misses.
-	budgets := map[string]time.Duration{}
-	for _, ch := range recall.Channels {
-		budgets[ch] = 10 * time.Second
-	}
-	budgets[recall.ChanMF] = 50 * time.Millisecond
-	engine := recall.New(recall.Config{Now: func() time.Time { return t0 }, Budget: 10 * time.Second, ChannelBudget: budgets, ShownDisabled: true},
-		state, ords, mgr, store, nil, nil)
-	engine.RefreshRankings()
+	// Two services over the same state, index and store: one whose mf
+	// channel waits at most 50 ms for the user's row (the gated store never
+	// answers it in time: late whatever the machine's load), one whose
+	// channels all have budgets no loaded machine misses.
 	ncf := &rowRecorder{}
-	svc := recommend.New(recommend.Config{Recall: engine, Users: state, Streams: state, Index: mgr, UserStore: store, Ordinals: ords,
-		Scorers: recScorers{ncf}, Now: func() time.Time { return t0 }})
-	ask := func(u lr.UserID) *lr.Page {
+	newSvc := func(mfBudget time.Duration) *recommend.Service {
+		budgets := map[string]time.Duration{}
+		for _, ch := range recall.Channels {
+			budgets[ch] = 10 * time.Second
+		}
+		budgets[recall.ChanMF] = mfBudget
+		engine := recall.New(recall.Config{Now: func() time.Time { return t0 }, Budget: 10 * time.Second, ChannelBudget: budgets, ShownDisabled: true},
+			state, ords, mgr, store, nil, nil)
+		engine.RefreshRankings()
+		return recommend.New(recommend.Config{Recall: engine, Users: state, Streams: state, Index: mgr, UserStore: store, Ordinals: ords,
+			Scorers: recScorers{ncf}, Now: func() time.Time { return t0 }})
+	}
+	slow, svc := newSvc(50*time.Millisecond), newSvc(10*time.Second)
+	askWith := func(svc *recommend.Service, u lr.UserID) *lr.Page {
 		t.Helper()
 		p, err := svc.Recommend(ctx, lr.RecommendRequest{User: u, K: 10, Debug: true})
 		if err != nil {
@@ -158,6 +163,7 @@ func TestUserVectorsFromTheStoreMissThenHit(t *testing.T) {
 		}
 		return p
 	}
+	ask := func(u lr.UserID) *lr.Page { t.Helper(); return askWith(svc, u) }
 	status := func(p *lr.Page, ch string) lr.ChannelOutcome {
 		for _, o := range p.Debug.Channels {
 			if o.Channel == ch {
@@ -178,7 +184,7 @@ func TestUserVectorsFromTheStoreMissThenHit(t *testing.T) {
 
 	// A miss the store does not answer in time: mf late, a full page from
 	// the other channels, no error.
-	p := ask(1)
+	p := askWith(slow, 1)
 	if o := status(p, recall.ChanMF); o.Status != recall.StatusLate {
 		t.Fatalf("slow miss: mf %+v, want late", o)
 	}
