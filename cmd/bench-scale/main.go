@@ -1,7 +1,9 @@
 // Command bench-scale measures a replica's memory and latency against a
 // platform of many users: it writes a synthetic platform into a fresh
 // PostgreSQL database (USERS users and 1M streamers, an MF and an NCF
-// version of dim 64, by binary COPY), starts an in-process Kafka-protocol
+// version of dim 64, by binary COPY; the NCF version a random NeuMF with the
+// default layers, its scorer stored beside it and each user's MLP embedding
+// with the user's vector), starts an in-process Kafka-protocol
 // broker with 20,000 live streams on it, then runs `bin/liverecall serve`
 // as a child process (so its memory is its own) and drives it over
 // loopback HTTP at a fixed open-loop rate from users drawn Zipf(1.1) over
@@ -32,6 +34,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/embedded"
 	"github.com/liverecall/liverecall/internal/loadgen"
@@ -141,6 +144,7 @@ type runResult struct {
 	ReadySecs float64
 	Rows      []row
 	Live      float64  // live streamers it reported
+	NCF       ncfProbe // debug requests after the warm row
 	Idle      memory   // memory when ready, before any request
 	End       memory   // at the end
 	Metrics   []string // the user store's series at the end of the warm row, "name{labels} value"
@@ -199,7 +203,9 @@ func main() {
 			fmt.Printf("| baseline versions (%d users, same streamers), INSERT … SELECT | %d | %.1f | %.0f |\n", c.smallUsers, rep.SmallRows, rep.SmallSecs, float64(rep.SmallRows)/max(rep.SmallSecs, 1e-9))
 		}
 		fmt.Printf("| primary keys of both tables, built after the load | %d | %.1f | %.0f |\n", rep.Rows+rep.SmallRows, rep.KeySeconds, float64(rep.Rows+rep.SmallRows)/max(rep.KeySeconds, 1e-9))
-		fmt.Printf("load time: %.1f s\n", rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
+		fmt.Printf("NeuMF scorer of the NCF versions (%s, streamer side and dense weights): %.1f MB, generated and stored in %.1f s\n",
+			embed.ScorerFormat, float64(rep.ScorerBytes)/1e6, rep.ScorerSecs)
+		fmt.Printf("load time: %.1f s\n", rep.ScorerSecs+rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
 	}
 	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
 
@@ -237,6 +243,7 @@ func main() {
 	fmt.Println(" late channels: recall channel answers dropped — status late, timeout or error in liverecall_recall_channel_outcomes_total)")
 	for _, run := range runs {
 		fmt.Printf("replica with %d users: ready %.1f s after start, %0.f live streamers in its view\n", run.Users, run.ReadySecs, run.Live)
+		fmt.Printf("  NeuMF rerank: %s\n", run.NCF)
 		for _, r := range run.Rows {
 			for _, f := range r.Res.Failures {
 				fmt.Printf("  %s row, a failed request: %s\n", r.Name, f)
@@ -393,6 +400,13 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	measure("warm-up", c.warmup, false)
 	measure("warm", c.duration, true)
 	res.End = rep.memory()
+	oracle, err := ncfOracle(ctx, db, set[lr.ModelNCF])
+	if err == nil {
+		res.NCF, err = probeNCF(ctx, client, url, zipfUsers(999, users, c.zipf, ncfProbes), c.k, oracle)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "replica %q: NeuMF probe: %v\n", name, err)
+	}
 	stopRep()
 	return res
 }

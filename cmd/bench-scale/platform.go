@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/postgres"
 )
 
@@ -89,7 +92,9 @@ func dropDatabase(ctx context.Context, base, name string) error {
 // platform is the synthetic platform's model versions: one MF and one NCF
 // version over every user ("full"), and one of each over the first
 // smallUsers users with the same streamer vectors ("small", the baseline of
-// bytes per user).
+// bytes per user). Both NCF versions have the same NeuMF scorer (see
+// synthNeuMF), so the replica reranks with per-user NeuMF weights read from
+// the store.
 type platform struct {
 	users, streamers, smallUsers, dim int
 	full, small                       map[lr.ModelKind]lr.ModelVersion
@@ -105,6 +110,8 @@ type loadReport struct {
 	Rows        int64 // vectors written by COPY
 	CopySeconds float64
 	KeySeconds  float64 // building the primary keys after the load
+	ScorerBytes int64   // the NCF versions' NeuMF scorer
+	ScorerSecs  float64 // generating and storing it (for each NCF version)
 	SmallRows   int64   // vectors of the small versions (copied inside the server)
 	SmallSecs   float64
 	DBBytes     int64
@@ -140,6 +147,14 @@ func (p *platform) find(ctx context.Context, db *postgres.DB) (bool, error) {
 					return false, err
 				}
 			}
+			if kind == lr.ModelNCF {
+				// (A platform written before the NCF versions had a scorer.)
+				var n int
+				err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM model_scorers WHERE model_id = $1 AND format = $2`, mv.ID, embed.ScorerFormat).Scan(&n)
+				if err != nil || n != 1 {
+					return false, err
+				}
+			}
 		}
 		return true, nil
 	}
@@ -155,33 +170,127 @@ func (p *platform) find(ctx context.Context, db *postgres.DB) (bool, error) {
 	return check(p.small, p.smallUsers)
 }
 
-// load writes the platform: the full versions' vectors by binary COPY from
-// workers goroutines (each generating and writing one chunk of chunkRows at
-// a time), then the small versions as copies inside the server.
+// Seeds of the generated vectors, per (model, side).
+func vecSeed(kind lr.ModelKind, side lr.EmbeddingSide) uint64 {
+	ki, si := slices.Index(kinds, kind), 0
+	if side == lr.SideUser {
+		si = 1
+	}
+	return uint64(100*ki + si + 1)
+}
+
+// ncfSeed draws the NCF versions' dense weights and streamers' MLP
+// embeddings.
+const ncfSeed = 4242
+
+// fillChunk writes the vectors of ids lo…lo+n-1 of a (model, side) seed
+// to flat (n × dim), one chunk's worth: the same for the same arguments.
+func fillChunk(g *vecGen, seed uint64, lo, n int, flat []float32) {
+	g.basisFor(seed)
+	rng := rand.New(rand.NewPCG(seed, uint64(lo)))
+	for i := 0; i < n; i++ {
+		g.fill(rng, flat[i*g.dim:(i+1)*g.dim])
+	}
+}
+
+// genRows writes to rows the vectors of ids lo…lo+len(rows)-1 of a (model,
+// side) seed, in flat and mlp (room for len(rows) vectors each). An NCF
+// user's (ncfUser) vector is its retrieval vector hG ⊙ p_u and its MLP
+// embedding is drawn too.
+func genRows(g *vecGen, nmf *synthNeuMF, ncfUser bool, seed uint64, lo int, rows []lr.Embedding, flat, mlp []float32) {
+	n, d, e := len(rows), g.dim, nmf.mlpDim()
+	fillChunk(g, seed, lo, n, flat)
+	if ncfUser {
+		fillMLP(rand.New(rand.NewPCG(seed, uint64(lo)|1<<62)), mlp[:n*e])
+	}
+	for i := range rows {
+		v := flat[i*d : (i+1)*d]
+		rows[i] = lr.Embedding{ID: int64(lo + i), Vec: v}
+		if ncfUser {
+			for f, h := range nmf.hG {
+				v[f] *= h
+			}
+			rows[i].MLP = mlp[i*e : (i+1)*e]
+		}
+	}
+}
+
+// ncfScorer encodes the NCF versions' NeuMF scorer: the streamers' GMF
+// embeddings as the workers write them, chunk by chunk.
+func (p *platform) ncfScorer(nmf *synthNeuMF) ([]byte, error) {
+	g := newVecGen(p.dim)
+	qg := make([]float32, p.streamers*p.dim)
+	seed := vecSeed(lr.ModelNCF, lr.SideStreamer)
+	for lo := 1; lo <= p.streamers; lo += chunkRows {
+		n := min(chunkRows, p.streamers-lo+1)
+		fillChunk(g, seed, lo, n, qg[(lo-1)*p.dim:(lo-1+n)*p.dim])
+	}
+	return nmf.scorer(qg, ncfSeed)
+}
+
+// load writes the platform: the versions (the NCF ones with their NeuMF
+// scorer, see synthNeuMF), then the full versions' vectors by binary COPY
+// from workers goroutines (each generating and writing one chunk of
+// chunkRows at a time), then the small versions' vectors as copies inside
+// the server.
 func (p *platform) load(ctx context.Context, db *postgres.DB, workers int) (loadReport, error) {
 	var rep loadReport
 	p.full, p.small = map[lr.ModelKind]lr.ModelVersion{}, map[lr.ModelKind]lr.ModelVersion{}
+	nmf := newSynthNeuMF(p.dim, ncfSeed)
+	t0 := time.Now()
+	scorer, err := p.ncfScorer(nmf)
+	if err != nil {
+		return rep, err
+	}
+	rep.ScorerBytes = int64(len(scorer))
+	for _, kind := range kinds {
+		params := map[string]any{"synthetic": "bench-scale"}
+		if kind == lr.ModelNCF {
+			params["trainer"], params["layers"], params["scorer_format"], params["scorer_bytes"] = "neumf", nmf.layers, embed.ScorerFormat, len(scorer)
+		}
+		raw, err := json.Marshal(params)
+		if err != nil {
+			return rep, err
+		}
+		for _, set := range []struct {
+			m     map[lr.ModelKind]lr.ModelVersion
+			users int
+		}{{p.full, p.users}, {p.small, p.smallUsers}} {
+			if set.users == 0 {
+				continue
+			}
+			mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: kind, Version: p.label(kind, set.users), Dim: p.dim, Params: raw})
+			if err != nil {
+				return rep, err
+			}
+			set.m[kind] = mv
+			// While the version is staged: an active NCF version has its scorer.
+			if kind == lr.ModelNCF {
+				if err := db.PutModelScorer(ctx, mv.ID, embed.ScorerFormat, scorer); err != nil {
+					return rep, err
+				}
+			}
+		}
+	}
+	scorer = nil
+	rep.ScorerSecs = time.Since(t0).Seconds()
+
 	type job struct {
 		model int64
+		ncf   bool
 		side  lr.EmbeddingSide
 		seed  uint64
 		lo    int // first id of the chunk
 		n     int
 	}
 	var jobs []job
-	for ki, kind := range kinds {
-		mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: kind, Version: p.label(kind, p.users), Dim: p.dim,
-			Params: []byte(`{"synthetic":"bench-scale"}`)})
-		if err != nil {
-			return rep, err
-		}
-		p.full[kind] = mv
-		for si, side := range []struct {
+	for _, kind := range kinds {
+		for _, side := range []struct {
 			side lr.EmbeddingSide
 			n    int
 		}{{lr.SideStreamer, p.streamers}, {lr.SideUser, p.users}} {
 			for lo := 1; lo <= side.n; lo += chunkRows {
-				jobs = append(jobs, job{mv.ID, side.side, uint64(100*ki + si + 1), lo, min(chunkRows, side.n-lo+1)})
+				jobs = append(jobs, job{p.full[kind].ID, kind == lr.ModelNCF, side.side, vecSeed(kind, side.side), lo, min(chunkRows, side.n-lo+1)})
 			}
 		}
 	}
@@ -193,7 +302,7 @@ func (p *platform) load(ctx context.Context, db *postgres.DB, workers int) (load
 			return rep, err
 		}
 	}
-	t0 := time.Now()
+	t0 = time.Now()
 	var written atomic.Int64
 	var wg sync.WaitGroup
 	ch := make(chan job)
@@ -208,14 +317,9 @@ func (p *platform) load(ctx context.Context, db *postgres.DB, workers int) (load
 			g := newVecGen(p.dim)
 			rows := make([]lr.Embedding, chunkRows)
 			flat := make([]float32, chunkRows*p.dim)
+			mlp := make([]float32, chunkRows*nmf.mlpDim())
 			for j := range ch {
-				g.basisFor(j.seed)
-				rng := rand.New(rand.NewPCG(j.seed, uint64(j.lo)))
-				for i := 0; i < j.n; i++ {
-					v := flat[i*p.dim : (i+1)*p.dim]
-					g.fill(rng, v)
-					rows[i] = lr.Embedding{ID: int64(j.lo + i), Vec: v}
-				}
+				genRows(g, nmf, j.ncf && j.side == lr.SideUser, j.seed, j.lo, rows[:j.n], flat, mlp)
 				n, err := db.CopyEmbeddings(lctx, j.model, j.side, rows[:j.n])
 				if err != nil {
 					errc <- err
@@ -251,19 +355,13 @@ feed:
 	if p.smallUsers > 0 {
 		t0 = time.Now()
 		for _, kind := range kinds {
-			mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: kind, Version: p.label(kind, p.smallUsers), Dim: p.dim,
-				Params: []byte(`{"synthetic":"bench-scale","baseline":true}`)})
-			if err != nil {
-				return rep, err
-			}
-			p.small[kind] = mv
-			src := p.full[kind].ID
+			mv, src := p.small[kind], p.full[kind].ID
 			for _, q := range []struct {
 				sql  string
 				args []any
 			}{
 				{`INSERT INTO streamer_embeddings (model_id, streamer_id, vec) SELECT $1, streamer_id, vec FROM streamer_embeddings WHERE model_id = $2`, []any{mv.ID, src}},
-				{`INSERT INTO user_embeddings (model_id, user_id, vec) SELECT $1, user_id, vec FROM user_embeddings WHERE model_id = $2 AND user_id <= $3`, []any{mv.ID, src, p.smallUsers}},
+				{`INSERT INTO user_embeddings (model_id, user_id, vec, mlp) SELECT $1, user_id, vec, mlp FROM user_embeddings WHERE model_id = $2 AND user_id <= $3`, []any{mv.ID, src, p.smallUsers}},
 			} {
 				tag, err := db.Pool.Exec(ctx, q.sql, q.args...)
 				if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -258,4 +259,70 @@ func (r *replica) watchMemory(interval time.Duration) (stop func() memory) {
 		defer mu.Unlock()
 		return peak
 	}
+}
+
+// ncfProbes is the number of debug requests probeNCF sends.
+const ncfProbes = 20
+
+// ncfProbe counts the items of debug requests that had an NCF score
+// (feature has_ncf = 1) and those whose NCF score is the version's NeuMF
+// logit (the rerank read the user's NeuMF weights), not only the GMF dot
+// product of the NCF channel.
+type ncfProbe struct {
+	Requests, Items, WithNCF, NeuMF int
+}
+
+func (p ncfProbe) String() string {
+	if p.Requests == 0 {
+		return "not probed"
+	}
+	return fmt.Sprintf("%d of %d items in %d debug requests scored by the NeuMF scorer (ncf_score is its logit); %d had an NCF score (has_ncf)",
+		p.NeuMF, p.Items, p.Requests, p.WithNCF)
+}
+
+// probeNCF sends a debug request for each of users, one at a time, and
+// counts the items with an NCF score, and those whose score is what
+// neumf gives.
+func probeNCF(ctx context.Context, client *http.Client, url string, users []int64, k int, neumf func(user, streamer int64) (float32, bool)) (ncfProbe, error) {
+	var p ncfProbe
+	for _, u := range users {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(fmt.Sprintf(`{"user_id":%d,"k":%d,"debug":true}`, u, k)))
+		if err != nil {
+			return p, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return p, err
+		}
+		var out struct {
+			Items []struct {
+				StreamerID int64 `json:"streamer_id"`
+				Debug      *struct {
+					Features map[string]float64 `json:"features"`
+				} `json:"debug"`
+			} `json:"items"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return p, fmt.Errorf("user %d: %s", u, resp.Status)
+		}
+		if err != nil {
+			return p, fmt.Errorf("user %d: %v", u, err)
+		}
+		p.Requests++
+		for _, it := range out.Items {
+			p.Items++
+			if it.Debug == nil || it.Debug.Features["has_ncf"] != 1 {
+				continue
+			}
+			p.WithNCF++
+			got := it.Debug.Features["ncf_score"]
+			if want, ok := neumf(u, it.StreamerID); ok && math.Abs(got-float64(want)) <= 1e-4*max(1, math.Abs(float64(want))) {
+				p.NeuMF++
+			}
+		}
+	}
+	return p, nil
 }
