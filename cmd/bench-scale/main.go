@@ -36,7 +36,6 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/events"
-	"github.com/liverecall/liverecall/events/embedded"
 	"github.com/liverecall/liverecall/internal/loadgen"
 	"github.com/liverecall/liverecall/postgres"
 )
@@ -336,10 +335,10 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	fmt.Fprintf(os.Stderr, "replica %q: %d users\n", name, users)
 	check(activate(ctx, db, set))
 
-	broker, err := embedded.Start(0, embedded.Topic{Name: events.DefaultTopic, Partitions: 8},
-		embedded.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4})
+	broker, stopTrim, err := startBroker(impressionRetention)
 	check(err)
 	defer broker.Close()
+	defer stopTrim()
 	check(publishLive(ctx, broker.Brokers(), c.streamers, c.live, users))
 
 	args := []string{"--database-url", db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", strings.Join(broker.Brokers(), ","),

@@ -61,7 +61,9 @@ func (b *Broker) CreateTopic(name string, partitions int32) error {
 }
 
 // ApplyRetention drops the records older than each topic's retention.ms
-// (kfake does not do it by itself).
+// (kfake does not do it by itself). Their memory is freed by whole
+// segments (segment.bytes, 100 MiB by default): a topic written to all the
+// time needs small segments for its memory to stay bounded.
 func (b *Broker) ApplyRetention() { b.c.ApplyRetention() }
 
 // Close stops the broker; its data is gone. It is safe to call twice.
