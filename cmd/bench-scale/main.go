@@ -344,7 +344,13 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	args := []string{"--database-url", db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", strings.Join(broker.Brokers(), ","),
 		// The streams' only events are their starts: a run longer than
 		// the default expiry (10m) would end them.
-		"--live-expiry", "6h"}
+		"--live-expiry", "6h",
+		// The synthetic vectors are random draws with no neighbourhood
+		// structure, on which the graph's self-check measures ~0.84 at
+		// 1M streamers, under the service's 0.9 floor: this benchmark
+		// measures memory and request latency, not the graph's recall
+		// (make bench-index does), so it accepts such an index.
+		"--index-recall-floor", "0.5"}
 	if cacheFlag && c.cacheBytes != "" {
 		args = append(args, "--user-cache-bytes", c.cacheBytes)
 	}
