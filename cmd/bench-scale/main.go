@@ -53,6 +53,7 @@ type config struct {
 	logDir                                  string
 	k                                       int
 	replicaFlags                            []string
+	memLimit                                string
 }
 
 func parseConfig() config {
@@ -85,6 +86,7 @@ func parseConfig() config {
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
+	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
 	flag.Parse()
 	c.replicaFlags = strings.Fields(*extra)
@@ -216,6 +218,13 @@ func main() {
 		fmt.Println("replica: its default --user-cache-bytes")
 	default:
 		fmt.Println("replica: this binary has no --user-cache-bytes flag (it holds every user's vectors in memory)")
+	}
+	if lim := c.memLimit; lim != "" {
+		fmt.Printf("replica: GOMEMLIMIT=%s\n", lim)
+	} else if lim = os.Getenv("GOMEMLIMIT"); lim != "" {
+		fmt.Printf("replica: GOMEMLIMIT=%s (inherited)\n", lim)
+	} else {
+		fmt.Println("replica: no GOMEMLIMIT (the collector lets the heap grow to twice what is live)")
 	}
 
 	var runs []runResult
@@ -357,7 +366,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
 	t0 := time.Now()
-	rep, err := startReplica(ctx, c.bin, args, logPath, c.readyTimeout)
+	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout)
 	check(err)
 	stopRep := func() { rep.stop(30 * time.Second) }
 	cleanups = append(cleanups, stopRep)

@@ -40,13 +40,16 @@ func supportsFlag(bin, name string) bool {
 
 // replicaEnv is this process's environment without the service's own
 // settings, so that only the flags configure the replica.
-func replicaEnv() []string {
+func replicaEnv(memLimit string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LIVERECALL_") || strings.HasPrefix(kv, "DATABASE_URL=") {
+		if strings.HasPrefix(kv, "LIVERECALL_") || strings.HasPrefix(kv, "DATABASE_URL=") || (memLimit != "" && strings.HasPrefix(kv, "GOMEMLIMIT=")) {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if memLimit != "" {
+		env = append(env, "GOMEMLIMIT="+memLimit)
 	}
 	return append(env, "LIVERECALL_LOG_FORMAT=json") // the benchmark reads the address it serves on from its log
 }
@@ -54,13 +57,13 @@ func replicaEnv() []string {
 // startReplica starts bin serve with args (which must include
 // --http-addr 127.0.0.1:0), logs to logPath, and returns once it logged the
 // address it serves on.
-func startReplica(ctx context.Context, bin string, args []string, logPath string, timeout time.Duration) (*replica, error) {
+func startReplica(ctx context.Context, bin string, args []string, memLimit, logPath string, timeout time.Duration) (*replica, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
-	cmd.Env = replicaEnv()
+	cmd.Env = replicaEnv(memLimit)
 	cmd.Stdout = logf
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw

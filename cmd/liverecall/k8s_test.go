@@ -201,7 +201,8 @@ func checkK8s(t reporter, dir string) {
 		}
 		byKind[o.Kind][o.Metadata.Name] = o
 	}
-	known := map[string]bool{"LIVERECALL_DATABASE_URL": true}
+	// GOMEMLIMIT is read by the Go runtime itself.
+	known := map[string]bool{"LIVERECALL_DATABASE_URL": true, "GOMEMLIMIT": true}
 	for _, s := range settings {
 		known[s.Env] = true
 	}
