@@ -501,14 +501,16 @@ wait:
 		}
 	}
 	res.Outcomes = outcomes
-	res.Candidates = e.merge(q, funcs, got, res)
-	// The row the request was served with: what the merge scored with.
+	// The row the request is served with, taken once: the merge scores
+	// the candidates with it and the caller binds NeuMF to it (a row that
+	// arrives after this is for the next request).
 	if row, ok := q.user.arrived(); ok && row.Versions == q.vers {
 		res.User = row
 	} else {
 		res.User = userstore.Row{Versions: q.vers}
 	}
 	res.UserKnown = res.User.Known()
+	res.Candidates = e.merge(q, funcs, got, res)
 	return res, nil
 }
 
@@ -705,7 +707,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	if unknown > 0 {
 		e.unknownAdmitted.Add(float64(unknown))
 	}
-	e.scoreCandidates(q, cands, sc)
+	e.scoreCandidates(q, res.User, cands, sc)
 	return cands
 }
 
@@ -830,20 +832,18 @@ func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, excl
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
 // the reranker sees them whichever channel proposed it, under the pinned
-// versions, with the user's row if it has arrived by now (else they stay
-// unscored except for what the ANN channels scored).
-func (e *Engine) scoreCandidates(q *query, cands []Candidate, sc *scratch) {
+// versions, with the row the request is served with (Result.User; without
+// the user's vectors they stay unscored except for what the ANN channels
+// scored).
+func (e *Engine) scoreCandidates(q *query, row userstore.Row, cands []Candidate, sc *scratch) {
 	if e.index == nil {
 		return
 	}
 	idx, ords, out, ok := sc.idx[:0], sc.ords[:0], sc.out[:0], sc.ok[:0]
 	defer func() { sc.idx, sc.ords, sc.out, sc.ok = idx[:0], ords[:0], out[:0], ok[:0] }()
-	fullNCF := false
-	if row, ok := q.user.arrived(); ok && row.Versions == q.vers && q.req.FullNCF != nil {
-		fullNCF = q.req.FullNCF(row)
-	}
+	fullNCF := q.req.FullNCF != nil && row.Known() && q.req.FullNCF(row)
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
-		uv := q.userVector(kind)
+		uv := row.Vector(kind)
 		if uv == nil {
 			continue
 		}

@@ -309,7 +309,9 @@ func (s *Store) generation(v Versions) *generation {
 	old := s.cur.Swap(g)
 	if old != nil {
 		if oc := old.cache.Swap(nil); oc != nil {
-			oc.InvalidateAll()
+			// Emptying it entry by entry is not the request's work; once
+			// unreferenced it is garbage anyway, this frees it sooner.
+			go oc.InvalidateAll()
 		}
 		s.prev, s.replacedAt = old, now
 		s.m.generations.Inc()
@@ -429,11 +431,12 @@ type Stats struct {
 	Misses       uint64 // Fetches the cache did not answer, each waiter of a shared lookup counted (bypasses of a replaced generation included)
 	Bytes        int64  // the current generation's cache weight (see EntryOverhead)
 	Entries      int    // the current generation's cached users
+	MaxBytes     int64  // the cache's bound (Config.MaxBytes or its default)
 }
 
 // Stats returns the store's counters since New and the current cache size.
 func (s *Store) Stats() Stats {
-	st := Stats{Hits: s.hits.Load(), NegativeHits: s.negHits.Load(), Misses: s.misses.Load()}
+	st := Stats{Hits: s.hits.Load(), NegativeHits: s.negHits.Load(), Misses: s.misses.Load(), MaxBytes: s.cfg.MaxBytes}
 	st.Bytes, st.Entries = s.size()
 	return st
 }

@@ -302,7 +302,7 @@ func (s *service) Status() api.Status {
 		UptimeS: int(time.Since(s.started).Seconds()),
 		Live:    s.state.Live(),
 		Users:   s.state.Users(),
-		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: s.cfg.userCacheBytes,
+		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes,
 			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
 		Rerank:      s.models.Weights().Version,
 		Kafka:       len(s.cfg.brokers) > 0,
