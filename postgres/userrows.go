@@ -84,8 +84,8 @@ func decodeFloat4Array(raw []byte) ([]float32, error) {
 		return nil, fmt.Errorf("array of type oid %d, want real", elem)
 	}
 	switch ndim {
-	case 0: // an empty array: no vector (Row.Known is false)
-		return nil, nil
+	case 0:
+		return []float32{}, nil
 	case 1:
 	default:
 		return nil, fmt.Errorf("real[] of %d dimensions, want 1", ndim)

@@ -391,6 +391,12 @@ func (s *Store) run(g *generation, b *batch) {
 	start := time.Now()
 	err := s.cfg.Source.UserRows(ctx, g.models, b.users, func(model, user int64, vec, mlp []float32) error {
 		r := rows[lr.UserID(user)]
+		if len(vec) == 0 {
+			vec = nil // an empty array is no vector (Row.Known false)
+		}
+		if len(mlp) == 0 {
+			mlp = nil
+		}
 		if model == g.v.MF {
 			r.MF = vec
 		}

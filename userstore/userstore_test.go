@@ -411,3 +411,14 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Fatalf("second store on one registry: %v", err)
 	}
 }
+
+// A stored empty array is no vector: the user is not known by it.
+func TestEmptyStoredVectorIsNoVector(t *testing.T) {
+	f := newFake()
+	f.put(1, 5, []float32{}, []float32{})
+	s, _ := newStore(t, Config{Source: f})
+	r, err := s.Fetch(context.Background(), 5, Versions{MF: 1})
+	if err != nil || r.Known() || r.MF != nil || r.MLP != nil {
+		t.Fatalf("user with an empty stored vector: %+v, %v; want an unknown user's row", r, err)
+	}
+}
