@@ -142,23 +142,9 @@ func parseSample(line string) (sample, bool) {
 	return s, true
 }
 
-// key identifies a series (name and sorted labels).
+// key identifies a series: its name and sorted labels, as the text format
+// writes them.
 func (s sample) key() string {
-	ks := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var b strings.Builder
-	b.WriteString(s.Name)
-	for _, k := range ks {
-		b.WriteString("|" + k + "=" + s.Labels[k])
-	}
-	return b.String()
-}
-
-// String gives the sample as the text format writes it (labels sorted).
-func (s sample) String() string {
 	ks := make([]string, 0, len(s.Labels))
 	for k := range s.Labels {
 		ks = append(ks, k)
@@ -177,8 +163,12 @@ func (s sample) String() string {
 	if len(ks) > 0 {
 		b.WriteByte('}')
 	}
-	b.WriteString(" " + strconv.FormatFloat(s.Value, 'g', -1, 64))
 	return b.String()
+}
+
+// String gives the sample as the text format writes it (labels sorted).
+func (s sample) String() string {
+	return s.key() + " " + strconv.FormatFloat(s.Value, 'g', -1, 64)
 }
 
 // Get returns the sum of the series named name whose labels include want.
