@@ -27,9 +27,6 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/liverecall?sslmode=disabl
 // StartHint tells a developer how to start the local server of this kind of machine.
 const StartHint = "start the local server with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start (or set DATABASE_URL)"
 
-// DefaultMaxConns is the pool's size unless the URL sets pool_max_conns.
-const DefaultMaxConns = 16
-
 // DB is a pool of connections to one database. It is safe for concurrent use.
 type DB struct {
 	Pool *pgxpool.Pool
@@ -44,12 +41,6 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, &lr.Error{Code: lr.EINVALID, Op: "postgres.Open", Message: "invalid database URL (" + redactParseError(err) + ")"}
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	if !strings.Contains(url, "pool_max_conns") {
-		// pgxpool's default, max(4, NumCPU), is 4 on a small machine:
-		// the user store's batch queries (up to 4 at once) alone would
-		// take them all from user loads, integrity refreshes and reloads.
-		cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open", Message: "cannot create pool", Err: err}
