@@ -123,6 +123,10 @@ func startReloadCaughtMidRead(t *testing.T) (*e2e, pgx.Tx, string, *pgx.Conn) {
 	e.publish(lr.EventStreamStarted, 1, 2, 3)
 	e.waitFor("3 live", eventually, func() bool { return e.liveCount() == 3 })
 	e.warmUser(1) // served from the cache through the outage
+	// Before the outage, user 1 gets pages (the background trending and
+	// fresh lists hold the new streams, the user is loaded), as any
+	// request after a replica warmed up.
+	e.waitFor("user 1's first pages", eventually, func() bool { return len(e.recall(1).Items) > 0 })
 	ctx := context.Background()
 	var dbname string
 	e.db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbname)
