@@ -203,7 +203,14 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 		return res, lr.E("index.Reload", lr.EUNAVAILABLE, context.Cause(ctx))
 	}
 	if err != nil {
+		// The store is unreachable or failing: the reload failed like a
+		// build that could not read its rows, and the status says so.
 		res.Outcome, res.Error = "failed", err.Error()
+		m.metrics.failures.WithLabelValues(string(kind)).Inc()
+		s.stMu.Lock()
+		s.lastErr = err.Error()
+		s.stMu.Unlock()
+		m.log.Error("index reload failed reading the active version; serving index kept", "kind", kind, "err", err)
 		return res, err
 	}
 	res.ModelID, res.Version = mv.ID, mv.Version

@@ -367,6 +367,55 @@ func (f *faulty) StreamEmbeddings(ctx context.Context, modelID int64, side lr.Em
 	})
 }
 
+// unreachable is a store whose reads of the active version fail, as when
+// the database stops answering between two checks.
+type unreachable struct {
+	*postgres.DB
+	down atomic.Bool
+}
+
+func (u *unreachable) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
+	if u.down.Load() {
+		return lr.ModelVersion{}, lr.Errorf(lr.EUNAVAILABLE, "database unreachable")
+	}
+	return u.DB.ActiveModel(ctx, kind)
+}
+
+// A check that cannot read the active version fails like a refused build:
+// the serving index stays, the status names the error and the failure is
+// counted; the next successful swap clears the error.
+func TestUnreachableStoreFailsTheCheckVisibly(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	good := seedVersion(t, db, "good", 400, 10, 1, nil)
+	activate(t, db, good)
+	store := &unreachable{DB: db}
+	m, reg, _ := newManager(t, store, index.Config{})
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	res, err := m.Check(ctx)
+	if lr.ErrorCode(err) != lr.EUNAVAILABLE || res[0].Outcome != "failed" || res[0].ServingModel != "good" {
+		t.Fatalf("check while unreachable: %+v, %v", res, err)
+	}
+	if st := m.Status()[0]; !strings.Contains(st.LastError, "database unreachable") || st.Version != "good" {
+		t.Fatalf("status while unreachable: %+v", st)
+	}
+	if got := testutil.ToFloat64(mustVec(t, reg, "liverecall_index_reload_failures_total")); got != 1 {
+		t.Fatalf("failures metric %v, want 1", got)
+	}
+	store.down.Store(false)
+	next := seedVersion(t, db, "next", 400, 10, 2, nil)
+	activate(t, db, next)
+	if _, err := m.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status()[0]; st.LastError != "" || st.Version != "next" {
+		t.Fatalf("status after the swap: %+v", st)
+	}
+}
+
 func TestBadVersionsAreRefusedAndTheServingIndexKept(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.Open(t)

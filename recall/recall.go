@@ -82,7 +82,9 @@ type Integrity interface {
 type Config struct {
 	// Budget bounds the whole recall stage of a request. Default 8 ms.
 	Budget time.Duration
-	// ChannelBudget bounds each channel (never beyond Budget). Default 6 ms.
+	// ChannelBudget bounds each channel (never beyond Budget). Default
+	// three quarters of Budget (6 ms of the default 8 ms), leaving the
+	// merge its share.
 	ChannelBudget map[string]time.Duration
 	// PerChannel is how many candidates each channel is asked for.
 	// Default 40 for mf/ncf, 20 for the others (about 100 candidates
@@ -133,7 +135,7 @@ func (c *Config) defaults() {
 	}
 	for _, ch := range Channels {
 		if c.ChannelBudget[ch] <= 0 {
-			c.ChannelBudget[ch] = 6 * time.Millisecond
+			c.ChannelBudget[ch] = c.Budget * 3 / 4
 		}
 		if c.ChannelBudget[ch] > c.Budget {
 			c.ChannelBudget[ch] = c.Budget

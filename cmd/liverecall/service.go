@@ -32,7 +32,7 @@ var (
 	sUserIdle         = defSetting(setting{"user-idle", "LIVERECALL_USER_IDLE", "30m", "a user with no request and no event for this long is evicted from memory and loaded from Postgres again at their next request"})
 	sUserLoadWait     = defSetting(setting{"user-load-wait", "LIVERECALL_USER_LOAD_WAIT", "5ms", "how long a request waits for its user's follows and history to load from Postgres before it is answered without them"})
 	sImpressionsTopic = defSetting(setting{"impressions-topic", "LIVERECALL_IMPRESSIONS_TOPIC", events.DefaultImpressionTopic, "topic recall responses are logged to"})
-	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request"})
+	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request (each channel gets three quarters of it)"})
 	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user (by any replica) within this window are shown again only to fill a page the others cannot"})
 	sUnknownShare     = defSetting(setting{"unknown-share", "LIVERECALL_UNKNOWN_SHARE", "0.2", "most of a page (share of k, at least 1 item) streamers unknown to the serving models may take; 0: none, 1: no cap"})
 	sRefreshEvery     = defSetting(setting{"refresh-every", "LIVERECALL_REFRESH_EVERY", "30s", "how often bans, blocks and reranker weights are reloaded from Postgres"})
