@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
@@ -42,6 +44,9 @@ type fixture struct {
 	imps    *impLog
 	n       int
 	routes  []string
+	fail    error // when set, what the recommender answers instead
+	mu      sync.Mutex
+	seen    map[string]map[int]bool // "METHOD /route" -> statuses the routes' handlers wrote
 }
 
 type fakeAdmin struct{ err error }
@@ -59,11 +64,35 @@ func (a *fakeAdmin) Status() api.Status { return api.Status{Live: 1} }
 type recommender struct{ f *fixture }
 
 func (r recommender) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error) {
+	if r.f.fail != nil {
+		return nil, r.f.fail
+	}
 	return r.f.svc.Recommend(ctx, req)
 }
 
 func (r recommender) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error) {
+	if r.f.fail != nil {
+		return nil, r.f.fail
+	}
 	return r.f.svc.Neighbors(ctx, req)
+}
+
+// record notes the status of every response a route's handler (or its
+// route middleware) writes, for checkDocumented.
+func (f *fixture) record(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		key := c.Request().Method + " " + c.Path()
+		f.mu.Lock()
+		if f.seen[key] == nil {
+			f.seen[key] = map[int]bool{}
+		}
+		f.seen[key][c.Response().Status] = true
+		f.mu.Unlock()
+		return nil
+	}
 }
 
 // scorers gives the fixture's current weights.
@@ -86,7 +115,8 @@ func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 // newFixture: streamers 1..10 have MF vectors (streamer i along axis i);
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{}}
+	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{},
+		seen: map[string]map[int]bool{}}
 	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
 	f.idx = recalltest.New()
 	f.idx.SetVersion(lr.ModelMF, "mf-1")
@@ -117,8 +147,12 @@ func newFixture(t *testing.T) *fixture {
 	for _, r := range srv.Echo().Routes() {
 		f.routes = append(f.routes, r.Method+" "+r.Path)
 	}
+	srv.Echo().Use(f.record)
 	f.srv = httptest.NewServer(srv.Handler())
-	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() {
+		f.srv.Close()
+		f.checkDocumented(t)
+	})
 	return f
 }
 
