@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -65,7 +64,7 @@ func routerMessage(c echo.Context, he *echo.HTTPError) string {
 	case http.StatusMethodNotAllowed:
 		msg := "method " + r.Method + " not allowed on " + r.URL.Path
 		if allow := c.Response().Header().Get(echo.HeaderAllow); allow != "" {
-			msg += "; allowed: " + strings.ReplaceAll(allow, ",", ", ")
+			msg += "; allowed: " + allow
 		}
 		return msg
 	}
