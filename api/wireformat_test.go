@@ -17,13 +17,21 @@ import (
 // snakeCase is the form of every JSON key the API writes.
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
+// durationWord is a JSON name that holds a duration, which must then
+// name its unit (durationUnit).
+var (
+	durationWord = regexp.MustCompile(`(^|_)(age|took|uptime|staleness|duration|elapsed|latency|timeout|wait)(_|$)`)
+	durationUnit = regexp.MustCompile(`(_s|_ms|seconds)$`)
+)
+
 // durationType is time.Duration, which encoding/json writes as a count of
 // nanoseconds.
 var durationType = reflect.TypeOf(time.Duration(0))
 
 // checkWireType walks typ and every type it contains, failing t for any
 // struct field that has no explicit snake_case JSON name, holds a
-// time.Duration (nanoseconds on the wire) or is named in nanoseconds.
+// time.Duration (nanoseconds on the wire), is named in nanoseconds, or
+// names a duration without its unit.
 func checkWireType(t *testing.T, typ reflect.Type, path string, seen map[reflect.Type]bool) {
 	t.Helper()
 	switch typ.Kind() {
@@ -60,6 +68,8 @@ func checkWireType(t *testing.T, typ reflect.Type, path string, seen map[reflect
 			t.Errorf("%s: JSON name %q is not snake_case", where, name)
 		case strings.HasSuffix(name, "_ns"):
 			t.Errorf("%s: JSON name %q is in nanoseconds; use seconds or milliseconds", where, name)
+		case durationWord.MatchString(name) && !durationUnit.MatchString(name):
+			t.Errorf("%s: JSON name %q holds a duration without naming its unit (_s, _ms, seconds)", where, name)
 		}
 		checkWireType(t, f.Type, path+"."+name, seen)
 	}
