@@ -10,7 +10,7 @@ QUICK     ?=
 BENCHOUT  := .bench
 export QUICK
 
-.PHONY: all build tools soak test test-short vet fmt-check tidy-check deps postgres bench bench-quick \
+.PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
         bench-index bench-events bench-embed bench-recall bench-quality bench-scale demo clean
 
 all: build
@@ -21,11 +21,32 @@ deps:
 build: deps
 	$(GO) build -buildvcs=auto -o bin/liverecall ./cmd/liverecall
 
+# Redocly's CLI, the OpenAPI linter of `make lint-openapi`: installed with
+# npm, at a pinned version, into .tools/ (gitignored), only when that
+# version is missing. Node.js and npm come from Debian's packages when the
+# machine has none (1.x runs on Debian 12's Node.js 18 as well as on 20;
+# 2.x needs 20.19 or later). Only the tests use it; the service never
+# downloads anything.
+REDOCLY_VERSION := 1.34.20
+TOOLS_DIR       := .tools
+REDOCLY         := $(TOOLS_DIR)/node_modules/.bin/redocly
+REDOCLY_STAMP   := $(TOOLS_DIR)/redocly-$(REDOCLY_VERSION).stamp
+$(REDOCLY_STAMP):
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing Debian packages: nodejs npm"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; \
+	fi
+	@echo "installing @redocly/cli@$(REDOCLY_VERSION) into $(TOOLS_DIR)/"
+	@mkdir -p $(TOOLS_DIR)
+	npm install --prefix $(TOOLS_DIR) --no-audit --no-fund --loglevel=error --save-exact @redocly/cli@$(REDOCLY_VERSION)
+	@rm -f $(TOOLS_DIR)/redocly-*.stamp && touch $@
+
 # Debian packages the tests use: kcat (an independent Kafka client for the
 # interop test) and chromium (the debug page's browser test). Installed only
 # when missing.
 DEB_TOOLS := kcat:kcat chromium:chromium
-tools:
+tools: $(REDOCLY_STAMP)
 	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +54,16 @@ tools:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# The OpenAPI document must pass Redocly's recommended rules (redocly.yaml)
+# with no error and no warning.
+lint-openapi: $(REDOCLY_STAMP)
+	@rc=0; out=$$(REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_COLOR=1 \
+	  $(REDOCLY) lint --config redocly.yaml --format=stylish api/static/openapi.json 2>&1) || rc=$$?; \
+	if [ $$rc -ne 0 ] || grep -qE '^ +[0-9]+:[0-9]+ +(error|warning) |You have [0-9]+ warning' <<<"$$out"; then \
+	  grep -v '[║╔╚]' <<<"$$out"; echo "redocly lint: api/static/openapi.json has the problems above"; exit 1; \
+	fi; \
+	echo "redocly lint: api/static/openapi.json: no errors, no warnings"
 
 # Starts the local PostgreSQL cluster of this kind of machine when it is not
 # answering (no-op when DATABASE_URL points elsewhere or it is already up).
@@ -66,7 +97,7 @@ tidy-check: deps
 # The test command of README.md and CI: vet, format, go.mod tidiness, then
 # every test with the race detector (packages run two at a time on this
 # 2-core machine).
-test: deps tools postgres vet fmt-check tidy-check
+test: deps tools postgres vet fmt-check tidy-check lint-openapi
 	$(GO) test -race -p 2 -timeout 20m -count=1 $(PKGS)
 	@# Alone, after everything else: stops and starts the local PostgreSQL
 	@# server during an index reload (skipped when DATABASE_URL points at

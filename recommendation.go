@@ -55,7 +55,8 @@ type Contribution struct {
 }
 
 // LiveFeatures are a live stream's features as the live view computes them
-// (the same fields as live.Features, which converts to it).
+// (the same fields as live.Features, which converts to it). The HTTP API
+// shows them as api.LiveFeatures.
 type LiveFeatures struct {
 	StreamerID       StreamerID
 	StreamID         StreamID
@@ -77,13 +78,14 @@ type LiveFeatures struct {
 }
 
 // ChannelOutcome reports what one recall channel did for a request (the
-// same fields as recall.Outcome, which converts to it).
+// same fields as recall.Outcome, which converts to it). The HTTP API shows
+// it as api.ChannelOutcome.
 type ChannelOutcome struct {
-	Channel    string        `json:"channel"`
-	Status     string        `json:"status"` // ok, timeout, late, error, skipped
-	Candidates int           `json:"candidates"`
-	Took       time.Duration `json:"took_ns"`
-	Error      string        `json:"error,omitempty"`
+	Channel    string
+	Status     string // ok, timeout, late, error, skipped
+	Candidates int
+	Took       time.Duration
+	Error      string
 }
 
 // PageDebug is the request-level explanation of a debug page.

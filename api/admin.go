@@ -69,12 +69,12 @@ type UserCacheStatus struct {
 // PartitionLag is one event partition's progress (events.PartitionLag
 // converts to it).
 type PartitionLag struct {
-	Topic     string
-	Partition int
-	Next      int64 // next offset to apply
-	HighWater int64 // newest high-water mark seen
-	StartMark int64 // high-water mark at start; caught up once Next reaches it
-	Lag       int64 // HighWater - Next
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Next      int64  `json:"next"`       // next offset to apply
+	HighWater int64  `json:"high_water"` // newest high-water mark seen
+	StartMark int64  `json:"start_mark"` // high-water mark at start; caught up once Next reaches it
+	Lag       int64  `json:"lag"`        // HighWater - Next
 }
 
 // IndexStatus describes one kind's serving index (index.KindStatus

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
@@ -42,6 +45,9 @@ type fixture struct {
 	imps    *impLog
 	n       int
 	routes  []string
+	fail    error // when set, what the recommender answers instead
+	mu      sync.Mutex
+	seen    map[string]map[int]bool // "METHOD /route" -> statuses the routes' handlers wrote
 }
 
 type fakeAdmin struct{ err error }
@@ -52,18 +58,49 @@ func (a *fakeAdmin) Reload(ctx context.Context) ([]api.KindReload, error) {
 	}
 	return []api.KindReload{{Kind: lr.ModelMF, Outcome: "swapped"}}, nil
 }
-func (a *fakeAdmin) Status() api.Status { return api.Status{Live: 1} }
+func (a *fakeAdmin) Status() api.Status {
+	staleness, reloaded := 1.5, t0.Add(-time.Minute)
+	return api.Status{Live: 1, Kafka: true, CaughtUp: true, StalenessS: &staleness, UptimeS: 60, Users: 2, Rerank: "default",
+		ConsumerLag: []api.PartitionLag{{Topic: "liverecall.events", Partition: 0, Next: 10, HighWater: 12, StartMark: 9, Lag: 2}},
+		Index: []api.IndexStatus{{Kind: lr.ModelMF, ModelID: 1, Version: "mf-1", Vectors: 10, Users: 1, LiveVectors: 6, BuildSeconds: 0.5,
+			SelfCheck: 1, LastReload: &reloaded, LastError: "x", PreviousVersion: "mf-0"}},
+		UserCache: &api.UserCacheStatus{Entries: 1, Bytes: 100, MaxBytes: 1000, Hits: 3, NegativeHits: 1, Misses: 1}}
+}
 
 // recommender forwards to the fixture's current service, so a test can
 // compose another one after the routes are registered.
 type recommender struct{ f *fixture }
 
 func (r recommender) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error) {
+	if r.f.fail != nil {
+		return nil, r.f.fail
+	}
 	return r.f.svc.Recommend(ctx, req)
 }
 
 func (r recommender) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.Neighbors, error) {
+	if r.f.fail != nil {
+		return nil, r.f.fail
+	}
 	return r.f.svc.Neighbors(ctx, req)
+}
+
+// record notes the status of every response a route's handler (or its
+// route middleware) writes, for checkDocumented.
+func (f *fixture) record(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		key := c.Request().Method + " " + c.Path()
+		f.mu.Lock()
+		if f.seen[key] == nil {
+			f.seen[key] = map[int]bool{}
+		}
+		f.seen[key][c.Response().Status] = true
+		f.mu.Unlock()
+		return nil
+	}
 }
 
 // scorers gives the fixture's current weights.
@@ -86,7 +123,8 @@ func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 // newFixture: streamers 1..10 have MF vectors (streamer i along axis i);
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{}}
+	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{},
+		seen: map[string]map[int]bool{}}
 	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
 	f.idx = recalltest.New()
 	f.idx.SetVersion(lr.ModelMF, "mf-1")
@@ -117,8 +155,12 @@ func newFixture(t *testing.T) *fixture {
 	for _, r := range srv.Echo().Routes() {
 		f.routes = append(f.routes, r.Method+" "+r.Path)
 	}
+	srv.Echo().Use(f.record)
 	f.srv = httptest.NewServer(srv.Handler())
-	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() {
+		f.srv.Close()
+		f.checkDocumented(t)
+	})
 	return f
 }
 
@@ -279,10 +321,56 @@ func TestBadInputGets4xxWithJSONNamingTheProblem(t *testing.T) {
 			if status != c.status || e == nil || !strings.Contains(msg, c.want) {
 				t.Fatalf("status %d body %v; want %d with message containing %q", status, body, c.status, c.want)
 			}
+			if code, _ := e["code"].(string); !slices.Contains(api.ErrorCodes, code) {
+				t.Fatalf("code %q is not one of the documented codes %v", code, api.ErrorCodes)
+			}
 		})
 	}
 	if strings.Contains(f.logs.String(), token) {
 		t.Fatal("the token appears in the logs")
+	}
+}
+
+// The router's own errors (no such route, a method the route does not
+// take) and a body of the wrong media type carry codes of the documented
+// set, with messages that name the problem.
+func TestRouterAndMediaTypeErrorsUseDocumentedCodes(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		name, method, path, ctype, body string
+		status                          int
+		code, message, allow            string
+	}{
+		{"unknown route", "GET", "/v1/nothing", "", "", 404, "not_found", "no route GET /v1/nothing", ""},
+		{"wrong method", "GET", "/v1/recall", "", "", 405, "method_not_allowed", "method GET not allowed on /v1/recall; allowed: OPTIONS, POST", "POST"},
+		{"wrong method on a GET route", "DELETE", "/v1/admin/status", "", "", 405, "method_not_allowed", "method DELETE not allowed on /v1/admin/status", "GET"},
+		{"text/plain body", "POST", "/v1/recall", "text/plain", `{"user_id":7}`, 415, "unsupported_media_type", `content type must be application/json, got "text/plain"`, ""},
+		{"no content type", "POST", "/v1/recall", "", `{"user_id":7}`, 415, "unsupported_media_type", "content type must be application/json", ""},
+		{"latin-1 charset", "POST", "/v1/recall", "application/json; charset=iso-8859-1", `{"user_id":7}`, 415, "unsupported_media_type", `charset must be utf-8, got "iso-8859-1"`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, f.srv.URL+c.path, strings.NewReader(c.body))
+			if c.ctype != "" {
+				req.Header.Set("Content-Type", c.ctype)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var e api.ErrorBody
+			if err := json.Unmarshal(b, &e); err != nil || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("body %q (%s) is not a JSON error: %v", b, resp.Header.Get("Content-Type"), err)
+			}
+			if resp.StatusCode != c.status || e.Error.Code != c.code || !strings.Contains(e.Error.Message, c.message) {
+				t.Fatalf("%d %+v; want %d, code %s, message containing %q", resp.StatusCode, e.Error, c.status, c.code, c.message)
+			}
+			if got := resp.Header.Get("Allow"); !strings.Contains(got, c.allow) {
+				t.Fatalf("Allow %q, want it to contain %q", got, c.allow)
+			}
+		})
 	}
 }
 

@@ -25,7 +25,7 @@ func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-			"--user-data-dir="+dir, "--virtual-time-budget=5000", "--dump-dom", f.srv.URL+"/debug/#"+fragment)
+			"--user-data-dir="+dir, "--virtual-time-budget=5000", "--dump-dom", f.srv.URL+"/debug#"+fragment)
 		cmd.Env = append(os.Environ(), "HOME="+dir)
 		out, err := cmd.Output()
 		if err != nil {
@@ -41,6 +41,11 @@ func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "3,2,1" {
 		t.Fatalf("rendered rows %v, want 3,2,1 (exact search over live streamers); DOM:\n%s", got, dom)
+	}
+	// Streamer 3's row shows its live features: started an hour before
+	// the fixture's now, in category c0.
+	if !regexp.MustCompile(`<tr data-streamer="3">.*?<td>60</td><td>c0</td></tr>`).MatchString(dom) {
+		t.Fatalf("streamer 3's row lacks its age in minutes (60) and category (c0); DOM:\n%s", dom)
 	}
 	if !strings.Contains(dom, "3 neighbours of user 7 under mf mf-1 (live only)") {
 		t.Fatalf("status line missing; DOM:\n%s", dom)

@@ -17,10 +17,10 @@ var staticFS embed.FS
 
 // Neighbor is one row of GET /v1/debug/neighbors.
 type Neighbor struct {
-	StreamerID int64            `json:"streamer_id"`
-	Score      float32          `json:"score"`
-	Live       bool             `json:"live"`
-	Features   *lr.LiveFeatures `json:"features,omitempty"`
+	StreamerID int64         `json:"streamer_id"`
+	Score      float32       `json:"score"`
+	Live       bool          `json:"live"`
+	Features   *LiveFeatures `json:"features,omitempty"` // when live
 }
 
 // NeighborsResponse is the body of GET /v1/debug/neighbors.
@@ -32,8 +32,9 @@ type NeighborsResponse struct {
 	Neighbors []Neighbor `json:"neighbors"`
 }
 
-// RegisterDebug adds GET /v1/debug/neighbors and the /debug/ page. With a
-// non-empty token both require it unless open is true.
+// RegisterDebug adds GET /v1/debug/neighbors and the /debug page. The
+// neighbours endpoint requires the token unless open is true; the page is
+// open (it holds no data and asks for the token).
 func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
 	var mw []echo.MiddlewareFunc
 	if !open {
@@ -49,9 +50,10 @@ func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
 		return c.HTMLBlob(http.StatusOK, b)
 	}
 	// The page itself holds no data; it calls the neighbours endpoint with
-	// the token the operator types in.
-	s.e.GET("/debug/", page)
-	s.e.GET("/debug", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/debug/") })
+	// the token the operator types in. Its old address, /debug/, redirects
+	// to it (a browser keeps the fragment that carries a query).
+	s.e.GET("/debug", page)
+	s.e.GET("/debug/", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/debug") })
 }
 
 func neighbors(c echo.Context, r Recommender) error {
@@ -108,7 +110,12 @@ func neighbors(c echo.Context, r Recommender) error {
 	}
 	resp.Version = ns.Version
 	for _, n := range ns.Neighbors {
-		resp.Neighbors = append(resp.Neighbors, Neighbor{StreamerID: int64(n.StreamerID), Score: n.Score, Live: n.Live, Features: n.Features})
+		row := Neighbor{StreamerID: int64(n.StreamerID), Score: n.Score, Live: n.Live}
+		if n.Features != nil {
+			lf := liveFeatures(*n.Features)
+			row.Features = &lf
+		}
+		resp.Neighbors = append(resp.Neighbors, row)
 	}
 	return c.JSON(http.StatusOK, resp)
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -57,8 +56,53 @@ type RecallItem struct {
 type ItemDebug struct {
 	Features map[string]float64 `json:"features"`
 	Why      []lr.Contribution  `json:"why"`
-	Live     lr.LiveFeatures    `json:"live"`
+	Live     LiveFeatures       `json:"live"`
 	Notes    map[string]string  `json:"notes,omitempty"`
+}
+
+// LiveFeatures are a live stream's real-time features as the API shows
+// them (lr.LiveFeatures in wire form): times are RFC 3339 and the stream's
+// age is in seconds.
+type LiveFeatures struct {
+	StreamerID       int64     `json:"streamer_id"`
+	StreamID         int64     `json:"stream_id"`
+	Category         string    `json:"category"`
+	Title            string    `json:"title"`
+	StartedAt        time.Time `json:"started_at"`
+	LastEventAt      time.Time `json:"last_event_at"`
+	AgeS             float64   `json:"age_s"` // seconds since the stream started, as of the request
+	Viewers          int       `json:"viewers"`
+	Viewers5mAgo     int       `json:"viewers_5m_ago"`
+	PeakViewers      int       `json:"peak_viewers"`
+	Gifts1m          int       `json:"gifts_1m"`
+	Gifts5m          int       `json:"gifts_5m"`
+	Gifts30m         int       `json:"gifts_30m"`
+	GiftValue1m      float64   `json:"gift_value_1m"`
+	GiftValue5m      float64   `json:"gift_value_5m"`
+	GiftValue30m     float64   `json:"gift_value_30m"`
+	UniqueGifters30m int       `json:"unique_gifters_30m"`
+}
+
+// Age is AgeS as a duration.
+func (f LiveFeatures) Age() time.Duration { return time.Duration(f.AgeS * float64(time.Second)) }
+
+// liveFeatures is f in wire form.
+func liveFeatures(f lr.LiveFeatures) LiveFeatures {
+	return LiveFeatures{StreamerID: int64(f.StreamerID), StreamID: int64(f.StreamID), Category: f.Category, Title: f.Title,
+		StartedAt: f.StartedAt, LastEventAt: f.LastEventAt, AgeS: f.Age.Seconds(), Viewers: f.Viewers, Viewers5mAgo: f.Viewers5mAgo,
+		PeakViewers: f.PeakViewers, Gifts1m: f.Gifts1m, Gifts5m: f.Gifts5m, Gifts30m: f.Gifts30m, GiftValue1m: f.GiftValue1m,
+		GiftValue5m: f.GiftValue5m, GiftValue30m: f.GiftValue30m, UniqueGifters30m: f.UniqueGifters30m}
+}
+
+// ChannelOutcome is what one recall channel did for a request
+// (lr.ChannelOutcome in wire form; its time in milliseconds, like the
+// response's timings_ms).
+type ChannelOutcome struct {
+	Channel    string  `json:"channel"`
+	Status     string  `json:"status"` // ok, timeout, late, error, skipped
+	Candidates int     `json:"candidates"`
+	TookMS     float64 `json:"took_ms"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // RecallResponse is the body of a successful POST /v1/recall.
@@ -71,12 +115,12 @@ type RecallResponse struct {
 
 // ResponseDebug is the request-level part of a debug response.
 type ResponseDebug struct {
-	Channels     []lr.ChannelOutcome `json:"channels"`
-	Filtered     map[string]int      `json:"filtered"`
-	TimingsMS    map[string]float64  `json:"timings_ms"`
-	UserKnown    bool                `json:"user_known"`
-	RerankFailed string              `json:"rerank_failed,omitempty"`
-	Candidates   int                 `json:"candidates"`
+	Channels     []ChannelOutcome   `json:"channels"`
+	Filtered     map[string]int     `json:"filtered"`
+	TimingsMS    map[string]float64 `json:"timings_ms"`
+	UserKnown    bool               `json:"user_known"`
+	RerankFailed string             `json:"rerank_failed,omitempty"`
+	Candidates   int                `json:"candidates"`
 }
 
 // RegisterRecall adds POST /v1/recall, answered by r.
@@ -97,10 +141,10 @@ func decodeJSON(c echo.Context, v any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("content type must be application/json, got %q", ct))
+		return lr.Errorf(CodeUnsupportedMediaType, "content type must be application/json, got %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, fmt.Sprintf("charset must be utf-8, got %q", cs))
+		return lr.Errorf(CodeUnsupportedMediaType, "charset must be utf-8, got %q", cs)
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -169,12 +213,16 @@ func recallResponse(page *lr.Page) RecallResponse {
 	for _, it := range page.Items {
 		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.StreamID), Score: it.Score, Channels: it.Channels}
 		if d := it.Debug; d != nil {
-			ri.Debug = &ItemDebug{Features: d.Features, Why: d.Why, Live: d.Live, Notes: d.Notes}
+			ri.Debug = &ItemDebug{Features: d.Features, Why: d.Why, Live: liveFeatures(d.Live), Notes: d.Notes}
 		}
 		resp.Items = append(resp.Items, ri)
 	}
 	if d := page.Debug; d != nil {
-		resp.Debug = &ResponseDebug{Channels: d.Channels, Filtered: d.Filtered, TimingsMS: d.TimingsMS, UserKnown: d.UserKnown,
+		chans := make([]ChannelOutcome, len(d.Channels))
+		for i, o := range d.Channels {
+			chans[i] = ChannelOutcome{Channel: o.Channel, Status: o.Status, Candidates: o.Candidates, TookMS: float64(o.Took) / float64(time.Millisecond), Error: o.Error}
+		}
+		resp.Debug = &ResponseDebug{Channels: chans, Filtered: d.Filtered, TimingsMS: d.TimingsMS, UserKnown: d.UserKnown,
 			RerankFailed: d.RerankFailed, Candidates: d.Candidates}
 	}
 	return resp

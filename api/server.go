@@ -147,6 +147,10 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case lr.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	}
 	return http.StatusInternalServerError
 }
@@ -163,11 +167,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.As(err, &mbe):
 		status, body.Error.Code, body.Error.Message = http.StatusRequestEntityTooLarge, lr.EINVALID, "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes"
 	case errors.As(err, &he):
-		status, body.Error.Code = he.Code, "http_"+strconv.Itoa(he.Code)
-		body.Error.Message = http.StatusText(he.Code)
-		if m, ok := he.Message.(string); ok {
-			body.Error.Message = m
-		}
+		status, body.Error.Code, body.Error.Message = he.Code, codeOfStatus(he.Code), routerMessage(c, he)
 	default:
 		code := lr.ErrorCode(err)
 		status, body.Error.Code, body.Error.Message = statusOf(code), code, lr.ErrorMessage(err)

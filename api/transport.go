@@ -27,9 +27,10 @@ import (
 // (http.StateIdle, after the response is flushed), and every write made
 // while it is not busy is one of those responses. A write that is a whole
 // response of status 400 or more is replaced by a JSON one with the same
-// status (code "http_<status>" and a message naming the problem); anything
-// else is written unchanged, so a future net/http that words or writes
-// them differently still answers, in plain text. Only plain HTTP/1.x
+// status (code invalid, as codeOfStatus gives for all of these, and a
+// message naming the problem); anything else is written unchanged, so a
+// future net/http that words or writes them differently still answers, in
+// plain text. Only plain HTTP/1.x
 // connections are affected (TLS would wrap these connections, not the other
 // way round).
 func JSONTransportErrors(hs *http.Server, ln net.Listener) net.Listener {
@@ -101,7 +102,7 @@ func (c *transportConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	var body ErrorBody
-	body.Error.Code = "http_" + strconv.Itoa(status)
+	body.Error.Code = codeOfStatus(status)
 	body.Error.Message = transportMessage(status, detail, c.maxHeader)
 	b, _ := json.Marshal(body)
 	resp := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" +

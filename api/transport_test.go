@@ -117,8 +117,8 @@ func checkJSONError(t *testing.T, resp *http.Response, status int, want string) 
 	if err := json.Unmarshal(b, &e); err != nil {
 		t.Fatalf("body %q is not JSON: %v", b, err)
 	}
-	if e.Error.Code == "" || !strings.Contains(e.Error.Message, want) {
-		t.Fatalf("error %+v; want a code and a message containing %q", e.Error, want)
+	if e.Error.Code != "invalid" || !strings.Contains(e.Error.Message, want) {
+		t.Fatalf("error %+v; want code invalid (refused for what the client sent) and a message containing %q", e.Error, want)
 	}
 }
 

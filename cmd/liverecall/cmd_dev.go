@@ -376,7 +376,7 @@ func devReport(ctx context.Context, app *App, db *postgres.DB, svc *service, bas
 			len(lat), p(.5), p(.95), p(.99), errs)
 	}
 	fmt.Fprintf(out, "quality against the simulator's ground truth so far: %s\n", q.result())
-	fmt.Fprintf(out, "\ndebug page: %s/debug/#user_id=%d&token=%s\n", base, sim.UserID(0), token)
+	fmt.Fprintf(out, "\ndebug page: %s/debug#user_id=%d&token=%s\n", base, sim.UserID(0), token)
 	fmt.Fprintf(out, "admin token: %s (status: curl -H 'Authorization: Bearer %s' %s/v1/admin/status)\n", token, token, base)
 	fmt.Fprintf(out, "========================================================\n")
 	return nil
@@ -412,5 +412,5 @@ func why(it api.RecallItem) string {
 			parts = append(parts, fmt.Sprintf("%s %+.2f", c.Feature, c.Effect))
 		}
 	}
-	return fmt.Sprintf("(%s; %d viewers, %s, live %s)", strings.Join(parts, ", "), it.Debug.Live.Viewers, it.Debug.Live.Category, it.Debug.Live.Age.Round(time.Minute))
+	return fmt.Sprintf("(%s; %d viewers, %s, live %s)", strings.Join(parts, ", "), it.Debug.Live.Viewers, it.Debug.Live.Category, it.Debug.Live.Age().Round(time.Minute))
 }

@@ -222,7 +222,7 @@ func followsOf(r api.RecallResponse, streamer int64) bool {
 }
 
 // channelOutcome returns the outcome of channel name in a debug response.
-func channelOutcome(r api.RecallResponse, name string) lr.ChannelOutcome {
+func channelOutcome(r api.RecallResponse, name string) api.ChannelOutcome {
 	if r.Debug != nil {
 		for _, o := range r.Debug.Channels {
 			if o.Channel == name {
@@ -230,7 +230,7 @@ func channelOutcome(r api.RecallResponse, name string) lr.ChannelOutcome {
 			}
 		}
 	}
-	return lr.ChannelOutcome{}
+	return api.ChannelOutcome{}
 }
 
 // warmUser brings user u's vectors into the replica's user cache, as an

@@ -276,7 +276,7 @@ func TestHTTPSizeLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), `"code":"http_400"`) {
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(b), `"code":"invalid"`) {
 		t.Fatalf("malformed request line: %d %q %s, want 400 with a JSON error", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 	body := `{"user_id":1,"exclude":[` + strings.Repeat("1,", 2000) + `1]}`
