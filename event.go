@@ -113,13 +113,13 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 		return fieldErr("v", "unsupported version %d (this build reads %d)", e.V, EventVersion)
 	}
 	if e.ID == "" {
-		return fieldErr("id", "missing")
+		return fieldErr("id", "missing or empty")
 	}
 	if err := checkText("id", e.ID, MaxEventIDLen, false); err != nil {
 		return err
 	}
 	if e.Type == "" {
-		return fieldErr("type", "missing")
+		return fieldErr("type", "missing or empty")
 	}
 	if !KnownEventType(e.Type) {
 		return fieldErr("type", "unknown event type %q", Clip(string(e.Type), 64))
@@ -130,8 +130,11 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 	if maxFuture > 0 && e.TS.After(now.Add(maxFuture)) {
 		return fieldErr("ts", "%s is %s in the future (limit %s)", e.TS.UTC().Format(time.RFC3339Nano), e.TS.Sub(now).Round(time.Millisecond), maxFuture)
 	}
-	if e.StreamerID <= 0 {
-		return fieldErr("streamer_id", "missing or not positive")
+	if e.StreamerID < 0 {
+		return fieldErr("streamer_id", "must be positive, got %d", e.StreamerID)
+	}
+	if e.StreamerID == 0 {
+		return fieldErr("streamer_id", "missing")
 	}
 	if e.StreamID < 0 {
 		return fieldErr("stream_id", "must be positive, got %d", e.StreamID)
@@ -150,7 +153,7 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 			return fieldErr("amount", "must be positive, got %v", e.Amount)
 		}
 		if e.Amount == 0 {
-			return fieldErr("amount", "missing or zero (required by %s)", e.Type)
+			return fieldErr("amount", "missing (required by %s)", e.Type)
 		}
 	} else if e.Amount != 0 {
 		return fieldErr("amount", "only allowed on %s, not %s", EventGiftSent, e.Type)

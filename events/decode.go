@@ -138,6 +138,11 @@ func parseStd(b []byte) (lr.Event, string, error) {
 	if err := rawInt("v", w.V, &v); err != nil {
 		return lr.Event{}, "", err
 	}
+	if w.V != nil && string(w.V) != "null" {
+		if err := checkVersion(v); err != nil {
+			return lr.Event{}, "", err
+		}
+	}
 	e.V = int(v)
 	if w.Amount != nil && string(w.Amount) != "null" {
 		if w.Amount[0] != '-' && (w.Amount[0] < '0' || w.Amount[0] > '9') {

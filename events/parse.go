@@ -257,8 +257,8 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 		if err := p.int("v", &v); err != nil {
 			return bit, err
 		}
-		if int64(int(v)) != v {
-			return bit, typeErr("v", "an integer", "number "+strconv.FormatInt(v, 10)+" (out of range)")
+		if err := checkVersion(v); err != nil {
+			return bit, err
 		}
 		e.V = int(v)
 		return bit, nil
@@ -355,6 +355,15 @@ func typeErr(key, want, got string) error {
 func checkID(key string, v int64) error {
 	if v <= 0 {
 		return lr.Errorf(lr.EINVALID, "field %q: must be positive, got %d", key, v)
+	}
+	return nil
+}
+
+// checkVersion refuses a v given as another version than EventVersion
+// (absent, it is Validate's "missing").
+func checkVersion(v int64) error {
+	if v != lr.EventVersion {
+		return lr.Errorf(lr.EINVALID, "field \"v\": unsupported version %d (this build reads %d)", v, lr.EventVersion)
 	}
 	return nil
 }
