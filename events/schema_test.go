@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -361,4 +362,78 @@ func TestImpressionPagesValidate(t *testing.T) {
 			t.Errorf("the service's reader accepts %s", bad)
 		}
 	}
+}
+
+// Schema and decoder give the same verdict on every event made from a
+// valid sample by setting one field to a value from a pool of the awkward
+// values of every JSON type (or removing it, or adding an unknown one), and
+// on every pair of such changes to two fields. The decoder is given a
+// future limit of a century here: the limit depends on the record's
+// timestamp, which the schema cannot see.
+func TestSchemaAndDecoderAgree(t *testing.T) {
+	s := compileSchema(t, "event.schema.json")
+	pool := []string{
+		`null`, `true`, `false`, `0`, `-0`, `-1`, `1`, `7`, `1.5`, `2.0`, `1e2`, `-1e2`, `1e-2`, `1e400`, `0.0`,
+		`9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `2`,
+		`""`, `"x"`, `"7"`, `"a\u0000b"`, `"a\tb"`, `"a\nb"`, `"a\u007fb"`, `"a\u0085b"`, `"\ufffd"`, `"\ud800"`, `"☃😀"`,
+		`"` + strings.Repeat("é", 128) + `"`, `"` + strings.Repeat("é", 129) + `"`, `"` + strings.Repeat("i", 200) + `"`,
+		`"` + strings.Repeat("i", 201) + `"`, `"` + strings.Repeat("t", 1024) + `"`, `"` + strings.Repeat("t", 1025) + `"`,
+		`"2026-11-23T17:59:00Z"`, `"2026-11-23T17:59:00.5+01:00"`, `"2026-11-23T17:59:00,5Z"`, `"2026-11-23 17:59:00Z"`,
+		`"2026-13-01T00:00:00Z"`, `"2026-04-31T00:00:00Z"`, `"2026-11-23T17:59:00-23:59"`, `"2026-11-23T17:59:00Z "`,
+		`[]`, `[1]`, `{}`, `{"a":1}`,
+	}
+	for _, typ := range lr.EventTypes {
+		pool = append(pool, `"`+string(typ)+`"`)
+	}
+	fields := []string{"id", "type", "ts", "streamer_id", "stream_id", "user_id", "amount", "category", "title", "v", "extra", "Type"}
+	const remove = "(remove)"
+	values := append([]string{remove}, pool...)
+	bases := samples(t, "event/valid")
+	n, accepted := 0, 0
+	check := func(base map[string]json.RawMessage, edits map[string]string) {
+		m := make(map[string]json.RawMessage, len(base)+1)
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range edits {
+			if v == remove {
+				delete(m, k)
+			} else {
+				m[k] = json.RawMessage(v)
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		serr := validate(t, s, b)
+		_, derr := events.Decode(b, schemaNow, 100*365*24*time.Hour)
+		if (serr == nil) != (derr == nil) {
+			t.Errorf("%s:\n schema: %v\ndecoder: %v", lr.Clip(string(b), 300), serr, derr)
+		}
+		if derr == nil {
+			accepted++
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, raw := range bases {
+		var base map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &base); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fields {
+			for _, v := range values {
+				check(base, map[string]string{f: v})
+			}
+		}
+		for range 300 {
+			f1, f2 := fields[rng.IntN(len(fields))], fields[rng.IntN(len(fields))]
+			check(base, map[string]string{f1: values[rng.IntN(len(values))], f2: values[rng.IntN(len(values))]})
+		}
+	}
+	if accepted < n/20 {
+		t.Errorf("only %d of %d events valid: the test compares little", accepted, n)
+	}
+	t.Logf("%d events, %d valid to both", n, accepted)
 }
