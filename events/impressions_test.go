@@ -95,7 +95,11 @@ func TestImpressionProducerWritesOnePagePerMessage(t *testing.T) {
 		t.Fatalf("%d messages, want one per page: %d", len(msgs), pages)
 	}
 	seen := map[string]bool{}
+	schema := compileSchema(t, "impression.schema.json") // the published contract
 	for _, m := range msgs {
+		if err := validate(t, schema, m.Value); err != nil {
+			t.Errorf("offset %d: schemas/impression.schema.json refuses %s: %v", m.Offset, lr.Clip(string(m.Value), 200), err)
+		}
 		imps, err := events.DecodeImpressions(m.Value)
 		if err != nil {
 			t.Fatalf("offset %d: %v", m.Offset, err)
