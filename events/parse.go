@@ -219,6 +219,7 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 	var bit uint16
 	var sp *string
 	var ip *int64
+	var name string // an id's key as a constant: string(key) would allocate
 	switch string(key) {
 	case "id":
 		bit, sp = 1, &e.ID
@@ -243,11 +244,11 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 	case "title":
 		bit, sp = 16, &e.Title
 	case "streamer_id":
-		bit, ip = 32, (*int64)(&e.StreamerID)
+		bit, ip, name = 32, (*int64)(&e.StreamerID), "streamer_id"
 	case "stream_id":
-		bit, ip = 64, (*int64)(&e.StreamID)
+		bit, ip, name = 64, (*int64)(&e.StreamID), "stream_id"
 	case "user_id":
-		bit, ip = 128, (*int64)(&e.UserID)
+		bit, ip, name = 128, (*int64)(&e.UserID), "user_id"
 	case "v":
 		bit = 256
 		var v int64
@@ -294,10 +295,10 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 		*sp = s
 		return bit, err
 	}
-	if err := p.int(string(key), ip); err != nil {
+	if err := p.int(name, ip); err != nil {
 		return bit, err
 	}
-	return bit, checkID(string(key), *ip)
+	return bit, checkID(name, *ip)
 }
 
 // internType returns the constant for a known type without allocating.
