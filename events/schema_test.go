@@ -282,7 +282,7 @@ func TestEventSchemaMatchesTheCode(t *testing.T) {
 
 // Every event the service's encoder writes validates: one of each type,
 // with every field it may carry.
-func TestEncodedEventsValidate(t *testing.T) {
+func TestEncodedEventsValidateAgainstSchema(t *testing.T) {
 	s := compileSchema(t, "event.schema.json")
 	for _, typ := range lr.EventTypes {
 		e := lr.Event{ID: "enc-" + string(typ), Type: typ, TS: schemaNow.Add(-time.Second), StreamerID: math.MaxInt64, V: lr.EventVersion}
@@ -311,7 +311,7 @@ func TestEncodedEventsValidate(t *testing.T) {
 // ImpressionProducer writes to the topic) validate against
 // impression.schema.json, and so does the golden page; what the schema
 // refuses the service does not write.
-func TestImpressionPagesValidate(t *testing.T) {
+func TestImpressionPagesValidateAgainstSchema(t *testing.T) {
 	s := compileSchema(t, "impression.schema.json")
 	shown := time.Date(2026, 11, 23, 18, 0, 0, 123456789, time.UTC)
 	pages := [][]lr.Impression{
