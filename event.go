@@ -46,9 +46,12 @@ var EventTypes = []EventType{
 //
 // Category and Title are optional and only meaningful on stream.started.
 //
-// String fields are bounded (see MaxEventIDBytes, MaxCategoryBytes,
-// MaxTitleBytes) and must be valid UTF-8 without control characters (a
+// Ids other than the required ones are zero when absent and positive when
+// given. String fields are bounded (see MaxEventIDLen, MaxCategoryLen,
+// MaxTitleLen) and must be valid UTF-8 without control characters (a
 // title may hold tabs and line breaks).
+//
+// schemas/event.schema.json publishes these rules as a JSON Schema.
 type Event struct {
 	ID         string
 	Type       EventType
@@ -62,12 +65,14 @@ type Event struct {
 	V          int
 }
 
-// Limits of an event's string fields, in bytes of UTF-8. A type is one of
-// EventTypes and a ts an RFC 3339 time, so they are bounded too.
+// Limits of an event's string fields, in characters (Unicode code points,
+// what JSON Schema's maxLength counts; a character is at most 4 bytes of
+// UTF-8). A type is one of EventTypes and a ts an RFC 3339 time, so they
+// are bounded too.
 const (
-	MaxEventIDBytes  = 200
-	MaxCategoryBytes = 128
-	MaxTitleBytes    = 1024
+	MaxEventIDLen  = 200
+	MaxCategoryLen = 128
+	MaxTitleLen    = 1024
 )
 
 // KnownEventType reports whether t is one of EventTypes.
@@ -108,13 +113,13 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 		return fieldErr("v", "unsupported version %d (this build reads %d)", e.V, EventVersion)
 	}
 	if e.ID == "" {
-		return fieldErr("id", "missing")
+		return fieldErr("id", "missing or empty")
 	}
-	if err := checkText("id", e.ID, MaxEventIDBytes, false); err != nil {
+	if err := checkText("id", e.ID, MaxEventIDLen, false); err != nil {
 		return err
 	}
 	if e.Type == "" {
-		return fieldErr("type", "missing")
+		return fieldErr("type", "missing or empty")
 	}
 	if !KnownEventType(e.Type) {
 		return fieldErr("type", "unknown event type %q", Clip(string(e.Type), 64))
@@ -125,39 +130,50 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 	if maxFuture > 0 && e.TS.After(now.Add(maxFuture)) {
 		return fieldErr("ts", "%s is %s in the future (limit %s)", e.TS.UTC().Format(time.RFC3339Nano), e.TS.Sub(now).Round(time.Millisecond), maxFuture)
 	}
-	if e.StreamerID <= 0 {
-		return fieldErr("streamer_id", "missing or not positive")
+	if e.StreamerID < 0 {
+		return fieldErr("streamer_id", "must be positive, got %d", e.StreamerID)
 	}
-	if e.Type.NeedsStream() && e.StreamID <= 0 {
-		return fieldErr("stream_id", "missing or not positive (required by %s)", e.Type)
+	if e.StreamerID == 0 {
+		return fieldErr("streamer_id", "missing")
 	}
-	if e.Type.NeedsUser() && e.UserID <= 0 {
-		return fieldErr("user_id", "missing or not positive (required by %s)", e.Type)
+	if e.StreamID < 0 {
+		return fieldErr("stream_id", "must be positive, got %d", e.StreamID)
+	}
+	if e.Type.NeedsStream() && e.StreamID == 0 {
+		return fieldErr("stream_id", "missing (required by %s)", e.Type)
+	}
+	if e.UserID < 0 {
+		return fieldErr("user_id", "must be positive, got %d", e.UserID)
+	}
+	if e.Type.NeedsUser() && e.UserID == 0 {
+		return fieldErr("user_id", "missing (required by %s)", e.Type)
 	}
 	if e.Type == EventGiftSent {
 		if e.Amount < 0 {
 			return fieldErr("amount", "must be positive, got %v", e.Amount)
 		}
 		if e.Amount == 0 {
-			return fieldErr("amount", "missing or zero (required by %s)", e.Type)
+			return fieldErr("amount", "missing (required by %s)", e.Type)
 		}
 	} else if e.Amount != 0 {
 		return fieldErr("amount", "only allowed on %s, not %s", EventGiftSent, e.Type)
 	}
-	if err := checkText("category", e.Category, MaxCategoryBytes, false); err != nil {
+	if err := checkText("category", e.Category, MaxCategoryLen, false); err != nil {
 		return err
 	}
-	return checkText("title", e.Title, MaxTitleBytes, true)
+	return checkText("title", e.Title, MaxTitleLen, true)
 }
 
-// checkText refuses a string field longer than maxBytes, not valid UTF-8
+// checkText refuses a string field of more than maxLen characters, not valid UTF-8
 // or holding a control character (tab, line feed and carriage return are
 // allowed if multiline). U+FFFD, the replacement character, is refused too:
 // it is what JSON decoders make of invalid UTF-8 and of lone surrogate
 // escapes, so a field holding it was not valid text when produced.
-func checkText(field, s string, maxBytes int, multiline bool) error {
-	if len(s) > maxBytes {
-		return fieldErr(field, "%d bytes, longer than the limit of %d", len(s), maxBytes)
+func checkText(field, s string, maxLen int, multiline bool) error {
+	if len(s) > maxLen { // a character is at least one byte
+		if n := utf8.RuneCountInString(s); n > maxLen {
+			return fieldErr(field, "%d characters, longer than the limit of %d", n, maxLen)
+		}
 	}
 	for i, r := range s {
 		switch {

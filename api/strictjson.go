@@ -60,14 +60,17 @@ func DecodeStrict(body []byte, v any) error {
 }
 
 // typeError words encoding/json's type mismatch in JSON terms: the field as
-// its JSON path and the type that was expected as a JSON type.
+// its JSON path and the type that was expected as a JSON type, in the
+// words the event decoder uses too (`field "user_id": want an integer, got
+// string`), never the Go type encoding/json names ("int64",
+// "api.RecallRequest").
 func typeError(root reflect.Type, te *json.UnmarshalTypeError) error {
 	got := te.Value
 	if got == "bool" {
 		got = "boolean"
 	}
 	if te.Field == "" {
-		return lr.Errorf(lr.EINVALID, "request body: expected a JSON %s, got %s", jsonType(root), got)
+		return lr.Errorf(lr.EINVALID, "request body: want %s, got %s", article(jsonType(root)), got)
 	}
 	want := te.Type
 	if ft := fieldType(root, te.Field); ft != nil {
@@ -81,7 +84,15 @@ func typeError(root reflect.Type, te *json.UnmarshalTypeError) error {
 	if n, ok := strings.CutPrefix(got, "number "); ok && wt == "integer" && !strings.ContainsAny(n, ".eE") {
 		got += " (out of range)"
 	}
-	return lr.Errorf(lr.EINVALID, "field %q: expected %s, got %s", te.Field, wt, got)
+	return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", te.Field, article(wt), got)
+}
+
+// article puts "a" or "an" before a JSON type's name.
+func article(s string) string {
+	if s != "" && strings.ContainsRune("aeiou", rune(s[0])) {
+		return "an " + s
+	}
+	return "a " + s
 }
 
 // fieldType follows a dotted path of JSON field names from t; nil when the

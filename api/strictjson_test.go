@@ -48,14 +48,14 @@ func TestRecallRefusesAmbiguousBodiesInClientTerms(t *testing.T) {
 		{"other media type", "text/plain", `{"user_id":7}`, 415, `content type must be application/json, got "text/plain"`},
 		{"no content type", "", `{"user_id":7}`, 415, `content type must be application/json`},
 		{"invalid utf-8", ct, "{\"user_id\":7,\"context\":{\"a\":\"\xff\"}}", 400, "not valid UTF-8"},
-		{"array body", ct, `[1]`, 400, `request body: expected a JSON object, got array`},
-		{"string body", ct, `"x"`, 400, `request body: expected a JSON object, got string`},
-		{"boolean for an integer", ct, `{"user_id":true}`, 400, `field "user_id": expected integer, got boolean`},
-		{"fraction for an integer", ct, `{"user_id":7,"k":1.5}`, 400, `field "k": expected integer, got number 1.5`},
-		{"integer out of range", ct, `{"user_id":99999999999999999999}`, 400, `field "user_id": expected integer, got number 99999999999999999999 (out of range)`},
-		{"number for a boolean", ct, `{"user_id":7,"debug":1}`, 400, `field "debug": expected boolean, got number`},
-		{"string in exclude", ct, `{"user_id":7,"exclude":[1,"a"]}`, 400, `field "exclude": expected array of integers, got string in the array`},
-		{"object for exclude", ct, `{"user_id":7,"exclude":{}}`, 400, `field "exclude": expected array of integers, got object`},
+		{"array body", ct, `[1]`, 400, `request body: want an object, got array`},
+		{"string body", ct, `"x"`, 400, `request body: want an object, got string`},
+		{"boolean for an integer", ct, `{"user_id":true}`, 400, `field "user_id": want an integer, got boolean`},
+		{"fraction for an integer", ct, `{"user_id":7,"k":1.5}`, 400, `field "k": want an integer, got number 1.5`},
+		{"integer out of range", ct, `{"user_id":99999999999999999999}`, 400, `field "user_id": want an integer, got number 99999999999999999999 (out of range)`},
+		{"number for a boolean", ct, `{"user_id":7,"debug":1}`, 400, `field "debug": want a boolean, got number`},
+		{"string in exclude", ct, `{"user_id":7,"exclude":[1,"a"]}`, 400, `field "exclude": want an array of integers, got string in the array`},
+		{"object for exclude", ct, `{"user_id":7,"exclude":{}}`, 400, `field "exclude": want an array of integers, got object`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -96,6 +96,59 @@ func TestDecodeStrictRefusesDeepNesting(t *testing.T) {
 		err := api.DecodeStrict([]byte(body), &req)
 		if lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(lr.ErrorMessage(err), "exceeded max depth") {
 			t.Fatalf("body of %d bytes nested deep: %v", len(body), err)
+		}
+	}
+}
+
+// Type errors, golden: the field as its JSON path and the JSON type wanted,
+// with the article, the same words the event decoder uses; never a Go type
+// (encoding/json's own message says "cannot unmarshal string into Go struct
+// field RecallRequest.user_id of type int64").
+func TestDecodeStrictTypeErrorsGolden(t *testing.T) {
+	type item struct {
+		Score float64           `json:"score"`
+		Tags  map[string]string `json:"tags"`
+	}
+	type doc struct {
+		Name  string  `json:"name"`
+		Ratio float32 `json:"ratio"`
+		Count *uint8  `json:"count"`
+		Items []item  `json:"items"`
+		Grid  [][]int `json:"grid"`
+		Inner struct {
+			On bool `json:"on"`
+		} `json:"inner"`
+	}
+	for _, c := range []struct {
+		body string
+		into any
+		want string
+	}{
+		{`{"user_id":"7"}`, &api.RecallRequest{}, `field "user_id": want an integer, got string`},
+		{`{"user_id":7,"k":"3"}`, &api.RecallRequest{}, `field "k": want an integer, got string`},
+		{`{"user_id":7,"k":1e3}`, &api.RecallRequest{}, `field "k": want an integer, got number 1e3`},
+		{`{"user_id":7,"debug":"yes"}`, &api.RecallRequest{}, `field "debug": want a boolean, got string`},
+		{`{"user_id":7,"exclude":[true]}`, &api.RecallRequest{}, `field "exclude": want an array of integers, got boolean in the array`},
+		{`{"user_id":7,"exclude":5}`, &api.RecallRequest{}, `field "exclude": want an array of integers, got number`},
+		{`7`, &api.RecallRequest{}, `request body: want an object, got number`},
+		{`{"name":5}`, &doc{}, `field "name": want a string, got number`},
+		{`{"ratio":"x"}`, &doc{}, `field "ratio": want a number, got string`},
+		{`{"count":300}`, &doc{}, `field "count": want an integer, got number 300 (out of range)`},
+		{`{"count":-1}`, &doc{}, `field "count": want an integer, got number -1 (out of range)`},
+		{`{"items":[{"score":"high"}]}`, &doc{}, `field "items.score": want a number, got string`},
+		{`{"items":[{"tags":[]}]}`, &doc{}, `field "items.tags": want an object, got array`},
+		{`{"items":{}}`, &doc{}, `field "items": want an array of objects, got object`},
+		{`{"grid":[[1],["a"]]}`, &doc{}, `field "grid": want an array of arrays of integers, got string`},
+		{`{"inner":{"on":0}}`, &doc{}, `field "inner.on": want a boolean, got number`},
+		{`{"inner":[]}`, &doc{}, `field "inner": want an object, got array`},
+		{`[]`, &doc{}, `request body: want an object, got array`},
+	} {
+		err := api.DecodeStrict([]byte(c.body), c.into)
+		if got := lr.ErrorMessage(err); lr.ErrorCode(err) != lr.EINVALID || got != c.want {
+			t.Errorf("%s:\n got %s %q\nwant %q", c.body, lr.ErrorCode(err), got, c.want)
+		}
+		if namesGoType(lr.ErrorMessage(err)) {
+			t.Errorf("%s: %q names a Go type", c.body, lr.ErrorMessage(err))
 		}
 	}
 }

@@ -47,7 +47,7 @@ func TestDeadLetterOncePerOffset(t *testing.T) {
 		{Key: []byte("2"), Value: started("a\xffb", "t")},
 		{Key: []byte("4"), Value: Encode(lr.Event{ID: "fut", Type: lr.EventStreamStarted, TS: now.Add(time.Hour), StreamerID: 4, StreamID: 40, V: 1})},
 	}
-	wantReasons := []string{`malformed JSON`, `field "title": 1048` /* bytes, longer than the limit */, `field "id": not valid UTF-8`, `field "ts"`}
+	wantReasons := []string{`malformed JSON`, `field "title": 1048` /* characters, longer than the limit */, `field "id": not valid UTF-8`, `field "ts"`}
 	p := NewProducer(ProducerConfig{Brokers: brokers, Topic: testTopic})
 	defer p.Close()
 	if err := p.Publish(ctx, good[:len(good)/2]...); err != nil {

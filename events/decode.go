@@ -30,24 +30,28 @@ func judgedAt(msg kafka.Message, now func() time.Time) time.Time {
 	return msg.Time
 }
 
-// wire is the JSON envelope, version 1:
+// wire is the JSON envelope, version 1, as the reference decoder reads it:
 //
 //	{"id":"e-1","type":"gift.sent","ts":"2026-11-23T18:00:00.123Z",
 //	 "streamer_id":42,"stream_id":7,"user_id":9,"amount":5,"v":1}
 //
 // ts is RFC 3339 with optional fractional seconds. category and title are
-// optional (stream.started). Any other field is an error.
+// optional (stream.started). Any other field is an error. Numbers are kept
+// raw and converted by the parser's own rules (intValue, checkID,
+// amountValue): encoding/json would refuse 12.0 for an integer, which JSON
+// Schema's "integer" takes. schemas/event.schema.json is the published
+// form of these rules.
 type wire struct {
-	ID         string       `json:"id"`
-	Type       lr.EventType `json:"type"`
-	TS         string       `json:"ts"`
-	StreamerID int64        `json:"streamer_id"`
-	StreamID   int64        `json:"stream_id,omitempty"`
-	UserID     int64        `json:"user_id,omitempty"`
-	Amount     float64      `json:"amount,omitempty"`
-	Category   string       `json:"category,omitempty"`
-	Title      string       `json:"title,omitempty"`
-	V          int          `json:"v"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	TS         string          `json:"ts"`
+	StreamerID json.RawMessage `json:"streamer_id"`
+	StreamID   json.RawMessage `json:"stream_id,omitempty"`
+	UserID     json.RawMessage `json:"user_id,omitempty"`
+	Amount     json.RawMessage `json:"amount,omitempty"`
+	Category   string          `json:"category,omitempty"`
+	Title      string          `json:"title,omitempty"`
+	V          json.RawMessage `json:"v"`
 }
 
 // Decode parses and validates one message value. now is the time the
@@ -110,11 +114,79 @@ func parseStd(b []byte) (lr.Event, string, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return lr.Event{}, "", lr.Errorf(lr.EINVALID, "trailing data after the JSON object")
 	}
-	e := lr.Event{
-		ID: w.ID, Type: w.Type, StreamerID: lr.StreamerID(w.StreamerID), StreamID: lr.StreamID(w.StreamID),
-		UserID: lr.UserID(w.UserID), Amount: w.Amount, Category: w.Category, Title: w.Title, V: w.V,
+	e := lr.Event{ID: w.ID, Type: lr.EventType(w.Type), Category: w.Category, Title: w.Title}
+	for _, f := range []struct {
+		key string
+		raw json.RawMessage
+		dst *int64
+		id  bool
+	}{
+		{"streamer_id", w.StreamerID, (*int64)(&e.StreamerID), true},
+		{"stream_id", w.StreamID, (*int64)(&e.StreamID), true},
+		{"user_id", w.UserID, (*int64)(&e.UserID), true},
+	} {
+		if err := rawInt(f.key, f.raw, f.dst); err != nil {
+			return lr.Event{}, "", err
+		}
+		if f.raw != nil && string(f.raw) != "null" {
+			if err := checkID(f.key, *f.dst); err != nil {
+				return lr.Event{}, "", err
+			}
+		}
+	}
+	var v int64
+	if err := rawInt("v", w.V, &v); err != nil {
+		return lr.Event{}, "", err
+	}
+	if w.V != nil && string(w.V) != "null" {
+		if err := checkVersion(v); err != nil {
+			return lr.Event{}, "", err
+		}
+	}
+	e.V = int(v)
+	if w.Amount != nil && string(w.Amount) != "null" {
+		if w.Amount[0] != '-' && (w.Amount[0] < '0' || w.Amount[0] > '9') {
+			return lr.Event{}, "", typeErr("amount", "a number", jsonKindName(w.Amount[0]))
+		}
+		f, err := amountValue(w.Amount)
+		if err != nil {
+			return lr.Event{}, "", err
+		}
+		e.Amount = f
 	}
 	return e, w.TS, nil
+}
+
+// rawInt converts a raw JSON value of the reference decoder to an integer;
+// absent and null leave dst as it is.
+func rawInt(key string, raw json.RawMessage, dst *int64) error {
+	if raw == nil || string(raw) == "null" {
+		return nil
+	}
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return typeErr(key, "an integer", jsonKindName(raw[0]))
+	}
+	v, err := intValue(key, raw)
+	if err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// jsonKindName names the JSON value starting with c.
+func jsonKindName(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	}
+	return "null"
 }
 
 func jsonErr(err error) error {
@@ -125,7 +197,8 @@ func jsonErr(err error) error {
 		if te.Field == "" {
 			return lr.Errorf(lr.EINVALID, "event must be a JSON object, got %s", te.Value)
 		}
-		return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", lr.Clip(te.Field, 64), te.Type, lr.Clip(te.Value, 72))
+		// Every field not kept raw is a string.
+		return typeErr(te.Field, "a string", lr.Clip(te.Value, 72))
 	case errors.As(err, &se):
 		return lr.Errorf(lr.EINVALID, "malformed JSON at byte %d: %v", se.Offset, se)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

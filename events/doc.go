@@ -6,6 +6,11 @@
 // (impressions.go), and the all-partition impressions consumer that feeds
 // every replica's already-shown filter (shown.go).
 //
+// The event envelope and the impression page are published as JSON Schemas
+// in schemas/ at the repository root; schema_test.go holds them and the
+// decoder (Decode, DecodeImpressions) to each other on the samples in
+// schemas/testdata. A change to the wire format changes both.
+//
 // Choices that matter when talking to Kafka:
 //
 //   - Keys and partitions: every event is keyed by its decimal streamer id

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,7 +356,7 @@ func DecodeImpressions(b []byte) ([]lr.Impression, error) {
 	case t[0] == '{':
 		var im lr.Impression
 		if err := json.Unmarshal(b, &im); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression: %v", err)
+			return nil, lr.Errorf(lr.EINVALID, "impression: %v", impressionJSONErr(err))
 		}
 		if err := validateImpression(&im); err != nil {
 			return nil, lr.Errorf(lr.EINVALID, "impression: %v", err)
@@ -373,7 +374,7 @@ func DecodeImpressions(b []byte) ([]lr.Impression, error) {
 		i := len(imps)
 		imps = append(imps, lr.Impression{})
 		if err := dec.Decode(&imps[i]); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression %d: %v", i, decodeErr(err))
+			return nil, lr.Errorf(lr.EINVALID, "impression %d: %v", i, impressionJSONErr(err))
 		}
 		if err := validateImpression(&imps[i]); err != nil {
 			return nil, lr.Errorf(lr.EINVALID, "impression %d: %v", i, err)
@@ -414,6 +415,44 @@ func validateImpression(im *lr.Impression) error {
 		return fmt.Errorf("missing or invalid %s", strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// impressionFieldTypes is the JSON type of each field of an impression.
+var impressionFieldTypes = map[string]string{
+	"request_id": "a string", "user_id": "an integer", "streamer_id": "an integer", "stream_id": "an integer",
+	"position": "an integer", "score": "a number", "channels": "an array of strings", "model_versions": "a string",
+	"shown_at": "a string", "features": "an array of numbers",
+}
+
+// impressionJSONErr words encoding/json's errors decoding an impression in
+// JSON terms (the field and the JSON type it takes), never Go's
+// ("Go struct field Impression.user_id of type liverecall.UserID").
+func impressionJSONErr(err error) error {
+	var te *json.UnmarshalTypeError
+	var pe *time.ParseError
+	switch {
+	case errors.As(err, &te):
+		got := te.Value
+		if got == "bool" {
+			got = "boolean"
+		}
+		want, ok := impressionFieldTypes[te.Field]
+		if !ok {
+			return fmt.Errorf("want an object, got %s", got)
+		}
+		if strings.HasPrefix(want, "an array") && te.Type != nil && te.Type.Kind() != reflect.Slice {
+			got += " in the array"
+		}
+		if n, ok := strings.CutPrefix(got, "number "); ok && want == "an integer" && !strings.ContainsAny(n, ".eE") {
+			got += " (out of range)"
+		}
+		return fmt.Errorf("field %q: want %s, got %s", te.Field, want, got)
+	case errors.As(err, &pe):
+		return fmt.Errorf("field \"shown_at\": %q is not an RFC 3339 time", lr.Clip(pe.Value, 64))
+	case strings.HasPrefix(err.Error(), "Time.UnmarshalJSON"):
+		return errors.New(`field "shown_at": want a string`)
+	}
+	return decodeErr(err)
 }
 
 // decodeErr turns io.EOF and io.ErrUnexpectedEOF of a json.Decoder into

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,11 @@ func TestImpressionProducerWritesOnePagePerMessage(t *testing.T) {
 		t.Fatalf("%d messages, want one per page: %d", len(msgs), pages)
 	}
 	seen := map[string]bool{}
+	schema := compileSchema(t, "impression.schema.json") // the published contract
 	for _, m := range msgs {
+		if err := validate(t, schema, m.Value); err != nil {
+			t.Errorf("offset %d: schemas/impression.schema.json refuses %s: %v", m.Offset, lr.Clip(string(m.Value), 200), err)
+		}
 		imps, err := events.DecodeImpressions(m.Value)
 		if err != nil {
 			t.Fatalf("offset %d: %v", m.Offset, err)
@@ -363,6 +368,10 @@ func TestImpressionGoldenFiles(t *testing.T) {
 	}
 }
 
+// goTypeName matches what Go type names look like in encoding/json's and
+// time's errors.
+var goTypeName = regexp.MustCompile(`Go (struct field|value)|liverecall\.|lr\.|\bint(64)?\b|float(32|64)|2006-01-02|UnmarshalJSON`)
+
 func TestDecodeImpressionsRefusesBadMessages(t *testing.T) {
 	const ok = `{"request_id":"r","user_id":1,"streamer_id":2,"position":0,"shown_at":"2026-11-23T18:00:00Z"}`
 	for _, tc := range []struct {
@@ -381,9 +390,17 @@ func TestDecodeImpressionsRefusesBadMessages(t *testing.T) {
 		{`[` + ok + `,` + strings.Replace(ok, `"user_id":1`, `"user_id":0`, 1) + `]`, "impression 1: missing or invalid user_id"},
 		{`[` + strings.Replace(ok, `"position":0`, `"position":-1`, 1) + `]`, "impression 0: missing or invalid position"},
 		{`[` + strings.Replace(ok, `,"shown_at":"2026-11-23T18:00:00Z"`, ``, 1) + `]`, "impression 0: missing or invalid shown_at"},
-		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":"1"`, 1) + `]`, "impression 0: json: cannot unmarshal string"},
-		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `"yesterday"`, 1) + `]`, "impression 0:"},
-		{`[1]`, "impression 0: json: cannot unmarshal number"},
+		// Type errors name the field and the JSON type, never a Go type.
+		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":"1"`, 1) + `]`, `impression 0: field "user_id": want an integer, got string`},
+		{strings.Replace(ok, `"user_id":1`, `"user_id":true`, 1), `impression: field "user_id": want an integer, got boolean`},
+		{`[` + strings.Replace(ok, `"position":0`, `"position":1.5`, 1) + `]`, `impression 0: field "position": want an integer, got number 1.5`},
+		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":99999999999999999999`, 1) + `]`, `impression 0: field "user_id": want an integer, got number 99999999999999999999 (out of range)`},
+		{`[` + strings.Replace(ok, `{`, `{"channels":[1],`, 1) + `]`, `impression 0: field "channels": want an array of strings, got number in the array`},
+		{`[` + strings.Replace(ok, `{`, `{"features":{},`, 1) + `]`, `impression 0: field "features": want an array of numbers, got object`},
+		{`[` + strings.Replace(ok, `{`, `{"score":"high",`, 1) + `]`, `impression 0: field "score": want a number, got string`},
+		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `"yesterday"`, 1) + `]`, `impression 0: field "shown_at": "yesterday" is not an RFC 3339 time`},
+		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `5`, 1) + `]`, `impression 0: field "shown_at": want a string`},
+		{`[1]`, "impression 0: want an object, got number"},
 		{`[` + ok + `,]`, "impression 1:"},
 		{`[` + ok + ` ` + ok + `]`, "impression 1: expected comma"},
 		{`[` + ok, "truncated JSON"},
@@ -399,6 +416,9 @@ func TestDecodeImpressionsRefusesBadMessages(t *testing.T) {
 		}
 		if imps != nil {
 			t.Errorf("%q: a refused message returned impressions %v", tc.in, imps)
+		}
+		if err != nil && goTypeName.MatchString(err.Error()) {
+			t.Errorf("%q: error %q names a Go type", tc.in, err)
 		}
 	}
 	// Fields lr.Impression does not have are ignored, as before pages.

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -202,18 +203,7 @@ func (p *parser) num() ([]byte, bool) {
 		break
 	}
 	tok := p.b[start:p.i]
-	if len(tok) == 0 || tok[0] == '+' || tok[0] == '.' {
-		return nil, false
-	}
-	// JSON forbids leading zeros ("01") and a bare "-".
-	d := tok
-	if d[0] == '-' {
-		d = d[1:]
-	}
-	if len(d) == 0 || d[0] < '0' || d[0] > '9' || (len(d) > 1 && d[0] == '0' && d[1] >= '0' && d[1] <= '9') {
-		return nil, false
-	}
-	return tok, true
+	return tok, validNumber(tok)
 }
 
 // null consumes a JSON null; encoding/json leaves the field as it was.
@@ -229,6 +219,7 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 	var bit uint16
 	var sp *string
 	var ip *int64
+	var name string // an id's key as a constant: string(key) would allocate
 	switch string(key) {
 	case "id":
 		bit, sp = 1, &e.ID
@@ -238,7 +229,7 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 			return bit, nil
 		}
 		if p.kind() != "string" {
-			return bit, typeErr("type", "lr.EventType", p.kind())
+			return bit, typeErr("type", "a string", p.kind())
 		}
 		raw, err := p.rawStr()
 		if err != nil {
@@ -253,18 +244,21 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 	case "title":
 		bit, sp = 16, &e.Title
 	case "streamer_id":
-		bit, ip = 32, (*int64)(&e.StreamerID)
+		bit, ip, name = 32, (*int64)(&e.StreamerID), "streamer_id"
 	case "stream_id":
-		bit, ip = 64, (*int64)(&e.StreamID)
+		bit, ip, name = 64, (*int64)(&e.StreamID), "stream_id"
 	case "user_id":
-		bit, ip = 128, (*int64)(&e.UserID)
+		bit, ip, name = 128, (*int64)(&e.UserID), "user_id"
 	case "v":
 		bit = 256
 		var v int64
 		if p.null() {
 			return bit, nil
 		}
-		if err := p.int("v", "int", &v); err != nil {
+		if err := p.int("v", &v); err != nil {
+			return bit, err
+		}
+		if err := checkVersion(v); err != nil {
 			return bit, err
 		}
 		e.V = int(v)
@@ -275,15 +269,15 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 			return bit, nil
 		}
 		if p.kind() != "number" {
-			return bit, typeErr("amount", "float64", p.kind())
+			return bit, typeErr("amount", "a number", p.kind())
 		}
 		tok, ok := p.num()
 		if !ok {
 			return bit, p.syntax("in numeric literal")
 		}
-		f, err := strconv.ParseFloat(string(tok), 64)
+		f, err := amountValue(tok)
 		if err != nil {
-			return bit, typeErr("amount", "float64", "number "+lr.Clip(string(tok), 64))
+			return bit, err
 		}
 		e.Amount = f
 		return bit, nil
@@ -295,13 +289,16 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 	}
 	if sp != nil {
 		if p.kind() != "string" {
-			return bit, typeErr(string(key), "string", p.kind())
+			return bit, typeErr(string(key), "a string", p.kind())
 		}
 		s, err := p.str()
 		*sp = s
 		return bit, err
 	}
-	return bit, p.int(string(key), "int64", ip)
+	if err := p.int(name, ip); err != nil {
+		return bit, err
+	}
+	return bit, checkID(name, *ip)
 }
 
 // internType returns the constant for a known type without allocating.
@@ -327,31 +324,254 @@ func internType(b []byte) lr.EventType {
 	return lr.EventType(b)
 }
 
-func (p *parser) int(key, typ string, dst *int64) error {
+// int parses the JSON number at p.i into dst; it must denote an integer in
+// int64's range (see intValue).
+func (p *parser) int(key string, dst *int64) error {
 	if p.kind() != "number" {
-		return typeErr(key, typ, p.kind())
+		return typeErr(key, "an integer", p.kind())
 	}
 	tok, ok := p.num()
 	if !ok {
 		return p.syntax("in numeric literal")
 	}
-	v, err := strconv.ParseInt(string(tok), 10, 64)
+	v, err := intValue(key, tok)
 	if err != nil {
-		return typeErr(key, typ, "number "+lr.Clip(string(tok), 64))
+		return err
 	}
 	*dst = v
 	return nil
 }
 
+// typeErr words a JSON type mismatch in JSON terms: the field, the JSON type
+// it takes (with its article: "a string", "an integer") and what was sent.
 func typeErr(key, want, got string) error {
-	return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", key, want, got)
+	if got == "bool" {
+		got = "boolean"
+	}
+	return lr.Errorf(lr.EINVALID, "field %q: want %s, got %s", lr.Clip(key, 64), want, got)
 }
 
-// parseTS parses the envelope's ts.
+// checkID refuses an id given as zero or negative: ids are positive, and an
+// id that is not there is left out (or null), not written as 0.
+func checkID(key string, v int64) error {
+	if v <= 0 {
+		return lr.Errorf(lr.EINVALID, "field %q: must be positive, got %d", key, v)
+	}
+	return nil
+}
+
+// checkVersion refuses a v given as another version than EventVersion
+// (absent, it is Validate's "missing").
+func checkVersion(v int64) error {
+	if v != lr.EventVersion {
+		return lr.Errorf(lr.EINVALID, "field \"v\": unsupported version %d (this build reads %d)", v, lr.EventVersion)
+	}
+	return nil
+}
+
+// amountValue parses a gift amount: a JSON number greater than zero that
+// float64 can hold.
+func amountValue(tok []byte) (float64, error) {
+	f, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil {
+		return 0, typeErr("amount", "a number", "number "+lr.Clip(string(tok), 64)+" (out of range)")
+	}
+	if f <= 0 {
+		return 0, lr.Errorf(lr.EINVALID, "field \"amount\": must be positive, got %s", lr.Clip(string(tok), 64))
+	}
+	return f, nil
+}
+
+// intValue converts the JSON number tok (valid JSON number syntax) to an
+// int64. JSON has one number type and JSON Schema's "integer" is any number
+// whose value is whole, so 12, 12.0 and 1.2e1 all give 12; a fraction or a
+// value outside int64 is refused with an error naming key.
+func intValue(key string, tok []byte) (int64, error) {
+	if v, err := strconv.ParseInt(string(tok), 10, 64); err == nil {
+		return v, nil
+	}
+	v, whole, inRange := wholeNumber(tok)
+	switch {
+	case !whole:
+		return 0, typeErr(key, "an integer", "number "+lr.Clip(string(tok), 64))
+	case !inRange:
+		return 0, typeErr(key, "an integer", "number "+lr.Clip(string(tok), 64)+" (out of range)")
+	}
+	return v, nil
+}
+
+// wholeNumber reads a JSON number token exactly, without floating point:
+// whole reports that its value has no fractional part, inRange that it
+// also fits an int64 (then v is the value). Exponents are bounded, so
+// "1e999999999" costs no more than "1e9".
+func wholeNumber(tok []byte) (v int64, whole, inRange bool) {
+	neg := len(tok) > 0 && tok[0] == '-'
+	if neg {
+		tok = tok[1:]
+	}
+	var digits []byte // the significant digits, without the point
+	i := 0
+	for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+		i++
+	}
+	digits = append(digits, tok[:i]...)
+	exp := 0
+	if i < len(tok) && tok[i] == '.' {
+		j := i + 1
+		for j < len(tok) && tok[j] >= '0' && tok[j] <= '9' {
+			j++
+		}
+		digits = append(digits, tok[i+1:j]...)
+		exp = -(j - i - 1)
+		i = j
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			eneg = tok[i] == '-'
+			i++
+		}
+		e := 0
+		for ; i < len(tok); i++ {
+			if e < 1_000_000 {
+				e = e*10 + int(tok[i]-'0')
+			}
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	for len(digits) > 0 && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 {
+		return 0, true, true // a zero
+	}
+	for digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	if exp < 0 {
+		return 0, false, false // the last significant digit is after the point
+	}
+	if len(digits)+exp > 19 {
+		return 0, true, false
+	}
+	s := make([]byte, 0, 21)
+	if neg {
+		s = append(s, '-')
+	}
+	s = append(s, digits...)
+	for range exp {
+		s = append(s, '0')
+	}
+	n, err := strconv.ParseInt(string(s), 10, 64)
+	return n, true, err == nil
+}
+
+// validNumber reports whether tok is a JSON number:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(tok []byte) bool {
+	i := 0
+	digits := func() int {
+		j := i
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	if i < len(tok) && tok[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(tok)
+}
+
+// parseTS parses the envelope's ts: an RFC 3339 date-time in the shape
+// the JSON Schema's pattern gives it (upper-case T and Z, a period before
+// the fraction, an offset within ±23:59), a real date and time.
+// time.Parse alone takes more ("7:00:00" for the hour, a comma before the
+// fraction, an offset of +24:00).
 func parseTS(s string) (time.Time, error) {
+	if !tsShape(s) {
+		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time like 2026-11-23T18:00:00.123Z", lr.Clip(s, 64))
+	}
 	ts, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time", lr.Clip(s, 64))
+		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time (%s)", lr.Clip(s, 64), tsProblem(err))
 	}
 	return ts, nil
+}
+
+// tsProblem is what time.Parse found wrong with a ts of the right shape,
+// without the Go layout its message quotes ("day out of range").
+func tsProblem(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return "not a real date"
+}
+
+// tsShape reports whether s is dddd-dd-ddTdd:dd:dd[.d+](Z|±dd:dd) with
+// month 01-12, day 01-31, hour 00-23, minute and second 00-59 and an
+// offset hour 00-23.
+func tsShape(s string) bool {
+	const shape = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(shape)+1 {
+		return false
+	}
+	for i := 0; i < len(shape); i++ {
+		if c := s[i]; shape[i] == 'd' && (c < '0' || c > '9') || shape[i] != 'd' && c != shape[i] {
+			return false
+		}
+	}
+	two := func(i int) int { return int(s[i]-'0')*10 + int(s[i+1]-'0') }
+	if m, d := two(5), two(8); m < 1 || m > 12 || d < 1 || d > 31 || two(11) > 23 || two(14) > 59 || two(17) > 59 {
+		return false
+	}
+	rest := s[len(shape):]
+	if rest[0] == '.' {
+		j := 1
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if j == 1 {
+			return false
+		}
+		rest = rest[j:]
+	}
+	if rest == "Z" {
+		return true
+	}
+	if len(rest) != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' {
+		return false
+	}
+	for _, i := range [4]int{1, 2, 4, 5} {
+		if rest[i] < '0' || rest[i] > '9' {
+			return false
+		}
+	}
+	return two(len(s)-5) <= 23 && two(len(s)-2) <= 59
 }
