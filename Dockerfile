@@ -10,7 +10,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=${VERSION}"
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/liverecall /usr/local/bin/liverecall
-USER nobody
+# A numeric user (nobody), so that Kubernetes can check runAsNonRoot.
+USER 65534:65534
 EXPOSE 8080
 ENTRYPOINT ["liverecall"]
 CMD ["serve"]
