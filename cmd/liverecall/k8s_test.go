@@ -98,7 +98,9 @@ type k8sDoc struct {
 	unchecked bool
 }
 
-func (d k8sDoc) String() string { return fmt.Sprintf("%s document %d (%s %s)", d.file, d.n, d.kind, d.name) }
+func (d k8sDoc) String() string {
+	return fmt.Sprintf("%s document %d (%s %s)", d.file, d.n, d.kind, d.name)
+}
 
 // decodeK8s splits data into its YAML documents and decodes each strictly
 // into its Kubernetes API type: a duplicate key, a field the type does not
