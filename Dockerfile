@@ -10,7 +10,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=${VERSION}"
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/liverecall /usr/local/bin/liverecall
-USER nobody
+# Where serve keeps index snapshots under docker compose (a named volume
+# mounted here starts with this directory's owner).
+RUN mkdir -p /var/lib/liverecall/snapshots && chown 65534:65534 /var/lib/liverecall/snapshots
+# A numeric user (nobody), so that Kubernetes can check runAsNonRoot.
+USER 65534:65534
 EXPOSE 8080
 ENTRYPOINT ["liverecall"]
 CMD ["serve"]

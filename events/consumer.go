@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 	"github.com/liverecall/liverecall/live"
 )
 
@@ -255,12 +256,10 @@ func (c *LiveConsumer) start(ctx context.Context) ([]*partition, error) {
 		}
 		c.m.brokerErrors.Inc()
 		c.m.brokerUp.Set(0)
-		d := backoff(attempt, c.cfg.MaxBackoff)
+		d := retryDelay(attempt, c.cfg.MaxBackoff)
 		c.cfg.Log.Warn("live consumer cannot start; retrying", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, d) != nil {
 			return nil, ctx.Err()
-		case <-time.After(d):
 		}
 	}
 }
@@ -387,13 +386,11 @@ func (c *LiveConsumer) readPartition(ctx context.Context, p *partition, out chan
 				}
 			}
 			c.m.brokerErrors.Inc()
-			d := backoff(attempt, c.cfg.MaxBackoff)
+			d := retryDelay(attempt, c.cfg.MaxBackoff)
 			attempt++
 			c.cfg.Log.Warn("live consumer read failed; retrying", "partition", p.label, "err", err, "retry_in", d)
-			select {
-			case <-ctx.Done():
+			if backoff.Sleep(ctx, d) != nil {
 				return
-			case <-time.After(d):
 			}
 			continue
 		}
@@ -610,7 +607,9 @@ func (c *LiveConsumer) staleness(now time.Time) time.Duration {
 // unreachable or the consumer falls behind.
 func (c *LiveConsumer) Staleness() time.Duration { return c.staleness(c.cfg.Now()) }
 
-func backoff(attempt int, maxD time.Duration) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 10)
-	return min(d, maxD)
+// retryDelay is the wait before retry number attempt of a broker or
+// database call: from about 100 ms, doubling, up to maxD, jittered (see
+// internal/backoff).
+func retryDelay(attempt int, maxD time.Duration) time.Duration {
+	return backoff.Policy{Initial: 100 * time.Millisecond, Max: maxD}.Delay(attempt)
 }

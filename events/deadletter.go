@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 )
 
 // Bounds of a dead letter. A bad message can be as large as the broker
@@ -131,9 +132,9 @@ func (d *deadLetterer) write(ctx context.Context, msgs []kafka.Message) error {
 		}
 		d.m.deadLettered.Add(float64(len(pending) - len(next)))
 		d.m.deadLetterFailures.Add(float64(len(next)))
-		wait := backoff(attempt, d.maxBackoff)
+		wait := retryDelay(attempt, d.maxBackoff)
 		d.log.Error("dead-letter write failed; retrying", "topic", d.topic, "messages", len(next), "err", err, "retry_in", wait)
-		if !sleepCtx(ctx, wait) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return ctx.Err()
 		}
 		pending = next

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 )
 
 // DefaultImpressionTopic is where recall responses are logged.
@@ -86,13 +87,25 @@ type ImpressionProducer struct {
 	headers []kafka.Header // of every message (read-only)
 	done    chan struct{}
 	once    sync.Once
-	sent    prometheus.Counter
-	dropped prometheus.Counter
-	failed  prometheus.Counter
+	// ctx ends when Close gives up (its context ended): the write in
+	// flight and the wait between retries end with it.
+	ctx          context.Context
+	cancel       context.CancelFunc
+	writeTimeout time.Duration // of one WriteMessages call
+	sent         prometheus.Counter
+	dropped      prometheus.Counter
+	failed       prometheus.Counter
 }
+
+// impressionWriteTimeout bounds one attempt to write a batch.
+const impressionWriteTimeout = 15 * time.Second
 
 // NewImpressionProducer starts the background writer.
 func NewImpressionProducer(cfg ImpressionConfig) *ImpressionProducer {
+	return newImpressionProducer(cfg, impressionWriteTimeout)
+}
+
+func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *ImpressionProducer {
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultImpressionTopic
 	}
@@ -107,8 +120,9 @@ func NewImpressionProducer(cfg ImpressionConfig) *ImpressionProducer {
 		w: &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: Partitioner(),
 			BatchTimeout: 20 * time.Millisecond, BatchSize: impressionBatchPages, BatchBytes: maxImpressionPageBytes,
 			RequiredAcks: kafka.RequireOne, WriteTimeout: 10 * time.Second},
-		ch:   make(chan []lr.Impression, cfg.Buffer),
-		done: make(chan struct{}),
+		ch:           make(chan []lr.Impression, cfg.Buffer),
+		done:         make(chan struct{}),
+		writeTimeout: writeTimeout,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_impressions_sent_total",
 			Help: "Impressions written to Kafka."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_impressions_dropped_total",
@@ -119,6 +133,7 @@ func NewImpressionProducer(cfg ImpressionConfig) *ImpressionProducer {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(p.sent, p.dropped, p.failed)
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Replica != "" {
 		p.headers = []kafka.Header{{Key: ReplicaHeader, Value: []byte(cfg.Replica)}}
 	}
@@ -187,8 +202,8 @@ func (p *ImpressionProducer) run() {
 }
 
 // write writes batch, retrying the messages Kafka did not accept up to
-// three attempts in all, counts the impressions sent and failed and returns
-// batch and counts emptied.
+// three attempts in all (fewer if Close gives up meanwhile), counts the
+// impressions sent and failed and returns batch and counts emptied.
 func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka.Message, []int) {
 	sum := func(ns []int) (s int) {
 		for _, n := range ns {
@@ -197,7 +212,7 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		return s
 	}
 	for attempt := 0; len(batch) > 0; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, p.writeTimeout)
 		err := p.w.WriteMessages(ctx, batch...)
 		cancel()
 		if err == nil {
@@ -219,27 +234,34 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 			clear(batch[keep:])
 			batch, counts = batch[:keep], counts[:keep]
 		}
-		if attempt == 2 {
+		if attempt == 2 || backoff.Sleep(p.ctx, retryDelay(attempt, time.Second)) != nil {
 			n := sum(counts)
 			p.failed.Add(float64(n))
 			p.cfg.Log.Warn("impressions not written", "count", n, "pages", len(batch), "err", err)
 			break
 		}
-		time.Sleep(backoff(attempt, time.Second))
 	}
 	clear(batch)
 	return batch[:0], counts[:0]
 }
 
-// Close stops accepting impressions, writes the buffered ones (bounded by
-// ctx) and closes the connection. Log must not be called after Close.
+// Close stops accepting impressions, writes the buffered ones and closes
+// the connection. If ctx ends first, Close gives up: the write in flight
+// and the wait between retries end, the impressions not written are
+// counted as failed, and Close returns ctx's error once the background
+// writer has stopped. Log must not be called after Close.
 func (p *ImpressionProducer) Close(ctx context.Context) error {
 	p.once.Do(func() { close(p.ch) })
 	select {
 	case <-p.done:
 	case <-ctx.Done():
+		// Give up: the write in flight and any wait between retries end
+		// now, and what is left is counted as failed.
+		p.cancel()
+		<-p.done
 		return ctx.Err()
 	}
+	p.cancel()
 	return p.w.Close()
 }
 

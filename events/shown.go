@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 )
 
 // ReplicaHeader is the header of an impressions message that names the
@@ -154,12 +155,10 @@ func (c *ShownConsumer) partitions(ctx context.Context) ([]int, error) {
 				err = fmt.Errorf("topic %s not in the metadata", c.cfg.Topic)
 			}
 		}
-		d := backoff(attempt, c.cfg.MaxBackoff)
+		d := retryDelay(attempt, c.cfg.MaxBackoff)
 		c.cfg.Log.Warn("shown consumer cannot read the impressions topic's partitions; retrying", "topic", c.cfg.Topic, "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, d) != nil {
 			return nil, ctx.Err()
-		case <-time.After(d):
 		}
 	}
 }
@@ -204,13 +203,11 @@ func (c *ShownConsumer) readPartition(ctx context.Context, id int, since time.Ti
 				// The log was truncated or recreated: from the window again.
 				seek, since = true, c.cfg.Now().Add(-c.cfg.Window)
 			}
-			d := backoff(attempt, c.cfg.MaxBackoff)
+			d := retryDelay(attempt, c.cfg.MaxBackoff)
 			attempt++
 			c.cfg.Log.Warn("shown consumer read failed; retrying", "partition", label, "err", err, "retry_in", d)
-			select {
-			case <-ctx.Done():
+			if backoff.Sleep(ctx, d) != nil {
 				return
-			case <-time.After(d):
 			}
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 )
 
 // SinkStore writes a batch of events durably and idempotently by event id
@@ -217,10 +218,10 @@ func (s *Sink) fetch(ctx context.Context, r *kafka.Reader, msgs *[]kafka.Message
 				return ctx.Err()
 			}
 			s.m.brokerErrors.Inc()
-			d := backoff(attempt, s.cfg.MaxBackoff)
+			d := retryDelay(attempt, s.cfg.MaxBackoff)
 			attempt++
 			s.cfg.Log.Warn("sink fetch failed; retrying", "err", err, "retry_in", d)
-			if !sleepCtx(ctx, d) {
+			if backoff.Sleep(ctx, d) != nil {
 				return ctx.Err()
 			}
 			continue
@@ -257,9 +258,9 @@ func (s *Sink) retry(ctx context.Context, what string, n int, write func() error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := backoff(attempt, s.cfg.MaxBackoff)
+		d := retryDelay(attempt, s.cfg.MaxBackoff)
 		s.cfg.Log.Error("sink database write failed; retrying the batch", what, n, "err", err, "retry_in", d)
-		if !sleepCtx(ctx, d) {
+		if backoff.Sleep(ctx, d) != nil {
 			return ctx.Err()
 		}
 	}
@@ -290,21 +291,10 @@ func (s *Sink) commit(ctx context.Context, r *kafka.Reader, msgs []kafka.Message
 			return nil
 		}
 		s.m.brokerErrors.Inc()
-		d := backoff(attempt, s.cfg.MaxBackoff)
+		d := retryDelay(attempt, s.cfg.MaxBackoff)
 		s.cfg.Log.Warn("sink offset commit failed; retrying", "err", err, "retry_in", d)
-		if !sleepCtx(ctx, d) {
+		if backoff.Sleep(ctx, d) != nil {
 			return ctx.Err()
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -7,30 +7,31 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/backoff"
 )
+
+// listenRetry is Listen's wait before reconnecting.
+var listenRetry = backoff.Policy{Initial: time.Second, Max: 30 * time.Second}
 
 // Listen subscribes to channel (LISTEN) on a connection of its own and calls
 // fn with each notification's payload, in order, until ctx ends; it then
 // returns ctx's error. After every (re)subscription it calls fn("") first:
 // notifications sent while it was not listening are lost, so the caller
 // should treat "" as "re-check the current state". When the connection
-// fails it waits (1 s doubling to 30 s, or until ctx ends) and reconnects.
+// fails it waits (about 1 s doubling to 30 s, jittered, or until ctx ends)
+// and reconnects.
 // fn runs on Listen's goroutine; a slow fn delays later notifications (the
 // server queues them). Listen blocks; run it on its own goroutine.
 func (db *DB) Listen(ctx context.Context, channel string, fn func(payload string)) error {
-	backoff := time.Second
-	for {
+	for attempt := 0; ; attempt++ {
 		err := db.listenOnce(ctx, channel, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		_ = err // the connection failed: reconnect after a pause
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		if err := backoff.Sleep(ctx, listenRetry.Delay(attempt)); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

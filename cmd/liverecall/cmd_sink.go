@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -23,7 +25,7 @@ var (
 	sSinkGroup       = defSetting(setting{"sink-group", "LIVERECALL_SINK_GROUP", "liverecall-sink", "consumer group of the sink"})
 	sSinkBatch       = defSetting(setting{"sink-batch-size", "LIVERECALL_SINK_BATCH_SIZE", "5000", "most events the sink writes in one transaction"})
 	sSinkWait        = defSetting(setting{"sink-batch-wait", "LIVERECALL_SINK_BATCH_WAIT", "500ms", "longest a sink batch waits to fill"})
-	sSinkMetrics     = defSetting(setting{"sink-metrics-addr", "LIVERECALL_SINK_METRICS_ADDR", "", "address to serve the sink's /metrics on (empty: none)"})
+	sSinkMetrics     = defSetting(setting{"sink-metrics-addr", "LIVERECALL_SINK_METRICS_ADDR", "", "address to serve the sink's /metrics, /healthz and /readyz on (empty: none)"})
 )
 
 func init() {
@@ -60,15 +62,19 @@ func runSink(ctx context.Context, app *App, args []string) error {
 	reg := prometheus.NewRegistry()
 	m := events.NewMetrics(reg)
 	if *metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// Listen before anything else, so a bad address fails the start.
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return lr.Errorf(lr.EINVALID, "--%s %q: %v", sSinkMetrics.Flag, *metricsAddr, err)
+		}
+		srv := &http.Server{Handler: sinkHTTPHandler(reg, db.Ping), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				app.Log.Error("sink metrics server", "err", err)
 			}
 		}()
 		defer srv.Close()
+		app.Log.Info("sink serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
 	}
 	store := events.SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {
 		r, err := db.WriteEvents(ctx, evs)
@@ -115,4 +121,32 @@ func runSink(ctx context.Context, app *App, args []string) error {
 		return fmt.Errorf("sink: %w", err)
 	}
 	return nil
+}
+
+// sinkHTTPHandler serves the sink's /metrics (from reg), /healthz (200 while
+// the process answers) and /readyz: 200 while ping reaches PostgreSQL within
+// dbPingTimeout, else 503 naming the problem (the sink cannot write without
+// it; it retries meanwhile). The bodies are those of serve's routes.
+func sinkHTTPHandler(reg prometheus.Gatherer, ping func(context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), dbPingTimeout)
+		defer cancel()
+		if err := ping(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "checks": map[string]string{"database": lr.ErrorMessage(err)}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }

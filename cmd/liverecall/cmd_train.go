@@ -89,6 +89,15 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 		return err
 	}
 	defer db.Close()
+	// One embedding training run at a time per database, however started
+	// (the two CronJobs' schedules keep them apart; this holds if not).
+	release, err := db.LockTraining(ctx, func() {
+		app.Log.Info("another training run holds the training lock; waiting for it to end", "model", kind)
+	})
+	if err != nil {
+		return fmt.Errorf("training %s: waiting for the training lock: %w", kind, err)
+	}
+	defer release()
 	var since time.Time
 	if *j.window > 0 {
 		since = time.Now().Add(-*j.window)
