@@ -113,7 +113,7 @@ func TestLiveConsumerScript(t *testing.T) {
 
 	ords := lr.NewOrdinals()
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := NewLiveMetrics(reg)
 	st := live.New(live.Config{Ordinals: ords})
 	c, stop := startLive(t, brokers, st, m)
 	waitReady(t, c, eventually)
@@ -196,7 +196,7 @@ func TestLiveConsumerBrokerLate(t *testing.T) {
 	brokers := []string{"127.0.0.1:" + strconv.Itoa(port)}
 	ords := lr.NewOrdinals()
 	st := live.New(live.Config{Ordinals: ords})
-	m := NewMetrics(nil)
+	m := newMetrics()
 	c, stop := startLive(t, brokers, st, m)
 	defer stop()
 	time.Sleep(700 * time.Millisecond)
@@ -244,7 +244,7 @@ func TestLiveConsumerBrokerGoesAway(t *testing.T) {
 	}
 	p.Close()
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := NewLiveMetrics(reg)
 	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Registerer: reg})
 	c, stop := startLive(t, brokers, st, m)
 	waitReady(t, c, eventually)
