@@ -16,8 +16,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/spans"
 )
 
 // DefaultImpressionTopic is where recall responses are logged.
@@ -72,6 +76,10 @@ type ImpressionConfig struct {
 	Log     *slog.Logger
 	// Registerer, if set, receives the producer's metrics.
 	Registerer prometheus.Registerer
+	// Tracer, if set, traces each write to Kafka ("kafka.produce") and
+	// names that span in each message's traceparent header, so the sink's
+	// batch span links to it; nil: off.
+	Tracer trace.Tracer
 }
 
 // ImpressionProducer writes impressions to Kafka in the background, one
@@ -195,8 +203,22 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		}
 		return s
 	}
+	if len(batch) == 0 {
+		return batch, counts
+	}
+	sctx, span := spans.Start(context.Background(), p.cfg.Tracer, "kafka.produce", trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", p.cfg.Topic),
+			attribute.Int("messaging.batch.message_count", len(batch)))
+	}
+	if h, ok := traceHeader(sctx); ok {
+		for i := range batch {
+			batch[i].Headers = append(batch[i].Headers[:len(batch[i].Headers):len(batch[i].Headers)], h)
+		}
+	}
 	for attempt := 0; len(batch) > 0; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(sctx, 15*time.Second)
 		err := p.w.WriteMessages(ctx, batch...)
 		cancel()
 		if err == nil {
@@ -221,6 +243,7 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		if attempt == 2 {
 			n := sum(counts)
 			p.failed.Add(float64(n))
+			span.SetStatus(codes.Error, err.Error())
 			p.cfg.Log.Warn("impressions not written", "count", n, "pages", len(batch), "err", err)
 			break
 		}
