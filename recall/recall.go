@@ -457,7 +457,7 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		running++
 		launched[i] = true
 		cctx := channelCtx(e.cfg.ChannelBudget[ch.name])
-		go func(i int, ch namedChannel) {
+		go func(i int, ch *namedChannel) {
 			start := time.Now()
 			sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
 			hits, err := ch.fn(sctx, q)
@@ -472,7 +472,7 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 			}
 			span.End()
 			results <- out{i: i, hits: hits, err: err, took: time.Since(start)}
-		}(i, ch)
+		}(i, &funcs[i])
 	}
 	got := make([][]Hit, len(funcs))
 	deadline := time.NewTimer(e.cfg.Budget)
