@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -118,4 +119,18 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.log.LogAttrs(context.Background(), level, "request", attrs...)
 		return err
 	}
+}
+
+// readyGauge is liverecall_ready: 1 while every readiness check passes
+// (what /readyz answers 200 for), else 0, evaluated at each scrape.
+func (s *Server) readyGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "liverecall_ready",
+		Help: "1 while the replica is ready to serve (every /readyz check passes), else 0."}, func() float64 {
+		for _, check := range s.checks {
+			if check() != nil {
+				return 0
+			}
+		}
+		return 1
+	})
 }

@@ -307,3 +307,32 @@ func names(ss []sdktrace.ReadOnlySpan) []string {
 	}
 	return out
 }
+
+// liverecall_ready follows the readiness checks at each scrape.
+func TestReadyGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv := api.New(api.Config{}, slog.New(slog.DiscardHandler), reg, reg)
+	var notReady error = errors.New("no index")
+	srv.AddReadinessCheck("index", func() error { return notReady })
+	srv.AddReadinessCheck("live", func() error { return nil })
+	value := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "liverecall_ready" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("liverecall_ready not exported")
+		return 0
+	}
+	if v := value(); v != 0 {
+		t.Errorf("liverecall_ready = %v with a failing check, want 0", v)
+	}
+	notReady = nil
+	if v := value(); v != 1 {
+		t.Errorf("liverecall_ready = %v with every check passing, want 1", v)
+	}
+}

@@ -54,7 +54,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		Help:    "HTTP request latency by route template, method and status code.",
 		Buckets: []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, 1},
 	}, []string{"route", "method", "code"})
-	reg.MustRegister(s.reqDur)
+	reg.MustRegister(s.reqDur, s.readyGauge())
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.observe)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
