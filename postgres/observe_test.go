@@ -41,7 +41,7 @@ func TestPoolCollector(t *testing.T) {
 	for name, min := range map[string]float64{
 		"liverecall_db_pool_acquired_conns": 1, "liverecall_db_pool_total_conns": 1, "liverecall_db_pool_max_conns": 1,
 		"liverecall_db_pool_acquires_total": 2, // Open's ping and ours
-		"liverecall_db_pool_idle_conns": 0, "liverecall_db_pool_constructing_conns": 0, "liverecall_db_pool_acquire_seconds_total": 0,
+		"liverecall_db_pool_idle_conns":     0, "liverecall_db_pool_constructing_conns": 0, "liverecall_db_pool_acquire_seconds_total": 0,
 		"liverecall_db_pool_empty_acquires_total": 0, "liverecall_db_pool_canceled_acquires_total": 0,
 	} {
 		v, ok := got[name]
