@@ -90,7 +90,12 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.SetRequest(req.WithContext(ctx))
 		}
 
-		err := next(c)
+		if err := next(c); err != nil {
+			// Answered here, not by echo after the middleware, so that
+			// the status logged is the one sent (observe answers most
+			// errors itself, but not a body refused before the handler).
+			c.Error(err)
+		}
 
 		status := c.Response().Status
 		if span.IsRecording() {
@@ -105,7 +110,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			level = slog.LevelDebug
 		}
 		if !s.log.Enabled(context.Background(), level) {
-			return err
+			return nil
 		}
 		attrs := make([]slog.Attr, 0, 7)
 		attrs = append(attrs, slog.String("method", req.Method), slog.String("route", route), slog.Int("status", status),
@@ -117,7 +122,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs = append(attrs, slog.Int64("user_id", uid))
 		}
 		s.log.LogAttrs(context.Background(), level, "request", attrs...)
-		return err
+		return nil
 	}
 }
 

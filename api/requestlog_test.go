@@ -228,6 +228,12 @@ func TestRequestLog(t *testing.T) {
 		t.Errorf("request with a bad traceparent logged as %v", l)
 	}
 
+	// A body refused before the handler is logged with the status sent.
+	status, _, _ := post(t, hs.URL+"/v1/recall", `{"user_id": 7, "context": {"pad": "`+strings.Repeat("x", 1<<20)+`"}}`, map[string]string{"X-Request-ID": "log-5"})
+	if l := logs.requestLine(t, "log-5"); status != 413 || l["status"] != 413.0 {
+		t.Errorf("oversized body answered %d, logged as %v", status, l)
+	}
+
 	hs, logs = newTracedServer(t, nil, slog.LevelDebug)
 	post(t, hs.URL+"/v1/recall", `{"user_id": 7, "k": 2}`, map[string]string{"X-Request-ID": "log-4"})
 	if l := logs.requestLine(t, "log-4"); l["user_id"] != 7.0 {
