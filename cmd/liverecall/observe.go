@@ -25,7 +25,7 @@ const tracerName = "github.com/liverecall/liverecall"
 // (serve, sink): off when no endpoint is configured.
 func setupTracing(app *App, endpoint, service string) (*tracing.Provider, error) {
 	tp, err := tracing.Setup(tracing.Config{Endpoint: endpoint, Service: "liverecall-" + service,
-		Version: releaseVersion(Version, readBuildInfo()), Getenv: app.Getenv})
+		Version: releaseVersion(Version, readBuildInfo()), Getenv: app.Getenv, Log: app.Log})
 	if err != nil {
 		return nil, err
 	}

@@ -7,11 +7,13 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -34,6 +36,9 @@ type Config struct {
 	Version string
 	// Getenv reads the environment; default os.Getenv.
 	Getenv func(string) string
+	// Log receives the exporter's errors (a collector that cannot be
+	// reached: those spans are lost), at warn level. Default: discard.
+	Log *slog.Logger
 }
 
 // Provider is a configured tracer provider. Its zero value (and a nil
@@ -45,23 +50,36 @@ type Provider struct {
 // Setup returns the provider Config asks for: off (Tracer returns nil)
 // when no endpoint is configured, else one exporting spans in batches over
 // OTLP/HTTP. Nothing is sent until a span ends; an unreachable collector
-// only loses spans (the SDK logs it through the otel error handler).
+// only loses spans, logged to cfg.Log (Setup sets OpenTelemetry's global
+// error handler to it when tracing is on).
 func Setup(cfg Config) (*Provider, error) {
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
-	var opts []otlptracehttp.Option
+	// The endpoint: the signal-specific variable (a full URL) when set and
+	// the endpoint is not given otherwise than by the general variable;
+	// else the flag or the general variable (a base URL), as the
+	// specification says. The exporter reads the other OTEL_EXPORTER_OTLP_*
+	// variables (headers, timeout, compression) itself.
+	general, traces := cfg.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), cfg.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	var endpoint, base string
 	switch {
+	case traces != "" && (cfg.Endpoint == "" || cfg.Endpoint == general):
+		endpoint, base = traces, traces
 	case cfg.Endpoint != "":
-		u, err := url.Parse(cfg.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("OTLP endpoint %q: want a URL such as http://collector:4318", cfg.Endpoint)
-		}
-		opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(cfg.Endpoint, "/")+"/v1/traces"))
-	case cfg.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || cfg.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
-		// The exporter reads the standard variables itself.
+		endpoint, base = strings.TrimSuffix(cfg.Endpoint, "/")+"/v1/traces", cfg.Endpoint
+	case general != "":
+		endpoint, base = strings.TrimSuffix(general, "/")+"/v1/traces", general
 	default:
 		return &Provider{}, nil
+	}
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("OTLP endpoint %q: want a URL such as http://collector:4318", base)
+	}
+	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(endpoint)}
+	if cfg.Log != nil {
+		log := cfg.Log
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: spans not exported", "err", err) }))
 	}
 	exp, err := otlptracehttp.New(context.Background(), opts...)
 	if err != nil {
