@@ -78,15 +78,22 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		ctx := req.Context()
-		remote, hasRemote := spans.ParseTraceparent(req.Header.Get(spans.Header))
-		if hasRemote {
-			ctx = trace.ContextWithRemoteSpanContext(ctx, remote)
-		}
-		ctx, span := spans.Start(ctx, s.cfg.Tracer, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
-		if span.IsRecording() {
-			span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", route),
-				attribute.String("liverecall.request_id", rid))
+		// The trace: the caller's (an invalid traceparent is ignored),
+		// continued by the request's span when tracing is on. With
+		// tracing off nothing is built for it.
+		sc, _ := spans.ParseTraceparent(req.Header.Get(spans.Header))
+		var span trace.Span
+		if s.cfg.Tracer != nil {
+			ctx := req.Context()
+			if sc.IsValid() {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+			}
+			ctx, span = s.cfg.Tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			sc = span.SpanContext()
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", route),
+					attribute.String("liverecall.request_id", rid))
+			}
 			c.SetRequest(req.WithContext(ctx))
 		}
 
@@ -98,13 +105,15 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 
 		status := c.Response().Status
-		if span.IsRecording() {
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, "")
+		if span != nil {
+			if span.IsRecording() {
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+				if status >= 500 {
+					span.SetStatus(codes.Error, "")
+				}
 			}
+			span.End()
 		}
-		span.End()
 		level := slog.LevelInfo
 		if quietRoutes[route] {
 			level = slog.LevelDebug
@@ -115,7 +124,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := make([]slog.Attr, 0, 7)
 		attrs = append(attrs, slog.String("method", req.Method), slog.String("route", route), slog.Int("status", status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000), slog.String("request_id", rid))
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		if sc.IsValid() {
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
 		if uid, ok := c.Get(ctxUserID).(int64); ok && s.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -464,7 +464,7 @@ func (c *LiveConsumer) applyLoop(ctx context.Context, parts []*partition, items 
 			}
 		}
 		if len(batch) > 0 {
-			_, span := spans.Start(ctx, c.cfg.Tracer, "live.apply", trace.WithSpanKind(trace.SpanKindConsumer))
+			_, span := spans.StartKind(ctx, c.cfg.Tracer, "live.apply", trace.SpanKindConsumer)
 			c.app.Apply(batch)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.Int("messaging.batch.message_count", len(batch)))

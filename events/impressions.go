@@ -206,7 +206,7 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 	if len(batch) == 0 {
 		return batch, counts
 	}
-	sctx, span := spans.Start(context.Background(), p.cfg.Tracer, "kafka.produce", trace.WithSpanKind(trace.SpanKindProducer))
+	sctx, span := spans.StartKind(context.Background(), p.cfg.Tracer, "kafka.produce", trace.SpanKindProducer)
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", p.cfg.Topic),

@@ -29,7 +29,7 @@ func traceHeader(ctx context.Context) (kafka.Header, bool) {
 // messages' traceparent headers (at most maxBatchLinks).
 func startConsume(ctx context.Context, tracer trace.Tracer, name string, msgs []kafka.Message) (context.Context, trace.Span) {
 	if tracer == nil {
-		return spans.Start(ctx, nil, name)
+		return ctx, trace.SpanFromContext(context.Background())
 	}
 	var links []trace.Link
 	seen := map[trace.SpanID]bool{}

@@ -30,6 +30,17 @@ func Start(ctx context.Context, tracer trace.Tracer, name string, opts ...trace.
 	return tracer.Start(ctx, name, opts...)
 }
 
+// StartKind is Start for a span of the given kind (server, client,
+// producer, consumer). Pass options through it rather than through Start:
+// the options of a call to Start are built, and allocated, even when the
+// tracer is nil; StartKind builds its one only when tracing is on.
+func StartKind(ctx context.Context, tracer trace.Tracer, name string, kind trace.SpanKind) (context.Context, trace.Span) {
+	if tracer == nil {
+		return ctx, off
+	}
+	return tracer.Start(ctx, name, trace.WithSpanKind(kind))
+}
+
 // Header is the W3C trace context header's name.
 const Header = "traceparent"
 

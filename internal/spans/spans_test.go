@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestParseTraceparent(t *testing.T) {
@@ -55,7 +56,9 @@ func TestStartOffAllocatesNothing(t *testing.T) {
 			sp.SetAttributes(attribute.Int("k", 20))
 		}
 		sp.End()
-		if c != ctx {
+		c2, sp2 := StartKind(ctx, nil, "live.apply", trace.SpanKindConsumer)
+		sp2.End()
+		if c != ctx || c2 != ctx {
 			t.Fatal("Start with a nil tracer changed the context")
 		}
 	})
