@@ -51,3 +51,25 @@ func TestBinaryHasNoTestHelpers(t *testing.T) {
 		}
 	}
 }
+
+// OpenTelemetry's SDK and exporter are wired in internal/tracing only: the
+// other packages depend on go.opentelemetry.io/otel/trace (through
+// internal/spans) and nothing else of OpenTelemetry.
+func TestOnlyTracingImportsTheOtelSDK(t *testing.T) {
+	for _, l := range goList(t, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...") {
+		fields := strings.Fields(l)
+		if len(fields) == 0 {
+			continue
+		}
+		pkg := fields[0]
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, "go.opentelemetry.io/") {
+				continue
+			}
+			allowed := imp == "go.opentelemetry.io/otel/trace" || imp == "go.opentelemetry.io/otel/attribute" || imp == "go.opentelemetry.io/otel/codes"
+			if !allowed && pkg != module+"/internal/tracing" {
+				t.Errorf("%s imports %s; only internal/tracing may import OpenTelemetry beyond trace, attribute and codes", pkg, imp)
+			}
+		}
+	}
+}

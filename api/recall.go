@@ -193,8 +193,8 @@ func (s *Server) recall(c echo.Context, r Recommender) error {
 	if err != nil {
 		return err
 	}
-	rid := newRequestID()
-	c.Response().Header().Set(echo.HeaderXRequestID, rid)
+	rid := requestID(c)
+	c.Set(ctxUserID, req.UserID)
 	excl := make([]lr.StreamerID, len(req.Exclude))
 	for i, id := range req.Exclude {
 		excl[i] = lr.StreamerID(id)

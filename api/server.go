@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -22,6 +23,9 @@ type ReadinessCheck func() error
 type Config struct {
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
 	MaxBodyBytes int64
+	// Tracer, if set, traces each request (a server span continuing an
+	// incoming traceparent); nil: tracing off (internal/spans).
+	Tracer trace.Tracer
 }
 
 // Server is the HTTP API. Build it with New, add routes with its Register*
@@ -50,9 +54,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		Help:    "HTTP request latency by route template, method and status code.",
 		Buckets: []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, 1},
 	}, []string{"route", "method", "code"})
-	reg.MustRegister(s.reqDur)
+	reg.MustRegister(s.reqDur, s.readyGauge())
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.observe)
+	e.Use(s.requestLog, s.observe)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
@@ -175,11 +179,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 			status = http.StatusRequestEntityTooLarge
 		}
 	}
+	body.Error.RequestID = requestID(c)
 	if status >= 500 {
-		body.Error.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
-		if body.Error.RequestID == "" {
-			body.Error.RequestID = strconv.FormatInt(time.Now().UnixNano(), 36)
-		}
 		s.log.Error("request failed", "route", c.Path(), "request_id", body.Error.RequestID, "err", err)
 	}
 	if c.Request().Method == http.MethodHead {

@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/backoff"
+	"github.com/liverecall/liverecall/internal/spans"
 	"github.com/liverecall/liverecall/live"
 )
 
@@ -59,8 +62,11 @@ type LiveConfig struct {
 	// unreachable. Default 5 s.
 	MaxBackoff time.Duration
 	Log        *slog.Logger
-	Metrics    *Metrics // shared with the sink if both run; nil creates unregistered ones
+	Metrics    *Metrics // NewLiveMetrics; nil creates unregistered ones
 	Now        func() time.Time
+	// Tracer, if set, traces each batch of events applied to the live
+	// state ("live.apply"); nil: off.
+	Tracer trace.Tracer
 }
 
 func (c *LiveConfig) defaults() {
@@ -89,7 +95,7 @@ func (c *LiveConfig) defaults() {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.Metrics == nil {
-		c.Metrics = NewMetrics(nil)
+		c.Metrics = newMetrics()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -455,7 +461,12 @@ func (c *LiveConsumer) applyLoop(ctx context.Context, parts []*partition, items 
 			}
 		}
 		if len(batch) > 0 {
+			_, span := spans.StartKind(ctx, c.cfg.Tracer, "live.apply", trace.SpanKindConsumer)
 			c.app.Apply(batch)
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.Int("messaging.batch.message_count", len(batch)))
+			}
+			span.End()
 		}
 		for _, it := range its {
 			it.p.next.Store(it.offset + 1)

@@ -198,7 +198,7 @@ func TestDeadLetterOncePerOffset(t *testing.T) {
 func TestDeadLetterTooLargeEvenBounded(t *testing.T) {
 	const topic = "small.dlq"
 	cl := kafkatest.New(t, kafkatest.Topic{Name: topic, Partitions: 1, Configs: map[string]string{"max.message.bytes": "4096"}})
-	m := NewMetrics(nil)
+	m := newMetrics()
 	d := newDeadLetterer(cl.Brokers(), topic, slog.New(slog.DiscardHandler), m, 100*time.Millisecond)
 	defer d.close()
 	src := kafka.Message{Topic: testTopic, Partition: 3, Offset: 77, Key: []byte("9"), Value: []byte(strings.Repeat("v", 20_000))}

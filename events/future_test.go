@@ -24,7 +24,7 @@ func TestFutureVerdictSameLiveAndReplayed(t *testing.T) {
 	const wait = 60 * time.Second
 	run := func(name string, clock time.Duration, produce func()) {
 		t.Helper()
-		m := NewMetrics(nil)
+		m := newMetrics()
 		now := func() time.Time { return time.Now().Add(clock) }
 		c, err := NewLiveConsumer(LiveConfig{Brokers: brokers, Topics: []string{testTopic}, DeadLetterTopic: testDLQ,
 			Lookback: 2 * time.Hour, MaxFuture: maxFuture, Metrics: m, Now: now, LagEvery: 200 * time.Millisecond},

@@ -17,9 +17,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/backoff"
+	"github.com/liverecall/liverecall/internal/spans"
 )
 
 // DefaultImpressionTopic is where recall responses are logged.
@@ -74,6 +78,10 @@ type ImpressionConfig struct {
 	Log     *slog.Logger
 	// Registerer, if set, receives the producer's metrics.
 	Registerer prometheus.Registerer
+	// Tracer, if set, traces each write to Kafka ("kafka.produce") and
+	// names that span in each message's traceparent header, so the sink's
+	// batch span links to it; nil: off.
+	Tracer trace.Tracer
 }
 
 // ImpressionProducer writes impressions to Kafka in the background, one
@@ -211,8 +219,24 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		}
 		return s
 	}
+	if len(batch) == 0 {
+		return batch, counts
+	}
+	// The span's context derives from p.ctx, so that Close giving up ends
+	// the write in flight.
+	sctx, span := spans.StartKind(p.ctx, p.cfg.Tracer, "kafka.produce", trace.SpanKindProducer)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", p.cfg.Topic),
+			attribute.Int("messaging.batch.message_count", len(batch)))
+	}
+	if h, ok := traceHeader(sctx); ok {
+		for i := range batch {
+			batch[i].Headers = append(batch[i].Headers[:len(batch[i].Headers):len(batch[i].Headers)], h)
+		}
+	}
 	for attempt := 0; len(batch) > 0; attempt++ {
-		ctx, cancel := context.WithTimeout(p.ctx, p.writeTimeout)
+		ctx, cancel := context.WithTimeout(sctx, p.writeTimeout)
 		err := p.w.WriteMessages(ctx, batch...)
 		cancel()
 		if err == nil {
@@ -237,6 +261,7 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		if attempt == 2 || backoff.Sleep(p.ctx, retryDelay(attempt, time.Second)) != nil {
 			n := sum(counts)
 			p.failed.Add(float64(n))
+			span.SetStatus(codes.Error, err.Error())
 			p.cfg.Log.Warn("impressions not written", "count", n, "pages", len(batch), "err", err)
 			break
 		}

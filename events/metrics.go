@@ -6,8 +6,9 @@ import (
 	lr "github.com/liverecall/liverecall"
 )
 
-// Metrics are the Prometheus metrics of the Kafka edge. One value is shared
-// by the live consumer and the sink of a process.
+// Metrics are the Prometheus metrics of the Kafka edge: NewLiveMetrics
+// registers those of the live consumer (serve), NewSinkMetrics those of
+// the sink, so neither process exports metrics it never updates.
 type Metrics struct {
 	consumedVec        *prometheus.CounterVec
 	consumedBy         map[lr.EventType]prometheus.Counter
@@ -25,9 +26,36 @@ type Metrics struct {
 	sinkUnpaired       *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics and registers them with reg unless reg is
-// nil.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewLiveMetrics creates the metrics of a process that runs the live
+// consumer (serve) and registers with reg, unless it is nil, the ones the
+// live consumer updates: events consumed, decode failures, lag,
+// staleness, caught-up, broker errors and broker up. The sink's own
+// metrics are not registered, so the process does not export them.
+func NewLiveMetrics(reg prometheus.Registerer) *Metrics {
+	m := newMetrics()
+	if reg != nil {
+		reg.MustRegister(m.consumedVec, m.decodeFailures, m.lag, m.staleness, m.caughtUp, m.brokerErrors, m.brokerUp)
+	}
+	return m
+}
+
+// NewSinkMetrics creates the metrics of the sink's process and registers
+// with reg, unless it is nil, the ones the sink updates: events consumed,
+// decode failures, dead letters and their failures, broker errors, and
+// the sink's batches, events, batch time and unpaired viewer events. The
+// live consumer's lag, staleness, caught-up and broker-up gauges are not
+// registered.
+func NewSinkMetrics(reg prometheus.Registerer) *Metrics {
+	m := newMetrics()
+	if reg != nil {
+		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.brokerErrors,
+			m.sinkBatches, m.sinkEvents, m.sinkSeconds, m.sinkUnpaired)
+	}
+	return m
+}
+
+// newMetrics creates every metric of the Kafka edge, unregistered.
+func newMetrics() *Metrics {
 	m := &Metrics{
 		consumedVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_events_consumed_total",
 			Help: "Events read and decoded, by type."}, []string{"type"}),
@@ -62,10 +90,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, t := range lr.EventTypes {
 		m.consumedBy[t] = m.consumedVec.WithLabelValues(string(t))
-	}
-	if reg != nil {
-		reg.MustRegister(m.consumedVec, m.decodeFailures, m.deadLettered, m.deadLetterFailures, m.lag, m.staleness,
-			m.caughtUp, m.brokerErrors, m.brokerUp, m.sinkBatches, m.sinkEvents, m.sinkSeconds, m.sinkUnpaired)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/backoff"
@@ -52,6 +53,10 @@ type SinkConfig struct {
 	// not decode is dead-lettered whole.
 	ImpressionTopic string
 	Impressions     func(ctx context.Context, imps []lr.Impression) error
+	// Tracer, if set, traces each batch ("sink.batch": decode, database
+	// writes, dead letters and the offset commit), linked to the spans that
+	// produced its messages (their traceparent headers); nil: off.
+	Tracer trace.Tracer
 
 	// afterWrite, if set, runs between the database commit and the offset
 	// commit; an error from it stops Run without committing (tests use it
@@ -113,7 +118,7 @@ func NewSink(cfg SinkConfig, store SinkStore) (*Sink, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+		cfg.Metrics = newMetrics()
 	}
 	s := &Sink{cfg: cfg, store: store, m: cfg.Metrics}
 	s.dlq = newDeadLetterer(cfg.Brokers, cfg.DeadLetterTopic, cfg.Log, s.m, cfg.MaxBackoff)
@@ -147,64 +152,87 @@ func (s *Sink) Run(ctx context.Context) error {
 		}),
 	})
 	defer r.Close()
-	msgs := make([]kafka.Message, 0, s.cfg.BatchSize)
-	evs := make([]lr.Event, 0, s.cfg.BatchSize)
-	var imps []lr.Impression
-	var dead []kafka.Message
+	b := &sinkBatch{msgs: make([]kafka.Message, 0, s.cfg.BatchSize), evs: make([]lr.Event, 0, s.cfg.BatchSize)}
 	for {
-		msgs, evs, imps, dead = msgs[:0], evs[:0], imps[:0], dead[:0]
-		if err := s.fetch(ctx, r, &msgs); err != nil {
+		b.msgs, b.evs, b.imps, b.dead = b.msgs[:0], b.evs[:0], b.imps[:0], b.dead[:0]
+		if err := s.fetch(ctx, r, &b.msgs); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		for _, msg := range msgs {
-			if s.cfg.ImpressionTopic != "" && msg.Topic == s.cfg.ImpressionTopic {
-				page, err := DecodeImpressions(msg.Value)
-				if err != nil {
-					s.m.decodeFailures.Inc()
-					s.cfg.Log.Warn("bad impressions message skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-					dead = append(dead, deadLetter(msg, err))
-					continue
-				}
-				imps = append(imps, page...)
-				continue
+		if err := s.batch(ctx, r, b); err != nil {
+			if err == errCrash {
+				return err
 			}
-			ev, err := Decode(msg.Value, judgedAt(msg, time.Now), s.cfg.MaxFuture)
+			return nil // ctx ended while retrying
+		}
+	}
+}
+
+// sinkBatch is one batch's messages and what they decode to, reused from
+// batch to batch.
+type sinkBatch struct {
+	msgs []kafka.Message
+	evs  []lr.Event
+	imps []lr.Impression
+	dead []kafka.Message
+}
+
+// batch writes one fetched batch (b.msgs, decoded into b's other slices),
+// dead-letters its bad messages and commits its offsets. An error means
+// ctx ended, or errCrash.
+func (s *Sink) batch(ctx context.Context, r *kafka.Reader, b *sinkBatch) error {
+	ctx, span := startConsume(ctx, s.cfg.Tracer, "sink.batch", b.msgs)
+	defer span.End()
+	msgs, evs, imps, dead := b.msgs, b.evs, b.imps, b.dead
+	defer func() { b.evs, b.imps, b.dead = evs, imps, dead }()
+	for _, msg := range msgs {
+		if s.cfg.ImpressionTopic != "" && msg.Topic == s.cfg.ImpressionTopic {
+			page, err := DecodeImpressions(msg.Value)
 			if err != nil {
 				s.m.decodeFailures.Inc()
-				s.cfg.Log.Warn("bad event skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+				s.cfg.Log.Warn("bad impressions message skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
 				dead = append(dead, deadLetter(msg, err))
 				continue
 			}
-			s.m.consumed(ev.Type)
-			evs = append(evs, ev)
+			imps = append(imps, page...)
+			continue
 		}
-		t0 := time.Now()
-		if err := s.write(ctx, evs); err != nil {
-			return nil // ctx ended while retrying
+		ev, err := Decode(msg.Value, judgedAt(msg, time.Now), s.cfg.MaxFuture)
+		if err != nil {
+			s.m.decodeFailures.Inc()
+			s.cfg.Log.Warn("bad event skipped by sink", "topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
+			dead = append(dead, deadLetter(msg, err))
+			continue
 		}
-		if len(imps) > 0 {
-			if err := s.retry(ctx, "impressions", len(imps), func() error { return s.cfg.Impressions(ctx, imps) }); err != nil {
-				return nil
-			}
-		}
-		s.m.sinkSeconds.Observe(time.Since(t0).Seconds())
-		if err := s.dlq.write(ctx, dead); err != nil {
-			return nil // ctx ended while retrying
-		}
-		if s.cfg.afterWrite != nil {
-			if err := s.cfg.afterWrite(); err != nil {
-				return errCrash
-			}
-		}
-		if err := s.commit(ctx, r, msgs); err != nil {
-			return nil
-		}
-		s.m.sinkBatches.Inc()
-		s.m.sinkEvents.Add(float64(len(evs)))
+		s.m.consumed(ev.Type)
+		evs = append(evs, ev)
 	}
+	t0 := time.Now()
+	if err := s.write(ctx, evs); err != nil {
+		return err // ctx ended while retrying
+	}
+	if len(imps) > 0 {
+		if err := s.retry(ctx, "impressions", len(imps), func() error { return s.cfg.Impressions(ctx, imps) }); err != nil {
+			return err
+		}
+	}
+	s.m.sinkSeconds.Observe(time.Since(t0).Seconds())
+	if err := s.dlq.write(ctx, dead); err != nil {
+		return err // ctx ended while retrying
+	}
+	if s.cfg.afterWrite != nil {
+		if err := s.cfg.afterWrite(); err != nil {
+			return errCrash
+		}
+	}
+	if err := s.commit(ctx, r, msgs); err != nil {
+		return err
+	}
+	s.m.sinkBatches.Inc()
+	s.m.sinkEvents.Add(float64(len(evs)))
+	return nil
 }
 
 // fetch fills msgs with one batch: it blocks for the first message, then

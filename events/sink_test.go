@@ -188,7 +188,7 @@ func TestSinkWritesEveryImpressionOnce(t *testing.T) {
 		nEvents.Add(int64(len(evs)))
 		return nil
 	})
-	m := NewMetrics(nil)
+	m := newMetrics()
 	s, err := NewSink(SinkConfig{Brokers: brokers, Topics: []string{testTopic}, DeadLetterTopic: testDLQ, GroupID: "sink-imp",
 		BatchSize: 7, BatchWait: 50 * time.Millisecond, SessionTimeout: 6 * time.Second, Metrics: m, ImpressionTopic: impTopic,
 		Impressions: func(ctx context.Context, imps []lr.Impression) error {
@@ -303,7 +303,7 @@ func TestSinkPairsViewerEventsOncePerSession(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := NewMetrics(nil)
+	m := newMetrics()
 	var seen atomic.Int64
 	// The adapter of the sink subcommand (cmd/liverecall/cmd_sink.go).
 	store := SinkStoreFunc(func(ctx context.Context, evs []lr.Event) error {

@@ -34,13 +34,16 @@ type DB struct {
 }
 
 // Open parses url, connects and pings within ctx. The error names the host
-// and what went wrong, never the password.
-func Open(ctx context.Context, url string) (*DB, error) {
+// and what went wrong, never the password. opts (WithTracer) adjust the pool.
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, &lr.Error{Code: lr.EINVALID, Op: "postgres.Open", Message: "invalid database URL (" + redactParseError(err) + ")"}
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	for _, o := range opts {
+		o(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "postgres.Open", Message: "cannot create pool", Err: err}

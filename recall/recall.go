@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/spans"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/userstore"
 )
@@ -118,6 +122,9 @@ type Config struct {
 	Disabled map[string]bool
 	// Now gives the time. Default time.Now.
 	Now func() time.Time
+	// Tracer, if set, traces each Recall ("recall") and each channel it
+	// runs ("recall.<channel>"); nil: tracing off, at no cost.
+	Tracer trace.Tracer
 }
 
 func (c *Config) defaults() {
@@ -400,6 +407,8 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 	if req.K <= 0 {
 		return nil, lr.Errorf(lr.EINVALID, "k must be positive")
 	}
+	ctx, span := spans.Start(ctx, e.cfg.Tracer, "recall")
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Budget)
 	defer cancel()
 	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now()}
@@ -448,14 +457,22 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		running++
 		launched[i] = true
 		cctx := channelCtx(e.cfg.ChannelBudget[ch.name])
-		go func(i int, fn channelFunc) {
+		go func(i int, ch *namedChannel) {
 			start := time.Now()
-			hits, err := fn(cctx, q)
+			sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
+			hits, err := ch.fn(sctx, q)
 			if err == nil && cctx.Err() != nil {
 				err = cctx.Err()
 			}
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("liverecall.channel", ch.name), attribute.Int("liverecall.candidates", len(hits)))
+				if err != nil {
+					span.SetStatus(codes.Error, err.Error())
+				}
+			}
+			span.End()
 			results <- out{i: i, hits: hits, err: err, took: time.Since(start)}
-		}(i, ch.fn)
+		}(i, &funcs[i])
 	}
 	got := make([][]Hit, len(funcs))
 	deadline := time.NewTimer(e.cfg.Budget)
@@ -513,11 +530,15 @@ wait:
 	}
 	res.UserKnown = res.User.Known()
 	res.Candidates = e.merge(q, funcs, got, res)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("liverecall.k", req.K), attribute.Int("liverecall.candidates", len(res.Candidates)))
+	}
 	return res, nil
 }
 
 type namedChannel struct {
 	name      string
+	spanName  string // "recall." + name, made once
 	fn        channelFunc
 	applies   func(*query) bool
 	needsUser bool // waits for the user's vectors (mf, ncf)
@@ -545,14 +566,18 @@ func (e *Engine) channels() []namedChannel {
 	if e.index != nil {
 		mf, ncf, sess = e.annChannel(lr.ModelMF), e.annChannel(lr.ModelNCF), e.sessionChannel
 	}
-	return []namedChannel{
-		{ChanMF, mf, has(lr.ModelMF), true},
-		{ChanNCF, ncf, has(lr.ModelNCF), true},
-		{ChanSession, sess, always, false},
-		{ChanFollow, e.followChannel, always, false},
-		{ChanTrending, e.trendingChannel, always, false},
-		{ChanFresh, e.freshChannel, always, false},
+	chans := []namedChannel{
+		{ChanMF, "", mf, has(lr.ModelMF), true},
+		{ChanNCF, "", ncf, has(lr.ModelNCF), true},
+		{ChanSession, "", sess, always, false},
+		{ChanFollow, "", e.followChannel, always, false},
+		{ChanTrending, "", e.trendingChannel, always, false},
+		{ChanFresh, "", e.freshChannel, always, false},
 	}
+	for i := range chans {
+		chans[i].spanName = "recall." + chans[i].name
+	}
+	return chans
 }
 
 // merge interleaves channel results round-robin in channel order, each

@@ -11,8 +11,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/spans"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/rerank"
@@ -119,6 +123,9 @@ type Config struct {
 	// times and channel outcomes (for benchmarks; Outcomes is valid only
 	// during the call).
 	Trace func(Trace)
+	// Tracer, if set, traces rerank ("rerank") within the request's span
+	// (the recall engine traces its own stage); nil: tracing off.
+	Tracer trace.Tracer
 }
 
 // Trace is what one request spent where (Config.Trace).
@@ -221,11 +228,19 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 
 	var items []rerank.Item
 	var rerankErr error
+	_, span := spans.Start(ctx, s.cfg.Tracer, "rerank")
 	if s.cfg.RecallOrder {
 		items = recallOrder(res.Candidates, req.K)
 	} else {
 		items, rerankErr = s.rerankSafely(res.Candidates, ncf, req.User, req.Debug, req.K)
 	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("liverecall.candidates", len(res.Candidates)), attribute.Int("liverecall.items", len(items)))
+		if rerankErr != nil {
+			span.SetStatus(codes.Error, rerankErr.Error())
+		}
+	}
+	span.End()
 	if rerankErr != nil {
 		s.rerankFails.Inc()
 		s.cfg.Log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)

@@ -24,6 +24,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	migrate         bool
 	maxBody         int
+	otlpEndpoint    string
 }
 
 func runServe(ctx context.Context, app *App, args []string) error {
@@ -47,7 +48,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
 	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
-	userCache := f.Bytes(sUserCacheBytes)
+	userCache, otlp := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
 	}
@@ -56,7 +57,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		return serviceConfig{}, errUsage
 	}
 	return serviceConfig{
-		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody},
+		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,

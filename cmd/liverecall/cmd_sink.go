@@ -43,24 +43,37 @@ func splitCommaList(s string) []string {
 	return out
 }
 
+// newSinkMetrics makes the sink process's registry: the process metrics
+// (registerProcessMetrics) and the sink's Kafka metrics, nothing of serve.
+func newSinkMetrics(db *postgres.DB) (*metricsRegistry, *events.Metrics) {
+	reg := newMetricsRegistry()
+	registerProcessMetrics(reg, db)
+	return reg, events.NewSinkMetrics(reg)
+}
+
 func runSink(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "sink")
 	dbURL, brokers, topics, dlq := f.String(sDatabaseURL), f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic)
 	group, batch, wait, metricsAddr := f.String(sSinkGroup), f.Int(sSinkBatch), f.Duration(sSinkWait), f.String(sSinkMetrics)
-	impTopic := f.String(sImpressionsTopic)
+	impTopic, otlp := f.String(sImpressionsTopic), f.String(sOTLPEndpoint)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	if len(splitCommaList(*brokers)) == 0 {
 		return lr.Errorf(lr.EINVALID, "no Kafka brokers: set --kafka-brokers or LIVERECALL_KAFKA_BROKERS")
 	}
-	db, err := postgres.Open(ctx, *dbURL)
+	tp, err := setupTracing(app, *otlp, "sink")
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(app, tp)
+	tracer := tp.Tracer(tracerName)
+	db, err := postgres.Open(ctx, *dbURL, postgres.WithTracer(tracer))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	reg := prometheus.NewRegistry()
-	m := events.NewMetrics(reg)
+	reg, m := newSinkMetrics(db)
 	if *metricsAddr != "" {
 		// Listen before anything else, so a bad address fails the start.
 		ln, err := net.Listen("tcp", *metricsAddr)
@@ -90,7 +103,7 @@ func runSink(ctx context.Context, app *App, args []string) error {
 		return nil
 	})
 	s, err := events.NewSink(events.SinkConfig{Brokers: splitCommaList(*brokers), Topics: splitCommaList(*topics), DeadLetterTopic: *dlq,
-		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m,
+		GroupID: *group, BatchSize: *batch, BatchWait: *wait, Log: app.Log, Metrics: m, Tracer: tracer,
 		ImpressionTopic: *impTopic, Impressions: db.WriteImpressions}, store)
 	if err != nil {
 		return err

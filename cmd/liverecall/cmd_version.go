@@ -40,11 +40,9 @@ func readBuildInfo() buildInfo {
 	return b
 }
 
-// versionLine says which build this is without a word that reads as a
-// subcommand: the release version given at build time (-X main.Version),
-// else the module version, else "unreleased"; then the commit when the
-// build stamped one, and the Go version.
-func versionLine(release string, b buildInfo) string {
+// releaseVersion is the release version given at build time (-X
+// main.Version), else the module version, else "unreleased".
+func releaseVersion(release string, b buildInfo) string {
 	v := release
 	if v == "" || v == "dev" {
 		v = b.module
@@ -52,7 +50,15 @@ func versionLine(release string, b buildInfo) string {
 	if v == "" || v == "(devel)" {
 		v = "unreleased"
 	}
-	parts := []string{"liverecall version " + v}
+	return v
+}
+
+// versionLine says which build this is without a word that reads as a
+// subcommand: the release version given at build time (-X main.Version),
+// else the module version, else "unreleased"; then the commit when the
+// build stamped one, and the Go version.
+func versionLine(release string, b buildInfo) string {
+	parts := []string{"liverecall version " + releaseVersion(release, b)}
 	if b.commit != "" {
 		c := b.commit[:min(12, len(b.commit))]
 		if b.modified {

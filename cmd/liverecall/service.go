@@ -9,14 +9,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/tracing"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/recall"
@@ -82,7 +82,7 @@ type service struct {
 	cfg       serviceConfig
 	app       *App
 	db        *postgres.DB
-	reg       *prometheus.Registry
+	reg       *metricsRegistry
 	ords      *lr.Ordinals
 	state     *live.State
 	consumer  *events.LiveConsumer
@@ -95,6 +95,8 @@ type service struct {
 	imps      *events.ImpressionProducer
 	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
 	http      *api.Server
+	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
+	tracer    trace.Tracer      // nil while tracing is off
 	started   time.Time
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
@@ -119,14 +121,21 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		}
 		app.Log.Info("schema current", "version", st.Current)
 	}
-	db, err := postgres.Open(ctx, cfg.databaseURL)
+	tp, err := setupTracing(app, cfg.otlpEndpoint, "serve")
 	if err != nil {
 		return nil, err
 	}
-	s := &service{cfg: cfg, app: app, db: db, reg: prometheus.NewRegistry(), ords: lr.NewOrdinals(), started: time.Now()}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tracer := tp.Tracer(tracerName)
+	db, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithTracer(tracer))
+	if err != nil {
+		shutdownTracing(app, tp)
+		return nil, err
+	}
+	s := &service{cfg: cfg, app: app, db: db, reg: newMetricsRegistry(), ords: lr.NewOrdinals(), started: time.Now(), tracing: tp, tracer: tracer}
+	registerProcessMetrics(s.reg, db)
 	if err := s.build(ctx); err != nil {
 		db.Close()
+		shutdownTracing(app, tp)
 		return nil, err
 	}
 	s.wireHTTP()
@@ -150,11 +159,11 @@ func (s *service) build(ctx context.Context) error {
 	replica := events.NewReplicaID() // names this run's pages in the impressions topic
 	if len(cfg.brokers) > 0 {
 		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
-			Lookback: cfg.lookback, Log: app.Log, Metrics: events.NewMetrics(s.reg)}, s.state)
+			Lookback: cfg.lookback, Log: app.Log, Metrics: events.NewLiveMetrics(s.reg), Tracer: s.tracer}, s.state)
 		if err != nil {
 			return err
 		}
-		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Replica: replica, Log: app.Log, Registerer: s.reg})
+		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Replica: replica, Log: app.Log, Registerer: s.reg, Tracer: s.tracer})
 	} else {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
@@ -163,7 +172,8 @@ func (s *service) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg},
+	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg,
+		Tracer: s.tracer},
 		s.state, s.ords, s.idx, s.users, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
 		// What the other replicas showed counts here too.
@@ -177,7 +187,7 @@ func (s *service) build(ctx context.Context) error {
 	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
 		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
-		Log: app.Log, Registerer: s.reg}
+		Log: app.Log, Registerer: s.reg, Tracer: s.tracer}
 	if s.imps != nil {
 		rc.Impressions = s.imps
 	}
@@ -194,7 +204,7 @@ func (s *service) activeWeights(ctx context.Context) (string, []byte, error) {
 // wireHTTP makes the HTTP edge: routes and readiness.
 func (s *service) wireHTTP() {
 	cfg := s.cfg
-	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody)}, s.app.Log, s.reg, s.reg)
+	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody), Tracer: s.tracer}, s.app.Log, s.reg, s.reg)
 	s.http.RegisterRecall(s.recommend)
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
@@ -333,6 +343,7 @@ func (s *service) Status() api.Status {
 // run serves until ctx ends or a part fails, then shuts down in order:
 // stop taking requests and drain them, then flush impressions.
 func (s *service) run(ctx context.Context, listening chan<- string) error {
+	defer shutdownTracing(s.app, s.tracing)
 	defer s.db.Close()
 	ln, err := net.Listen("tcp", s.cfg.httpAddr)
 	if err != nil {
