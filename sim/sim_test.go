@@ -361,7 +361,7 @@ func TestRunLiveReopensLiveStreams(t *testing.T) {
 		}
 	}
 	viewers := map[lr.StreamID]int{}
-	for i, e := range got[2*len(starts):ann] {
+	for i, e := range got[2*len(starts) : ann] {
 		if joins[e.UserID] != e || (i > 0 && e.TS.Before(got[2*len(starts)+i-1].TS)) {
 			t.Fatalf("re-emitted join %+v, the original was %+v", e, joins[e.UserID])
 		}
