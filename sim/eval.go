@@ -10,16 +10,16 @@ import (
 // each decision the candidates are the streamers live at that moment, and a
 // hit is the streamer the user actually chose appearing in the top K.
 type Quality struct {
-	K        int
-	Choices  int     // decisions evaluated
-	HR       float64 // hit rate at K: share of decisions whose choice was in the top K
-	Hits     int     // decisions whose choice was in the top K
-	NDCG     float64 // mean NDCG at K with one relevant item: 1/log2(rank+2) on a hit
+	K       int
+	Choices int     // decisions evaluated
+	HR      float64 // hit rate at K: share of decisions whose choice was in the top K
+	Hits    int     // decisions whose choice was in the top K
+	NDCG    float64 // mean NDCG at K with one relevant item: 1/log2(rank+2) on a hit
 	// NDCGStdErr is the standard error of NDCG (the sample standard
 	// deviation of the decisions' NDCG over sqrt(Choices); 0 under two
 	// decisions).
 	NDCGStdErr float64
-	MeanLive float64 // mean number of live candidates per decision
+	MeanLive   float64 // mean number of live candidates per decision
 	// NotLive counts recommended streamers that were not live at the
 	// decision; they can never be hits (a recommender should not return them).
 	NotLive int
