@@ -405,8 +405,8 @@ func simulateLive(ctx context.Context, app *App, c simConfig, w *sim.World, to t
 }
 
 func printSummary(summary io.Writer, c simConfig, from, to time.Time, began time.Time, stats sim.Stats, counts postgres.HistoryCounts, pg bool, kafkaSent int64) {
-	fmt.Fprintf(summary, "simulated %d days (%s to %s), seed %d: %d streamers, %d users, in %s\n",
-		c.days, from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(summary, "simulated %s (%s to %s), seed %d: %d streamers, %d users, in %s\n",
+		plural(c.days, "day"), from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(summary, "events: %d", stats.TotalEvents())
 	types := make([]string, 0, len(stats.Events))
 	for t := range stats.Events {
