@@ -53,7 +53,7 @@ type devConfig struct {
 // Defaults of dev's own flags that the README quotes.
 const (
 	devReportAfter = 20 * time.Second
-	devLiveSpeed   = 180
+	devLiveSpeed   = 240
 )
 
 func runDev(ctx context.Context, app *App, args []string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,3 +122,44 @@ func TestReadmeListsEveryDevFlag(t *testing.T) {
 		}
 	}
 }
+
+// With dev's defaults the report's quality line covers at least 500
+// decisions whatever the hour: the accelerated window (--live-speed ×
+// --report-after of simulated time) of the default world holds that many
+// in its quietest hour of the day.
+func TestDevDefaultsCoverFiveHundredDecisions(t *testing.T) {
+	atoi := func(s setting) int {
+		n, err := strconv.Atoi(s.Default)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	w, err := sim.New(sim.Config{Seed: uint64(atoi(sSimSeed)), Users: atoi(sSimUsers), Streamers: atoi(sSimStreamers), Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := time.Duration(devLiveSpeed * float64(devReportAfter))
+	from := w.Config().Start.Add(2 * 24 * time.Hour) // habits settled
+	var times []time.Time
+	if _, err := w.Run(context.Background(), from, from.Add(24*time.Hour+window), ignoreEvent, func(c sim.Choice) error {
+		times = append(times, c.TS)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for h := 0; h < 24; h++ {
+		lo := from.Add(time.Duration(h) * time.Hour)
+		n := 0
+		for _, ts := range times {
+			if !ts.Before(lo) && ts.Before(lo.Add(window)) {
+				n++
+			}
+		}
+		if n < 500 {
+			t.Errorf("a report window starting at %02d:00 UTC covers %d decisions, want at least 500", h, n)
+		}
+	}
+}
+
+func ignoreEvent(lr.Event) error { return nil }
