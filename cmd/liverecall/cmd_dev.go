@@ -23,6 +23,7 @@ import (
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/embedded"
+	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/sim"
 )
@@ -229,7 +230,8 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	sched := newLiveSchedule(time.Now(), c.liveSpeed, c.reportAfter)
 	caughtUp := make(chan struct{})
 	liveDone := make(chan error, 1)
-	go func() { liveDone <- runLiveWorld(svcCtx, w, prod, q, sched, func() { close(caughtUp) }) }()
+	synced := &liveSync{state: svc.state, within: q.client.Timeout}
+	go func() { liveDone <- runLiveWorld(svcCtx, w, prod, q, synced, sched, func() { close(caughtUp) }) }()
 	if c.liveSpeed > 1 {
 		step("ready; the live world starts %s in the past and runs at %gx real time, reaching the clock at the report in %s", humanDuration(lag), c.liveSpeed, c.reportAfter)
 	} else {
@@ -404,7 +406,50 @@ func qualityLine(r sim.Quality, failed int) string {
 		r.K, r.HR, hrLo, hrHi, r.K, r.NDCG, nLo, nHi, plural(r.Choices, "decision"), r.MeanLive, plural(r.NotLive, "not-live recommendation"), plural(failed, "failed request"))
 }
 
-func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *liveQuality, sched liveSchedule, caughtUp func()) error {
+// liveSync lets a decision be scored against a service that knows the live
+// set the simulator had before it: the world runs faster than real time,
+// so the consumer's delay of a few milliseconds is seconds of simulated
+// time, in which streams end. Before each decision it waits (at most
+// within) until the service's live view holds the last start or end of
+// each streamer whose stream started or ended since the previous decision.
+type liveSync struct {
+	state  interface{ FeaturesOf(lr.StreamerID) (live.Features, bool) }
+	within time.Duration
+	last   map[lr.StreamerID]lr.Event
+}
+
+// note records a published event.
+func (l *liveSync) note(e lr.Event) {
+	if e.Type != lr.EventStreamStarted && e.Type != lr.EventStreamEnded {
+		return
+	}
+	if l.last == nil {
+		l.last = map[lr.StreamerID]lr.Event{}
+	}
+	l.last[e.StreamerID] = e
+}
+
+// wait returns once the live view holds every noted event, within has
+// passed, or ctx ended; it forgets the noted events.
+func (l *liveSync) wait(ctx context.Context) {
+	deadline := time.Now().Add(l.within)
+	for id, e := range l.last {
+		for !l.holds(e) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		delete(l.last, id)
+	}
+}
+
+func (l *liveSync) holds(e lr.Event) bool {
+	f, live := l.state.FeaturesOf(e.StreamerID)
+	if e.Type == lr.EventStreamStarted {
+		return live && f.StreamID == e.StreamID
+	}
+	return !live || f.StreamID != e.StreamID
+}
+
+func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *liveQuality, synced *liveSync, sched liveSchedule, caughtUp func()) error {
 	var batch []lr.Event
 	flush := func() error {
 		if len(batch) == 0 {
@@ -416,6 +461,7 @@ func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *l
 	}
 	emit := sched.pace(ctx, func(e lr.Event) error {
 		batch = append(batch, e)
+		synced.note(e)
 		if len(batch) >= 500 {
 			return flush()
 		}
@@ -425,6 +471,7 @@ func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *l
 		if err := flush(); err != nil { // the service should see everything before the decision
 			return err
 		}
+		synced.wait(ctx)
 		return q.choice(c)
 	}
 	_, err := w.RunLive(ctx, sched.simFrom, sched.simFrom.Add(7*24*time.Hour), emit, choice)
