@@ -413,7 +413,9 @@ func qualityLine(r sim.Quality, failed int) string {
 // within) until the service's live view holds the last start or end of
 // each streamer whose stream started or ended since the previous decision.
 type liveSync struct {
-	state  interface{ FeaturesOf(lr.StreamerID) (live.Features, bool) }
+	state interface {
+		FeaturesOf(lr.StreamerID) (live.Features, bool)
+	}
 	within time.Duration
 	last   map[lr.StreamerID]lr.Event
 }
