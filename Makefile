@@ -18,7 +18,12 @@ all: build
 deps:
 	$(GO) mod download
 
+# Says so before compiling when bin/liverecall is missing or older than a
+# source file (the first build takes a while; later ones are cached).
 build: deps
+	@if [ ! -x bin/liverecall ] || [ -n "$$(find . \( -path ./bin -o -path ./.git -o -name node_modules \) -prune -o \( -name '*.go' -o -name go.mod -o -name go.sum -o -path './migrations/*' -o -path './api/static/*' \) -newer bin/liverecall -print -quit)" ]; then \
+	  echo "compiling bin/liverecall (the first build takes a while; later ones are cached) ..."; \
+	fi
 	$(GO) build -buildvcs=auto -o bin/liverecall ./cmd/liverecall
 
 # Redocly's CLI, the OpenAPI linter of `make lint-openapi`: installed with

@@ -42,7 +42,7 @@ type PageItem struct {
 // ItemDebug explains one item.
 type ItemDebug struct {
 	Features map[string]float64 // the reranker's features by name
-	Why      []Contribution     // the largest contributions to the score
+	Why      []Contribution     // the largest positive contributions to the score, largest first, then the negative ones, most negative first
 	Live     LiveFeatures       // the stream's live features when recalled
 	Notes    map[string]string  // e.g. "diversity": why it moved
 }

@@ -36,7 +36,8 @@ func PartitionOf(key []byte, partitions int) int {
 
 // Producer writes events to one topic. It is safe for concurrent use.
 type Producer struct {
-	w *kafka.Writer
+	w     *kafka.Writer
+	stamp func(lr.Event) time.Time
 }
 
 // ProducerConfig configures a Producer.
@@ -52,6 +53,12 @@ type ProducerConfig struct {
 	// Acks: the default waits for every in-sync replica (kafka.RequireAll);
 	// kafka-go's own default is to wait for none.
 	Acks kafka.RequiredAcks
+	// Timestamp, if set, gives each event's Kafka record timestamp (the
+	// time consumers seek by: a replica replays from now - its lookback by
+	// record time). Default: the send time. A simulator replaying history
+	// stamps each record with its event's ts, so that history is not
+	// replayed as if it had just happened.
+	Timestamp func(lr.Event) time.Time
 }
 
 // NewProducer returns a Producer; it connects lazily.
@@ -68,7 +75,7 @@ func NewProducer(cfg ProducerConfig) *Producer {
 	if cfg.Acks == 0 {
 		cfg.Acks = kafka.RequireAll
 	}
-	return &Producer{w: &kafka.Writer{
+	return &Producer{stamp: cfg.Timestamp, w: &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Topic:        cfg.Topic,
 		Balancer:     Partitioner(),
@@ -87,6 +94,9 @@ func (p *Producer) Publish(ctx context.Context, evs ...lr.Event) error {
 	msgs := make([]kafka.Message, len(evs))
 	for i, e := range evs {
 		msgs[i] = kafka.Message{Key: Key(e), Value: Encode(e)}
+		if p.stamp != nil {
+			msgs[i].Time = p.stamp(e)
+		}
 	}
 	return p.WriteRaw(ctx, msgs...)
 }

@@ -340,9 +340,47 @@ func (db *DB) CountHistory(ctx context.Context) (HistoryCounts, error) {
 }
 
 // TruncateHistory empties the history tables (users, streamers, streams,
-// watch_sessions, gifts, follows) in one statement. Models, embeddings,
-// blocks and impressions are left alone.
+// watch_sessions, gifts, follows) and forgets the simulated world they held
+// (sim_world) in one statement. Models, embeddings, blocks and impressions
+// are left alone.
 func (db *DB) TruncateHistory(ctx context.Context) error {
-	_, err := db.Pool.Exec(ctx, `TRUNCATE users, streamers, streams, watch_sessions, gifts, follows`)
+	_, err := db.Pool.Exec(ctx, `TRUNCATE users, streamers, streams, watch_sessions, gifts, follows, sim_world`)
 	return lr.E("postgres.TruncateHistory", lr.EINTERNAL, err)
+}
+
+// SimWorld is the simulated world whose history the history tables hold
+// (see `liverecall simulate`): the same seed, size and start give the same
+// world.
+type SimWorld struct {
+	Seed      uint64
+	Start     time.Time
+	Days      int
+	Streamers int
+	Users     int
+}
+
+// SetSimWorld records w as the world of the history tables, replacing any
+// world recorded before.
+func (db *DB) SetSimWorld(ctx context.Context, w SimWorld) error {
+	_, err := db.Pool.Exec(ctx, `INSERT INTO sim_world (seed, start, days, streamers, users) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (one) DO UPDATE SET seed = EXCLUDED.seed, start = EXCLUDED.start, days = EXCLUDED.days,
+		streamers = EXCLUDED.streamers, users = EXCLUDED.users, loaded_at = now()`,
+		int64(w.Seed), w.Start, w.Days, w.Streamers, w.Users)
+	return lr.E("postgres.SetSimWorld", lr.EINTERNAL, err)
+}
+
+// SimWorldRecorded returns the world recorded by SetSimWorld, and false if
+// none is (history loaded otherwise, or none at all).
+func (db *DB) SimWorldRecorded(ctx context.Context) (SimWorld, bool, error) {
+	var w SimWorld
+	var seed int64
+	err := db.Pool.QueryRow(ctx, `SELECT seed, start, days, streamers, users FROM sim_world`).Scan(&seed, &w.Start, &w.Days, &w.Streamers, &w.Users)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SimWorld{}, false, nil
+	}
+	if err != nil {
+		return SimWorld{}, false, lr.E("postgres.SimWorld", lr.EINTERNAL, err)
+	}
+	w.Seed, w.Start = uint64(seed), w.Start.UTC()
+	return w, true, nil
 }

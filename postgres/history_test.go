@@ -150,3 +150,29 @@ func TestLoadHistoryAbortWritesNothing(t *testing.T) {
 		t.Fatalf("%d users written by an aborted load", c.Users)
 	}
 }
+
+// The simulated world of the history is recorded, replaced by the next
+// load's, and forgotten with the history.
+func TestSimWorldRecorded(t *testing.T) {
+	db := pgtest.Open(t)
+	ctx := context.Background()
+	if _, ok, err := db.SimWorldRecorded(ctx); ok || err != nil {
+		t.Fatalf("empty database: recorded %v, %v", ok, err)
+	}
+	w := postgres.SimWorld{Seed: 7, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Days: 7, Streamers: 50, Users: 500}
+	for _, w := range []postgres.SimWorld{w, {Seed: 8, Start: w.Start.AddDate(0, 0, 1), Days: 3, Streamers: 5, Users: 6}} {
+		if err := db.SetSimWorld(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := db.SimWorldRecorded(ctx)
+		if err != nil || !ok || got != w {
+			t.Fatalf("recorded %+v %v %v, want %+v", got, ok, err, w)
+		}
+	}
+	if err := db.TruncateHistory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := db.SimWorldRecorded(ctx); ok || err != nil {
+		t.Fatalf("after TruncateHistory: recorded %v, %v", ok, err)
+	}
+}

@@ -118,6 +118,16 @@ func TestRecommendLiveStreamersReranked(t *testing.T) {
 		if it.Debug == nil || len(it.Debug.Features) != rerank.NumFeatures || it.Debug.Live.StreamerID != it.StreamerID {
 			t.Fatalf("debug item %+v", it)
 		}
+		// The reasons for first, largest first; then the reasons against.
+		why := it.Debug.Why
+		for j := 1; j < len(why); j++ {
+			if a, b := why[j-1].Effect, why[j].Effect; (a < 0 && b > 0) || (a > 0 && b > a) || (a < 0 && b < a) {
+				t.Fatalf("item %d's why %+v: not positive contributions first, largest first, then negative ones", it.StreamerID, why)
+			}
+		}
+	}
+	if why := page.Items[0].Debug.Why; len(why) < 2 || why[0].Feature != "mf_score" || why[len(why)-1].Feature != "log_stream_age_min" {
+		t.Fatalf("top item's why %+v, want mf_score first and the stream's age (a negative contribution) last", why)
 	}
 	if got := ids(page)[:2]; !slices.Equal(got, []lr.StreamerID{3, 2}) {
 		t.Fatalf("page starts %v, want 3, 2 (9 is nearer than 2 but offline)", got)

@@ -112,7 +112,7 @@ type Item struct {
 	recall.Candidate
 	Score  float64
 	Vector []float64         // the feature vector (logged with impressions)
-	Why    []Contribution    // the largest contributions, when Context.Explain
+	Why    []Contribution    // when Context.Explain: see explain (positive contributions first)
 	Extra  map[string]string // notes, e.g. "diversity: moved down"
 
 	block []float64 // on the first item of a page: every item's Vector, for Release
@@ -353,18 +353,30 @@ func Release(items []Item) {
 	itemsPool.Put(&pagePair{items: items[:0], xs: xs})
 }
 
+// Most contributions an explanation lists: the largest positive ones,
+// then the largest negative ones.
+const (
+	explainPositive = 4
+	explainNegative = 2
+)
+
+// explain lists why an item scored as it did: its positive contributions
+// (weight × value), largest first, at most explainPositive, then its
+// negative ones, most negative first, at most explainNegative. Zero
+// contributions are left out.
 func explain(x []float64, w Weights) []Contribution {
-	var cs []Contribution
+	var pos, neg []Contribution
 	for j := range x {
-		if e := w.W[j] * x[j]; e != 0 {
-			cs = append(cs, Contribution{Feature: FeatureNames[j], Value: x[j], Effect: e})
+		switch e := w.W[j] * x[j]; {
+		case e > 0:
+			pos = append(pos, Contribution{Feature: FeatureNames[j], Value: x[j], Effect: e})
+		case e < 0:
+			neg = append(neg, Contribution{Feature: FeatureNames[j], Value: x[j], Effect: e})
 		}
 	}
-	sort.Slice(cs, func(a, b int) bool { return math.Abs(cs[a].Effect) > math.Abs(cs[b].Effect) })
-	if len(cs) > 4 {
-		cs = cs[:4]
-	}
-	return cs
+	sort.SliceStable(pos, func(a, b int) bool { return pos[a].Effect > pos[b].Effect })
+	sort.SliceStable(neg, func(a, b int) bool { return neg[a].Effect < neg[b].Effect })
+	return append(pos[:min(len(pos), explainPositive)], neg[:min(len(neg), explainNegative)]...)
 }
 
 // diversify takes candidates best first (order) but lets no category hold

@@ -240,3 +240,41 @@ func TestReleaseReusesPages(t *testing.T) {
 	}
 	rerank.Release(nil) // harmless
 }
+
+// An explanation gives the reasons for first: positive contributions,
+// largest first, then the negative ones, most negative first, even when a
+// negative one is the largest in size (here a negative MF score).
+func TestWhyListsPositiveContributionsFirst(t *testing.T) {
+	c := cand(1, "a", -0.9, 400, "session", "trending")
+	c.Features.Age = 3 * time.Hour
+	ctx := &rerank.Context{User: 1, History: []live.Watch{{StreamerID: 1}}, Explain: true}
+	items := rerank.Rank([]recall.Candidate{c}, rerank.DefaultWeights(), ctx, 1)
+	why := items[0].Why
+	if len(why) < 3 {
+		t.Fatalf("explanation %+v, want several contributions", why)
+	}
+	neg := 0
+	for i, c := range why {
+		if c.Effect == 0 {
+			t.Fatalf("zero contribution listed: %+v", why)
+		}
+		if c.Effect < 0 {
+			neg++
+		}
+		if i == 0 {
+			continue
+		}
+		prev := why[i-1]
+		switch {
+		case prev.Effect < 0 && c.Effect > 0:
+			t.Fatalf("a positive contribution after a negative one: %+v", why)
+		case prev.Effect > 0 && c.Effect > 0 && c.Effect > prev.Effect:
+			t.Fatalf("positive contributions not largest first: %+v", why)
+		case prev.Effect < 0 && c.Effect < 0 && c.Effect < prev.Effect:
+			t.Fatalf("negative contributions not most negative first: %+v", why)
+		}
+	}
+	if why[0].Effect <= 0 || neg == 0 || why[len(why)-neg].Feature != "mf_score" {
+		t.Fatalf("explanation %+v, want a positive one first and the negative mf_score first after the positives", why)
+	}
+}

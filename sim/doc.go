@@ -28,6 +28,6 @@
 // (availability-aware HR@K and NDCG@K: the candidates are the streamers
 // live at that moment). History turns the event stream into history-table
 // rows. RunLive starts a window for a consumer with no earlier state (it
-// announces the streams already live), and Pace plays events at real or
-// accelerated speed.
+// announces the streams already live and the viewers already watching
+// them), and Pace plays events at real or accelerated speed.
 package sim

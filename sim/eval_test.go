@@ -111,3 +111,37 @@ func TestEvaluatorArithmetic(t *testing.T) {
 		t.Fatalf("%+v", q)
 	}
 }
+
+// The intervals printed with a quality line: Wilson's for the hit rate
+// (reference values from its closed form, e.g. 81 of 263: [0.2553,
+// 0.3662]) and the normal one for the mean NDCG.
+func TestQualityIntervals(t *testing.T) {
+	near := func(a, b float64) bool { return a-b < 5e-5 && b-a < 5e-5 }
+	for _, c := range []struct {
+		k, n   int
+		lo, hi float64
+	}{
+		{81, 263, 0.2553, 0.3662},
+		{0, 10, 0, 0.2775},
+		{10, 10, 0.7225, 1},
+		{1, 2, 0.0945, 0.9055},
+		{0, 0, 0, 1},
+	} {
+		if lo, hi := sim.Wilson(c.k, c.n, 1.959963984540054); !near(lo, c.lo) || !near(hi, c.hi) {
+			t.Errorf("Wilson(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, lo, hi, c.lo, c.hi)
+		}
+	}
+	isLive := func(lr.StreamerID) bool { return true }
+	e := sim.NewEvaluator(3)
+	ts := time.Unix(0, 0)
+	e.Add(sim.Choice{TS: ts, Streamer: 5, IsLive: isLive}, []lr.StreamerID{5}) // NDCG 1
+	e.Add(sim.Choice{TS: ts, Streamer: 6, IsLive: isLive}, []lr.StreamerID{5}) // NDCG 0
+	q := e.Result()
+	if lo, hi := q.HRInterval(); q.Hits != 1 || !near(lo, 0.0945) || !near(hi, 0.9055) {
+		t.Fatalf("1 hit of 2: %+v, interval [%v, %v]", q, lo, hi)
+	}
+	// Values 1 and 0: sample standard deviation sqrt(0.5), standard error 0.5.
+	if lo, hi := q.NDCGInterval(); !near(q.NDCGStdErr, 0.5) || lo != 0 || hi != 1 {
+		t.Fatalf("NDCG %v ± %v: [%v, %v]", q.NDCG, q.NDCGStdErr, lo, hi)
+	}
+}

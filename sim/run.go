@@ -45,7 +45,10 @@ type Stats struct {
 	HabitChoices  int64 // of which came from habit rather than exploration
 	NoLive        int64 // visits that found nobody live
 	WatchSeconds  int64 // total of the windows' watch sessions, counted at viewer.left
-	Reopened      int64 // stream.started events re-emitted by RunLive (not in Events)
+	Reopened      int64 // streams already live that RunLive announced (not in Events)
+	// ReopenedViewers counts the viewer.joined events RunLive re-emitted
+	// for the viewers already watching (not in Events).
+	ReopenedViewers int64
 }
 
 // RepeatShare is RepeatChoices / Choices (0 with no choices).
@@ -153,9 +156,15 @@ type runner struct {
 	liveFn func(dst []lr.StreamerID) []lr.StreamerID
 	isLive func(lr.StreamerID) bool
 
-	// for RunLive: the id counter and time of each live stream's start event
+	// for RunLive: the id counter and time of each live stream's start
+	// event, and of each user's current watch (uWatchS: streamer + 1, 0
+	// when not watching), allocated only when reopen
 	sStartSeq []uint64
 	sStartTS  []int64
+	uWatchS   []int32
+	uJoinSeq  []uint64
+	uJoinTS   []int64
+	uWatchID  []int64
 	reopen    bool
 }
 
@@ -181,11 +190,17 @@ func (w *World) Run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 
 // RunLive is Run for a consumer that starts at from with no earlier state
 // (a live service reading a topic that holds only this window): before the
-// window's first event it re-emits the original stream.started event (same
-// id, same time, before from) of every stream already live at from, in
-// stream id order, so that the consumer knows what is live. Viewers already
-// watching at from are not re-emitted: their viewer.left comes without a
-// viewer.joined. Stats.Reopened counts the re-emitted events.
+// window's first event it announces what is live at from, so the consumer
+// starts from the simulator's truth. For every stream already live, in
+// stream id order, it re-emits the original stream.started event (same id,
+// same time, before from) followed by a stream.heartbeat at from (id: the
+// start's id + "-hb" + from in Unix ms), so a consumer that expires silent
+// streams keeps a stream started hours ago; then, in the order they joined,
+// the original viewer.joined event (same id, same time) of every viewer
+// watching at from, so the streams' audiences are right from the start and
+// the later viewer.left events pair with a join. Stats.Reopened counts the
+// streams announced and Stats.ReopenedViewers the joins re-emitted; neither
+// is in Stats.Events.
 func (w *World) RunLive(ctx context.Context, from, to time.Time, emit func(lr.Event) error, choice func(Choice) error) (Stats, error) {
 	return w.run(ctx, from, to, emit, choice, true)
 }
@@ -218,6 +233,10 @@ func (w *World) run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 		sStartSeq: make([]uint64, ns),
 		sStartTS:  make([]int64, ns),
 		reopen:    reopen,
+	}
+	if reopen {
+		rn.uWatchS, rn.uJoinSeq = make([]int32, nu), make([]uint64, nu)
+		rn.uJoinTS, rn.uWatchID = make([]int64, nu), make([]int64, nu)
 	}
 	rn.idPrefix = append(rn.idPrefix, '-')
 	rn.liveFn = func(dst []lr.StreamerID) []lr.StreamerID {
@@ -304,6 +323,9 @@ func (rn *runner) step(it item) error {
 		return rn.visit(it.ts, it.user, it.amount != 0)
 	case kLeave:
 		rn.sViewers[it.streamer]--
+		if rn.uWatchS != nil {
+			rn.uWatchS[it.user] = 0
+		}
 		if rn.in(it.ts) {
 			rn.stats.WatchSeconds += int64(it.amount)
 		}
@@ -339,13 +361,35 @@ func (rn *runner) startEvent(s int32) lr.Event {
 		Title: cat + " with " + streamerName(w.cfg.Seed, int(s)) + " #" + strconv.FormatInt(id, 10), V: lr.EventVersion}
 }
 
-// reopenLive re-emits the start events of the streams live now (RunLive).
+// reopenLive announces the streams live now and their viewers (RunLive).
 func (rn *runner) reopenLive() error {
 	live := slices.Clone(rn.liveList)
 	slices.SortFunc(live, func(a, b int32) int { return cmp.Compare(rn.sStream[a], rn.sStream[b]) })
+	at := time.UnixMilli(rn.from).UTC()
+	hb := "-hb" + strconv.FormatInt(rn.from, 10)
 	for _, s := range live {
 		rn.stats.Reopened++
-		if err := rn.emit(rn.startEvent(s)); err != nil {
+		e := rn.startEvent(s)
+		if err := rn.emit(e); err != nil {
+			return err
+		}
+		if err := rn.emit(lr.Event{ID: e.ID + hb, Type: lr.EventStreamHeartbeat, TS: at, StreamerID: e.StreamerID, StreamID: e.StreamID, V: lr.EventVersion}); err != nil {
+			return err
+		}
+	}
+	var watching []int32
+	for u, s := range rn.uWatchS {
+		if s != 0 {
+			watching = append(watching, int32(u))
+		}
+	}
+	slices.SortFunc(watching, func(a, b int32) int { return cmp.Compare(rn.uJoinSeq[a], rn.uJoinSeq[b]) })
+	for _, u := range watching {
+		rn.stats.ReopenedViewers++
+		rn.idBuf = strconv.AppendUint(append(rn.idBuf[:0], rn.idPrefix...), rn.uJoinSeq[u], 10)
+		e := lr.Event{ID: string(rn.idBuf), Type: lr.EventViewerJoined, TS: time.UnixMilli(rn.uJoinTS[u]).UTC(),
+			StreamerID: StreamerID(int(rn.uWatchS[u] - 1)), StreamID: lr.StreamID(rn.uWatchID[u]), UserID: UserID(int(u)), V: lr.EventVersion}
+		if err := rn.emit(e); err != nil {
 			return err
 		}
 	}
@@ -535,6 +579,9 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 		if err != nil {
 			return err
 		}
+	}
+	if rn.uWatchS != nil {
+		rn.uWatchS[u], rn.uJoinSeq[u], rn.uJoinTS[u], rn.uWatchID[u] = s+1, rn.eseq, ts, stream
 	}
 	if err := rn.event2(ts, lr.EventViewerJoined, s, stream, u); err != nil {
 		return err

@@ -314,18 +314,25 @@ func TestBadConfigAndWindow(t *testing.T) {
 }
 
 // RunLive tells a consumer that starts at the window what is already live:
-// the original start events (same id and time) come first.
+// the original start events (same id and time), each followed by a
+// heartbeat at the window's start, then the original joins of the viewers
+// watching then, which are exactly the viewers the simulator holds.
 func TestRunLiveReopensLiveStreams(t *testing.T) {
 	w := world(t, 13, 200, 1000)
 	st := w.Config().Start
 	from, to := st.Add(day+20*time.Hour), st.Add(day+21*time.Hour)
 	starts := map[lr.StreamerID]lr.Event{} // open at from, from the whole run
+	joins := map[lr.UserID]lr.Event{}      // viewers watching at from
 	if _, err := w.Run(context.Background(), st, from, func(e lr.Event) error {
 		switch e.Type {
 		case lr.EventStreamStarted:
 			starts[e.StreamerID] = e
 		case lr.EventStreamEnded:
 			delete(starts, e.StreamerID)
+		case lr.EventViewerJoined:
+			joins[e.UserID] = e
+		case lr.EventViewerLeft:
+			delete(joins, e.UserID)
 		}
 		return nil
 	}, nil); err != nil {
@@ -340,22 +347,56 @@ func TestRunLiveReopensLiveStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(starts) < 5 || stats.Reopened != int64(len(starts)) || len(got) != len(plain)+len(starts) {
-		t.Fatalf("%d live at from, reopened %d, %d events vs %d plain", len(starts), stats.Reopened, len(got), len(plain))
+	ann := 2*len(starts) + len(joins)
+	if len(starts) < 5 || len(joins) < 5 || stats.Reopened != int64(len(starts)) || stats.ReopenedViewers != int64(len(joins)) || len(got) != len(plain)+ann {
+		t.Fatalf("%d live and %d watching at from, reopened %d and %d, %d events vs %d plain", len(starts), len(joins), stats.Reopened, stats.ReopenedViewers, len(got), len(plain))
 	}
-	for i, e := range got[:len(starts)] {
-		if starts[e.StreamerID] != e || (i > 0 && e.StreamID < got[i-1].StreamID) {
+	for i := 0; i < 2*len(starts); i += 2 {
+		e, hb := got[i], got[i+1]
+		if starts[e.StreamerID] != e || (i > 0 && e.StreamID < got[i-2].StreamID) {
 			t.Fatalf("re-emitted %+v, the original was %+v", e, starts[e.StreamerID])
 		}
+		if hb.Type != lr.EventStreamHeartbeat || !hb.TS.Equal(from) || hb.StreamID != e.StreamID || hb.StreamerID != e.StreamerID || hb.ID == e.ID {
+			t.Fatalf("after %+v came %+v, want its heartbeat at %s", e, hb, from)
+		}
 	}
-	if !slices.Equal(got[len(starts):], plain) {
+	viewers := map[lr.StreamID]int{}
+	for i, e := range got[2*len(starts) : ann] {
+		if joins[e.UserID] != e || (i > 0 && e.TS.Before(got[2*len(starts)+i-1].TS)) {
+			t.Fatalf("re-emitted join %+v, the original was %+v", e, joins[e.UserID])
+		}
+		if _, live := starts[e.StreamerID]; !live {
+			t.Fatalf("join %+v of a stream not live", e)
+		}
+		viewers[e.StreamID]++
+	}
+	// Every viewer.left in the window of a join before it pairs with an
+	// announced join.
+	left := map[lr.UserID]bool{}
+	for _, e := range plain {
+		switch e.Type {
+		case lr.EventViewerJoined:
+			left[e.UserID] = true // later leaves are of this window's joins
+		case lr.EventViewerLeft:
+			if !left[e.UserID] {
+				if j, ok := joins[e.UserID]; !ok || j.StreamID != e.StreamID {
+					t.Fatalf("leave %+v without an announced join", e)
+				}
+				left[e.UserID] = true
+			}
+		}
+	}
+	if len(viewers) < 3 {
+		t.Fatalf("announced viewers in only %d streams", len(viewers))
+	}
+	if !slices.Equal(got[ann:], plain) {
 		t.Fatal("RunLive's window events differ from Run's")
 	}
 	// A window too short to hold any event of its own still announces them.
 	got = got[:0]
 	stats, err = w.RunLive(context.Background(), from, from.Add(time.Millisecond), func(e lr.Event) error { got = append(got, e); return nil }, nil)
-	if err != nil || stats.Reopened != int64(len(starts)) || len(got) != len(starts) {
-		t.Fatalf("1 ms window: %d events, %d reopened, want %d (%v)", len(got), stats.Reopened, len(starts), err)
+	if err != nil || stats.Reopened != int64(len(starts)) || len(got) != ann {
+		t.Fatalf("1 ms window: %d events, %d reopened, want %d (%v)", len(got), stats.Reopened, ann, err)
 	}
 }
 

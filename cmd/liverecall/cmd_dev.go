@@ -12,6 +12,8 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/embedded"
+	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/sim"
 )
@@ -45,7 +48,14 @@ type devConfig struct {
 	reportAfter time.Duration
 	requests    int
 	fresh       bool
+	liveSpeed   float64
 }
+
+// Defaults of dev's own flags that the README quotes.
+const (
+	devReportAfter = 20 * time.Second
+	devLiveSpeed   = 240
+)
 
 func runDev(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "dev")
@@ -55,14 +65,37 @@ func runDev(ctx context.Context, app *App, args []string) error {
 	brokers := f.String(sKafkaBrokers)
 	days, streamers, users, seed := f.Int(sSimDays), f.Int(sSimStreamers), f.Int(sSimUsers), f.Int(sSimSeed)
 	ncfEpochs := f.FlagSet.Int("ncf-epochs", 0, "NeuMF epochs (0: the tuned default)")
-	reportAfter := f.FlagSet.Duration("report-after", 20*time.Second, "how long live traffic runs before the report")
+	reportAfter := f.FlagSet.Duration("report-after", devReportAfter, "how long live traffic runs before the report (the live world's accelerated window)")
 	requests := f.FlagSet.Int("requests", 2000, "recall requests sent to measure latency")
 	fresh := f.FlagSet.Bool("fresh", false, "simulate and train again even if the database already has history and models")
+	liveSpeed := f.FlagSet.Float64("live-speed", devLiveSpeed, "until the report the live world runs this many times faster than real time, starting far enough in the past to catch up with the clock at the report, then in real time (1: real time throughout)")
+	logFile := f.FlagSet.String("log-file", filepath.Join(os.TempDir(), "liverecall-dev.log"), "file the service's JSON logs go to, so they do not bury the report (-: stderr)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(app.Stderr, "liverecall dev: unexpected argument %q\n", f.Arg(0))
+		return errUsage
+	}
+	switch {
+	case *liveSpeed < 1 || math.IsInf(*liveSpeed, 0) || math.IsNaN(*liveSpeed):
+		return lr.Errorf(lr.EINVALID, "--live-speed %v: want 1 (real time) or more", *liveSpeed)
+	case *reportAfter <= 0:
+		return lr.Errorf(lr.EINVALID, "--report-after %s: want a positive duration", *reportAfter)
+	}
+	if *logFile != "-" {
+		fh, err := os.Create(*logFile)
+		if err != nil {
+			return lr.Errorf(lr.EINVALID, "--log-file: %v", err)
+		}
+		defer fh.Close()
+		logged := *app
+		logged.Log = newLogger(fh, app.Getenv(sLogLevel.Env), firstNonEmpty(app.Getenv(sLogFormat.Env), sLogFormat.Default))
+		app = &logged
+		fmt.Fprintf(app.Stdout, "==> logs: %s (--log-file changes it)\n", *logFile)
+	}
 	return dev(ctx, app, devConfig{databaseURL: *dbURL, httpAddr: *addr, brokers: splitCommaList(*brokers), days: *days, streamers: *streamers,
-		users: *users, seed: uint64(*seed), ncfEpochs: *ncfEpochs, reportAfter: *reportAfter, requests: *requests, fresh: *fresh})
+		users: *users, seed: uint64(*seed), ncfEpochs: *ncfEpochs, reportAfter: *reportAfter, requests: *requests, fresh: *fresh, liveSpeed: *liveSpeed})
 }
 
 func firstNonEmpty(s ...string) string {
@@ -104,11 +137,26 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 		step("kafka: using %s", strings.Join(c.brokers, ","))
 	}
 
-	// The same world (seed, size, start) serves the history and the live part.
-	start := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -c.days)
+	// The same world (seed, size, start) serves the history and the live
+	// part: a database that holds this world's history gives its start; one
+	// that holds another world's (or history of unknown origin) is
+	// simulated again, and the models trained again.
+	start := defaultSimStart(c.days)
 	have, err := db.CountHistory(ctx)
 	if err != nil {
 		return err
+	}
+	if have.Watches > 0 && !c.fresh {
+		rec, ok, err := db.SimWorldRecorded(ctx)
+		switch {
+		case err != nil:
+			return err
+		case ok && rec.Seed == c.seed && rec.Streamers == c.streamers && rec.Users == c.users:
+			start = rec.Start
+		default:
+			step("the history in the database is not of this world (seed %d, %d streamers, %d users): simulating and training again", c.seed, c.streamers, c.users)
+			c.fresh = true
+		}
 	}
 	if c.fresh || have.Watches == 0 {
 		step("simulating %d days of history: %d streamers, %d users (seed %d)", c.days, c.streamers, c.users, c.seed)
@@ -117,7 +165,7 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 			return err
 		}
 	} else {
-		step("history already in the database (%d watch sessions); --fresh simulates again", have.Watches)
+		step("history already in the database (%s from %s); --fresh simulates again", plural(have.Watches, "watch session"), start.Format(time.DateOnly))
 	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		if _, err := db.ActiveModel(ctx, kind); err == nil && !c.fresh {
@@ -134,12 +182,20 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 		}
 	}
 
+	// The live world runs faster than real time until the report, starting
+	// lag in the past so as to reach the clock then (see liveSchedule): the
+	// live view must keep streams, viewers and users that long behind the
+	// clock, so its expiry, idle time and replay window grow by lag.
+	lag := time.Duration((c.liveSpeed - 1) * float64(c.reportAfter))
 	token := randomToken()
 	cfg, err := parseServiceFlags(app, "dev", []string{"--database-url", c.databaseURL, "--http-addr", c.httpAddr,
 		"--kafka-brokers", strings.Join(c.brokers, ","), "--admin-token", token})
 	if err != nil {
 		return err
 	}
+	cfg.expiry += lag
+	cfg.userIdle += lag
+	cfg.lookback += lag
 	svcCtx, stopSvc := context.WithCancel(ctx)
 	defer stopSvc()
 	svc, err := newService(svcCtx, app, cfg)
@@ -157,9 +213,12 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	}
 	base := "http://" + addr
 	step("serving on %s", base)
+	if err := waitReady(ctx, base, 3*time.Minute); err != nil {
+		return err
+	}
 
-	// The world goes on live, in real time: streams already live now are
-	// announced first, then events follow the clock. Every user decision is
+	// The world goes on live: streams already live are announced with their
+	// audiences, then events follow the schedule. Every user decision is
 	// scored against what the service recommends at that moment.
 	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
 	if err != nil {
@@ -168,15 +227,18 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	prod := events.NewProducer(events.ProducerConfig{Brokers: c.brokers})
 	defer prod.Close()
 	q := &liveQuality{eval: sim.NewEvaluator(10), client: &http.Client{Timeout: 2 * time.Second}, url: base + "/v1/recall"}
+	sched := newLiveSchedule(time.Now(), c.liveSpeed, c.reportAfter)
+	caughtUp := make(chan struct{})
 	liveDone := make(chan error, 1)
-	go func() { liveDone <- runLiveWorld(svcCtx, w, prod, q) }()
-
-	if err := waitReady(ctx, base, 3*time.Minute); err != nil {
-		return err
+	synced := &liveSync{state: svc.state, within: q.client.Timeout}
+	go func() { liveDone <- runLiveWorld(svcCtx, w, prod, q, synced, sched, func() { close(caughtUp) }) }()
+	if c.liveSpeed > 1 {
+		step("ready; the live world starts %s in the past and runs at %gx real time, reaching the clock at the report in %s", humanDuration(lag), c.liveSpeed, c.reportAfter)
+	} else {
+		step("ready; letting live traffic run for %s", c.reportAfter)
 	}
-	step("ready; letting live traffic run for %s", c.reportAfter)
 	select {
-	case <-time.After(c.reportAfter):
+	case <-caughtUp:
 	case <-ctx.Done():
 	case err := <-liveDone:
 		if err != nil && ctx.Err() == nil {
@@ -195,6 +257,62 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	err = <-svcDone
 	fmt.Fprintf(out, "stopped; live quality over the whole run: %s\n", q.result())
 	return err
+}
+
+// liveSchedule maps the live world's time onto the wall clock: from wall0,
+// the world runs at speed times real time from simFrom = wall0 - (speed-1)
+// × window, so that it reaches the clock at catchUp = wall0 + window; from
+// then on it runs in real time, event time equal to the clock. Event times
+// so never run ahead of the clock (which the service would refuse beyond
+// its MaxFuture), and they lag it by at most (speed-1) × window.
+type liveSchedule struct {
+	wall0, simFrom, catchUp time.Time
+	speed                   float64
+}
+
+func newLiveSchedule(now time.Time, speed float64, window time.Duration) liveSchedule {
+	now = now.UTC().Truncate(time.Millisecond)
+	lag := time.Duration((speed - 1) * float64(window))
+	return liveSchedule{wall0: now, simFrom: now.Add(-lag), catchUp: now.Add(window), speed: speed}
+}
+
+// due is the wall-clock time at which the event of time ts is sent.
+func (s liveSchedule) due(ts time.Time) time.Time {
+	if !ts.Before(s.catchUp) {
+		return ts
+	}
+	return s.wall0.Add(time.Duration(float64(ts.Sub(s.simFrom)) / s.speed))
+}
+
+// pace wraps emit so that each event goes out at its due time (at once if
+// that has passed), calling flush before each wait, and calls caughtUp
+// once, before the first event of time catchUp or later: every event and
+// decision before the catch-up has then been sent and scored.
+func (s liveSchedule) pace(ctx context.Context, emit func(lr.Event) error, flush func() error, caughtUp func()) func(lr.Event) error {
+	var timer *time.Timer
+	return func(e lr.Event) error {
+		if caughtUp != nil && !e.TS.Before(s.catchUp) {
+			caughtUp()
+			caughtUp = nil
+		}
+		if wait := time.Until(s.due(e.TS)); wait > time.Millisecond {
+			if err := flush(); err != nil {
+				return err
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			}
+		}
+		return emit(e)
+	}
 }
 
 func randomToken() string {
@@ -275,13 +393,65 @@ func (q *liveQuality) choice(c sim.Choice) error {
 func (q *liveQuality) result() string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	r := q.eval.Result()
-	return fmt.Sprintf("HR@10 %.3f, NDCG@10 %.3f over %d decisions (mean %.0f live streamers each, %d not-live recommendations, %d failed requests)",
-		r.HR, r.NDCG, r.Choices, r.MeanLive, r.NotLive, q.errs)
+	return qualityLine(q.eval.Result(), q.errs)
 }
 
-func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *liveQuality) error {
-	now := time.Now()
+// qualityLine is the quality against the ground truth with 95% intervals:
+// Wilson's for the hit rate (a proportion), the normal approximation for
+// the mean NDCG.
+func qualityLine(r sim.Quality, failed int) string {
+	hrLo, hrHi := r.HRInterval()
+	nLo, nHi := r.NDCGInterval()
+	return fmt.Sprintf("HR@%d %.3f (95%% Wilson interval %.3f–%.3f), NDCG@%d %.3f (95%% interval %.3f–%.3f) over %s (mean %.0f live streamers each, %s, %s)",
+		r.K, r.HR, hrLo, hrHi, r.K, r.NDCG, nLo, nHi, plural(r.Choices, "decision"), r.MeanLive, plural(r.NotLive, "not-live recommendation"), plural(failed, "failed request"))
+}
+
+// liveSync lets a decision be scored against a service that knows the live
+// set the simulator had before it: the world runs faster than real time,
+// so the consumer's delay of a few milliseconds is seconds of simulated
+// time, in which streams end. Before each decision it waits (at most
+// within) until the service's live view holds the last start or end of
+// each streamer whose stream started or ended since the previous decision.
+type liveSync struct {
+	state interface {
+		FeaturesOf(lr.StreamerID) (live.Features, bool)
+	}
+	within time.Duration
+	last   map[lr.StreamerID]lr.Event
+}
+
+// note records a published event.
+func (l *liveSync) note(e lr.Event) {
+	if e.Type != lr.EventStreamStarted && e.Type != lr.EventStreamEnded {
+		return
+	}
+	if l.last == nil {
+		l.last = map[lr.StreamerID]lr.Event{}
+	}
+	l.last[e.StreamerID] = e
+}
+
+// wait returns once the live view holds every noted event, within has
+// passed, or ctx ended; it forgets the noted events.
+func (l *liveSync) wait(ctx context.Context) {
+	deadline := time.Now().Add(l.within)
+	for id, e := range l.last {
+		for !l.holds(e) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		delete(l.last, id)
+	}
+}
+
+func (l *liveSync) holds(e lr.Event) bool {
+	f, live := l.state.FeaturesOf(e.StreamerID)
+	if e.Type == lr.EventStreamStarted {
+		return live && f.StreamID == e.StreamID
+	}
+	return !live || f.StreamID != e.StreamID
+}
+
+func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *liveQuality, synced *liveSync, sched liveSchedule, caughtUp func()) error {
 	var batch []lr.Event
 	flush := func() error {
 		if len(batch) == 0 {
@@ -291,26 +461,22 @@ func runLiveWorld(ctx context.Context, w *sim.World, prod *events.Producer, q *l
 		batch = batch[:0]
 		return err
 	}
-	emit := sim.Pace(ctx, now, 1, func(e lr.Event) error {
+	emit := sched.pace(ctx, func(e lr.Event) error {
 		batch = append(batch, e)
-		if e.Type == lr.EventStreamStarted && e.TS.Before(now) {
-			// A stream already live when the world goes live was started
-			// long ago: a heartbeat now keeps expiry from ending it before
-			// its own next heartbeat.
-			batch = append(batch, lr.Event{ID: e.ID + "-hb", Type: lr.EventStreamHeartbeat, TS: now, StreamerID: e.StreamerID, StreamID: e.StreamID, V: lr.EventVersion})
-		}
+		synced.note(e)
 		if len(batch) >= 500 {
 			return flush()
 		}
 		return nil
-	}, flush)
+	}, flush, caughtUp)
 	choice := func(c sim.Choice) error {
 		if err := flush(); err != nil { // the service should see everything before the decision
 			return err
 		}
+		synced.wait(ctx)
 		return q.choice(c)
 	}
-	_, err := w.RunLive(ctx, now, now.Add(7*24*time.Hour), emit, choice)
+	_, err := w.RunLive(ctx, sched.simFrom, sched.simFrom.Add(7*24*time.Hour), emit, choice)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -321,6 +487,9 @@ func devReport(ctx context.Context, app *App, db *postgres.DB, svc *service, bas
 	out := app.Stdout
 	fmt.Fprintf(out, "\n================ liverecall dev report ================\n")
 	fmt.Fprintf(out, "live streamers now: %d (of %d in the world); users tracked: %d\n", svc.state.Live(), c.streamers, svc.state.Users())
+	if c.liveSpeed > 1 {
+		fmt.Fprintf(out, "the live world ran at %gx real time until now, and runs in real time from now on\n", c.liveSpeed)
+	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		mv, err := db.ActiveModel(ctx, kind)
 		if err != nil {
@@ -372,8 +541,8 @@ func devReport(ctx context.Context, app *App, db *postgres.DB, svc *service, bas
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		p := func(x float64) float64 { return float64(lat[int(x*float64(len(lat)-1))].Microseconds()) / 1000 }
-		fmt.Fprintf(out, "\nlatency over %d recall requests (k=20, one client, loopback HTTP): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms; %d errors\n",
-			len(lat), p(.5), p(.95), p(.99), errs)
+		fmt.Fprintf(out, "\nlatency over %s (k=20, one client, loopback HTTP): p50 %.2f ms, p95 %.2f ms, p99 %.2f ms; %s\n",
+			plural(len(lat), "recall request"), p(.5), p(.95), p(.99), plural(errs, "error"))
 	}
 	fmt.Fprintf(out, "quality against the simulator's ground truth so far: %s\n", q.result())
 	fmt.Fprintf(out, "\ndebug page: %s/debug#user_id=%d&token=%s\n", base, sim.UserID(0), token)
@@ -399,18 +568,60 @@ func devRecall(ctx context.Context, client *http.Client, base string, u lr.UserI
 	return r, json.NewDecoder(resp.Body).Decode(&r)
 }
 
+// why is an item's explanation: its largest contributions to the score
+// (the positive ones come first in Why), then its live stream's audience,
+// category and age.
 func why(it api.RecallItem) string {
 	if it.Debug == nil {
 		return ""
 	}
 	var parts []string
 	for _, c := range it.Debug.Why {
-		if len(parts) == 2 {
+		if len(parts) == 3 {
 			break
 		}
 		if math.Abs(c.Effect) >= 0.05 {
 			parts = append(parts, fmt.Sprintf("%s %+.2f", c.Feature, c.Effect))
 		}
 	}
-	return fmt.Sprintf("(%s; %d viewers, %s, live %s)", strings.Join(parts, ", "), it.Debug.Live.Viewers, it.Debug.Live.Category, it.Debug.Live.Age().Round(time.Minute))
+	viewers, category, age := devLive(it)
+	return fmt.Sprintf("(%s; %s, %s, live %s)", strings.Join(parts, ", "), plural(viewers, "viewer"), category, humanDuration(age))
+}
+
+// devLive is what the report reads of an item's live features in a debug
+// response, in this one place (the debug response's field names and units
+// are the API's to change).
+func devLive(it api.RecallItem) (viewers int, category string, age time.Duration) {
+	l := it.Debug.Live
+	return l.Viewers, l.Category, l.Age()
+}
+
+// plural is n and the noun, in the plural unless n is 1 ("1 viewer", "0
+// viewers", "2 watch sessions"); nouns ending in s, x, ch or sh take "es".
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	for _, end := range []string{"s", "x", "ch", "sh"} {
+		if strings.HasSuffix(noun, end) {
+			return fmt.Sprintf("%d %ses", n, noun)
+		}
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// humanDuration writes d for people, to the minute: "2h50m", "3d4h",
+// "45m"; under a minute "<1m" (never negative).
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Minute)
+	switch {
+	case d < time.Minute:
+		return "<1m"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
+	default:
+		return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	}
 }

@@ -21,11 +21,11 @@ var (
 	sSimStreamers  = defSetting(setting{"streamers", "LIVERECALL_SIM_STREAMERS", "2000", "streamers in the simulated world"})
 	sSimUsers      = defSetting(setting{"users", "LIVERECALL_SIM_USERS", "20000", "users in the simulated world"})
 	sSimSeed       = defSetting(setting{"seed", "LIVERECALL_SIM_SEED", "1", "seed of the simulated world (same seed and start, same history)"})
-	sSimStart      = defSetting(setting{"start", "LIVERECALL_SIM_START", "", "first day of the simulated history, YYYY-MM-DD (default: --days days before today, UTC)"})
+	sSimStart      = defSetting(setting{"start", "LIVERECALL_SIM_START", "", "first day of the simulated history, YYYY-MM-DD (default: with --to-postgres, --days days before today, UTC; otherwise the start recorded in the database at --database-url by the run that loaded the same world's history, else --days days before today)"})
 	sSimToPostgres = defSetting(setting{"to-postgres", "LIVERECALL_SIM_TO_POSTGRES", "false", "write the history into PostgreSQL (users, streamers, streams, watch_sessions, gifts, follows)"})
 	sSimReplace    = defSetting(setting{"replace", "LIVERECALL_SIM_REPLACE", "false", "with --to-postgres, empty the history tables first"})
 	sSimEventsOut  = defSetting(setting{"events-out", "LIVERECALL_SIM_EVENTS_OUT", "", "also write the events as JSON lines to this file (- for stdout)"})
-	sSimToKafka    = defSetting(setting{"to-kafka", "LIVERECALL_SIM_TO_KAFKA", "false", "also publish the events to the events topic on --kafka-brokers"})
+	sSimToKafka    = defSetting(setting{"to-kafka", "LIVERECALL_SIM_TO_KAFKA", "false", "also publish the events to the events topic on --kafka-brokers, each record stamped with its event's time (with --live, only the live phase: the history belongs in PostgreSQL)"})
 	sSimSpeed      = defSetting(setting{"speed", "LIVERECALL_SIM_SPEED", "0", "pace the history at this multiple of real time (0: as fast as possible)"})
 	sSimLive       = defSetting(setting{"live", "LIVERECALL_SIM_LIVE", "0s", "after the history, keep the world running from now, in real time, for this long (Kafka and/or --events-out; Ctrl-C ends it)"})
 )
@@ -46,6 +46,9 @@ type simConfig struct {
 	topic                  string
 	speed                  float64
 	live                   time.Duration
+	// liveFrom, when set, is told the start of the live phase before its
+	// first event.
+	liveFrom func(time.Time)
 }
 
 func runSimulate(ctx context.Context, app *App, args []string) error {
@@ -86,7 +89,13 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 		return lr.Errorf(lr.EINVALID, "--seed %d: want a non-negative seed", *seed)
 	}
 	if *start == "" {
-		c.start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -c.days)
+		c.start = defaultSimStart(c.days)
+		if !c.toPostgres {
+			if w, ok := recordedWorld(ctx, app, c.databaseURL); ok && w.Seed == c.seed && w.Streamers == c.streamers && w.Users == c.users {
+				c.start = w.Start
+				app.Log.Info("simulating from the start of the world whose history the database holds", "start", w.Start.Format(time.DateOnly))
+			}
+		}
 	} else {
 		t, err := time.Parse(time.DateOnly, *start)
 		if err != nil {
@@ -95,6 +104,32 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 		c.start = t
 	}
 	return simulate(ctx, app, c)
+}
+
+// defaultSimStart is the default first day of a history of days days: days
+// days before today (UTC), so that the history ends today.
+func defaultSimStart(days int) time.Time {
+	return time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -days)
+}
+
+// recordedWorld returns the simulated world recorded in the database at url
+// by the run that loaded its history, and false if there is none or the
+// database does not answer within a few seconds (a run that only writes
+// events needs no database).
+func recordedWorld(ctx context.Context, app *App, url string) (postgres.SimWorld, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		app.Log.Debug("no recorded simulated world: database not available", "err", err)
+		return postgres.SimWorld{}, false
+	}
+	defer db.Close()
+	w, ok, err := db.SimWorldRecorded(ctx)
+	if err != nil {
+		app.Log.Debug("no recorded simulated world", "err", err)
+	}
+	return w, ok
 }
 
 func simulate(ctx context.Context, app *App, c simConfig) error {
@@ -121,12 +156,31 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 	}
 	var kafkaSent int64
 	flush := func() error { return nil }
+	var kafkaEmit func(lr.Event) error
 	if c.toKafka {
-		var kafkaEmit func(lr.Event) error
+		// Each record is stamped with its event's time, so a replica that
+		// starts replays only the events of its lookback, never the whole
+		// history as if it had just happened. The announcements of the live
+		// phase (the streams and viewers already live, with their original
+		// times) are stamped with the live phase's start: they are news then.
+		var liveFrom time.Time
+		stamp := func(e lr.Event) time.Time {
+			if e.TS.Before(liveFrom) {
+				return liveFrom
+			}
+			return e.TS
+		}
 		var closeKafka func()
-		kafkaEmit, flush, closeKafka = kafkaPublisher(ctx, c, &kafkaSent)
+		kafkaEmit, flush, closeKafka = kafkaPublisher(ctx, c, stamp, &kafkaSent)
 		defer closeKafka()
-		emit = append(emit, kafkaEmit)
+		if c.live > 0 {
+			// The history is not published: the live topic carries what
+			// happens live; the history goes to PostgreSQL (--to-postgres,
+			// here or in an earlier run).
+			c.liveFrom = func(t time.Time) { liveFrom = t }
+		} else {
+			emit = append(emit, kafkaEmit)
+		}
 	}
 	var (
 		loader *postgres.HistoryLoader
@@ -179,13 +233,30 @@ func simulate(ctx context.Context, app *App, c simConfig) error {
 		if counts, err = loader.Close(); err != nil {
 			return err
 		}
+		if err := recordWorld(ctx, c, from); err != nil {
+			return err
+		}
 	}
 
 	printSummary(summary, c, from, to, began, stats, counts, loader != nil, kafkaSent)
 	if c.live > 0 {
+		if kafkaEmit != nil {
+			emit = append(emit, kafkaEmit)
+		}
 		return simulateLive(ctx, app, c, w, to, all, flush, &kafkaSent, summary)
 	}
 	return nil
+}
+
+// recordWorld records in the database the world whose history was just
+// loaded, for the runs that go on with it (see recordedWorld).
+func recordWorld(ctx context.Context, c simConfig, start time.Time) error {
+	db, err := postgres.Open(ctx, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.SetSimWorld(ctx, postgres.SimWorld{Seed: c.seed, Start: start, Days: c.days, Streamers: c.streamers, Users: c.users})
 }
 
 // eventsFile returns an emitter writing events as JSON lines to path ("-":
@@ -211,10 +282,10 @@ func eventsFile(app *App, path string) (func(lr.Event) error, func(), error) {
 }
 
 // kafkaPublisher returns an emitter publishing events to c's topic in
-// batches of 1000, the function that publishes the batch held (counting
+// batches of 1000, each record stamped by stamp, the function that publishes the batch held (counting
 // what it published in *sent), and the one that closes the producer.
-func kafkaPublisher(ctx context.Context, c simConfig, sent *int64) (emit func(lr.Event) error, flush func() error, closeFn func()) {
-	p := events.NewProducer(events.ProducerConfig{Brokers: c.brokers, Topic: c.topic})
+func kafkaPublisher(ctx context.Context, c simConfig, stamp func(lr.Event) time.Time, sent *int64) (emit func(lr.Event) error, flush func() error, closeFn func()) {
+	p := events.NewProducer(events.ProducerConfig{Brokers: c.brokers, Topic: c.topic, Timestamp: stamp})
 	batch := make([]lr.Event, 0, 1000)
 	flush = func() error {
 		if len(batch) == 0 {
@@ -311,6 +382,9 @@ func simulateLive(ctx context.Context, app *App, c simConfig, w *sim.World, to t
 		liveFrom = to
 	}
 	liveTo := liveFrom.Add(c.live)
+	if c.liveFrom != nil {
+		c.liveFrom(liveFrom)
+	}
 	app.Log.Info("live simulation", "from", liveFrom.Format(time.RFC3339), "for", c.live.String())
 	sent := *kafkaSent
 	lstats, err := w.RunLive(ctx, liveFrom, liveTo, sim.Pace(ctx, liveFrom, 1, all, flush), nil)
@@ -320,8 +394,9 @@ func simulateLive(ctx context.Context, app *App, c simConfig, w *sim.World, to t
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	fmt.Fprintf(summary, "live from %s for %s: %d events (%d streams already live announced), %d choices, repeat share %.1f%%",
-		liveFrom.Format(time.RFC3339), time.Since(liveFrom).Round(time.Second), lstats.TotalEvents()+lstats.Reopened, lstats.Reopened, lstats.Choices, 100*lstats.RepeatShare())
+	fmt.Fprintf(summary, "live from %s for %s: %s (%s already live announced, with %s already watching), %s, repeat share %.1f%%",
+		liveFrom.Format(time.RFC3339), time.Since(liveFrom).Round(time.Second), plural(lstats.TotalEvents()+2*lstats.Reopened+lstats.ReopenedViewers, "event"),
+		plural(lstats.Reopened, "stream"), plural(lstats.ReopenedViewers, "viewer"), plural(lstats.Choices, "choice"), 100*lstats.RepeatShare())
 	if c.toKafka {
 		fmt.Fprintf(summary, ", %d published", *kafkaSent-sent)
 	}
@@ -330,8 +405,8 @@ func simulateLive(ctx context.Context, app *App, c simConfig, w *sim.World, to t
 }
 
 func printSummary(summary io.Writer, c simConfig, from, to time.Time, began time.Time, stats sim.Stats, counts postgres.HistoryCounts, pg bool, kafkaSent int64) {
-	fmt.Fprintf(summary, "simulated %d days (%s to %s), seed %d: %d streamers, %d users, in %s\n",
-		c.days, from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(summary, "simulated %s (%s to %s), seed %d: %d streamers, %d users, in %s\n",
+		plural(c.days, "day"), from.Format(time.DateOnly), to.Format(time.DateOnly), c.seed, c.streamers, c.users, time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(summary, "events: %d", stats.TotalEvents())
 	types := make([]string, 0, len(stats.Events))
 	for t := range stats.Events {
@@ -347,7 +422,10 @@ func printSummary(summary io.Writer, c simConfig, from, to time.Time, began time
 		fmt.Fprintf(summary, "postgres: %d users, %d streamers, %d streams, %d watch sessions, %d gifts, %d follows\n",
 			counts.Users, counts.Streamers, counts.Streams, counts.Watches, counts.Gifts, counts.Follows)
 	}
-	if c.toKafka {
-		fmt.Fprintf(summary, "kafka: %d events published to %s on %s\n", kafkaSent, c.topic, strings.Join(c.brokers, ","))
+	switch {
+	case c.toKafka && c.live > 0:
+		fmt.Fprintf(summary, "kafka: the history is not published (the live phase is); %s on %s\n", c.topic, strings.Join(c.brokers, ","))
+	case c.toKafka:
+		fmt.Fprintf(summary, "kafka: %d events published to %s on %s, each stamped with its event's time\n", kafkaSent, c.topic, strings.Join(c.brokers, ","))
 	}
 }

@@ -147,49 +147,16 @@ func (a *countingApplier) count() (int, int) {
 }
 
 var kafkaLine = regexp.MustCompile(`kafka: (\d+) events published`)
-var liveLine = regexp.MustCompile(`live from .*: (\d+) events \((\d+) streams already live announced\).*, (\d+) published`)
+var liveLine = regexp.MustCompile(`live from (\S+) for .*: (\d+) events \((\d+) streams? already live announced, with (\d+) viewers? already watching\).*, (\d+) published`)
+var simLine = regexp.MustCompile(`simulated \d+ days? \((\d{4}-\d\d-\d\d) to`)
 
-// History and then a short live run go to Kafka, where the service's own
-// consumer reads back every event that was also written to the file.
-func TestSimulateToKafkaWithLive(t *testing.T) {
-	kc := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4})
-	brokers := strings.Join(kc.Brokers(), ",")
-	path := filepath.Join(t.TempDir(), "events.jsonl")
-	app, out, errb := testApp(map[string]string{"LIVERECALL_KAFKA_BROKERS": brokers})
-	args := []string{"simulate", "--days", "1", "--streamers", "400", "--users", "2000", "--to-kafka", "--live", "1s", "--events-out", path}
-	if code := Run(context.Background(), app, args); code != 0 {
-		t.Fatalf("code %d, stderr %q", code, errb)
-	}
-	hm, lm := kafkaLine.FindStringSubmatch(out.String()), liveLine.FindStringSubmatch(out.String())
-	if hm == nil || lm == nil {
-		t.Fatalf("summary %q", out)
-	}
-	hist, _ := strconv.Atoi(hm[1])
-	liveN, _ := strconv.Atoi(lm[1])
-	reopened, _ := strconv.Atoi(lm[2])
-	published, _ := strconv.Atoi(lm[3])
-	if hist < 1000 || published != liveN || reopened == 0 {
-		t.Fatalf("history %d, live %d events (%d reopened), %d published: %q", hist, liveN, reopened, published, out)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	want := map[string]bool{}
-	for _, l := range lines {
-		e, err := events.Decode([]byte(l), time.Now(), 0)
-		if err != nil {
-			t.Fatalf("%v: %s", err, l)
-		}
-		want[e.ID] = true
-	}
-	if len(lines) != hist+liveN {
-		t.Fatalf("file holds %d events, the summary says %d + %d", len(lines), hist, liveN)
-	}
-
+// readTopic runs the service's live consumer on the events topic with
+// lookback as of now until it has read want distinct events (or, with
+// want < 0, until it read nothing new for a while), and returns their ids.
+func readTopic(t *testing.T, brokers []string, now time.Time, lookback time.Duration, want int) map[string]bool {
+	t.Helper()
 	a := &countingApplier{ids: map[string]bool{}}
-	c, err := events.NewLiveConsumer(events.LiveConfig{Brokers: kc.Brokers(), Lookback: time.Hour}, a)
+	c, err := events.NewLiveConsumer(events.LiveConfig{Brokers: brokers, Lookback: lookback, Now: func() time.Time { return now }}, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,22 +164,138 @@ func TestSimulateToKafkaWithLive(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		n, _ := a.count()
-		if n == len(want) {
+		if n == want {
 			break
 		}
-		if n > len(want) || time.Now().After(deadline) {
-			t.Fatalf("consumer read %d distinct events, want %d", n, len(want))
+		if n > want || time.Now().After(deadline) {
+			t.Fatalf("consumer read %d distinct events, want %d", n, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Nothing more comes.
+	time.Sleep(500 * time.Millisecond)
+	if n, _ := a.count(); n != want {
+		t.Fatalf("consumer read %d distinct events, want %d", n, want)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for id := range want {
-		if !a.ids[id] {
-			t.Fatalf("event %s written to the file never reached the consumer", id)
+	return a.ids
+}
+
+// eventsIn decodes a JSON-lines events file.
+func eventsIn(t *testing.T, path string) []lr.Event {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []lr.Event
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		e, err := events.Decode([]byte(l), time.Now(), 0)
+		if err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// The live phase after a seeded history: it goes on with the world the
+// seed recorded in PostgreSQL (same start, whatever today is), publishes
+// only the live phase to Kafka (the announcements of what is live, then the
+// live events), and the service's consumer reads back exactly that: none of
+// the history a restart within the lookback would otherwise replay as live.
+func TestSimulateToKafkaWithLive(t *testing.T) {
+	kc := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4})
+	url := pgtest.New(t)
+	env := map[string]string{"LIVERECALL_KAFKA_BROKERS": strings.Join(kc.Brokers(), ","), "DATABASE_URL": url,
+		"LIVERECALL_SIM_STREAMERS": "400", "LIVERECALL_SIM_USERS": "2000"}
+	// A seed three days back: a later run must not fall back on "--days days
+	// before today".
+	seedStart := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -3).Format(time.DateOnly)
+	app, out, errb := testApp(env)
+	if code := Run(context.Background(), app, []string{"simulate", "--days", "1", "--start", seedStart, "--to-postgres"}); code != 0 {
+		t.Fatalf("seed: code %d, stderr %q", code, errb)
+	}
+	if m := simLine.FindStringSubmatch(out.String()); m == nil || m[1] != seedStart {
+		t.Fatalf("seed summary %q", out)
+	}
+
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	app, out, errb = testApp(env)
+	if code := Run(context.Background(), app, []string{"simulate", "--days", "1", "--to-kafka", "--live", "1s", "--events-out", path}); code != 0 {
+		t.Fatalf("code %d, stderr %q", code, errb)
+	}
+	if m := simLine.FindStringSubmatch(out.String()); m == nil || m[1] != seedStart {
+		t.Fatalf("the live run did not go on with the seeded world (start %s): %q", seedStart, out)
+	}
+	lm := liveLine.FindStringSubmatch(out.String())
+	if lm == nil || kafkaLine.MatchString(out.String()) || !strings.Contains(out.String(), "the history is not published") {
+		t.Fatalf("summary %q", out)
+	}
+	liveFrom, err := time.Parse(time.RFC3339, lm[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveN, _ := strconv.Atoi(lm[2])
+	reopened, _ := strconv.Atoi(lm[3])
+	viewers, _ := strconv.Atoi(lm[4])
+	published, _ := strconv.Atoi(lm[5])
+	if published != liveN || reopened == 0 || viewers == 0 {
+		t.Fatalf("live %d events (%d streams and %d viewers announced), %d published: %q", liveN, reopened, viewers, published, out)
+	}
+	evs := eventsIn(t, path)
+	live := evs[len(evs)-liveN:]
+	for _, e := range evs[:len(evs)-liveN] {
+		if !e.TS.Before(liveFrom.Add(time.Second)) {
+			t.Fatalf("history event %+v after the live start %s", e, liveFrom)
+		}
+	}
+	got := readTopic(t, kc.Brokers(), time.Now(), time.Hour, published)
+	for _, e := range live {
+		if !got[e.ID] {
+			t.Fatalf("live event %+v never reached the consumer", e)
+		}
+	}
+}
+
+// Without --live, the history goes to Kafka with each record stamped with
+// its event's time: a replica starting with a lookback replays only the
+// events of that lookback (by Kafka's offsets for time), not the whole
+// history that was published a moment ago.
+func TestSimulateToKafkaStampsEventTime(t *testing.T) {
+	kc := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4})
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	app, out, errb := testApp(map[string]string{"LIVERECALL_KAFKA_BROKERS": strings.Join(kc.Brokers(), ","), "DATABASE_URL": pgtest.NewEmpty(t)})
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	args := []string{"simulate", "--days", "1", "--start", start.Format(time.DateOnly), "--streamers", "300", "--users", "1500", "--to-kafka", "--events-out", path}
+	if code := Run(context.Background(), app, args); code != 0 {
+		t.Fatalf("code %d, stderr %q", code, errb)
+	}
+	hm := kafkaLine.FindStringSubmatch(out.String())
+	evs := eventsIn(t, path)
+	if hm == nil || hm[1] != strconv.Itoa(len(evs)) {
+		t.Fatalf("summary %q, %d events in the file", out, len(evs))
+	}
+	// A replica whose clock says 23:00 of the simulated day, with a 2 h
+	// lookback, reads the events from 21:00 on.
+	cut := start.Add(21 * time.Hour)
+	want := 0
+	for _, e := range evs {
+		if !e.TS.Before(cut) {
+			want++
+		}
+	}
+	if want == 0 || want > len(evs)/3 {
+		t.Fatalf("%d of %d events after %s", want, len(evs), cut)
+	}
+	got := readTopic(t, kc.Brokers(), cut.Add(2*time.Hour), 2*time.Hour, want)
+	for _, e := range evs {
+		if got[e.ID] != !e.TS.Before(cut) {
+			t.Fatalf("event %+v read %v by a replica replaying from %s", e, got[e.ID], cut)
 		}
 	}
 }
