@@ -23,31 +23,47 @@ func Pace(ctx context.Context, origin time.Time, speed float64, emit func(lr.Eve
 		return emit
 	}
 	var start time.Time
-	var timer *time.Timer
+	var w Waiter
 	return func(e lr.Event) error {
 		now := time.Now()
 		if start.IsZero() {
 			start = now
 		}
-		due := start.Add(time.Duration(float64(e.TS.Sub(origin)) / speed))
-		if wait := due.Sub(now); wait > time.Millisecond {
-			if flush != nil {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			}
+		if err := w.Until(ctx, start.Add(time.Duration(float64(e.TS.Sub(origin))/speed)), flush); err != nil {
+			return err
 		}
 		return emit(e)
+	}
+}
+
+// Waiter waits for wall-clock times with one reusable timer; the zero value
+// is ready. Not for concurrent use.
+type Waiter struct{ timer *time.Timer }
+
+// Until returns once due has come (at once when it is less than a
+// millisecond away), calling flush (if not nil) first so a batching writer
+// sends what it holds; it returns flush's error, or ctx's when ctx ends
+// first.
+func (w *Waiter) Until(ctx context.Context, due time.Time, flush func() error) error {
+	wait := time.Until(due)
+	if wait <= time.Millisecond {
+		return nil
+	}
+	if flush != nil {
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(wait)
+	} else {
+		w.timer.Reset(wait)
+	}
+	select {
+	case <-w.timer.C:
+		return nil
+	case <-ctx.Done():
+		w.timer.Stop()
+		return ctx.Err()
 	}
 }

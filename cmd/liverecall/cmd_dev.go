@@ -289,27 +289,14 @@ func (s liveSchedule) due(ts time.Time) time.Time {
 // once, before the first event of time catchUp or later: every event and
 // decision before the catch-up has then been sent and scored.
 func (s liveSchedule) pace(ctx context.Context, emit func(lr.Event) error, flush func() error, caughtUp func()) func(lr.Event) error {
-	var timer *time.Timer
+	var w sim.Waiter
 	return func(e lr.Event) error {
 		if caughtUp != nil && !e.TS.Before(s.catchUp) {
 			caughtUp()
 			caughtUp = nil
 		}
-		if wait := time.Until(s.due(e.TS)); wait > time.Millisecond {
-			if err := flush(); err != nil {
-				return err
-			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			}
+		if err := w.Until(ctx, s.due(e.TS), flush); err != nil {
+			return err
 		}
 		return emit(e)
 	}
