@@ -373,6 +373,9 @@ func (r *reader) streamsFor(p *Plan, given bool, gap time.Duration) []postgres.S
 	for i := range r.sessions {
 		s := &r.sessions[i]
 		if s.hasStream {
+			if !given {
+				continue // derive made the stream and checked its streamer
+			}
 			st, ok := byID[s.stream]
 			switch {
 			case !ok:
