@@ -150,7 +150,7 @@ func printImportPlan(w io.Writer, p *history.Plan, added *postgres.HistoryCounts
 			from = fmt.Sprintf("the sessions and %d live rows", d.LiveRows)
 		}
 		fmt.Fprintf(w, "streams: derived from %s with --stream-gap %s: %d streams of %d streamers, %d split off by a longer gap, %d by stream_id\n",
-			from, d.Gap, d.Streams, d.Streamers, d.Splits, d.ByStreamID)
+			from, fmtGap(d.Gap), d.Streams, d.Streamers, d.Splits, d.ByStreamID)
 	} else {
 		fmt.Fprintln(w, "streams: from the streams files")
 	}
@@ -173,4 +173,16 @@ func printImportPlan(w io.Writer, p *history.Plan, added *postgres.HistoryCounts
 	for i, r := range rows {
 		fmt.Fprintf(w, "%-15s %9d %9d %9d\n", r.name, r.n, a[i], r.n-a[i])
 	}
+}
+
+// fmtGap prints a duration without trailing zero units: 30m, 1h30m, 45s.
+func fmtGap(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
