@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -161,7 +162,7 @@ func Read(files []File, opt Options) (*Plan, error) {
 	}
 	for _, f := range ordered {
 		fc := FileCount{Name: filepath.Base(f.Path), Kind: f.Kind}
-		parquet := filepath.Ext(f.Path) != ".csv"
+		parquet := strings.ToLower(filepath.Ext(f.Path)) != ".csv"
 		err := readFile(f, &r.probs, opt.Progress, func(h header, line int, cells []string) {
 			at := loc{fc.Name, line, parquet}
 			if r.row(f.Kind, h, at, cells) {

@@ -364,3 +364,25 @@ func TestImportHistoryTrainsAndEvaluatesLikeSeeded(t *testing.T) {
 		t.Errorf("with derived streams %v held-out watches were evaluated, want %v", got["n"], want["n"])
 	}
 }
+
+// Usage errors exit 2 before reading anything: no files, --streams with
+// --live, a stray argument; a negative gap is refused.
+func TestImportHistoryUsage(t *testing.T) {
+	_, url := openTestDB(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "no files"},
+		{[]string{"--streams", "a.csv", "--live", "b.csv"}, 2, "--streams and --live exclude each other"},
+		{[]string{"--sessions", "a.csv", "b.csv"}, 2, `unexpected argument "b.csv"`},
+		{[]string{"--sessions", "a.csv", "--stream-gap", "-1m"}, 1, "--stream-gap -1m0s: want zero or more"},
+		{[]string{"--sessions", "missing.csv"}, 1, "missing.csv: open missing.csv: no such file or directory"},
+	} {
+		code, _, errb := runCmd(t, url, append([]string{"import-history"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errb, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errb, tc.code, tc.want)
+		}
+	}
+}
