@@ -62,17 +62,22 @@ type Plan struct {
 	From, To time.Time
 }
 
+// loc is where a row is: its file and its CSV line or Parquet row.
 type loc struct {
-	file    string
-	line    int
+	f    *fileInfo
+	line int
+}
+
+type fileInfo struct {
+	name    string
 	parquet bool
 }
 
 func (l loc) String() string {
-	if l.parquet {
-		return fmt.Sprintf("%s row %d", l.file, l.line)
+	if l.f.parquet {
+		return fmt.Sprintf("%s row %d", l.f.name, l.line)
 	}
-	return fmt.Sprintf("%s:%d", l.file, l.line)
+	return fmt.Sprintf("%s:%d", l.f.name, l.line)
 }
 
 type sessionRec struct {
@@ -162,9 +167,9 @@ func Read(files []File, opt Options) (*Plan, error) {
 	}
 	for _, f := range ordered {
 		fc := FileCount{Name: filepath.Base(f.Path), Kind: f.Kind}
-		parquet := strings.ToLower(filepath.Ext(f.Path)) != ".csv"
+		fi := &fileInfo{name: fc.Name, parquet: strings.ToLower(filepath.Ext(f.Path)) != ".csv"}
 		err := readFile(f, &r.probs, opt.Progress, func(h header, line int, cells []string) {
-			at := loc{fc.Name, line, parquet}
+			at := loc{fi, line}
 			if r.row(f.Kind, h, at, cells) {
 				fc.Rows++
 			}
@@ -179,12 +184,13 @@ func Read(files []File, opt Options) (*Plan, error) {
 	if r.probs.Total > 0 {
 		return nil, &r.probs
 	}
+	r.sessionKey, r.streamKey, r.giftID, r.followKey, r.liveKey = nil, nil, nil, nil, nil // let them go while the rows are built
 	r.build(p, streams)
 	return p, nil
 }
 
 func (r *reader) problem(at loc, format string, args ...any) {
-	r.probs.add(Problem{File: at.file, Line: at.line, Parquet: at.parquet, Msg: fmt.Sprintf(format, args...)})
+	r.probs.add(Problem{File: at.f.name, Line: at.line, Parquet: at.f.parquet, Msg: fmt.Sprintf(format, args...)})
 }
 
 // row parses and checks one row of kind k; it reports whether it was good.
@@ -537,6 +543,9 @@ func (r *reader) build(p *Plan, streams []postgres.StreamRow) {
 	}
 	in := &p.Rows
 	in.Streams = streams
+	in.Watches = make([]postgres.WatchRow, 0, len(r.sessions))
+	in.Gifts = make([]postgres.GiftRow, 0, len(r.gifts))
+	in.Follows = make([]postgres.FollowRow, 0, len(r.follows))
 	for _, s := range streams {
 		seen(streamers, int64(s.StreamerID), s.StartedAt)
 		if !s.EndedAt.IsZero() {

@@ -40,13 +40,22 @@ func (db *DB) ImportHistory(ctx context.Context, in ImportRows, progress func(ta
 	var added HistoryCounts
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		added = HistoryCounts{}
-		step := func(table string, cols []string, rows [][]any, insert string, into *int64) error {
+		// step stages n rows of table, made one at a time by row (no copy
+		// of the whole input is built), and inserts them.
+		step := func(table string, cols []string, n int, row func(i int) []any, insert string, into *int64) error {
 			stage := "import_" + table
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE `+stage+` (LIKE `+table+` INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
 				return err
 			}
-			if len(rows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromRows(rows)); err != nil {
+			if n > 0 {
+				i := 0
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+					if i == n {
+						return nil, nil
+					}
+					i++
+					return row(i - 1), nil
+				})); err != nil {
 					return err
 				}
 				ct, err := tx.Exec(ctx, insert)
@@ -56,61 +65,49 @@ func (db *DB) ImportHistory(ctx context.Context, in ImportRows, progress func(ta
 				*into = ct.RowsAffected()
 			}
 			if progress != nil {
-				progress(table, len(rows))
+				progress(table, n)
 			}
 			return nil
 		}
-		rows := make([][]any, 0, len(in.Users))
-		for _, r := range in.Users {
-			rows = append(rows, []any{int64(r.ID), r.Language, r.Country, r.CreatedAt})
-		}
-		if err := step("users", []string{"id", "language", "country", "created_at"}, rows,
-			`INSERT INTO users SELECT * FROM import_users ON CONFLICT (id) DO NOTHING`, &added.Users); err != nil {
+		if err := step("users", []string{"id", "language", "country", "created_at"}, len(in.Users), func(i int) []any {
+			r := &in.Users[i]
+			return []any{int64(r.ID), r.Language, r.Country, r.CreatedAt}
+		}, `INSERT INTO users SELECT * FROM import_users ON CONFLICT (id) DO NOTHING`, &added.Users); err != nil {
 			return err
 		}
-		rows = make([][]any, 0, len(in.Streamers))
-		for _, r := range in.Streamers {
-			rows = append(rows, []any{int64(r.ID), r.Name, r.Category, r.Language, r.Banned, r.CreatedAt})
-		}
-		if err := step("streamers", []string{"id", "name", "category", "language", "banned", "created_at"}, rows,
-			`INSERT INTO streamers SELECT * FROM import_streamers ON CONFLICT (id) DO NOTHING`, &added.Streamers); err != nil {
+		if err := step("streamers", []string{"id", "name", "category", "language", "banned", "created_at"}, len(in.Streamers), func(i int) []any {
+			r := &in.Streamers[i]
+			return []any{int64(r.ID), r.Name, r.Category, r.Language, r.Banned, r.CreatedAt}
+		}, `INSERT INTO streamers SELECT * FROM import_streamers ON CONFLICT (id) DO NOTHING`, &added.Streamers); err != nil {
 			return err
 		}
-		rows = make([][]any, 0, len(in.Streams))
-		for _, r := range in.Streams {
+		if err := step("streams", []string{"id", "streamer_id", "category", "title", "started_at", "ended_at", "end_reason", "last_event_at"}, len(in.Streams), func(i int) []any {
+			r := &in.Streams[i]
 			var ended, reason any
 			last := r.StartedAt
 			if !r.EndedAt.IsZero() {
 				ended, reason, last = r.EndedAt, "ended", r.EndedAt
 			}
-			rows = append(rows, []any{int64(r.ID), int64(r.StreamerID), r.Category, r.Title, r.StartedAt, ended, reason, last})
-		}
-		if err := step("streams", []string{"id", "streamer_id", "category", "title", "started_at", "ended_at", "end_reason", "last_event_at"}, rows,
-			`INSERT INTO streams SELECT * FROM import_streams ON CONFLICT (id) DO NOTHING`, &added.Streams); err != nil {
+			return []any{int64(r.ID), int64(r.StreamerID), r.Category, r.Title, r.StartedAt, ended, reason, last}
+		}, `INSERT INTO streams SELECT * FROM import_streams ON CONFLICT (id) DO NOTHING`, &added.Streams); err != nil {
 			return err
 		}
-		rows = make([][]any, 0, len(in.Watches))
-		for _, r := range in.Watches {
-			rows = append(rows, []any{r.EventID, int64(r.UserID), int64(r.StreamID), int64(r.StreamerID), r.StartedAt, r.EndedAt, r.Seconds})
-		}
-		if err := step("watch_sessions", []string{"event_id", "user_id", "stream_id", "streamer_id", "started_at", "ended_at", "seconds"}, rows,
-			`INSERT INTO watch_sessions SELECT * FROM import_watch_sessions ON CONFLICT (event_id) DO NOTHING`, &added.Watches); err != nil {
+		if err := step("watch_sessions", []string{"event_id", "user_id", "stream_id", "streamer_id", "started_at", "ended_at", "seconds"}, len(in.Watches), func(i int) []any {
+			r := &in.Watches[i]
+			return []any{r.EventID, int64(r.UserID), int64(r.StreamID), int64(r.StreamerID), r.StartedAt, r.EndedAt, r.Seconds}
+		}, `INSERT INTO watch_sessions SELECT * FROM import_watch_sessions ON CONFLICT (event_id) DO NOTHING`, &added.Watches); err != nil {
 			return err
 		}
-		rows = make([][]any, 0, len(in.Gifts))
-		for _, r := range in.Gifts {
-			rows = append(rows, []any{r.EventID, int64(r.UserID), int64(r.StreamerID), int64(r.StreamID), r.Amount, r.SentAt})
-		}
-		if err := step("gifts", []string{"event_id", "user_id", "streamer_id", "stream_id", "amount", "sent_at"}, rows,
-			`INSERT INTO gifts SELECT * FROM import_gifts ON CONFLICT (event_id) DO NOTHING`, &added.Gifts); err != nil {
+		if err := step("gifts", []string{"event_id", "user_id", "streamer_id", "stream_id", "amount", "sent_at"}, len(in.Gifts), func(i int) []any {
+			r := &in.Gifts[i]
+			return []any{r.EventID, int64(r.UserID), int64(r.StreamerID), int64(r.StreamID), r.Amount, r.SentAt}
+		}, `INSERT INTO gifts SELECT * FROM import_gifts ON CONFLICT (event_id) DO NOTHING`, &added.Gifts); err != nil {
 			return err
 		}
-		rows = make([][]any, 0, len(in.Follows))
-		for _, r := range in.Follows {
-			rows = append(rows, []any{int64(r.UserID), int64(r.StreamerID), r.Active, r.CreatedAt, r.UpdatedAt})
-		}
-		return step("follows", []string{"user_id", "streamer_id", "active", "created_at", "updated_at"}, rows,
-			`INSERT INTO follows SELECT * FROM import_follows ON CONFLICT (user_id, streamer_id) DO UPDATE SET
+		return step("follows", []string{"user_id", "streamer_id", "active", "created_at", "updated_at"}, len(in.Follows), func(i int) []any {
+			r := &in.Follows[i]
+			return []any{int64(r.UserID), int64(r.StreamerID), r.Active, r.CreatedAt, r.UpdatedAt}
+		}, `INSERT INTO follows SELECT * FROM import_follows ON CONFLICT (user_id, streamer_id) DO UPDATE SET
 				active = excluded.active,
 				updated_at = excluded.updated_at,
 				created_at = CASE WHEN excluded.active AND NOT follows.active THEN excluded.created_at ELSE follows.created_at END
