@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,50 @@ func TestImportHistoryUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errb, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errb, tc.code, tc.want)
 		}
+	}
+}
+
+// Live rows (CSV and Parquet) take part in the derivation: streamer 5's
+// sessions at 20:00-20:10 and 21:00-21:10 are 50 minutes apart, two
+// streams at --stream-gap 30m, but seen live at 20:30 and 20:55 it is one
+// stream 20:00-21:10; streamer 6, seen live at 20:00 and 20:20 with no
+// session, was live 20:00-20:20.
+func TestImportHistoryLiveRows(t *testing.T) {
+	sessions := "user_id,streamer_id,start,end\n1,5,2026-03-01T20:00:00Z,2026-03-01T20:10:00Z\n2,5,2026-03-01T21:00:00Z,2026-03-01T21:10:00Z\n"
+	want := []embed.Stream{
+		{Streamer: 5, Start: tm("2026-03-01T20:00:00Z"), End: tm("2026-03-01T21:10:00Z")},
+		{Streamer: 6, Start: tm("2026-03-01T20:00:00Z"), End: tm("2026-03-01T20:20:00Z")},
+	}
+	for _, format := range []string{"csv", "parquet"} {
+		t.Run(format, func(t *testing.T) {
+			db, url := openTestDB(t)
+			dir := t.TempDir()
+			var live string
+			if format == "csv" {
+				live = writeFile(t, dir, "live.csv", "streamer_id,at\n5,2026-03-01T20:30:00Z\n5,2026-03-01T20:55:00Z\n6,1772395200\n6,2026-03-01T20:20:00Z\n")
+			} else {
+				live = filepath.Join(dir, "live.parquet")
+				if err := embed.WriteParquetTable(live, []embed.ParquetColumn{{Name: "streamer", Type: "int64"}, {Name: "observed_at", Type: "timestamp_ms"}},
+					[][]any{{int64(5), tm("2026-03-01T20:30:00Z")}, {int64(5), tm("2026-03-01T20:55:00Z")}, {int64(6), tm("2026-03-01T20:00:00Z")}, {int64(6), tm("2026-03-01T20:20:00Z")}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out, errb := runCmd(t, url, "import-history", "--sessions", writeFile(t, dir, "s.csv", sessions), "--live", live)
+			if code != 0 {
+				t.Fatalf("import-history: %d %s", code, errb)
+			}
+			if !strings.Contains(out, "streams: derived from the sessions and 4 live rows with --stream-gap 30m: 2 streams of 2 streamers, 0 split off by a longer gap, 0 by stream_id") {
+				t.Errorf("derivation not reported:\n%s", out)
+			}
+			h, err := readHistory(context.Background(), db, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			normalize(h)
+			sort.Slice(h.Streams, func(a, b int) bool { return h.Streams[a].Streamer < h.Streams[b].Streamer })
+			if !reflect.DeepEqual(h.Streams, want) {
+				t.Errorf("streams %+v, want %+v", h.Streams, want)
+			}
+		})
 	}
 }
