@@ -114,14 +114,16 @@ func runImportHistory(ctx context.Context, app *App, args []string) error {
 	}
 	defer db.Close()
 	var progress func(string, int)
+	finish := func() {}
 	if tty {
 		c := plan.Rows.Counts()
 		wbar := progressbar.NewOptions64(c.Users+c.Streamers+c.Streams+c.Watches+c.Gifts+c.Follows, progressbar.OptionSetWriter(app.Stderr),
 			progressbar.OptionSetDescription("writing"), progressbar.OptionShowCount())
 		progress = func(_ string, n int) { _ = wbar.Add(n) }
-		defer func() { _ = wbar.Finish(); fmt.Fprintln(app.Stderr) }()
+		finish = func() { _ = wbar.Finish(); fmt.Fprintln(app.Stderr) }
 	}
 	added, err := db.ImportHistory(ctx, plan.Rows, progress)
+	finish()
 	if err != nil {
 		return err
 	}
