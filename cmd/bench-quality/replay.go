@@ -96,4 +96,3 @@ func (s *simHistory) add(e lr.Event) {
 }
 
 func (s *simHistory) done() *replay.History { return &s.h }
-
