@@ -13,7 +13,9 @@ import (
 
 var day0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func at(h, m int) time.Time { return day0.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+func at(h, m int) time.Time {
+	return day0.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
 
 // scripted is a tiny history, held out from 12:00:
 //
@@ -80,7 +82,7 @@ func TestReplayScriptedHistory(t *testing.T) {
 		MostViewers: {N: 2, HR1: 0.5, HR5: 1, HR10: 1, NDCG10: 0.75},
 		Repeat:      {N: 2, HR1: 0.5, HR5: 1, HR10: 1, NDCG10: 0.8155},
 		// Three streamers live and a page of ten: every one is on it.
-		Full:               {N: 2, HR10: 1},
+		Full:                {N: 2, HR10: 1},
 		recall.ChanTrending: {N: 2, HR10: 1},
 		// Nobody follows anyone: the follow channel alone has nothing.
 		recall.ChanFollow: {N: 2},
