@@ -167,3 +167,33 @@ func TestReplayNeedsHeldOutWatches(t *testing.T) {
 		t.Fatalf("err %v, want EINVALID", err)
 	}
 }
+
+// Builder keeps open streams and watches without an end, pairs a leave with
+// its join, and keeps only the follows active at the end, at their first
+// creation.
+func TestBuilder(t *testing.T) {
+	var b Builder
+	ev := func(typ lr.EventType, streamer, user int, m int) lr.Event {
+		return lr.Event{Type: typ, TS: at(1, m), StreamerID: lr.StreamerID(streamer), StreamID: lr.StreamID(100 + streamer), UserID: lr.UserID(user)}
+	}
+	for _, e := range []lr.Event{
+		ev(lr.EventStreamStarted, 1, 0, 0), ev(lr.EventStreamStarted, 2, 0, 1),
+		ev(lr.EventViewerJoined, 1, 7, 2), ev(lr.EventViewerJoined, 1, 7, 3), ev(lr.EventViewerLeft, 1, 7, 4),
+		ev(lr.EventViewerJoined, 2, 8, 5),
+		ev(lr.EventFollowCreated, 1, 7, 6), ev(lr.EventFollowDeleted, 1, 7, 7), ev(lr.EventFollowCreated, 1, 7, 8),
+		ev(lr.EventFollowCreated, 2, 7, 9), ev(lr.EventFollowDeleted, 2, 7, 10),
+		ev(lr.EventStreamEnded, 1, 0, 11),
+	} {
+		b.Add(e)
+	}
+	h := b.History()
+	if len(h.Streams) != 2 || h.Streams[0].End != at(1, 11) || !h.Streams[1].End.IsZero() {
+		t.Fatalf("streams %+v", h.Streams)
+	}
+	if len(h.Watches) != 2 || h.Watches[0].Start != at(1, 2) || h.Watches[0].End != at(1, 4) || !h.Watches[1].End.IsZero() {
+		t.Fatalf("watches %+v", h.Watches)
+	}
+	if len(h.Follows) != 1 || h.Follows[0] != (Follow{User: 7, Streamer: 1, At: at(1, 6)}) {
+		t.Fatalf("follows %+v", h.Follows)
+	}
+}

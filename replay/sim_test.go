@@ -21,33 +21,11 @@ func simulated(t *testing.T, users, streamers, days int) (*replay.History, time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &replay.History{}
-	streams, watches := map[lr.StreamID]int{}, map[[2]int64]int{}
-	if _, err := w.Run(context.Background(), start, testDay.AddDate(0, 0, 1), func(e lr.Event) error {
-		switch e.Type {
-		case lr.EventStreamStarted:
-			streams[e.StreamID] = len(h.Streams)
-			h.Streams = append(h.Streams, replay.Stream{ID: e.StreamID, Streamer: e.StreamerID, Category: e.Category, Start: e.TS})
-		case lr.EventStreamEnded:
-			if i, ok := streams[e.StreamID]; ok {
-				h.Streams[i].End = e.TS
-			}
-		case lr.EventViewerJoined:
-			watches[[2]int64{int64(e.UserID), int64(e.StreamID)}] = len(h.Watches)
-			h.Watches = append(h.Watches, replay.Watch{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Start: e.TS})
-		case lr.EventViewerLeft:
-			if i, ok := watches[[2]int64{int64(e.UserID), int64(e.StreamID)}]; ok {
-				h.Watches[i].End = e.TS
-			}
-		case lr.EventGiftSent:
-			h.Gifts = append(h.Gifts, replay.Gift{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Amount: e.Amount, At: e.TS})
-		case lr.EventFollowCreated:
-			h.Follows = append(h.Follows, replay.Follow{User: e.UserID, Streamer: e.StreamerID, At: e.TS})
-		}
-		return nil
-	}, nil); err != nil {
+	var b replay.Builder
+	if _, err := w.Run(context.Background(), start, testDay.AddDate(0, 0, 1), func(e lr.Event) error { b.Add(e); return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
+	h := b.History()
 	return h, testDay
 }
 

@@ -5,8 +5,13 @@
 // the system for 10 streamers among those live at that moment:
 // trending only, MF only, MF + NCF (recall channels merged), and the full
 // system (every channel, reranked). Availability-aware HR@10 and NDCG@10 are
-// computed against what the simulated user actually chose. The last line is
-// the JSON headline.
+// computed against what the simulated user actually chose. Then it replays
+// the same history as `liverecall eval --format replay` does (package
+// replay): the full system, each channel alone and the three baselines on
+// the held-out day's watch starts, HR@1/5/10 and NDCG@10, repeat and new
+// targets (BENCH_QUALITY_REPLAY_ONLY=1 runs this part alone). The last line
+// is the JSON headline, with "replay_hr1_full", "replay_hr1_repeat_baseline",
+// "replay_hr10_full" and "replay_hr10_repeat_baseline".
 package main
 
 import (

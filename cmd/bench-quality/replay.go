@@ -23,11 +23,11 @@ func runReplay(ctx context.Context, c config) (map[string]float64, error) {
 		return nil, err
 	}
 	t0 := time.Now()
-	h := historyOf()
-	if _, err := w.Run(ctx, start, testDay.AddDate(0, 0, 1), func(e lr.Event) error { h.add(e); return nil }, nil); err != nil {
+	var b replay.Builder
+	if _, err := w.Run(ctx, start, testDay.AddDate(0, 0, 1), func(e lr.Event) error { b.Add(e); return nil }, nil); err != nil {
 		return nil, err
 	}
-	hist := h.done()
+	hist := b.History()
 	fmt.Printf("\n# replay (liverecall eval --format replay): %d days of history, held out from %s, at most %d decisions (%.1f s to simulate)\n",
 		c.days, testDay.Format(time.DateOnly), c.replayMax, time.Since(t0).Seconds())
 	rep, err := replay.Run(ctx, hist, replay.Config{HoldoutFrom: testDay, MaxDecisions: c.replayMax, Models: []string{"als", "ncf"}})
@@ -56,43 +56,3 @@ func runReplay(ctx context.Context, c config) (map[string]float64, error) {
 		"replay_hr10_full": full.All.HR10, "replay_hr10_repeat_baseline": rp.All.HR10,
 	}, nil
 }
-
-// simHistory turns the simulator's events into the history tables' rows,
-// keeping the streams and watches still open at the end (no end time).
-type simHistory struct {
-	h       replay.History
-	streams map[lr.StreamID]int // open stream → index in h.Streams
-	watches map[[2]int64]int    // open (user, stream) → index in h.Watches
-}
-
-func historyOf() *simHistory {
-	return &simHistory{streams: map[lr.StreamID]int{}, watches: map[[2]int64]int{}}
-}
-
-func (s *simHistory) add(e lr.Event) {
-	switch e.Type {
-	case lr.EventStreamStarted:
-		s.streams[e.StreamID] = len(s.h.Streams)
-		s.h.Streams = append(s.h.Streams, replay.Stream{ID: e.StreamID, Streamer: e.StreamerID, Category: e.Category, Start: e.TS})
-	case lr.EventStreamEnded:
-		if i, ok := s.streams[e.StreamID]; ok {
-			s.h.Streams[i].End = e.TS
-			delete(s.streams, e.StreamID)
-		}
-	case lr.EventViewerJoined:
-		s.watches[[2]int64{int64(e.UserID), int64(e.StreamID)}] = len(s.h.Watches)
-		s.h.Watches = append(s.h.Watches, replay.Watch{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Start: e.TS})
-	case lr.EventViewerLeft:
-		k := [2]int64{int64(e.UserID), int64(e.StreamID)}
-		if i, ok := s.watches[k]; ok {
-			s.h.Watches[i].End = e.TS
-			delete(s.watches, k)
-		}
-	case lr.EventGiftSent:
-		s.h.Gifts = append(s.h.Gifts, replay.Gift{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Amount: e.Amount, At: e.TS})
-	case lr.EventFollowCreated:
-		s.h.Follows = append(s.h.Follows, replay.Follow{User: e.UserID, Streamer: e.StreamerID, At: e.TS})
-	}
-}
-
-func (s *simHistory) done() *replay.History { return &s.h }
