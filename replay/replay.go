@@ -377,6 +377,9 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		ord, ok := ords.Lookup(d.Streamer)
 		if !ok || !snap.Contains(ord) {
 			rep.NotLive++
+			if cfg.Progress != nil {
+				cfg.Progress(rep.Decisions+rep.NotLive, total)
+			}
 			continue
 		}
 		// The user's vectors in the cache before any composition asks, so
