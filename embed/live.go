@@ -46,13 +46,17 @@ type History struct {
 
 // LiveConfig configures TrainLive.
 type LiveConfig struct {
-	Kind            lr.ModelKind // mf (implicit ALS) or ncf (NeuMF)
-	Holdout         float64      // share of the most recent watches held out for evaluation, in (0, 1)
-	MinInteractions int          // refuse to train on fewer training watches than this
-	EvalMax         int          // evaluate at most this many held-out watches (a seeded sample); 0 means all
-	FullEvalMax     int          // NCF: evaluate the full NeuMF scorer (costly per candidate) on at most this many of them; 0 means all
-	GiftWeight      float64      // strength of a gift per unit of amount, in watch-seconds
-	FollowWeight    float64      // strength of a follow, in watch-seconds
+	Kind    lr.ModelKind // mf (implicit ALS) or ncf (NeuMF)
+	Holdout float64      // share of the most recent watches held out for evaluation, in (0, 1)
+	// Cutoff, when set, holds out the watches started at or after it
+	// instead of a share (Holdout is then not used): what trains is
+	// exactly the history before it (gifts and follows too).
+	Cutoff          time.Time
+	MinInteractions int     // refuse to train on fewer training watches than this
+	EvalMax         int     // evaluate at most this many held-out watches (a seeded sample); 0 means all
+	FullEvalMax     int     // NCF: evaluate the full NeuMF scorer (costly per candidate) on at most this many of them; 0 means all
+	GiftWeight      float64 // strength of a gift per unit of amount, in watch-seconds
+	FollowWeight    float64 // strength of a follow, in watch-seconds
 	ALS             ALSConfig
 	NeuMF           NeuMFConfig
 	Seed            uint64
@@ -387,25 +391,32 @@ type Split struct {
 }
 
 // SplitHistory holds out the most recent cfg.Holdout of h's watches by start
-// time (nothing at the cut-off instant trains) and aggregates the rest, with
+// time, or those started at or after cfg.Cutoff when it is set (nothing at
+// the cut-off instant trains), and aggregates the rest, with
 // gifts and follows before the cut-off, into one implicit strength per user
 // and streamer: watch seconds + GiftWeight·amount + FollowWeight per follow.
 // At most EvalMax held-out watches (a seeded sample) are kept. It returns an
 // EINVALID "too little data" error when fewer than MinInteractions watches
 // train or none is held out.
 func SplitHistory(h *History, cfg LiveConfig) (*Split, error) {
-	if cfg.Holdout <= 0 || cfg.Holdout >= 1 {
+	if cfg.Cutoff.IsZero() && (cfg.Holdout <= 0 || cfg.Holdout >= 1) {
 		return nil, lr.Errorf(lr.EINVALID, "holdout must be in (0, 1), got %v", cfg.Holdout)
 	}
 	need := max(cfg.MinInteractions, 1)
 	watches := slices.Clone(h.Watches)
 	slices.SortStableFunc(watches, func(a, b Watch) int { return a.At.Compare(b.At) })
 	nTrain := int(float64(len(watches)) * (1 - cfg.Holdout))
+	if !cfg.Cutoff.IsZero() {
+		nTrain = sort.Search(len(watches), func(i int) bool { return !watches[i].At.Before(cfg.Cutoff) })
+	}
 	if nTrain < need || nTrain == len(watches) {
 		return nil, lr.Errorf(lr.EINVALID, "too little data: %d watch sessions (%d for training), need at least %d for training and one held out",
 			len(watches), nTrain, need)
 	}
 	cut := watches[nTrain].At
+	if !cfg.Cutoff.IsZero() {
+		cut = cfg.Cutoff
+	}
 	for nTrain > 0 && !watches[nTrain-1].At.Before(cut) {
 		nTrain--
 	}

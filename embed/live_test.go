@@ -341,3 +341,33 @@ func nanTail(b []byte) []byte {
 	binary.LittleEndian.PutUint32(b[len(b)-4:], math.Float32bits(float32(math.NaN())))
 	return b
 }
+
+// With Cutoff set, the split is in time: the watches, gifts and follows
+// before it train, the watches from it on are held out, whatever Holdout.
+func TestSplitHistoryAtCutoff(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := &History{}
+	for i := 0; i < 10; i++ {
+		h.Watches = append(h.Watches, Watch{User: int64(i % 3), Streamer: int64(i % 4), At: t0.Add(time.Duration(i) * time.Hour), Seconds: 60})
+	}
+	h.Gifts = []Gift{{User: 0, Streamer: 9, At: t0.Add(7 * time.Hour), Amount: 1}, {User: 0, Streamer: 8, At: t0.Add(8 * time.Hour), Amount: 1}}
+	cfg := DefaultLiveConfig("mf")
+	cfg.MinInteractions, cfg.Holdout, cfg.Cutoff = 1, 0, t0.Add(7*time.Hour+30*time.Minute)
+	sp, err := SplitHistory(h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.TrainWatch != 8 || sp.HeldWatch != 2 || !sp.Cutoff.Equal(cfg.Cutoff) {
+		t.Fatalf("train %d held %d cutoff %s, want 8, 2, %s", sp.TrainWatch, sp.HeldWatch, sp.Cutoff, cfg.Cutoff)
+	}
+	if _, ok := sp.itemIdx[9]; !ok {
+		t.Error("the gift before the cut-off does not train")
+	}
+	if _, ok := sp.itemIdx[8]; ok {
+		t.Error("the gift after the cut-off trains")
+	}
+	cfg.Cutoff = t0.Add(20 * time.Hour)
+	if _, err := SplitHistory(h, cfg); lr.ErrorCode(err) != lr.EINVALID {
+		t.Fatalf("nothing held out: err %v, want EINVALID", err)
+	}
+}

@@ -215,3 +215,38 @@ liverecall_recall_unknown_streamers_total{outcome="capped"} ` + strconv.Itoa(cap
 		t.Fatalf("k=3: %d unknown among %v, want 1", n, ids(res))
 	}
 }
+
+// A streamer the user went on to watch after it was shown is not demoted:
+// the filter sets aside what the user passed over, not what they chose
+// (their next page, minutes later, may well lead with it again).
+func TestShownThenWatchedNotDemoted(t *testing.T) {
+	w := newWorld(t, 12, 12)
+	e := w.engine(patient(recall.Config{ShownWindow: 10 * time.Minute}), nil)
+	const k = 5
+	p1 := page(t, e, k)
+	chosen, passed := p1[0].StreamerID, p1[1].StreamerID
+	advance(w, e, time.Minute)
+	w.apply(t, w.ev(lr.EventViewerJoined, int(chosen), 7, w.now))
+	advance(w, e, time.Minute)
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawChosen bool
+	for _, c := range res.Candidates {
+		switch c.StreamerID {
+		case chosen:
+			sawChosen = true
+			if c.Shown {
+				t.Errorf("streamer %d, watched after it was shown, is flagged shown", chosen)
+			}
+		case passed:
+			if !c.Shown {
+				t.Errorf("streamer %d, shown and passed over, is not flagged shown", passed)
+			}
+		}
+	}
+	if !sawChosen {
+		t.Errorf("streamer %d, watched after it was shown, is not a candidate: %v", chosen, ids(res))
+	}
+}

@@ -602,6 +602,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	shown := sc.shown
 	if !e.cfg.ShownDisabled {
 		e.shown.recentInto(q.req.User, q.now.Add(-e.cfg.ShownWindow), shown)
+		e.forgetWatched(q.req.User, shown)
 	}
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
@@ -736,6 +737,20 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	}
 	e.scoreCandidates(q, res.User, cands, sc)
 	return cands
+}
+
+// forgetWatched removes from shown the streamers u joined at or after they
+// were last shown: the filter demotes what the user passed over, not what
+// they went on to watch (repeat viewing is most of live streaming).
+func (e *Engine) forgetWatched(u lr.UserID, shown map[lr.StreamerID]int64) {
+	if len(shown) == 0 {
+		return
+	}
+	for _, w := range e.state.History(u) {
+		if at, ok := shown[w.StreamerID]; ok && w.JoinedAt.UnixNano() >= at {
+			delete(shown, w.StreamerID)
+		}
+	}
 }
 
 func cmpInt64(a, b int64) int {

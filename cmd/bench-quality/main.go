@@ -5,8 +5,13 @@
 // the system for 10 streamers among those live at that moment:
 // trending only, MF only, MF + NCF (recall channels merged), and the full
 // system (every channel, reranked). Availability-aware HR@10 and NDCG@10 are
-// computed against what the simulated user actually chose. The last line is
-// the JSON headline.
+// computed against what the simulated user actually chose. Then it replays
+// the same history as `liverecall eval --format replay` does (package
+// replay): the full system, each channel alone and the three baselines on
+// the held-out day's watch starts, HR@1/5/10 and NDCG@10, repeat and new
+// targets (BENCH_QUALITY_REPLAY_ONLY=1 runs this part alone). The last line
+// is the JSON headline, with "replay_hr1_full", "replay_hr1_repeat_baseline",
+// "replay_hr10_full" and "replay_hr10_repeat_baseline".
 package main
 
 import (
@@ -36,6 +41,7 @@ type config struct {
 	streamers, users, days int
 	seed                   uint64
 	every                  int // score every n-th decision of the held-out day
+	replayMax              int // decisions the replay scores at most
 }
 
 // memStore hands trained vectors to the index manager.
@@ -108,22 +114,40 @@ func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, 
 }
 
 func main() {
-	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1}
+	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1, replayMax: 8000}
 	if os.Getenv("QUICK") != "" {
-		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2}
+		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2, replayMax: 3000}
 	}
-	if err := run(context.Background(), c); err != nil {
+	ctx := context.Background()
+	var head map[string]float64
+	var err error
+	if os.Getenv("BENCH_QUALITY_REPLAY_ONLY") == "" {
+		head, err = run(ctx, c)
+	}
+	if err == nil {
+		var rh map[string]float64
+		rh, err = runReplay(ctx, c)
+		if head == nil {
+			head = map[string]float64{}
+		}
+		for k, v := range rh {
+			head[k] = v
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-quality:", err)
 		os.Exit(1)
 	}
+	b, _ := json.Marshal(head)
+	fmt.Println(string(b))
 }
 
-func run(ctx context.Context, c config) error {
+func run(ctx context.Context, c config) (map[string]float64, error) {
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	testDay := start.AddDate(0, 0, c.days)
 	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("# end-to-end quality: %d streamers, %d users, %d days of history, held-out day %s, seed %d\n",
 		c.streamers, c.users, c.days, testDay.Format(time.DateOnly), c.seed)
@@ -154,7 +178,7 @@ func run(ctx context.Context, c config) error {
 		trainEvents = append(trainEvents, e)
 		return hist.Add(e)
 	}, nil); err != nil {
-		return err
+		return nil, err
 	}
 	if err := hist.Flush(func(f sim.FollowRecord) error {
 		if f.Active {
@@ -162,7 +186,7 @@ func run(ctx context.Context, c config) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("history: %d events, %d watch sessions, %d gifts, %d follows, %d streams (%.1f s)\n",
 		len(trainEvents), len(h.Watches), len(h.Gifts), len(h.Follows), len(h.Streams), time.Since(t0).Seconds())
@@ -173,7 +197,7 @@ func run(ctx context.Context, c config) error {
 		t := time.Now()
 		m, err := embed.TrainLive(ctx, &h, embed.DefaultLiveConfig(kind))
 		if err != nil {
-			return fmt.Errorf("training %s: %w", kind, err)
+			return nil, fmt.Errorf("training %s: %w", kind, err)
 		}
 		// The manager reads vectors in id order, as Postgres streams them.
 		for _, side := range [][]lr.Embedding{m.Users, m.Streamers} {
@@ -188,14 +212,14 @@ func run(ctx context.Context, c config) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mgr, err := index.NewManager(index.Config{Store: store, Ordinals: ords, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := mgr.Load(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	users, err := userstore.New(userstore.Config{Source: store})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var scorer *recommend.NeuMF
 	if ncfModel != nil {
@@ -291,7 +315,7 @@ func run(ctx context.Context, c config) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("held-out day: %d decisions (%d scored), repeat share %.2f, %.1f s\n\n", stats.Choices, decisions, stats.RepeatShare(), time.Since(t1).Seconds())
 	fmt.Println("| variant | HR@10 | NDCG@10 | decisions | mean live candidates | not-live recommended |")
@@ -305,12 +329,10 @@ func run(ctx context.Context, c config) error {
 	tr, full := res["trending only"], res["full (all channels, reranked)"]
 	fmt.Printf("\nfull system vs trending only: HR@10 %+.4f (x%.2f), NDCG@10 %+.4f (x%.2f)\n\n",
 		full.HR-tr.HR, full.HR/tr.HR, full.NDCG-tr.NDCG, full.NDCG/tr.NDCG)
-	b, _ := json.Marshal(map[string]float64{
+	return map[string]float64{
 		"hr10_trending": round4(tr.HR), "hr10_mf": round4(res["MF only"].HR), "hr10_mf_ncf": round4(res["MF + NCF"].HR),
 		"hr10_full": round4(full.HR), "ndcg10_full": round4(full.NDCG),
-	})
-	fmt.Println(string(b))
-	return nil
+	}, nil
 }
 
 func round4(x float64) float64 { return float64(int64(x*10000+0.5)) / 10000 }

@@ -20,7 +20,8 @@ func init() {
 
 func runEval(ctx context.Context, app *App, args []string) error {
 	f := newFlags(app, "eval")
-	format := f.FlagSet.String("format", "ncf", "ncf: leave-one-out on NCF-format files; live: the availability-aware protocol on the PostgreSQL history (--database-url)")
+	format := f.FlagSet.String("format", "ncf", "ncf: leave-one-out on NCF-format files; live: the availability-aware protocol on the PostgreSQL history (--database-url); replay: the whole serving system, replaying the PostgreSQL history")
+	holdoutFrom := f.FlagSet.String("holdout-from", "", "replay: score the watch starts from this time on (RFC 3339) and train on the history before it (default: the most recent --holdout share of watch sessions)")
 	dbURL := f.String(sDatabaseURL)
 	window := f.Duration(sTrainWindow)
 	holdout := f.Float(sTrainHoldout)
@@ -42,6 +43,7 @@ func runEval(ctx context.Context, app *App, args []string) error {
 	f.Usage = func() {
 		fmt.Fprintln(app.Stderr, "usage: liverecall eval --format ncf (--dataset PREFIX | --train F --test F --negatives F) --model als,ncf [--json]")
 		fmt.Fprintln(app.Stderr, "       liverecall eval --format live [--database-url URL] --model pop,als,ncf [--json]")
+		fmt.Fprintln(app.Stderr, "       liverecall eval --format replay [--database-url URL] [--holdout-from TIME | --holdout SHARE] [--eval-max N] [--model als,ncf] [--json]")
 		f.PrintDefaults()
 	}
 	if err := f.Parse(args); err != nil {
@@ -51,8 +53,20 @@ func runEval(ctx context.Context, app *App, args []string) error {
 	if *format == "live" {
 		return evalLive(ctx, app, *dbURL, *window, *holdout, *evalMax, strings.Split(*models, ","), p, *asJSON)
 	}
+	if *format == "replay" {
+		var from time.Time
+		if *holdoutFrom != "" {
+			t, err := time.Parse(time.RFC3339, *holdoutFrom)
+			if err != nil {
+				fmt.Fprintf(app.Stderr, "liverecall eval: --holdout-from %q is not an RFC 3339 time (e.g. 2026-01-10T00:00:00Z)\n", *holdoutFrom)
+				return errUsage
+			}
+			from = t
+		}
+		return evalReplay(ctx, app, *dbURL, from, *holdout, *evalMax, strings.Split(*models, ","), p, *asJSON)
+	}
 	if *format != "ncf" {
-		fmt.Fprintf(app.Stderr, "liverecall eval: unknown --format %q (want ncf or live)\n", *format)
+		fmt.Fprintf(app.Stderr, "liverecall eval: unknown --format %q (want ncf, live or replay)\n", *format)
 		return errUsage
 	}
 	if *dataset != "" {
