@@ -45,22 +45,32 @@ func ReadVectorsParquet(path string, dim int) (*VectorFile, error) {
 	if err != nil {
 		return nil, lr.Errorf(lr.EINVALID, "%s: not a Parquet file: %v", name, err)
 	}
-	has := func(col string) bool {
+	field := func(col string) parquet.Field {
 		for _, f := range pf.Schema().Fields() {
 			if f.Name() == col {
-				return true
+				return f
 			}
 		}
-		return false
+		return nil
 	}
-	if !has("id") {
+	id := field("id")
+	if id == nil {
 		return nil, lr.Errorf(lr.EINVALID, "%s: no `id` column (want id and features, or id and vec)", name)
+	}
+	if err := checkPQColumn(name, "id", id, false); err != nil {
+		return nil, err
 	}
 	v := &vectorValidator{f: &VectorFile{Name: name, Dim: dim}, seen: map[int64]int{}}
 	switch {
-	case has("features"):
+	case field("features") != nil:
+		if err := checkPQColumn(name, "features", field("features"), true); err != nil {
+			return nil, err
+		}
 		err = readPQ(pf, name, v, func(r pqFeatures) (int64, []float32) { return r.ID, r.Features })
-	case has("vec"):
+	case field("vec") != nil:
+		if err := checkPQColumn(name, "vec", field("vec"), true); err != nil {
+			return nil, err
+		}
 		err = readPQ(pf, name, v, func(r pqVec) (int64, []float32) { return r.ID, r.Vec })
 	default:
 		return nil, lr.Errorf(lr.EINVALID, "%s: no `features` or `vec` list column", name)
@@ -72,6 +82,55 @@ func ReadVectorsParquet(path string, dim int) (*VectorFile, error) {
 		return nil, lr.Errorf(lr.EINVALID, "%s: no vectors", name)
 	}
 	return v.f, nil
+}
+
+// checkPQColumn refuses, before any row is read, a column the reader would
+// otherwise convert with a message in the Parquet library's and Go's terms
+// (strconv.ParseInt, "invalid conversion between parquet values") or
+// silently (a boolean id, a scalar where a list belongs): the id must be a
+// plain integer column, the vector a list of numbers.
+func checkPQColumn(file, col string, f parquet.Node, list bool) error {
+	n, repeated := f, f.Repeated()
+	for !n.Leaf() {
+		fs := n.Fields()
+		if len(fs) != 1 {
+			return lr.Errorf(lr.EINVALID, "%s: column `%s` is a group of %d fields; want %s", file, col, len(fs), pqWant(col, list))
+		}
+		n = fs[0]
+		repeated = repeated || n.Repeated()
+	}
+	kind := n.Type().Kind()
+	switch {
+	case !list && repeated:
+		return lr.Errorf(lr.EINVALID, "%s: column `%s` is a list; want %s", file, col, pqWant(col, list))
+	case list && !repeated:
+		return lr.Errorf(lr.EINVALID, "%s: column `%s` is not a list (one value per row); want %s", file, col, pqWant(col, list))
+	case kind == parquet.Int32 || kind == parquet.Int64, list && (kind == parquet.Float || kind == parquet.Double):
+		return nil
+	}
+	return lr.Errorf(lr.EINVALID, "%s: column `%s` holds %s; want %s", file, col, pqKindName(kind), pqWant(col, list))
+}
+
+func pqWant(col string, list bool) string {
+	if list {
+		return "a list of numbers (float or double)"
+	}
+	return "an integer column"
+}
+
+// pqKindName names a Parquet physical type for a person.
+func pqKindName(k parquet.Kind) string {
+	switch k {
+	case parquet.Boolean:
+		return "booleans"
+	case parquet.Int32, parquet.Int64:
+		return "integers"
+	case parquet.Int96:
+		return "96-bit integers (timestamps)"
+	case parquet.Float, parquet.Double:
+		return "floating-point numbers"
+	}
+	return "strings or bytes"
 }
 
 func readPQ[T any](pf *parquet.File, name string, v *vectorValidator, get func(T) (int64, []float32)) (err error) {

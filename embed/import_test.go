@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+
+	lr "github.com/liverecall/liverecall"
 )
 
 func TestReadVectorsCSV(t *testing.T) {
@@ -44,6 +46,89 @@ func TestReadVectorsCSV(t *testing.T) {
 type pqSpark struct {
 	ID       int32     `parquet:"id"`
 	Features []float64 `parquet:"features,list"`
+}
+
+// Parquet layouts of the wrong column types, for
+// TestReadVectorsParquetColumnTypes.
+type (
+	pqStringID struct {
+		ID       string    `parquet:"id"`
+		Features []float32 `parquet:"features,list"`
+	}
+	pqBoolID struct {
+		ID  bool      `parquet:"id"`
+		Vec []float64 `parquet:"vec,list"`
+	}
+	pqStringValues struct {
+		ID       int64    `parquet:"id"`
+		Features []string `parquet:"features,list"`
+	}
+	pqScalarVec struct {
+		ID  int64   `parquet:"id"`
+		Vec float64 `parquet:"vec"`
+	}
+	pqListID struct {
+		ID       []int64   `parquet:"id,list"`
+		Features []float32 `parquet:"features,list"`
+	}
+	pqInt64Vec struct {
+		ID  int64   `parquet:"id"`
+		Vec []int64 `parquet:"vec,list"`
+	}
+)
+
+// A column of the wrong type is refused before any row is read, with a
+// message naming the column and what it should hold in Parquet's terms,
+// never the library's conversion error or Go's (strconv.ParseInt), and is
+// never converted silently (a boolean id read as 1, a scalar vector read
+// as empty).
+func TestReadVectorsParquetColumnTypes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, rows any) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		var err error
+		switch r := rows.(type) {
+		case []pqStringID:
+			err = parquet.WriteFile(p, r)
+		case []pqBoolID:
+			err = parquet.WriteFile(p, r)
+		case []pqStringValues:
+			err = parquet.WriteFile(p, r)
+		case []pqScalarVec:
+			err = parquet.WriteFile(p, r)
+		case []pqListID:
+			err = parquet.WriteFile(p, r)
+		case []pqInt64Vec:
+			err = parquet.WriteFile(p, r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{write("string-id.parquet", []pqStringID{{"x", []float32{1, 2}}}), "string-id.parquet: column `id` holds strings or bytes; want an integer column"},
+		{write("bool-id.parquet", []pqBoolID{{true, []float64{1, 2}}}), "bool-id.parquet: column `id` holds booleans; want an integer column"},
+		{write("string-values.parquet", []pqStringValues{{1, []string{"a", "b"}}}), "string-values.parquet: column `features` holds strings or bytes; want a list of numbers (float or double)"},
+		{write("scalar-vec.parquet", []pqScalarVec{{1, 2}}), "scalar-vec.parquet: column `vec` is not a list (one value per row); want a list of numbers (float or double)"},
+		{write("list-id.parquet", []pqListID{{[]int64{1}, []float32{1, 2}}}), "list-id.parquet: column `id` is a list; want an integer column"},
+	} {
+		_, err := ReadVectorsFile(tc.path, 0)
+		if err == nil || lr.ErrorCode(err) != lr.EINVALID || lr.ErrorMessage(err) != tc.want {
+			t.Errorf("%s: err = %v, want %q", filepath.Base(tc.path), err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "strconv") {
+			t.Errorf("%s: the message names Go's parser: %v", filepath.Base(tc.path), err)
+		}
+	}
+	// Integers in the vector's list are numbers too.
+	f, err := ReadVectorsFile(write("int-vec.parquet", []pqInt64Vec{{3, []int64{1, 2}}}), 0)
+	if err != nil || len(f.Rows) != 1 || f.Rows[0].ID != 3 || f.Rows[0].Vec[1] != 2 {
+		t.Errorf("int64 list: %+v, %v", f, err)
+	}
 }
 
 func TestReadVectorsParquet(t *testing.T) {

@@ -394,7 +394,7 @@ func appendPlainString(dst []byte, s string) []byte {
 // malformed JSON, trailing data, a value that is neither array nor object,
 // an empty array, a field of the wrong JSON type, or an impression without
 // request_id, a positive user_id and streamer_id, shown_at, or with a
-// negative position. The impressions of a message are all returned or none.
+// negative stream_id or position. The impressions of a message are all returned or none.
 // DecodeImpressions is safe for concurrent use.
 func DecodeImpressions(b []byte) ([]lr.Impression, error) {
 	switch t := bytes.TrimLeft(b, " \t\r\n"); {
@@ -451,6 +451,9 @@ func validateImpression(im *lr.Impression) error {
 	}
 	if im.StreamerID <= 0 {
 		bad = append(bad, "streamer_id (positive)")
+	}
+	if im.StreamID < 0 {
+		bad = append(bad, "stream_id (not negative)")
 	}
 	if im.Position < 0 {
 		bad = append(bad, "position (not negative)")

@@ -437,3 +437,43 @@ func TestSchemaAndDecoderAgree(t *testing.T) {
 	}
 	t.Logf("%d events, %d valid to both", n, accepted)
 }
+
+// An impression page with one field set to a value of the wrong type or
+// out of range is refused by the schema and by the service's reader, whose
+// message names the field and no Go type.
+func TestInvalidImpressionFieldsRefusedBySchemaAndReader(t *testing.T) {
+	s := compileSchema(t, "impression.schema.json")
+	const base = `{"request_id":"r","user_id":1,"streamer_id":2,"stream_id":3,"position":0,"score":0.5,"channels":["mf"],"model_versions":"mf=v1","shown_at":"2026-11-23T18:00:00Z","features":[1,2]}`
+	for _, tc := range []struct{ field, value string }{
+		{"request_id", `""`}, {"request_id", `7`}, {"request_id", `null`},
+		{"user_id", `0`}, {"user_id", `-1`}, {"user_id", `"1"`}, {"user_id", `1.5`}, {"user_id", `9223372036854775808`},
+		{"streamer_id", `0`}, {"streamer_id", `true`}, {"streamer_id", `[]`},
+		{"stream_id", `-1`}, {"stream_id", `"3"`}, {"stream_id", `2.5`},
+		{"position", `-1`}, {"position", `"0"`}, {"position", `0.5`},
+		{"score", `"high"`}, {"score", `{}`},
+		{"channels", `"mf"`}, {"channels", `[1]`},
+		{"model_versions", `1`}, {"model_versions", `["mf=v1"]`},
+		{"shown_at", `"yesterday"`}, {"shown_at", `1700000000`}, {"shown_at", `"2026-02-30T18:00:00Z"`}, {"shown_at", `null`},
+		{"features", `"1,2"`}, {"features", `["x"]`},
+	} {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(base), &m); err != nil {
+			t.Fatal(err)
+		}
+		m[tc.field] = json.RawMessage(tc.value)
+		obj, _ := json.Marshal(m)
+		page := []byte("[" + string(obj) + "]")
+		if validate(t, s, page) == nil {
+			t.Errorf("%s = %s: the schema accepts it", tc.field, tc.value)
+		}
+		_, err := events.DecodeImpressions(page)
+		if err == nil {
+			t.Errorf("%s = %s: the reader accepts it", tc.field, tc.value)
+			continue
+		}
+		msg := lr.ErrorMessage(err)
+		if lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(msg, tc.field) || goTypeInMessage.MatchString(msg) {
+			t.Errorf("%s = %s: %s %q, want invalid naming the field and no Go type", tc.field, tc.value, lr.ErrorCode(err), msg)
+		}
+	}
+}

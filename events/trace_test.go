@@ -8,10 +8,12 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events/kafkatest"
 	"github.com/liverecall/liverecall/internal/spans"
+	"github.com/liverecall/liverecall/live"
 )
 
 // With tracing on, the impressions producer names its kafka.produce span
@@ -86,5 +88,62 @@ func TestKafkaSpansLinkProducerAndSink(t *testing.T) {
 	}
 	if dbWrite == nil || dbWrite.Parent().SpanID() != batch.SpanContext().SpanID() {
 		t.Errorf("the write's span is not a child of sink.batch")
+	}
+}
+
+// With tracing on, each batch the live consumer applies to the live view
+// is a consumer span, live.apply, counting the batch's events.
+func TestLiveConsumerApplySpan(t *testing.T) {
+	cl := kafkatest.New(t, kafkatest.Topic{Name: testTopic, Partitions: 1}, kafkatest.Topic{Name: testDLQ, Partitions: 1})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals()})
+	c, err := NewLiveConsumer(LiveConfig{Brokers: cl.Brokers(), Topics: []string{testTopic}, DeadLetterTopic: testDLQ,
+		LagEvery: 200 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Tracer: tp.Tracer("test")}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	p := NewProducer(ProducerConfig{Brokers: cl.Brokers(), Topic: testTopic})
+	defer p.Close()
+	if err := p.Publish(context.Background(), lr.Event{ID: "a", Type: lr.EventStreamStarted, TS: time.Now(), StreamerID: 5, StreamID: 50, V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(eventually)
+	for {
+		for _, s := range rec.Ended() {
+			if s.Name() != "live.apply" {
+				continue
+			}
+			if s.SpanKind() != trace.SpanKindConsumer {
+				t.Errorf("live.apply kind %v, want consumer", s.SpanKind())
+			}
+			n := 0
+			for _, a := range s.Attributes() {
+				if a.Key == "messaging.batch.message_count" {
+					n = int(a.Value.AsInt64())
+				}
+			}
+			if n != 1 {
+				t.Errorf("live.apply counts %d messages, want 1: %v", n, s.Attributes())
+			}
+			if _, ok := st.FeaturesOf(5); !ok {
+				t.Error("live.apply ended before the event was applied")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live.apply span among %v", rec.Ended())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

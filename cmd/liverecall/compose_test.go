@@ -172,6 +172,14 @@ func TestComposeFileAgreesWithTheBinary(t *testing.T) {
 		sim.Environment["LIVERECALL_SIM_SEED"] != cf.Services["seed"].Environment["LIVERECALL_SIM_SEED"] {
 		t.Errorf("simulate must run the seed's world live into the service's Kafka: %+v", sim)
 	}
+	// simulate goes on from the start the seed recorded only when the world
+	// is the same (seed, streamers, users); else it falls back on --days
+	// days before today, a different history from the one seed loaded.
+	for _, env := range []string{"LIVERECALL_SIM_SEED", "LIVERECALL_SIM_STREAMERS", "LIVERECALL_SIM_USERS", "LIVERECALL_SIM_DAYS", "LIVERECALL_SIM_START"} {
+		if a, b := sim.Environment[env], cf.Services["seed"].Environment[env]; a != b {
+			t.Errorf("simulate sets %s=%q, seed %q: they must simulate the same world from the same start", env, a, b)
+		}
+	}
 
 	// Kafka: services use the in-network listener; the host gets a second
 	// one advertised as localhost on the published port.
