@@ -1,17 +1,13 @@
 package events
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"reflect"
+	"math/bits"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,8 +36,8 @@ import (
 // A message carries the ReplicaHeader header naming the replica that
 // produced it (when ImpressionConfig.Replica is set): every replica's
 // ShownConsumer reads the topic into its already-shown filter and skips its
-// own pages. Producers before the page format wrote one impression per
-// message, as a single JSON object; DecodeImpressions reads both.
+// own pages. schemas/impression.schema.json publishes the format, and
+// DecodeImpressions accepts exactly what it does.
 const DefaultImpressionTopic = "liverecall.impressions"
 
 // DefaultImpressionBuffer is the default ImpressionConfig.Buffer: 5,000
@@ -386,145 +382,397 @@ func appendPlainString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// DecodeImpressions decodes one message of the impressions topic: a JSON
-// array of impressions (a page) or, as written before pages, a single JSON
-// impression object. Fields not in lr.Impression are ignored, as they always
-// were (a newer producer may add some). Anything else is refused with an
-// EINVALID *lr.Error naming the problem and, for an array, the element:
-// malformed JSON, trailing data, a value that is neither array nor object,
-// an empty array, a field of the wrong JSON type, or an impression without
-// request_id, a positive user_id and streamer_id, shown_at, or with a
-// negative stream_id or position. The impressions of a message are all returned or none.
-// DecodeImpressions is safe for concurrent use.
+// DecodeImpressions decodes one message of the impressions topic: a page,
+// the JSON array of at least one impression object that EncodeImpressions
+// writes. It is exactly as strict as schemas/impression.schema.json, the
+// published contract: every field of an impression is required but
+// features (left out when there are none, so never an empty array), no
+// other field is allowed (names are case-sensitive), request_id is a
+// non-empty string, user_id and streamer_id positive and stream_id and
+// position non-negative integers within int64 (in any JSON notation of a
+// whole number, as JSON Schema's "integer"), score a number within
+// float64's range and each feature within float32's, channels an array of
+// strings or null, model_versions a string and shown_at an RFC 3339 time
+// like the envelope's ts. Beyond what a schema can state, a field given
+// twice in one impression is refused. Anything else (malformed JSON,
+// trailing data, a value that is not an array) is refused too, always with
+// an EINVALID *lr.Error whose message names the impression and the field
+// ("impression 2: field \"stream_id\": missing") in JSON terms, never Go's.
+// The impressions of a message are all returned or none. DecodeImpressions
+// is safe for concurrent use.
+//
+// Until 2026-11-23 the producer wrote one impression object per message;
+// no release ever did, and the reader no longer takes that form.
 func DecodeImpressions(b []byte) ([]lr.Impression, error) {
-	switch t := bytes.TrimLeft(b, " \t\r\n"); {
-	case len(t) == 0:
-		return nil, lr.Errorf(lr.EINVALID, "impressions: empty message")
-	case t[0] == '{':
-		var im lr.Impression
-		if err := json.Unmarshal(b, &im); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression: %v", impressionJSONErr(err))
+	p := parser{b: b}
+	p.ws()
+	if !p.eat('[') {
+		switch k := p.kind(); k {
+		case "nothing":
+			return nil, lr.Errorf(lr.EINVALID, "impressions: empty message")
+		case "invalid":
+			return nil, lr.Errorf(lr.EINVALID, "impressions: %s", lr.ErrorMessage(p.syntax("looking for beginning of value")))
+		default:
+			return nil, lr.Errorf(lr.EINVALID, "impressions: want a JSON array of impressions, got %s", withArticle(k))
 		}
-		if err := validateImpression(&im); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression: %v", err)
-		}
-		return []lr.Impression{im}, nil
-	case t[0] != '[':
-		return nil, lr.Errorf(lr.EINVALID, "impressions: want a JSON array of impressions or one impression object, got %s", jsonKind(t[0]))
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil { // the '['
-		return nil, lr.Errorf(lr.EINVALID, "impressions: %v", err)
+	p.ws()
+	if p.eat(']') {
+		return nil, lr.Errorf(lr.EINVALID, "impressions: empty array (a page has at least one impression)")
 	}
 	var imps []lr.Impression
-	for dec.More() {
+	for {
+		p.ws()
 		i := len(imps)
 		imps = append(imps, lr.Impression{})
-		if err := dec.Decode(&imps[i]); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression %d: %v", i, impressionJSONErr(err))
+		if err := p.impression(&imps[i]); err != nil {
+			return nil, lr.Errorf(lr.EINVALID, "impression %d: %s", i, lr.ErrorMessage(err))
 		}
-		if err := validateImpression(&imps[i]); err != nil {
-			return nil, lr.Errorf(lr.EINVALID, "impression %d: %v", i, err)
+		p.ws()
+		if p.eat(',') {
+			continue
 		}
+		if p.eat(']') {
+			break
+		}
+		return nil, lr.Errorf(lr.EINVALID, "impressions: after impression %d: %s", i, lr.ErrorMessage(p.syntax("after array element")))
 	}
-	if _, err := dec.Token(); err != nil { // the ']'
-		return nil, lr.Errorf(lr.EINVALID, "impressions: after element %d: %v", len(imps), decodeErr(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	p.ws()
+	if p.i != len(p.b) {
 		return nil, lr.Errorf(lr.EINVALID, "impressions: trailing data after the JSON array")
-	}
-	if len(imps) == 0 {
-		return nil, lr.Errorf(lr.EINVALID, "impressions: empty array (a page has at least one impression)")
 	}
 	return imps, nil
 }
 
-// validateImpression checks the fields every stored impression needs; the
-// error names those missing.
-func validateImpression(im *lr.Impression) error {
-	var bad []string
-	if im.RequestID == "" {
-		bad = append(bad, "request_id")
+// impressionFields are the fields of an impression in the schema's order;
+// field i has bit 1<<i in impression's set of fields seen.
+var impressionFields = [...]string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score",
+	"channels", "model_versions", "shown_at", "features"}
+
+// impressionRequired has the bits of every field but features.
+const impressionRequired = 1<<(len(impressionFields)-1) - 1
+
+// Limits of the magnitude of score and of each feature, as the schema
+// writes them (JSON Schema compares numbers exactly, so the decoder
+// compares the decimal text, see withinLimit): the shortest decimals of
+// math.MaxFloat64 and math.MaxFloat32, as EncodeImpressions writes those.
+// Every number up to them rounds to a finite float64 or float32.
+const (
+	maxScoreText   = "1.7976931348623157e+308"
+	maxFeatureText = "3.4028235e+38"
+)
+
+// impression parses one impression object at p.i into im.
+func (p *parser) impression(im *lr.Impression) error {
+	if k := p.kind(); k != "object" {
+		if k == "nothing" || k == "invalid" {
+			return p.syntax("looking for beginning of value")
+		}
+		return lr.Errorf(lr.EINVALID, "want a JSON object, got %s", withArticle(k))
 	}
-	if im.UserID <= 0 {
-		bad = append(bad, "user_id (positive)")
+	p.eat('{')
+	var seen uint16
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			key, err := p.rawStr()
+			if err != nil {
+				return err
+			}
+			p.ws()
+			if !p.eat(':') {
+				return p.syntax("after object key")
+			}
+			p.ws()
+			// The field is known and new before its value is read: a
+			// field given twice is refused whatever its values.
+			bit := impressionFieldBit(key)
+			if bit == 0 {
+				return lr.Errorf(lr.EINVALID, "field %q: unknown field", lr.Clip(string(key), 64))
+			}
+			if seen&bit != 0 {
+				return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
+			}
+			seen |= bit
+			if err := p.impressionField(key, im); err != nil {
+				return err
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			if p.eat('}') {
+				break
+			}
+			return p.syntax("after object key:value pair")
+		}
 	}
-	if im.StreamerID <= 0 {
-		bad = append(bad, "streamer_id (positive)")
-	}
-	if im.StreamID < 0 {
-		bad = append(bad, "stream_id (not negative)")
-	}
-	if im.Position < 0 {
-		bad = append(bad, "position (not negative)")
-	}
-	if im.ShownAt.IsZero() {
-		bad = append(bad, "shown_at")
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("missing or invalid %s", strings.Join(bad, ", "))
+	if missing := impressionRequired &^ seen; missing != 0 {
+		return lr.Errorf(lr.EINVALID, "field %q: missing", impressionFields[bits.TrailingZeros16(missing)])
 	}
 	return nil
 }
 
-// impressionFieldTypes is the JSON type of each field of an impression.
-var impressionFieldTypes = map[string]string{
-	"request_id": "a string", "user_id": "an integer", "streamer_id": "an integer", "stream_id": "an integer",
-	"position": "an integer", "score": "a number", "channels": "an array of strings", "model_versions": "a string",
-	"shown_at": "a string", "features": "an array of numbers",
-}
-
-// impressionJSONErr words encoding/json's errors decoding an impression in
-// JSON terms (the field and the JSON type it takes), never Go's
-// ("Go struct field Impression.user_id of type liverecall.UserID").
-func impressionJSONErr(err error) error {
-	var te *json.UnmarshalTypeError
-	var pe *time.ParseError
-	switch {
-	case errors.As(err, &te):
-		got := te.Value
-		if got == "bool" {
-			got = "boolean"
+// impressionFieldBit returns the bit of field key, 0 if there is no such
+// field.
+func impressionFieldBit(key []byte) uint16 {
+	for i, f := range impressionFields {
+		if string(key) == f {
+			return 1 << i
 		}
-		want, ok := impressionFieldTypes[te.Field]
-		if !ok {
-			return fmt.Errorf("want an object, got %s", got)
-		}
-		if strings.HasPrefix(want, "an array") && te.Type != nil && te.Type.Kind() != reflect.Slice {
-			got += " in the array"
-		}
-		if n, ok := strings.CutPrefix(got, "number "); ok && want == "an integer" && !strings.ContainsAny(n, ".eE") {
-			got += " (out of range)"
-		}
-		return fmt.Errorf("field %q: want %s, got %s", te.Field, want, got)
-	case errors.As(err, &pe):
-		return fmt.Errorf("field \"shown_at\": %q is not an RFC 3339 time", lr.Clip(pe.Value, 64))
-	case strings.HasPrefix(err.Error(), "Time.UnmarshalJSON"):
-		return errors.New(`field "shown_at": want a string`)
 	}
-	return decodeErr(err)
+	return 0
 }
 
-// decodeErr turns io.EOF and io.ErrUnexpectedEOF of a json.Decoder into
-// words.
-func decodeErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errors.New("truncated JSON")
+// impressionField parses the value of field key, a known field, into im.
+func (p *parser) impressionField(key []byte, im *lr.Impression) error {
+	if k := p.kind(); k == "nothing" || k == "invalid" {
+		return p.syntax("looking for beginning of value")
 	}
-	return err
+	switch string(key) {
+	case "request_id":
+		s, err := p.stringField("request_id")
+		if err == nil && s == "" {
+			err = lr.Errorf(lr.EINVALID, "field \"request_id\": must not be empty")
+		}
+		im.RequestID = s
+		return err
+	case "user_id":
+		var v int64
+		if err := p.int("user_id", &v); err != nil {
+			return err
+		}
+		im.UserID = lr.UserID(v)
+		return checkID("user_id", v)
+	case "streamer_id":
+		var v int64
+		if err := p.int("streamer_id", &v); err != nil {
+			return err
+		}
+		im.StreamerID = lr.StreamerID(v)
+		return checkID("streamer_id", v)
+	case "stream_id":
+		var v int64
+		if err := p.int("stream_id", &v); err != nil {
+			return err
+		}
+		im.StreamID = lr.StreamID(v)
+		return checkNotNegative("stream_id", v)
+	case "position":
+		var v int64
+		if err := p.int("position", &v); err != nil {
+			return err
+		}
+		if int64(int(v)) != v {
+			return typeErr("position", "an integer", "number "+strconv.FormatInt(v, 10)+" (out of range)")
+		}
+		im.Position = int(v)
+		return checkNotNegative("position", v)
+	case "score":
+		if p.kind() != "number" {
+			return typeErr("score", "a number", p.kind())
+		}
+		f, err := p.boundedNumber("score", -1, maxScoreText)
+		im.Score = f
+		return err
+	case "channels":
+		if p.null() {
+			im.Channels = nil
+			return nil
+		}
+		if p.kind() != "array" {
+			return typeErr("channels", "an array of strings", p.kind())
+		}
+		im.Channels = []string{}
+		return p.array(func() error {
+			if p.kind() != "string" {
+				return elemErr("channels", len(im.Channels), "a string", p.kind())
+			}
+			s, err := p.str()
+			im.Channels = append(im.Channels, s)
+			return err
+		})
+	case "model_versions":
+		s, err := p.stringField("model_versions")
+		im.ModelVersions = s
+		return err
+	case "shown_at":
+		s, err := p.stringField("shown_at")
+		if err != nil {
+			return err
+		}
+		t, err := parseTime("shown_at", s)
+		im.ShownAt = t
+		return err
+	case "features":
+		if p.kind() != "array" {
+			return typeErr("features", "an array of numbers", p.kind())
+		}
+		im.Features = im.Features[:0]
+		err := p.array(func() error {
+			if p.kind() != "number" {
+				return elemErr("features", len(im.Features), "a number", p.kind())
+			}
+			f, err := p.boundedNumber("features", len(im.Features), maxFeatureText)
+			// Within the limit, f rounds to a float32 of at most
+			// math.MaxFloat32 in magnitude; the clamp makes sure.
+			f = math.Max(-math.MaxFloat32, math.Min(math.MaxFloat32, f))
+			im.Features = append(im.Features, float32(f))
+			return err
+		})
+		if err == nil && len(im.Features) == 0 {
+			err = lr.Errorf(lr.EINVALID, "field \"features\": empty array (leave the field out when there are none)")
+		}
+		return err
+	}
+	return nil
 }
 
-// jsonKind names the JSON value starting with c.
-func jsonKind(c byte) string {
-	switch {
-	case c == '"':
-		return "a string"
-	case c == 'n':
-		return "null"
-	case c == 't' || c == 'f':
+// stringField parses the JSON string at p.i, the value of field key.
+func (p *parser) stringField(key string) (string, error) {
+	if p.kind() != "string" {
+		return "", typeErr(key, "a string", p.kind())
+	}
+	return p.str()
+}
+
+// array parses the JSON array at p.i, calling elem at each element.
+func (p *parser) array(elem func() error) error {
+	p.eat('[')
+	p.ws()
+	if p.eat(']') {
+		return nil
+	}
+	for {
+		p.ws()
+		if k := p.kind(); k == "nothing" || k == "invalid" {
+			return p.syntax("looking for beginning of value")
+		}
+		if err := elem(); err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat(']') {
+			return nil
+		}
+		return p.syntax("after array element")
+	}
+}
+
+// boundedNumber parses the JSON number at p.i, field key's value or (elem
+// >= 0) its array's element elem, and refuses it if its magnitude is above
+// the decimal limit.
+func (p *parser) boundedNumber(key string, elem int, limit string) (float64, error) {
+	tok, ok := p.num()
+	if !ok {
+		return 0, p.syntax("in numeric literal")
+	}
+	f, err := strconv.ParseFloat(string(tok), 64)
+	if err != nil || math.Abs(f) >= 1e38 && !withinLimit(tok, limit) {
+		got := "number " + lr.Clip(string(tok), 64) + " (out of range)"
+		if elem >= 0 {
+			return 0, elemErr(key, elem, "a number", got)
+		}
+		return 0, typeErr(key, "a number", got)
+	}
+	return f, nil
+}
+
+// elemErr words a wrong element i of the array of field key as typeErr
+// does a wrong field.
+func elemErr(key string, i int, want, got string) error {
+	if got == "bool" {
+		got = "boolean"
+	}
+	return lr.Errorf(lr.EINVALID, "field %q: element %d: want %s, got %s", key, i, want, got)
+}
+
+// checkNotNegative refuses a negative value of field key.
+func checkNotNegative(key string, v int64) error {
+	if v < 0 {
+		return lr.Errorf(lr.EINVALID, "field %q: must not be negative, got %d", key, v)
+	}
+	return nil
+}
+
+// withArticle names the JSON kind k (parser.kind) with its article.
+func withArticle(k string) string {
+	switch k {
+	case "object", "array":
+		return "an " + k
+	case "string", "number":
+		return "a " + k
+	case "bool":
 		return "a boolean"
-	case c == '-' || c >= '0' && c <= '9':
-		return "a number"
 	}
-	return fmt.Sprintf("%q", c)
+	return k
+}
+
+// withinLimit reports whether the magnitude of the JSON number tok is at
+// most that of the JSON number limit, comparing their decimal values
+// exactly (as JSON Schema's maximum does), not their float64 roundings.
+func withinLimit(tok []byte, limit string) bool {
+	td, te := decimalDigits(tok)
+	ld, le := decimalDigits([]byte(limit))
+	if len(td) == 0 {
+		return true
+	}
+	// Compare the number of digits before the point, then the digits.
+	if a, b := len(td)+te, len(ld)+le; a != b {
+		return a < b
+	}
+	return string(td) <= string(ld)
+}
+
+// decimalDigits returns the significant digits of the JSON number tok
+// (without sign, leading or trailing zeros) and the exponent e such that
+// its magnitude is digits×10^e. Exponents are bounded (as in wholeNumber).
+func decimalDigits(tok []byte) (digits []byte, exp int) {
+	if len(tok) > 0 && tok[0] == '-' {
+		tok = tok[1:]
+	}
+	i := 0
+	for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+		i++
+	}
+	digits = append(digits, tok[:i]...)
+	if i < len(tok) && tok[i] == '.' {
+		j := i + 1
+		for j < len(tok) && tok[j] >= '0' && tok[j] <= '9' {
+			j++
+		}
+		digits = append(digits, tok[i+1:j]...)
+		exp = -(j - i - 1)
+		i = j
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		neg := false
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			neg = tok[i] == '-'
+			i++
+		}
+		e := 0
+		for ; i < len(tok); i++ {
+			if e < 1_000_000_000 {
+				e = e*10 + int(tok[i]-'0')
+			}
+		}
+		if neg {
+			e = -e
+		}
+		exp += e
+	}
+	for len(digits) > 0 && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	return digits, exp
 }

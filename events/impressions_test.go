@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/kafka-go"
 
 	lr "github.com/liverecall/liverecall"
@@ -331,8 +332,9 @@ func TestEncodeImpressionsRefusesWhatJSONCannotCarry(t *testing.T) {
 	}
 }
 
-// The golden page shows the wire format; single.json is an impression as
-// producers before pages wrote it (json.Marshal of one lr.Impression).
+// The golden page shows the wire format. An impression as producers before
+// pages wrote it (json.Marshal of one lr.Impression, never released) is
+// refused: the schema describes pages only.
 func TestImpressionGoldenFiles(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 18, 0, 0, 123000000, time.UTC)
 	want := []lr.Impression{
@@ -356,15 +358,9 @@ func TestImpressionGoldenFiles(t *testing.T) {
 		t.Errorf("page.json decodes to %+v, %v; want %+v", got, err, want)
 	}
 
-	old, err := os.ReadFile("testdata/impressions/single.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := events.DecodeImpressions(old); err != nil || !samePage(got, want[:1]) {
-		t.Errorf("single.json (the format before pages) decodes to %+v, %v; want %+v", got, err, want[:1])
-	}
-	if std, _ := json.Marshal(want[0]); !bytes.Equal(std, bytes.TrimSpace(old)) {
-		t.Errorf("single.json is not what json.Marshal gives for one impression:\n%s", std)
+	old, _ := json.Marshal(want[0])
+	if got, err := events.DecodeImpressions(old); err == nil || lr.ErrorMessage(err) != "impressions: want a JSON array of impressions, got an object" {
+		t.Errorf("one impression object (the form before pages) decodes to %+v, %v; want it refused", got, err)
 	}
 }
 
@@ -373,46 +369,54 @@ func TestImpressionGoldenFiles(t *testing.T) {
 var goTypeName = regexp.MustCompile(`Go (struct field|value)|liverecall\.|lr\.|\bint(64)?\b|float(32|64)|2006-01-02|UnmarshalJSON`)
 
 func TestDecodeImpressionsRefusesBadMessages(t *testing.T) {
-	const ok = `{"request_id":"r","user_id":1,"streamer_id":2,"position":0,"shown_at":"2026-11-23T18:00:00Z"}`
+	const ok = `{"request_id":"r","user_id":1,"streamer_id":2,"stream_id":0,"position":0,"score":0.5,"channels":null,"model_versions":"","shown_at":"2026-11-23T18:00:00Z"}`
 	for _, tc := range []struct {
 		in, want string
 	}{
-		{``, "empty message"},
-		{"  \n", "empty message"},
-		{`[]`, "empty array"},
-		{` [ ] `, "empty array"},
-		{`null`, "got null"},
-		{`5`, "got a number"},
-		{`"[]"`, "got a string"},
-		{`[null]`, "impression 0: missing or invalid request_id, user_id (positive), streamer_id (positive), shown_at"},
-		{`[` + ok + `,{"request_id":"r","user_id":1,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`, "impression 1: missing or invalid streamer_id"},
-		{`[` + ok + `,` + strings.Replace(ok, `"r"`, `""`, 1) + `]`, "impression 1: missing or invalid request_id"},
-		{`[` + ok + `,` + strings.Replace(ok, `"user_id":1`, `"user_id":0`, 1) + `]`, "impression 1: missing or invalid user_id"},
-		{`[` + strings.Replace(ok, `"position":0`, `"position":-1`, 1) + `]`, "impression 0: missing or invalid position"},
-		{`[` + strings.Replace(ok, `,"shown_at":"2026-11-23T18:00:00Z"`, ``, 1) + `]`, "impression 0: missing or invalid shown_at"},
+		{``, "impressions: empty message"},
+		{"  \n", "impressions: empty message"},
+		{`[]`, "impressions: empty array (a page has at least one impression)"},
+		{` [ ] `, "impressions: empty array (a page has at least one impression)"},
+		{`null`, "impressions: want a JSON array of impressions, got null"},
+		{`5`, "impressions: want a JSON array of impressions, got a number"},
+		{`"[]"`, "impressions: want a JSON array of impressions, got a string"},
+		{ok, "impressions: want a JSON array of impressions, got an object"},
+		{`x`, "impressions: malformed JSON at byte 1: invalid character 'x' looking for beginning of value"},
+		{`[null]`, "impression 0: want a JSON object, got null"},
+		{`[1]`, "impression 0: want a JSON object, got a number"},
+		{`[{}]`, `impression 0: field "request_id": missing`},
+		{`[` + ok + `,{"request_id":"r","user_id":1,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`, `impression 1: field "streamer_id": missing`},
+		{`[` + ok + `,` + strings.Replace(ok, `"r"`, `""`, 1) + `]`, `impression 1: field "request_id": must not be empty`},
+		{`[` + ok + `,` + strings.Replace(ok, `"user_id":1`, `"user_id":0`, 1) + `]`, `impression 1: field "user_id": must be positive, got 0`},
+		{`[` + strings.Replace(ok, `"position":0`, `"position":-1`, 1) + `]`, `impression 0: field "position": must not be negative, got -1`},
+		{`[` + strings.Replace(ok, `,"shown_at":"2026-11-23T18:00:00Z"`, ``, 1) + `]`, `impression 0: field "shown_at": missing`},
+		{`[` + strings.Replace(ok, `"score":0.5,`, ``, 1) + `]`, `impression 0: field "score": missing`},
+		{`[` + strings.Replace(ok, `"position":0`, `"position":0,"position":0`, 1) + `]`, `impression 0: field "position": given twice`},
+		{`[` + strings.Replace(ok, `{`, `{"new_field":[1,{}],`, 1) + `]`, `impression 0: field "new_field": unknown field`},
 		// Type errors name the field and the JSON type, never a Go type.
 		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":"1"`, 1) + `]`, `impression 0: field "user_id": want an integer, got string`},
-		{strings.Replace(ok, `"user_id":1`, `"user_id":true`, 1), `impression: field "user_id": want an integer, got boolean`},
+		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":true`, 1) + `]`, `impression 0: field "user_id": want an integer, got boolean`},
 		{`[` + strings.Replace(ok, `"position":0`, `"position":1.5`, 1) + `]`, `impression 0: field "position": want an integer, got number 1.5`},
 		{`[` + strings.Replace(ok, `"user_id":1`, `"user_id":99999999999999999999`, 1) + `]`, `impression 0: field "user_id": want an integer, got number 99999999999999999999 (out of range)`},
-		{`[` + strings.Replace(ok, `{`, `{"channels":[1],`, 1) + `]`, `impression 0: field "channels": want an array of strings, got number in the array`},
+		{`[` + strings.Replace(ok, `null`, `[1]`, 1) + `]`, `impression 0: field "channels": element 0: want a string, got number`},
 		{`[` + strings.Replace(ok, `{`, `{"features":{},`, 1) + `]`, `impression 0: field "features": want an array of numbers, got object`},
-		{`[` + strings.Replace(ok, `{`, `{"score":"high",`, 1) + `]`, `impression 0: field "score": want a number, got string`},
-		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `"yesterday"`, 1) + `]`, `impression 0: field "shown_at": "yesterday" is not an RFC 3339 time`},
-		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `5`, 1) + `]`, `impression 0: field "shown_at": want a string`},
-		{`[1]`, "impression 0: want an object, got number"},
-		{`[` + ok + `,]`, "impression 1:"},
-		{`[` + ok + ` ` + ok + `]`, "impression 1: expected comma"},
-		{`[` + ok, "truncated JSON"},
-		{`[` + ok + `]x`, "trailing data"},
-		{`[` + ok + `][` + ok + `]`, "trailing data"},
-		{strings.Replace(ok, `"streamer_id":2`, `"streamer_id":-2`, 1), "impression: missing or invalid streamer_id"},
-		{ok + `x`, "impression: invalid character"},
-		{`{"request_id":`, "impression: unexpected end"},
+		{`[` + strings.Replace(ok, `0.5`, `"high"`, 1) + `]`, `impression 0: field "score": want a number, got string`},
+		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `"yesterday"`, 1) + `]`, `impression 0: field "shown_at": "yesterday" is not an RFC 3339 time like 2026-11-23T18:00:00.123Z`},
+		{`[` + strings.Replace(ok, `"2026-11-23T18:00:00Z"`, `5`, 1) + `]`, `impression 0: field "shown_at": want a string, got number`},
+		// JSON syntax.
+		{`[` + ok + `,]`, "impression 1: malformed JSON at byte 158: invalid character ']' looking for beginning of value"},
+		{`[` + ok + ` ` + ok + `]`, "impressions: after impression 0: malformed JSON at byte 158: invalid character '{' after array element"},
+		{`[` + ok, "impressions: after impression 0: empty or truncated message"},
+		{`[{"request_id":`, "impression 0: empty or truncated message"},
+		{`[{"request_id":x}]`, "impression 0: malformed JSON at byte 16: invalid character 'x' looking for beginning of value"},
+		{`[` + strings.Replace(ok, `null`, `["mf",`, 1), "impression 0: malformed JSON at byte 104: invalid character ',' looking for beginning of value"},
+		{`[` + ok + `]x`, "impressions: trailing data after the JSON array"},
+		{`[` + ok + `][` + ok + `]`, "impressions: trailing data after the JSON array"},
+		{`[` + strings.Replace(ok, `0.5`, `0.5.5`, 1) + `]`, "impression 0: malformed JSON at byte 88: invalid character ',' in numeric literal"},
 	} {
 		imps, err := events.DecodeImpressions([]byte(tc.in))
-		if lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, %v; want an invalid error containing %q", tc.in, imps, err, tc.want)
+		if lr.ErrorCode(err) != lr.EINVALID || lr.ErrorMessage(err) != tc.want {
+			t.Errorf("%q: got %v, %v; want an invalid error %q", tc.in, imps, err, tc.want)
 		}
 		if imps != nil {
 			t.Errorf("%q: a refused message returned impressions %v", tc.in, imps)
@@ -421,26 +425,74 @@ func TestDecodeImpressionsRefusesBadMessages(t *testing.T) {
 			t.Errorf("%q: error %q names a Go type", tc.in, err)
 		}
 	}
-	// Fields lr.Impression does not have are ignored, as before pages.
-	if imps, err := events.DecodeImpressions([]byte(`[` + strings.Replace(ok, `{`, `{"new_field":[1,{}],`, 1) + `]`)); err != nil || len(imps) != 1 {
-		t.Errorf("unknown field: %v, %v; want it ignored", imps, err)
+}
+
+// hasDuplicateKey reports whether an object of the JSON text b has a key
+// twice (which the reader refuses and JSON Schema cannot see).
+func hasDuplicateKey(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		keys  map[string]bool // nil for an array
+		inKey bool            // an object's next token is a key
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			top := &stack[n-1]
+			if top.inKey {
+				if k, ok := tok.(string); ok {
+					if top.keys[k] {
+						return true
+					}
+					top.keys[k] = true
+					top.inKey = false
+					continue
+				}
+			} else {
+				top.inKey = true
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{keys: map[string]bool{}, inKey: true})
+		case json.Delim('['):
+			stack = append(stack, level{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if n := len(stack); n > 0 && stack[n-1].keys != nil {
+				stack[n-1].inKey = true
+			}
+		}
 	}
 }
 
 // FuzzDecodeImpressions: any message either decodes to impressions that
-// validate and survive an encode/decode round trip, or is refused with an
-// EINVALID error — never a panic.
+// survive an encode/decode round trip, or is refused with an EINVALID
+// error — never a panic; and the schema gives the same verdict (but on a
+// field given twice, which only the reader refuses).
 func FuzzDecodeImpressions(f *testing.F) {
 	const ok = `{"request_id":"r","user_id":1,"streamer_id":2,"stream_id":3,"position":0,"score":0.5,"channels":["mf"],"model_versions":"mf=v1","shown_at":"2026-11-23T18:00:00.5+02:00","features":[0.1,2]}`
 	for _, s := range []string{
 		ok, `[` + ok + `]`, `[` + ok + `,` + ok + `]`, `[]`, `[null]`, `null`, ``, `[`, `[` + ok + `,]`,
-		`{"request_id":"\u00e9\ud800","user_id":9223372036854775807,"streamer_id":1,"position":0,"shown_at":"0000-01-01T00:00:00+01:00","channels":[]}`,
-		`[{"request_id":"r","user_id":1,"streamer_id":2,"position":0,"shown_at":"2026-11-23T18:00:00Z","score":1e308,"features":[1e-45,3.4e38]}]`,
+		`[{"request_id":"\u00e9\ud800","user_id":9223372036854775807,"streamer_id":1,"stream_id":0,"position":0,"score":-0,"channels":[],"model_versions":"","shown_at":"0000-01-01T00:00:00+01:00"}]`,
+		`[{"request_id":"r","user_id":1e0,"streamer_id":2.0,"stream_id":3,"position":0,"score":1e308,"channels":null,"model_versions":"","shown_at":"2026-11-23T18:00:00Z","features":[1e-45,3.4028235e38]}]`,
 	} {
 		f.Add([]byte(s))
 	}
+	s := compileSchema(f, "impression.schema.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		imps, err := events.DecodeImpressions(b)
+		if v, jerr := jsonschema.UnmarshalJSON(bytes.NewReader(b)); jerr != nil {
+			if err == nil {
+				t.Fatalf("%q is not JSON, the reader accepts it", b)
+			}
+		} else if serr := s.Validate(v); (serr == nil) != (err == nil) && !hasDuplicateKey(b) {
+			t.Fatalf("%q:\n schema: %v\n reader: %v", b, serr, err)
+		}
 		if err != nil {
 			if lr.ErrorCode(err) != lr.EINVALID || imps != nil {
 				t.Fatalf("%q: %v, %v; want nothing and an invalid error", b, imps, err)

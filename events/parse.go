@@ -513,13 +513,17 @@ func validNumber(tok []byte) bool {
 // the fraction, an offset within ±23:59), a real date and time.
 // time.Parse alone takes more ("7:00:00" for the hour, a comma before the
 // fraction, an offset of +24:00).
-func parseTS(s string) (time.Time, error) {
+func parseTS(s string) (time.Time, error) { return parseTime("ts", s) }
+
+// parseTime parses the RFC 3339 time s of field key (the envelope's ts,
+// an impression's shown_at) as parseTS describes.
+func parseTime(key, s string) (time.Time, error) {
 	if !tsShape(s) {
-		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time like 2026-11-23T18:00:00.123Z", lr.Clip(s, 64))
+		return time.Time{}, lr.Errorf(lr.EINVALID, "field %q: %q is not an RFC 3339 time like 2026-11-23T18:00:00.123Z", key, lr.Clip(s, 64))
 	}
 	ts, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, lr.Errorf(lr.EINVALID, "field \"ts\": %q is not an RFC 3339 time (%s)", lr.Clip(s, 64), tsProblem(err))
+		return time.Time{}, lr.Errorf(lr.EINVALID, "field %q: %q is not an RFC 3339 time (%s)", key, lr.Clip(s, 64), tsProblem(err))
 	}
 	return ts, nil
 }

@@ -27,7 +27,7 @@ import (
 // decoder with the exact message in its .want file (-update rewrites them),
 // which names the field the schema's error names too.
 
-var updateGolden = flag.Bool("update", false, "rewrite the .want files of schemas/testdata/event/invalid")
+var updateGolden = flag.Bool("update", false, "rewrite the .want files of schemas/testdata/{event,impression}/invalid")
 
 // schemaNow is the time samples are judged against: their ts are a minute
 // before it.
@@ -35,7 +35,7 @@ var schemaNow = time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
 
 // compileSchema compiles a schema file of schemas/ the way a strict
 // consumer would: draft 2020-12 with format assertions on.
-func compileSchema(t *testing.T, name string) *jsonschema.Schema {
+func compileSchema(t testing.TB, name string) *jsonschema.Schema {
 	t.Helper()
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
@@ -47,7 +47,7 @@ func compileSchema(t *testing.T, name string) *jsonschema.Schema {
 }
 
 // validate reports the schema's verdict on the JSON text b.
-func validate(t *testing.T, s *jsonschema.Schema, b []byte) error {
+func validate(t testing.TB, s *jsonschema.Schema, b []byte) error {
 	t.Helper()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
@@ -333,14 +333,6 @@ func TestImpressionPagesValidateAgainstSchema(t *testing.T) {
 			t.Errorf("page %d: the schema refuses %s: %v", i, b, err)
 		}
 	}
-	for path, b := range samples(t, "impression") {
-		if err := validate(t, s, b); err != nil {
-			t.Errorf("%s: %v", path, err)
-		}
-		if _, err := events.DecodeImpressions(b); err != nil {
-			t.Errorf("%s: the service's reader refuses it: %v", path, err)
-		}
-	}
 	golden, err := os.ReadFile("testdata/impressions/page.json")
 	if err != nil {
 		t.Fatal(err)
@@ -476,4 +468,191 @@ func TestInvalidImpressionFieldsRefusedBySchemaAndReader(t *testing.T) {
 			t.Errorf("%s = %s: %s %q, want invalid naming the field and no Go type", tc.field, tc.value, lr.ErrorCode(err), msg)
 		}
 	}
+}
+
+// checkGolden compares the decoder's message msg on the sample at path
+// with the sample's .want file (-update rewrites it).
+func checkGolden(t *testing.T, path, msg string) {
+	t.Helper()
+	wantFile := strings.TrimSuffix(path, ".json") + ".want"
+	if *updateGolden {
+		if err := os.WriteFile(wantFile, []byte(msg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(wantFile)
+	if err != nil {
+		t.Fatalf("%v (go test ./events -run Schema -update writes it)", err)
+	}
+	if msg != strings.TrimSuffix(string(want), "\n") {
+		t.Errorf("decoder says\n\t%s\nwant (%s)\n\t%s", msg, filepath.Base(wantFile), want)
+	}
+}
+
+// Every valid impression page passes the schema and the service's reader,
+// and what the service writes of it again (EncodeImpressions) passes both
+// and reads back the same.
+func TestValidImpressionSamplesPassSchemaAndDecoder(t *testing.T) {
+	s := compileSchema(t, "impression.schema.json")
+	for path, b := range samples(t, "impression/valid") {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			if err := validate(t, s, b); err != nil {
+				t.Errorf("the schema refuses it: %v", err)
+			}
+			imps, err := events.DecodeImpressions(b)
+			if err != nil {
+				t.Fatalf("the reader refuses it: %v", err)
+			}
+			enc, err := events.EncodeImpressions(imps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validate(t, s, enc); err != nil {
+				t.Errorf("the schema refuses its re-encoding %s: %v", enc, err)
+			}
+			again, err := events.DecodeImpressions(enc)
+			if err != nil || !samePage(again, imps) {
+				t.Errorf("re-encoded %s reads back as %+v, %v; want %+v", enc, again, err, imps)
+			}
+		})
+	}
+}
+
+// impressionFieldInMessage matches the start of the reader's message on
+// an impression's field: the impression's index and the field.
+var impressionFieldInMessage = regexp.MustCompile(`^impression (\d+): field "([^"]+)": `)
+
+// Every invalid impression page (one per rule of the schema) is refused by
+// the schema and by the service's reader, whose exact message is in the
+// sample's .want file and names the impression and the field the schema's
+// error points at; page-*.json break a rule of the page itself.
+func TestInvalidImpressionSamplesRefusedBySchemaAndDecoder(t *testing.T) {
+	s := compileSchema(t, "impression.schema.json")
+	for path, b := range samples(t, "impression/invalid") {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			serr := validate(t, s, b)
+			if serr == nil {
+				t.Errorf("the schema accepts it")
+			}
+			imps, err := events.DecodeImpressions(b)
+			if err == nil || imps != nil {
+				t.Fatalf("the reader accepts it: %+v, %v", imps, err)
+			}
+			if lr.ErrorCode(err) != lr.EINVALID {
+				t.Errorf("code %s, want %s", lr.ErrorCode(err), lr.EINVALID)
+			}
+			msg := lr.ErrorMessage(err)
+			checkGolden(t, path, msg)
+			if goTypeInMessage.MatchString(msg) {
+				t.Errorf("message %q names a Go type", msg)
+			}
+			if strings.HasPrefix(filepath.Base(path), "page-") {
+				return
+			}
+			m := impressionFieldInMessage.FindStringSubmatch(msg)
+			if m == nil {
+				t.Fatalf("message %q does not start by naming the impression and the field", msg)
+			}
+			// The schema's error points at the same impression and field:
+			// at its location, or as the property missing or not allowed.
+			if serr == nil {
+				return
+			}
+			at, field := "'/"+m[1], m[2]
+			e := serr.Error()
+			if !strings.Contains(e, at+"/"+field+"'") && !strings.Contains(e, at+"/"+field+"/") && !(strings.Contains(e, at+"'") && strings.Contains(e, "'"+field+"'")) {
+				t.Errorf("reader names impression %s field %q, the schema's error does not:\n%v", m[1], field, serr)
+			}
+		})
+	}
+}
+
+// A rule of the reader the schema cannot state: a field given twice in one
+// impression (JSON Schema sees the parsed object, with one of the values).
+func TestImpressionReaderRulesBeyondTheSchema(t *testing.T) {
+	s := compileSchema(t, "impression.schema.json")
+	const in = `[{"request_id":"r","user_id":1,"streamer_id":2,"stream_id":3,"position":0,"position":1,"score":0.5,"channels":null,"model_versions":"","shown_at":"2026-11-23T18:00:00Z"}]`
+	if err := validate(t, s, []byte(in)); err != nil {
+		t.Fatalf("the schema refuses it (make it an invalid sample): %v", err)
+	}
+	if _, err := events.DecodeImpressions([]byte(in)); err == nil || lr.ErrorMessage(err) != `impression 0: field "position": given twice` {
+		t.Fatalf("reader: %v", err)
+	}
+}
+
+// Schema and reader give the same verdict on every page made from a valid
+// sample by setting one field of an impression to a value from a pool of
+// the awkward values of every JSON type (or removing it, or adding an
+// unknown one), and on random pairs of such changes; the changed
+// impression is alone or second in its page.
+func TestImpressionSchemaAndDecoderAgree(t *testing.T) {
+	s := compileSchema(t, "impression.schema.json")
+	pool := []string{
+		`null`, `true`, `false`, `0`, `-0`, `-1`, `1`, `7`, `1.5`, `2.0`, `1e2`, `-1e2`, `1e-2`, `1e-400`, `1e400`, `0.0`, `-0.0`,
+		`9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `92233720368547758070e-1`,
+		`1.7976931348623157e308`, `1.7976931348623158e308`, `-1.7976931348623157e+308`, `1.79769313486231570001e308`,
+		`3.4028235e38`, `3.40282350001e38`, `3.4028234663852886e38`, `-3.4028235E+38`,
+		`""`, `"x"`, `"7"`, `"mf=v3"`, `"a\u0000b"`, `"\ud800"`, `"☃😀"`,
+		`"2026-11-23T17:59:00Z"`, `"2026-11-23T17:59:00.5+01:00"`, `"2026-11-23T17:59:00,5Z"`, `"2026-11-23 17:59:00Z"`,
+		`"0000-01-01T00:00:00Z"`, `"2026-13-01T00:00:00Z"`, `"2026-04-31T00:00:00Z"`, `"2026-11-23T17:59:00-23:59"`, `"2026-11-23t17:59:00z"`,
+		`[]`, `[1]`, `["mf"]`, `["mf",null]`, `[1,-2.5]`, `[3.4028236e38]`, `[1e-50]`, `[[]]`, `{}`, `{"a":1}`,
+	}
+	fields := []string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score", "channels", "model_versions",
+		"shown_at", "features", "extra", "User_id"}
+	const remove = "(remove)"
+	values := append([]string{remove}, pool...)
+	n, accepted := 0, 0
+	check := func(base map[string]json.RawMessage, edits map[string]string, second bool) {
+		m := make(map[string]json.RawMessage, len(base)+1)
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range edits {
+			if v == remove {
+				delete(m, k)
+			} else {
+				m[k] = json.RawMessage(v)
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second {
+			first, _ := json.Marshal(base)
+			b = []byte("[" + string(first) + "," + string(b) + "]")
+		} else {
+			b = []byte("[" + string(b) + "]")
+		}
+		n++
+		serr := validate(t, s, b)
+		_, derr := events.DecodeImpressions(b)
+		if (serr == nil) != (derr == nil) {
+			t.Errorf("%s:\n schema: %v\n reader: %v", lr.Clip(string(b), 400), serr, derr)
+		}
+		if derr == nil {
+			accepted++
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, raw := range samples(t, "impression/valid") {
+		var page []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &page); err != nil {
+			t.Fatal(err)
+		}
+		base := page[0]
+		for _, f := range fields {
+			for _, v := range values {
+				check(base, map[string]string{f: v}, false)
+			}
+		}
+		for i := range 300 {
+			f1, f2 := fields[rng.IntN(len(fields))], fields[rng.IntN(len(fields))]
+			check(base, map[string]string{f1: values[rng.IntN(len(values))], f2: values[rng.IntN(len(values))]}, i%2 == 1)
+		}
+	}
+	if accepted < n/20 {
+		t.Errorf("only %d of %d pages valid: the test compares little", accepted, n)
+	}
+	t.Logf("%d pages, %d valid to both", n, accepted)
 }
