@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -78,7 +79,14 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 	}
 	// ... and a bad message.
 	bad := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: events.DefaultImpressionTopic, Balancer: events.Partitioner(), BatchTimeout: 5 * time.Millisecond}
-	if err := bad.WriteMessages(context.Background(), kafka.Message{Key: []byte("1"), Value: []byte(`{"not":"an impression"`)}); err != nil {
+	// (the second is a page the schema refuses for its unknown field)
+	unknown, err := events.EncodeImpressions(page("unknown", 1, 700, 1, now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown = bytes.Replace(unknown, []byte(`{`), []byte(`{"experiment":"b",`), 1)
+	if err := bad.WriteMessages(context.Background(), kafka.Message{Key: []byte("1"), Value: []byte(`{"not":"an impression"`)},
+		kafka.Message{Key: []byte("1"), Value: unknown}); err != nil {
 		t.Fatal(err)
 	}
 	bad.Close()
@@ -142,7 +150,7 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 	want := `
 # HELP liverecall_shown_pages_read_total Pages read from the impressions topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped).
 # TYPE liverecall_shown_pages_read_total counter
-liverecall_shown_pages_read_total{outcome="bad"} 1
+liverecall_shown_pages_read_total{outcome="bad"} 2
 liverecall_shown_pages_read_total{outcome="own"} 6
 liverecall_shown_pages_read_total{outcome="recorded"} 7
 `

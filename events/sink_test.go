@@ -165,10 +165,17 @@ func TestSinkWritesEveryImpressionOnce(t *testing.T) {
 	}
 	p := NewProducer(ProducerConfig{Brokers: brokers, Topic: impTopic})
 	defer p.Close()
-	const good = `{"request_id":"old","user_id":5,"streamer_id":77,"position":0,"shown_at":"2026-11-23T18:00:00Z"}`
+	const good = `{"request_id":"old","user_id":5,"streamer_id":77,"stream_id":0,"position":0,"score":0,"channels":null,"model_versions":"","shown_at":"2026-11-23T18:00:00Z"}`
 	want[impKey{"old", 0}] = 77
-	bad := []string{`[]`, `[` + strings.Replace(good, `"old"`, `"bad"`, 1) + `,{"request_id":"bad","user_id":5,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`}
-	for _, v := range append([]string{good}, bad...) {
+	// A bad page is dead-lettered whole: an empty one, one whose second
+	// impression lacks its streamer, and (refused since the reader follows
+	// the schema) one impression object not in a page, one without
+	// stream_id and one with a field the schema does not know.
+	bad := []string{`[]`, `[` + strings.Replace(good, `"old"`, `"bad"`, 1) + `,{"request_id":"bad","user_id":5,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`,
+		strings.Replace(good, `"old"`, `"single"`, 1),
+		`[` + strings.Replace(strings.Replace(good, `"old"`, `"nostream"`, 1), `"stream_id":0,`, ``, 1) + `]`,
+		`[` + strings.Replace(strings.Replace(good, `"old"`, `"extra"`, 1), `{`, `{"experiment":"b",`, 1) + `]`}
+	for _, v := range append([]string{`[` + good + `]`}, bad...) {
 		if err := p.WriteRaw(ctx, kafka.Message{Key: []byte("5"), Value: []byte(v)}); err != nil {
 			t.Fatal(err)
 		}
