@@ -323,6 +323,11 @@ func TestImpressionPagesValidateAgainstSchema(t *testing.T) {
 		},
 		{{RequestID: "r-é\"2\"", UserID: math.MaxInt64, StreamerID: 1, Position: 0, Score: 0, Channels: nil, ShownAt: shown.In(time.FixedZone("", -5*3600-1800))}},
 		{{RequestID: "r-3", UserID: 1, StreamerID: 1, Position: 199, Score: 1, Channels: []string{}, ShownAt: shown.Truncate(time.Second)}},
+		// The extremes of the number types: what they encode to is within
+		// the schema's limits.
+		{{RequestID: "r-4", UserID: 1, StreamerID: 1, StreamID: math.MaxInt64, Score: math.MaxFloat64, ShownAt: shown,
+			Features: []float32{math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}},
+			{RequestID: "r-4", UserID: 1, StreamerID: 2, Position: 1, Score: -math.MaxFloat64, ShownAt: shown, Features: []float32{0}}},
 	}
 	for i, p := range pages {
 		b, err := events.EncodeImpressions(p)
@@ -331,6 +336,9 @@ func TestImpressionPagesValidateAgainstSchema(t *testing.T) {
 		}
 		if err := validate(t, s, b); err != nil {
 			t.Errorf("page %d: the schema refuses %s: %v", i, b, err)
+		}
+		if got, err := events.DecodeImpressions(b); err != nil || !samePage(got, p) {
+			t.Errorf("page %d: %s reads back as %+v, %v; want %+v", i, b, got, err, p)
 		}
 	}
 	golden, err := os.ReadFile("testdata/impressions/page.json")
