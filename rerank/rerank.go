@@ -47,13 +47,19 @@ type Weights struct {
 // repeat and NCF weights were set by `liverecall eval --format replay` on
 // the simulator (make bench-quality): with repeat_watches 1.5 and ncf_score
 // 1.0 the full system ranked the watched streamer first less often than the
-// "most-watched live streamer" heuristic.
+// "most-watched live streamer" heuristic. The repeat features of feature
+// set 2 (repeat_top 3, repeat_share 2, log_watches_24h 1;
+// log_hours_since_watch 0) were chosen on a validation day before the
+// held-out one: the replay of the simulator's last day of history, with the
+// models trained on the days before it and the held-out day not simulated
+// at all (BENCH_QUALITY_REPLAY_VALIDATION=1; docs/DESIGN.md, the replay).
 func DefaultWeights() Weights {
 	w := map[string]float64{
 		"mf_score": 2.0, "ncf_score": 0.5, "has_mf": 0, "has_ncf": 0,
 		"log_viewers": 0.25, "viewer_growth": 0.3, "log_gifts_5m": 0.1, "log_gift_value_5m": 0.05, "log_unique_gifters_30m": 0.1,
 		"log_stream_age_min": -0.05, "repeat_watches": 4, "followed": 1.0,
 		"via_mf": 0.2, "via_ncf": 0.1, "via_session": 0.3, "via_follow": 0.2, "via_trending": 0.1, "via_fresh": 0.05,
+		"repeat_share": 2, "log_hours_since_watch": 0, "log_watches_24h": 1, "repeat_top": 3,
 	}
 	out := Weights{Version: "default", Bias: -2, W: make([]float64, NumFeatures)}
 	for i, n := range FeatureNames {
