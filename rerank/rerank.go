@@ -22,10 +22,18 @@ var FeatureNames = []string{
 	"log_viewers", "viewer_growth", "log_gifts_5m", "log_gift_value_5m", "log_unique_gifters_30m",
 	"log_stream_age_min", "repeat_watches", "followed",
 	"via_mf", "via_ncf", "via_session", "via_follow", "via_trending", "via_fresh",
+	// Feature set 2: the user's repeat viewing beyond a raw count.
+	"repeat_share", "log_hours_since_watch", "log_watches_24h", "repeat_top",
 }
 
 // NumFeatures is len(FeatureNames).
 var NumFeatures = len(FeatureNames)
+
+// FeatureSets are the lengths of the feature vectors of this and earlier
+// builds, oldest first: each set is a prefix of the next (features are only
+// appended). Stored weights of an earlier set are read with zero weights for
+// the features added since (ParseWeights), so they score exactly as they did.
+var FeatureSets = []int{18, len(FeatureNames)}
 
 // Weights is a logistic model over the features: score = sigmoid(Bias + W·x).
 type Weights struct {
@@ -39,13 +47,19 @@ type Weights struct {
 // repeat and NCF weights were set by `liverecall eval --format replay` on
 // the simulator (make bench-quality): with repeat_watches 1.5 and ncf_score
 // 1.0 the full system ranked the watched streamer first less often than the
-// "most-watched live streamer" heuristic.
+// "most-watched live streamer" heuristic. The repeat features of feature
+// set 2 (repeat_top 3, repeat_share 2, log_watches_24h 1;
+// log_hours_since_watch 0) were chosen on a validation day before the
+// held-out one: the replay of the simulator's last day of history, with the
+// models trained on the days before it and the held-out day not simulated
+// at all (BENCH_QUALITY_REPLAY_VALIDATION=1; docs/DESIGN.md, the replay).
 func DefaultWeights() Weights {
 	w := map[string]float64{
 		"mf_score": 2.0, "ncf_score": 0.5, "has_mf": 0, "has_ncf": 0,
 		"log_viewers": 0.25, "viewer_growth": 0.3, "log_gifts_5m": 0.1, "log_gift_value_5m": 0.05, "log_unique_gifters_30m": 0.1,
 		"log_stream_age_min": -0.05, "repeat_watches": 4, "followed": 1.0,
 		"via_mf": 0.2, "via_ncf": 0.1, "via_session": 0.3, "via_follow": 0.2, "via_trending": 0.1, "via_fresh": 0.05,
+		"repeat_share": 2, "log_hours_since_watch": 0, "log_watches_24h": 1, "repeat_top": 3,
 	}
 	out := Weights{Version: "default", Bias: -2, W: make([]float64, NumFeatures)}
 	for i, n := range FeatureNames {
@@ -71,11 +85,16 @@ func (w Weights) Validate() error {
 	return nil
 }
 
-// ParseWeights decodes stored weights and validates them.
+// ParseWeights decodes stored weights and validates them. Weights of an
+// earlier feature set (FeatureSets) get zero weights for the features added
+// since: they rank as they did in the build that trained them.
 func ParseWeights(b []byte) (Weights, error) {
 	var w Weights
 	if err := json.Unmarshal(b, &w); err != nil {
 		return w, lr.Errorf(lr.EINVALID, "rerank weights: %v", err)
+	}
+	if n := len(w.W); n < NumFeatures && slices.Contains(FeatureSets, n) {
+		w.W = append(w.W, make([]float64, NumFeatures-n)...)
 	}
 	return w, w.Validate()
 }
@@ -129,8 +148,10 @@ type Contribution struct {
 	Effect  float64 `json:"effect"` // weight × value
 }
 
-// Features computes the feature vector of c (the NCF score as Rank takes it).
-func Features(c recall.Candidate, ctx *Context, repeats map[lr.StreamerID]int, follows map[lr.StreamerID]bool) []float64 {
+// Features computes the feature vector of c (the NCF score as Rank takes it)
+// as a page of c alone would have it: repeat_top is 1 when the user has
+// watched c at all (Rank compares c with the page's other candidates).
+func Features(c recall.Candidate, ctx *Context) []float64 {
 	x := make([]float64, NumFeatures)
 	ncf, hasNCF := c.NCFScore, c.HasNCF
 	if ctx.NCF != nil {
@@ -143,13 +164,54 @@ func Features(c recall.Candidate, ctx *Context, repeats map[lr.StreamerID]int, f
 			ncf, hasNCF = out[0], true
 		}
 	}
-	featuresInto(x, &c, ncf, hasNCF, repeats, follows)
+	uv := userView{repeats: map[lr.StreamerID]repeatStat{}, follows: map[lr.StreamerID]bool{}}
+	uv.fill(ctx)
+	uv.top = uv.repeats[c.StreamerID].n
+	featuresInto(x, &c, ncf, hasNCF, &uv)
 	return x
+}
+
+// repeatStat is a user's watching of one streamer in Context.History.
+type repeatStat struct {
+	n    int   // watch sessions
+	day  int   // of them, joined in the 24 hours before Context.Now
+	last int64 // the newest join (unix ns)
+}
+
+// userView is what the features read of the request's user.
+type userView struct {
+	repeats map[lr.StreamerID]repeatStat
+	follows map[lr.StreamerID]bool
+	total   int   // watch sessions in the history
+	now     int64 // Context.Now (unix ns); 0 when unset
+	top     int   // the most sessions any candidate has (0: none watched)
+}
+
+// fill reads ctx's history and follows into uv (its maps empty).
+func (uv *userView) fill(ctx *Context) {
+	uv.total = len(ctx.History)
+	if !ctx.Now.IsZero() {
+		uv.now = ctx.Now.UnixNano()
+	}
+	dayAgo := uv.now - int64(24*time.Hour)
+	for _, h := range ctx.History {
+		r := uv.repeats[h.StreamerID]
+		r.n++
+		ts := h.JoinedAt.UnixNano()
+		if uv.now != 0 && ts > dayAgo && ts <= uv.now {
+			r.day++
+		}
+		r.last = max(r.last, ts)
+		uv.repeats[h.StreamerID] = r
+	}
+	for _, id := range ctx.Follows {
+		uv.follows[id] = true
+	}
 }
 
 // featuresInto writes c's feature vector into x, with ncf (when hasNCF) as
 // its NCF score.
-func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, repeats map[lr.StreamerID]int, follows map[lr.StreamerID]bool) {
+func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, uv *userView) {
 	clear(x)
 	f := &c.Features
 	if c.HasMF {
@@ -164,13 +226,24 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, re
 	x[7] = math.Log1p(f.GiftValue5m)
 	x[8] = math.Log1p(float64(f.UniqueGifters30m))
 	x[9] = math.Log1p(f.Age.Minutes())
-	x[10] = math.Log1p(float64(repeats[c.StreamerID]))
-	if follows[c.StreamerID] {
+	r := uv.repeats[c.StreamerID]
+	x[10] = math.Log1p(float64(r.n))
+	if uv.follows[c.StreamerID] {
 		x[11] = 1
 	}
 	for _, ch := range c.Channels {
 		if i := slices.Index(recall.Channels, ch); i >= 0 {
 			x[12+i] = 1
+		}
+	}
+	if r.n > 0 {
+		x[18] = float64(r.n) / float64(uv.total)
+		if uv.now != 0 && r.last <= uv.now {
+			x[19] = math.Log1p(float64(uv.now-r.last) / float64(time.Hour))
+		}
+		x[20] = math.Log1p(float64(r.day))
+		if r.n == uv.top {
+			x[21] = 1
 		}
 	}
 }
@@ -182,14 +255,12 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, re
 func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	sc := scratchPool.Get().(*scratch)
 	defer sc.put()
-	repeats, follows := sc.repeats, sc.follows
-	for _, h := range ctx.History {
-		repeats[h.StreamerID]++
-	}
-	for _, id := range ctx.Follows {
-		follows[id] = true
-	}
+	uv := &userView{repeats: sc.repeats, follows: sc.follows}
+	uv.fill(ctx)
 	n := len(cands)
+	for i := range cands {
+		uv.top = max(uv.top, uv.repeats[cands[i].StreamerID].n)
+	}
 	// The NCF score of each candidate: the full NeuMF model's when it knows
 	// the pair (with NCFBatch, every candidate in one call), else the
 	// GMF dot product recall computed.
@@ -225,7 +296,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	x := grow(&sc.x, NumFeatures)
 	scores, order := grow(&sc.scores, n), grow(&sc.order, n)
 	for i := range cands {
-		featuresInto(x, &cands[i], ncf[i], hasNCF[i], repeats, follows)
+		featuresInto(x, &cands[i], ncf[i], hasNCF[i], uv)
 		z := w.Bias
 		for j := range x {
 			z += w.W[j] * x[j]
@@ -263,7 +334,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 		c := cands[i]
 		c.NCFScore, c.HasNCF = ncf[i], hasNCF[i]
 		x := xs[j*NumFeatures : (j+1)*NumFeatures : (j+1)*NumFeatures]
-		featuresInto(x, &c, ncf[i], hasNCF[i], repeats, follows)
+		featuresInto(x, &c, ncf[i], hasNCF[i], uv)
 		items[j] = Item{Candidate: c, Score: scores[i], Vector: x}
 		if j == 0 {
 			items[j].block = xs
@@ -281,7 +352,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 // scratch is the working memory of one Rank call, reused across calls:
 // a request's slices and maps were most of what reranking allocated.
 type scratch struct {
-	repeats map[lr.StreamerID]int
+	repeats map[lr.StreamerID]repeatStat
 	follows map[lr.StreamerID]bool
 	per     map[string]int
 	ncf     []float32
@@ -296,7 +367,7 @@ type scratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{repeats: map[lr.StreamerID]int{}, follows: map[lr.StreamerID]bool{}, per: map[string]int{}}
+	return &scratch{repeats: map[lr.StreamerID]repeatStat{}, follows: map[lr.StreamerID]bool{}, per: map[string]int{}}
 }}
 
 // put empties the maps (keeping their room) and returns sc to the pool.

@@ -30,7 +30,10 @@ func trainRerank(ctx context.Context, app *App, db *postgres.DB, c rerankTrainCo
 	var skipped int
 	err := db.LabeledImpressions(ctx, time.Now().Add(-c.since), c.window, c.minSeconds, func(li postgres.LabeledImpression) error {
 		if len(li.Features) != rerank.NumFeatures {
-			skipped++ // served in recall order, or by a build with other features
+			// Served in recall order, or by a build with another feature
+			// set (an older one lacks the newer features: filling them
+			// with zeros would teach their weights nothing true).
+			skipped++
 			return nil
 		}
 		x := make([]float64, len(li.Features))

@@ -158,7 +158,8 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 
 // sameItems says how two pages differ ("" if they do not): the same
 // streamers and streams, each with the same channels and every feature
-// equal; only the stream age (and so the score, a little) depends on when
+// equal; only the stream age and the hours since the user last watched
+// the streamer (and so the score, a little) depend on when
 // each request was served, so scores may differ by 1e-3 and items whose
 // scores are that close may swap places. Channels are compared as sets:
 // their order is the order the channels answered in.
@@ -189,7 +190,7 @@ func sameItems(a, b []api.RecallItem) string {
 			return "no debug features"
 		}
 		for f, v := range ai.Debug.Features {
-			if f != "log_stream_age_min" && bi.Debug.Features[f] != v {
+			if f != "log_stream_age_min" && f != "log_hours_since_watch" && bi.Debug.Features[f] != v {
 				return fmt.Sprintf("streamer %d: %s = %v against %v", ai.StreamerID, f, bi.Debug.Features[f], v)
 			}
 		}
