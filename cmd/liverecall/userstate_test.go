@@ -39,7 +39,15 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	t.Cleanup(db.Close)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	// The replica that runs through the day: everything from the topics.
-	cont := startE2EOn(t, db, url, k, "--live-lookback", "24h", "--user-load-wait", "1m")
+	//
+	// Both replicas end a silent stream after 30 minutes, not the default
+	// 10: the backlog below reaches the broker in several produce requests,
+	// and a replica that catches up between two of them must not end the
+	// streams whose joins (16 minutes ago) it has read but whose heartbeats
+	// (a minute ago) are still to come. (A loaded run saw the continuous
+	// replica end one that way and lose its viewers, so the two replicas'
+	// trending lists differed for good.)
+	cont := startE2EOn(t, db, url, k, "--live-lookback", "24h", "--user-load-wait", "1m", "--live-expiry", "30m")
 	e := cont
 
 	now := time.Now().UTC().Truncate(time.Second)
@@ -117,8 +125,11 @@ func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
 	}
 
 	// A replica started now, with the default lookback of an hour.
-	restarted := startE2EOn(t, db, url, k, "--user-load-wait", "1m")
+	restarted := startE2EOn(t, db, url, k, "--user-load-wait", "1m", "--live-expiry", "30m")
 	restarted.waitFor("ready", eventually, func() bool { c, _ := restarted.get("/readyz", false); return c == 200 })
+	e.waitFor("both replicas to hold the 40 live streams", eventually, func() bool {
+		return cont.liveCount() == 40 && restarted.liveCount() == 40
+	})
 	// Every user's vectors in both replicas' caches, so neither answers a
 	// user without the mf channel because its first read was late.
 	for u := int64(1); u <= 10; u++ {
