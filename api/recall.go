@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -194,7 +195,9 @@ func (s *Server) recall(c echo.Context, r Recommender) error {
 		return err
 	}
 	rid := requestID(c)
-	c.Set(ctxUserID, req.UserID)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.Set(ctxUserID, req.UserID) // for the request log (see ctxUserID)
+	}
 	excl := make([]lr.StreamerID, len(req.Exclude))
 	for i, id := range req.Exclude {
 		excl[i] = lr.StreamerID(id)

@@ -18,11 +18,11 @@ import (
 // with a character outside [A-Za-z0-9._:-], is replaced by a generated id.
 const MaxRequestIDLen = 128
 
-// Keys of the values the request log reads from the echo context.
-const (
-	ctxRequestID = "liverecall.request_id"
-	ctxUserID    = "liverecall.user_id"
-)
+// ctxUserID is the key of the request's user id in the echo context, set
+// by a handler only when the logger is at debug level (the only time the
+// request log reads it): with the default level a request stores nothing
+// in the context, which would allocate its map.
+const ctxUserID = "liverecall.user_id"
 
 // validRequestID reports whether an incoming X-Request-ID can be used as
 // the request's id: 1 to MaxRequestIDLen characters, each a letter, digit,
@@ -43,12 +43,10 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// requestID is the id of c's request (set by requestLog).
+// requestID is the id of c's request: the response's X-Request-ID, which
+// requestLog sets before anything else runs.
 func requestID(c echo.Context) string {
-	if id, ok := c.Get(ctxRequestID).(string); ok {
-		return id
-	}
-	return ""
+	return c.Response().Header().Get(echo.HeaderXRequestID)
 }
 
 // quietRoutes are logged at debug level: probes and scrapes, which would
@@ -71,7 +69,6 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if !validRequestID(rid) {
 			rid = newRequestID()
 		}
-		c.Set(ctxRequestID, rid)
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
 
 		route := c.Path()
@@ -127,7 +124,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if sc.IsValid() {
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
-		if uid, ok := c.Get(ctxUserID).(int64); ok && s.log.Enabled(context.Background(), slog.LevelDebug) {
+		if uid, ok := c.Get(ctxUserID).(int64); ok {
 			attrs = append(attrs, slog.Int64("user_id", uid))
 		}
 		s.log.LogAttrs(context.Background(), level, "request", attrs...)

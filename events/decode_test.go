@@ -203,3 +203,17 @@ func TestParseMatchesEncodingJSON(t *testing.T) {
 	}
 	t.Logf("%d inputs, %d accepted by both", len(inputs), accepted)
 }
+
+// wholeNumber judges a number with very many fraction digits and a very
+// large exponent by its value: 0.<1,500,000 zeros>1 × 10^12,000,000 is a
+// whole number far outside int64, not a fraction (an exponent bounded at a
+// million called it one).
+func TestWholeNumberLongFractionLargeExponent(t *testing.T) {
+	tok := []byte("0." + strings.Repeat("0", 1_500_000) + "1e12000000")
+	if _, whole, inRange := wholeNumber(tok); !whole || inRange {
+		t.Fatalf("wholeNumber: whole %v, in range %v; want a whole number out of range", whole, inRange)
+	}
+	if _, whole, inRange := wholeNumber([]byte("1.25e1")); whole || inRange {
+		t.Fatalf("wholeNumber(1.25e1): whole %v, in range %v; want a fraction", whole, inRange)
+	}
+}

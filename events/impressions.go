@@ -730,7 +730,9 @@ func withinLimit(tok []byte, limit string) bool {
 
 // decimalDigits returns the significant digits of the JSON number tok
 // (without sign, leading or trailing zeros) and the exponent e such that
-// its magnitude is digits×10^e. Exponents are bounded (as in wholeNumber).
+// its magnitude is digits×10^e. Exponents are bounded, so "1e999999999"
+// costs no more than "1e9" (wholeNumber and withinLimit both read numbers
+// through it).
 func decimalDigits(tok []byte) (digits []byte, exp int) {
 	if len(tok) > 0 && tok[0] == '-' {
 		tok = tok[1:]

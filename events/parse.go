@@ -409,49 +409,9 @@ func wholeNumber(tok []byte) (v int64, whole, inRange bool) {
 	if neg {
 		tok = tok[1:]
 	}
-	var digits []byte // the significant digits, without the point
-	i := 0
-	for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
-		i++
-	}
-	digits = append(digits, tok[:i]...)
-	exp := 0
-	if i < len(tok) && tok[i] == '.' {
-		j := i + 1
-		for j < len(tok) && tok[j] >= '0' && tok[j] <= '9' {
-			j++
-		}
-		digits = append(digits, tok[i+1:j]...)
-		exp = -(j - i - 1)
-		i = j
-	}
-	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
-			eneg = tok[i] == '-'
-			i++
-		}
-		e := 0
-		for ; i < len(tok); i++ {
-			if e < 1_000_000 {
-				e = e*10 + int(tok[i]-'0')
-			}
-		}
-		if eneg {
-			e = -e
-		}
-		exp += e
-	}
-	for len(digits) > 0 && digits[0] == '0' {
-		digits = digits[1:]
-	}
+	digits, exp := decimalDigits(tok)
 	if len(digits) == 0 {
 		return 0, true, true // a zero
-	}
-	for digits[len(digits)-1] == '0' {
-		digits = digits[:len(digits)-1]
-		exp++
 	}
 	if exp < 0 {
 		return 0, false, false // the last significant digit is after the point

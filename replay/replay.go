@@ -202,29 +202,19 @@ func (a *accum) add(rank int, repeat bool) {
 	}
 }
 
+// metrics are the figures of ranks (0-based, -1 beyond K), computed as
+// every offline evaluation computes them (embed.MetricsFromRanks), rounded
+// to 4 decimals.
 func metrics(ranks []int) Metrics {
-	m := Metrics{N: len(ranks)}
-	if m.N == 0 {
-		return m
-	}
-	for _, r := range ranks {
+	rs := make([]int, len(ranks))
+	for i, r := range ranks {
 		if r < 0 {
-			continue
+			r = math.MaxInt32 // a miss at every cut-off
 		}
-		if r < 1 {
-			m.HR1++
-		}
-		if r < 5 {
-			m.HR5++
-		}
-		if r < 10 {
-			m.HR10++
-			m.NDCG10 += 1 / math.Log2(float64(r)+2)
-		}
+		rs[i] = r
 	}
-	n := float64(m.N)
-	m.HR1, m.HR5, m.HR10, m.NDCG10 = r4(m.HR1/n), r4(m.HR5/n), r4(m.HR10/n), r4(m.NDCG10/n)
-	return m
+	m := embed.MetricsFromRanks(rs)
+	return Metrics{N: m.N, HR1: r4(m.HR1), HR5: r4(m.HR5), HR10: r4(m.HR10), NDCG10: r4(m.NDCG10)}
 }
 
 func r4(x float64) float64 { return math.Round(x*1e4) / 1e4 }

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"maps"
+	"math"
 	"testing"
 	"time"
 
@@ -195,5 +196,14 @@ func TestBuilder(t *testing.T) {
 	}
 	if len(h.Follows) != 1 || h.Follows[0] != (Follow{User: 7, Streamer: 1, At: at(1, 6)}) {
 		t.Fatalf("follows %+v", h.Follows)
+	}
+}
+
+// A target beyond the first K (-1) is a miss at every cut-off.
+func TestMetricsCountsAMissAtEveryCutoff(t *testing.T) {
+	got := metrics([]int{0, -1, 4})
+	want := Metrics{N: 3, HR1: 0.3333, HR5: 0.6667, HR10: 0.6667, NDCG10: r4((1 + 1/math.Log2(6)) / 3)}
+	if got != want {
+		t.Fatalf("metrics %+v, want %+v", got, want)
 	}
 }

@@ -164,26 +164,8 @@ func evalLive(ctx context.Context, app *App, dbURL string, window time.Duration,
 			return errUsage
 		}
 	}
-	cfg := embed.DefaultLiveConfig(lr.ModelMF)
+	cfg := liveEvalConfig(p)
 	cfg.Holdout, cfg.EvalMax = holdout, evalMax
-	if p.Seed != 0 {
-		cfg.Seed, cfg.ALS.Seed, cfg.NeuMF.Seed = p.Seed, p.Seed, p.Seed
-	}
-	if p.Dim > 0 {
-		cfg.ALS.Dim, cfg.NeuMF.Dim = p.Dim, p.Dim
-	}
-	if p.Epochs > 0 {
-		cfg.ALS.Epochs, cfg.NeuMF.Epochs = p.Epochs, p.Epochs
-	}
-	if p.Reg > 0 {
-		cfg.ALS.Reg = p.Reg
-	}
-	if p.Alpha > 0 {
-		cfg.ALS.Alpha = p.Alpha
-	}
-	if p.LR > 0 {
-		cfg.NeuMF.LR = p.LR
-	}
 	db, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		return err
@@ -226,4 +208,30 @@ func evalLive(ctx context.Context, app *App, dbURL string, window time.Duration,
 			m.Repeat.HR10, m.Repeat.NDCG10, m.New.HR10, m.New.NDCG10, m.All.N, m.MeanLive, r.TrainS)
 	}
 	return nil
+}
+
+// liveEvalConfig is the MF live-evaluation configuration with the
+// training parameters the command line set (p's zero fields keep the
+// defaults), for --format live and --format replay.
+func liveEvalConfig(p embed.Params) embed.LiveConfig {
+	cfg := embed.DefaultLiveConfig(lr.ModelMF)
+	if p.Seed != 0 {
+		cfg.Seed, cfg.ALS.Seed, cfg.NeuMF.Seed = p.Seed, p.Seed, p.Seed
+	}
+	if p.Dim > 0 {
+		cfg.ALS.Dim, cfg.NeuMF.Dim = p.Dim, p.Dim
+	}
+	if p.Epochs > 0 {
+		cfg.ALS.Epochs, cfg.NeuMF.Epochs = p.Epochs, p.Epochs
+	}
+	if p.Reg > 0 {
+		cfg.ALS.Reg = p.Reg
+	}
+	if p.Alpha > 0 {
+		cfg.ALS.Alpha = p.Alpha
+	}
+	if p.LR > 0 {
+		cfg.NeuMF.LR = p.LR
+	}
+	return cfg
 }

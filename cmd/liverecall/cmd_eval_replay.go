@@ -35,25 +35,7 @@ func evalReplay(ctx context.Context, app *App, dbURL string, from time.Time, hol
 		fmt.Fprintf(app.Stderr, "liverecall eval: --holdout must be in (0, 1), got %v\n", holdout)
 		return errUsage
 	}
-	cfg := embed.DefaultLiveConfig(lr.ModelMF)
-	if p.Seed != 0 {
-		cfg.Seed, cfg.ALS.Seed, cfg.NeuMF.Seed = p.Seed, p.Seed, p.Seed
-	}
-	if p.Dim > 0 {
-		cfg.ALS.Dim, cfg.NeuMF.Dim = p.Dim, p.Dim
-	}
-	if p.Epochs > 0 {
-		cfg.ALS.Epochs, cfg.NeuMF.Epochs = p.Epochs, p.Epochs
-	}
-	if p.Reg > 0 {
-		cfg.ALS.Reg = p.Reg
-	}
-	if p.Alpha > 0 {
-		cfg.ALS.Alpha = p.Alpha
-	}
-	if p.LR > 0 {
-		cfg.NeuMF.LR = p.LR
-	}
+	cfg := liveEvalConfig(p)
 	db, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		return err

@@ -54,19 +54,14 @@ func ParseTraceparent(v string) (trace.SpanContext, bool) {
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return trace.SpanContext{}, false
 	}
-	ver, ok := lowerHex(v[0:2])
-	if !ok || ver[0] == 0xff || (ver[0] == 0 && len(v) != 55) || (len(v) > 55 && v[55] != '-') {
-		return trace.SpanContext{}, false
-	}
-	tid, ok1 := lowerHex(v[3:35])
-	sid, ok2 := lowerHex(v[36:52])
-	flags, ok3 := lowerHex(v[53:55])
-	if !ok1 || !ok2 || !ok3 {
-		return trace.SpanContext{}, false
-	}
+	var ver, flags [1]byte
 	var cfg trace.SpanContextConfig
-	copy(cfg.TraceID[:], tid)
-	copy(cfg.SpanID[:], sid)
+	if !lowerHex(ver[:], v[0:2]) || ver[0] == 0xff || (ver[0] == 0 && len(v) != 55) || (len(v) > 55 && v[55] != '-') {
+		return trace.SpanContext{}, false
+	}
+	if !lowerHex(cfg.TraceID[:], v[3:35]) || !lowerHex(cfg.SpanID[:], v[36:52]) || !lowerHex(flags[:], v[53:55]) {
+		return trace.SpanContext{}, false
+	}
 	cfg.TraceFlags = trace.TraceFlags(flags[0]) & trace.FlagsSampled
 	cfg.Remote = true
 	sc := trace.NewSpanContext(cfg)
@@ -94,14 +89,30 @@ func FormatTraceparent(sc trace.SpanContext) string {
 }
 
 // lowerHex decodes s, which must be lower-case hex (the specification
-// refuses upper case).
-func lowerHex(s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return nil, false
-		}
+// refuses upper case) of exactly len(dst) bytes, into dst, allocating
+// nothing: it runs for every request that carries a traceparent.
+func lowerHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
 	}
-	b, err := hex.DecodeString(s)
-	return b, err == nil
+	for i := range dst {
+		hi, ok1 := nibble(s[2*i])
+		lo, ok2 := nibble(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// nibble is the value of the lower-case hex digit c.
+func nibble(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }

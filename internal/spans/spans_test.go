@@ -66,3 +66,24 @@ func TestStartOffAllocatesNothing(t *testing.T) {
 		t.Errorf("Start with tracing off: %v allocations per span, want 0", allocs)
 	}
 }
+
+// BenchmarkParseTraceparent reads a valid traceparent, as the request log
+// does for every request that carries one.
+func BenchmarkParseTraceparent(b *testing.B) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ParseTraceparent(tp); !ok {
+			b.Fatal("not parsed")
+		}
+	}
+}
+
+// Reading a traceparent allocates nothing: the request log reads one for
+// every request that carries it, tracing on or off.
+func TestParseTraceparentAllocatesNothing(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if n := testing.AllocsPerRun(100, func() { ParseTraceparent(tp) }); n != 0 {
+		t.Fatalf("ParseTraceparent allocates %v times", n)
+	}
+}
