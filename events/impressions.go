@@ -472,41 +472,21 @@ func (p *parser) impression(im *lr.Impression) error {
 	}
 	p.eat('{')
 	var seen uint16
-	p.ws()
-	if !p.eat('}') {
-		for {
-			p.ws()
-			key, err := p.rawStr()
-			if err != nil {
-				return err
-			}
-			p.ws()
-			if !p.eat(':') {
-				return p.syntax("after object key")
-			}
-			p.ws()
-			// The field is known and new before its value is read: a
-			// field given twice is refused whatever its values.
-			bit := impressionFieldBit(key)
-			if bit == 0 {
-				return lr.Errorf(lr.EINVALID, "field %q: unknown field", lr.Clip(string(key), 64))
-			}
-			if seen&bit != 0 {
-				return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
-			}
-			seen |= bit
-			if err := p.impressionField(key, im); err != nil {
-				return err
-			}
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			if p.eat('}') {
-				break
-			}
-			return p.syntax("after object key:value pair")
+	err := p.members(func(key []byte) error {
+		// The field is known and new before its value is read: a field
+		// given twice is refused whatever its values.
+		bit := impressionFieldBit(key)
+		if bit == 0 {
+			return lr.Errorf(lr.EINVALID, "field %q: unknown field", lr.Clip(string(key), 64))
 		}
+		if seen&bit != 0 {
+			return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
+		}
+		seen |= bit
+		return p.impressionField(key, im)
+	})
+	if err != nil {
+		return err
 	}
 	if missing := impressionRequired &^ seen; missing != 0 {
 		return lr.Errorf(lr.EINVALID, "field %q: missing", impressionFields[bits.TrailingZeros16(missing)])

@@ -29,36 +29,19 @@ func parseEnvelope(b []byte, e *lr.Event, ts *string) error {
 		return p.syntax("looking for beginning of object")
 	}
 	var seen uint16
-	p.ws()
-	if !p.eat('}') {
-		for {
-			p.ws()
-			key, err := p.rawStr()
-			if err != nil {
-				return err
-			}
-			p.ws()
-			if !p.eat(':') {
-				return p.syntax("after object key")
-			}
-			p.ws()
-			bit, err := p.field(key, e, ts)
-			if err != nil {
-				return err
-			}
-			if seen&bit != 0 {
-				return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
-			}
-			seen |= bit
-			p.ws()
-			if p.eat(',') {
-				continue
-			}
-			if p.eat('}') {
-				break
-			}
-			return p.syntax("after object key:value pair")
+	err := p.members(func(key []byte) error {
+		bit, err := p.field(key, e, ts)
+		if err != nil {
+			return err
 		}
+		if seen&bit != 0 {
+			return lr.Errorf(lr.EINVALID, "field %q: given twice", lr.Clip(string(key), 64))
+		}
+		seen |= bit
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	p.ws()
 	if p.i != len(p.b) {
@@ -70,6 +53,39 @@ func parseEnvelope(b []byte, e *lr.Event, ts *string) error {
 type parser struct {
 	b []byte
 	i int
+}
+
+// members reads the members of the object whose '{' p has just passed, up
+// to and including its '}': for each, the key and the ':', then value(key)
+// reads the value.
+func (p *parser) members(value func(key []byte) error) error {
+	p.ws()
+	if p.eat('}') {
+		return nil
+	}
+	for {
+		p.ws()
+		key, err := p.rawStr()
+		if err != nil {
+			return err
+		}
+		p.ws()
+		if !p.eat(':') {
+			return p.syntax("after object key")
+		}
+		p.ws()
+		if err := value(key); err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat('}') {
+			return nil
+		}
+		return p.syntax("after object key:value pair")
+	}
 }
 
 func (p *parser) ws() {
