@@ -391,21 +391,7 @@ func TestSchemaAndDecoderAgree(t *testing.T) {
 	bases := samples(t, "event/valid")
 	n, accepted := 0, 0
 	check := func(base map[string]json.RawMessage, edits map[string]string) {
-		m := make(map[string]json.RawMessage, len(base)+1)
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range edits {
-			if v == remove {
-				delete(m, k)
-			} else {
-				m[k] = json.RawMessage(v)
-			}
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := edited(t, base, edits, remove)
 		n++
 		serr := validate(t, s, b)
 		_, derr := events.Decode(b, schemaNow, 100*365*24*time.Hour)
@@ -611,21 +597,7 @@ func TestImpressionSchemaAndDecoderAgree(t *testing.T) {
 	values := append([]string{remove}, pool...)
 	n, accepted := 0, 0
 	check := func(base map[string]json.RawMessage, edits map[string]string, second bool) {
-		m := make(map[string]json.RawMessage, len(base)+1)
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range edits {
-			if v == remove {
-				delete(m, k)
-			} else {
-				m[k] = json.RawMessage(v)
-			}
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := edited(t, base, edits, remove)
 		if second {
 			first, _ := json.Marshal(base)
 			b = []byte("[" + string(first) + "," + string(b) + "]")
@@ -663,4 +635,26 @@ func TestImpressionSchemaAndDecoderAgree(t *testing.T) {
 		t.Errorf("only %d of %d pages valid: the test compares little", accepted, n)
 	}
 	t.Logf("%d pages, %d valid to both", n, accepted)
+}
+
+// edited returns base with edits applied, as JSON: each edit sets a key to
+// a raw JSON value, or deletes it when the value is remove.
+func edited(t *testing.T, base map[string]json.RawMessage, edits map[string]string, remove string) []byte {
+	t.Helper()
+	m := make(map[string]json.RawMessage, len(base)+1)
+	for k, v := range base {
+		m[k] = v
+	}
+	for k, v := range edits {
+		if v == remove {
+			delete(m, k)
+		} else {
+			m[k] = json.RawMessage(v)
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
