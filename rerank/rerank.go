@@ -200,8 +200,10 @@ type userView struct {
 	total   int   // watch sessions in the history
 	now     int64 // Context.Now (unix ns); 0 when unset
 	top     int   // the most sessions any candidate has (0: none watched)
-	ctx     [7]float64 // feature set 3 but language_match, the same for every candidate
-	lang    string     // the request's language, "" when unknown
+
+	// The request's context (Context.Request).
+	ctx  [7]float64 // feature set 3 but language_match, the same for every candidate
+	lang string     // the request's language, "" when unknown
 }
 
 // fill reads ctx's history and follows into uv (its maps empty).
