@@ -11,11 +11,12 @@ import (
 // an algo are logistic Weights).
 const AlgoGBDT = "gbdt"
 
-// fnode is one node of a compiled tree: a leaf when child is 0 (a root is
-// never anyone's child), its output in thr; otherwise x[feat&featMask] <
-// thr goes to child, a larger value to child+1, and NaN to child when
-// feat has defaultLeftBit. 16 bytes, so a tree of 31 leaves is 61 nodes,
-// under 1 KiB.
+// fnode is one node of a compiled tree: x[feat&featMask] < thr goes to
+// child, a larger value to child+1, and NaN to child when feat has
+// defaultLeftBit. A leaf has leafBit, thr +Inf and itself as child, so a
+// walk of any finite x stays on it (Forest.scoreBatch walks a fixed
+// number of steps); its output is in Forest.vals. 16 bytes, so a tree of
+// 31 leaves is 61 nodes, under 1 KiB.
 type fnode struct {
 	thr   float64
 	feat  int32
@@ -24,7 +25,8 @@ type fnode struct {
 
 const (
 	defaultLeftBit = 1 << 30
-	featMask       = defaultLeftBit - 1
+	leafBit        = 1 << 29
+	featMask       = 1<<24 - 1
 )
 
 // fhead is one compiled head: the trees whose roots are roots, and how
@@ -36,6 +38,7 @@ type fhead struct {
 	mul   float64 // weight / scale
 	scale float64
 	roots []int32
+	depth []int32 // of each tree: its deepest leaf's depth
 	// expect is base + the sum of the trees' root values: the raw sum an
 	// average input gets, from which the path attribution starts.
 	expect float64
@@ -89,11 +92,11 @@ func Compile(m TreeModel) (*Forest, error) {
 		}
 		fh := fhead{obj: h.Objective, loss: h.Loss, base: h.Base, scale: scale, mul: m.Weights[h.Objective] / scale, expect: h.Base}
 		for ti, t := range h.Trees {
-			root, err := f.add(t)
+			root, depth, err := f.add(t)
 			if err != nil {
 				return nil, errf("rerank tree model %q head %d (%s) tree %d: %v", m.Version, hi, h.Objective, ti, err)
 			}
-			fh.roots = append(fh.roots, root)
+			fh.roots, fh.depth = append(fh.roots, root), append(fh.depth, depth)
 			fh.expect += f.vals[root]
 		}
 		if h.Objective == ObjWatched && h.Loss == LossLogistic {
@@ -105,24 +108,28 @@ func Compile(m TreeModel) (*Forest, error) {
 }
 
 // add appends t's nodes in depth-first order (each inner node's two
-// children adjacent) and returns the root's index.
-func (f *Forest) add(t Tree) (int32, error) {
+// children adjacent) and returns the root's index and the tree's depth.
+func (f *Forest) add(t Tree) (int32, int32, error) {
 	n := len(t.Feature)
 	for _, l := range []int{len(t.Threshold), len(t.DefaultLeft), len(t.Left), len(t.Right), len(t.Value)} {
 		if l != n {
-			return 0, errf("arrays of different lengths (%d nodes, an array of %d)", n, l)
+			return 0, 0, errf("arrays of different lengths (%d nodes, an array of %d)", n, l)
 		}
 	}
 	if n == 0 {
-		return 0, errf("no nodes")
+		return 0, 0, errf("no nodes")
 	}
+	if len(f.model.Features) > featMask {
+		return 0, 0, errf("too many features")
+	}
+	var depth int32
 	seen := make([]bool, n)
 	root := int32(len(f.nodes))
 	f.nodes = append(f.nodes, fnode{})
 	f.vals = append(f.vals, 0)
 	// place writes source node src into slot dst, reserving its children's slots.
-	var place func(src int, dst int32) error
-	place = func(src int, dst int32) error {
+	var place func(src int, dst, d int32) error
+	place = func(src int, dst, d int32) error {
 		if seen[src] {
 			return errf("node %d is reached twice (a cycle or a shared child)", src)
 		}
@@ -130,7 +137,8 @@ func (f *Forest) add(t Tree) (int32, error) {
 		v := t.Value[src]
 		f.vals[dst] = v
 		if t.Feature[src] < 0 {
-			f.nodes[dst] = fnode{thr: v}
+			f.nodes[dst] = fnode{thr: math.Inf(1), feat: leafBit, child: dst}
+			depth = max(depth, d)
 			return nil
 		}
 		ft := t.Feature[src]
@@ -148,12 +156,13 @@ func (f *Forest) add(t Tree) (int32, error) {
 			ft |= defaultLeftBit
 		}
 		f.nodes[dst] = fnode{thr: t.Threshold[src], feat: ft, child: child}
-		if err := place(l, child); err != nil {
+		if err := place(l, child, d+1); err != nil {
 			return err
 		}
-		return place(r, child+1)
+		return place(r, child+1, d+1)
 	}
-	return root, place(0, root)
+	err := place(0, root, 0)
+	return root, depth, err
 }
 
 // leaf returns the output of the tree rooted at i for x.
@@ -161,8 +170,8 @@ func (f *Forest) leaf(i int32, x []float64) float64 {
 	nodes := f.nodes
 	for {
 		n := &nodes[i]
-		if n.child == 0 {
-			return n.thr
+		if n.feat&leafBit != 0 {
+			return f.vals[i]
 		}
 		v := x[n.feat&featMask]
 		i = n.child
@@ -250,6 +259,13 @@ func (f *Forest) PWatched(x []float64) float64 {
 // raw is scratch of at least n. out[i] equals Score(x_i) exactly.
 func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 	clear(out[:n])
+	finite := true
+	for _, v := range xs[:n*stride] {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			finite = false
+			break
+		}
+	}
 	for hi := range f.heads {
 		h := &f.heads[hi]
 		if h.mul == 0 {
@@ -258,8 +274,12 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 		for c := 0; c < n; c++ {
 			raw[c] = h.base
 		}
-		for _, r := range h.roots {
-			for c := 0; c < n; c++ {
+		for ti, r := range h.roots {
+			c := 0
+			if finite {
+				c = f.walk4(r, h.depth[ti], xs, stride, n, raw)
+			}
+			for ; c < n; c++ {
 				raw[c] += f.leaf(r, xs[c*stride:(c+1)*stride])
 			}
 		}
@@ -267,6 +287,53 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 			out[c] += h.mul * link(h.loss, raw[c])
 		}
 	}
+}
+
+// walk4 adds the tree rooted at r's output to raw for the vectors of xs,
+// eight at a time, each walking depth steps without a test for leaves (a
+// leaf leads to itself): independent walks, and no branch on the data,
+// keep the processor busy. x must be finite (no NaN, which needs the
+// default direction). It returns how many vectors it did (a multiple of
+// eight); Forest.leaf does the rest.
+func (f *Forest) walk4(r, depth int32, xs []float64, stride, n int, raw []float64) int {
+	nodes := f.nodes
+	c := 0
+	for ; c+8 <= n; c += 8 {
+		o := int32(c * stride)
+		s := int32(stride)
+		i0, i1, i2, i3, i4, i5, i6, i7 := r, r, r, r, r, r, r, r
+		for d := int32(0); d < depth; d++ {
+			n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
+			n4, n5, n6, n7 := &nodes[i4], &nodes[i5], &nodes[i6], &nodes[i7]
+			i0 = n0.child + b2i(xs[o+n0.feat&featMask] >= n0.thr)
+			i1 = n1.child + b2i(xs[o+s+n1.feat&featMask] >= n1.thr)
+			i2 = n2.child + b2i(xs[o+2*s+n2.feat&featMask] >= n2.thr)
+			i3 = n3.child + b2i(xs[o+3*s+n3.feat&featMask] >= n3.thr)
+			i4 = n4.child + b2i(xs[o+4*s+n4.feat&featMask] >= n4.thr)
+			i5 = n5.child + b2i(xs[o+5*s+n5.feat&featMask] >= n5.thr)
+			i6 = n6.child + b2i(xs[o+6*s+n6.feat&featMask] >= n6.thr)
+			i7 = n7.child + b2i(xs[o+7*s+n7.feat&featMask] >= n7.thr)
+		}
+		v := f.vals
+		raw[c] += v[i0]
+		raw[c+1] += v[i1]
+		raw[c+2] += v[i2]
+		raw[c+3] += v[i3]
+		raw[c+4] += v[i4]
+		raw[c+5] += v[i5]
+		raw[c+6] += v[i6]
+		raw[c+7] += v[i7]
+	}
+	return c
+}
+
+// b2i is 1 for true (compiled without a branch).
+func b2i(b bool) int32 {
+	var i int32
+	if b {
+		i = 1
+	}
+	return i
 }
 
 // Expected is the score of the model's average input: each head's raw sum
@@ -307,7 +374,7 @@ func (f *Forest) Effects(x, e []float64) {
 			i := r
 			for {
 				n := &f.nodes[i]
-				if n.child == 0 {
+				if n.feat&leafBit != 0 {
 					break
 				}
 				ft := n.feat & featMask
@@ -319,7 +386,7 @@ func (f *Forest) Effects(x, e []float64) {
 				c[ft] += f.vals[next] - f.vals[i]
 				i = next
 			}
-			z += f.nodes[i].thr
+			z += f.vals[i]
 		}
 		var slope float64
 		switch {
