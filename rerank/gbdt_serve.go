@@ -55,13 +55,10 @@ type Forest struct {
 	watched int // index of the watched head in heads; -1 when there is none
 }
 
-// CompileChecked validates m (TreeModel.Validate, when this build has it)
-// and compiles it.
+// CompileChecked validates m (TreeModel.Validate) and compiles it.
 func CompileChecked(m TreeModel) (*Forest, error) {
-	if v, ok := any(m).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return nil, err
-		}
+	if err := m.Validate(); err != nil {
+		return nil, err
 	}
 	return Compile(m)
 }
