@@ -1,6 +1,7 @@
 package rerank_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -42,11 +43,11 @@ func benchPageSeed(seed uint64) ([]recall.Candidate, *rerank.Context) {
 	return cands, ctx
 }
 
-// benchForest is a model of the size the issue names: 4 heads × 200 trees
-// × 31 leaves, trained (no early stopping) on the bench page's own feature
+// benchForest is a model of 4 heads × trees trees × 31 leaves (200: the
+// size the issue names), trained (no early stopping) on the bench page's own feature
 // vectors (and those of 59 pages like it) with labels that depend on them
 // and noise, so the splits fall where the served features are.
-func benchForest(b *testing.B) *rerank.Forest {
+func benchForest(b *testing.B, ntrees int) *rerank.Forest {
 	rng := rand.New(rand.NewPCG(22, 22))
 	var samples []rerank.Sample
 	for page := uint64(0); page < 60; page++ {
@@ -58,11 +59,11 @@ func benchForest(b *testing.B) *rerank.Forest {
 				Gift: z+rng.NormFloat64() > 1.5, Follow: z+rng.NormFloat64() > 1.2})
 		}
 	}
-	m, err := rerank.TrainTrees(samples, nil, rerank.GBDTConfig{Seed: 1, Trees: 200, MaxLeaves: 31, MinChildWeight: 0.01})
+	m, err := rerank.TrainTrees(samples, nil, rerank.GBDTConfig{Seed: 1, Trees: ntrees, MaxLeaves: 31, MinChildWeight: 0.01})
 	if err != nil {
 		b.Fatal(err)
 	}
-	trees, leaves, depth := 0, 0, 0
+	trees, leaves := 0, 0
 	for _, h := range m.Heads {
 		trees += len(h.Trees)
 		for _, t := range h.Trees {
@@ -74,7 +75,6 @@ func benchForest(b *testing.B) *rerank.Forest {
 		}
 	}
 	b.Logf("forest: %d heads, %d trees, %.1f leaves per tree", len(m.Heads), trees, float64(leaves)/float64(trees))
-	_ = depth
 	f, err := rerank.Compile(m)
 	if err != nil {
 		b.Fatal(err)
@@ -109,7 +109,12 @@ func benchRank(b *testing.B, m rerank.Model) {
 
 func BenchmarkRank100Logistic(b *testing.B) { benchRank(b, rerank.DefaultWeights()) }
 
-func BenchmarkRank100GBDT(b *testing.B) { benchRank(b, benchForest(b)) }
+// BenchmarkRank100GBDT: 4 heads of 50 and of 200 trees.
+func BenchmarkRank100GBDT(b *testing.B) {
+	for _, n := range []int{50, 200} {
+		b.Run(fmt.Sprintf("trees=4x%d", n), func(b *testing.B) { benchRank(b, benchForest(b, n)) })
+	}
+}
 
 // threadCPU is the CPU time the calling OS thread has used.
 func threadCPU() time.Duration {

@@ -11,9 +11,9 @@ import (
 // an algo are logistic Weights).
 const AlgoGBDT = "gbdt"
 
-// fnode is one node of a compiled tree: x[feat&featMask] < thr goes to
-// child, a larger value to child+1, and NaN to child when feat has
-// defaultLeftBit. A leaf has leafBit, thr +Inf and itself as child, so a
+// fnode is one node of a compiled tree: x[feat] < thr goes to child, a
+// larger value to child+1, and NaN to child when Forest.dleft says so. A
+// leaf has feature 0, thr +Inf and itself as child, so a
 // walk of any finite x stays on it (Forest.scoreBatch walks a fixed
 // number of steps); its output is in Forest.vals. 16 bytes, so a tree of
 // 31 leaves is 61 nodes, under 1 KiB.
@@ -22,12 +22,6 @@ type fnode struct {
 	feat  int32
 	child int32
 }
-
-const (
-	defaultLeftBit = 1 << 30
-	leafBit        = 1 << 29
-	featMask       = 1<<24 - 1
-)
 
 // fhead is one compiled head: the trees whose roots are roots, and how
 // its raw sum becomes its part of the score.
@@ -51,6 +45,7 @@ type Forest struct {
 	model   TreeModel
 	nodes   []fnode
 	vals    []float64 // Value of every node (inner nodes: cover-weighted mean), for Effects
+	dleft   []bool    // of every node: NaN goes to child (else child+1)
 	heads   []fhead
 	watched int // index of the watched head in heads; -1 when there is none
 }
@@ -116,14 +111,12 @@ func (f *Forest) add(t Tree) (int32, int32, error) {
 	if n == 0 {
 		return 0, 0, errf("no nodes")
 	}
-	if len(f.model.Features) > featMask {
-		return 0, 0, errf("too many features")
-	}
 	var depth int32
 	seen := make([]bool, n)
 	root := int32(len(f.nodes))
 	f.nodes = append(f.nodes, fnode{})
 	f.vals = append(f.vals, 0)
+	f.dleft = append(f.dleft, false)
 	// place writes source node src into slot dst, reserving its children's slots.
 	var place func(src int, dst, d int32) error
 	place = func(src int, dst, d int32) error {
@@ -134,7 +127,7 @@ func (f *Forest) add(t Tree) (int32, int32, error) {
 		v := t.Value[src]
 		f.vals[dst] = v
 		if t.Feature[src] < 0 {
-			f.nodes[dst] = fnode{thr: math.Inf(1), feat: leafBit, child: dst}
+			f.nodes[dst] = fnode{thr: math.Inf(1), child: dst}
 			depth = max(depth, d)
 			return nil
 		}
@@ -149,9 +142,8 @@ func (f *Forest) add(t Tree) (int32, int32, error) {
 		child := int32(len(f.nodes))
 		f.nodes = append(f.nodes, fnode{}, fnode{})
 		f.vals = append(f.vals, 0, 0)
-		if t.DefaultLeft[src] {
-			ft |= defaultLeftBit
-		}
+		f.dleft = append(f.dleft, false, false)
+		f.dleft[dst] = t.DefaultLeft[src]
 		f.nodes[dst] = fnode{thr: t.Threshold[src], feat: ft, child: child}
 		if err := place(l, child, d+1); err != nil {
 			return err
@@ -167,14 +159,15 @@ func (f *Forest) leaf(i int32, x []float64) float64 {
 	nodes := f.nodes
 	for {
 		n := &nodes[i]
-		if n.feat&leafBit != 0 {
+		if n.child == i {
 			return f.vals[i]
 		}
-		v := x[n.feat&featMask]
-		i = n.child
-		if !(v < n.thr) && (v >= n.thr || n.feat&defaultLeftBit == 0) {
-			i++
+		v := x[n.feat]
+		next := n.child
+		if !(v < n.thr) && (v >= n.thr || !f.dleft[i]) {
+			next++
 		}
+		i = next
 	}
 }
 
@@ -253,8 +246,8 @@ func (f *Forest) PWatched(x []float64) float64 {
 
 // scoreBatch scores n vectors stored stride apart in xs into out, tree by
 // tree (each tree stays in cache while every candidate goes through it);
-// raw is scratch of at least n. out[i] equals Score(x_i) exactly.
-func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
+// raw and idx are scratch of at least n. out[i] equals Score(x_i) exactly.
+func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64, idx []int32) {
 	clear(out[:n])
 	finite := true
 	for _, v := range xs[:n*stride] {
@@ -272,11 +265,11 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 			raw[c] = h.base
 		}
 		for ti, r := range h.roots {
-			c := 0
 			if finite {
-				c = f.walk4(r, h.depth[ti], xs, stride, n, raw)
+				f.walkAll(r, h.depth[ti], xs, stride, n, raw, idx)
+				continue
 			}
-			for ; c < n; c++ {
+			for c := 0; c < n; c++ {
 				raw[c] += f.leaf(r, xs[c*stride:(c+1)*stride])
 			}
 		}
@@ -286,42 +279,29 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 	}
 }
 
-// walk4 adds the tree rooted at r's output to raw for the vectors of xs,
-// eight at a time, each walking depth steps without a test for leaves (a
-// leaf leads to itself): independent walks, and no branch on the data,
-// keep the processor busy. x must be finite (no NaN, which needs the
-// default direction). It returns how many vectors it did (a multiple of
-// eight); Forest.leaf does the rest.
-func (f *Forest) walk4(r, depth int32, xs []float64, stride, n int, raw []float64) int {
+// walkAll adds the tree rooted at r's output to raw for the n vectors of
+// xs: every vector takes its first step, then every vector its second,
+// and so on for depth steps, without a test for leaves (a leaf leads to
+// itself) and without a branch on the data, so the walks of different
+// vectors overlap in the processor. The vectors must be finite (NaN needs
+// the default direction: Forest.leaf). idx is scratch of at least n.
+func (f *Forest) walkAll(r, depth int32, xs []float64, stride, n int, raw []float64, idx []int32) {
 	nodes := f.nodes
-	c := 0
-	for ; c+8 <= n; c += 8 {
-		o := int32(c * stride)
-		s := int32(stride)
-		i0, i1, i2, i3, i4, i5, i6, i7 := r, r, r, r, r, r, r, r
-		for d := int32(0); d < depth; d++ {
-			n0, n1, n2, n3 := &nodes[i0], &nodes[i1], &nodes[i2], &nodes[i3]
-			n4, n5, n6, n7 := &nodes[i4], &nodes[i5], &nodes[i6], &nodes[i7]
-			i0 = n0.child + b2i(xs[o+n0.feat&featMask] >= n0.thr)
-			i1 = n1.child + b2i(xs[o+s+n1.feat&featMask] >= n1.thr)
-			i2 = n2.child + b2i(xs[o+2*s+n2.feat&featMask] >= n2.thr)
-			i3 = n3.child + b2i(xs[o+3*s+n3.feat&featMask] >= n3.thr)
-			i4 = n4.child + b2i(xs[o+4*s+n4.feat&featMask] >= n4.thr)
-			i5 = n5.child + b2i(xs[o+5*s+n5.feat&featMask] >= n5.thr)
-			i6 = n6.child + b2i(xs[o+6*s+n6.feat&featMask] >= n6.thr)
-			i7 = n7.child + b2i(xs[o+7*s+n7.feat&featMask] >= n7.thr)
-		}
-		v := f.vals
-		raw[c] += v[i0]
-		raw[c+1] += v[i1]
-		raw[c+2] += v[i2]
-		raw[c+3] += v[i3]
-		raw[c+4] += v[i4]
-		raw[c+5] += v[i5]
-		raw[c+6] += v[i6]
-		raw[c+7] += v[i7]
+	idx = idx[:n]
+	for c := range idx {
+		idx[c] = r
 	}
-	return c
+	for d := int32(0); d < depth; d++ {
+		o := 0
+		for c, i := range idx {
+			nd := &nodes[i]
+			idx[c] = nd.child + b2i(xs[o+int(nd.feat)] >= nd.thr)
+			o += stride
+		}
+	}
+	for c, i := range idx {
+		raw[c] += f.vals[i]
+	}
 }
 
 // b2i is 1 for true (compiled without a branch).
@@ -371,13 +351,13 @@ func (f *Forest) Effects(x, e []float64) {
 			i := r
 			for {
 				n := &f.nodes[i]
-				if n.feat&leafBit != 0 {
+				if n.child == i {
 					break
 				}
-				ft := n.feat & featMask
+				ft := n.feat
 				v := x[ft]
 				next := n.child
-				if !(v < n.thr) && (v >= n.thr || n.feat&defaultLeftBit == 0) {
+				if !(v < n.thr) && (v >= n.thr || !f.dleft[i]) {
 					next++
 				}
 				c[ft] += f.vals[next] - f.vals[i]
