@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -299,4 +300,26 @@ func xorCands(n int) []recall.Candidate {
 
 func rerankRank(cands []recall.Candidate, m rerank.Model) []rerank.Item {
 	return rerank.Rank(cands, m, &rerank.Context{User: 1, Explain: true, MaxShare: 1}, len(cands))
+}
+
+// Logistic weights served through Model score exactly as before:
+// sigmoid(bias + the weights · x, summed in feature order), and explain
+// with weight × value.
+func TestRankLogisticScoresUnchanged(t *testing.T) {
+	w := rerank.DefaultWeights()
+	for _, it := range rerankRank(xorCands(30), w) {
+		z := w.Bias
+		for j, x := range it.Vector {
+			z += w.W[j] * x
+		}
+		if want := 1 / (1 + math.Exp(-z)); it.Score != want {
+			t.Fatalf("streamer %d: score %v, want %v", it.StreamerID, it.Score, want)
+		}
+		for _, c := range it.Why {
+			j := slices.Index(rerank.FeatureNames, c.Feature)
+			if c.Effect != w.W[j]*it.Vector[j] {
+				t.Fatalf("streamer %d: %s effect %v, want %v", it.StreamerID, c.Feature, c.Effect, w.W[j]*it.Vector[j])
+			}
+		}
+	}
 }
