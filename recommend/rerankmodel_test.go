@@ -3,12 +3,15 @@ package recommend_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/rerank"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RefreshWeights serves whichever kind of reranker is active: a tree
@@ -34,14 +37,39 @@ func TestRefreshRerankModelKinds(t *testing.T) {
 		version string
 		raw     []byte
 	}{"t1", trees}
-	m := recommend.NewModels(recommend.ModelsConfig{ActiveWeights: func(context.Context) (string, []byte, error) {
+	reg := prometheus.NewRegistry()
+	info := func() string {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				l := map[string]string{}
+				for _, p := range m.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				out = append(out, fmt.Sprintf("%s %s/%s %v", mf.GetName(), l["version"], l["algo"], m.GetGauge().GetValue()))
+			}
+		}
+		return strings.Join(out, "; ")
+	}
+	m := recommend.NewModels(recommend.ModelsConfig{Registerer: reg, ActiveWeights: func(context.Context) (string, []byte, error) {
 		if active.raw == nil {
 			return "", nil, lr.Errorf(lr.ENOTFOUND, "none")
 		}
 		return active.version, active.raw, nil
 	}})
 	ctx := context.Background()
+	if got := info(); got != "liverecall_rerank_model_info default/logistic 1" {
+		t.Fatalf("before a refresh: %s", got)
+	}
 	m.RefreshWeights(ctx)
+	if got := info(); got != "liverecall_rerank_model_info t1/gbdt 1" {
+		t.Fatalf("serving t1: %s", got)
+	}
 	f, ok := m.Weights().(*rerank.Forest)
 	if !ok || f.ModelVersion() != "t1" {
 		t.Fatalf("serving %T %q, want the forest t1", m.Weights(), m.Weights().ModelVersion())
@@ -63,5 +91,8 @@ func TestRefreshRerankModelKinds(t *testing.T) {
 	m.RefreshWeights(ctx)
 	if w, ok := m.Weights().(rerank.Weights); !ok || w.Version != "w1" {
 		t.Fatalf("serving %T %q, want logistic w1", m.Weights(), m.Weights().ModelVersion())
+	}
+	if got := info(); got != "liverecall_rerank_model_info w1/logistic 1" {
+		t.Fatalf("serving w1: %s", got)
 	}
 }
