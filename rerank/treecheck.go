@@ -65,8 +65,10 @@ func CheckFeatures(names []string) error {
 // is not reached exactly once from the root (a cycle, a node shared by two
 // parents, an orphan); a Value (leaf or inner) is not finite or a Cover
 // is negative or not finite. Leaves' Left, Right, Threshold and
-// DefaultLeft are not looked at. Validate reads m only.
-func (m *TreeModel) Validate() error {
+// DefaultLeft are not looked at. Validate reads m only; its receiver is
+// a value so that a TreeModel and a *TreeModel both have it (CompileChecked
+// finds it on a TreeModel value).
+func (m TreeModel) Validate() error {
 	if m.Algo != "gbdt" {
 		return lr.Errorf(lr.EINVALID, "rerank model %q: algo %q, want \"gbdt\"", m.Version, m.Algo)
 	}
