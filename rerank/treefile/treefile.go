@@ -75,10 +75,17 @@ func Read(format, name string, data []byte, opt Options) (*File, error) {
 	return nil, lr.Errorf(lr.EINVALID, "%s: unknown model format %q (want %q or %q)", name, format, LightGBM, XGBoost)
 }
 
+// DefaultWatchScale is the Scale a watch_seconds head gets when none is
+// given: 600 seconds, the cap the in-process trainer uses by default
+// (train --rerank-watch-cap), so that its prediction / scale lies in
+// [0, 1] like the binary heads' for watches up to ten minutes.
+const DefaultWatchScale = 600
+
 // Assemble builds the tree model of version from files (one head each,
 // objectives distinct) with weights per objective (an objective without a
-// weight gets 1) and scales (Head.Scale; missing means 0, i.e. 1), and
-// validates it. Its Features are the longest of the files' feature orders
+// weight gets rerank.DefaultObjectiveWeights') and scales (Head.Scale; a
+// watch_seconds head without one gets DefaultWatchScale, another head 0,
+// i.e. 1), and validates it. Its Features are the longest of the files' feature orders
 // (all are prefixes of FeatureNames, so every head's indices stay
 // valid); its Source is the files' formats joined by "+".
 func Assemble(version string, files []*File, weights, scales map[rerank.Objective]float64) (*rerank.TreeModel, error) {
@@ -96,8 +103,11 @@ func Assemble(version string, files []*File, weights, scales map[rerank.Objectiv
 		}
 		h := f.Head
 		h.Scale = scales[h.Objective]
+		if _, ok := scales[h.Objective]; !ok && h.Objective == rerank.ObjWatchSeconds {
+			h.Scale = DefaultWatchScale
+		}
 		m.Heads = append(m.Heads, h)
-		m.Weights[h.Objective] = 1
+		m.Weights[h.Objective] = rerank.DefaultObjectiveWeights()[h.Objective]
 	}
 	m.Source = strings.Join(sources, "+")
 	for o, w := range weights {

@@ -350,6 +350,15 @@ func TestAssemble(t *testing.T) {
 	if len(m.Features) != 22 || m.Source != "lightgbm+xgboost" || m.Weights[rerank.ObjWatched] != 1 || m.Weights[rerank.ObjWatchSeconds] != 0.5 || m.Heads[0].Scale != 600 {
 		t.Fatalf("model %+v", m)
 	}
+	// Defaults: the trainer's objective weights, and the watch cap as the
+	// watch_seconds scale.
+	m, err = treefile.Assemble("v2", []*treefile.File{s, w}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := rerank.DefaultObjectiveWeights(); m.Weights[rerank.ObjWatchSeconds] != def[rerank.ObjWatchSeconds] || m.Weights[rerank.ObjWatched] != def[rerank.ObjWatched] || m.Heads[0].Scale != 600 || m.Heads[1].Scale != 0 {
+		t.Fatalf("defaults: weights %v, scales %v %v", m.Weights, m.Heads[0].Scale, m.Heads[1].Scale)
+	}
 	for _, c := range []struct {
 		name     string
 		files    []*treefile.File
