@@ -313,6 +313,7 @@ func TestXGBoostRefusals(t *testing.T) {
 		{"base score not a probability", `"2.5E-1"`, `"1.5E0"`, treefile.Options{}, "bad.json: base_score 1.5 of binary:logistic is not a probability"},
 		{"linear booster", `"name":"gbtree"}`, `"name":"gblinear"}`, treefile.Options{}, `bad.json: gradient_booster "gblinear"`},
 		{"not JSON", `{"learner"`, `tree`, treefile.Options{}, "bad.json: not JSON (byte "},
+		{"a dump", `{"learner"`, `[{"nodeid":0,"depth":0,"split":"mf_score","split_condition":0.5,"yes":1,"no":2,"missing":1,"children":[{"nodeid":1,"leaf":0.2},{"nodeid":2,"leaf":-0.1}]}, {"learner"`, treefile.Options{}, "bad.json: a JSON array: this is a dump (Booster.dump_model)"},
 		{"binary model for a regression head", "", "", treefile.Options{Objective: rerank.ObjWatchSeconds}, `bad.json: objective "watch_seconds" is predicted with squared loss`},
 	}
 	for _, c := range cases {

@@ -154,6 +154,9 @@ func ReadXGBoost(name string, data []byte, opt Options) (*File, error) {
 	errf := func(format string, args ...any) error {
 		return lr.Errorf(lr.EINVALID, "%s: %s", name, fmt.Sprintf(format, args...))
 	}
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
+		return nil, errf("a JSON array: this is a dump (Booster.dump_model), which has neither base_score nor the objective, so it cannot score as the model did; save the model with Booster.save_model(\"model.json\")")
+	}
 	var m xgbModel
 	if err := json.Unmarshal(sanitize(data), &m); err != nil {
 		var se *json.SyntaxError
