@@ -28,6 +28,7 @@ package treefile
 
 import (
 	"math"
+	"slices"
 	"strings"
 
 	lr "github.com/liverecall/liverecall"
@@ -98,7 +99,7 @@ func Assemble(version string, files []*File, weights, scales map[rerank.Objectiv
 		if len(f.Features) > len(m.Features) {
 			m.Features = f.Features
 		}
-		if !contains(sources, f.Format) {
+		if !slices.Contains(sources, f.Format) {
 			sources = append(sources, f.Format)
 		}
 		h := f.Head
@@ -135,21 +136,7 @@ func Assemble(version string, files []*File, weights, scales map[rerank.Objectiv
 }
 
 func headFor(m *rerank.TreeModel, o rerank.Objective) bool {
-	for _, h := range m.Heads {
-		if h.Objective == o {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(m.Heads, func(h rerank.Head) bool { return h.Objective == o })
 }
 
 // headObjective checks that the objective opt names fits the file's loss and
@@ -159,7 +146,7 @@ func headObjective(name string, opt Options, loss rerank.Loss, fileObjective str
 	if o == "" {
 		o = rerank.ObjWatched
 	}
-	if !contains(objectiveNames(), string(o)) {
+	if !slices.Contains(rerank.Objectives, o) {
 		return "", lr.Errorf(lr.EINVALID, "%s: unknown objective %q (known: %v)", name, o, rerank.Objectives)
 	}
 	want := rerank.LossLogistic
@@ -172,14 +159,6 @@ func headObjective(name string, opt Options, loss rerank.Loss, fileObjective str
 	return o, nil
 }
 
-func objectiveNames() []string {
-	out := make([]string, len(rerank.Objectives))
-	for i, o := range rerank.Objectives {
-		out[i] = string(o)
-	}
-	return out
-}
-
 // features checks a file's feature names against rerank.FeatureNames.
 // names nil (or the library's placeholder names) means the file has none:
 // accepted only with opt.TrustOrder, as FeatureNames[:n].
@@ -188,7 +167,7 @@ func features(name string, names []string, n int, opt Options) ([]string, error)
 		if !opt.TrustOrder {
 			return nil, lr.Errorf(lr.EINVALID, "%s: the model has no feature names (train on a DataFrame whose columns are rerank.FeatureNames, or pass the flag that trusts the column order)", name)
 		}
-		if n > rerank.NumFeatures || !containsInt(rerank.FeatureSets, n) {
+		if n > rerank.NumFeatures || !slices.Contains(rerank.FeatureSets, n) {
 			return nil, lr.Errorf(lr.EINVALID, "%s: the model has %d unnamed features; this build's feature sets have %v", name, n, rerank.FeatureSets)
 		}
 		return rerank.FeatureNames[:n:n], nil
@@ -197,15 +176,6 @@ func features(name string, names []string, n int, opt Options) ([]string, error)
 		return nil, lr.Errorf(lr.EINVALID, "%s: %s", name, lr.ErrorMessage(err))
 	}
 	return names, nil
-}
-
-func containsInt(s []int, x int) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // fillInner sets the Cover and Value of t's inner nodes from its leaves:
