@@ -61,8 +61,8 @@ func CheckFeatures(names []string) error {
 // a value so that a TreeModel and a *TreeModel both have it (CompileChecked
 // finds it on a TreeModel value).
 func (m TreeModel) Validate() error {
-	if m.Algo != "gbdt" {
-		return lr.Errorf(lr.EINVALID, "rerank model %q: algo %q, want \"gbdt\"", m.Version, m.Algo)
+	if m.Algo != AlgoGBDT {
+		return lr.Errorf(lr.EINVALID, "rerank model %q: algo %q, want %q", m.Version, m.Algo, AlgoGBDT)
 	}
 	if err := CheckFeatures(m.Features); err != nil {
 		return lr.Errorf(lr.EINVALID, "rerank model %q: %s", m.Version, lr.ErrorMessage(err))

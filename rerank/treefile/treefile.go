@@ -86,14 +86,14 @@ const DefaultWatchScale = 600
 // objectives distinct) with weights per objective (an objective without a
 // weight gets rerank.DefaultObjectiveWeights') and scales (Head.Scale; a
 // watch_seconds head without one gets DefaultWatchScale, another head 0,
-// i.e. 1), and validates it. Its Features are the longest of the files' feature orders
-// (all are prefixes of FeatureNames, so every head's indices stay
-// valid); its Source is the files' formats joined by "+".
+// i.e. 1), and validates it. Its Features are the longest of the files'
+// feature orders (all are prefixes of FeatureNames, so every head's
+// indices stay valid); its Source is the files' formats joined by "+".
 func Assemble(version string, files []*File, weights, scales map[rerank.Objective]float64) (*rerank.TreeModel, error) {
 	if len(files) == 0 {
 		return nil, lr.Errorf(lr.EINVALID, "no model files")
 	}
-	m := &rerank.TreeModel{Version: version, Algo: "gbdt", Weights: map[rerank.Objective]float64{}}
+	m := &rerank.TreeModel{Version: version, Algo: rerank.AlgoGBDT, Weights: map[rerank.Objective]float64{}}
 	var sources []string
 	for _, f := range files {
 		if len(f.Features) > len(m.Features) {

@@ -262,7 +262,7 @@ func ReadXGBoost(name string, data []byte, opt Options) (*File, error) {
 		}
 		head.Trees = append(head.Trees, t)
 	}
-	one := rerank.TreeModel{Version: name, Algo: "gbdt", Features: feats, Heads: []rerank.Head{head}}
+	one := rerank.TreeModel{Version: name, Algo: rerank.AlgoGBDT, Features: feats, Heads: []rerank.Head{head}}
 	if err := one.Validate(); err != nil {
 		return nil, fileErr(name, err, "")
 	}
