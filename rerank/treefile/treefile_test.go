@@ -313,6 +313,7 @@ func TestXGBoostRefusals(t *testing.T) {
 		{"base score not a probability", `"2.5E-1"`, `"1.5E0"`, treefile.Options{}, "bad.json: base_score 1.5 of binary:logistic is not a probability"},
 		{"linear booster", `"name":"gbtree"}`, `"name":"gblinear"}`, treefile.Options{}, `bad.json: gradient_booster "gblinear"`},
 		{"not JSON", `{"learner"`, `tree`, treefile.Options{}, "bad.json: not JSON (byte "},
+		{"a dump", `{"learner"`, `[{"nodeid":0,"depth":0,"split":"mf_score","split_condition":0.5,"yes":1,"no":2,"missing":1,"children":[{"nodeid":1,"leaf":0.2},{"nodeid":2,"leaf":-0.1}]}, {"learner"`, treefile.Options{}, "bad.json: a JSON array: this is a dump (Booster.dump_model)"},
 		{"binary model for a regression head", "", "", treefile.Options{Objective: rerank.ObjWatchSeconds}, `bad.json: objective "watch_seconds" is predicted with squared loss`},
 	}
 	for _, c := range cases {
@@ -350,6 +351,15 @@ func TestAssemble(t *testing.T) {
 	if len(m.Features) != 22 || m.Source != "lightgbm+xgboost" || m.Weights[rerank.ObjWatched] != 1 || m.Weights[rerank.ObjWatchSeconds] != 0.5 || m.Heads[0].Scale != 600 {
 		t.Fatalf("model %+v", m)
 	}
+	// Defaults: the trainer's objective weights, and the watch cap as the
+	// watch_seconds scale.
+	m, err = treefile.Assemble("v2", []*treefile.File{s, w}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := rerank.DefaultObjectiveWeights(); m.Weights[rerank.ObjWatchSeconds] != def[rerank.ObjWatchSeconds] || m.Weights[rerank.ObjWatched] != def[rerank.ObjWatched] || m.Heads[0].Scale != 600 || m.Heads[1].Scale != 0 {
+		t.Fatalf("defaults: weights %v, scales %v %v", m.Weights, m.Heads[0].Scale, m.Heads[1].Scale)
+	}
 	for _, c := range []struct {
 		name     string
 		files    []*treefile.File
@@ -375,3 +385,46 @@ func TestAssemble(t *testing.T) {
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func ftoa(f float32) string { b, _ := json.Marshal(f); return string(b) }
+
+// The serving evaluator (rerank.Forest) scores imported models as the
+// formats say: the hand-computed sums above, through the head's link.
+func TestImportedModelsServeAsTheFormatsSay(t *testing.T) {
+	sigmoid := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	w, err := treefile.ReadLightGBM("w.txt", []byte(read(t, "lgb_binary.txt")), treefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := treefile.ReadXGBoost("s.json", []byte(strings.Replace(strings.Replace(read(t, "xgb_binary.json"), "binary:logistic", "reg:squarederror", 1), `"2.5E-1"`, `"3E1"`, 1)),
+		treefile.Options{Objective: rerank.ObjWatchSeconds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := treefile.Assemble("v", []*treefile.File{w, s}, map[rerank.Objective]float64{rerank.ObjWatchSeconds: 0.5}, map[rerank.Objective]float64{rerank.ObjWatchSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := rerank.CompileChecked(*tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f32 := func(v float64) float64 { return float64(float32(v)) }
+	for _, c := range []struct {
+		x             map[string]float64
+		watched, secs float64 // LightGBM leaf sum; XGBoost leaf sum
+	}{
+		{map[string]float64{"mf_score": 0.2, "repeat_watches": 5, "log_viewers": 3.5, "has_mf": 0}, -0.2 + 0.05 + 0.01 + 0.3, f32(0.2) + f32(-0.05)},
+		{map[string]float64{"mf_score": nan, "repeat_watches": nan, "log_viewers": nan, "has_mf": nan}, -0.2 - 0.05 + 0.01 + 0.3, f32(0.2) + f32(-0.05)},
+		{map[string]float64{"mf_score": 0.5, "repeat_watches": 1.0999999, "log_viewers": 3.4, "has_mf": 2e-35}, -0.2 + 0.05 + 0.01 - 0.3, f32(-0.1) + f32(0.05)},
+		{map[string]float64{"mf_score": 0.49999999999, "repeat_watches": 2, "log_viewers": 4, "has_mf": 1}, -0.2 - 0.05 + 0.01 - 0.3, f32(0.3) + f32(-0.05)},
+	} {
+		x := vec(c.x)
+		pw, _ := f.Predict(rerank.ObjWatched, x)
+		ps, _ := f.Predict(rerank.ObjWatchSeconds, x)
+		if !near(pw, sigmoid(c.watched)) || !near(ps, 30+c.secs) {
+			t.Errorf("%v: predictions %v, %v; want %v, %v", c.x, pw, ps, sigmoid(c.watched), 30+c.secs)
+		}
+		if got, want := f.Score(x), sigmoid(c.watched)+0.5*(30+c.secs)/600; !near(got, want) {
+			t.Errorf("%v: score %v, want %v", c.x, got, want)
+		}
+	}
+}
