@@ -213,7 +213,7 @@ func (s *service) build(ctx context.Context) error {
 			return err
 		}
 	}
-	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log})
+	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
 	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
 		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
@@ -347,7 +347,7 @@ func (s *service) Status() api.Status {
 		Users:   s.state.Users(),
 		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes,
 			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
-		Rerank:      s.models.Weights().Version,
+		Rerank:      s.models.Weights().ModelVersion(),
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
 		ConsumerLag: []api.PartitionLag{},
