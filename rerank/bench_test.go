@@ -47,7 +47,7 @@ func benchPageSeed(seed uint64) ([]recall.Candidate, *rerank.Context) {
 // size the issue names), trained (no early stopping) on the bench page's own feature
 // vectors (and those of 59 pages like it) with labels that depend on them
 // and noise, so the splits fall where the served features are.
-func benchForest(b *testing.B, ntrees int) *rerank.Forest {
+func benchForest(b testing.TB, ntrees int) *rerank.Forest {
 	rng := rand.New(rand.NewPCG(22, 22))
 	var samples []rerank.Sample
 	for page := uint64(0); page < 60; page++ {
@@ -109,10 +109,15 @@ func benchRank(b *testing.B, m rerank.Model) {
 
 func BenchmarkRank100Logistic(b *testing.B) { benchRank(b, rerank.DefaultWeights()) }
 
-// BenchmarkRank100GBDT: 4 heads of 50 and of 200 trees.
+// BenchmarkRank100GBDT: 4 heads of 50 and of 200 trees, scored by
+// QuickScorer (as served) and by the tree-by-tree walk (for comparison).
 func BenchmarkRank100GBDT(b *testing.B) {
 	for _, n := range []int{50, 200} {
-		b.Run(fmt.Sprintf("trees=4x%d", n), func(b *testing.B) { benchRank(b, benchForest(b, n)) })
+		b.Run(fmt.Sprintf("trees=4x%d", n), func(b *testing.B) {
+			f := benchForest(b, n)
+			b.Run("eval=qs", func(b *testing.B) { benchRank(b, f) })
+			b.Run("eval=walk", func(b *testing.B) { benchRank(b, rerank.WalkOnly(f)) })
+		})
 	}
 }
 

@@ -47,7 +47,8 @@ type Forest struct {
 	vals    []float64 // Value of every node (inner nodes: cover-weighted mean), for Effects
 	dleft   []bool    // of every node: NaN goes to child (else child+1)
 	heads   []fhead
-	watched int // index of the watched head in heads; -1 when there is none
+	watched int       // index of the watched head in heads; -1 when there is none
+	qs      *qsForest // the trees as QuickScorer reads them (Forest.scoreQS)
 }
 
 // CompileChecked validates m (TreeModel.Validate) and compiles it.
@@ -96,6 +97,7 @@ func Compile(m TreeModel) (*Forest, error) {
 		}
 		f.heads = append(f.heads, fh)
 	}
+	f.compileQS()
 	return f, nil
 }
 

@@ -339,12 +339,17 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 	// page, and build items for the page only.
 	scores, order := grow(&sc.scores, n), grow(&sc.order, n)
 	if f, ok := m.(*Forest); ok {
-		// Trees score the page tree by tree (Forest.scoreBatch).
+		// Trees score the page by QuickScorer (Forest.scoreQS), or tree
+		// by tree (Forest.scoreBatch) in the form the benchmark compares.
 		xb := grow(&sc.x, n*NumFeatures)
 		for i := range cands {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
-		f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
+		if f.qs != nil {
+			sc.qsRank, sc.qsMask = f.scoreQS(xb, NumFeatures, n, scores, sc.qsRank, sc.qsMask)
+		} else {
+			f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
+		}
 	} else {
 		x := grow(&sc.x, NumFeatures)
 		for i := range cands {
@@ -414,6 +419,8 @@ type scratch struct {
 	scores  []float64
 	raw     []float64
 	idx     []int32
+	qsRank  []int32
+	qsMask  []uint64
 	order   []int
 	page    []int
 	held    []int

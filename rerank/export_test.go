@@ -1,0 +1,10 @@
+package rerank
+
+// WalkOnly returns f without its QuickScorer form: Rank then scores the
+// page by the tree-by-tree walk (Forest.scoreBatch), for the benchmark's
+// comparison.
+func WalkOnly(f *Forest) *Forest {
+	g := *f
+	g.qs = nil
+	return &g
+}

@@ -1,0 +1,107 @@
+package rerank
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// randomTree splits random leaves until the tree has nleaves leaves; its
+// thresholds are drawn from thr, so that many splits share a threshold.
+func randomTree(rng *rand.Rand, nleaves, nf int, thr []float64) Tree {
+	var t Tree
+	leaf := func() int32 {
+		t.Feature = append(t.Feature, -1)
+		t.Threshold = append(t.Threshold, 0)
+		t.DefaultLeft = append(t.DefaultLeft, false)
+		t.Left, t.Right = append(t.Left, -1), append(t.Right, -1)
+		t.Value = append(t.Value, rng.NormFloat64())
+		t.Cover = append(t.Cover, 1)
+		return int32(len(t.Feature) - 1)
+	}
+	leaves := []int32{leaf()}
+	for len(leaves) < nleaves {
+		k := rng.IntN(len(leaves))
+		i := leaves[k]
+		l, r := leaf(), leaf()
+		t.Feature[i], t.Threshold[i], t.DefaultLeft[i] = int32(rng.IntN(nf)), thr[rng.IntN(len(thr))], rng.IntN(2) == 0
+		t.Left[i], t.Right[i] = l, r
+		leaves[k] = l
+		leaves = append(leaves, r)
+	}
+	return t
+}
+
+// TestQuickScorerEqualsWalk: on random forests (trees of 1 to 80 leaves,
+// so some are too large for a bit set of 64 and are walked) and random
+// vectors (values exactly on thresholds, between and beyond them, ±Inf,
+// NaN), the page's scores by QuickScorer equal, bit for bit, Score's walk
+// of each vector (Tree semantics: x < threshold left, NaN by DefaultLeft),
+// and the batch walk's where the vector is finite.
+func TestQuickScorerEqualsWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nf := NumFeatures
+	for round := 0; round < 40; round++ {
+		thr := make([]float64, 1+rng.IntN(12))
+		for i := range thr {
+			thr[i] = math.Round(rng.NormFloat64()*4) / 2
+		}
+		thr = append(thr, math.Copysign(0, -1), 0)
+		objs := []Objective{ObjWatched, ObjWatchSeconds, ObjGift, ObjFollow}
+		m := TreeModel{Version: "rand", Algo: AlgoGBDT, Features: FeatureNames[:nf], Weights: map[Objective]float64{}}
+		for hi, o := range objs[:1+rng.IntN(len(objs))] {
+			h := Head{Objective: o, Loss: LossLogistic, Base: rng.NormFloat64()}
+			if hi == 1 {
+				h.Loss, h.Scale = LossSquared, 300
+			}
+			for k := rng.IntN(30); k >= 0; k-- {
+				n := 1 + rng.IntN(40)
+				if rng.IntN(8) == 0 {
+					n = 60 + rng.IntN(20)
+				}
+				h.Trees = append(h.Trees, randomTree(rng, n, 1+rng.IntN(nf), thr))
+			}
+			m.Heads = append(m.Heads, h)
+			m.Weights[o] = rng.Float64()
+		}
+		f, err := Compile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 50
+		xs := make([]float64, n*nf)
+		for i := range xs {
+			switch rng.IntN(8) {
+			case 0, 1, 2:
+				xs[i] = thr[rng.IntN(len(thr))]
+			case 3:
+				xs[i] = math.NaN()
+			case 4:
+				xs[i] = math.Inf(1 - 2*rng.IntN(2))
+			case 5:
+				xs[i] = math.Nextafter(thr[rng.IntN(len(thr))], math.Inf(1-2*rng.IntN(2)))
+			default:
+				xs[i] = rng.NormFloat64() * 3
+			}
+		}
+		// Half the rounds: no NaN nor Inf, so the batch walk applies.
+		finite := round%2 == 0
+		if finite {
+			for i, v := range xs {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					xs[i] = thr[i%len(thr)]
+				}
+			}
+		}
+		out := make([]float64, n)
+		f.scoreQS(xs, nf, n, out, nil, nil)
+		walk := make([]float64, n)
+		f.scoreBatch(xs, nf, n, walk, make([]float64, n), make([]int32, n))
+		for c := 0; c < n; c++ {
+			want := f.Score(xs[c*nf : (c+1)*nf])
+			if out[c] != want || walk[c] != want {
+				t.Fatalf("round %d candidate %d: QuickScorer %v, batch walk %v, walk %v", round, c, out[c], walk[c], want)
+			}
+		}
+	}
+}
