@@ -1,6 +1,7 @@
 package rerank
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -27,47 +28,53 @@ import (
 // (Forest.leaf). Each head still adds its trees' outputs in tree order, so
 // the sums are the ones of the walk, bit for bit.
 
-// qsHead is one head's nodes grouped for QuickScorer.
-type qsHead struct {
+// qsBlockTrees is how many consecutive trees of a head share one pass over
+// the node lists: a tree's index in its block is a byte, so the bit sets
+// of a block are an array the compiler indexes without a bounds check.
+const qsBlockTrees = 256
+
+// qsBlock is up to qsBlockTrees consecutive trees of a head, their nodes
+// grouped for QuickScorer.
+type qsBlock struct {
+	first int // the index in the head of the block's first tree
 	feats []qsFeat
 	// The nodes of every feature, one feature after the other, each
-	// feature's sorted by threshold: the tree (its index in the head) and
-	// the mask that clears its left subtree's leaves.
-	tree []int32
+	// feature's sorted by threshold: the tree (its index in the block)
+	// and the mask that clears its left subtree's leaves.
+	tree []uint8
 	mask []uint64
 	// The nodes without DefaultLeft, grouped by feature likewise.
-	nanTree []int32
+	nanTree []uint8
 	nanMask []uint64
-	// Per tree, in head order: its leaves' outputs start at leafOff[t]
-	// in Forest.qsLeaves, or leafOff[t] is -1 and the tree (root
-	// roots[t]) is walked.
+	// Per tree of the block: its leaves' outputs start at leafOff[t] in
+	// qsForest.leaves, or leafOff[t] is -1 and the tree is walked.
 	leafOff []int32
 	ones    []uint64 // every tree's starting bit set: all of its leaves
 }
 
-// qsFeat is a feature's part of qsHead's lists: the nodes of feature f
-// whose threshold rank is below r (threshold at most a value of rank r)
-// are tree[start:ends[r]]; the NaN list is nanTree[nanStart:nanEnd].
+// qsFeat is a feature's part of a qsBlock's lists: the nodes of feature f
+// whose threshold is at most a value of rank r (qsForest.rank) are
+// tree[start:ends[r]]; the NaN list is nanTree[nanStart:nanEnd].
 type qsFeat struct {
 	f                int32
 	start            int32
-	ends             []int32
 	nanStart, nanEnd int32
+	ends             []int32
 }
 
 // qsForest is Forest's QuickScorer form.
 type qsForest struct {
-	heads  []qsHead // as Forest.heads
-	thr    [][]float64
-	used   []int32 // features with at least one threshold
+	heads  [][]qsBlock // as Forest.heads
+	thr    [][]float64 // of each feature: its distinct thresholds, sorted
+	used   []int32     // the features with at least one threshold
 	leaves []float64
 }
 
 // compileQS builds f.qs from f's compiled nodes.
 func (f *Forest) compileQS() {
 	nf := len(f.model.Features)
-	q := &qsForest{thr: make([][]float64, nf), heads: make([]qsHead, len(f.heads))}
-	// The leaves of the tree rooted at r, left to right.
+	q := &qsForest{thr: make([][]float64, nf), heads: make([][]qsBlock, len(f.heads))}
+	// The leaves of the tree rooted at i, left to right.
 	var leaves func(i int32, out []int32) []int32
 	leaves = func(i int32, out []int32) []int32 {
 		n := &f.nodes[i]
@@ -78,77 +85,74 @@ func (f *Forest) compileQS() {
 	}
 	type qnode struct {
 		thr  float64
-		tree int32
+		tree uint8
 		mask uint64
 		nan  bool // NaN goes right
 	}
 	byFeat := make([][]qnode, nf)
-	nthr := make([][]float64, len(f.heads)) // the threshold of each node in qsHead.tree
+	var nthr [][]float64 // of each block: the threshold of each node of qsBlock.tree
+	var buf []int32
 	for hi := range f.heads {
 		h := &f.heads[hi]
-		qh := &q.heads[hi]
-		for i := range byFeat {
-			byFeat[i] = byFeat[i][:0]
-		}
-		var buf []int32
-		for ti, r := range h.roots {
-			buf = leaves(r, buf[:0])
-			if len(buf) > 64 {
-				qh.leafOff = append(qh.leafOff, -1)
-				qh.ones = append(qh.ones, 0)
-				continue
+		for first := 0; first < len(h.roots); first += qsBlockTrees {
+			b := qsBlock{first: first}
+			for i := range byFeat {
+				byFeat[i] = byFeat[i][:0]
 			}
-			qh.leafOff = append(qh.leafOff, int32(len(q.leaves)))
-			qh.ones = append(qh.ones, math.MaxUint64>>(64-len(buf)))
-			// pos[node] = the leaf number of the node's leftmost leaf;
-			// a node's left subtree holds leaves pos[left]..pos[right]-1.
-			pos := make(map[int32]int, 2*len(buf))
-			for k, l := range buf {
-				q.leaves = append(q.leaves, f.vals[l])
-				pos[l] = k
-			}
-			var mark func(i int32) int
-			mark = func(i int32) int {
-				n := &f.nodes[i]
-				if n.child == i {
-					return pos[i]
+			for ti, r := range h.roots[first:min(first+qsBlockTrees, len(h.roots))] {
+				buf = leaves(r, buf[:0])
+				if len(buf) > 64 {
+					b.leafOff, b.ones = append(b.leafOff, -1), append(b.ones, 0)
+					continue
 				}
-				lo := mark(n.child)
-				hi := mark(n.child + 1)
-				left := (uint64(1)<<(hi-lo) - 1) << lo
-				byFeat[n.feat] = append(byFeat[n.feat], qnode{thr: n.thr, tree: int32(ti), mask: ^left, nan: !f.dleft[i]})
-				return lo
-			}
-			mark(r)
-		}
-		for ft, ns := range byFeat {
-			if len(ns) == 0 {
-				continue
-			}
-			slices.SortStableFunc(ns, func(a, b qnode) int {
-				if a.thr < b.thr {
-					return -1
+				b.leafOff = append(b.leafOff, int32(len(q.leaves)))
+				b.ones = append(b.ones, math.MaxUint64>>(64-len(buf)))
+				// pos[leaf] is the leaf's number, left to right.
+				pos := make(map[int32]int, len(buf))
+				for k, l := range buf {
+					q.leaves = append(q.leaves, f.vals[l])
+					pos[l] = k
 				}
-				if a.thr > b.thr {
-					return 1
+				// mark returns the number of the leftmost leaf under node i;
+				// an inner node's left subtree holds leaves lo..hi-1.
+				var mark func(i int32) int
+				mark = func(i int32) int {
+					n := &f.nodes[i]
+					if n.child == i {
+						return pos[i]
+					}
+					lo := mark(n.child)
+					hi := mark(n.child + 1)
+					left := (uint64(1)<<(hi-lo) - 1) << lo
+					byFeat[n.feat] = append(byFeat[n.feat], qnode{thr: n.thr, tree: uint8(ti), mask: ^left, nan: !f.dleft[i]})
+					return lo
 				}
-				return 0
-			})
-			qf := qsFeat{f: int32(ft), start: int32(len(qh.tree)), nanStart: int32(len(qh.nanTree))}
-			for _, n := range ns {
-				qh.tree, qh.mask = append(qh.tree, n.tree), append(qh.mask, n.mask)
-				nthr[hi] = append(nthr[hi], n.thr)
-				q.thr[ft] = append(q.thr[ft], n.thr)
-				if n.nan {
-					qh.nanTree, qh.nanMask = append(qh.nanTree, n.tree), append(qh.nanMask, n.mask)
-				}
+				mark(r)
 			}
-			qf.nanEnd = int32(len(qh.nanTree))
-			qh.feats = append(qh.feats, qf)
+			var bt []float64
+			for ft, ns := range byFeat {
+				if len(ns) == 0 {
+					continue
+				}
+				slices.SortStableFunc(ns, func(a, b qnode) int { return cmp.Compare(a.thr, b.thr) })
+				qf := qsFeat{f: int32(ft), start: int32(len(b.tree)), nanStart: int32(len(b.nanTree))}
+				for _, n := range ns {
+					b.tree, b.mask = append(b.tree, n.tree), append(b.mask, n.mask)
+					bt = append(bt, n.thr)
+					q.thr[ft] = append(q.thr[ft], n.thr)
+					if n.nan {
+						b.nanTree, b.nanMask = append(b.nanTree, n.tree), append(b.nanMask, n.mask)
+					}
+				}
+				qf.nanEnd = int32(len(b.nanTree))
+				b.feats = append(b.feats, qf)
+			}
+			q.heads[hi] = append(q.heads[hi], b)
+			nthr = append(nthr, bt)
 		}
 	}
-	// The distinct thresholds of each feature, over all heads; then each
-	// head's end of its prefix for every rank.
+	// The distinct thresholds of each feature, over all heads; then the
+	// end of each block's prefix for every rank.
 	for ft, t := range q.thr {
 		slices.Sort(t)
 		q.thr[ft] = slices.CompactFunc(t, func(a, b float64) bool { return a == b })
@@ -156,34 +160,39 @@ func (f *Forest) compileQS() {
 			q.used = append(q.used, int32(ft))
 		}
 	}
+	bi := 0
 	for hi := range q.heads {
-		qh := &q.heads[hi]
-		for k := range qh.feats {
-			qf := &qh.feats[k]
-			t := q.thr[qf.f]
-			end := int32(len(qh.tree))
-			if k+1 < len(qh.feats) {
-				end = qh.feats[k+1].start
-			}
-			qf.ends = make([]int32, len(t)+1)
-			j := qf.start
-			qf.ends[0] = j
-			for r := 1; r <= len(t); r++ {
-				// the nodes of rank < r: threshold at most t[r-1]
-				for j < end && nthr[hi][j] <= t[r-1] {
-					j++
+		for k := range q.heads[hi] {
+			b := &q.heads[hi][k]
+			for fi := range b.feats {
+				qf := &b.feats[fi]
+				t := q.thr[qf.f]
+				end := int32(len(b.tree))
+				if fi+1 < len(b.feats) {
+					end = b.feats[fi+1].start
 				}
-				qf.ends[r] = j
+				qf.ends = make([]int32, len(t)+1)
+				j := qf.start
+				qf.ends[0] = j
+				for r := 1; r <= len(t); r++ {
+					// the nodes of rank < r: threshold at most t[r-1]
+					for j < end && nthr[bi][j] <= t[r-1] {
+						j++
+					}
+					qf.ends[r] = j
+				}
 			}
+			bi++
 		}
 	}
 	f.qs = q
 }
 
 // scoreQS is scoreBatch by QuickScorer: it scores the n vectors stored
-// stride apart in xs into out, each equal to Score(x_i) exactly. ranks
-// and masks are scratch (grown as needed) and returned for reuse.
-func (f *Forest) scoreQS(xs []float64, stride, n int, out []float64, ranks []int32, masks []uint64) ([]int32, []uint64) {
+// stride apart in xs into out, each equal to Score(x_i) exactly. raw
+// (at least n) is scratch; ranks is scratch grown as needed and returned
+// for reuse.
+func (f *Forest) scoreQS(xs []float64, stride, n int, out, raw []float64, ranks []int32) []int32 {
 	q := f.qs
 	nf := len(f.model.Features)
 	ranks = slices.Grow(ranks[:0], n*nf)[:n*nf]
@@ -195,42 +204,51 @@ func (f *Forest) scoreQS(xs []float64, stride, n int, out []float64, ranks []int
 		}
 	}
 	clear(out[:n])
+	raw = raw[:n]
+	var masks [qsBlockTrees]uint64
 	for hi := range f.heads {
-		h, qh := &f.heads[hi], &q.heads[hi]
+		h := &f.heads[hi]
 		if h.mul == 0 {
 			continue
 		}
-		nt := len(qh.ones)
-		masks = slices.Grow(masks[:0], nt)[:nt]
-		for c := 0; c < n; c++ {
-			copy(masks, qh.ones)
-			rk := ranks[c*nf : c*nf+nf]
-			for k := range qh.feats {
-				qf := &qh.feats[k]
-				var tr []int32
-				var mk []uint64
-				if r := rk[qf.f]; r >= 0 {
-					tr, mk = qh.tree[qf.start:qf.ends[r]], qh.mask[qf.start:qf.ends[r]]
-				} else {
-					tr, mk = qh.nanTree[qf.nanStart:qf.nanEnd], qh.nanMask[qf.nanStart:qf.nanEnd]
+		for c := range raw {
+			raw[c] = h.base
+		}
+		for bi := range q.heads[hi] {
+			b := &q.heads[hi][bi]
+			for c := range raw {
+				copy(masks[:], b.ones)
+				rk := ranks[c*nf : c*nf+nf]
+				for k := range b.feats {
+					qf := &b.feats[k]
+					var tr []uint8
+					var mk []uint64
+					if r := rk[qf.f]; r >= 0 {
+						tr, mk = b.tree[qf.start:qf.ends[r]], b.mask[qf.start:qf.ends[r]]
+					} else {
+						tr, mk = b.nanTree[qf.nanStart:qf.nanEnd], b.nanMask[qf.nanStart:qf.nanEnd]
+					}
+					mk = mk[:len(tr)]
+					for j, t := range tr {
+						masks[t] &= mk[j]
+					}
 				}
-				mk = mk[:len(tr)]
-				for j, t := range tr {
-					masks[t] &= mk[j]
+				z := raw[c]
+				for t, off := range b.leafOff {
+					if off >= 0 {
+						z += q.leaves[int(off)+bits.TrailingZeros64(masks[t&(qsBlockTrees-1)])]
+					} else {
+						z += f.leaf(h.roots[b.first+t], xs[c*stride:c*stride+nf])
+					}
 				}
+				raw[c] = z
 			}
-			z := h.base
-			for t, off := range qh.leafOff {
-				if off >= 0 {
-					z += q.leaves[int(off)+bits.TrailingZeros64(masks[t])]
-				} else {
-					z += f.leaf(h.roots[t], xs[c*stride:c*stride+nf])
-				}
-			}
+		}
+		for c, z := range raw {
 			out[c] += h.mul * link(h.loss, z)
 		}
 	}
-	return ranks, masks
+	return ranks
 }
 
 // rank is the number of thresholds in t (sorted, distinct) at most v, or

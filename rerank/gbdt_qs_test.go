@@ -33,7 +33,8 @@ func randomTree(rng *rand.Rand, nleaves, nf int, thr []float64) Tree {
 }
 
 // TestQuickScorerEqualsWalk: on random forests (trees of 1 to 80 leaves,
-// so some are too large for a bit set of 64 and are walked) and random
+// so some are too large for a bit set of 64 and are walked; heads of a
+// few trees and of several blocks) and random
 // vectors (values exactly on thresholds, between and beyond them, ±Inf,
 // NaN), the page's scores by QuickScorer equal, bit for bit, Score's walk
 // of each vector (Tree semantics: x < threshold left, NaN by DefaultLeft),
@@ -54,7 +55,11 @@ func TestQuickScorerEqualsWalk(t *testing.T) {
 			if hi == 1 {
 				h.Loss, h.Scale = LossSquared, 300
 			}
-			for k := rng.IntN(30); k >= 0; k-- {
+			ntrees := rng.IntN(30)
+			if round%5 == 0 {
+				ntrees = 2*qsBlockTrees + rng.IntN(qsBlockTrees) // several blocks
+			}
+			for k := ntrees; k >= 0; k-- {
 				n := 1 + rng.IntN(40)
 				if rng.IntN(8) == 0 {
 					n = 60 + rng.IntN(20)
@@ -94,7 +99,7 @@ func TestQuickScorerEqualsWalk(t *testing.T) {
 			}
 		}
 		out := make([]float64, n)
-		f.scoreQS(xs, nf, n, out, nil, nil)
+		f.scoreQS(xs, nf, n, out, make([]float64, n), nil)
 		walk := make([]float64, n)
 		f.scoreBatch(xs, nf, n, walk, make([]float64, n), make([]int32, n))
 		for c := 0; c < n; c++ {

@@ -346,7 +346,7 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
 		if f.qs != nil {
-			sc.qsRank, sc.qsMask = f.scoreQS(xb, NumFeatures, n, scores, sc.qsRank, sc.qsMask)
+			sc.qsRank = f.scoreQS(xb, NumFeatures, n, scores, grow(&sc.raw, n), sc.qsRank)
 		} else {
 			f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
 		}
@@ -420,7 +420,6 @@ type scratch struct {
 	raw     []float64
 	idx     []int32
 	qsRank  []int32
-	qsMask  []uint64
 	order   []int
 	page    []int
 	held    []int
