@@ -28,15 +28,18 @@ import (
 // (Forest.leaf). Each head still adds its trees' outputs in tree order, so
 // the sums are the ones of the walk, bit for bit.
 
-// qsBlockTrees is how many consecutive trees of a head share one pass over
-// the node lists: a tree's index in its block is a byte, so the bit sets
-// of a block are an array the compiler indexes without a bounds check.
+// qsBlockTrees is how many consecutive trees (of the heads one after the
+// other) share one pass over the node lists: a tree's index in its block
+// is a byte, so the bit sets of a block are an array the compiler indexes
+// without a bounds check.
 const qsBlockTrees = 256
 
-// qsBlock is up to qsBlockTrees consecutive trees of a head, their nodes
-// grouped for QuickScorer.
+// qsBlock is up to qsBlockTrees consecutive trees of the forest (those of
+// the heads of nonzero weight, in head order), their nodes grouped for
+// QuickScorer.
 type qsBlock struct {
-	first int // the index in the head of the block's first tree
+	segs  []qsSeg // the block's trees by head
+	roots []int32 // of each tree of the block: its root in Forest.nodes
 	feats []qsFeat
 	// The nodes of every feature, one feature after the other, each
 	// feature's sorted by threshold: the tree (its index in the block)
@@ -52,6 +55,9 @@ type qsBlock struct {
 	ones    []uint64 // every tree's starting bit set: all of its leaves
 }
 
+// qsSeg is the trees lo..hi-1 of a block, which belong to head head.
+type qsSeg struct{ head, lo, hi int }
+
 // qsFeat is a feature's part of a qsBlock's lists: the nodes of feature f
 // whose threshold is at most a value of rank r (qsForest.rank) are
 // tree[start:ends[r]]; the NaN list is nanTree[nanStart:nanEnd].
@@ -64,7 +70,7 @@ type qsFeat struct {
 
 // qsForest is Forest's QuickScorer form.
 type qsForest struct {
-	heads  [][]qsBlock // as Forest.heads
+	blocks []qsBlock
 	thr    [][]float64 // of each feature: its distinct thresholds, sorted
 	used   []int32     // the features with at least one threshold
 	leaves []float64
@@ -73,7 +79,7 @@ type qsForest struct {
 // compileQS builds f.qs from f's compiled nodes.
 func (f *Forest) compileQS() {
 	nf := len(f.model.Features)
-	q := &qsForest{thr: make([][]float64, nf), heads: make([][]qsBlock, len(f.heads))}
+	q := &qsForest{thr: make([][]float64, nf)}
 	// The leaves of the tree rooted at i, left to right.
 	var leaves func(i int32, out []int32) []int32
 	leaves = func(i int32, out []int32) []int32 {
@@ -92,67 +98,85 @@ func (f *Forest) compileQS() {
 	byFeat := make([][]qnode, nf)
 	var nthr [][]float64 // of each block: the threshold of each node of qsBlock.tree
 	var buf []int32
+	var b *qsBlock
+	// flush groups the nodes of block b by feature.
+	flush := func() {
+		var bt []float64
+		for ft, ns := range byFeat {
+			if len(ns) == 0 {
+				continue
+			}
+			slices.SortStableFunc(ns, func(a, b qnode) int { return cmp.Compare(a.thr, b.thr) })
+			qf := qsFeat{f: int32(ft), start: int32(len(b.tree)), nanStart: int32(len(b.nanTree))}
+			for _, n := range ns {
+				b.tree, b.mask = append(b.tree, n.tree), append(b.mask, n.mask)
+				bt = append(bt, n.thr)
+				q.thr[ft] = append(q.thr[ft], n.thr)
+				if n.nan {
+					b.nanTree, b.nanMask = append(b.nanTree, n.tree), append(b.nanMask, n.mask)
+				}
+			}
+			qf.nanEnd = int32(len(b.nanTree))
+			b.feats = append(b.feats, qf)
+			byFeat[ft] = ns[:0]
+		}
+		nthr = append(nthr, bt)
+	}
 	for hi := range f.heads {
 		h := &f.heads[hi]
-		for first := 0; first < len(h.roots); first += qsBlockTrees {
-			b := qsBlock{first: first}
-			for i := range byFeat {
-				byFeat[i] = byFeat[i][:0]
+		if h.mul == 0 {
+			continue
+		}
+		for _, r := range h.roots {
+			if b == nil || len(b.roots) == qsBlockTrees {
+				if b != nil {
+					flush()
+				}
+				q.blocks = append(q.blocks, qsBlock{})
+				b = &q.blocks[len(q.blocks)-1]
 			}
-			for ti, r := range h.roots[first:min(first+qsBlockTrees, len(h.roots))] {
-				buf = leaves(r, buf[:0])
-				if len(buf) > 64 {
-					b.leafOff, b.ones = append(b.leafOff, -1), append(b.ones, 0)
-					continue
-				}
-				b.leafOff = append(b.leafOff, int32(len(q.leaves)))
-				b.ones = append(b.ones, math.MaxUint64>>(64-len(buf)))
-				// pos[leaf] is the leaf's number, left to right.
-				pos := make(map[int32]int, len(buf))
-				for k, l := range buf {
-					q.leaves = append(q.leaves, f.vals[l])
-					pos[l] = k
-				}
-				// mark returns the number of the leftmost leaf under node i;
-				// an inner node's left subtree holds leaves lo..hi-1.
-				var mark func(i int32) int
-				mark = func(i int32) int {
-					n := &f.nodes[i]
-					if n.child == i {
-						return pos[i]
-					}
-					lo := mark(n.child)
-					hi := mark(n.child + 1)
-					left := (uint64(1)<<(hi-lo) - 1) << lo
-					byFeat[n.feat] = append(byFeat[n.feat], qnode{thr: n.thr, tree: uint8(ti), mask: ^left, nan: !f.dleft[i]})
-					return lo
-				}
-				mark(r)
+			ti := len(b.roots)
+			b.roots = append(b.roots, r)
+			if k := len(b.segs) - 1; k >= 0 && b.segs[k].head == hi {
+				b.segs[k].hi++
+			} else {
+				b.segs = append(b.segs, qsSeg{head: hi, lo: ti, hi: ti + 1})
 			}
-			var bt []float64
-			for ft, ns := range byFeat {
-				if len(ns) == 0 {
-					continue
-				}
-				slices.SortStableFunc(ns, func(a, b qnode) int { return cmp.Compare(a.thr, b.thr) })
-				qf := qsFeat{f: int32(ft), start: int32(len(b.tree)), nanStart: int32(len(b.nanTree))}
-				for _, n := range ns {
-					b.tree, b.mask = append(b.tree, n.tree), append(b.mask, n.mask)
-					bt = append(bt, n.thr)
-					q.thr[ft] = append(q.thr[ft], n.thr)
-					if n.nan {
-						b.nanTree, b.nanMask = append(b.nanTree, n.tree), append(b.nanMask, n.mask)
-					}
-				}
-				qf.nanEnd = int32(len(b.nanTree))
-				b.feats = append(b.feats, qf)
+			buf = leaves(r, buf[:0])
+			if len(buf) > 64 || !qsFits(f, r) {
+				b.leafOff, b.ones = append(b.leafOff, -1), append(b.ones, 0)
+				continue
 			}
-			q.heads[hi] = append(q.heads[hi], b)
-			nthr = append(nthr, bt)
+			b.leafOff = append(b.leafOff, int32(len(q.leaves)))
+			b.ones = append(b.ones, math.MaxUint64>>(64-len(buf)))
+			// pos[leaf] is the leaf's number, left to right.
+			pos := make(map[int32]int, len(buf))
+			for k, l := range buf {
+				q.leaves = append(q.leaves, f.vals[l])
+				pos[l] = k
+			}
+			// mark returns the number of the leftmost leaf under node i;
+			// an inner node's left subtree holds leaves lo..hi-1.
+			var mark func(i int32) int
+			mark = func(i int32) int {
+				n := &f.nodes[i]
+				if n.child == i {
+					return pos[i]
+				}
+				lo := mark(n.child)
+				hi := mark(n.child + 1)
+				left := (uint64(1)<<(hi-lo) - 1) << lo
+				byFeat[n.feat] = append(byFeat[n.feat], qnode{thr: n.thr, tree: uint8(ti), mask: ^left, nan: !f.dleft[i]})
+				return lo
+			}
+			mark(r)
 		}
 	}
-	// The distinct thresholds of each feature, over all heads; then the
-	// end of each block's prefix for every rank.
+	if b != nil {
+		flush()
+	}
+	// The distinct thresholds of each feature; then the end of each
+	// block's prefix for every rank.
 	for ft, t := range q.thr {
 		slices.Sort(t)
 		q.thr[ft] = slices.CompactFunc(t, func(a, b float64) bool { return a == b })
@@ -160,41 +184,47 @@ func (f *Forest) compileQS() {
 			q.used = append(q.used, int32(ft))
 		}
 	}
-	bi := 0
-	for hi := range q.heads {
-		for k := range q.heads[hi] {
-			b := &q.heads[hi][k]
-			for fi := range b.feats {
-				qf := &b.feats[fi]
-				t := q.thr[qf.f]
-				end := int32(len(b.tree))
-				if fi+1 < len(b.feats) {
-					end = b.feats[fi+1].start
-				}
-				qf.ends = make([]int32, len(t)+1)
-				j := qf.start
-				qf.ends[0] = j
-				for r := 1; r <= len(t); r++ {
-					// the nodes of rank < r: threshold at most t[r-1]
-					for j < end && nthr[bi][j] <= t[r-1] {
-						j++
-					}
-					qf.ends[r] = j
-				}
+	for bi := range q.blocks {
+		b := &q.blocks[bi]
+		for fi := range b.feats {
+			qf := &b.feats[fi]
+			t := q.thr[qf.f]
+			end := int32(len(b.tree))
+			if fi+1 < len(b.feats) {
+				end = b.feats[fi+1].start
 			}
-			bi++
+			qf.ends = make([]int32, len(t)+1)
+			j := qf.start
+			qf.ends[0] = j
+			for r := 1; r <= len(t); r++ {
+				// the nodes of rank < r: threshold at most t[r-1]
+				for j < end && nthr[bi][j] <= t[r-1] {
+					j++
+				}
+				qf.ends[r] = j
+			}
 		}
 	}
 	f.qs = q
 }
 
+// qsFits reports whether the tree rooted at i has no NaN threshold (a
+// split QuickScorer's sorted lists cannot place; Validate refuses it, but
+// Compile alone does not).
+func qsFits(f *Forest, i int32) bool {
+	n := &f.nodes[i]
+	if n.child == i {
+		return true
+	}
+	return !math.IsNaN(n.thr) && qsFits(f, n.child) && qsFits(f, n.child+1)
+}
+
 // scoreQS is scoreBatch by QuickScorer: it scores the n vectors stored
-// stride apart in xs into out, each equal to Score(x_i) exactly. raw
-// (at least n) is scratch; ranks is scratch grown as needed and returned
-// for reuse.
-func (f *Forest) scoreQS(xs []float64, stride, n int, out, raw []float64, ranks []int32) []int32 {
+// stride apart in xs into out, each equal to Score(x_i) exactly. raw and
+// ranks are scratch, grown as needed and returned for reuse.
+func (f *Forest) scoreQS(xs []float64, stride, n int, out, raw []float64, ranks []int32) ([]float64, []int32) {
 	q := f.qs
-	nf := len(f.model.Features)
+	nf, nh := len(f.model.Features), len(f.heads)
 	ranks = slices.Grow(ranks[:0], n*nf)[:n*nf]
 	for c := 0; c < n; c++ {
 		x := xs[c*stride : c*stride+nf]
@@ -203,52 +233,58 @@ func (f *Forest) scoreQS(xs []float64, stride, n int, out, raw []float64, ranks 
 			rk[ft] = rank(q.thr[ft], x[ft])
 		}
 	}
-	clear(out[:n])
-	raw = raw[:n]
+	// raw[c*nh+h] is head h's sum for candidate c.
+	raw = slices.Grow(raw[:0], n*nh)[:n*nh]
+	for c := 0; c < n; c++ {
+		for hi := range f.heads {
+			raw[c*nh+hi] = f.heads[hi].base
+		}
+	}
 	var masks [qsBlockTrees]uint64
+	for bi := range q.blocks {
+		b := &q.blocks[bi]
+		for c := 0; c < n; c++ {
+			copy(masks[:], b.ones)
+			rk := ranks[c*nf : c*nf+nf]
+			for k := range b.feats {
+				qf := &b.feats[k]
+				var tr []uint8
+				var mk []uint64
+				if r := rk[qf.f]; r >= 0 {
+					tr, mk = b.tree[qf.start:qf.ends[r]], b.mask[qf.start:qf.ends[r]]
+				} else {
+					tr, mk = b.nanTree[qf.nanStart:qf.nanEnd], b.nanMask[qf.nanStart:qf.nanEnd]
+				}
+				mk = mk[:len(tr)]
+				for j, t := range tr {
+					masks[t] &= mk[j]
+				}
+			}
+			zs := raw[c*nh : c*nh+nh]
+			for _, sg := range b.segs {
+				z := zs[sg.head]
+				for t := sg.lo; t < sg.hi; t++ {
+					if off := b.leafOff[t]; off >= 0 {
+						z += q.leaves[int(off)+bits.TrailingZeros64(masks[t&(qsBlockTrees-1)])]
+					} else {
+						z += f.leaf(b.roots[t], xs[c*stride:c*stride+nf])
+					}
+				}
+				zs[sg.head] = z
+			}
+		}
+	}
+	clear(out[:n])
 	for hi := range f.heads {
 		h := &f.heads[hi]
 		if h.mul == 0 {
 			continue
 		}
-		for c := range raw {
-			raw[c] = h.base
-		}
-		for bi := range q.heads[hi] {
-			b := &q.heads[hi][bi]
-			for c := range raw {
-				copy(masks[:], b.ones)
-				rk := ranks[c*nf : c*nf+nf]
-				for k := range b.feats {
-					qf := &b.feats[k]
-					var tr []uint8
-					var mk []uint64
-					if r := rk[qf.f]; r >= 0 {
-						tr, mk = b.tree[qf.start:qf.ends[r]], b.mask[qf.start:qf.ends[r]]
-					} else {
-						tr, mk = b.nanTree[qf.nanStart:qf.nanEnd], b.nanMask[qf.nanStart:qf.nanEnd]
-					}
-					mk = mk[:len(tr)]
-					for j, t := range tr {
-						masks[t] &= mk[j]
-					}
-				}
-				z := raw[c]
-				for t, off := range b.leafOff {
-					if off >= 0 {
-						z += q.leaves[int(off)+bits.TrailingZeros64(masks[t&(qsBlockTrees-1)])]
-					} else {
-						z += f.leaf(h.roots[b.first+t], xs[c*stride:c*stride+nf])
-					}
-				}
-				raw[c] = z
-			}
-		}
-		for c, z := range raw {
-			out[c] += h.mul * link(h.loss, z)
+		for c := 0; c < n; c++ {
+			out[c] += h.mul * link(h.loss, raw[c*nh+hi])
 		}
 	}
-	return ranks
+	return raw, ranks
 }
 
 // rank is the number of thresholds in t (sorted, distinct) at most v, or

@@ -99,7 +99,7 @@ func TestQuickScorerEqualsWalk(t *testing.T) {
 			}
 		}
 		out := make([]float64, n)
-		f.scoreQS(xs, nf, n, out, make([]float64, n), nil)
+		f.scoreQS(xs, nf, n, out, nil, nil)
 		walk := make([]float64, n)
 		f.scoreBatch(xs, nf, n, walk, make([]float64, n), make([]int32, n))
 		for c := 0; c < n; c++ {

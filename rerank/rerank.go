@@ -346,7 +346,7 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
 		if f.qs != nil {
-			sc.qsRank = f.scoreQS(xb, NumFeatures, n, scores, grow(&sc.raw, n), sc.qsRank)
+			sc.raw, sc.qsRank = f.scoreQS(xb, NumFeatures, n, scores, sc.raw, sc.qsRank)
 		} else {
 			f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
 		}
