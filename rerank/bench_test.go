@@ -115,7 +115,8 @@ func BenchmarkRank100GBDT(b *testing.B) {
 	for _, n := range []int{50, 200} {
 		b.Run(fmt.Sprintf("trees=4x%d", n), func(b *testing.B) {
 			f := benchForest(b, n)
-			b.Run("eval=qs", func(b *testing.B) { benchRank(b, f) })
+			b.Run("eval=sets", func(b *testing.B) { benchRank(b, f) })
+			b.Run("eval=qs", func(b *testing.B) { benchRank(b, rerank.QSOnly(f)) })
 			b.Run("eval=walk", func(b *testing.B) { benchRank(b, rerank.WalkOnly(f)) })
 		})
 	}

@@ -5,6 +5,13 @@ package rerank
 // comparison.
 func WalkOnly(f *Forest) *Forest {
 	g := *f
-	g.qs = nil
+	g.qs, g.sets = nil, nil
+	return &g
+}
+
+// QSOnly returns f scored by QuickScorer.
+func QSOnly(f *Forest) *Forest {
+	g := *f
+	g.sets = nil
 	return &g
 }

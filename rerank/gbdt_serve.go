@@ -49,6 +49,7 @@ type Forest struct {
 	heads   []fhead
 	watched int       // index of the watched head in heads; -1 when there is none
 	qs      *qsForest // the trees as QuickScorer reads them (Forest.scoreQS)
+	sets    *setForest
 }
 
 // CompileChecked validates m (TreeModel.Validate) and compiles it.
@@ -98,6 +99,7 @@ func Compile(m TreeModel) (*Forest, error) {
 		f.heads = append(f.heads, fh)
 	}
 	f.compileQS()
+	f.compileSets()
 	return f, nil
 }
 

@@ -345,7 +345,9 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 		for i := range cands {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
-		if f.qs != nil {
+		if f.sets != nil {
+			f.scoreSets(xb, NumFeatures, n, scores, &sc.sets)
+		} else if f.qs != nil {
 			sc.raw, sc.qsRank = f.scoreQS(xb, NumFeatures, n, scores, sc.raw, sc.qsRank)
 		} else {
 			f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
@@ -420,6 +422,7 @@ type scratch struct {
 	raw     []float64
 	idx     []int32
 	qsRank  []int32
+	sets    setScratch
 	order   []int
 	page    []int
 	held    []int
