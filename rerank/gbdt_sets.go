@@ -29,23 +29,33 @@ import (
 // cset is a set of up to 128 candidates of a chunk.
 type cset [2]uint64
 
-// snode is a node of Forest.nodes as the set walk reads it.
+// snode is an inner node of a tree as the set walk reads it: the
+// candidates in slot self are split into slots l (left) and l+1 (right).
 type snode struct {
-	row   int32  // inner: the row of setForest's sets that go right; a leaf: -1
-	feat  int32  // inner: the split's feature
-	child int32  // inner: the left child (the right one follows)
-	nan   uint64 // all ones when NaN goes right, else 0
+	self, l int32
+	row     int32  // the row of setForest's sets that go right
+	feat    int32  // the split's feature
+	nan     uint64 // all ones when NaN goes right, else 0
+}
+
+// stree is one tree for the set walk: its inner nodes in breadth-first
+// order (a node before its children), so they are split in one loop
+// without a test for leaves, then its leaves' slots and outputs.
+type stree struct {
+	inner []snode
+	leaf  []int32 // of each leaf: its slot
+	vals  []float64
+	slots int
 }
 
 // setForest is Forest's form for the set walk.
 type setForest struct {
-	nodes []snode     // as Forest.nodes
+	trees [][]stree   // of each head
 	thr   [][]float64 // of each feature: its distinct thresholds, sorted
 	used  []int32     // the features with at least one threshold
 	off   []int32     // of each feature: its first row; it has len(thr[f])+1
 	rows  int         // rows of all features
-	ends  [][]int32   // of each head and tree: one past the tree's last node
-	big   int         // the most nodes of a tree
+	big   int         // the most slots of a tree
 }
 
 // compileSets builds f.sets from f's compiled nodes; it leaves f.sets nil
@@ -53,7 +63,7 @@ type setForest struct {
 // does not, and Forest.leaf then decides).
 func (f *Forest) compileSets() {
 	nf := len(f.model.Features)
-	s := &setForest{nodes: make([]snode, len(f.nodes)), thr: make([][]float64, nf), off: make([]int32, nf)}
+	s := &setForest{thr: make([][]float64, nf), off: make([]int32, nf)}
 	for i, n := range f.nodes {
 		if n.child == int32(i) {
 			continue
@@ -73,32 +83,34 @@ func (f *Forest) compileSets() {
 			s.rows += len(t) + 1
 		}
 	}
-	for i, n := range f.nodes {
-		if n.child == int32(i) {
-			s.nodes[i] = snode{row: -1}
-			continue
-		}
-		// Row r of feature f holds the candidates of rank >= r; x >=
-		// t[k] is rank >= k+1.
-		k, _ := slices.BinarySearch(s.thr[n.feat], n.thr)
-		sn := snode{row: s.off[n.feat] + int32(k) + 1, feat: n.feat, child: n.child}
-		if !f.dleft[i] {
-			sn.nan = math.MaxUint64
-		}
-		s.nodes[i] = sn
-	}
-	s.ends = make([][]int32, len(f.heads))
+	s.trees = make([][]stree, len(f.heads))
+	type item struct{ node, slot int32 }
+	var queue []item
 	for hi := range f.heads {
-		h := &f.heads[hi]
-		for ti, r := range h.roots {
-			end := int32(len(f.nodes))
-			if ti+1 < len(h.roots) {
-				end = h.roots[ti+1]
-			} else if hi+1 < len(f.heads) && len(f.heads[hi+1].roots) > 0 {
-				end = f.heads[hi+1].roots[0]
+		for _, r := range f.heads[hi].roots {
+			var t stree
+			queue = append(queue[:0], item{r, 0})
+			t.slots = 1
+			for q := 0; q < len(queue); q++ {
+				i, slot := queue[q].node, queue[q].slot
+				n := &f.nodes[i]
+				if n.child == i {
+					t.leaf, t.vals = append(t.leaf, slot), append(t.vals, f.vals[i])
+					continue
+				}
+				// Row r of feature f holds the candidates of rank >= r;
+				// x >= thr[k] is rank >= k+1.
+				k, _ := slices.BinarySearch(s.thr[n.feat], n.thr)
+				sn := snode{self: slot, l: int32(t.slots), row: s.off[n.feat] + int32(k) + 1, feat: n.feat}
+				if !f.dleft[i] {
+					sn.nan = math.MaxUint64
+				}
+				t.inner = append(t.inner, sn)
+				queue = append(queue, item{n.child, sn.l}, item{n.child + 1, sn.l + 1})
+				t.slots += 2
 			}
-			s.ends[hi] = append(s.ends[hi], end)
-			s.big = max(s.big, int(end-r))
+			s.big = max(s.big, t.slots)
+			s.trees[hi] = append(s.trees[hi], t)
 		}
 	}
 	f.sets = s
@@ -108,7 +120,7 @@ func (f *Forest) compileSets() {
 type setScratch struct {
 	rows []cset // of every feature's row
 	nan  []cset // of every feature: the candidates with NaN
-	sets []cset // of every node of a tree: the candidates that reach it
+	sets []cset // of every slot of a tree: the candidates that reach it
 	raw  []float64
 }
 
@@ -159,7 +171,10 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 	for c := 0; c < hi-lo; c++ {
 		all[c>>6] |= 1 << (c & 63)
 	}
-	nodes, vals := s.nodes, f.vals
+	n0 := min(hi-lo, 64)
+	// leaf0[c] is the leaf candidate c reaches (word 0, 64: none);
+	// leaf1[c] that of candidate 64+c.
+	var leaf0, leaf1 [65]int32
 	for hx := range f.heads {
 		h := &f.heads[hx]
 		if h.mul == 0 {
@@ -168,31 +183,33 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 		for c := range raw {
 			raw[c] = h.base
 		}
-		ends := s.ends[hx]
-		for ti, root := range h.roots {
-			tn := nodes[root:ends[ti]]
-			tv := vals[root:ends[ti]]
-			ts := sets[:len(tn)]
+		for ti := range s.trees[hx] {
+			t := &s.trees[hx][ti]
+			ts := sets[:t.slots]
 			ts[0] = all
-			for i := range tn {
-				nd := &tn[i]
-				in := ts[i]
-				if nd.row < 0 {
-					v := tv[i]
-					for b := in[0]; b != 0; b &= b - 1 {
-						raw[bits.TrailingZeros64(b)] += v
-					}
-					for b := in[1]; b != 0; b &= b - 1 {
-						raw[64+bits.TrailingZeros64(b)] += v
-					}
-					continue
-				}
+			for k := range t.inner {
+				nd := &t.inner[k]
+				in := ts[nd.self]
 				right, nr := rows[nd.row], nan[nd.feat]
 				r0 := in[0] & (right[0] | nr[0]&nd.nan)
 				r1 := in[1] & (right[1] | nr[1]&nd.nan)
-				l := nd.child - root
-				ts[l] = cset{in[0] &^ r0, in[1] &^ r1}
-				ts[l+1] = cset{r0, r1}
+				ts[nd.l] = cset{in[0] &^ r0, in[1] &^ r1}
+				ts[nd.l+1] = cset{r0, r1}
+			}
+			for j, slot := range t.leaf {
+				in := ts[slot]
+				for b := in[0]; b != 0; b &= b - 1 {
+					leaf0[bits.TrailingZeros64(b)] = int32(j)
+				}
+				for b := in[1]; b != 0; b &= b - 1 {
+					leaf1[bits.TrailingZeros64(b)] = int32(j)
+				}
+			}
+			for c := 0; c < n0; c++ {
+				raw[c] += t.vals[leaf0[c]]
+			}
+			for c := 64; c < len(raw); c++ {
+				raw[c] += t.vals[leaf1[c-64]]
 			}
 		}
 		for c, z := range raw {
