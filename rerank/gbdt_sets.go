@@ -196,13 +196,26 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 				ts[nd.l] = cset{in[0] &^ r0, in[1] &^ r1}
 				ts[nd.l+1] = cset{r0, r1}
 			}
+			// Most leaves hold a few candidates of a word: the first
+			// three are stored without a test (an empty word stores to
+			// index 64, which no candidate reads).
 			for j, slot := range t.leaf {
 				in := ts[slot]
-				for b := in[0]; b != 0; b &= b - 1 {
-					leaf0[bits.TrailingZeros64(b)] = int32(j)
+				b0, b1 := in[0], in[1]
+				leaf0[bits.TrailingZeros64(b0)] = int32(j)
+				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				b0, b1 = b0&(b0-1), b1&(b1-1)
+				leaf0[bits.TrailingZeros64(b0)] = int32(j)
+				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				b0, b1 = b0&(b0-1), b1&(b1-1)
+				leaf0[bits.TrailingZeros64(b0)] = int32(j)
+				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				b0, b1 = b0&(b0-1), b1&(b1-1)
+				for ; b0 != 0; b0 &= b0 - 1 {
+					leaf0[bits.TrailingZeros64(b0)] = int32(j)
 				}
-				for b := in[1]; b != 0; b &= b - 1 {
-					leaf1[bits.TrailingZeros64(b)] = int32(j)
+				for ; b1 != 0; b1 &= b1 - 1 {
+					leaf1[bits.TrailingZeros64(b1)] = int32(j)
 				}
 			}
 			for c := 0; c < n0; c++ {
