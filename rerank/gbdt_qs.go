@@ -296,16 +296,12 @@ func rank(t []float64, v float64) int32 {
 	if len(t) == 0 {
 		return 0
 	}
+	// The search halves m without a branch on the data.
 	base, m := 0, len(t)
 	for m > 1 {
 		half := m / 2
-		if t[base+half] <= v {
-			base += half
-		}
+		base += half * int(b2i(t[base+half] <= v))
 		m -= half
 	}
-	if t[base] <= v {
-		base++
-	}
-	return int32(base)
+	return int32(base) + b2i(t[base] <= v)
 }

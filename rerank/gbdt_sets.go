@@ -146,17 +146,16 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 	rows, nan, sets, raw := sc.rows, sc.nan, sc.sets, sc.raw[lo:hi]
 	clear(rows)
 	clear(nan)
-	nf := len(s.thr)
-	for c := lo; c < hi; c++ {
-		x := xs[c*stride : c*stride+nf]
-		w, bit := (c-lo)>>6, uint64(1)<<((c-lo)&63)
-		for _, ft := range s.used {
-			v := x[ft]
+	for _, ft := range s.used {
+		t, fr := s.thr[ft], rows[s.off[ft]:int(s.off[ft])+len(s.thr[ft])+1]
+		for c := lo; c < hi; c++ {
+			w, bit := (c-lo)>>6, uint64(1)<<((c-lo)&63)
+			v := xs[c*stride+int(ft)]
 			if v != v {
 				nan[ft][w] |= bit
 				continue
 			}
-			rows[s.off[ft]+rank(s.thr[ft], v)][w] |= bit
+			fr[rank(t, v)][w] |= bit
 		}
 	}
 	// Row r of a feature: the candidates of rank r or more.
