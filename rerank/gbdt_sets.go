@@ -171,9 +171,9 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 		all[c>>6] |= 1 << (c & 63)
 	}
 	n0 := min(hi-lo, 64)
-	// leaf0[c] is the leaf candidate c reaches (word 0, 64: none);
-	// leaf1[c] that of candidate 64+c.
-	var leaf0, leaf1 [65]int32
+	// leaf0[c] is the output of the leaf candidate c reaches (word 0,
+	// 64: none); leaf1[c] that of candidate 64+c.
+	var leaf0, leaf1 [65]float64
 	for hx := range f.heads {
 		h := &f.heads[hx]
 		if h.mul == 0 {
@@ -199,29 +199,29 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 			// three are stored without a test (an empty word stores to
 			// index 64, which no candidate reads).
 			for j, slot := range t.leaf {
-				in := ts[slot]
+				in, v := ts[slot], t.vals[j]
 				b0, b1 := in[0], in[1]
-				leaf0[bits.TrailingZeros64(b0)] = int32(j)
-				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				leaf0[bits.TrailingZeros64(b0)] = v
+				leaf1[bits.TrailingZeros64(b1)] = v
 				b0, b1 = b0&(b0-1), b1&(b1-1)
-				leaf0[bits.TrailingZeros64(b0)] = int32(j)
-				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				leaf0[bits.TrailingZeros64(b0)] = v
+				leaf1[bits.TrailingZeros64(b1)] = v
 				b0, b1 = b0&(b0-1), b1&(b1-1)
-				leaf0[bits.TrailingZeros64(b0)] = int32(j)
-				leaf1[bits.TrailingZeros64(b1)] = int32(j)
+				leaf0[bits.TrailingZeros64(b0)] = v
+				leaf1[bits.TrailingZeros64(b1)] = v
 				b0, b1 = b0&(b0-1), b1&(b1-1)
 				for ; b0 != 0; b0 &= b0 - 1 {
-					leaf0[bits.TrailingZeros64(b0)] = int32(j)
+					leaf0[bits.TrailingZeros64(b0)] = v
 				}
 				for ; b1 != 0; b1 &= b1 - 1 {
-					leaf1[bits.TrailingZeros64(b1)] = int32(j)
+					leaf1[bits.TrailingZeros64(b1)] = v
 				}
 			}
 			for c := 0; c < n0; c++ {
-				raw[c] += t.vals[leaf0[c]]
+				raw[c] += leaf0[c]
 			}
 			for c := 64; c < len(raw); c++ {
-				raw[c] += t.vals[leaf1[c-64]]
+				raw[c] += leaf1[c-64]
 			}
 		}
 		for c, z := range raw {
