@@ -109,14 +109,14 @@ func benchRank(b *testing.B, m rerank.Model) {
 
 func BenchmarkRank100Logistic(b *testing.B) { benchRank(b, rerank.DefaultWeights()) }
 
-// BenchmarkRank100GBDT: 4 heads of 50 and of 200 trees, scored by
-// QuickScorer (as served) and by the tree-by-tree walk (for comparison).
+// BenchmarkRank100GBDT: 4 heads of 50 and of 200 trees, scored by the set
+// walk (as served: Forest.scoreSets) and by the tree-by-tree walk it
+// replaced (for comparison).
 func BenchmarkRank100GBDT(b *testing.B) {
 	for _, n := range []int{50, 200} {
 		b.Run(fmt.Sprintf("trees=4x%d", n), func(b *testing.B) {
 			f := benchForest(b, n)
 			b.Run("eval=sets", func(b *testing.B) { benchRank(b, f) })
-			b.Run("eval=qs", func(b *testing.B) { benchRank(b, rerank.QSOnly(f)) })
 			b.Run("eval=walk", func(b *testing.B) { benchRank(b, rerank.WalkOnly(f)) })
 		})
 	}

@@ -47,9 +47,8 @@ type Forest struct {
 	vals    []float64 // Value of every node (inner nodes: cover-weighted mean), for Effects
 	dleft   []bool    // of every node: NaN goes to child (else child+1)
 	heads   []fhead
-	watched int       // index of the watched head in heads; -1 when there is none
-	qs      *qsForest // the trees as QuickScorer reads them (Forest.scoreQS)
-	sets    *setForest
+	watched int        // index of the watched head in heads; -1 when there is none
+	sets    *setForest // the trees as the page's set walk reads them (Forest.scoreSets); nil: scoreBatch
 }
 
 // CompileChecked validates m (TreeModel.Validate) and compiles it.
@@ -98,7 +97,6 @@ func Compile(m TreeModel) (*Forest, error) {
 		}
 		f.heads = append(f.heads, fh)
 	}
-	f.compileQS()
 	f.compileSets()
 	return f, nil
 }

@@ -229,3 +229,22 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 		}
 	}
 }
+
+// rank is the number of thresholds in t (sorted, distinct) at most v, or
+// -1 when v is NaN.
+func rank(t []float64, v float64) int32 {
+	if v != v {
+		return -1
+	}
+	if len(t) == 0 {
+		return 0
+	}
+	// The search halves m without a branch on the data.
+	base, m := 0, len(t)
+	for m > 1 {
+		half := m / 2
+		base += half * int(b2i(t[base+half] <= v))
+		m -= half
+	}
+	return int32(base) + b2i(t[base] <= v)
+}

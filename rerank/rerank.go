@@ -339,16 +339,14 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 	// page, and build items for the page only.
 	scores, order := grow(&sc.scores, n), grow(&sc.order, n)
 	if f, ok := m.(*Forest); ok {
-		// Trees score the page by QuickScorer (Forest.scoreQS), or tree
-		// by tree (Forest.scoreBatch) in the form the benchmark compares.
+		// Trees score the page by walking each tree once with the
+		// candidates as bit sets (Forest.scoreSets).
 		xb := grow(&sc.x, n*NumFeatures)
 		for i := range cands {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
 		if f.sets != nil {
 			f.scoreSets(xb, NumFeatures, n, scores, &sc.sets)
-		} else if f.qs != nil {
-			sc.raw, sc.qsRank = f.scoreQS(xb, NumFeatures, n, scores, sc.raw, sc.qsRank)
 		} else {
 			f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
 		}
@@ -421,7 +419,6 @@ type scratch struct {
 	scores  []float64
 	raw     []float64
 	idx     []int32
-	qsRank  []int32
 	sets    setScratch
 	order   []int
 	page    []int

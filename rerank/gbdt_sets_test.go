@@ -32,14 +32,14 @@ func randomTree(rng *rand.Rand, nleaves, nf int, thr []float64) Tree {
 	return t
 }
 
-// TestQuickScorerEqualsWalk: on random forests (trees of 1 to 80 leaves,
-// so some are too large for a bit set of 64 and are walked; heads of a
-// few trees and of several blocks) and random
-// vectors (values exactly on thresholds, between and beyond them, ±Inf,
-// NaN), the page's scores by QuickScorer equal, bit for bit, Score's walk
-// of each vector (Tree semantics: x < threshold left, NaN by DefaultLeft),
-// and the batch walk's where the vector is finite.
-func TestQuickScorerEqualsWalk(t *testing.T) {
+// TestSetWalkEqualsWalk: on random forests (trees of 1 to 300 leaves,
+// heads of one to hundreds of trees, thresholds shared between nodes) and
+// random vectors (values exactly on thresholds, just beside them, between
+// and beyond them, ±Inf, NaN; pages of 50 and of 300, i.e. several chunks
+// of 128), the page's scores by the set walk equal, bit for bit, Score's
+// walk of each vector (Tree semantics: x < threshold left, NaN by
+// DefaultLeft), and so do the batch walk's.
+func TestSetWalkEqualsWalk(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	nf := NumFeatures
 	for round := 0; round < 40; round++ {
@@ -57,12 +57,15 @@ func TestQuickScorerEqualsWalk(t *testing.T) {
 			}
 			ntrees := rng.IntN(30)
 			if round%5 == 0 {
-				ntrees = 2*qsBlockTrees + rng.IntN(qsBlockTrees) // several blocks
+				ntrees = 300 + rng.IntN(300)
 			}
 			for k := ntrees; k >= 0; k-- {
 				n := 1 + rng.IntN(40)
-				if rng.IntN(8) == 0 {
+				switch rng.IntN(40) {
+				case 0, 1, 2, 3:
 					n = 60 + rng.IntN(20)
+				case 4:
+					n = 256 + rng.IntN(44)
 				}
 				h.Trees = append(h.Trees, randomTree(rng, n, 1+rng.IntN(nf), thr))
 			}
@@ -101,16 +104,14 @@ func TestQuickScorerEqualsWalk(t *testing.T) {
 				}
 			}
 		}
-		out := make([]float64, n)
-		f.scoreQS(xs, nf, n, out, nil, nil)
 		sets := make([]float64, n)
 		f.scoreSets(xs, nf, n, sets, &setScratch{})
 		walk := make([]float64, n)
 		f.scoreBatch(xs, nf, n, walk, make([]float64, n), make([]int32, n))
 		for c := 0; c < n; c++ {
 			want := f.Score(xs[c*nf : (c+1)*nf])
-			if out[c] != want || sets[c] != want || walk[c] != want {
-				t.Fatalf("round %d candidate %d: QuickScorer %v, set walk %v, batch walk %v, walk %v", round, c, out[c], sets[c], walk[c], want)
+			if sets[c] != want || walk[c] != want {
+				t.Fatalf("round %d candidate %d: set walk %v, batch walk %v, walk %v", round, c, sets[c], walk[c], want)
 			}
 		}
 	}
