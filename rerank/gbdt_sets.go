@@ -210,11 +210,10 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 				leaf0[bits.TrailingZeros64(b0)] = v
 				leaf1[bits.TrailingZeros64(b1)] = v
 				b0, b1 = b0&(b0-1), b1&(b1-1)
-				for ; b0 != 0; b0 &= b0 - 1 {
+				for b0|b1 != 0 {
 					leaf0[bits.TrailingZeros64(b0)] = v
-				}
-				for ; b1 != 0; b1 &= b1 - 1 {
 					leaf1[bits.TrailingZeros64(b1)] = v
+					b0, b1 = b0&(b0-1), b1&(b1-1)
 				}
 			}
 			for c := 0; c < n0; c++ {
