@@ -6,25 +6,26 @@ import (
 	"slices"
 )
 
-// The page is scored by walking each tree once for all candidates: a node
-// receives the set of candidates that reach it (a bit set of up to 128
-// candidates, two words) and hands its children the parts that go left
-// and right; a leaf adds its output to the sum of each candidate it holds.
-// A node's "goes right" set does not depend on the tree: for a feature f
-// and the k-th smallest of f's distinct thresholds in the forest, it is
-// the candidates whose x[f] is at least that threshold, i.e. whose rank
+// Rank scores a page of trees by walking each tree once for all
+// candidates: a node receives the set of candidates that reach it (a bit
+// set of up to 128 candidates, two words; a larger page is scored in
+// chunks of 128) and hands its children the parts that go left and
+// right; each leaf's output is added to the sum of every candidate it
+// holds. A node's "goes right" set does not depend on the tree: for
+// feature f and t[k], the k-th (from 0) of f's distinct thresholds in the
+// forest, sorted, it is the candidates whose x[f] >= t[k], i.e. whose rank
 // (the number of f's thresholds at most x[f], found once per candidate
 // and feature by binary search) exceeds k. Those sets are built once per
 // page for every distinct threshold (a suffix union over the ranks), so a
 // node costs a few word operations whatever the number of candidates, and
-// each candidate costs one addition per tree. NaN has no rank; the
-// candidates with NaN in f join a node's right part when the node has no
-// DefaultLeft.
+// a candidate one addition per tree. NaN has no rank: the candidates with
+// NaN in f join a node's right part when the node has no DefaultLeft.
+// Trees of any number of leaves are read this way.
 //
 // Every candidate reaches exactly one leaf of every tree, and the trees
 // are taken in order, so each candidate's sum receives the same additions
 // in the same order as the walk of Forest.leaf: the scores are equal bit
-// for bit.
+// for bit (TestSetWalkEqualsWalk).
 
 // cset is a set of up to 128 candidates of a chunk.
 type cset [2]uint64
