@@ -31,13 +31,9 @@ import (
 type cset [2]uint64
 
 // snode is an inner node of a tree as the set walk reads it: the
-// candidates in slot self are split into slots l (left) and l+1 (right).
-type snode struct {
-	self, l int32
-	row     int32  // the row of setForest's sets that go right
-	feat    int32  // the split's feature
-	nan     uint64 // all ones when NaN goes right, else 0
-}
+// candidates in slot self are split into slots l (left) and l+1 (right);
+// those in row row of the page's sets go right.
+type snode struct{ self, l, row int32 }
 
 // stree is one tree for the set walk: its inner nodes in breadth-first
 // order (a node before its children), so they are split in one loop
@@ -55,7 +51,7 @@ type setForest struct {
 	thr   [][]float64 // of each feature: its distinct thresholds, sorted
 	used  []int32     // the features with at least one threshold
 	off   []int32     // of each feature: its first row; it has len(thr[f])+1
-	rows  int         // rows of all features
+	rows  int         // rows of all features; rows+r is row r with the NaN candidates
 	big   int         // the most slots of a tree
 }
 
@@ -101,10 +97,12 @@ func (f *Forest) compileSets() {
 				}
 				// Row r of feature f holds the candidates of rank >= r;
 				// x >= thr[k] is rank >= k+1.
+				// Without DefaultLeft NaN goes right: the row's copy that
+				// holds the NaN candidates too.
 				k, _ := slices.BinarySearch(s.thr[n.feat], n.thr)
-				sn := snode{self: slot, l: int32(t.slots), row: s.off[n.feat] + int32(k) + 1, feat: n.feat}
+				sn := snode{self: slot, l: int32(t.slots), row: s.off[n.feat] + int32(k) + 1}
 				if !f.dleft[i] {
-					sn.nan = math.MaxUint64
+					sn.row += int32(s.rows)
 				}
 				t.inner = append(t.inner, sn)
 				queue = append(queue, item{n.child, sn.l}, item{n.child + 1, sn.l + 1})
@@ -119,7 +117,7 @@ func (f *Forest) compileSets() {
 
 // setScratch is what the set walk of a page writes besides its output.
 type setScratch struct {
-	rows []cset // of every feature's row
+	rows []cset // of every feature's row, then the same with the NaN candidates
 	nan  []cset // of every feature: the candidates with NaN
 	sets []cset // of every slot of a tree: the candidates that reach it
 	raw  []float64
@@ -130,7 +128,7 @@ type setScratch struct {
 // scratch, grown as needed.
 func (f *Forest) scoreSets(xs []float64, stride, n int, out []float64, sc *setScratch) {
 	s := f.sets
-	sc.rows = slices.Grow(sc.rows[:0], s.rows)[:s.rows]
+	sc.rows = slices.Grow(sc.rows[:0], 2*s.rows)[:2*s.rows]
 	sc.nan = slices.Grow(sc.nan[:0], len(s.thr))[:len(s.thr)]
 	sc.sets = slices.Grow(sc.sets[:0], s.big)[:s.big]
 	sc.raw = slices.Grow(sc.raw[:0], n)[:n]
@@ -166,6 +164,10 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 			fr[r][0] |= fr[r+1][0]
 			fr[r][1] |= fr[r+1][1]
 		}
+		fn, nn := rows[s.rows+int(s.off[ft]):][:len(fr)], nan[ft]
+		for r, set := range fr {
+			fn[r] = cset{set[0] | nn[0], set[1] | nn[1]}
+		}
 	}
 	var all cset
 	for c := 0; c < hi-lo; c++ {
@@ -190,9 +192,8 @@ func (f *Forest) scoreChunk(xs []float64, stride, lo, hi int, out []float64, sc 
 			for k := range t.inner {
 				nd := &t.inner[k]
 				in := ts[nd.self]
-				right, nr := rows[nd.row], nan[nd.feat]
-				r0 := in[0] & (right[0] | nr[0]&nd.nan)
-				r1 := in[1] & (right[1] | nr[1]&nd.nan)
+				right := rows[nd.row]
+				r0, r1 := in[0]&right[0], in[1]&right[1]
 				ts[nd.l] = cset{in[0] &^ r0, in[1] &^ r1}
 				ts[nd.l+1] = cset{r0, r1}
 			}
