@@ -350,9 +350,17 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		return fmt.Errorf("cannot listen on %s: %w", s.cfg.httpAddr, err)
 	}
 	hs := newHTTPServer(s.http.Handler())
+	phs, pln, err := listenPprof(s.cfg.pprofAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	s.refresh(ctx)
 	s.engine.RefreshRankings()
 	s.app.Log.Info("serving", "addr", ln.Addr().String())
+	if pln != nil {
+		s.app.Log.Info("serving Go profiles", "addr", pln.Addr().String(), "path", "/debug/pprof/")
+	}
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}
@@ -366,6 +374,10 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		}
 		return nil
 	})
+	if phs != nil {
+		g.Go(func() error { return servePprof(phs, pln) })
+		g.Go(func() error { <-gctx.Done(); return phs.Close() })
+	}
 	g.Go(func() error { s.runIndex(gctx); return nil })
 	if s.consumer != nil {
 		g.Go(func() error { return s.consumer.Run(gctx) })

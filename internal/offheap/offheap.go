@@ -1,0 +1,81 @@
+// Package offheap allocates large, pointer-free arrays outside the Go heap,
+// in anonymous memory mappings that are unmapped when their owner becomes
+// unreachable.
+//
+// Why: the collector sets its next target from the heap that is live after
+// a collection (GOGC=100: twice that). A replica's live heap is mostly the
+// immutable arrays of its indexes and of the NeuMF scorer (about 1 KB per
+// streamer); on the heap they let the request garbage grow by as much
+// again before a collection, which doubles the resident memory under load.
+// Outside the heap they count once, and the collector's target follows the
+// small, dynamic part of the heap.
+//
+// The contract: a slice from Make is valid while its owner is reachable.
+// The collector does not see pointers into the mapping, so a slice kept
+// (in a variable, a struct, another goroutine) after the last use of its
+// owner does not keep the memory mapped: code that reads such a slice must
+// hold the owner until it is done (runtime.KeepAlive(owner) after the last
+// read), and must never hand the slice to code that does not hold the
+// owner (copy it instead). Element types hold no pointers.
+package offheap
+
+import (
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Plain are the element types a mapping may hold: no pointers.
+type Plain interface {
+	~int8 | ~uint8 | ~int16 | ~uint16 | ~int32 | ~uint32 | ~int64 | ~uint64 | ~float32 | ~float64
+}
+
+// minMapped is the size below which Make allocates on the Go heap: a
+// mapping costs at least a page and a system call.
+const minMapped = 64 << 10
+
+var mapped, mappings atomic.Int64
+
+// Mapped returns the bytes Make holds mapped now, and in how many mappings.
+func Mapped() (bytes, count int64) { return mapped.Load(), mappings.Load() }
+
+// Make returns a zeroed slice of n elements. From 64 KiB on it lies outside
+// the Go heap, in a mapping released when owner becomes unreachable (see the
+// package contract); smaller slices, and every slice where anonymous
+// mappings are not available, are ordinary Go allocations. owner must be a
+// pointer to a heap object that does not itself sit in the slice. Safe for
+// concurrent use. It panics, as make does, when the memory cannot be had.
+func Make[E Plain, O any](owner *O, n int) []E {
+	if n <= 0 {
+		return nil
+	}
+	var e E
+	size := uintptr(n) * unsafe.Sizeof(e)
+	if size/unsafe.Sizeof(e) != uintptr(n) {
+		panic("offheap: size overflows")
+	}
+	if size < minMapped {
+		return make([]E, n)
+	}
+	b, ok := mapAnon(int(size))
+	if !ok {
+		return make([]E, n)
+	}
+	mapped.Add(int64(size))
+	mappings.Add(1)
+	runtime.AddCleanup(owner, release, b)
+	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// Clone returns a copy of s made by Make.
+func Clone[E Plain, O any](owner *O, s []E) []E {
+	c := Make[E](owner, len(s))
+	copy(c, s)
+	return c
+}
+
+func release(b []byte) {
+	unmapAnon(b)
+	mapped.Add(-int64(len(b)))
+	mappings.Add(-1)
+}
