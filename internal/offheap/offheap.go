@@ -21,6 +21,7 @@ package offheap
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -34,10 +35,30 @@ type Plain interface {
 // mapping costs at least a page and a system call.
 const minMapped = 64 << 10
 
-var mapped, mappings atomic.Int64
+var (
+	mapped, mappings atomic.Int64
+	regionsMu        sync.Mutex
+	regions          = map[uintptr]uintptr{} // start -> size of each live mapping
+)
 
 // Mapped returns the bytes Make holds mapped now, and in how many mappings.
 func Mapped() (bytes, count int64) { return mapped.Load(), mappings.Load() }
+
+// Contains reports whether addr lies in a mapping Make made that is not
+// released yet (for tests and checks: it walks every mapping).
+func Contains(addr uintptr) bool {
+	regionsMu.Lock()
+	defer regionsMu.Unlock()
+	for start, size := range regions {
+		if addr >= start && addr < start+size {
+			return true
+		}
+	}
+	return false
+}
+
+// Addr returns the address of s's first element, for Contains.
+func Addr[E any](s []E) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(s))) }
 
 // Make returns a zeroed slice of n elements. From 64 KiB on it lies outside
 // the Go heap, in a mapping released when owner becomes unreachable (see the
@@ -63,6 +84,9 @@ func Make[E Plain, O any](owner *O, n int) []E {
 	}
 	mapped.Add(int64(size))
 	mappings.Add(1)
+	regionsMu.Lock()
+	regions[Addr(b)] = size
+	regionsMu.Unlock()
 	runtime.AddCleanup(owner, release, b)
 	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
@@ -75,6 +99,9 @@ func Clone[E Plain, O any](owner *O, s []E) []E {
 }
 
 func release(b []byte) {
+	regionsMu.Lock()
+	delete(regions, Addr(b))
+	regionsMu.Unlock()
 	unmapAnon(b)
 	mapped.Add(-int64(len(b)))
 	mappings.Add(-1)
