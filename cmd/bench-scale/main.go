@@ -55,6 +55,9 @@ type config struct {
 	replicaFlags                            []string
 	memLimit                                string
 	profileDir                              string
+	compareStores                           bool
+	redisAddr                               string
+	storeSeconds                            time.Duration
 }
 
 func parseConfig() config {
@@ -89,6 +92,9 @@ func parseConfig() config {
 	flag.IntVar(&c.k, "k", 20, "items per request")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
+	flag.BoolVar(&c.compareStores, "compare-stores", false, "instead of running replicas, compare the user store's batched reads from PostgreSQL with MGETs of the same rows from Redis (-redis-addr)")
+	flag.StringVar(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis server of -compare-stores (its keys are deleted at the end)")
+	flag.DurationVar(&c.storeSeconds, "store-seconds", 5*time.Second, "length of each row of -compare-stores")
 	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
 	flag.Parse()
 	c.replicaFlags = strings.Fields(*extra)
@@ -211,6 +217,11 @@ func main() {
 		fmt.Printf("load time: %.1f s\n", rep.ScorerSecs+rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
 	}
 	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
+
+	if c.compareStores {
+		compareStores(ctx, c, db, p.full)
+		return
+	}
 
 	cacheFlag := supportsFlag(c.bin, "user-cache-bytes")
 	switch {
