@@ -89,9 +89,18 @@ func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, da
 	var sum []byte
 	found := false
 	var buf bytes.Buffer
+	// Each chunk is appended straight from the row's bytes when they come
+	// in binary (bytea's bytes as they are), instead of through a copy of
+	// its own: a scorer is hundreds of megabytes.
+	binaryChunks := len(rows.FieldDescriptions()) == 4 && rows.FieldDescriptions()[3].Format == pgx.BinaryFormatCode
 	for rows.Next() {
 		var chunk []byte
-		if err := rows.Scan(&format, &size, &sum, &chunk); err != nil {
+		if binaryChunks {
+			if err := rows.Scan(&format, &size, &sum, nil); err != nil {
+				return "", nil, lr.E(op, lr.EINTERNAL, err)
+			}
+			chunk = rows.RawValues()[3] // nil for the LEFT JOIN's NULL: no chunk
+		} else if err := rows.Scan(&format, &size, &sum, &chunk); err != nil {
 			return "", nil, lr.E(op, lr.EINTERNAL, err)
 		}
 		if !found {

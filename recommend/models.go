@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -209,6 +210,13 @@ func (m *Models) LoadNCF(ctx context.Context) {
 		return
 	}
 	m.ncf.Store(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals))
+	// The blob (hundreds of megabytes at a million streamers) is garbage
+	// now, and the scorer's tables it was decoded into lie outside the Go
+	// heap: collect it at once and give its pages back, so that the
+	// collector's next target is set by the live heap rather than by the
+	// heap with the blob in it (which let request garbage grow by as much
+	// again, the replica's peak resident memory; a new NCF version is rare).
+	debug.FreeOSMemory()
 	if sc.HoldsUsers() {
 		m.cfg.Log.Warn("this NCF version's NeuMF scorer holds its users' weights in memory (legacy "+embed.ScorerFormatV1+"); retrain to move them to the store",
 			"version", mv.Version, "users", len(sc.UserIDs))
