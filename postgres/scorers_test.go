@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 	"github.com/liverecall/liverecall/migrations"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
@@ -43,10 +44,30 @@ func TestModelScorerRoundTrip(t *testing.T) {
 		if format != "neumf-v1" || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: read format %q and %d bytes back (equal %v)", n, format, len(got), bytes.Equal(got, data))
 		}
+		// ReadModelScorer gives fn the same bytes, a large scorer's
+		// outside the Go heap.
+		called := false
+		err = db.ReadModelScorer(ctx, mv.ID, func(format string, got []byte) error {
+			called = true
+			if format != "neumf-v1" || !bytes.Equal(got, data) {
+				t.Errorf("%d bytes: ReadModelScorer gave format %q and %d bytes (equal %v)", n, format, len(got), bytes.Equal(got, data))
+			}
+			if n > 1<<20 && !offheap.Contains(offheap.Addr(got)) {
+				t.Errorf("%d bytes: ReadModelScorer's bytes are on the Go heap", n)
+			}
+			return nil
+		})
+		if err != nil || !called {
+			t.Fatalf("%d bytes: ReadModelScorer: %v (fn called: %v)", n, err, called)
+		}
+	}
+	mv := mustCreate(t, db, lr.ModelNCF, "none")
+	if err := db.ReadModelScorer(ctx, mv.ID, func(string, []byte) error { t.Error("fn called for a version without a scorer"); return nil }); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("ReadModelScorer of a version without a scorer: %v, want ENOTFOUND", err)
 	}
 
 	// Writing again replaces the scorer of a staged version.
-	mv := mustCreate(t, db, lr.ModelNCF, "again")
+	mv = mustCreate(t, db, lr.ModelNCF, "again")
 	if err := db.PutModelScorer(ctx, mv.ID, "neumf-v1", randomBytes(9<<20, 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,14 @@ func (s *blobStore) ModelScorer(context.Context, int64) (string, []byte, error) 
 	return embed.ScorerFormat, b, err
 }
 
+func (s *blobStore) ReadModelScorer(ctx context.Context, id int64, fn func(string, []byte) error) error {
+	f, b, err := s.ModelScorer(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fn(f, b)
+}
+
 func heapGoal() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	metrics.Read(s)
