@@ -16,6 +16,7 @@ import (
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/offheap"
 	"github.com/liverecall/liverecall/internal/tracing"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
@@ -112,6 +113,9 @@ var errShuttingDown = lr.Errorf(lr.EUNAVAILABLE, "the service is shutting down: 
 const dbPingTimeout = 2 * time.Second
 
 func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, error) {
+	// The indexes' and the NeuMF scorer's arrays lie outside the Go heap,
+	// which GOMEMLIMIT does not see: make it the whole process's budget.
+	offheap.LimitMemory()
 	if cfg.migrate {
 		st, err := postgres.Migrate(ctx, cfg.databaseURL, func(seq int32, name string) {
 			app.Log.Info("applying migration", "seq", seq, "name", name)

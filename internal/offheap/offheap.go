@@ -20,7 +20,9 @@
 package offheap
 
 import (
+	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -43,6 +45,43 @@ var (
 
 // Mapped returns the bytes Make holds mapped now, and in how many mappings.
 func Mapped() (bytes, count int64) { return mapped.Load(), mappings.Load() }
+
+// limitBase is the process's memory budget LimitMemory took from the
+// runtime's limit (0: LimitMemory not called, or no limit set); limitMu
+// orders the updates of the runtime's limit.
+var (
+	limitMu   sync.Mutex
+	limitBase int64
+)
+
+// LimitMemory makes the Go runtime's soft memory limit (GOMEMLIMIT, or
+// debug.SetMemoryLimit before the call) a budget for the whole process,
+// mappings included: the runtime does not count them, so from now on its
+// limit is that budget less the bytes mapped (never below a quarter of the
+// budget), lowered and raised as mappings are made and released. Without a
+// limit set it does nothing. Call it once, at start, before mapping.
+func LimitMemory() {
+	limitMu.Lock()
+	defer limitMu.Unlock()
+	if base := debug.SetMemoryLimit(-1); base > 0 && base != math.MaxInt64 {
+		limitBase = base
+		setLimitLocked()
+	}
+}
+
+// setLimitLocked applies the budget less what is mapped (limitMu held).
+func setLimitLocked() {
+	if limitBase == 0 {
+		return
+	}
+	debug.SetMemoryLimit(max(limitBase-mapped.Load(), limitBase/4))
+}
+
+func limitChanged() {
+	limitMu.Lock()
+	setLimitLocked()
+	limitMu.Unlock()
+}
 
 // Contains reports whether addr lies in a mapping Make made that is not
 // released yet (for tests and checks: it walks every mapping).
@@ -87,6 +126,7 @@ func Make[E Plain, O any](owner *O, n int) []E {
 	regionsMu.Lock()
 	regions[Addr(b)] = size
 	regionsMu.Unlock()
+	limitChanged()
 	runtime.AddCleanup(owner, release, b)
 	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
@@ -105,4 +145,5 @@ func release(b []byte) {
 	unmapAnon(b)
 	mapped.Add(-int64(len(b)))
 	mappings.Add(-1)
+	limitChanged()
 }

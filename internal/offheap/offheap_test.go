@@ -2,6 +2,7 @@ package offheap
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +130,41 @@ func TestConcurrentOwners(t *testing.T) {
 	}
 	wg.Wait()
 	waitMapped(t, base)
+}
+
+// With LimitMemory, the runtime's memory limit is the budget less what is
+// mapped, and comes back when the mapping is released.
+func TestLimitMemoryCountsMappings(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("no anonymous mappings")
+	}
+	prev := debug.SetMemoryLimit(1 << 30)
+	t.Cleanup(func() {
+		limitMu.Lock()
+		limitBase = 0
+		limitMu.Unlock()
+		debug.SetMemoryLimit(prev)
+	})
+	waitMapped(t, 0)
+	LimitMemory()
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Fatalf("limit %d with nothing mapped, want %d", got, 1<<30)
+	}
+	o := &owner{}
+	o.v = Make[float32](o, 16<<20) // 64 MiB
+	if got := debug.SetMemoryLimit(-1); got != 1<<30-64<<20 {
+		t.Fatalf("limit %d MiB with 64 MiB mapped, want %d MiB", got>>20, (1<<30-64<<20)>>20)
+	}
+	big := &owner{}
+	big.v = Make[float32](big, 200<<20) // 800 MiB: the limit stops at a quarter of the budget
+	if got := debug.SetMemoryLimit(-1); got != 1<<28 {
+		t.Fatalf("limit %d MiB with 864 MiB mapped, want the floor of 256 MiB", got>>20)
+	}
+	runtime.KeepAlive(o)
+	runtime.KeepAlive(big)
+	o, big = nil, nil
+	waitMapped(t, 0)
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Fatalf("limit %d after the mappings were released, want %d", got, 1<<30)
+	}
 }
