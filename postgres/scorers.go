@@ -88,8 +88,11 @@ func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, da
 // data is valid only until fn returns (fn must copy what it keeps). It
 // returns ModelScorer's errors, or fn's.
 func (db *DB) ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, data []byte) error) error {
-	owner := new(byte)
-	format, data, err := db.readScorer(ctx, modelID, func(size int64) []byte { return offheap.Make[byte](owner, int(size)) })
+	owner := &scorerBuffer{}
+	format, data, err := db.readScorer(ctx, modelID, func(size int64) []byte {
+		owner.data = offheap.Make[byte](owner, int(size))
+		return owner.data
+	})
 	if err != nil {
 		return err
 	}
@@ -97,6 +100,9 @@ func (db *DB) ReadModelScorer(ctx context.Context, modelID int64, fn func(format
 	runtime.KeepAlive(owner) // data is released once owner is unreachable
 	return err
 }
+
+// scorerBuffer owns the mapping ReadModelScorer reads a scorer into.
+type scorerBuffer struct{ data []byte }
 
 // maxScorerBytes bounds the recorded size of a scorer read (a larger one is
 // corrupt): 64 GiB.

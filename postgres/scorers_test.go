@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/offheap"
@@ -26,6 +28,20 @@ func randomBytes(n int, seed uint64) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
+}
+
+// waitReleased collects until addr lies in no live mapping (released by a
+// cleanup after the collection that finds its owner unreachable).
+func waitReleased(t *testing.T, addr uintptr) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for offheap.Contains(addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("the scorer's mapping was not released after ReadModelScorer returned")
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
 }
 
 func TestModelScorerRoundTrip(t *testing.T) {
@@ -46,19 +62,23 @@ func TestModelScorerRoundTrip(t *testing.T) {
 		}
 		// ReadModelScorer gives fn the same bytes, a large scorer's
 		// outside the Go heap.
-		called := false
+		called, addr := false, uintptr(0)
 		err = db.ReadModelScorer(ctx, mv.ID, func(format string, got []byte) error {
 			called = true
 			if format != "neumf-v1" || !bytes.Equal(got, data) {
 				t.Errorf("%d bytes: ReadModelScorer gave format %q and %d bytes (equal %v)", n, format, len(got), bytes.Equal(got, data))
 			}
-			if n > 1<<20 && !offheap.Contains(offheap.Addr(got)) {
+			addr = offheap.Addr(got)
+			if n > 1<<20 && !offheap.Contains(addr) {
 				t.Errorf("%d bytes: ReadModelScorer's bytes are on the Go heap", n)
 			}
 			return nil
 		})
 		if err != nil || !called {
 			t.Fatalf("%d bytes: ReadModelScorer: %v (fn called: %v)", n, err, called)
+		}
+		if n > 1<<20 {
+			waitReleased(t, addr)
 		}
 	}
 	mv := mustCreate(t, db, lr.ModelNCF, "none")

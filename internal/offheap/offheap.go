@@ -104,8 +104,13 @@ func Addr[E any](s []E) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData
 // package contract); smaller slices, and every slice where anonymous
 // mappings are not available, are ordinary Go allocations. owner must be a
 // pointer to a heap object that does not itself sit in the slice. Safe for
-// concurrent use. It panics, as make does, when the memory cannot be had.
+// concurrent use. It panics, as make does, when the memory cannot be had,
+// and when owner is of 16 bytes or less: the runtime may batch such small
+// objects into one allocation, whose cleanups then need not ever run.
 func Make[E Plain, O any](owner *O, n int) []E {
+	if unsafe.Sizeof(*owner) <= 16 {
+		panic("offheap: an owner must be larger than 16 bytes")
+	}
 	if n <= 0 {
 		return nil
 	}

@@ -168,3 +168,13 @@ func TestLimitMemoryCountsMappings(t *testing.T) {
 		t.Fatalf("limit %d after the mappings were released, want %d", got, 1<<30)
 	}
 }
+
+// A tiny owner is refused: its cleanup might never run.
+func TestMakeRefusesTinyOwners(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Make with a one-byte owner did not panic")
+		}
+	}()
+	Make[float32](new(byte), 1<<20)
+}
