@@ -55,6 +55,7 @@ type config struct {
 	replicaFlags                            []string
 	memLimit                                string
 	profileDir                              string
+	snapshotDir                             string
 	compareStores                           bool
 	redisAddr                               string
 	storeSeconds                            time.Duration
@@ -91,6 +92,7 @@ func parseConfig() config {
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
+	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
 	flag.BoolVar(&c.compareStores, "compare-stores", false, "instead of running replicas, compare the user store's batched reads from PostgreSQL with MGETs of the same rows from Redis (-redis-addr)")
 	flag.StringVar(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis server of -compare-stores (its keys are deleted at the end)")
@@ -375,6 +377,9 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		"--index-recall-floor", "0.5"}
 	if cacheFlag && c.cacheBytes != "" {
 		args = append(args, "--user-cache-bytes", c.cacheBytes)
+	}
+	if c.snapshotDir != "" {
+		args = append(args, "--index-snapshot-dir", filepath.Join(c.snapshotDir, name))
 	}
 	if c.profileDir != "" {
 		check(os.MkdirAll(c.profileDir, 0o755))
