@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
-        bench-index bench-events bench-embed bench-recall bench-quality bench-rerank bench-scale demo clean
+        bench-index bench-events bench-embed bench-recall bench-quality bench-rerank bench-scale bench-stores demo clean
 
 all: build
 
@@ -151,6 +151,15 @@ bench-rerank:
 bench-scale: build postgres
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-scale $(BENCH_SCALE_FLAGS) | tee $(BENCHOUT)/scale.txt
+
+# The user store's reads from PostgreSQL against MGETs of the same rows from
+# Redis (REDIS_ADDR, default 127.0.0.1:6379), on the bench-scale platform:
+# same Zipf-drawn users, batch sizes and concurrency (README "How it scales").
+# With BENCH_SCALE_FLAGS="-keep -reuse" it reuses a kept platform.
+REDIS_ADDR ?= 127.0.0.1:6379
+bench-stores: build postgres
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./cmd/bench-scale -compare-stores -redis-addr $(REDIS_ADDR) -small-users 0 $(BENCH_SCALE_FLAGS) | tee $(BENCHOUT)/stores.txt
 
 # Runs every benchmark and rewrites BENCHMARKS.md from their output.
 BENCH_AREAS ?= index events embed recall quality

@@ -8,6 +8,7 @@ import (
 	"github.com/viterin/vek/vek32"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // Inference scores (user, item) pairs with a trained NeuMF for serving, where
@@ -51,7 +52,10 @@ func NewInference(m *NeuMF) *Inference {
 	}
 	e := m.mlpDim()
 	in, h1 := m.Layers[0], m.Layers[1]
-	x := &Inference{m: m, lo: lo, h1: h1, itemP: make([]float32, m.NItems*h1), wT: make([][]float32, len(m.Layers))}
+	x := &Inference{m: m, lo: lo, h1: h1, wT: make([][]float32, len(m.Layers))}
+	// Outside the Go heap for as long as x (internal/offheap); x's methods
+	// hold x while they read it.
+	x.itemP = offheap.Make[float32](x, m.NItems*h1)
 	W := m.Dense[lo.w[0] : lo.w[0]+in*h1]
 	// W₁ᵢ as its own contiguous h1 × e matrix, so that one matrix-vector
 	// product gives an item's projection.

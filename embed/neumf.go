@@ -131,7 +131,7 @@ type NeuMF struct {
 	Dim            int   // GMF factors
 	Layers         []int // MLP widths, Layers[0] = 2·MLP embedding size
 	PG, QG         []float32
-	PM, QM         []float32
+	PM, QM         []float32 // QG and QM of a decoded scorer lie outside the Go heap, valid while the NeuMF is reachable (internal/offheap)
 	// Dense holds every dense parameter: for l = 1..len(Layers)-1 the weights
 	// W_l (Layers[l] × Layers[l-1], row-major) then the bias b_l; then the
 	// output weights over the GMF vector (Dim), over the last MLP layer, and

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"runtime"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // The stored formats of a NeuMF scorer (postgres.DB.PutModelScorer).
@@ -32,6 +34,7 @@ const (
 // weights and the dense weights, no user) as little-endian binary, for
 // storing with a model version.
 func (s *IDScorer) MarshalBinary() ([]byte, error) {
+	defer runtime.KeepAlive(s) // its streamer tables may lie outside the heap (see UnmarshalIDScorer)
 	m := s.Model
 	var b bytes.Buffer
 	b.WriteString(scorerMagicV2)
@@ -53,6 +56,7 @@ func (s *IDScorer) MarshalBinary() ([]byte, error) {
 // ScorerFormatV1: for tests and tools that must produce what older
 // versions stored.
 func (s *IDScorer) MarshalBinaryV1() ([]byte, error) {
+	defer runtime.KeepAlive(s)
 	m := s.Model
 	var b bytes.Buffer
 	b.WriteString(scorerMagicV1)
@@ -121,16 +125,18 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 		return nil, badScorer("size does not match its header")
 	}
 	userIDs, streamIDs := make([]int64, nu), make([]int64, ni)
-	m.PG, m.QG = make([]float32, nu*dim), make([]float32, ni*dim)
-	m.PM, m.QM = make([]float32, nu*e), make([]float32, ni*e)
+	m.PG, m.PM = make([]float32, nu*dim), make([]float32, nu*e)
+	// The streamer tables, the bulk of a serving scorer (~0.4 KB per
+	// streamer at dim 64), lie outside the Go heap for as long as m (see
+	// internal/offheap: the collector's target does not double them).
+	m.QG, m.QM = offheap.Make[float32](m, int(ni*dim)), offheap.Make[float32](m, int(ni*e))
 	m.Dense = make([]float32, lo.size)
 	body := []any{streamIDs, m.QG, m.QM, m.Dense}
 	if users {
 		body = []any{userIDs, streamIDs, m.PG, m.QG, m.PM, m.QM, m.Dense}
 	}
 	for _, v := range body {
-		// (An empty table reads as io.EOF.)
-		if err := binary.Read(r, binary.LittleEndian, v); err != nil && err != io.EOF {
+		if err := readChunked(r, v); err != nil {
 			return nil, badScorer("truncated body")
 		}
 	}
@@ -144,6 +150,26 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 		return nil, badScorer("duplicate ids")
 	}
 	return out, nil
+}
+
+// readChunked reads v, a slice of int64 or float32, from r in pieces of
+// 64 KiB, so that decoding a table does not allocate a buffer of its size.
+func readChunked(r io.Reader, v any) error {
+	const chunk = 16 << 10
+	var err error
+	switch t := v.(type) {
+	case []int64:
+		for i := 0; i < len(t) && err == nil; i += chunk {
+			err = binary.Read(r, binary.LittleEndian, t[i:min(i+chunk, len(t))])
+		}
+	case []float32:
+		for i := 0; i < len(t) && err == nil; i += chunk {
+			err = binary.Read(r, binary.LittleEndian, t[i:min(i+chunk, len(t))])
+		}
+	default:
+		panic("readChunked: unsupported type")
+	}
+	return err
 }
 
 func badScorer(what string) error { return lr.Errorf(lr.EINVALID, "NeuMF scorer: %s", what) }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/viterin/vek/vek32"
+
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // Inner product. The models rank by dot product, which is not a metric.
@@ -101,6 +103,12 @@ const maxLevels = 16
 // ids 0..n-1. Nodes carry labels (streamer ordinals); searches take and
 // return labels. Once Build returns, a Graph is never modified: any number of
 // goroutines may search it concurrently.
+//
+// Its vectors, links, levels and offsets lie outside the Go heap
+// (internal/offheap), unmapped when the Graph becomes unreachable: a slice
+// of them (Vector) is valid only while the Graph is, so code that reads one
+// holds the Graph (or its Index) until done (runtime.KeepAlive) and never
+// hands one out of the package (Index.StreamerVector copies).
 type Graph struct {
 	n, dim, stride int // stride = dim+1, room for the augmented component
 	bdim           int // length of build-time dot products: stride with Augment, else dim
@@ -124,7 +132,8 @@ func (g *Graph) Len() int { return g.n }
 // Dim returns the vector dimension (without the augmentation).
 func (g *Graph) Dim() int { return g.dim }
 
-// Vector returns node's stored vector (dim long, not a copy: do not modify).
+// Vector returns node's stored vector (dim long, not a copy: do not modify;
+// valid only while g is reachable, see Graph).
 func (g *Graph) Vector(node uint32) []float32 {
 	o := int(node) * g.stride
 	return g.vecs[o : o+g.dim : o+g.dim]
@@ -447,7 +456,7 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		g.bdim = g.stride
 	}
 	// Augment (see the Inner product note above).
-	g.vecs = make([]float32, n*g.stride)
+	g.vecs = offheap.Make[float32](g, n*g.stride)
 	norms := make([]float64, n)
 	var maxSq float64
 	for i := range n {
@@ -465,8 +474,8 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 	// Levels.
 	rng := rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15))
 	ml := 1 / math.Log(float64(p.M))
-	g.levels = make([]uint8, n)
-	g.upperOff = make([]int64, n)
+	g.levels = offheap.Make[uint8](g, n)
+	g.upperOff = offheap.Make[int64](g, n)
 	var upper int64
 	for i := range n {
 		lv := min(int(-math.Log(1-rng.Float64())*ml), maxLevels-1)
@@ -478,8 +487,8 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		g.upperOff[i] = upper
 		upper += int64(lv * (p.M + 1))
 	}
-	g.layer0 = make([]uint32, n*(g.m0+1))
-	g.upper = make([]uint32, upper)
+	g.layer0 = offheap.Make[uint32](g, n*(g.m0+1))
+	g.upper = offheap.Make[uint32](g, int(upper))
 	if n == 0 {
 		return g, nil
 	}

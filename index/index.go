@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,9 +79,29 @@ func (x *Index) node(ord uint32) (uint32, bool) {
 	return uint32(x.nodeOf[ord]), true
 }
 
-// StreamerVector returns the vector of the streamer with ordinal ord, or
-// false when this version has none. The slice is shared: do not modify it.
+// StreamerVector returns a copy of the vector of the streamer with ordinal
+// ord, or false when this version has none. (A copy: the graph's vectors
+// live outside the Go heap as long as x, see Graph.)
 func (x *Index) StreamerVector(ord uint32) ([]float32, bool) {
+	v, ok := x.streamerVector(ord)
+	if !ok {
+		return nil, false
+	}
+	c := slices.Clone(v)
+	runtime.KeepAlive(x)
+	return c, true
+}
+
+// HasStreamer reports whether this version has a vector for the streamer
+// with ordinal ord.
+func (x *Index) HasStreamer(ord uint32) bool {
+	_, ok := x.node(ord)
+	return ok
+}
+
+// streamerVector is StreamerVector without the copy: valid while x is
+// reachable.
+func (x *Index) streamerVector(ord uint32) ([]float32, bool) {
 	n, ok := x.node(ord)
 	if !ok {
 		return nil, false
@@ -87,10 +109,13 @@ func (x *Index) StreamerVector(ord uint32) ([]float32, bool) {
 	return x.graph.Vector(n), true
 }
 
-// Vectors yields every streamer vector of this version, in node order
-// (shared slices: do not modify them).
+// Vectors yields every streamer vector of this version, in node order.
+// The slices are shared and may lie outside the Go heap (internal/offheap):
+// do not modify them, and do not keep them beyond the loop's body, which
+// is the only time x is sure to be reachable.
 func (x *Index) Vectors() iter.Seq[[]float32] {
 	return func(yield func([]float32) bool) {
+		defer runtime.KeepAlive(x)
 		for n := 0; n < x.graph.Len(); n++ {
 			if !yield(x.graph.Vector(uint32(n))) {
 				return
@@ -134,6 +159,7 @@ func (x *Index) Dots(q []float32, ords []uint32, out []float32, ok []bool) {
 	}
 	clear(vs)
 	*rows = vs[:0]
+	runtime.KeepAlive(x) // vs pointed into the graph's vectors
 }
 
 var rowsPool = sync.Pool{New: func() any { s := make([][]float32, 0, 256); return &s }}
@@ -147,7 +173,7 @@ var rowsPool = sync.Pool{New: func() any { s := make([][]float32, 0, 256); retur
 // (Manager.SetLive does). Safe to call concurrently with searches (it takes
 // the live matrix's write lock). It reports whether the matrix moved to ls.
 func (x *Index) SetLive(ls LiveSet) bool {
-	return x.live.follow(ls, x.StreamerVector)
+	return x.live.follow(ls, x.streamerVector) // copies each vector while x is held
 }
 
 // LiveVersion returns the version of the live set the live matrix mirrors.
@@ -230,7 +256,9 @@ func (x *Index) search(ctx context.Context, q []float32, k, ef int, allowed Allo
 		hits, st := x.live.search(q, k, allowed)
 		return hits, st, nil
 	}
-	return ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, allowed), st, nil
+	hits := ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, allowed)
+	runtime.KeepAlive(x) // the scan read the graph's vectors
+	return hits, st, nil
 }
 
 // SearchWith answers like Search but with a forced strategy; for the
@@ -246,7 +274,9 @@ func (x *Index) SearchWith(st Strategy, q []float32, k, ef int, allowed Allowed)
 	case allowed != nil:
 		return x.live.searchExact(q, k, allowed)
 	}
-	return ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, nil)
+	hits := ExactScan(q, x.graph.vecs, x.graph.stride, x.graph.labels, k, nil)
+	runtime.KeepAlive(x)
+	return hits
 }
 
 // New builds an Index over streamer vectors (row-major, dim each; copied)

@@ -639,9 +639,9 @@ func (m *Manager) pinned(kind lr.ModelKind, model int64) (*slot, *Index, error) 
 	return nil, nil, lr.Errorf(lr.EUNAVAILABLE, "%s model version %d no longer serves (serving %d)", kind, model, x.Model.ID)
 }
 
-// StreamerVector returns the vector of the streamer with ordinal ord under
-// kind's version model (0: the serving one; see ModelID), or false (also
-// when that version no longer serves). The slice is shared: do not modify it.
+// StreamerVector returns a copy of the vector of the streamer with ordinal
+// ord under kind's version model (0: the serving one; see ModelID), or false
+// (also when that version no longer serves).
 func (m *Manager) StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]float32, bool) {
 	if _, x, err := m.pinned(kind, model); err == nil {
 		return x.StreamerVector(ord)
@@ -652,13 +652,24 @@ func (m *Manager) StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]
 // StreamerVectors returns every streamer vector of kind's version model
 // (0: the serving one; see ModelID), for computations over a whole version
 // (the fold-in's Gramian), with the version; EUNAVAILABLE when that version
-// no longer serves. The vectors are shared: do not modify them.
+// no longer serves. The vectors are shared and valid only within the
+// loop's body (Index.Vectors): copy what must outlive it.
 func (m *Manager) StreamerVectors(kind lr.ModelKind, model int64) (lr.ModelVersion, iter.Seq[[]float32], error) {
 	_, x, err := m.pinned(kind, model)
 	if err != nil {
 		return lr.ModelVersion{}, nil, err
 	}
 	return x.Model, x.Vectors(), nil
+}
+
+// HasStreamer reports whether kind's version model (0: the serving one)
+// serves and has a vector for the streamer with ordinal ord; unlike
+// StreamerVector it copies nothing.
+func (m *Manager) HasStreamer(kind lr.ModelKind, model int64, ord uint32) bool {
+	if _, x, err := m.pinned(kind, model); err == nil {
+		return x.HasStreamer(ord)
+	}
+	return false
 }
 
 // Dots is Index.Dots under kind's version model (0: the serving one; see

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // Snapshot file format (little-endian), version snapshotFormat:
@@ -50,6 +52,9 @@ func WriteSnapshot(path string, x *Index) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	// The graph's arrays live as long as x (see Graph): hold it until
+	// they are written.
+	defer runtime.KeepAlive(x)
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
 	w := &binWriter{w: bw}
@@ -155,11 +160,11 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 		g.efSearch = params.EfSearch
 	}
 	x.ids = make([]int64, n)
-	g.vecs = make([]float32, n*uint64(g.stride))
-	g.levels = make([]uint8, n)
-	g.layer0 = make([]uint32, n*uint64(m0+1))
-	g.upperOff = make([]int64, n)
-	g.upper = make([]uint32, upper)
+	g.vecs = offheap.Make[float32](g, int(n*uint64(g.stride)))
+	g.levels = offheap.Make[uint8](g, int(n))
+	g.layer0 = offheap.Make[uint32](g, int(n*uint64(m0+1)))
+	g.upperOff = offheap.Make[int64](g, int(n))
+	g.upper = offheap.Make[uint32](g, int(upper))
 	for _, dst := range []any{x.ids, g.vecs, g.levels, g.layer0, g.upperOff, g.upper} {
 		r.get(dst)
 	}

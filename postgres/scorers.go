@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"runtime"
 
 	"github.com/jackc/pgx/v5"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // scorerChunk is the largest piece of a scorer written in one row: far
@@ -77,6 +79,38 @@ func (db *DB) PutModelScorer(ctx context.Context, modelID int64, format string, 
 // in one statement, so a concurrent PutModelScorer is seen whole or not at
 // all. The returned slice is the caller's.
 func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, data []byte, err error) {
+	return db.readScorer(ctx, modelID, func(size int64) []byte { return make([]byte, size) })
+}
+
+// ReadModelScorer is ModelScorer for a caller that decodes the bytes at
+// once: it calls fn with them, outside the Go heap (internal/offheap), so
+// that a scorer of hundreds of megabytes never sets the collector's target;
+// data is valid only until fn returns (fn must copy what it keeps). It
+// returns ModelScorer's errors, or fn's.
+func (db *DB) ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, data []byte) error) error {
+	owner := &scorerBuffer{}
+	format, data, err := db.readScorer(ctx, modelID, func(size int64) []byte {
+		owner.data = offheap.Make[byte](owner, int(size))
+		return owner.data
+	})
+	if err != nil {
+		return err
+	}
+	err = fn(format, data)
+	runtime.KeepAlive(owner) // data is released once owner is unreachable
+	return err
+}
+
+// scorerBuffer owns the mapping ReadModelScorer reads a scorer into.
+type scorerBuffer struct{ data []byte }
+
+// maxScorerBytes bounds the recorded size of a scorer read (a larger one is
+// corrupt): 64 GiB.
+const maxScorerBytes = 64 << 30
+
+// readScorer reads a stored scorer into the slice alloc makes of its
+// recorded size (see ModelScorer).
+func (db *DB) readScorer(ctx context.Context, modelID int64, alloc func(size int64) []byte) (format string, data []byte, err error) {
 	const op = "postgres.ModelScorer"
 	rows, err := db.Pool.Query(ctx, `SELECT s.format, s.size, s.sha256, c.data
 		FROM model_scorers s LEFT JOIN model_scorer_chunks c USING (model_id)
@@ -88,20 +122,32 @@ func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, da
 	var size int64
 	var sum []byte
 	found := false
-	var buf bytes.Buffer
+	n := 0
+	// Each chunk is copied straight from the row's bytes when they come in
+	// binary (bytea's bytes as they are), instead of through a copy of its
+	// own: a scorer is hundreds of megabytes.
+	binaryChunks := len(rows.FieldDescriptions()) == 4 && rows.FieldDescriptions()[3].Format == pgx.BinaryFormatCode
 	for rows.Next() {
 		var chunk []byte
-		if err := rows.Scan(&format, &size, &sum, &chunk); err != nil {
+		if binaryChunks {
+			if err := rows.Scan(&format, &size, &sum, nil); err != nil {
+				return "", nil, lr.E(op, lr.EINTERNAL, err)
+			}
+			chunk = rows.RawValues()[3] // nil for the LEFT JOIN's NULL: no chunk
+		} else if err := rows.Scan(&format, &size, &sum, &chunk); err != nil {
 			return "", nil, lr.E(op, lr.EINTERNAL, err)
 		}
 		if !found {
 			found = true
-			buf.Grow(int(min(max(size, 0), 1<<30)))
+			if size < 0 || size > maxScorerBytes {
+				return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: recorded size %d", modelID, size)
+			}
+			data = alloc(size)
 		}
-		if int64(buf.Len()+len(chunk)) > size {
+		if int64(n+len(chunk)) > size {
 			return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: chunks exceed its recorded size %d", modelID, size)
 		}
-		buf.Write(chunk)
+		n += copy(data[n:], chunk)
 	}
 	if err := rows.Err(); err != nil {
 		return "", nil, lr.E(op, lr.EINTERNAL, err)
@@ -109,9 +155,8 @@ func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, da
 	if !found {
 		return "", nil, lr.Errorf(lr.ENOTFOUND, "model version id %d has no stored scorer", modelID)
 	}
-	data = buf.Bytes()
-	if got := sha256.Sum256(data); int64(len(data)) != size || !bytes.Equal(got[:], sum) {
-		return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: %d bytes read, %d recorded, or its SHA-256 differs", modelID, len(data), size)
+	if got := sha256.Sum256(data[:n]); int64(n) != size || !bytes.Equal(got[:], sum) {
+		return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: %d bytes read, %d recorded, or its SHA-256 differs", modelID, n, size)
 	}
 	return format, data, nil
 }

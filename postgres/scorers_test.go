@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 	"github.com/liverecall/liverecall/migrations"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
@@ -25,6 +28,20 @@ func randomBytes(n int, seed uint64) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
+}
+
+// waitReleased collects until addr lies in no live mapping (released by a
+// cleanup after the collection that finds its owner unreachable).
+func waitReleased(t *testing.T, addr uintptr) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for offheap.Contains(addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("the scorer's mapping was not released after ReadModelScorer returned")
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
 }
 
 func TestModelScorerRoundTrip(t *testing.T) {
@@ -43,10 +60,34 @@ func TestModelScorerRoundTrip(t *testing.T) {
 		if format != "neumf-v1" || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: read format %q and %d bytes back (equal %v)", n, format, len(got), bytes.Equal(got, data))
 		}
+		// ReadModelScorer gives fn the same bytes, a large scorer's
+		// outside the Go heap.
+		called, addr := false, uintptr(0)
+		err = db.ReadModelScorer(ctx, mv.ID, func(format string, got []byte) error {
+			called = true
+			if format != "neumf-v1" || !bytes.Equal(got, data) {
+				t.Errorf("%d bytes: ReadModelScorer gave format %q and %d bytes (equal %v)", n, format, len(got), bytes.Equal(got, data))
+			}
+			addr = offheap.Addr(got)
+			if n > 1<<20 && !offheap.Contains(addr) {
+				t.Errorf("%d bytes: ReadModelScorer's bytes are on the Go heap", n)
+			}
+			return nil
+		})
+		if err != nil || !called {
+			t.Fatalf("%d bytes: ReadModelScorer: %v (fn called: %v)", n, err, called)
+		}
+		if n > 1<<20 {
+			waitReleased(t, addr)
+		}
+	}
+	mv := mustCreate(t, db, lr.ModelNCF, "none")
+	if err := db.ReadModelScorer(ctx, mv.ID, func(string, []byte) error { t.Error("fn called for a version without a scorer"); return nil }); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("ReadModelScorer of a version without a scorer: %v, want ENOTFOUND", err)
 	}
 
 	// Writing again replaces the scorer of a staged version.
-	mv := mustCreate(t, db, lr.ModelNCF, "again")
+	mv = mustCreate(t, db, lr.ModelNCF, "again")
 	if err := db.PutModelScorer(ctx, mv.ID, "neumf-v1", randomBytes(9<<20, 1)); err != nil {
 		t.Fatal(err)
 	}

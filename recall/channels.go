@@ -213,7 +213,7 @@ func (e *Engine) RefreshRankings() {
 			// embedding) first of all: this channel is their way in.
 			s := 1 - f.Age.Seconds()/e.cfg.FreshAge.Seconds()
 			if e.index != nil {
-				if _, known := e.index.StreamerVector(lr.ModelMF, 0, ord); !known {
+				if !e.index.HasStreamer(lr.ModelMF, 0, ord) {
 					s++
 				}
 			}

@@ -53,8 +53,12 @@ type Index interface {
 	// Model returns kind's serving model version (ID 0 when none).
 	Model(kind lr.ModelKind) lr.ModelVersion
 	// StreamerVector returns the vector of the streamer with ordinal ord
-	// under version model, or false (also when model no longer serves).
+	// under version model (the caller's to keep: index.Manager copies it),
+	// or false (also when model no longer serves).
 	StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]float32, bool)
+	// HasStreamer reports whether StreamerVector would find a vector,
+	// without copying it.
+	HasStreamer(kind lr.ModelKind, model int64, ord uint32) bool
 	// Search returns up to k allowed streamers with the highest dot product
 	// with q under version model, best first; EUNAVAILABLE when model no
 	// longer serves. allowed is the request's live snapshot (or nil for
@@ -795,10 +799,7 @@ func (e *Engine) knownToModels(q *query, c *Candidate) bool {
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		// The pinned version, else (it was replaced during the request)
 		// the serving one: known is about the streamer, not the request.
-		if _, ok := e.index.StreamerVector(kind, q.model(kind), c.Ord); ok {
-			return true
-		}
-		if _, ok := e.index.StreamerVector(kind, 0, c.Ord); ok {
+		if e.index.HasStreamer(kind, q.model(kind), c.Ord) || e.index.HasStreamer(kind, 0, c.Ord) {
 			return true
 		}
 	}

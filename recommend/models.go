@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -118,9 +119,9 @@ func Fixed(w rerank.Model, ncf *NeuMF) Scorers {
 type ModelStore interface {
 	// ActiveModel returns kind's active version; lr.ENOTFOUND if none.
 	ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error)
-	// ModelScorer returns a version's stored NeuMF scorer; lr.ENOTFOUND
-	// when it has none (an imported version).
-	ModelScorer(ctx context.Context, modelID int64) (format string, data []byte, err error)
+	// ReadModelScorer calls fn with a version's stored NeuMF scorer, valid
+	// until fn returns; lr.ENOTFOUND when it has none (an imported version).
+	ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, data []byte) error) error
 }
 
 // ModelsConfig says where Models load from.
@@ -222,11 +223,13 @@ func (m *Models) LoadNCF(ctx context.Context) {
 	// The scorer is in model_scorers (an imported version has none); the
 	// migration that created that table moved the scorers of older versions
 	// out of their params, so there is nothing to fall back to.
-	format, blob, err := m.cfg.Store.ModelScorer(ctx, mv.ID)
 	var sc *embed.IDScorer
-	if err == nil {
-		sc, err = embed.DecodeScorer(format, blob)
-	}
+	var format string
+	err = m.cfg.Store.ReadModelScorer(ctx, mv.ID, func(f string, blob []byte) (err error) {
+		format = f
+		sc, err = embed.DecodeScorer(f, blob)
+		return err
+	})
 	if err != nil {
 		if lr.ErrorCode(err) != lr.ENOTFOUND && ctx.Err() == nil {
 			m.cfg.Log.Warn("NeuMF scorer of the active NCF version not loaded; rerank uses the GMF dot product", "version", mv.Version, "err", err)
@@ -234,6 +237,12 @@ func (m *Models) LoadNCF(ctx context.Context) {
 		return
 	}
 	m.ncf.Store(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals))
+	// The blob (hundreds of megabytes at a million streamers) and the
+	// scorer's tables lie outside the Go heap; the decoding's garbage does
+	// not: collect it at once and give its pages back, so that the
+	// collector's next target is set by the live heap (a new NCF version
+	// is rare), and the blob's mapping is released.
+	debug.FreeOSMemory()
 	if sc.HoldsUsers() {
 		m.cfg.Log.Warn("this NCF version's NeuMF scorer holds its users' weights in memory (legacy "+embed.ScorerFormatV1+"); retrain to move them to the store",
 			"version", mv.Version, "users", len(sc.UserIDs))

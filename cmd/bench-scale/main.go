@@ -54,6 +54,11 @@ type config struct {
 	k                                       int
 	replicaFlags                            []string
 	memLimit                                string
+	profileDir                              string
+	snapshotDir                             string
+	compareStores                           bool
+	redisAddr                               string
+	storeSeconds                            time.Duration
 }
 
 func parseConfig() config {
@@ -87,6 +92,11 @@ func parseConfig() config {
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
+	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
+	flag.BoolVar(&c.compareStores, "compare-stores", false, "instead of running replicas, compare the user store's batched reads from PostgreSQL with MGETs of the same rows from Redis (-redis-addr)")
+	flag.StringVar(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis server of -compare-stores (its keys are deleted at the end)")
+	flag.DurationVar(&c.storeSeconds, "store-seconds", 5*time.Second, "length of each row of -compare-stores")
 	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
 	flag.Parse()
 	c.replicaFlags = strings.Fields(*extra)
@@ -209,6 +219,11 @@ func main() {
 		fmt.Printf("load time: %.1f s\n", rep.ScorerSecs+rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
 	}
 	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
+
+	if c.compareStores {
+		compareStores(ctx, c, db, p.full)
+		return
+	}
 
 	cacheFlag := supportsFlag(c.bin, "user-cache-bytes")
 	switch {
@@ -363,16 +378,33 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	if cacheFlag && c.cacheBytes != "" {
 		args = append(args, "--user-cache-bytes", c.cacheBytes)
 	}
+	if c.snapshotDir != "" {
+		args = append(args, "--index-snapshot-dir", filepath.Join(c.snapshotDir, name))
+	}
+	if c.profileDir != "" {
+		check(os.MkdirAll(c.profileDir, 0o755))
+		args = append(args, "--pprof-addr", "127.0.0.1:0")
+	}
 	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
 	t0 := time.Now()
 	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout)
 	check(err)
+	profile := func(path, file string, timeout time.Duration) {
+		if c.profileDir == "" {
+			return
+		}
+		file = filepath.Join(c.profileDir, name+"-"+file)
+		if err := rep.saveProfile(path, file, timeout); err != nil {
+			fmt.Fprintf(os.Stderr, "replica %q: profile %s: %v\n", name, file, err)
+		}
+	}
 	stopRep := func() { rep.stop(30 * time.Second) }
 	cleanups = append(cleanups, stopRep)
 	check(rep.waitReady(ctx, set, c.readyTimeout-time.Since(t0)))
 	res.ReadySecs = time.Since(t0).Seconds()
 	res.Idle = rep.memory()
+	profile("heap?gc=1", "heap-ready.pb.gz", time.Minute)
 	if m, err := rep.metrics(); err == nil {
 		res.Live, _ = m.Get("liverecall_live_streamers", nil)
 	}
@@ -389,8 +421,18 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		before, err := rep.metrics()
 		check(err)
 		watch := rep.watchMemory(time.Second)
+		cpu := make(chan struct{})
+		if report && rowName == "warm" {
+			go func() {
+				defer close(cpu)
+				profile(fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds()))), "cpu-warm.pb.gz", d+time.Minute)
+			}()
+		} else {
+			close(cpu)
+		}
 		r := loadgen.OpenLoop(ctx, client, url, c.rate, d, body)
 		mem := watch()
+		<-cpu
 		check(ctx.Err())
 		after, err := rep.metrics()
 		check(err)
@@ -414,6 +456,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	measure("warm-up", c.warmup, false)
 	measure("warm", c.duration, true)
 	res.End = rep.memory()
+	profile("heap", "heap-warm.pb.gz", time.Minute)
 	oracle, err := ncfOracle(ctx, db, set[lr.ModelNCF])
 	if err == nil {
 		res.NCF, err = probeNCF(ctx, client, url, zipfUsers(999, users, c.zipf, ncfProbes), c.k, oracle)

@@ -24,6 +24,7 @@ import (
 type replica struct {
 	cmd     *exec.Cmd
 	addr    string // host:port of its HTTP API
+	pprof   string // host:port of its --pprof-addr listener, when it logged one
 	logPath string
 	exited  chan struct{}
 	waitErr error
@@ -89,7 +90,12 @@ func startReplica(ctx context.Context, bin string, args []string, memLimit, logP
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" && rec.Addr != "" {
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving Go profiles" {
+				r.tailMu.Lock()
+				r.pprof = rec.Addr
+				r.tailMu.Unlock()
+			}
+			if rec.Msg == "serving" && rec.Addr != "" {
 				select {
 				case addr <- rec.Addr:
 				default:
@@ -114,6 +120,35 @@ func startReplica(ctx context.Context, bin string, args []string, memLimit, logP
 	}
 	r.stop(5 * time.Second)
 	return nil, fmt.Errorf("replica did not start serving within %s; its log %s ends:\n%s", timeout, logPath, r.logTail())
+}
+
+// saveProfile writes the replica's profile at path (a /debug/pprof/ path
+// and query, e.g. "heap?gc=1") to file, when it serves profiles.
+func (r *replica) saveProfile(path, file string, timeout time.Duration) error {
+	r.tailMu.Lock()
+	addr := r.pprof
+	r.tailMu.Unlock()
+	if addr == "" {
+		return fmt.Errorf("the replica serves no profiles (no --pprof-addr)")
+	}
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Get("http://" + addr + "/debug/pprof/" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/%s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (r *replica) logTail() string {

@@ -12,6 +12,7 @@ var (
 	sShutdownTimeout = defSetting(setting{"shutdown-timeout", "LIVERECALL_SHUTDOWN_TIMEOUT", "15s", "how long shutdown waits for in-flight requests"})
 	sMigrate         = defSetting(setting{"migrate", "LIVERECALL_MIGRATE", "false", "apply pending migrations before serving"})
 	sMaxBody         = defSetting(setting{"max-body-bytes", "LIVERECALL_MAX_BODY_BYTES", "1048576", "largest request body accepted"})
+	sPprofAddr       = defSetting(setting{"pprof-addr", "LIVERECALL_PPROF_ADDR", "", "address of a separate listener serving Go's profiles at /debug/pprof/ (no authentication: bind it to localhost or a port only operators reach; empty: none)"})
 )
 
 func init() {
@@ -26,6 +27,7 @@ type serveConfig struct {
 	migrate         bool
 	maxBody         int
 	otlpEndpoint    string
+	pprofAddr       string // empty: no profiling listener
 }
 
 func runServe(ctx context.Context, app *App, args []string) error {
@@ -49,7 +51,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
 	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
-	userCache, otlp := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint)
+	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
@@ -68,7 +70,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		}
 	}
 	return serviceConfig{
-		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp},
+		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp, pprofAddr: *pprofAddr},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,

@@ -17,6 +17,7 @@ import (
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/offheap"
 	"github.com/liverecall/liverecall/internal/tracing"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/postgres"
@@ -129,6 +130,9 @@ var errShuttingDown = lr.Errorf(lr.EUNAVAILABLE, "the service is shutting down: 
 const dbPingTimeout = 2 * time.Second
 
 func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, error) {
+	// The indexes' and the NeuMF scorer's arrays lie outside the Go heap,
+	// which GOMEMLIMIT does not see: make it the whole process's budget.
+	offheap.LimitMemory()
 	if cfg.migrate {
 		st, err := postgres.Migrate(ctx, cfg.databaseURL, func(seq int32, name string) {
 			app.Log.Info("applying migration", "seq", seq, "name", name)
@@ -383,9 +387,17 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		return fmt.Errorf("cannot listen on %s: %w", s.cfg.httpAddr, err)
 	}
 	hs := newHTTPServer(s.http.Handler())
+	phs, pln, err := listenPprof(s.cfg.pprofAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	s.refresh(ctx)
 	s.engine.RefreshRankings()
 	s.app.Log.Info("serving", "addr", ln.Addr().String())
+	if pln != nil {
+		s.app.Log.Info("serving Go profiles", "addr", pln.Addr().String(), "path", "/debug/pprof/")
+	}
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}
@@ -399,6 +411,10 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		}
 		return nil
 	})
+	if phs != nil {
+		g.Go(func() error { return servePprof(phs, pln) })
+		g.Go(func() error { <-gctx.Done(); return phs.Close() })
+	}
 	g.Go(func() error { s.runIndex(gctx); return nil })
 	if s.folder != nil {
 		g.Go(func() error { s.folder.Run(gctx); return nil })

@@ -139,6 +139,12 @@ func (x *ExactIndex) StreamerVector(kind lr.ModelKind, model int64, ord uint32) 
 	return v, ok
 }
 
+// HasStreamer is recall.Index's existence check.
+func (x *ExactIndex) HasStreamer(kind lr.ModelKind, model int64, ord uint32) bool {
+	_, ok := x.StreamerVector(kind, model, ord)
+	return ok
+}
+
 // Dots is recall.Index's batch dot product, vector by vector.
 func (x *ExactIndex) Dots(kind lr.ModelKind, model int64, q []float32, ords []uint32, out []float32, ok []bool) {
 	for j, ord := range ords {
