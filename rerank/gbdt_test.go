@@ -195,7 +195,8 @@ func TestForestEffectsSumToScore(t *testing.T) {
 }
 
 // Rank with a forest orders candidates by the forest's scores, gives each
-// item its exact Score, and explains positive contributions first.
+// item its exact Score, and explains positive contributions first, largest
+// first, then negative ones, most negative first.
 func TestRankWithTrees(t *testing.T) {
 	f, _ := trainedForest(t)
 	var cands = xorCands(60)
@@ -203,23 +204,39 @@ func TestRankWithTrees(t *testing.T) {
 	if len(items) != 60 {
 		t.Fatalf("%d items", len(items))
 	}
+	ordered := 0 // items with two positive contributions or more: the order is checked
 	for i, it := range items {
+		if len(it.Why) > 1 && it.Why[1].Effect > 0 {
+			ordered++
+		}
 		if s := f.Score(it.Vector); s != it.Score {
 			t.Fatalf("item %d: rank score %v, Score of its vector %v", i, it.Score, s)
 		}
 		if i > 0 && it.Score > items[i-1].Score {
 			t.Fatalf("item %d scores %v above item %d's %v", i, it.Score, i-1, items[i-1].Score)
 		}
-		pos := true
-		for _, c := range it.Why {
-			if c.Effect > 0 && !pos {
-				t.Fatalf("item %d: a positive contribution after a negative one: %+v", i, it.Why)
+		for j, c := range it.Why {
+			if c.Effect == 0 {
+				t.Fatalf("item %d: a zero contribution listed: %+v", i, it.Why)
 			}
-			pos = c.Effect > 0
+			if j == 0 {
+				continue
+			}
+			switch prev := it.Why[j-1].Effect; {
+			case prev < 0 && c.Effect > 0:
+				t.Fatalf("item %d: a positive contribution after a negative one: %+v", i, it.Why)
+			case prev > 0 && c.Effect > prev:
+				t.Fatalf("item %d: positive contributions not largest first: %+v", i, it.Why)
+			case prev < 0 && c.Effect < prev:
+				t.Fatalf("item %d: negative contributions not most negative first: %+v", i, it.Why)
+			}
 		}
 	}
 	if len(items[0].Why) == 0 || items[0].Why[0].Effect <= 0 {
 		t.Fatalf("top item explained by %+v, want a positive contribution first", items[0].Why)
+	}
+	if ordered < 10 {
+		t.Fatalf("only %d items have two positive contributions or more: the order is barely checked", ordered)
 	}
 }
 
