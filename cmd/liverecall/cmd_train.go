@@ -21,8 +21,8 @@ func init() {
 }
 
 var (
-	sTrainModel   = defSetting(setting{"model", "LIVERECALL_TRAIN_MODEL", "mf", "model to train: mf (implicit ALS), ncf (NeuMF) or rerank (reranker weights from impressions)"})
-	sTrainWindow  = defSetting(setting{"window", "LIVERECALL_TRAIN_WINDOW", "2160h", "train on the watch sessions and gifts of this last period (0 for all)"})
+	sTrainModel   = defSetting(setting{"model", "LIVERECALL_TRAIN_MODEL", "mf", "model to train: mf (implicit ALS), ncf (NeuMF) or rerank (a reranker from impressions: --algo logistic or gbdt)"})
+	sTrainWindow  = defSetting(setting{"window", "LIVERECALL_TRAIN_WINDOW", "2160h", "use the history of this last period (0 for all): the watch sessions and gifts for mf and ncf, the impressions and what followed them for rerank and import-rerank"})
 	sTrainHoldout = defSetting(setting{"holdout", "LIVERECALL_TRAIN_HOLDOUT", "0.1", "share of the most recent watch sessions held out for evaluation"})
 	sTrainMinRows = defSetting(setting{"min-interactions", "LIVERECALL_TRAIN_MIN_INTERACTIONS", "100", "refuse to train on fewer training watch sessions"})
 	sTrainMargin  = defSetting(setting{"margin", "LIVERECALL_TRAIN_MARGIN", "0.01", "activate only if HR@10 (all targets) is not below the active version's by more than this"})
