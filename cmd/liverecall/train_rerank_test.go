@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,33 +26,7 @@ func TestTrainRerankFromImpressions(t *testing.T) {
 		t.Fatalf("no impressions: %v, want invalid", err)
 	}
 
-	// Followed streamers get watched for 2 minutes; the others rarely.
-	rng := rand.New(rand.NewPCG(3, 3))
-	base := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
-	var imps []lr.Impression
-	var evs []lr.Event
-	for i := 0; i < 1500; i++ {
-		x := make([]float32, rerank.NumFeatures)
-		followed := rng.IntN(3) == 0
-		if followed {
-			x[11] = 1
-		}
-		x[4] = float32(rng.Float64() * 4)
-		at := base.Add(time.Duration(i) * time.Second)
-		u, s := lr.UserID(i%97+1), lr.StreamerID(i+1)
-		imps = append(imps, lr.Impression{RequestID: fmt.Sprint("r", i), UserID: u, StreamerID: s, StreamID: lr.StreamID(s), ShownAt: at, Features: x})
-		if (followed && rng.Float64() < 0.7) || (!followed && rng.Float64() < 0.05) {
-			evs = append(evs,
-				lr.Event{ID: fmt.Sprint("j", i), Type: lr.EventViewerJoined, TS: at.Add(time.Minute), StreamerID: s, StreamID: lr.StreamID(s), UserID: u, V: 1},
-				lr.Event{ID: fmt.Sprint("l", i), Type: lr.EventViewerLeft, TS: at.Add(3 * time.Minute), StreamerID: s, StreamID: lr.StreamID(s), UserID: u, V: 1})
-		}
-	}
-	if err := db.WriteImpressions(ctx, imps); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.WriteEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	followImpressions(t, db) // followed streamers are watched for 2 minutes, the others rarely
 	if err := trainRerank(ctx, app, db, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +41,9 @@ func TestTrainRerankFromImpressions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.W[11] <= rerank.DefaultWeights().W[11] {
-		t.Fatalf("follow weight %.3f did not grow from the default %.3f", w.W[11], rerank.DefaultWeights().W[11])
+	follow := slices.Index(rerank.FeatureNames, "followed")
+	if w.W[follow] <= rerank.DefaultWeights().W[follow] {
+		t.Fatalf("follow weight %.3f did not grow from the default %.3f", w.W[follow], rerank.DefaultWeights().W[follow])
 	}
 }
 
