@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -178,23 +179,13 @@ func TestFoldInNewUserNearestCluster(t *testing.T) {
 		for i := range order {
 			order[i] = i
 		}
-		slices.SortFunc(order, func(a, b int) int { return -cmpF(dot(x, Y[a]), dot(x, Y[b])) })
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(dot(x, Y[b]), dot(x, Y[a])) })
 		for _, i := range order[:per] {
 			if i/per != c {
 				t.Fatalf("cluster %d: streamer %d of cluster %d among the top %d", c, i, i/per, per)
 			}
 		}
 	}
-}
-
-func cmpF(a, b float32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // TestFoldInFailures: a NaN in a streamer vector or the prior, a singular
