@@ -5,9 +5,9 @@ import (
 	"runtime"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/liverecall/liverecall/internal/offheap"
+	"github.com/liverecall/liverecall/internal/offheap/offheaptest"
 )
 
 // A decoded scorer's streamer tables (GMF and MLP embeddings, and the
@@ -51,21 +51,5 @@ func TestDecodedScorerStreamerTablesOutsideTheHeap(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 	s = nil
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		held := 0
-		for _, a := range addrs {
-			if offheap.Contains(a) {
-				held++
-			}
-		}
-		if held == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the dropped scorer's tables are still mapped", held)
-		}
-		runtime.Gosched()
-	}
+	offheaptest.WaitReleased(t, "tables of the dropped scorer", addrs...)
 }

@@ -8,35 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/offheap"
+	"github.com/liverecall/liverecall/internal/offheap/offheaptest"
 )
-
-// waitReleased collects until none of addrs lies in a live mapping (the
-// mappings are released by cleanups after the collection that finds their
-// Graph unreachable), failing after a few seconds.
-func waitReleased(t *testing.T, addrs ...uintptr) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		runtime.GC()
-		held := 0
-		for _, a := range addrs {
-			if offheap.Contains(a) {
-				held++
-			}
-		}
-		if held == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d arrays still mapped after their index was dropped", held, len(addrs))
-		}
-		runtime.Gosched()
-	}
-}
 
 // graphArrays returns the addresses of g's vectors and layer-0 links, and
 // fails unless both lie outside the Go heap.
@@ -67,7 +43,7 @@ func TestGraphArraysOutsideTheHeap(t *testing.T) {
 	}
 	loaded := graphArrays(t, y.graph)
 	y = nil
-	waitReleased(t, loaded...)
+	offheaptest.WaitReleased(t, "arrays of the dropped snapshot index", loaded...)
 	for _, a := range built {
 		if !offheap.Contains(a) {
 			t.Fatal("dropping the snapshot's index released the built one's arrays")
@@ -75,7 +51,7 @@ func TestGraphArraysOutsideTheHeap(t *testing.T) {
 	}
 	runtime.KeepAlive(x)
 	x = nil
-	waitReleased(t, built...)
+	offheaptest.WaitReleased(t, "arrays of the dropped built index", built...)
 }
 
 // Searches, vector copies and dot products on indexes that are being

@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/internal/offheap"
+	"github.com/liverecall/liverecall/internal/offheap/offheaptest"
 	"github.com/liverecall/liverecall/migrations"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
@@ -28,20 +27,6 @@ func randomBytes(n int, seed uint64) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
-}
-
-// waitReleased collects until addr lies in no live mapping (released by a
-// cleanup after the collection that finds its owner unreachable).
-func waitReleased(t *testing.T, addr uintptr) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for offheap.Contains(addr) {
-		if time.Now().After(deadline) {
-			t.Fatal("the scorer's mapping was not released after ReadModelScorer returned")
-		}
-		runtime.GC()
-		runtime.Gosched()
-	}
 }
 
 func TestModelScorerRoundTrip(t *testing.T) {
@@ -78,7 +63,7 @@ func TestModelScorerRoundTrip(t *testing.T) {
 			t.Fatalf("%d bytes: ReadModelScorer: %v (fn called: %v)", n, err, called)
 		}
 		if n > 1<<20 {
-			waitReleased(t, addr)
+			offheaptest.WaitReleased(t, "mappings of the scorer's bytes after ReadModelScorer returned", addr)
 		}
 	}
 	mv := mustCreate(t, db, lr.ModelNCF, "none")
