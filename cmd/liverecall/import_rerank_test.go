@@ -113,7 +113,7 @@ func TestImportRerank(t *testing.T) {
 		name, data, format, want string
 	}{
 		{"nan.txt", strings.Replace(lgb, "leaf_value=-0.20000000000000001 0.10000000000000001", "leaf_value=-0.20000000000000001 nan", 1), "lightgbm", "nan.txt: Tree=0: leaf 1: leaf_value is NaN"},
-		{"cycle.txt", strings.Replace(lgb, "left_child=-1 -2", "left_child=-1 0", 1), "lightgbm", "tree 0: node 1: child 0 is its ancestor (a cycle)"},
+		{"cycle.txt", strings.Replace(lgb, "left_child=-1 -2", "left_child=-1 0", 1), "lightgbm", `cycle.txt": head "watched" tree 0: node 1: child 0 is its ancestor (a cycle) (nodes are numbered as LightGBM's splits`},
 		{"order.txt", strings.Replace(lgb, "feature_names=mf_score has_mf", "feature_names=has_mf mf_score", 1), "lightgbm", `order.txt: feature 0 is "has_mf", this build's feature 0 is "mf_score"`},
 		{"stump.json", strings.Replace(xgbStump(), "-2.944439E0", "NaN", 1), "xgboost", "stump.json: tree 0: node 1: leaf value is NaN"},
 		{"wrongformat.json", xgbStump(), "lightgbm", "wrongformat.json: not a LightGBM text model"},
