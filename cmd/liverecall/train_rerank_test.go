@@ -11,6 +11,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 	"github.com/liverecall/liverecall/rerank"
 )
@@ -54,9 +55,20 @@ func TestTrainRerankFromImpressions(t *testing.T) {
 // logistic version trained next is worse on the holdout and stays staged.
 func TestTrainRerankGBDT(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Open(t)
-	app, out, _ := testApp(nil)
-	app.Log = newLogger(&strings.Builder{}, "error", "text")
+	url := pgtest.New(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	// Through the command line, so that --algo and the rerank flags are
+	// wired as README says.
+	train := func(args ...string) (int, string, string) {
+		app, out, errb := testApp(map[string]string{"DATABASE_URL": url})
+		app.Log = newLogger(&strings.Builder{}, "error", "text")
+		code := Run(ctx, app, append([]string{"train", "--model", "rerank", "--rerank-min-samples", "200", "--window", "24h"}, args...))
+		return code, out.String(), errb.String()
+	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	base := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Second)
 	var imps []lr.Impression
@@ -96,12 +108,8 @@ func TestTrainRerankGBDT(t *testing.T) {
 	if _, err := db.WriteEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	cfg := rerankTrainConfig{since: 24 * time.Hour, window: 10 * time.Minute, minSeconds: 60, minSamples: 200, seed: 1, algo: "gbdt", version: "g1"}
-	if err := trainRerank(ctx, app, db, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "activated g1") {
-		t.Fatalf("output %q", out)
+	if code, out, errs := train("--algo", "gbdt", "--version", "g1"); code != 0 || !strings.Contains(out, "activated g1") {
+		t.Fatalf("--algo gbdt: exit %d, output %q, stderr %q", code, out, errs)
 	}
 	m, err := db.ActiveRerankModel(ctx)
 	if err != nil {
@@ -129,18 +137,13 @@ func TestTrainRerankGBDT(t *testing.T) {
 		t.Errorf("rmse_watch_seconds = %v", met["rmse_watch_seconds"])
 	}
 	// A logistic version cannot learn the XOR: worse on the holdout, staged.
-	cfg.algo, cfg.version = "logistic", "l1"
-	if err := trainRerank(ctx, app, db, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "staged l1") {
-		t.Fatalf("output %q, want l1 staged", out)
+	if code, out, errs := train("--algo", "logistic", "--version", "l1"); code != 0 || !strings.Contains(out, "staged l1") {
+		t.Fatalf("--algo logistic: exit %d, output %q, stderr %q, want l1 staged", code, out, errs)
 	}
 	if m, _ := db.ActiveRerankModel(ctx); m.Version != "g1" {
 		t.Fatalf("active %q, want g1", m.Version)
 	}
-	cfg.algo = "forest"
-	if err := trainRerank(ctx, app, db, cfg); lr.ErrorCode(err) != lr.EINVALID {
-		t.Fatalf("--algo forest: %v, want EINVALID", err)
+	if code, _, errs := train("--algo", "forest"); code != 1 || !strings.Contains(errs, `forest`) {
+		t.Fatalf("--algo forest: exit %d, stderr %q, want 1 naming it", code, errs)
 	}
 }
