@@ -340,3 +340,48 @@ func TestRankLogisticScoresUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// shape returns the leaves and the depth of t's deepest leaf.
+func shape(t rerank.Tree) (leaves, depth int) {
+	var walk func(i, d int)
+	walk = func(i, d int) {
+		if t.Feature[i] < 0 {
+			leaves++
+			depth = max(depth, d)
+			return
+		}
+		walk(int(t.Left[i]), d+1)
+		walk(int(t.Right[i]), d+1)
+	}
+	walk(0, 0)
+	return leaves, depth
+}
+
+// Every tree keeps to MaxLeaves and MaxDepth; the same samples grow
+// larger and deeper trees without the limits, so the check is not
+// vacuous.
+func TestTrainTreesLeafAndDepthLimits(t *testing.T) {
+	train := xorSamples(2000, 12, 0.05)
+	most := func(cfg rerank.GBDTConfig) (leaves, depth int) {
+		m, err := rerank.TrainTrees(train, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range m.Heads {
+			for _, tr := range h.Trees {
+				l, d := shape(tr)
+				leaves, depth = max(leaves, l), max(depth, d)
+			}
+		}
+		return leaves, depth
+	}
+	if l, d := most(rerank.GBDTConfig{Seed: 1, Trees: 10, MinChildWeight: 0.01}); l <= 6 || d <= 3 {
+		t.Fatalf("without limits at most %d leaves and depth %d: the samples do not exercise the limits", l, d)
+	}
+	for _, c := range []struct{ leaves, depth int }{{6, 8}, {31, 3}, {4, 2}} {
+		l, d := most(rerank.GBDTConfig{Seed: 1, Trees: 10, MinChildWeight: 0.01, MaxLeaves: c.leaves, MaxDepth: c.depth})
+		if l > c.leaves || d > c.depth {
+			t.Errorf("MaxLeaves %d MaxDepth %d: a tree of %d leaves, one of depth %d", c.leaves, c.depth, l, d)
+		}
+	}
+}
