@@ -60,7 +60,7 @@ type ItemDebug struct {
 type Contribution struct {
 	Feature string  `json:"feature"`
 	Value   float64 `json:"value"`
-	Effect  float64 `json:"effect"` // weight × value
+	Effect  float64 `json:"effect"` // its part in the score: weight × value (logistic), path attribution (trees)
 }
 
 // LiveFeatures are a live stream's features as the live view computes them

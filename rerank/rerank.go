@@ -159,7 +159,7 @@ type Item struct {
 type Contribution struct {
 	Feature string  `json:"feature"`
 	Value   float64 `json:"value"`
-	Effect  float64 `json:"effect"` // weight × value
+	Effect  float64 `json:"effect"` // Model.Effects: weight × value (logistic), path attribution (trees)
 }
 
 // Features computes the feature vector of c (the NCF score as Rank takes it)
