@@ -16,7 +16,6 @@ import (
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/kafkatest"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 	"github.com/liverecall/liverecall/recall"
 )
@@ -30,12 +29,7 @@ import (
 // watches. The version was trained (created) two hours ago, so the
 // watches of the last hour are new to it.
 func TestFoldInEndToEnd(t *testing.T) {
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	e := &e2e{t: t, db: db}
 	id := e.stageModelN("v1", 1, 10, 60, 16)

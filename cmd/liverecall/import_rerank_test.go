@@ -78,12 +78,7 @@ func rerankVersions(t *testing.T, db *postgres.DB) int {
 
 func TestImportRerank(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.New(t)
-	db, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, url := pgtest.OpenURL(t)
 	followImpressions(t, db)
 	dir := t.TempDir()
 	write := func(name, data string) string {

@@ -54,12 +54,7 @@ func startE2E(t *testing.T, extra ...string) *e2e {
 // startE2EWith is startE2E with topic configs for the broker's topics.
 func startE2EWith(t *testing.T, topicCfg map[string]string, extra ...string) *e2e {
 	t.Helper()
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(topicCfg)...)
 	return startE2EOn(t, db, url, k, extra...)
 }

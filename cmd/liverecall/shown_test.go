@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events/kafkatest"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -31,12 +29,7 @@ func (e *e2e) metricValue(series string) (float64, bool) {
 // each replica reads the pages the other served from the impressions
 // topic. Once every live streamer was shown the pages stay full.
 func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	replicas := []*e2e{startE2EOn(t, db, url, k, "--shown-window", "10m"), startE2EOn(t, db, url, k, "--shown-window", "10m")}
 	const live, k10 = 40, 10 // 4 pages of 10 show every live streamer once

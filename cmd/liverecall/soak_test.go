@@ -18,7 +18,6 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/events/kafkatest"
 	"github.com/liverecall/liverecall/internal/loadgen"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -39,12 +38,7 @@ func TestSoak(t *testing.T) {
 	// production, so the heap, goroutines and collector measured here are
 	// the service's (it shares the machine's two cores all the same). It
 	// keeps 5 s of records, trimmed every second.
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.StartProcess(t, e2eTopics(map[string]string{"retention.ms": "5000"})...)
 	e := startE2EOn(t, db, url, k, "--recall-budget", "8ms", "--shown-window", "10m")
 	e.stageAndActivate("soak-1", 1, users, streamers, 32)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/liverecall/liverecall/events/kafkatest"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -16,12 +15,7 @@ import (
 // checkServerContainer): a replica with no index (here: no active model
 // yet) is alive but not started; once a model is active it becomes ready.
 func TestReadyzWaitsForTheIndex(t *testing.T) {
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	e := &e2e{t: t, db: db, kafka: k, done: make(chan error, 1)}
 

@@ -61,12 +61,7 @@ func seedHistory(t *testing.T, db *postgres.DB, h *embed.History) {
 
 func openTestDB(t *testing.T) (*postgres.DB, string) {
 	t.Helper()
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	return db, url
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 	"github.com/liverecall/liverecall/rerank"
 )
@@ -55,12 +54,7 @@ func TestTrainRerankFromImpressions(t *testing.T) {
 // logistic version trained next is worse on the holdout and stays staged.
 func TestTrainRerankGBDT(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.New(t)
-	db, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	// Through the command line, so that --algo and the rerank flags are
 	// wired as README says.
 	train := func(args ...string) (int, string, string) {

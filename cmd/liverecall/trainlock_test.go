@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -15,12 +14,7 @@ import (
 // one started by hand, never train at once), and its wait ends with its
 // context.
 func TestTrainWaitsForTheTrainingLock(t *testing.T) {
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	release, err := db.LockTraining(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
 	"github.com/liverecall/liverecall/events/kafkatest"
-	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -31,12 +30,7 @@ import (
 // replicas wait for that load: --user-load-wait is a minute here, so the
 // first answer is checked, not one after a late load finished).
 func TestRestartedReplicaRanksLikeContinuous(t *testing.T) {
-	url := pgtest.New(t)
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	// The replica that runs through the day: everything from the topics.
 	//

@@ -209,11 +209,19 @@ func create(tb testing.TB, tmpl string) string {
 // Open returns a pool on a fresh database (see New), closed when tb ends.
 func Open(tb testing.TB) *postgres.DB {
 	tb.Helper()
+	db, _ := OpenURL(tb)
+	return db
+}
+
+// OpenURL is Open that also returns the database's URL, for tests that
+// hand it to a command or a second process.
+func OpenURL(tb testing.TB) (*postgres.DB, string) {
+	tb.Helper()
 	u := New(tb)
 	db, err := postgres.Open(context.Background(), u)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
 	tb.Cleanup(db.Close)
-	return db
+	return db, u
 }
