@@ -93,28 +93,7 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	url := pgtest.New(t)
 	app, _, _ := testApp(nil)
 	app.Log = newLogger(&bytes.Buffer{}, "info", "json")
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		cfg, err := parseServiceFlags(app, "serve", []string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"})
-		if err != nil {
-			done <- err
-			return
-		}
-		svc, err := newService(ctx, app, cfg)
-		if err != nil {
-			done <- err
-			return
-		}
-		done <- svc.run(ctx, addrc)
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve ended early: %v", err)
-	}
+	addr, stop := serveForTest(t, app, "--database-url", url, "--http-addr", "127.0.0.1:0", "--shutdown-timeout", "5s")
 	for path, want := range map[string]int{"/healthz": 200, "/metrics": 200, "/openapi.json": 200, "/readyz": 503} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -133,14 +112,48 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("unknown route: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	cancel()
-	select {
-	case err := <-done:
+	stop()
+}
+
+// serveForTest runs serve with args (app's environment and logger) on a
+// goroutine of its own and returns the API's address once it listens,
+// failing t if serve ends before, and stop, which ends serve and fails t
+// unless it returns nil within 5 s (the tests' --shutdown-timeout).
+func serveForTest(t *testing.T, app *App, args ...string) (addr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		cfg, err := parseServiceFlags(app, "serve", args)
 		if err != nil {
-			t.Fatalf("serve returned %v after shutdown", err)
+			done <- err
+			return
 		}
-	case <-time.After(stopWithin(5 * time.Second)):
-		t.Fatal("serve did not stop")
+		svc, err := newService(ctx, app, cfg)
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- svc.run(ctx, addrc)
+	}()
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v", err)
+	}
+	return addr, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve returned %v after shutdown", err)
+			}
+		case <-time.After(stopWithin(5 * time.Second)):
+			t.Fatal("serve did not stop")
+		}
 	}
 }
 

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -20,28 +18,7 @@ func TestServePprofListener(t *testing.T) {
 	app, _, _ := testApp(nil)
 	logs := &syncBuffer{}
 	app.Log = newLogger(logs, "info", "json")
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		cfg, err := parseServiceFlags(app, "serve", []string{"--database-url", url, "--http-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"})
-		if err != nil {
-			done <- err
-			return
-		}
-		svc, err := newService(ctx, app, cfg)
-		if err != nil {
-			done <- err
-			return
-		}
-		done <- svc.run(ctx, addrc)
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve ended early: %v", err)
-	}
+	addr, stop := serveForTest(t, app, "--database-url", url, "--http-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0", "--shutdown-timeout", "5s")
 	// The profiling listener's address is logged before the API's is sent.
 	var paddr string
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
@@ -73,13 +50,5 @@ func TestServePprofListener(t *testing.T) {
 	if st, _ := get("http://" + addr + "/debug/pprof/heap"); st != 404 {
 		t.Fatalf("the API listener answered /debug/pprof/heap with %d, want 404", st)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v after shutdown", err)
-		}
-	case <-time.After(stopWithin(5 * time.Second)):
-		t.Fatal("serve did not stop")
-	}
+	stop()
 }
