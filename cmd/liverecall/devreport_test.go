@@ -11,6 +11,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/sim"
 )
 
@@ -163,3 +164,22 @@ func TestDevDefaultsCoverFiveHundredDecisions(t *testing.T) {
 }
 
 func ignoreEvent(lr.Event) error { return nil }
+
+// The demo report's reason for an item keeps the debug response's order
+// of contributions (positive ones first, largest first, whichever model
+// made them), leaves out effects under 0.05 and shows at most three.
+func TestDevWhyKeepsPositiveContributionsFirst(t *testing.T) {
+	it := api.RecallItem{Debug: &api.ItemDebug{
+		Why: []lr.Contribution{
+			{Feature: "repeat_top", Effect: 0.41}, {Feature: "log_viewers", Effect: 0.04}, {Feature: "followed", Effect: 0.12},
+			{Feature: "mf_score", Effect: -0.6}, {Feature: "has_ncf", Effect: -0.2},
+		},
+		Live: api.LiveFeatures{Viewers: 12, Category: "music", AgeS: 5400},
+	}}
+	if got, want := why(it), "(repeat_top +0.41, followed +0.12, mf_score -0.60; 12 viewers, music, live 1h30m)"; got != want {
+		t.Fatalf("why %q, want %q", got, want)
+	}
+	if got := why(api.RecallItem{}); got != "" {
+		t.Fatalf("why of an item without debug: %q", got)
+	}
+}
