@@ -123,6 +123,19 @@ func (s *memStore) id(kind lr.ModelKind) int64 {
 	return 0
 }
 
+// users returns whether a user has a vector in the kind's model (false
+// for every user when it was not trained).
+func (s *memStore) users(kind lr.ModelKind) func(lr.UserID) bool {
+	m := s.byKind(kind)
+	return func(u lr.UserID) bool {
+		if m == nil {
+			return false
+		}
+		_, ok := slices.BinarySearchFunc(m.m.Users, int64(u), func(e lr.Embedding, u int64) int { return cmp.Compare(e.ID, u) })
+		return ok
+	}
+}
+
 func (s *memStore) side(id int64, side lr.EmbeddingSide) []lr.Embedding {
 	m := s.byID(id)
 	if m == nil {

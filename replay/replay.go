@@ -73,6 +73,12 @@ type History struct {
 	Follows []Follow
 }
 
+// Reranker is a row of the full system with its own reranker models.
+type Reranker struct {
+	Name    string
+	Scorers recommend.Scorers
+}
+
 // Row names of a Report besides the channels (recall.Channels).
 const (
 	Full        = "full"         // every channel, reranked: what the service serves
@@ -101,6 +107,22 @@ type Config struct {
 	Integrity recall.Integrity
 	// ShownWindow of the already-shown filter (0: the recall default).
 	ShownWindow time.Duration
+	// Until, when set, ends the decisions: only watches started before it
+	// are scored (zero: every watch from HoldoutFrom on).
+	Until time.Time
+	// Rerankers are more rows of the system: the full composition with
+	// each one's models instead of Weights (row kind "reranker"), scored
+	// on the same decisions.
+	Rerankers []Reranker
+	// NoChannels leaves out the rows of each channel alone.
+	NoChannels bool
+	// Impressions, if set, is given at every scored decision every
+	// candidate the full system reranked for it (the page is the first K
+	// of them), with its feature vector and its outcome (Labels): the
+	// samples a reranker is trained on.
+	Impressions func(Decision, []Impression)
+	// Labels joins the impressions with what followed them.
+	Labels Labels
 	// OnDecision, if set, is told every scored decision.
 	OnDecision func(Decision)
 	// Progress, if set, is called after each scored decision.
@@ -114,7 +136,10 @@ type Decision struct {
 	User   lr.UserID
 	Target lr.StreamerID
 	Repeat bool // the user watched Target before At
-	Live   int  // streamers live at At
+	// Known: the user has a vector in the MF model trained on the history
+	// before HoldoutFrom (false for a user new since, or without "als").
+	Known bool
+	Live  int // streamers live at At
 	// Ranks holds, per row name, the target's 0-based position on the
 	// page or in the baseline's order, -1 when not in the first K.
 	Ranks map[string]int
@@ -250,7 +275,11 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Streamer, b.Streamer))
 	})
 	nTrain := sort.Search(len(watches), func(i int) bool { return !watches[i].Start.Before(cfg.HoldoutFrom) })
-	rep.TrainWatches, rep.HeldWatches = nTrain, len(watches)-nTrain
+	nHeld := len(watches)
+	if !cfg.Until.IsZero() {
+		nHeld = sort.Search(len(watches), func(i int) bool { return !watches[i].Start.Before(cfg.Until) })
+	}
+	rep.TrainWatches, rep.HeldWatches = nTrain, max(0, nHeld-nTrain)
 	if rep.HeldWatches == 0 {
 		return nil, lr.Errorf(lr.EINVALID, "replay: no watch starts at or after %s", cfg.HoldoutFrom.Format(time.RFC3339))
 	}
@@ -285,15 +314,27 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now})
 	var variants []*variant
-	mk := func(name, kind string, disabled map[string]bool) {
+	var cp *capture // the full system's candidates, for Impressions
+	mk := func(name, kind string, disabled map[string]bool, sc recommend.Scorers) {
 		e := recall.New(recall.Config{Budget: time.Minute, ShownWindow: cfg.ShownWindow, Disabled: disabled, Now: now},
 			state, ords, mgr, users, cfg.Integrity, nil)
-		svc := recommend.New(recommend.Config{Recall: e, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
-			Scorers: recommend.Fixed(weights, scorer), Now: now, Log: log})
+		var rc recommend.Recaller = e
+		if name == Full && kind == "system" && cfg.Impressions != nil {
+			cp = &capture{Recaller: e}
+			rc = cp
+		}
+		svc := recommend.New(recommend.Config{Recall: rc, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
+			Scorers: sc, Now: now, Log: log})
 		variants = append(variants, &variant{name: name, kind: kind, engine: e, svc: svc})
 	}
-	mk(Full, "system", nil)
+	mk(Full, "system", nil, recommend.Fixed(weights, scorer))
+	for _, r := range cfg.Rerankers {
+		mk(r.Name, "reranker", nil, r.Scorers)
+	}
 	for _, ch := range recall.Channels {
+		if cfg.NoChannels {
+			break
+		}
 		if ch == recall.ChanNCF && ncf == nil {
 			continue
 		}
@@ -301,7 +342,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		for _, o := range recall.Channels {
 			off[o] = o != ch
 		}
-		mk(ch, "channel", off)
+		mk(ch, "channel", off, recommend.Fixed(weights, scorer))
 	}
 	var base [3]accum
 
@@ -317,7 +358,12 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	}
 
 	evs := events(streams, watches, h.Gifts, h.Follows)
-	held := watches[nTrain:]
+	held := watches[nTrain:max(nTrain, nHeld)]
+	var outs *outcomes
+	if cfg.Impressions != nil {
+		outs = newOutcomes(h, watches, cfg.Labels)
+	}
+	mfUsers := store.users(lr.ModelMF)
 	stride := 1
 	if cfg.MaxDecisions > 0 && len(held) > cfg.MaxDecisions {
 		stride = (len(held) + cfg.MaxDecisions - 1) / cfg.MaxDecisions
@@ -378,7 +424,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		dec := Decision{At: d.Start, User: d.User, Target: d.Streamer, Repeat: watched[d.User][d.Streamer] > 0,
-			Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
+			Known: mfUsers(d.User), Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
 		liveSum += float64(dec.Live)
 		for _, v := range variants {
 			v.engine.RefreshRankings()
@@ -393,6 +439,9 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			r := slices.Index(ranked, d.Streamer)
 			dec.Ranks[v.name] = r
 			v.acc.add(r, dec.Repeat)
+			if cp != nil && v.name == Full && v.kind == "system" {
+				cfg.Impressions(dec, impressions(cp, d, weights, state, scorer, outs, now()))
+			}
 		}
 		liveIDs := make([]lr.StreamerID, 0, dec.Live)
 		viewers := map[lr.StreamerID]int{}
