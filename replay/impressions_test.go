@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -165,5 +166,41 @@ func TestImpressionsUseNoFutureInformation(t *testing.T) {
 	}
 	if !find(planted[at(13, 10)], 3).Follow || find(plain[at(13, 10)], 3).Follow {
 		t.Error("the planted follow is the outcome's, and only the planted history's")
+	}
+}
+
+// AllNew scores every decision of a user without a nightly vector; the
+// ones off the sample reach OnDecision only, marked Extra.
+func TestReplayAllNewScoresEveryDecisionOfNewUsers(t *testing.T) {
+	h := scripted()
+	// User 50 has no history before noon: watches 2 at 13:05, 3 at 13:15.
+	h.Watches = append(h.Watches,
+		Watch{User: 50, Streamer: 2, Stream: 102, Start: at(13, 5), End: at(13, 8)},
+		Watch{User: 50, Streamer: 3, Stream: 103, Start: at(13, 15), End: at(13, 30)})
+	// Held out in time order: 10@13:00, 50@13:05, 12@13:10, 50@13:15,
+	// 11@13:20 (not live); at most 2 decisions: every third.
+	for _, allNew := range []bool{false, true} {
+		var ds []Decision
+		cfg := testConfig(&ds)
+		cfg.MaxDecisions, cfg.AllNew = 2, allNew
+		rep, err := Run(context.Background(), h, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, _ := rep.Row(Full)
+		if rep.Decisions != 2 || full.All.N != 2 {
+			t.Fatalf("AllNew %v: %d decisions, full row over %d, want 2 and 2", allNew, rep.Decisions, full.All.N)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, fmt.Sprintf("%d@%s known=%v extra=%v", d.User, d.At.Format("15:04"), d.Known, d.Extra))
+		}
+		want := []string{"10@13:00 known=true extra=false", "50@13:15 known=false extra=false"}
+		if allNew {
+			want = []string{"10@13:00 known=true extra=false", "50@13:05 known=false extra=true", "50@13:15 known=false extra=false"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("AllNew %v: decisions %q, want %q", allNew, got, want)
+		}
 	}
 }

@@ -114,6 +114,10 @@ type Config struct {
 	// each one's models instead of Weights (row kind "reranker"), scored
 	// on the same decisions.
 	Rerankers []Reranker
+	// AllNew scores every decision of a user without a nightly MF vector
+	// (Decision.Known false), not only every n-th: those beyond the
+	// sample go to OnDecision with Extra set and count in no row.
+	AllNew bool
 	// NoChannels leaves out the rows of each channel alone.
 	NoChannels bool
 	// Impressions, if set, is given at every scored decision every
@@ -139,6 +143,8 @@ type Decision struct {
 	// Known: the user has a vector in the MF model trained on the history
 	// before HoldoutFrom (false for a user new since, or without "als").
 	Known bool
+	// Extra: scored only because of Config.AllNew (in no row's figures).
+	Extra bool
 	Live  int // streamers live at At
 	// Ranks holds, per row name, the target's 0-based position on the
 	// page or in the baseline's order, -1 when not in the first K.
@@ -402,16 +408,23 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	t1 := time.Now()
 	var liveSum float64
 	var ranked []lr.StreamerID
-	for i := 0; i < len(held); i += stride {
+	for i := 0; i < len(held); i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		d := held[i]
+		extra := i%stride != 0
+		if extra && (!cfg.AllNew || mfUsers(d.User)) {
+			continue
+		}
 		apply(d.Start)
 		clock.Store(d.Start.UnixNano())
 		snap := state.Snapshot()
 		ord, ok := ords.Lookup(d.Streamer)
 		if !ok || !snap.Contains(ord) {
+			if extra {
+				continue
+			}
 			rep.NotLive++
 			if cfg.Progress != nil {
 				cfg.Progress(rep.Decisions+rep.NotLive, total)
@@ -424,8 +437,10 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		dec := Decision{At: d.Start, User: d.User, Target: d.Streamer, Repeat: watched[d.User][d.Streamer] > 0,
-			Known: mfUsers(d.User), Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
-		liveSum += float64(dec.Live)
+			Known: mfUsers(d.User), Extra: extra, Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
+		if !extra {
+			liveSum += float64(dec.Live)
+		}
 		for _, v := range variants {
 			v.engine.RefreshRankings()
 			page, err := v.svc.Recommend(ctx, lr.RecommendRequest{User: d.User, K: K})
@@ -438,6 +453,9 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			}
 			r := slices.Index(ranked, d.Streamer)
 			dec.Ranks[v.name] = r
+			if extra {
+				continue
+			}
 			v.acc.add(r, dec.Repeat)
 			if cp != nil && v.name == Full && v.kind == "system" {
 				cfg.Impressions(dec, impressions(cp, d, weights, state, scorer, outs, now()))
@@ -464,12 +482,17 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		for b, key := range keys {
 			r := baselineRank(liveIDs, d.Streamer, key)
 			dec.Ranks[[3]string{Popularity, MostViewers, Repeat}[b]] = r
-			base[b].add(r, dec.Repeat)
+			if !extra {
+				base[b].add(r, dec.Repeat)
+			}
 		}
-		rep.Decisions++
 		if cfg.OnDecision != nil {
 			cfg.OnDecision(dec)
 		}
+		if extra {
+			continue
+		}
+		rep.Decisions++
 		if cfg.Progress != nil {
 			cfg.Progress(rep.Decisions+rep.NotLive, total)
 		}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/recommend"
+	"github.com/liverecall/liverecall/replay"
+	"github.com/liverecall/liverecall/rerank"
+	"github.com/liverecall/liverecall/sim"
+)
+
+// sampleDays are the days of impressions the rerankers train on: the
+// last ones before the evaluated day, with the embedding models trained
+// on the days before them (the features as the service would have logged
+// them then).
+const sampleDays = 2
+
+// negKeep is the share of the unwatched candidates of a decision kept as
+// samples (uniformly, so that the order of the scores is unbiased); every
+// candidate with an outcome is kept.
+const negKeep = 0.15
+
+// labeled is one impression as a training sample: its decision's index
+// (time order) and its outcomes.
+type labeled struct {
+	dec int
+	imp replay.Impression
+}
+
+// rerankRun is the part of the benchmark that trains the rerankers on
+// simulated impressions and evaluates them on the held-out day.
+type rerankRun struct {
+	c                  config
+	hist               *replay.History
+	sampleFrom, evalOn time.Time
+	rng                *rand.Rand
+	last               *replay.Report
+}
+
+// runRerankers trains the reranker (logistic and gradient-boosted trees)
+// on impressions of the sampleDays before the held-out day, logged as the
+// full system ranked the candidates (models trained on the days before
+// them), and evaluates every one through the service on the held-out day:
+// HR@10 and NDCG@10 of the page, and the AUC of each objective on the
+// held-out day's impressions. BENCH_QUALITY_REPLAY_VALIDATION=1 evaluates
+// on the history's last day instead, the held-out day not simulated.
+func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	evalOn := start.AddDate(0, 0, c.days)
+	what := "held-out day"
+	if os.Getenv("BENCH_QUALITY_REPLAY_VALIDATION") != "" {
+		evalOn = evalOn.AddDate(0, 0, -1)
+		what = "VALIDATION day (the held-out day not simulated)"
+	}
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
+	if err != nil {
+		return nil, err
+	}
+	var b replay.Builder
+	if _, err := w.Run(ctx, start, evalOn.AddDate(0, 0, 1), func(e lr.Event) error { b.Add(e); return nil }, nil); err != nil {
+		return nil, err
+	}
+	r := &rerankRun{c: c, hist: b.History(), sampleFrom: evalOn.AddDate(0, 0, -sampleDays), evalOn: evalOn, rng: rand.New(rand.NewPCG(c.seed, 0x7e7a))}
+	fmt.Printf("\n# rerankers: trained on the impressions of %s to %s (embedding models trained on the days before), evaluated on the %s %s\n",
+		r.sampleFrom.Format(time.DateOnly), evalOn.AddDate(0, 0, -1).Format(time.DateOnly), what, evalOn.Format(time.DateOnly))
+
+	t0 := time.Now()
+	train, trainDecs, err := r.impressions(ctx, r.sampleFrom, evalOn, c.sampleMax, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The time-later fifth of the decisions validates (early stopping).
+	cut := trainDecs * 4 / 5
+	fit, valid := split(train, cut)
+	fmt.Printf("training impressions: %d of %d decisions (%d fit, %d validate; unwatched candidates kept at %.0f%%), %s (%.1f s)\n",
+		len(train), trainDecs, len(fit), len(valid), 100*negKeep, outcomeShares(train), time.Since(t0).Seconds())
+
+	t1 := time.Now()
+	logit, err := rerank.Train(samples(fit), rerank.TrainConfig{Seed: c.seed})
+	if err != nil {
+		return nil, fmt.Errorf("training the logistic reranker: %w", err)
+	}
+	logit.Version = "logistic-bench"
+	fmt.Printf("logistic reranker trained in %.1f s: validation log loss %.4f (default weights %.4f)\n",
+		time.Since(t1).Seconds(), rerank.LogLoss(samples(valid), logit), rerank.LogLoss(samples(valid), rerank.DefaultWeights()))
+
+	models := []scored{
+		{name: "default weights", score: logisticScore(rerank.DefaultWeights())},
+		{name: "logistic", score: logisticScore(logit), rr: &replay.Reranker{Name: "logistic", Scorers: recommend.Fixed(logit, nil)}},
+	}
+
+	// The held-out day, through the service.
+	t2 := time.Now()
+	var rows []replay.Reranker
+	for _, m := range models {
+		if m.rr != nil {
+			rows = append(rows, *m.rr)
+		}
+	}
+	newUser := map[string][]int{}
+	held, heldDecs, err := r.impressions(ctx, evalOn, evalOn.AddDate(0, 0, 1), c.replayMax, rows, func(d replay.Decision) {
+		if !d.Known {
+			for name, rank := range d.Ranks {
+				newUser[name] = append(newUser[name], rank)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep := r.last
+	fmt.Printf("held-out impressions: %d of %d decisions, %s; replayed in %.1f s\n\n", len(held), heldDecs, outcomeShares(held), time.Since(t2).Seconds())
+	fmt.Println("| reranker | HR@10 | NDCG@10 | AUC watched | AUC watch s | AUC gift | AUC follow | new users HR@10 | decisions | new users n |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	head := map[string]float64{}
+	for _, m := range models {
+		row := replay.Full
+		if m.rr != nil {
+			row = m.rr.Name
+		}
+		rw, _ := rep.Row(row)
+		nu := hr10(newUser[row])
+		aucs := aucsOf(held, m.score)
+		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d | %d |\n", m.name, rw.All.HR10, rw.All.NDCG10,
+			aucs[0], aucs[1], aucs[2], aucs[3], nu, rw.All.N, len(newUser[row]))
+		switch m.name {
+		case "logistic":
+			head["ndcg10_logistic"] = rw.All.NDCG10
+			head["hr10_logistic"] = rw.All.HR10
+			head["auc_watched_logistic"] = round4(aucs[0])
+		}
+	}
+	return head, nil
+}
+
+// scored is a reranker of the table: how it scores a sample offline, and
+// its row of the replay (nil: the full system's own row).
+type scored struct {
+	name  string
+	score func(x []float64) [4]float64 // per objective: watched, watch seconds, gift, follow
+	rr    *replay.Reranker
+}
+
+func logisticScore(w rerank.Weights) func([]float64) [4]float64 {
+	return func(x []float64) [4]float64 {
+		z := w.Bias
+		for j, v := range x {
+			z += w.W[j] * v
+		}
+		return [4]float64{z, z, z, z}
+	}
+}
+
+// impressions replays the decisions in [from, to) (at most max of them,
+// every n-th) with the models trained on the history before from, and
+// returns the impressions kept, in decision order, and the number of
+// decisions. r.last holds the replay's report.
+func (r *rerankRun) impressions(ctx context.Context, from, to time.Time, max int, rows []replay.Reranker, onDec func(replay.Decision)) ([]labeled, int, error) {
+	var out []labeled
+	decs := 0
+	rep, err := replay.Run(ctx, r.hist, replay.Config{
+		HoldoutFrom: from, Until: to, MaxDecisions: max, Models: []string{"als", "ncf"}, NoChannels: true, Rerankers: rows,
+		Labels: replay.Labels{Until: to},
+		Impressions: func(d replay.Decision, imps []replay.Impression) {
+			for _, im := range imps {
+				if im.Watched || im.WatchSeconds > 0 || im.Gift || im.Follow || r.rng.Float64() < negKeep {
+					out = append(out, labeled{dec: decs, imp: im})
+				}
+			}
+			decs++
+		},
+		OnDecision: onDec,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	r.last = rep
+	return out, decs, nil
+}
+
+func split(ls []labeled, cut int) (fit, valid []labeled) {
+	i := sort.Search(len(ls), func(i int) bool { return ls[i].dec >= cut })
+	return ls[:i], ls[i:]
+}
+
+func samples(ls []labeled) []rerank.Sample {
+	out := make([]rerank.Sample, len(ls))
+	for i, l := range ls {
+		out[i] = rerank.Sample{X: l.imp.X, Label: l.imp.Watched}
+	}
+	return out
+}
+
+func outcomeShares(ls []labeled) string {
+	var w, g, f int
+	for _, l := range ls {
+		if l.imp.Watched {
+			w++
+		}
+		if l.imp.Gift {
+			g++
+		}
+		if l.imp.Follow {
+			f++
+		}
+	}
+	return fmt.Sprintf("%d watched, %d gifts, %d follows", w, g, f)
+}
+
+// aucsOf is the AUC of each objective's score on ls: watched, watch
+// seconds (against watched), gift and follow.
+func aucsOf(ls []labeled, score func([]float64) [4]float64) [4]float64 {
+	s := make([][4]float64, len(ls))
+	for i, l := range ls {
+		s[i] = score(l.imp.X)
+	}
+	var out [4]float64
+	labels := [4]func(replay.Outcome) bool{
+		func(o replay.Outcome) bool { return o.Watched },
+		func(o replay.Outcome) bool { return o.Watched },
+		func(o replay.Outcome) bool { return o.Gift },
+		func(o replay.Outcome) bool { return o.Follow },
+	}
+	for k := range out {
+		xs := make([]float64, len(ls))
+		ys := make([]bool, len(ls))
+		for i, l := range ls {
+			xs[i], ys[i] = s[i][k], labels[k](l.imp.Outcome)
+		}
+		out[k] = auc(xs, ys)
+	}
+	return out
+}
+
+// auc is the area under the ROC curve of scores xs for labels ys (the
+// Mann-Whitney statistic, ties counting half); NaN with no positive or
+// no negative.
+func auc(xs []float64, ys []bool) float64 {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmpFloat(xs[a], xs[b]) })
+	var pos, rankSum float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && xs[idx[j]] == xs[idx[i]] {
+			j++
+		}
+		mid := float64(i+j+1) / 2 // the mean 1-based rank of the tied run
+		for k := i; k < j; k++ {
+			if ys[idx[k]] {
+				pos++
+				rankSum += mid
+			}
+		}
+		i = j
+	}
+	neg := float64(len(xs)) - pos
+	if pos == 0 || neg == 0 {
+		return math.NaN()
+	}
+	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// hr10 is the share of ranks (0-based, -1 beyond the page) within 10.
+func hr10(ranks []int) float64 {
+	if len(ranks) == 0 {
+		return math.NaN()
+	}
+	n := 0
+	for _, r := range ranks {
+		if r >= 0 && r < 10 {
+			n++
+		}
+	}
+	return round4(float64(n) / float64(len(ranks)))
+}
