@@ -44,7 +44,10 @@ var EventTypes = []EventType{
 //	gift.sent:                                       StreamID, UserID, Amount > 0
 //	follow.created, follow.deleted:                  UserID
 //
-// Category and Title are optional and only meaningful on stream.started.
+// Category, Title and Language are optional and only meaningful on
+// stream.started. Language is the stream's language, a BCP 47 tag as
+// ParseLocale reads it ("pt", "pt-BR"); the live view keeps its primary
+// language subtag.
 //
 // Ids other than the required ones are zero when absent and positive when
 // given. String fields are bounded (see MaxEventIDLen, MaxCategoryLen,
@@ -62,6 +65,7 @@ type Event struct {
 	Amount     float64
 	Category   string
 	Title      string
+	Language   string
 	V          int
 }
 
@@ -73,6 +77,7 @@ const (
 	MaxEventIDLen  = 200
 	MaxCategoryLen = 128
 	MaxTitleLen    = 1024
+	MaxLanguageLen = 64
 )
 
 // KnownEventType reports whether t is one of EventTypes.
@@ -160,6 +165,14 @@ func (e *Event) Validate(now time.Time, maxFuture time.Duration) error {
 	}
 	if err := checkText("category", e.Category, MaxCategoryLen, false); err != nil {
 		return err
+	}
+	if e.Language != "" {
+		if len(e.Language) > MaxLanguageLen {
+			return fieldErr("language", "%d bytes, longer than the limit of %d", len(e.Language), MaxLanguageLen)
+		}
+		if _, _, ok := ParseLocale(e.Language); !ok {
+			return fieldErr("language", "%q is not a BCP 47 language tag (2 or 3 letters, then subtags of 1-8 letters or digits, e.g. \"pt\" or \"pt-BR\")", Clip(e.Language, 64))
+		}
 	}
 	return checkText("title", e.Title, MaxTitleLen, true)
 }

@@ -17,4 +17,8 @@ type Impression struct {
 	// Features is the reranker's feature vector for this item when shown
 	// (empty if the item was served in recall order).
 	Features []float32 `json:"features,omitempty"`
+	// Context is the request's context when it said anything (nil when
+	// it said nothing): shared by the impressions of one page, not to be
+	// modified.
+	Context *RequestContext `json:"context,omitempty"`
 }

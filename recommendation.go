@@ -16,6 +16,15 @@ type RecommendRequest struct {
 	K         int          // page size, 1 or more
 	Exclude   []StreamerID // never recommended in this page
 	Debug     bool         // fill Page.Debug and PageItem.Debug
+	// Context is what the caller says of the moment and the client
+	// (all of it optional): the reranker's context features read it and
+	// the impressions record it.
+	Context RequestContext
+	// SameLanguage keeps only the streamers whose language is the
+	// context's (and those of unknown language), falling back to the
+	// others when too few are left for the page (README, "Request
+	// context"). Without a context language it does nothing.
+	SameLanguage bool
 	// Received is when the caller received the request (zero: when
 	// Recommend is called); the time until Recommend starts is the
 	// "decode" stage of the stage metrics and timings.
@@ -62,6 +71,7 @@ type LiveFeatures struct {
 	StreamID         StreamID
 	Category         string
 	Title            string
+	Language         string // primary language subtag, lower-case; "" when unknown
 	StartedAt        time.Time
 	LastEventAt      time.Time
 	Age              time.Duration

@@ -35,8 +35,8 @@ func judgedAt(msg kafka.Message, now func() time.Time) time.Time {
 //	{"id":"e-1","type":"gift.sent","ts":"2026-11-23T18:00:00.123Z",
 //	 "streamer_id":42,"stream_id":7,"user_id":9,"amount":5,"v":1}
 //
-// ts is RFC 3339 with optional fractional seconds. category and title are
-// optional (stream.started). Any other field is an error. Numbers are kept
+// ts is RFC 3339 with optional fractional seconds. category, title and
+// language are optional (stream.started). Any other field is an error. Numbers are kept
 // raw and converted by the parser's own rules (intValue, checkID,
 // amountValue): encoding/json would refuse 12.0 for an integer, which JSON
 // Schema's "integer" takes. schemas/event.schema.json is the published
@@ -51,6 +51,7 @@ type wire struct {
 	Amount     json.RawMessage `json:"amount,omitempty"`
 	Category   string          `json:"category,omitempty"`
 	Title      string          `json:"title,omitempty"`
+	Language   string          `json:"language,omitempty"`
 	V          json.RawMessage `json:"v"`
 }
 
@@ -114,7 +115,7 @@ func parseStd(b []byte) (lr.Event, string, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return lr.Event{}, "", lr.Errorf(lr.EINVALID, "trailing data after the JSON object")
 	}
-	e := lr.Event{ID: w.ID, Type: lr.EventType(w.Type), Category: w.Category, Title: w.Title}
+	e := lr.Event{ID: w.ID, Type: lr.EventType(w.Type), Category: w.Category, Title: w.Title, Language: w.Language}
 	for _, f := range []struct {
 		key string
 		raw json.RawMessage
@@ -253,6 +254,10 @@ func AppendEncode(dst []byte, e lr.Event) []byte {
 	if e.Title != "" {
 		dst = append(dst, `,"title":`...)
 		dst = appendString(dst, e.Title)
+	}
+	if e.Language != "" {
+		dst = append(dst, `,"language":`...)
+		dst = appendString(dst, e.Language)
 	}
 	dst = append(dst, `,"v":`...)
 	dst = strconv.AppendInt(dst, int64(v), 10)

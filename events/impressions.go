@@ -365,6 +365,10 @@ func appendImpression(dst []byte, im *lr.Impression) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
+	if im.Context != nil {
+		dst = append(dst, `,"context":`...)
+		dst = im.Context.AppendJSON(dst)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -386,14 +390,16 @@ func appendPlainString(dst []byte, s string) []byte {
 // the JSON array of at least one impression object that EncodeImpressions
 // writes. It is exactly as strict as schemas/impression.schema.json, the
 // published contract: every field of an impression is required but
-// features (left out when there are none, so never an empty array), no
+// features (left out when there are none, so never an empty array) and
+// context (left out when the request said nothing), no
 // other field is allowed (names are case-sensitive), request_id is a
 // non-empty string, user_id and streamer_id positive and stream_id and
 // position non-negative integers within int64 (in any JSON notation of a
 // whole number, as JSON Schema's "integer"), score a number within
 // float64's range and each feature within float32's, channels an array of
 // strings or null, model_versions a string and shown_at an RFC 3339 time
-// like the envelope's ts. Beyond what a schema can state, a field given
+// like the envelope's ts, and context, when given, an object as
+// requestContext reads it. Beyond what a schema can state, a field given
 // twice in one impression is refused. Anything else (malformed JSON,
 // trailing data, a value that is not an array) is refused too, always with
 // an EINVALID *lr.Error whose message names the impression and the field
@@ -447,10 +453,10 @@ func DecodeImpressions(b []byte) ([]lr.Impression, error) {
 // impressionFields are the fields of an impression in the schema's order;
 // field i has bit 1<<i in impression's set of fields seen.
 var impressionFields = [...]string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score",
-	"channels", "model_versions", "shown_at", "features"}
+	"channels", "model_versions", "shown_at", "features", "context"}
 
-// impressionRequired has the bits of every field but features.
-const impressionRequired = 1<<(len(impressionFields)-1) - 1
+// impressionRequired has the bits of every field but features and context.
+const impressionRequired = 1<<(len(impressionFields)-2) - 1
 
 // Limits of the magnitude of score and of each feature, as the schema
 // writes them (JSON Schema compares numbers exactly, so the decoder
@@ -605,8 +611,99 @@ func (p *parser) impressionField(key []byte, im *lr.Impression) error {
 			err = lr.Errorf(lr.EINVALID, "field \"features\": empty array (leave the field out when there are none)")
 		}
 		return err
+	case "context":
+		c, err := p.requestContext()
+		im.Context = c
+		return err
 	}
 	return nil
+}
+
+// contextFields are the members of an impression's context; member i has
+// bit 1<<i in requestContext's set of members seen.
+var contextFields = [...]string{"hour", "weekday", "device", "language", "country"}
+
+// requestContext parses an impression's context object at p.i: every
+// member optional, hour (0-23) and weekday (0-6) both or neither, device
+// one of lr.Devices, language and country as lr.ParseLocale returns them
+// (lr.ValidLanguage, lr.ValidCountry), no other member.
+func (p *parser) requestContext() (*lr.RequestContext, error) {
+	if k := p.kind(); k != "object" {
+		return nil, typeErr("context", "an object", k)
+	}
+	p.eat('{')
+	var c lr.RequestContext
+	var seen uint8
+	err := p.members(func(key []byte) error {
+		bit := uint8(0)
+		for i, f := range contextFields {
+			if string(key) == f {
+				bit = 1 << i
+			}
+		}
+		path := "context/" + lr.Clip(string(key), 64) // the member as a JSON Pointer below the impression
+		if bit == 0 {
+			return lr.Errorf(lr.EINVALID, "field %q: unknown field", path)
+		}
+		if seen&bit != 0 {
+			return lr.Errorf(lr.EINVALID, "field %q: given twice", path)
+		}
+		seen |= bit
+		switch bit {
+		case 1, 2:
+			var v int64
+			if err := p.int(path, &v); err != nil {
+				return err
+			}
+			hi := int64(23)
+			if bit == 2 {
+				hi = 6
+			}
+			if v < 0 || v > hi {
+				return lr.Errorf(lr.EINVALID, "field %q: must be between 0 and %d, got %d", path, hi, v)
+			}
+			if bit == 1 {
+				c.Hour = int(v)
+			} else {
+				c.Weekday = time.Weekday(v)
+			}
+			return nil
+		}
+		s, err := p.stringField(path)
+		if err != nil {
+			return err
+		}
+		switch bit {
+		case 4:
+			if d, ok := lr.ParseDevice(s); !ok || string(d) != s {
+				return lr.Errorf(lr.EINVALID, "field %q: %q is not a device class (mobile, tablet, desktop, tv, other)", path, lr.Clip(s, 64))
+			}
+			c.Device = lr.Device(s)
+		case 8:
+			if !lr.ValidLanguage(s) {
+				return lr.Errorf(lr.EINVALID, "field %q: %q is not a language (2 or 3 lower-case letters)", path, lr.Clip(s, 64))
+			}
+			c.Language = s
+		case 16:
+			if !lr.ValidCountry(s) {
+				return lr.Errorf(lr.EINVALID, "field %q: %q is not a country (2 upper-case letters or 3 digits)", path, lr.Clip(s, 64))
+			}
+			c.Country = s
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch seen & 3 {
+	case 1:
+		return nil, lr.Errorf(lr.EINVALID, "field \"context/weekday\": missing (required with hour)")
+	case 2:
+		return nil, lr.Errorf(lr.EINVALID, "field \"context/hour\": missing (required with weekday)")
+	case 3:
+		c.LocalTime = true
+	}
+	return &c, nil
 }
 
 // stringField parses the JSON string at p.i, the value of field key.

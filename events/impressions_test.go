@@ -245,6 +245,11 @@ func TestImpressionPageRoundTrip(t *testing.T) {
 			{RequestID: "r", UserID: 1, StreamerID: 4, Position: 2, Score: 1e21, ShownAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
 			{RequestID: "r", UserID: 1, StreamerID: 5, Position: 3, Score: math.MaxFloat64, ShownAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
 		}},
+		{"contexts", []lr.Impression{
+			{RequestID: "c", UserID: 1, StreamerID: 2, ShownAt: t0, Context: &lr.RequestContext{LocalTime: true, Hour: 0, Weekday: time.Sunday}},
+			{RequestID: "c", UserID: 1, StreamerID: 3, Position: 1, ShownAt: t0, Context: &lr.RequestContext{Device: lr.DeviceMobile, Language: "pt", Country: "419"}},
+			{RequestID: "c", UserID: 1, StreamerID: 4, Position: 2, ShownAt: t0, Context: &lr.RequestContext{}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := events.EncodeImpressions(tc.imps)
@@ -295,6 +300,8 @@ func TestEncodeImpressionsCoversEveryField(t *testing.T) {
 			f.Set(reflect.ValueOf([]string{name, "x"}))
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Float32:
 			f.Set(reflect.ValueOf([]float32{float32(i), 0.5}))
+		case f.Type() == reflect.TypeOf(&lr.RequestContext{}):
+			f.Set(reflect.ValueOf(&lr.RequestContext{LocalTime: true, Hour: 23, Weekday: time.Saturday, Device: lr.DeviceTV, Language: "pt", Country: "BR"}))
 		default:
 			t.Fatalf("lr.Impression.%s has a type (%s) this test cannot fill: extend it and events.EncodeImpressions", name, f.Type())
 		}

@@ -259,6 +259,8 @@ func (p *parser) field(key []byte, e *lr.Event, ts *string) (uint16, error) {
 		bit, sp = 8, &e.Category
 	case "title":
 		bit, sp = 16, &e.Title
+	case "language":
+		bit, sp = 1024, &e.Language
 	case "streamer_id":
 		bit, ip, name = 32, (*int64)(&e.StreamerID), "streamer_id"
 	case "stream_id":

@@ -107,7 +107,7 @@ func TestValidEventSamplesPassSchemaAndDecoder(t *testing.T) {
 			t.Errorf("no valid sample of %s", typ)
 		}
 	}
-	for _, f := range []string{"stream_id", "user_id", "amount", "category", "title"} {
+	for _, f := range []string{"stream_id", "user_id", "amount", "category", "title", "language"} {
 		if !optional[f] {
 			t.Errorf("no valid sample gives %s", f)
 		}
@@ -248,7 +248,7 @@ func TestEventSchemaMatchesTheCode(t *testing.T) {
 	if !slices.Equal(doc.Required, []string{"id", "type", "ts", "streamer_id", "v"}) {
 		t.Errorf("required by every type: %v", doc.Required)
 	}
-	for field, n := range map[string]int{"id": lr.MaxEventIDLen, "category": lr.MaxCategoryLen, "title": lr.MaxTitleLen} {
+	for field, n := range map[string]int{"id": lr.MaxEventIDLen, "category": lr.MaxCategoryLen, "title": lr.MaxTitleLen, "language": lr.MaxLanguageLen} {
 		if got := doc.Properties[field].MaxLength; got != n {
 			t.Errorf("%s: maxLength %d, code's limit %d", field, got, n)
 		}
@@ -296,7 +296,7 @@ func TestEncodedEventsValidateAgainstSchema(t *testing.T) {
 			e.Amount = 0.01
 		}
 		if typ == lr.EventStreamStarted {
-			e.Category, e.Title = "music", "é \"q\" \t\n"+strings.Repeat("😀", lr.MaxTitleLen-8)
+			e.Category, e.Title, e.Language = "music", "é \"q\" \t\n"+strings.Repeat("😀", lr.MaxTitleLen-8), "zh-Hant-TW"
 		}
 		if err := e.Validate(schemaNow, 0); err != nil {
 			t.Fatalf("%s: %v", typ, err)
@@ -381,11 +381,14 @@ func TestSchemaAndDecoderAgree(t *testing.T) {
 		`"2026-11-23T17:59:00Z"`, `"2026-11-23T17:59:00.5+01:00"`, `"2026-11-23T17:59:00,5Z"`, `"2026-11-23 17:59:00Z"`,
 		`"2026-13-01T00:00:00Z"`, `"2026-04-31T00:00:00Z"`, `"2026-11-23T17:59:00-23:59"`, `"2026-11-23T17:59:00Z "`,
 		`[]`, `[1]`, `{}`, `{"a":1}`,
+		// BCP 47 tags and near misses (language).
+		`"pt"`, `"pt-BR"`, `"PT_br"`, `"zh-Hant-TW"`, `"es-419"`, `"en-US-x-twain"`, `"p"`, `"port"`, `"pt-"`, `"pt--BR"`, `"-pt"`,
+		`"pt-abcdefghi"`, `"pt BR"`, `"pt-Bé"`, `"1t"`, `"` + strings.Repeat("en-", 21) + `e"`, `"` + strings.Repeat("en-", 21) + `en"`,
 	}
 	for _, typ := range lr.EventTypes {
 		pool = append(pool, `"`+string(typ)+`"`)
 	}
-	fields := []string{"id", "type", "ts", "streamer_id", "stream_id", "user_id", "amount", "category", "title", "v", "extra", "Type"}
+	fields := []string{"id", "type", "ts", "streamer_id", "stream_id", "user_id", "amount", "category", "title", "language", "v", "extra", "Type"}
 	const remove = "(remove)"
 	values := append([]string{remove}, pool...)
 	bases := samples(t, "event/valid")
@@ -553,6 +556,9 @@ func TestInvalidImpressionSamplesRefusedBySchemaAndDecoder(t *testing.T) {
 				return
 			}
 			at, field := "'/"+m[1], m[2]
+			if dir, member, ok := strings.Cut(field, "/"); ok { // a member of an object field (context/hour)
+				at, field = at+"/"+dir, member
+			}
 			e := serr.Error()
 			if !strings.Contains(e, at+"/"+field+"'") && !strings.Contains(e, at+"/"+field+"/") && !(strings.Contains(e, at+"'") && strings.Contains(e, "'"+field+"'")) {
 				t.Errorf("reader names impression %s field %q, the schema's error does not:\n%v", m[1], field, serr)
@@ -590,9 +596,14 @@ func TestImpressionSchemaAndDecoderAgree(t *testing.T) {
 		`"2026-11-23T17:59:00Z"`, `"2026-11-23T17:59:00.5+01:00"`, `"2026-11-23T17:59:00,5Z"`, `"2026-11-23 17:59:00Z"`,
 		`"0000-01-01T00:00:00Z"`, `"2026-13-01T00:00:00Z"`, `"2026-04-31T00:00:00Z"`, `"2026-11-23T17:59:00-23:59"`, `"2026-11-23t17:59:00z"`,
 		`[]`, `[1]`, `["mf"]`, `["mf",null]`, `[1,-2.5]`, `[3.4028236e38]`, `[1e-50]`, `[[]]`, `{}`, `{"a":1}`,
+		// contexts (context)
+		`{"hour":0,"weekday":0}`, `{"hour":23,"weekday":6,"device":"tv","language":"pt","country":"BR"}`, `{"hour":24,"weekday":0}`,
+		`{"hour":1}`, `{"weekday":1}`, `{"hour":1.0,"weekday":2e0}`, `{"hour":-1,"weekday":0}`, `{"weekday":7,"hour":0}`,
+		`{"device":"mobile"}`, `{"device":"Mobile"}`, `{"device":null}`, `{"language":"pt"}`, `{"language":"PT"}`, `{"language":"p"}`,
+		`{"language":"port"}`, `{"country":"BR"}`, `{"country":"419"}`, `{"country":"BRA"}`, `{"country":"br"}`, `{"hour":"1","weekday":1}`,
 	}
 	fields := []string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score", "channels", "model_versions",
-		"shown_at", "features", "extra", "User_id"}
+		"shown_at", "features", "context", "extra", "User_id"}
 	const remove = "(remove)"
 	values := append([]string{remove}, pool...)
 	n, accepted := 0, 0

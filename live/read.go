@@ -99,6 +99,7 @@ type Features struct {
 	StreamID         lr.StreamID
 	Category         string
 	Title            string
+	Language         string // the stream's language (primary subtag, lower-case); "" when unknown
 	StartedAt        time.Time
 	LastEventAt      time.Time
 	Age              time.Duration // now - StartedAt, never negative
@@ -209,7 +210,7 @@ func (c *stream) features(id lr.StreamerID, now int64) Features {
 
 func (c *stream) featuresInto(fp *Features, id lr.StreamerID, now int64) {
 	*fp = Features{
-		StreamerID: id, StreamID: c.id, Category: c.category, Title: c.title,
+		StreamerID: id, StreamID: c.id, Category: c.category, Title: c.title, Language: c.language,
 		StartedAt: time.Unix(0, c.start).UTC(), LastEventAt: time.Unix(0, c.lastEvent).UTC(),
 		Age: time.Duration(max(0, now-c.start)), Viewers: c.nViewers, PeakViewers: c.peak,
 	}

@@ -142,8 +142,9 @@ type stream struct {
 	id         lr.StreamID
 	category   string
 	title      string
-	start      int64 // unix ns, event time
-	lastEvent  int64 // unix ns, newest event time seen for this stream
+	language   string // primary language subtag, "" when unknown
+	start      int64  // unix ns, event time
+	lastEvent  int64  // unix ns, newest event time seen for this stream
 	viewers    map[lr.UserID]viewerMark
 	sweepAt    int // pruneLeft's next sweep, in marks
 	nViewers   int
@@ -580,7 +581,7 @@ func (s *State) apply(e *lr.Event) (bool, []change) {
 }
 
 func (s *State) begin(sr *streamer, ord uint32, e *lr.Event, ts int64) {
-	sr.cur = &stream{id: e.StreamID, category: e.Category, title: e.Title, start: ts, lastEvent: ts,
+	sr.cur = &stream{id: e.StreamID, category: e.Category, title: e.Title, language: lr.LanguageOf(e.Language), start: ts, lastEvent: ts,
 		viewers: make(map[lr.UserID]viewerMark)}
 	sr.cur.counts = append(sr.cur.counts, countPoint{ts, 0})
 	s.live.Add(ord)

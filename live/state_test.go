@@ -499,3 +499,22 @@ func TestOnPublishGetsEachVersionFirst(t *testing.T) {
 		t.Fatalf("last snapshot version %d, last published %d (want the same, at least 3)", st.Snapshot().Version(), prev.Version())
 	}
 }
+
+// A stream's language is the primary subtag of its stream.started
+// event's language, lower-case; "" when the event gave none.
+func TestStreamLanguage(t *testing.T) {
+	ords := lr.NewOrdinals()
+	st := live.New(live.Config{Ordinals: ords})
+	t0 := livetest.T0
+	st.Apply([]lr.Event{
+		{ID: "s1", Type: lr.EventStreamStarted, TS: t0, StreamerID: 1, StreamID: 1, Language: "PT_br", V: 1},
+		{ID: "s2", Type: lr.EventStreamStarted, TS: t0, StreamerID: 2, StreamID: 2, V: 1},
+	})
+	for id, want := range map[lr.StreamerID]string{1: "pt", 2: ""} {
+		o, _ := ords.Lookup(id)
+		f, ok := st.FeaturesAt(o, t0.Add(time.Minute))
+		if !ok || f.Language != want {
+			t.Errorf("streamer %d: live %v, language %q, want %q", id, ok, f.Language, want)
+		}
+	}
+}

@@ -141,6 +141,7 @@ type Service struct {
 	stage       *prometheus.HistogramVec
 	channels    *prometheus.CounterVec
 	rerankFails prometheus.Counter
+	langFilter  *prometheus.CounterVec
 }
 
 // New returns a Service over cfg's parts. Its metrics are registered on
@@ -175,8 +176,12 @@ func New(cfg Config) *Service {
 		Name: "liverecall_rerank_failures_total",
 		Help: "Requests served in recall order because reranking failed.",
 	})
+	s.langFilter = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_language_filter_total",
+		Help: "Requests with the same-language filter by outcome: applied (enough candidates of the language), fallback (too few: other languages filled the page), no_language (the request's context has no language).",
+	}, []string{"outcome"})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.stage, s.channels, s.rerankFails)
+		cfg.Registerer.MustRegister(s.stage, s.channels, s.rerankFails, s.langFilter)
 	}
 	return s
 }
@@ -226,13 +231,33 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 		s.channels.WithLabelValues(o.Channel, o.Status).Inc()
 	}
 
-	var items []rerank.Item
+	var items, fill []rerank.Item
 	var rerankErr error
+	reqCtx := req.Context.Clean()
+	cands, rest := res.Candidates, []recall.Candidate(nil)
+	if req.SameLanguage {
+		cands, rest = s.sameLanguage(res, reqCtx.Language, req.K)
+	}
 	_, span := spans.Start(ctx, s.cfg.Tracer, "rerank")
 	if s.cfg.RecallOrder {
-		items = recallOrder(res.Candidates, req.K)
+		items = recallOrder(cands, req.K)
 	} else {
-		items, rerankErr = s.rerankSafely(res.Candidates, ncf, req.User, req.Debug, req.K)
+		items, rerankErr = s.rerankSafely(cands, ncf, req.User, req.Debug, req.K, reqCtx)
+	}
+	pageItems := items
+	if len(rest) > 0 {
+		// Too few candidates of the language: the others fill the page,
+		// after them, ranked among themselves.
+		if s.cfg.RecallOrder {
+			fill = recallOrder(rest, req.K-len(items))
+		} else {
+			var err error
+			if fill, err = s.rerankSafely(rest, ncf, req.User, req.Debug, req.K-len(items), reqCtx); err != nil && rerankErr == nil {
+				rerankErr = err
+			}
+		}
+		pageItems = append(append(make([]rerank.Item, 0, len(items)+len(fill)), items...), fill...)
+		res.Filtered["language"] = len(rest) - len(fill)
 	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("liverecall.candidates", len(res.Candidates)), attribute.Int("liverecall.items", len(items)))
@@ -247,12 +272,13 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	}
 	tRerank := time.Since(start) - tRecall
 
-	page := s.page(rid, req, res, items)
+	page := s.page(rid, req, reqCtx, res, pageItems)
 	nCands := len(res.Candidates)
 	// The items hold copies of the candidates they came from, and the page
 	// and impressions copies of what they need from the items.
 	s.cfg.Recall.Release(res)
 	rerank.Release(items)
+	rerank.Release(fill)
 	s.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
 	s.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
 	s.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
@@ -269,9 +295,42 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	return page, nil
 }
 
+// sameLanguage applies the same-language filter to res's candidates for
+// a page of k: it returns the candidates whose stream's language is lang
+// or unknown, in recall order, and, when they are fewer than k, the others
+// (to fill the page after them; else they are dropped, counted in
+// res.Filtered["language"]). Without a language (lang "") it changes
+// nothing. It reorders res.Candidates in place.
+func (s *Service) sameLanguage(res *recall.Result, lang string, k int) (keep, rest []recall.Candidate) {
+	if lang == "" {
+		s.langFilter.WithLabelValues("no_language").Inc()
+		return res.Candidates, nil
+	}
+	cands := res.Candidates
+	n := 0
+	for _, c := range cands {
+		if l := c.Features.Language; l == "" || l == lang {
+			cands[n] = c
+			n++
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	copy(cands[n:], rest) // res.Candidates keeps every candidate (for Release)
+	if n >= k || len(rest) == 0 {
+		if len(rest) > 0 {
+			res.Filtered["language"] = len(rest)
+		}
+		s.langFilter.WithLabelValues("applied").Inc()
+		return cands[:n], nil
+	}
+	s.langFilter.WithLabelValues("fallback").Inc()
+	return cands[:n], cands[n:]
+}
+
 // page builds the page of items, marks it shown and logs its impressions
-// (when there is an impression log).
-func (s *Service) page(rid string, req lr.RecommendRequest, res *recall.Result, items []rerank.Item) *lr.Page {
+// (when there is an impression log) with the request's context reqCtx.
+func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestContext, res *recall.Result, items []rerank.Item) *lr.Page {
 	now := s.cfg.Now()
 	page := &lr.Page{RequestID: rid, ModelVersions: res.Versions, Items: make([]lr.PageItem, 0, len(items))}
 	shown := make([]lr.StreamerID, 0, len(items))
@@ -279,6 +338,10 @@ func (s *Service) page(rid string, req lr.RecommendRequest, res *recall.Result, 
 	var imps []lr.Impression
 	var vecs []float32
 	var versions string
+	var impCtx *lr.RequestContext
+	if reqCtx.Known() {
+		impCtx = &reqCtx
+	}
 	if logging {
 		imps = make([]lr.Impression, 0, len(items))
 		versions = versionString(res.Versions)
@@ -301,7 +364,7 @@ func (s *Service) page(rid string, req lr.RecommendRequest, res *recall.Result, 
 			continue
 		}
 		imps = append(imps, lr.Impression{RequestID: rid, UserID: req.User, StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector)})
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector), Context: impCtx})
 	}
 	s.cfg.Recall.MarkShown(req.User, shown)
 	if logging && len(imps) > 0 {
@@ -357,7 +420,7 @@ func versionString(v map[string]string) string {
 
 // rerankSafely reranks, and on any failure (a panic included) returns the
 // recall order with the channels' scores.
-func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserID, explain bool, k int) (items []rerank.Item, err error) {
+func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserID, explain bool, k int, reqCtx lr.RequestContext) (items []rerank.Item, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rerank panicked: %v", r)
@@ -368,7 +431,7 @@ func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserI
 	if err := w.Validate(); err != nil {
 		return recallOrder(cands, k), err
 	}
-	rc := &rerank.Context{User: u, Now: s.cfg.Now(), Explain: explain}
+	rc := &rerank.Context{User: u, Now: s.cfg.Now(), Explain: explain, Request: reqCtx}
 	if ncf != nil {
 		rc.NCF, rc.NCFBatch = ncf, ncf
 	}

@@ -24,7 +24,15 @@ var FeatureNames = []string{
 	"via_mf", "via_ncf", "via_session", "via_follow", "via_trending", "via_fresh",
 	// Feature set 2: the user's repeat viewing beyond a raw count.
 	"repeat_share", "log_hours_since_watch", "log_watches_24h", "repeat_top",
+	// Feature set 3: the request's context (Context.Request): the local
+	// hour on a circle, the weekend, the device class (desktop and other
+	// are all zeros) and whether the stream's language is the locale's.
+	// All 0 when the request did not say.
+	"hour_sin", "hour_cos", "weekend", "device_mobile", "device_tablet", "device_tv", "language_match",
 }
+
+// featureSet3 is the index of the first feature of set 3.
+var featureSet3 = slices.Index(FeatureNames, "hour_sin")
 
 // NumFeatures is len(FeatureNames).
 var NumFeatures = len(FeatureNames)
@@ -33,7 +41,7 @@ var NumFeatures = len(FeatureNames)
 // builds, oldest first: each set is a prefix of the next (features are only
 // appended). Stored weights of an earlier set are read with zero weights for
 // the features added since (ParseWeights), so they score exactly as they did.
-var FeatureSets = []int{18, len(FeatureNames)}
+var FeatureSets = []int{18, 22, len(FeatureNames)}
 
 // Weights is a logistic model over the features: score = sigmoid(Bias + W·x).
 type Weights struct {
@@ -60,6 +68,10 @@ func DefaultWeights() Weights {
 		"log_stream_age_min": -0.05, "repeat_watches": 4, "followed": 1.0,
 		"via_mf": 0.2, "via_ncf": 0.1, "via_session": 0.3, "via_follow": 0.2, "via_trending": 0.1, "via_fresh": 0.05,
 		"repeat_share": 2, "log_hours_since_watch": 0, "log_watches_24h": 1, "repeat_top": 3,
+		// Feature set 3 (context) starts at zero: no measurement yet says
+		// what a context is worth before training on impressions that
+		// carry it (README, "Request context").
+		"hour_sin": 0, "hour_cos": 0, "weekend": 0, "device_mobile": 0, "device_tablet": 0, "device_tv": 0, "language_match": 0,
 	}
 	out := Weights{Version: "default", Bias: -2, W: make([]float64, NumFeatures)}
 	for i, n := range FeatureNames {
@@ -128,6 +140,9 @@ type Context struct {
 	Now      time.Time
 	Explain  bool
 	MaxShare float64 // the largest share of one category in the page; default 0.4
+	// Request is the request's context (features of set 3); its zero
+	// value says nothing.
+	Request lr.RequestContext
 }
 
 // Item is a reranked candidate.
@@ -185,6 +200,10 @@ type userView struct {
 	total   int   // watch sessions in the history
 	now     int64 // Context.Now (unix ns); 0 when unset
 	top     int   // the most sessions any candidate has (0: none watched)
+
+	// The request's context (Context.Request).
+	ctx  [7]float64 // feature set 3 but language_match, the same for every candidate
+	lang string     // the request's language, "" when unknown
 }
 
 // fill reads ctx's history and follows into uv (its maps empty).
@@ -207,6 +226,28 @@ func (uv *userView) fill(ctx *Context) {
 	for _, id := range ctx.Follows {
 		uv.follows[id] = true
 	}
+	uv.ctx, uv.lang = contextFeatures(&ctx.Request), ctx.Request.Language
+}
+
+// contextFeatures returns feature set 3 of a request with context rc, but
+// language_match (which depends on the candidate), in FeatureNames order.
+func contextFeatures(rc *lr.RequestContext) (x [7]float64) {
+	if rc.LocalTime {
+		a := 2 * math.Pi * float64(rc.Hour) / 24
+		x[0], x[1] = math.Sin(a), math.Cos(a)
+		if rc.Weekday == time.Saturday || rc.Weekday == time.Sunday {
+			x[2] = 1
+		}
+	}
+	switch rc.Device {
+	case lr.DeviceMobile:
+		x[3] = 1
+	case lr.DeviceTablet:
+		x[4] = 1
+	case lr.DeviceTV:
+		x[5] = 1
+	}
+	return x
 }
 
 // featuresInto writes c's feature vector into x, with ncf (when hasNCF) as
@@ -245,6 +286,10 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, uv
 		if r.n == uv.top {
 			x[21] = 1
 		}
+	}
+	copy(x[featureSet3:], uv.ctx[:6])
+	if uv.lang != "" && f.Language == uv.lang {
+		x[featureSet3+6] = 1
 	}
 }
 
