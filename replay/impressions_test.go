@@ -204,3 +204,45 @@ func TestReplayAllNewScoresEveryDecisionOfNewUsers(t *testing.T) {
 		}
 	}
 }
+
+// The builder gives a watch the context of the decision reported just
+// before its viewer.joined, and streams their language; the replay asks
+// with that context, so the impressions carry the context features.
+func TestImpressionsCarryTheRequestContext(t *testing.T) {
+	var b Builder
+	for _, e := range []lr.Event{
+		{Type: lr.EventStreamStarted, TS: at(1, 0), StreamerID: 1, StreamID: 101, Language: "pt-BR"},
+		{Type: lr.EventStreamStarted, TS: at(1, 0), StreamerID: 2, StreamID: 102, Language: "en"},
+	} {
+		b.Add(e)
+	}
+	rc := lr.RequestContext{Device: lr.DeviceMobile, Language: "pt", Country: "BR"}.AtLocalTime(at(15, 0))
+	b.Context(7, at(2, 0), rc)
+	b.Add(lr.Event{Type: lr.EventViewerJoined, TS: at(2, 0), StreamerID: 1, StreamID: 101, UserID: 7})
+	b.Context(8, at(2, 5), rc) // the next join of 8 is at another time: no context
+	b.Add(lr.Event{Type: lr.EventViewerJoined, TS: at(2, 6), StreamerID: 1, StreamID: 101, UserID: 8})
+	h := b.History()
+	if h.Streams[0].Language != "pt-BR" || h.Watches[0].Context != rc || h.Watches[1].Context != (lr.RequestContext{}) {
+		t.Fatalf("streams %+v watches %+v", h.Streams, h.Watches)
+	}
+
+	h = scripted()
+	h.Streams[0].Language, h.Streams[1].Language = "pt", "en"
+	for i := range h.Watches {
+		if h.Watches[i].User == 12 && h.Watches[i].Start == at(13, 10) {
+			h.Watches[i].Context = rc
+		}
+	}
+	var ds []Decision
+	got := impressionsOf(t, h, testConfig(&ds))
+	idx := func(name string) int { return slices.Index(rerank.FeatureNames, name) }
+	for s, match := range map[lr.StreamerID]float64{1: 1, 2: 0, 3: 0} {
+		x := find(got[at(13, 10)], s).X
+		if x[idx("language_match")] != match || x[idx("device_mobile")] != 1 || math.Abs(x[idx("hour_cos")]-math.Cos(2*math.Pi*15/24)) > 1e-9 {
+			t.Errorf("streamer %d at 13:10: context features %v, want language_match %v, mobile, 15:00", s, x[idx("hour_sin"):], match)
+		}
+		if x := find(got[at(13, 0)], s).X; slices.ContainsFunc(x[idx("hour_sin"):], func(v float64) bool { return v != 0 }) {
+			t.Errorf("streamer %d at 13:00 (no context): context features %v", s, x[idx("hour_sin"):])
+		}
+	}
+}

@@ -37,6 +37,7 @@ type Stream struct {
 	ID         lr.StreamID
 	Streamer   lr.StreamerID
 	Category   string
+	Language   string // BCP 47 ("pt"); "" when unknown
 	Start, End time.Time
 }
 
@@ -47,6 +48,9 @@ type Watch struct {
 	Streamer   lr.StreamerID
 	Stream     lr.StreamID
 	Start, End time.Time
+	// Context is the request context of the decision the watch began
+	// with (the client's local time, device, locale); zero when unknown.
+	Context lr.RequestContext
 }
 
 // Gift is one gift.
@@ -443,7 +447,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		}
 		for _, v := range variants {
 			v.engine.RefreshRankings()
-			page, err := v.svc.Recommend(ctx, lr.RecommendRequest{User: d.User, K: K})
+			page, err := v.svc.Recommend(ctx, lr.RecommendRequest{User: d.User, K: K, Context: d.Context})
 			if err != nil {
 				return nil, fmt.Errorf("replay: %s at %s: %w", v.name, d.Start.Format(time.RFC3339), err)
 			}
@@ -569,7 +573,7 @@ func events(streams []Stream, watches []Watch, gifts []Gift, follows []Follow) [
 		out = append(out, timed{e, cls})
 	}
 	for _, s := range streams {
-		add(clsStart, lr.Event{Type: lr.EventStreamStarted, TS: s.Start, StreamerID: s.Streamer, StreamID: s.ID, Category: s.Category})
+		add(clsStart, lr.Event{Type: lr.EventStreamStarted, TS: s.Start, StreamerID: s.Streamer, StreamID: s.ID, Category: s.Category, Language: s.Language})
 		if !s.End.IsZero() {
 			add(clsEnd, lr.Event{Type: lr.EventStreamEnded, TS: s.End, StreamerID: s.Streamer, StreamID: s.ID})
 		}
