@@ -123,6 +123,32 @@ type NeighborsRequest struct {
 type Neighbors struct {
 	Version   string // the model version searched
 	Neighbors []Neighbor
+	// User, for a user's query, holds the user's vectors under Version.
+	User *NeighborsUser
+}
+
+// NeighborsUser is what a neighbour query knows of its user's vectors: the
+// nightly one (the version's stored vector, nil for a user it does not
+// know) and, for MF, the one folded in from the user's recent watches, if
+// any. Searched says which the neighbours are of: "folded" when there is
+// one (what the MF channel recalls with), else "nightly".
+type NeighborsUser struct {
+	Nightly  []float32
+	Folded   *FoldedVector
+	Searched string
+}
+
+// FoldedVector is a user's MF vector folded in from their recent watches
+// against the fixed streamer factors of one MF version (see foldin/).
+type FoldedVector struct {
+	Model   int64     // the MF version's embedding_models id
+	Vec     []float32 // shared: do not modify
+	At      time.Time // when it was folded (the service's clock)
+	Streams int       // streamers interacted with in the window
+	Watches int       // watch sessions in the window
+	// Expires is when the newest of those watches leaves the window; the
+	// vector is not served after it.
+	Expires time.Time
 }
 
 // Neighbor is one row of a neighbour query's answer.

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"sync"
 	"time"
@@ -84,6 +85,18 @@ func (x *Index) StreamerVector(ord uint32) ([]float32, bool) {
 		return nil, false
 	}
 	return x.graph.Vector(n), true
+}
+
+// Vectors yields every streamer vector of this version, in node order
+// (shared slices: do not modify them).
+func (x *Index) Vectors() iter.Seq[[]float32] {
+	return func(yield func([]float32) bool) {
+		for n := 0; n < x.graph.Len(); n++ {
+			if !yield(x.graph.Vector(uint32(n))) {
+				return
+			}
+		}
+	}
 }
 
 // Dots writes q's dot product with the vector of each of ords to out

@@ -649,6 +649,18 @@ func (m *Manager) StreamerVector(kind lr.ModelKind, model int64, ord uint32) ([]
 	return nil, false
 }
 
+// StreamerVectors returns every streamer vector of kind's version model
+// (0: the serving one; see ModelID), for computations over a whole version
+// (the fold-in's Gramian), with the version; EUNAVAILABLE when that version
+// no longer serves. The vectors are shared: do not modify them.
+func (m *Manager) StreamerVectors(kind lr.ModelKind, model int64) (lr.ModelVersion, iter.Seq[[]float32], error) {
+	_, x, err := m.pinned(kind, model)
+	if err != nil {
+		return lr.ModelVersion{}, nil, err
+	}
+	return x.Model, x.Vectors(), nil
+}
+
 // Dots is Index.Dots under kind's version model (0: the serving one; see
 // ModelID); with no such version serving every ok[i] is false.
 func (m *Manager) Dots(kind lr.ModelKind, model int64, q []float32, ords []uint32, out []float32, ok []bool) {

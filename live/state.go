@@ -90,6 +90,13 @@ type Config struct {
 	// It must be quick: it delays the next batch and the version's
 	// visibility.
 	OnPublish func(*Snapshot)
+	// OnWatch, if set, is told the users whose watch history an applied
+	// chunk of events changed (a viewer.joined or viewer.left that
+	// counted), each once per chunk, after the chunk's snapshot is
+	// published, with no lock of State held, from the goroutine that
+	// called Apply. It must be quick (the fold-in of user vectors only
+	// schedules work there). users is reused after the call returns.
+	OnWatch func(users []lr.UserID)
 	// Clock gives "now" for feature windows (Features). Default time.Now.
 	Clock func() time.Time
 	// Registerer, if set, receives the metrics of the State.
@@ -277,6 +284,7 @@ const applyChunk = 64
 func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 	t0 := time.Now()
 	var changes []change
+	var watched []lr.UserID
 	dupes := 0
 	s.mu.Lock()
 	for i := range evs {
@@ -289,6 +297,9 @@ func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 		if applied {
 			st.Applied++
 			s.m.byType(e.Type)
+			if s.cfg.OnWatch != nil && (e.Type == lr.EventViewerJoined || e.Type == lr.EventViewerLeft) && !slices.Contains(watched, e.UserID) {
+				watched = append(watched, e.UserID)
+			}
 		} else {
 			st.Ignored++
 			s.m.ignored.Inc()
@@ -301,6 +312,9 @@ func (s *State) applyChunk(evs []lr.Event, st *ApplyStats) {
 	s.m.dupes.Add(float64(dupes))
 	s.m.apply.Observe(time.Since(t0).Seconds())
 	s.publish(snap)
+	if len(watched) > 0 {
+		s.cfg.OnWatch(watched)
+	}
 }
 
 // Expire ends every live stream whose newest event is older than
