@@ -246,3 +246,32 @@ func TestImpressionsCarryTheRequestContext(t *testing.T) {
 		}
 	}
 }
+
+// A fold-in row gives a user without a nightly vector one folded in from
+// the watches of the session (not before the first watch); without a
+// fold-in row nobody is folded in.
+func TestReplayFoldInGivesNewUsersAVector(t *testing.T) {
+	h := scripted()
+	h.Watches = append(h.Watches,
+		Watch{User: 50, Streamer: 2, Stream: 102, Start: at(13, 5), End: at(13, 8)},
+		Watch{User: 50, Streamer: 3, Stream: 103, Start: at(13, 15), End: at(13, 30)})
+	for _, fold := range []bool{false, true} {
+		var ds []Decision
+		cfg := testConfig(&ds)
+		cfg.Rerankers = []Reranker{{Name: "folded", FoldIn: fold}}
+		if _, err := Run(context.Background(), h, cfg); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, fmt.Sprintf("%d@%s known=%v folded=%v", d.User, d.At.Format("15:04"), d.Known, d.Folded))
+		}
+		want := []string{"10@13:00 known=true folded=false", "50@13:05 known=false folded=false", "12@13:10 known=true folded=false", "50@13:15 known=false folded=true"}
+		if !fold {
+			want[3] = "50@13:15 known=false folded=false"
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("fold-in %v: %q, want %q", fold, got, want)
+		}
+	}
+}

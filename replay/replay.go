@@ -24,6 +24,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
@@ -77,10 +78,16 @@ type History struct {
 	Follows []Follow
 }
 
-// Reranker is a row of the full system with its own reranker models.
+// Reranker is a row of the full system with its own reranker model
+// and, optionally, MF user vectors folded in from the session.
 type Reranker struct {
-	Name    string
-	Scorers recommend.Scorers
+	Name string
+	// Weights of the logistic reranker; nil: Config.Weights.
+	Weights *rerank.Weights
+	// FoldIn: the MF channel and the MF scores use the user's vector
+	// folded in from the watches of the last hours (package foldin) at
+	// each decision, instead of the nightly one.
+	FoldIn bool
 }
 
 // Row names of a Report besides the channels (recall.Channels).
@@ -147,6 +154,9 @@ type Decision struct {
 	// Known: the user has a vector in the MF model trained on the history
 	// before HoldoutFrom (false for a user new since, or without "als").
 	Known bool
+	// Folded: the fold-in rows (Reranker.FoldIn) served the user a
+	// vector folded in from the session.
+	Folded bool
 	// Extra: scored only because of Config.AllNew (in no row's figures).
 	Extra bool
 	Live  int // streamers live at At
@@ -325,9 +335,17 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now})
 	var variants []*variant
 	var cp *capture // the full system's candidates, for Impressions
-	mk := func(name, kind string, disabled map[string]bool, sc recommend.Scorers) {
+	var folder *foldin.Folder
+	if slices.ContainsFunc(cfg.Rerankers, func(r Reranker) bool { return r.FoldIn }) {
+		folder = foldin.New(foldin.Config{Index: mgr, History: state, Nightly: users, Ordinals: ords, Clock: now, Log: log})
+	}
+	mk := func(name, kind string, disabled map[string]bool, sc recommend.Scorers, fold bool) {
+		var uv recall.UserVectors = users
+		if fold {
+			uv = folder.Overlay(users)
+		}
 		e := recall.New(recall.Config{Budget: time.Minute, ShownWindow: cfg.ShownWindow, Disabled: disabled, Now: now},
-			state, ords, mgr, users, cfg.Integrity, nil)
+			state, ords, mgr, uv, cfg.Integrity, nil)
 		var rc recommend.Recaller = e
 		if name == Full && kind == "system" && cfg.Impressions != nil {
 			cp = &capture{Recaller: e}
@@ -337,9 +355,16 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			Scorers: sc, Now: now, Log: log})
 		variants = append(variants, &variant{name: name, kind: kind, engine: e, svc: svc})
 	}
-	mk(Full, "system", nil, recommend.Fixed(weights, scorer))
+	mk(Full, "system", nil, recommend.Fixed(weights, scorer), false)
 	for _, r := range cfg.Rerankers {
-		mk(r.Name, "reranker", nil, r.Scorers)
+		w := weights
+		if r.Weights != nil {
+			w = *r.Weights
+			if err := w.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		mk(r.Name, "reranker", nil, recommend.Fixed(w, scorer), r.FoldIn)
 	}
 	for _, ch := range recall.Channels {
 		if cfg.NoChannels {
@@ -352,7 +377,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		for _, o := range recall.Channels {
 			off[o] = o != ch
 		}
-		mk(ch, "channel", off, recommend.Fixed(weights, scorer))
+		mk(ch, "channel", off, recommend.Fixed(weights, scorer), false)
 	}
 	var base [3]accum
 
@@ -440,8 +465,15 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		if _, err := users.Fetch(ctx, d.User, vers); err != nil {
 			return nil, err
 		}
+		folded := false
+		if folder != nil {
+			// The user's watches applied so far, folded in (the service
+			// folds them in within its debounce of the events).
+			out, _ := folder.FoldNow(ctx, d.User)
+			folded = out == foldin.OutcomeDone
+		}
 		dec := Decision{At: d.Start, User: d.User, Target: d.Streamer, Repeat: watched[d.User][d.Streamer] > 0,
-			Known: mfUsers(d.User), Extra: extra, Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
+			Known: mfUsers(d.User), Folded: folded, Extra: extra, Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
 		if !extra {
 			liveSum += float64(dec.Live)
 		}
