@@ -11,7 +11,6 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/recommend"
 	"github.com/liverecall/liverecall/replay"
 	"github.com/liverecall/liverecall/rerank"
 	"github.com/liverecall/liverecall/sim"
@@ -60,7 +59,10 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 		evalOn = evalOn.AddDate(0, 0, -1)
 		what = "VALIDATION day (the held-out day not simulated)"
 	}
-	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
+	// A tenth of the users sign up during the simulated days (evenly, up
+	// to the end of the evaluated day): the users new on a day.
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start,
+		NewUserShare: 0.1, NewUserWindow: time.Duration(c.days+1) * 24 * time.Hour})
 	if err != nil {
 		return nil, err
 	}
@@ -92,24 +94,48 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	fmt.Printf("logistic reranker trained in %.1f s: validation log loss %.4f (default weights %.4f)\n",
 		time.Since(t1).Seconds(), rerank.LogLoss(samples(valid), logit), rerank.LogLoss(samples(valid), rerank.DefaultWeights()))
 
+	// Without the context features: the same training on the same
+	// impressions with feature set 3 zeroed; such a model does not read
+	// them (a logistic weight stays at its default 0, a tree never splits
+	// on a constant), so it is served as it is.
+	logitNoCtx, err := rerank.Train(samples(zeroContext(fit)), rerank.TrainConfig{Seed: c.seed})
+	if err != nil {
+		return nil, fmt.Errorf("training the logistic reranker without context: %w", err)
+	}
+	logitNoCtx.Version = "logistic-noctx-bench"
+
+	def := rerank.DefaultWeights()
 	models := []scored{
-		{name: "default weights", score: logisticScore(rerank.DefaultWeights())},
-		{name: "logistic", score: logisticScore(logit), rr: &replay.Reranker{Name: "logistic", Scorers: recommend.Fixed(logit, nil)}},
+		{name: "default weights", row: replay.Full, score: logisticScore(def)},
+		{name: "logistic", row: "logistic", score: logisticScore(logit), weights: &logit},
+		{name: "logistic, no context features", row: "logistic-noctx", score: logisticScore(logitNoCtx), weights: &logitNoCtx},
+	}
+	// The fold-in rows: the same rerankers, MF user vectors folded in
+	// from the session.
+	folds := []scored{
+		{name: "default weights", row: "default+foldin", weights: &def, nightly: replay.Full},
+		{name: "logistic", row: "logistic+foldin", weights: &logit, nightly: "logistic"},
 	}
 
 	// The held-out day, through the service.
 	t2 := time.Now()
 	var rows []replay.Reranker
 	for _, m := range models {
-		if m.rr != nil {
-			rows = append(rows, *m.rr)
+		if m.row != replay.Full {
+			rows = append(rows, replay.Reranker{Name: m.row, Weights: m.weights})
 		}
 	}
-	newUser := map[string][]int{}
+	for _, m := range folds {
+		rows = append(rows, replay.Reranker{Name: m.row, Weights: m.weights, FoldIn: true})
+	}
+	newUser, newFolded := map[string][]int{}, map[string][]int{}
 	held, heldDecs, err := r.impressions(ctx, evalOn, evalOn.AddDate(0, 0, 1), c.replayMax, rows, func(d replay.Decision) {
 		if !d.Known {
 			for name, rank := range d.Ranks {
 				newUser[name] = append(newUser[name], rank)
+				if d.Folded {
+					newFolded[name] = append(newFolded[name], rank)
+				}
 			}
 		}
 	})
@@ -118,35 +144,48 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	}
 	rep := r.last
 	fmt.Printf("held-out impressions: %d of %d decisions, %s; replayed in %.1f s\n\n", len(held), heldDecs, outcomeShares(held), time.Since(t2).Seconds())
-	fmt.Println("| reranker | HR@10 | NDCG@10 | AUC watched | AUC watch s | AUC gift | AUC follow | new users HR@10 | decisions | new users n |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| reranker | HR@10 | NDCG@10 | AUC watched | AUC watch s | AUC gift | AUC follow | decisions |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	head := map[string]float64{}
 	for _, m := range models {
-		row := replay.Full
-		if m.rr != nil {
-			row = m.rr.Name
-		}
-		rw, _ := rep.Row(row)
-		nu := hr10(newUser[row])
+		rw, _ := rep.Row(m.row)
 		aucs := aucsOf(held, m.score)
-		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d | %d |\n", m.name, rw.All.HR10, rw.All.NDCG10,
-			aucs[0], aucs[1], aucs[2], aucs[3], nu, rw.All.N, len(newUser[row]))
-		switch m.name {
+		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d |\n", m.name, rw.All.HR10, rw.All.NDCG10,
+			aucs[0], aucs[1], aucs[2], aucs[3], rw.All.N)
+		switch m.row {
 		case "logistic":
 			head["ndcg10_logistic"] = rw.All.NDCG10
 			head["hr10_logistic"] = rw.All.HR10
 			head["auc_watched_logistic"] = round4(aucs[0])
 		}
 	}
+	nNew := len(newUser[replay.Full])
+	fmt.Printf("\nfold-in: MF user vectors folded in from the session's watches at each decision; users new that day = no nightly MF vector (%d decisions of them, every one scored; %d of them with a folded vector, the others before their first watch of the day ended)\n\n", nNew, len(newFolded[replay.Full]))
+	fmt.Println("| reranker | HR@10 nightly | HR@10 fold-in | NDCG@10 nightly | NDCG@10 fold-in | new users HR@10 nightly | new users HR@10 fold-in | new users NDCG@10 nightly | new users NDCG@10 fold-in | new users folded HR@10 nightly | new users folded HR@10 fold-in |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, m := range folds {
+		a, _ := rep.Row(m.nightly)
+		b, _ := rep.Row(m.row)
+		na, nb := newMetrics(newUser[m.nightly]), newMetrics(newUser[m.row])
+		fa, fb := newMetrics(newFolded[m.nightly]), newMetrics(newFolded[m.row])
+		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", m.name, a.All.HR10, b.All.HR10, a.All.NDCG10, b.All.NDCG10,
+			na.HR10, nb.HR10, na.NDCG10, nb.NDCG10, fa.HR10, fb.HR10)
+		if m.nightly == replay.Full {
+			head["hr10_new_users_nightly"], head["hr10_new_users_foldin"] = na.HR10, nb.HR10
+			head["hr10_foldin"] = b.All.HR10
+		}
+	}
 	return head, nil
 }
 
-// scored is a reranker of the table: how it scores a sample offline, and
-// its row of the replay (nil: the full system's own row).
+// scored is a reranker of the tables: how it scores a sample offline and
+// what it serves.
 type scored struct {
-	name  string
-	score func(x []float64) [4]float64 // per objective: watched, watch seconds, gift, follow
-	rr    *replay.Reranker
+	name    string
+	row     string                       // its row of the replay
+	score   func(x []float64) [4]float64 // per objective: watched, watch seconds, gift, follow
+	weights *rerank.Weights
+	nightly string // for a fold-in row: the row of the same reranker without
 }
 
 func logisticScore(w rerank.Weights) func([]float64) [4]float64 {
@@ -167,9 +206,12 @@ func (r *rerankRun) impressions(ctx context.Context, from, to time.Time, max int
 	var out []labeled
 	decs := 0
 	rep, err := replay.Run(ctx, r.hist, replay.Config{
-		HoldoutFrom: from, Until: to, MaxDecisions: max, Models: []string{"als", "ncf"}, NoChannels: true, Rerankers: rows,
+		HoldoutFrom: from, Until: to, MaxDecisions: max, Models: []string{"als", "ncf"}, NoChannels: true, Rerankers: rows, AllNew: onDec != nil,
 		Labels: replay.Labels{Until: to},
 		Impressions: func(d replay.Decision, imps []replay.Impression) {
+			if d.Extra {
+				return
+			}
 			for _, im := range imps {
 				if im.Watched || im.WatchSeconds > 0 || im.Gift || im.Follow || r.rng.Float64() < negKeep {
 					out = append(out, labeled{dec: decs, imp: im})
@@ -293,4 +335,35 @@ func hr10(ranks []int) float64 {
 		}
 	}
 	return round4(float64(n) / float64(len(ranks)))
+}
+
+// newMetrics are the figures of the ranks (0-based, -1 beyond the page)
+// of the decisions of new users.
+func newMetrics(ranks []int) replay.Metrics {
+	m := replay.Metrics{N: len(ranks)}
+	if len(ranks) == 0 {
+		return m
+	}
+	for _, r := range ranks {
+		if r >= 0 && r < 10 {
+			m.HR10++
+			m.NDCG10 += 1 / math.Log2(float64(r)+2)
+		}
+	}
+	m.HR10 = round4(m.HR10 / float64(len(ranks)))
+	m.NDCG10 = round4(m.NDCG10 / float64(len(ranks)))
+	return m
+}
+
+// zeroContext returns ls with the context features (feature set 3) zeroed
+// in copies of the vectors.
+func zeroContext(ls []labeled) []labeled {
+	from := slices.Index(rerank.FeatureNames, "hour_sin")
+	out := make([]labeled, len(ls))
+	for i, l := range ls {
+		l.imp.X = slices.Clone(l.imp.X)
+		clear(l.imp.X[from:])
+		out[i] = l
+	}
+	return out
 }
