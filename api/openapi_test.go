@@ -189,7 +189,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		"ItemDebug": api.ItemDebug{}, "ResponseDebug": api.ResponseDebug{}, "Neighbor": api.Neighbor{}, "NeighborsResponse": api.NeighborsResponse{},
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
-		"UserCacheStatus": api.UserCacheStatus{},
+		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {

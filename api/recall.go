@@ -37,10 +37,13 @@ type Recommender interface {
 
 // RecallRequest is the body of POST /v1/recall.
 type RecallRequest struct {
-	UserID  int64           `json:"user_id"`
-	K       *int            `json:"k,omitempty"`
-	Exclude []int64         `json:"exclude,omitempty"`
+	UserID  int64   `json:"user_id"`
+	K       *int    `json:"k,omitempty"`
+	Exclude []int64 `json:"exclude,omitempty"`
+	// Context is a JSON object: the keys of RecallContext are read, any
+	// other is accepted and ignored.
 	Context json.RawMessage `json:"context,omitempty"`
+	Filter  *RecallFilter   `json:"filter,omitempty"`
 	Debug   bool            `json:"debug,omitempty"`
 }
 
@@ -122,6 +125,7 @@ type ResponseDebug struct {
 	UserKnown    bool               `json:"user_known"`
 	RerankFailed string             `json:"rerank_failed,omitempty"`
 	Candidates   int                `json:"candidates"`
+	Context      ContextDebug       `json:"context"`
 }
 
 // RegisterRecall adds POST /v1/recall, answered by r.
@@ -198,16 +202,27 @@ func (s *Server) recall(c echo.Context, r Recommender) error {
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.Set(ctxUserID, req.UserID) // for the request log (see ctxUserID)
 	}
+	rc, ignored, err := parseContext(req.Context, start)
+	if err != nil {
+		return err
+	}
+	for _, k := range ignored {
+		s.ctxIgnored.WithLabelValues(k).Inc()
+	}
 	excl := make([]lr.StreamerID, len(req.Exclude))
 	for i, id := range req.Exclude {
 		excl[i] = lr.StreamerID(id)
 	}
 	page, err := r.Recommend(c.Request().Context(), lr.RecommendRequest{RequestID: rid, User: lr.UserID(req.UserID), K: k, Exclude: excl,
-		Debug: req.Debug, Received: start})
+		Debug: req.Debug, Received: start, Context: rc, SameLanguage: req.Filter != nil && req.Filter.SameLanguage})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, recallResponse(page))
+	resp := recallResponse(page)
+	if resp.Debug != nil {
+		resp.Debug.Context = ContextDebug{Read: contextRead(rc.Clean()), Ignored: ignored}
+	}
+	return c.JSON(http.StatusOK, resp)
 }
 
 // recallResponse is page as the body of POST /v1/recall.

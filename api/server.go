@@ -38,6 +38,8 @@ type Server struct {
 	warnings map[string]ReadinessCheck
 	reqDur   *prometheus.HistogramVec
 	gatherer prometheus.Gatherer
+	// ctxIgnored counts the request context values not understood, by key.
+	ctxIgnored *prometheus.CounterVec
 }
 
 // New returns a server with /healthz, /readyz and /metrics. Metrics are
@@ -54,7 +56,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		Help:    "HTTP request latency by route template, method and status code.",
 		Buckets: []float64{.0005, .001, .002, .004, .006, .008, .01, .015, .025, .05, .1, .25, 1},
 	}, []string{"route", "method", "code"})
-	reg.MustRegister(s.reqDur, s.readyGauge())
+	s.ctxIgnored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_context_ignored_total",
+		Help: "Request context values of the right JSON type that the service did not understand (unknown device, locale, time zone, offset out of range), ignored, by key.",
+	}, []string{"field"})
+	reg.MustRegister(s.reqDur, s.readyGauge(), s.ctxIgnored)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.observe)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

@@ -10,7 +10,9 @@ import (
 )
 
 // WriteImpressions stores imps idempotently: a replayed impression (same
-// shown_at, request id and position) is dropped by the primary key.
+// shown_at, request id and position) is dropped by the primary key. An
+// impression's context goes to the ctx_* columns (NULL for what it does
+// not know).
 func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error {
 	if len(imps) == 0 {
 		return nil
@@ -21,7 +23,8 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 		}
 		i := 0
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"imp_in"},
-			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions", "features"},
+			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions", "features",
+				"ctx_hour", "ctx_weekday", "ctx_device", "ctx_language", "ctx_country"},
 			pgx.CopyFromFunc(func() ([]any, error) {
 				if i == len(imps) {
 					return nil, nil
@@ -31,14 +34,29 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 				if im.Channels == nil {
 					im.Channels = []string{}
 				}
-				return []any{im.ShownAt, im.RequestID, int16(im.Position), int64(im.UserID), int64(im.StreamerID), int64(im.StreamID),
-					float32(im.Score), im.Channels, im.ModelVersions, im.Features}, nil
+				row := []any{im.ShownAt, im.RequestID, int16(im.Position), int64(im.UserID), int64(im.StreamerID), int64(im.StreamID),
+					float32(im.Score), im.Channels, im.ModelVersions, im.Features, nil, nil, nil, nil, nil}
+				if c := im.Context; c != nil {
+					if c.LocalTime {
+						row[10], row[11] = int16(c.Hour), int16(c.Weekday)
+					}
+					row[12], row[13], row[14] = nullText(string(c.Device)), nullText(c.Language), nullText(c.Country)
+				}
+				return row, nil
 			})); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO impressions SELECT * FROM imp_in ON CONFLICT DO NOTHING`)
 		return err
 	}))
+}
+
+// nullText is s, or NULL when s is empty.
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // EnsureImpressionPartitions creates the daily partitions from today for days days.
@@ -56,10 +74,12 @@ type LabeledImpression struct {
 
 // LabeledImpressions streams the impressions shown since `since`, each
 // labelled with whether the user started watching that streamer within
-// window after it was shown and stayed at least minSeconds.
+// window after it was shown and stayed at least minSeconds, with their
+// context (nil when the request said nothing).
 func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window time.Duration, minSeconds int, fn func(LabeledImpression) error) error {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT i.shown_at, i.request_id, i.position, i.user_id, i.streamer_id, i.stream_id, i.score, i.channels, i.model_versions, i.features,
+		       i.ctx_hour, i.ctx_weekday, i.ctx_device, i.ctx_language, i.ctx_country,
 		       EXISTS (SELECT 1 FROM watch_sessions w
 		                WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
 		                  AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $2 * interval '1 second'
@@ -75,13 +95,39 @@ func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window ti
 		var pos int16
 		var score float32
 		var uid, sid, stid int64
-		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Features, &li.Watched); err != nil {
+		var hour, weekday *int16
+		var device, lang, country *string
+		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Features,
+			&hour, &weekday, &device, &lang, &country, &li.Watched); err != nil {
 			return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
 		}
+		li.Context = impressionContext(hour, weekday, device, lang, country)
 		li.Position, li.Score, li.UserID, li.StreamerID, li.StreamID = int(pos), float64(score), lr.UserID(uid), lr.StreamerID(sid), lr.StreamID(stid)
 		if err := fn(li); err != nil {
 			return err
 		}
 	}
 	return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, rows.Err())
+}
+
+// impressionContext is the context of an impression's ctx_* columns, nil
+// when they are all NULL.
+func impressionContext(hour, weekday *int16, device, lang, country *string) *lr.RequestContext {
+	var c lr.RequestContext
+	if hour != nil && weekday != nil {
+		c.LocalTime, c.Hour, c.Weekday = true, int(*hour), time.Weekday(*weekday)
+	}
+	if device != nil {
+		c.Device = lr.Device(*device)
+	}
+	if lang != nil {
+		c.Language = *lang
+	}
+	if country != nil {
+		c.Country = *country
+	}
+	if !c.Known() {
+		return nil
+	}
+	return &c
 }

@@ -64,3 +64,46 @@ func TestImpressionsIdempotentAndLabeled(t *testing.T) {
 		t.Fatalf("labels %v, want 10 watched and 11 not", got)
 	}
 }
+
+// An impression's context is stored in the ctx_* columns (NULL for what
+// it does not know) and LabeledImpressions gives it back; an impression
+// without one reads back without one.
+func TestImpressionsStoreTheContext(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	full := &lr.RequestContext{LocalTime: true, Hour: 23, Weekday: time.Saturday, Device: lr.DeviceTablet, Language: "pt", Country: "BR"}
+	part := &lr.RequestContext{Language: "es", Country: "419"}
+	imps := []lr.Impression{
+		{RequestID: "r1", UserID: 1, StreamerID: 10, Position: 0, ShownAt: now, Context: full},
+		{RequestID: "r1", UserID: 1, StreamerID: 11, Position: 1, ShownAt: now, Context: full},
+		{RequestID: "r2", UserID: 2, StreamerID: 10, Position: 0, ShownAt: now, Context: part},
+		{RequestID: "r3", UserID: 3, StreamerID: 10, Position: 0, ShownAt: now},
+	}
+	if err := db.WriteImpressions(ctx, imps); err != nil {
+		t.Fatal(err)
+	}
+	var nulls int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM impressions WHERE request_id = 'r2' AND ctx_hour IS NULL AND ctx_weekday IS NULL AND ctx_device IS NULL AND ctx_language = 'es'`).Scan(&nulls); err != nil || nulls != 1 {
+		t.Fatalf("r2's unknown context fields stored as NULL: %d rows, %v", nulls, err)
+	}
+	got := map[string]*lr.RequestContext{}
+	err := db.LabeledImpressions(ctx, now.Add(-time.Hour), time.Minute, 30, func(li postgres.LabeledImpression) error {
+		got[li.RequestID+"/"+string(rune('0'+li.Position))] = li.Context
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]*lr.RequestContext{"r1/0": full, "r1/1": full, "r2/0": part, "r3/0": nil} {
+		g := got[key]
+		if (g == nil) != (want == nil) || (g != nil && *g != *want) {
+			t.Errorf("%s: context %+v, want %+v", key, g, want)
+		}
+	}
+	// The database refuses an hour out of range (the writer never sends one).
+	bad := []lr.Impression{{RequestID: "r4", UserID: 1, StreamerID: 1, ShownAt: now, Context: &lr.RequestContext{LocalTime: true, Hour: 24}}}
+	if err := db.WriteImpressions(ctx, bad); err == nil {
+		t.Fatal("hour 24 stored")
+	}
+}

@@ -34,6 +34,11 @@ type Choice struct {
 	// IsLive reports whether a streamer was live at TS. Only valid during
 	// the Choice callback.
 	IsLive func(lr.StreamerID) bool
+	// Context is the visit's request context in a world with
+	// Config.Context (the user's local hour and weekday at TS, the visit's
+	// device, the user's language and country), what a client would send
+	// with the request; zero otherwise.
+	Context lr.RequestContext
 }
 
 // Stats counts what a Run emitted in its window.
@@ -166,6 +171,10 @@ type runner struct {
 	uJoinTS   []int64
 	uWatchID  []int64
 	reopen    bool
+
+	// cr draws what only a world with Config.Context draws (nil without).
+	cr     *rand.Rand
+	devMix alias
 }
 
 // Run simulates the world from its Start up to to and calls emit for every
@@ -237,6 +246,9 @@ func (w *World) run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 	if reopen {
 		rn.uWatchS, rn.uJoinSeq = make([]int32, nu), make([]uint64, nu)
 		rn.uJoinTS, rn.uWatchID = make([]int64, nu), make([]int64, nu)
+	}
+	if w.cfg.Context {
+		rn.cr, rn.devMix = rand.New(rand.NewPCG(w.cfg.Seed, 0x5eed0005)), newAlias(deviceMix)
 	}
 	rn.idPrefix = append(rn.idPrefix, '-')
 	rn.liveFn = func(dst []lr.StreamerID) []lr.StreamerID {
@@ -356,9 +368,13 @@ func (rn *runner) startEvent(s int32) lr.Event {
 	}
 	cat := Categories[w.sCat[s]]
 	rn.idBuf = strconv.AppendUint(append(rn.idBuf[:0], rn.idPrefix...), seq, 10)
-	return lr.Event{ID: string(rn.idBuf), Type: lr.EventStreamStarted, TS: time.UnixMilli(rn.sStartTS[s]).UTC(),
+	e := lr.Event{ID: string(rn.idBuf), Type: lr.EventStreamStarted, TS: time.UnixMilli(rn.sStartTS[s]).UTC(),
 		StreamerID: StreamerID(int(s)), StreamID: lr.StreamID(id), Category: cat,
 		Title: cat + " with " + streamerName(w.cfg.Seed, int(s)) + " #" + strconv.FormatInt(id, 10), V: lr.EventVersion}
+	if w.cfg.Context {
+		e.Language = Languages[w.sLang[s]]
+	}
+	return e
 }
 
 // reopenLive announces the streams live now and their viewers (RunLive).
@@ -503,7 +519,11 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	}
 	s := int32(-1)
 	habit := false
-	if len(rn.cands) > 0 && r.Float64() < w.cfg.Habit {
+	habitP, rc := w.cfg.Habit, rn.context(ts, u)
+	if rc.LocalTime && rc.Hour < 6 {
+		habitP = max(habitP, nightHabit)
+	}
+	if len(rn.cands) > 0 && r.Float64() < habitP {
 		x := r.Float64() * sumW
 		k := rn.cands[len(rn.cands)-1]
 		for i, wt := range rn.candW {
@@ -559,6 +579,12 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	if repeat {
 		mins *= 1.6
 	}
+	if rn.cr != nil {
+		mins *= deviceWatch[slices.Index(simDevices, rc.Device)]
+		if rc.Weekday == time.Saturday || rc.Weekday == time.Sunday {
+			mins *= 1.25
+		}
+	}
 	d := min(int64(mins*60000), end-ts)
 	d = max(d, 1000)
 	leave := min(ts+d, end)
@@ -578,7 +604,7 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	// the events is asked with exactly what was known before the decision.
 	if rn.choice != nil && rn.in(ts) {
 		err := rn.choice(Choice{TS: time.UnixMilli(ts).UTC(), User: UserID(int(u)), Streamer: StreamerID(int(s)),
-			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn, IsLive: rn.isLive})
+			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn, IsLive: rn.isLive, Context: rc})
 		if err != nil {
 			return err
 		}
@@ -618,6 +644,28 @@ func (rn *runner) event2(ts int64, t lr.EventType, s int32, stream int64, u int3
 	return rn.event(ts, t, s, stream, u, 0, "", "")
 }
 
+// nightHabit is the habit probability at local night (0-5 h) in a world
+// with Config.Context.
+const nightHabit = 1.0
+
+// context is the request context of user u's visit at ts: zero without
+// Config.Context; else the local time, a device (the user's usual one 3
+// times in 4, else one of the mix, drawn from rn.cr), the language and
+// country.
+func (rn *runner) context(ts int64, u int32) lr.RequestContext {
+	if rn.cr == nil {
+		return lr.RequestContext{}
+	}
+	w := rn.w
+	d := w.uDevice[u]
+	if rn.cr.Float64() >= 0.75 {
+		d = uint8(rn.devMix.sample(rn.cr))
+	}
+	l := w.uLang[u]
+	rc := lr.RequestContext{Device: simDevices[d], Language: Languages[l], Country: countries[l][w.uCountry[u]]}
+	return rc.AtLocalTime(time.UnixMilli(ts).In(time.FixedZone("", int(w.uOffset[u])*60)))
+}
+
 // explore picks a live streamer by the user's taste (a category; now and
 // then any category), language (mostly the user's own) and popularity.
 // It returns -1 when nobody is live.
@@ -637,11 +685,21 @@ func (rn *runner) explore(u int32) int32 {
 		cat = r.IntN(len(Categories))
 	}
 	lang := int(w.uLang[u])
-	if r.Float64() < 0.15 {
+	if other := r.Float64(); other < 0.15 && (!w.cfg.Context || other < 0.05) {
 		lang = r.IntN(nl)
 	}
 	g := cat*nl + lang
-	if rn.live.total(g) == 0 {
+	if rn.live.total(g) == 0 && w.cfg.Context {
+		// With context, users keep to their language: another category
+		// of their taste in it, then any category in it.
+		for k := 0; k < tasteTop && rn.live.total(g) == 0; k++ {
+			g = int(w.uTasteCat[u][k])*nl + lang
+		}
+		if rn.live.total(g) == 0 {
+			g = rn.pickStrided(lang, nl)
+		}
+	}
+	if g < 0 || rn.live.total(g) == 0 {
 		// Nobody of that category speaks the language: any language, then
 		// anything live at all, by popularity.
 		g = rn.pickGroup(cat*nl, (cat+1)*nl)
@@ -654,6 +712,26 @@ func (rn *runner) explore(u int32) int32 {
 	}
 	slot := rn.live.find(g, r.Int64N(rn.live.total(g)))
 	return rn.memberOf(g, slot)
+}
+
+// pickStrided picks one of the groups first, first+stride, ... by their
+// live popularity; -1 when none has anybody live.
+func (rn *runner) pickStrided(first, stride int) int {
+	var sum int64
+	for g := first; g < len(rn.w.groupLen); g += stride {
+		sum += rn.live.total(g)
+	}
+	if sum == 0 {
+		return -1
+	}
+	x := rn.r.Int64N(sum)
+	for g := first; g < len(rn.w.groupLen); g += stride {
+		if t := rn.live.total(g); x < t {
+			return g
+		}
+		x -= rn.live.total(g)
+	}
+	return -1
 }
 
 func (rn *runner) pickGroup(lo, hi int) int {

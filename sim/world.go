@@ -57,6 +57,23 @@ type Config struct {
 	// the world is as without the option).
 	NewUserShare  float64
 	NewUserWindow time.Duration
+
+	// Context turns on request context (off by default, so that a world
+	// without it is exactly the world of earlier builds: its draws come
+	// from random streams of their own). Each user gets a UTC offset (by
+	// country) and a usual device, each visit a device (the usual one 3
+	// times in 4, else one of the device mix), and Choice.Context carries
+	// the visit's local hour and weekday, device, language and country;
+	// stream.started events carry the streamer's language. Context shapes
+	// behaviour: users explore streamers of another language a third as
+	// often (5% of explorations, not 15%) and, when nobody of the chosen
+	// category streams in their language, take another category of their
+	// taste (then any) in it rather than another language; they watch
+	// longer on a TV or a desktop and shorter on a phone (×2, ×1.3, ×0.7;
+	// tablets ×1) and on weekends (×1.25), and at local night (0-5 h) go
+	// back to a streamer they know whenever one is live (habit 1; by day
+	// Habit).
+	Context bool
 }
 
 func (c *Config) defaults() {
@@ -158,6 +175,25 @@ type World struct {
 	groupLen   []int32
 	groupStart []int32 // offset of each group in members
 	members    []int32 // streamers by group, in slot order
+
+	// context (Config.Context only)
+	uOffset []int16 // minutes east of UTC
+	uDevice []uint8 // usual device, an index of simDevices
+}
+
+// simDevices are the device classes of a world with Context, and
+// deviceMix their shares; deviceWatch scales a session's length.
+var (
+	simDevices  = []lr.Device{lr.DeviceMobile, lr.DeviceDesktop, lr.DeviceTablet, lr.DeviceTV}
+	deviceMix   = []float64{0.55, 0.25, 0.10, 0.10}
+	deviceWatch = []float64{0.7, 1.3, 1.0, 2.0}
+)
+
+// countryOffsets are the UTC offsets (minutes) of each country of
+// countries, one drawn per user.
+var countryOffsets = map[string][]int16{
+	"US": {-300, -360, -480}, "GB": {0}, "CA": {-300, -480}, "AU": {600, 480}, "ES": {60}, "MX": {-360}, "AR": {-180},
+	"BR": {-180}, "PT": {0}, "DE": {60}, "AT": {60}, "FR": {60}, "BE": {60}, "JP": {540}, "KR": {540}, "RU": {180, 420},
 }
 
 func group(cat, lang uint8) int { return int(cat)*len(Languages) + int(lang) }
@@ -279,6 +315,18 @@ func New(cfg Config) (*World, error) {
 		w.sSlot[s] = w.groupLen[g]
 		w.groupLen[g]++
 	}
+	if cfg.Context {
+		// From a stream of its own: the draws above are those of a
+		// world without context.
+		cr := rand.New(rand.NewPCG(cfg.Seed, 0x5eed0004))
+		devPick := newAlias(deviceMix)
+		w.uOffset, w.uDevice = make([]int16, nu), make([]uint8, nu)
+		for u := 0; u < nu; u++ {
+			offs := countryOffsets[countries[w.uLang[u]][w.uCountry[u]]]
+			w.uOffset[u] = offs[cr.IntN(len(offs))]
+			w.uDevice[u] = uint8(devPick.sample(cr))
+		}
+	}
 	w.groupStart = make([]int32, len(w.groupLen)+1)
 	for g, n := range w.groupLen {
 		w.groupStart[g+1] = w.groupStart[g] + n
@@ -307,6 +355,10 @@ type User struct {
 	// Taste is the user's latent preference over Categories (zero for the
 	// categories outside the user's top few).
 	Taste []float64
+	// UTCOffset and Device (the usual one) are set in a world with
+	// Config.Context only.
+	UTCOffset time.Duration
+	Device    lr.Device
 }
 
 // Streamer describes one simulated streamer.
@@ -338,8 +390,12 @@ func (w *World) User(i int) User {
 		t[w.uTasteCat[i][k]] = float64(w.uTasteCum[i][k] - prev)
 		prev = w.uTasteCum[i][k]
 	}
-	return User{ID: UserID(i), Language: Languages[l], Country: countries[l][w.uCountry[i]],
+	u := User{ID: UserID(i), Language: Languages[l], Country: countries[l][w.uCountry[i]],
 		CreatedAt: time.UnixMilli(w.uCreated[i]).UTC(), Taste: t}
+	if w.uOffset != nil {
+		u.UTCOffset, u.Device = time.Duration(w.uOffset[i])*time.Minute, simDevices[w.uDevice[i]]
+	}
+	return u
 }
 
 // Streamers calls fn for every streamer in id order; fn's error stops the walk.
