@@ -70,21 +70,37 @@ func (db *DB) EnsureImpressionPartitions(ctx context.Context, days int) (int, er
 type LabeledImpression struct {
 	lr.Impression
 	Watched bool // a watch of the streamer of at least minSeconds began within window
+	// WatchSeconds is the longest watch of the streamer that began within
+	// window (0: none); not capped.
+	WatchSeconds float64
+	Gift         bool // the user sent the streamer a gift during such a watch
+	Follow       bool // the user followed the streamer within window
 }
 
-// LabeledImpressions streams the impressions shown since `since`, each
-// labelled with whether the user started watching that streamer within
-// window after it was shown and stayed at least minSeconds, with their
+// LabeledImpressions streams the impressions shown since `since`, in time
+// order, each labelled with what the user did with that streamer within
+// window after it was shown: watched at least minSeconds, how long
+// (the longest session begun in the window), a gift during such a session,
+// a follow (the follow's first time falls in the window); with their
 // context (nil when the request said nothing).
 func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window time.Duration, minSeconds int, fn func(LabeledImpression) error) error {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT i.shown_at, i.request_id, i.position, i.user_id, i.streamer_id, i.stream_id, i.score, i.channels, i.model_versions, i.features,
 		       i.ctx_hour, i.ctx_weekday, i.ctx_device, i.ctx_language, i.ctx_country,
-		       EXISTS (SELECT 1 FROM watch_sessions w
-		                WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
-		                  AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $2 * interval '1 second'
-		                  AND w.seconds >= $3)
-		FROM impressions i WHERE i.shown_at >= $1 ORDER BY i.shown_at, i.request_id, i.position`,
+		       COALESCE(ws.longest >= $3, false), COALESCE(ws.longest, 0), COALESCE(ws.gift, false),
+		       EXISTS (SELECT 1 FROM follows f
+		                WHERE f.user_id = i.user_id AND f.streamer_id = i.streamer_id
+		                  AND f.created_at >= i.shown_at AND f.created_at < i.shown_at + $2 * interval '1 second')
+		FROM impressions i
+		LEFT JOIN LATERAL (
+		       SELECT max(w.seconds) AS longest,
+		              bool_or(EXISTS (SELECT 1 FROM gifts g
+		                               WHERE g.user_id = w.user_id AND g.streamer_id = w.streamer_id
+		                                 AND g.sent_at >= w.started_at AND g.sent_at <= w.ended_at)) AS gift
+		       FROM watch_sessions w
+		       WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
+		         AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $2 * interval '1 second') ws ON true
+		WHERE i.shown_at >= $1 ORDER BY i.shown_at, i.request_id, i.position`,
 		since, window.Seconds(), minSeconds)
 	if err != nil {
 		return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
@@ -94,14 +110,15 @@ func (db *DB) LabeledImpressions(ctx context.Context, since time.Time, window ti
 		var li LabeledImpression
 		var pos int16
 		var score float32
-		var uid, sid, stid int64
+		var uid, sid, stid, secs int64
 		var hour, weekday *int16
 		var device, lang, country *string
 		if err := rows.Scan(&li.ShownAt, &li.RequestID, &pos, &uid, &sid, &stid, &score, &li.Channels, &li.ModelVersions, &li.Features,
-			&hour, &weekday, &device, &lang, &country, &li.Watched); err != nil {
+			&hour, &weekday, &device, &lang, &country, &li.Watched, &secs, &li.Gift, &li.Follow); err != nil {
 			return lr.E("postgres.LabeledImpressions", lr.EINTERNAL, err)
 		}
 		li.Context = impressionContext(hour, weekday, device, lang, country)
+		li.WatchSeconds = float64(secs)
 		li.Position, li.Score, li.UserID, li.StreamerID, li.StreamID = int(pos), float64(score), lr.UserID(uid), lr.StreamerID(sid), lr.StreamID(stid)
 		if err := fn(li); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package recommend
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -96,16 +97,16 @@ func (b *userNeuMF) ScoreOrdinals(_ lr.UserID, ords []uint32, out []float32) boo
 }
 
 type fixed struct {
-	w   rerank.Weights
+	w   rerank.Model
 	ncf NCF
 }
 
-func (f fixed) Weights() rerank.Weights { return f.w }
-func (f fixed) NCF() NCF                { return f.ncf }
+func (f fixed) Weights() rerank.Model { return f.w }
+func (f fixed) NCF() NCF              { return f.ncf }
 
-// Fixed returns Scorers that always give w and ncf (nil: no NeuMF), for
-// benchmarks and tests.
-func Fixed(w rerank.Weights, ncf *NeuMF) Scorers {
+// Fixed returns Scorers that always give w (logistic Weights or a
+// *rerank.Forest) and ncf (nil: no NeuMF), for benchmarks and tests.
+func Fixed(w rerank.Model, ncf *NeuMF) Scorers {
 	if ncf == nil {
 		return fixed{w: w}
 	}
@@ -124,8 +125,9 @@ type ModelStore interface {
 // ModelsConfig says where Models load from.
 type ModelsConfig struct {
 	Store ModelStore
-	// ActiveWeights returns the active reranker weights' version and their
-	// stored JSON; lr.ENOTFOUND when no version is active.
+	// ActiveWeights returns the active reranker version and its stored
+	// JSON (logistic weights or a tree model, rerank.ParseModel);
+	// lr.ENOTFOUND when no version is active.
 	ActiveWeights func(ctx context.Context) (version string, weights []byte, err error)
 	// Serving returns the version of kind the index serves ("" if none).
 	Serving  func(kind lr.ModelKind) string
@@ -142,7 +144,7 @@ type ModelsConfig struct {
 // concurrent use.
 type Models struct {
 	cfg     ModelsConfig
-	weights atomic.Pointer[rerank.Weights]
+	weights atomic.Pointer[modelBox]
 	ncf     atomic.Pointer[NeuMF]
 	// loadMu makes LoadNCF one at a time: the index loop and the refresh
 	// loop both call it, and a scorer is seconds and much memory to decode.
@@ -155,13 +157,20 @@ func NewModels(cfg ModelsConfig) *Models {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &Models{cfg: cfg}
-	w := rerank.DefaultWeights()
-	m.weights.Store(&w)
+	m.weights.Store(&modelBox{m: rerank.DefaultWeights()})
 	return m
 }
 
-// Weights returns the current reranker weights (Scorers).
-func (m *Models) Weights() rerank.Weights { return *m.weights.Load() }
+// modelBox holds a rerank.Model for an atomic.Pointer, with the stored
+// JSON it was parsed from (nil: the defaults).
+type modelBox struct {
+	m   rerank.Model
+	raw []byte
+}
+
+// Weights returns the current reranker model: the logistic weights or a
+// compiled tree ensemble (Scorers).
+func (m *Models) Weights() rerank.Model { return m.weights.Load().m }
 
 // NCF returns the NeuMF scorer of the NCF version the index serves, or nil
 // while it is not loaded (Scorers).
@@ -216,26 +225,36 @@ func (m *Models) LoadNCF(ctx context.Context) {
 	m.cfg.Log.Info("NeuMF scorer loaded", "version", mv.Version, "format", format)
 }
 
-// RefreshWeights loads the active reranker weights; weights that do not fit
-// this build are refused (logged) and the current ones kept.
+// RefreshWeights loads the active reranker version, logistic weights or a
+// tree model (rerank.ParseModel); a version that does not fit this build
+// is refused (logged) and the current model kept.
 func (m *Models) RefreshWeights(ctx context.Context) {
 	version, raw, err := m.cfg.ActiveWeights(ctx)
 	switch {
 	case err == nil:
-		w, err := rerank.ParseWeights(raw)
+		if cur := m.weights.Load(); cur.m.ModelVersion() == version && bytes.Equal(cur.raw, raw) {
+			return // serving it already (an edit of the stored JSON is reloaded)
+		}
+		w, err := rerank.ParseModel(raw)
 		if err != nil {
-			m.cfg.Log.Warn("active rerank weights refused; keeping the current ones", "version", version, "err", err)
+			m.cfg.Log.Warn("active rerank model refused; keeping the current one", "version", version, "err", err)
 			return
 		}
-		w.Version = version
-		if cur := m.weights.Load(); cur.Version != w.Version {
-			m.cfg.Log.Info("rerank weights loaded", "version", w.Version)
-		}
-		m.weights.Store(&w)
+		w = w.WithVersion(version)
+		m.cfg.Log.Info("rerank model loaded", "version", version, "algo", algoOf(w))
+		m.weights.Store(&modelBox{m: w, raw: raw})
 	case lr.ErrorCode(err) == lr.ENOTFOUND:
 	default:
 		if ctx.Err() == nil {
 			m.cfg.Log.Warn("rerank weights refresh failed", "err", err)
 		}
 	}
+}
+
+// algoOf names m's algorithm for logs.
+func algoOf(m rerank.Model) string {
+	if _, ok := m.(*rerank.Forest); ok {
+		return rerank.AlgoGBDT
+	}
+	return "logistic"
 }

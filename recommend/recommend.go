@@ -84,7 +84,9 @@ type UserNCF interface {
 // Scorers gives the reranker's current models; read once per request.
 // Models implements it; Fixed gives constant ones.
 type Scorers interface {
-	Weights() rerank.Weights
+	// Weights returns the reranker's model: logistic rerank.Weights or a
+	// compiled tree ensemble (*rerank.Forest).
+	Weights() rerank.Model
 	// NCF returns the NeuMF scorer to rerank with, or nil (rerank then
 	// takes the GMF dot product recall computed).
 	NCF() NCF
@@ -428,6 +430,9 @@ func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserI
 		}
 	}()
 	w := s.cfg.Scorers.Weights()
+	if w == nil {
+		return recallOrder(cands, k), fmt.Errorf("no rerank model")
+	}
 	if err := w.Validate(); err != nil {
 		return recallOrder(cands, k), err
 	}

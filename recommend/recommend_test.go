@@ -51,8 +51,8 @@ func (l *impLog) Log(imps []lr.Impression) { l.mu.Lock(); l.got = append(l.got, 
 // scorers gives the world's current weights and NeuMF scorer.
 type scorers struct{ w *world }
 
-func (s scorers) Weights() rerank.Weights { return s.w.weights }
-func (s scorers) NCF() recommend.NCF      { return s.w.ncf }
+func (s scorers) Weights() rerank.Model { return s.w.weights }
+func (s scorers) NCF() recommend.NCF    { return s.w.ncf }
 
 func newWorld(t *testing.T, shownWindow time.Duration) (*world, *recommend.Service) {
 	t.Helper()

@@ -76,8 +76,8 @@ func (r *rowRecorder) last() userstore.Row {
 
 type recScorers struct{ ncf *rowRecorder }
 
-func (s recScorers) Weights() rerank.Weights { return rerank.DefaultWeights() }
-func (s recScorers) NCF() recommend.NCF      { return s.ncf }
+func (s recScorers) Weights() rerank.Model { return rerank.DefaultWeights() }
+func (s recScorers) NCF() recommend.NCF    { return s.ncf }
 
 // The user's vectors come from PostgreSQL through the user store: a miss
 // whose read is slower than the mf channel's budget serves a page from the

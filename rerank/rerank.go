@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -293,11 +292,11 @@ func featuresInto(x []float64, c *recall.Candidate, ncf float32, hasNCF bool, uv
 	}
 }
 
-// Rank scores every candidate with w, orders them best first (candidates
+// Rank scores every candidate with m, orders them best first (candidates
 // flagged Shown after all the others), applies the diversity step and
 // returns the first k. It never fails on odd input: a non-finite score
 // ranks last.
-func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
+func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 	sc := scratchPool.Get().(*scratch)
 	defer sc.put()
 	uv := &userView{repeats: sc.repeats, follows: sc.follows}
@@ -338,19 +337,26 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 	// Score every candidate (the vectors in one block), then order a
 	// permutation (stable: equal scores keep the recall order), choose the
 	// page, and build items for the page only.
-	x := grow(&sc.x, NumFeatures)
 	scores, order := grow(&sc.scores, n), grow(&sc.order, n)
+	if f, ok := m.(*Forest); ok {
+		// Trees score the page tree by tree (Forest.scoreBatch).
+		xb := grow(&sc.x, n*NumFeatures)
+		for i := range cands {
+			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
+		}
+		f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n))
+	} else {
+		x := grow(&sc.x, NumFeatures)
+		for i := range cands {
+			featuresInto(x, &cands[i], ncf[i], hasNCF[i], uv)
+			scores[i] = m.Score(x)
+		}
+	}
 	for i := range cands {
-		featuresInto(x, &cands[i], ncf[i], hasNCF[i], uv)
-		z := w.Bias
-		for j := range x {
-			z += w.W[j] * x[j]
+		if math.IsNaN(scores[i]) {
+			scores[i] = -1
 		}
-		s := 1 / (1 + math.Exp(-z))
-		if math.IsNaN(s) {
-			s = -1
-		}
-		scores[i], order[i] = s, i
+		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int {
 		// Streamers already shown (recall admits them only to fill the
@@ -385,7 +391,7 @@ func Rank(cands []recall.Candidate, w Weights, ctx *Context, k int) []Item {
 			items[j].block = xs
 		}
 		if ctx.Explain {
-			items[j].Why = explain(x, w)
+			items[j].Why = explain(x, m)
 			if h, ok := held[i]; ok {
 				items[j].Extra = map[string]string{"diversity": h}
 			}
@@ -406,6 +412,7 @@ type scratch struct {
 	ords    []uint32
 	x       []float64
 	scores  []float64
+	raw     []float64
 	order   []int
 	page    []int
 	held    []int
@@ -480,23 +487,14 @@ const (
 	explainNegative = 2
 )
 
-// explain lists why an item scored as it did: its positive contributions
-// (weight × value), largest first, at most explainPositive, then its
-// negative ones, most negative first, at most explainNegative. Zero
-// contributions are left out.
-func explain(x []float64, w Weights) []Contribution {
-	var pos, neg []Contribution
-	for j := range x {
-		switch e := w.W[j] * x[j]; {
-		case e > 0:
-			pos = append(pos, Contribution{Feature: FeatureNames[j], Value: x[j], Effect: e})
-		case e < 0:
-			neg = append(neg, Contribution{Feature: FeatureNames[j], Value: x[j], Effect: e})
-		}
-	}
-	sort.SliceStable(pos, func(a, b int) bool { return pos[a].Effect > pos[b].Effect })
-	sort.SliceStable(neg, func(a, b int) bool { return neg[a].Effect < neg[b].Effect })
-	return append(pos[:min(len(pos), explainPositive)], neg[:min(len(neg), explainNegative)]...)
+// explain lists why an item scored as it did: its features' positive
+// effects (Model.Effects), largest first, at most explainPositive, then
+// its negative ones, most negative first, at most explainNegative. Zero
+// effects are left out.
+func explain(x []float64, m Model) []Contribution {
+	eff := make([]float64, len(x))
+	m.Effects(x, eff)
+	return explainEffects(x, eff)
 }
 
 // diversify takes candidates best first (order) but lets no category hold

@@ -5,11 +5,16 @@ import (
 	"math/rand/v2"
 )
 
-// Sample is one impression: its feature vector and whether the user did what
-// counts as a success afterwards (watched long enough, soon enough).
+// Sample is one impression: its feature vector and what the user did
+// afterwards. Label is the watched objective (watched long enough, soon
+// enough), the one logistic Train learns; the tree trainer (TrainTrees)
+// learns a head for each objective.
 type Sample struct {
-	X     []float64
-	Label bool
+	X            []float64
+	Label        bool
+	WatchSeconds float64 // seconds of that watch (0: none); TrainTrees caps them
+	Gift         bool    // a gift to the streamer during that watch
+	Follow       bool    // a follow of the streamer within the window
 }
 
 // TrainConfig sets the logistic regression's optimiser.

@@ -82,4 +82,7 @@ type TreeModel struct {
 	Features []string              `json:"features"`
 	Heads    []Head                `json:"heads"`
 	Weights  map[Objective]float64 `json:"weights"`
+	// Notes are what the trainer wants a reader of the version to know
+	// (e.g. a head skipped because its label had one class only).
+	Notes []string `json:"notes,omitempty"`
 }

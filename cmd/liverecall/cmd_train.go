@@ -55,6 +55,8 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	rrWatch := f.FlagSet.Duration("rerank-watch-within", 10*time.Minute, "rerank: an impression counts as a success if the user started watching within this")
 	rrSeconds := f.FlagSet.Int("rerank-min-seconds", 60, "rerank: ... and watched at least this many seconds")
 	rrSamples := f.FlagSet.Int("rerank-min-samples", 500, "rerank: refuse to train on fewer impressions")
+	rrAlgo := f.FlagSet.String("algo", "logistic", "rerank: logistic (weights over the features) or gbdt (gradient-boosted trees, one head per objective)")
+	rrCap := f.FlagSet.Float64("rerank-watch-cap", 600, "rerank gbdt: watch seconds are capped at this for the watch_seconds objective")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 			since = 100 * 365 * 24 * time.Hour
 		}
 		return trainRerank(ctx, app, db, rerankTrainConfig{since: since, window: *rrWatch, minSeconds: *rrSeconds,
-			minSamples: *rrSamples, force: *force, seed: *seed})
+			minSamples: *rrSamples, force: *force, seed: *seed, algo: *rrAlgo, watchCap: *rrCap})
 	}
 	kind, err := lr.ParseModelKind(*j.model)
 	if err != nil {

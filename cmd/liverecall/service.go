@@ -314,7 +314,7 @@ func (s *service) Status() api.Status {
 		Users:   s.state.Users(),
 		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes,
 			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
-		Rerank:      s.models.Weights().Version,
+		Rerank:      s.models.Weights().ModelVersion(),
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
 		ConsumerLag: []api.PartitionLag{},
