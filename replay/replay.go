@@ -82,8 +82,9 @@ type History struct {
 // and, optionally, MF user vectors folded in from the session.
 type Reranker struct {
 	Name string
-	// Weights of the logistic reranker; nil: Config.Weights.
-	Weights *rerank.Weights
+	// Model is the reranker's model (logistic rerank.Weights or a
+	// compiled tree ensemble, *rerank.Forest); nil: Config.Weights.
+	Model rerank.Model
 	// FoldIn: the MF channel and the MF scores use the user's vector
 	// folded in from the watches of the last hours (package foldin) at
 	// each decision, instead of the nightly one.
@@ -357,9 +358,9 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	}
 	mk(Full, "system", nil, recommend.Fixed(weights, scorer), false)
 	for _, r := range cfg.Rerankers {
-		w := weights
-		if r.Weights != nil {
-			w = *r.Weights
+		var w rerank.Model = weights
+		if r.Model != nil {
+			w = r.Model
 			if err := w.Validate(); err != nil {
 				return nil, err
 			}

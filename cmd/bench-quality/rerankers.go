@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -61,13 +62,18 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	}
 	// A tenth of the users sign up during the simulated days (evenly, up
 	// to the end of the evaluated day): the users new on a day.
+	// The request context on (the users' local time, device and locale
+	// reach the service with each decision, and shape what they watch).
 	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start,
-		NewUserShare: 0.1, NewUserWindow: time.Duration(c.days+1) * 24 * time.Hour})
+		NewUserShare: 0.1, NewUserWindow: time.Duration(c.days+1) * 24 * time.Hour, Context: true})
 	if err != nil {
 		return nil, err
 	}
 	var b replay.Builder
-	if _, err := w.Run(ctx, start, evalOn.AddDate(0, 0, 1), func(e lr.Event) error { b.Add(e); return nil }, nil); err != nil {
+	if _, err := w.Run(ctx, start, evalOn.AddDate(0, 0, 1), func(e lr.Event) error { b.Add(e); return nil }, func(ch sim.Choice) error {
+		b.Context(ch.User, ch.TS, ch.Context)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	r := &rerankRun{c: c, hist: b.History(), sampleFrom: evalOn.AddDate(0, 0, -sampleDays), evalOn: evalOn, rng: rand.New(rand.NewPCG(c.seed, 0x7e7a))}
@@ -104,17 +110,43 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	}
 	logitNoCtx.Version = "logistic-noctx-bench"
 
+	t3 := time.Now()
+	gcfg := rerank.GBDTConfig{Seed: c.seed}
+	tm, err := rerank.TrainTrees(samples(fit), samples(valid), gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("training the GBDT reranker: %w", err)
+	}
+	tm.Version = "gbdt-bench"
+	gbdt, err := rerank.CompileChecked(tm)
+	if err != nil {
+		return nil, err
+	}
+	tmNoCtx, err := rerank.TrainTrees(samples(zeroContext(fit)), samples(zeroContext(valid)), gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("training the GBDT reranker without context: %w", err)
+	}
+	tmNoCtx.Version = "gbdt-noctx-bench"
+	gbdtNoCtx, err := rerank.CompileChecked(tmNoCtx)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("GBDT rerankers trained in %.1f s (with and without context): trees per head %s; objective weights %v\n",
+		time.Since(t3).Seconds(), treeCounts(tm), tm.Weights)
+
 	def := rerank.DefaultWeights()
 	models := []scored{
 		{name: "default weights", row: replay.Full, score: logisticScore(def)},
-		{name: "logistic", row: "logistic", score: logisticScore(logit), weights: &logit},
-		{name: "logistic, no context features", row: "logistic-noctx", score: logisticScore(logitNoCtx), weights: &logitNoCtx},
+		{name: "logistic", row: "logistic", score: logisticScore(logit), model: logit},
+		{name: "GBDT", row: "gbdt", score: forestScore(gbdt), model: gbdt},
+		{name: "logistic, no context features", row: "logistic-noctx", score: logisticScore(logitNoCtx), model: logitNoCtx},
+		{name: "GBDT, no context features", row: "gbdt-noctx", score: forestScore(gbdtNoCtx), model: gbdtNoCtx},
 	}
 	// The fold-in rows: the same rerankers, MF user vectors folded in
 	// from the session.
 	folds := []scored{
-		{name: "default weights", row: "default+foldin", weights: &def, nightly: replay.Full},
-		{name: "logistic", row: "logistic+foldin", weights: &logit, nightly: "logistic"},
+		{name: "default weights", row: "default+foldin", model: def, nightly: replay.Full},
+		{name: "logistic", row: "logistic+foldin", model: logit, nightly: "logistic"},
+		{name: "GBDT", row: "gbdt+foldin", model: gbdt, nightly: "gbdt"},
 	}
 
 	// The held-out day, through the service.
@@ -122,11 +154,11 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	var rows []replay.Reranker
 	for _, m := range models {
 		if m.row != replay.Full {
-			rows = append(rows, replay.Reranker{Name: m.row, Weights: m.weights})
+			rows = append(rows, replay.Reranker{Name: m.row, Model: m.model})
 		}
 	}
 	for _, m := range folds {
-		rows = append(rows, replay.Reranker{Name: m.row, Weights: m.weights, FoldIn: true})
+		rows = append(rows, replay.Reranker{Name: m.row, Model: m.model, FoldIn: true})
 	}
 	newUser, newFolded := map[string][]int{}, map[string][]int{}
 	held, heldDecs, err := r.impressions(ctx, evalOn, evalOn.AddDate(0, 0, 1), c.replayMax, rows, func(d replay.Decision) {
@@ -153,10 +185,12 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d |\n", m.name, rw.All.HR10, rw.All.NDCG10,
 			aucs[0], aucs[1], aucs[2], aucs[3], rw.All.N)
 		switch m.row {
-		case "logistic":
-			head["ndcg10_logistic"] = rw.All.NDCG10
-			head["hr10_logistic"] = rw.All.HR10
-			head["auc_watched_logistic"] = round4(aucs[0])
+		case "logistic", "gbdt":
+			head["ndcg10_"+m.row] = rw.All.NDCG10
+			head["hr10_"+m.row] = rw.All.HR10
+			for k, obj := range []string{"watched", "watch_seconds", "gift", "follow"} {
+				head["auc_"+obj+"_"+m.row] = round4(aucs[k])
+			}
 		}
 	}
 	nNew := len(newUser[replay.Full])
@@ -184,7 +218,7 @@ type scored struct {
 	name    string
 	row     string                       // its row of the replay
 	score   func(x []float64) [4]float64 // per objective: watched, watch seconds, gift, follow
-	weights *rerank.Weights
+	model   rerank.Model
 	nightly string // for a fold-in row: the row of the same reranker without
 }
 
@@ -236,9 +270,34 @@ func split(ls []labeled, cut int) (fit, valid []labeled) {
 func samples(ls []labeled) []rerank.Sample {
 	out := make([]rerank.Sample, len(ls))
 	for i, l := range ls {
-		out[i] = rerank.Sample{X: l.imp.X, Label: l.imp.Watched}
+		out[i] = rerank.Sample{X: l.imp.X, Label: l.imp.Watched, WatchSeconds: l.imp.WatchSeconds, Gift: l.imp.Gift, Follow: l.imp.Follow}
 	}
 	return out
+}
+
+// forestScore scores x with each head of f (the ranking score for a
+// head f has not).
+func forestScore(f *rerank.Forest) func([]float64) [4]float64 {
+	objs := [4]rerank.Objective{rerank.ObjWatched, rerank.ObjWatchSeconds, rerank.ObjGift, rerank.ObjFollow}
+	return func(x []float64) [4]float64 {
+		var out [4]float64
+		for k, o := range objs {
+			p, ok := f.Predict(o, x)
+			if !ok {
+				p = f.Score(x)
+			}
+			out[k] = p
+		}
+		return out
+	}
+}
+
+func treeCounts(m rerank.TreeModel) string {
+	var parts []string
+	for _, h := range m.Heads {
+		parts = append(parts, fmt.Sprintf("%s %d", h.Objective, len(h.Trees)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func outcomeShares(ls []labeled) string {
@@ -277,64 +336,9 @@ func aucsOf(ls []labeled, score func([]float64) [4]float64) [4]float64 {
 		for i, l := range ls {
 			xs[i], ys[i] = s[i][k], labels[k](l.imp.Outcome)
 		}
-		out[k] = auc(xs, ys)
+		out[k] = rerank.AUC(xs, ys)
 	}
 	return out
-}
-
-// auc is the area under the ROC curve of scores xs for labels ys (the
-// Mann-Whitney statistic, ties counting half); NaN with no positive or
-// no negative.
-func auc(xs []float64, ys []bool) float64 {
-	idx := make([]int, len(xs))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmpFloat(xs[a], xs[b]) })
-	var pos, rankSum float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && xs[idx[j]] == xs[idx[i]] {
-			j++
-		}
-		mid := float64(i+j+1) / 2 // the mean 1-based rank of the tied run
-		for k := i; k < j; k++ {
-			if ys[idx[k]] {
-				pos++
-				rankSum += mid
-			}
-		}
-		i = j
-	}
-	neg := float64(len(xs)) - pos
-	if pos == 0 || neg == 0 {
-		return math.NaN()
-	}
-	return (rankSum - pos*(pos+1)/2) / (pos * neg)
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// hr10 is the share of ranks (0-based, -1 beyond the page) within 10.
-func hr10(ranks []int) float64 {
-	if len(ranks) == 0 {
-		return math.NaN()
-	}
-	n := 0
-	for _, r := range ranks {
-		if r >= 0 && r < 10 {
-			n++
-		}
-	}
-	return round4(float64(n) / float64(len(ranks)))
 }
 
 // newMetrics are the figures of the ranks (0-based, -1 beyond the page)
