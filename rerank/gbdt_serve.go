@@ -11,21 +11,17 @@ import (
 // an algo are logistic Weights).
 const AlgoGBDT = "gbdt"
 
-// fnode is one node of a compiled tree: a leaf when child is 0 (a root is
-// never anyone's child), its output in thr; otherwise x[feat&featMask] <
-// thr goes to child, a larger value to child+1, and NaN to child when
-// feat has defaultLeftBit. 16 bytes, so a tree of 31 leaves is 61 nodes,
-// under 1 KiB.
+// fnode is one node of a compiled tree: x[feat] < thr goes to child, a
+// larger value to child+1, and NaN to child when Forest.dleft says so. A
+// leaf has feature 0, thr +Inf and itself as child, so a
+// walk of any finite x stays on it (Forest.scoreBatch walks a fixed
+// number of steps); its output is in Forest.vals. 16 bytes, so a tree of
+// 31 leaves is 61 nodes, under 1 KiB.
 type fnode struct {
 	thr   float64
 	feat  int32
 	child int32
 }
-
-const (
-	defaultLeftBit = 1 << 30
-	featMask       = defaultLeftBit - 1
-)
 
 // fhead is one compiled head: the trees whose roots are roots, and how
 // its raw sum becomes its part of the score.
@@ -36,6 +32,7 @@ type fhead struct {
 	mul   float64 // weight / scale
 	scale float64
 	roots []int32
+	depth []int32 // of each tree: its deepest leaf's depth
 	// expect is base + the sum of the trees' root values: the raw sum an
 	// average input gets, from which the path attribution starts.
 	expect float64
@@ -48,17 +45,15 @@ type Forest struct {
 	model   TreeModel
 	nodes   []fnode
 	vals    []float64 // Value of every node (inner nodes: cover-weighted mean), for Effects
+	dleft   []bool    // of every node: NaN goes to child (else child+1)
 	heads   []fhead
 	watched int // index of the watched head in heads; -1 when there is none
 }
 
-// CompileChecked validates m (TreeModel.Validate, when this build has it)
-// and compiles it.
+// CompileChecked validates m (TreeModel.Validate) and compiles it.
 func CompileChecked(m TreeModel) (*Forest, error) {
-	if v, ok := any(m).(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			return nil, err
-		}
+	if err := m.Validate(); err != nil {
+		return nil, err
 	}
 	return Compile(m)
 }
@@ -89,11 +84,11 @@ func Compile(m TreeModel) (*Forest, error) {
 		}
 		fh := fhead{obj: h.Objective, loss: h.Loss, base: h.Base, scale: scale, mul: m.Weights[h.Objective] / scale, expect: h.Base}
 		for ti, t := range h.Trees {
-			root, err := f.add(t)
+			root, depth, err := f.add(t)
 			if err != nil {
 				return nil, errf("rerank tree model %q head %d (%s) tree %d: %v", m.Version, hi, h.Objective, ti, err)
 			}
-			fh.roots = append(fh.roots, root)
+			fh.roots, fh.depth = append(fh.roots, root), append(fh.depth, depth)
 			fh.expect += f.vals[root]
 		}
 		if h.Objective == ObjWatched && h.Loss == LossLogistic {
@@ -105,24 +100,26 @@ func Compile(m TreeModel) (*Forest, error) {
 }
 
 // add appends t's nodes in depth-first order (each inner node's two
-// children adjacent) and returns the root's index.
-func (f *Forest) add(t Tree) (int32, error) {
+// children adjacent) and returns the root's index and the tree's depth.
+func (f *Forest) add(t Tree) (int32, int32, error) {
 	n := len(t.Feature)
 	for _, l := range []int{len(t.Threshold), len(t.DefaultLeft), len(t.Left), len(t.Right), len(t.Value)} {
 		if l != n {
-			return 0, errf("arrays of different lengths (%d nodes, an array of %d)", n, l)
+			return 0, 0, errf("arrays of different lengths (%d nodes, an array of %d)", n, l)
 		}
 	}
 	if n == 0 {
-		return 0, errf("no nodes")
+		return 0, 0, errf("no nodes")
 	}
+	var depth int32
 	seen := make([]bool, n)
 	root := int32(len(f.nodes))
 	f.nodes = append(f.nodes, fnode{})
 	f.vals = append(f.vals, 0)
+	f.dleft = append(f.dleft, false)
 	// place writes source node src into slot dst, reserving its children's slots.
-	var place func(src int, dst int32) error
-	place = func(src int, dst int32) error {
+	var place func(src int, dst, d int32) error
+	place = func(src int, dst, d int32) error {
 		if seen[src] {
 			return errf("node %d is reached twice (a cycle or a shared child)", src)
 		}
@@ -130,7 +127,8 @@ func (f *Forest) add(t Tree) (int32, error) {
 		v := t.Value[src]
 		f.vals[dst] = v
 		if t.Feature[src] < 0 {
-			f.nodes[dst] = fnode{thr: v}
+			f.nodes[dst] = fnode{thr: math.Inf(1), child: dst}
+			depth = max(depth, d)
 			return nil
 		}
 		ft := t.Feature[src]
@@ -144,16 +142,16 @@ func (f *Forest) add(t Tree) (int32, error) {
 		child := int32(len(f.nodes))
 		f.nodes = append(f.nodes, fnode{}, fnode{})
 		f.vals = append(f.vals, 0, 0)
-		if t.DefaultLeft[src] {
-			ft |= defaultLeftBit
-		}
+		f.dleft = append(f.dleft, false, false)
+		f.dleft[dst] = t.DefaultLeft[src]
 		f.nodes[dst] = fnode{thr: t.Threshold[src], feat: ft, child: child}
-		if err := place(l, child); err != nil {
+		if err := place(l, child, d+1); err != nil {
 			return err
 		}
-		return place(r, child+1)
+		return place(r, child+1, d+1)
 	}
-	return root, place(0, root)
+	err := place(0, root, 0)
+	return root, depth, err
 }
 
 // leaf returns the output of the tree rooted at i for x.
@@ -161,14 +159,15 @@ func (f *Forest) leaf(i int32, x []float64) float64 {
 	nodes := f.nodes
 	for {
 		n := &nodes[i]
-		if n.child == 0 {
-			return n.thr
+		if n.child == i {
+			return f.vals[i]
 		}
-		v := x[n.feat&featMask]
-		i = n.child
-		if !(v < n.thr) && (v >= n.thr || n.feat&defaultLeftBit == 0) {
-			i++
+		v := x[n.feat]
+		next := n.child
+		if !(v < n.thr) && (v >= n.thr || !f.dleft[i]) {
+			next++
 		}
+		i = next
 	}
 }
 
@@ -247,9 +246,16 @@ func (f *Forest) PWatched(x []float64) float64 {
 
 // scoreBatch scores n vectors stored stride apart in xs into out, tree by
 // tree (each tree stays in cache while every candidate goes through it);
-// raw is scratch of at least n. out[i] equals Score(x_i) exactly.
-func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
+// raw and idx are scratch of at least n. out[i] equals Score(x_i) exactly.
+func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64, idx []int32) {
 	clear(out[:n])
+	finite := true
+	for _, v := range xs[:n*stride] {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			finite = false
+			break
+		}
+	}
 	for hi := range f.heads {
 		h := &f.heads[hi]
 		if h.mul == 0 {
@@ -258,7 +264,11 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 		for c := 0; c < n; c++ {
 			raw[c] = h.base
 		}
-		for _, r := range h.roots {
+		for ti, r := range h.roots {
+			if finite {
+				f.walkAll(r, h.depth[ti], xs, stride, n, raw, idx)
+				continue
+			}
 			for c := 0; c < n; c++ {
 				raw[c] += f.leaf(r, xs[c*stride:(c+1)*stride])
 			}
@@ -267,6 +277,40 @@ func (f *Forest) scoreBatch(xs []float64, stride, n int, out, raw []float64) {
 			out[c] += h.mul * link(h.loss, raw[c])
 		}
 	}
+}
+
+// walkAll adds the tree rooted at r's output to raw for the n vectors of
+// xs: every vector takes its first step, then every vector its second,
+// and so on for depth steps, without a test for leaves (a leaf leads to
+// itself) and without a branch on the data, so the walks of different
+// vectors overlap in the processor. The vectors must be finite (NaN needs
+// the default direction: Forest.leaf). idx is scratch of at least n.
+func (f *Forest) walkAll(r, depth int32, xs []float64, stride, n int, raw []float64, idx []int32) {
+	nodes := f.nodes
+	idx = idx[:n]
+	for c := range idx {
+		idx[c] = r
+	}
+	for d := int32(0); d < depth; d++ {
+		o := 0
+		for c, i := range idx {
+			nd := &nodes[i]
+			idx[c] = nd.child + b2i(xs[o+int(nd.feat)] >= nd.thr)
+			o += stride
+		}
+	}
+	for c, i := range idx {
+		raw[c] += f.vals[i]
+	}
+}
+
+// b2i is 1 for true (compiled without a branch).
+func b2i(b bool) int32 {
+	var i int32
+	if b {
+		i = 1
+	}
+	return i
 }
 
 // Expected is the score of the model's average input: each head's raw sum
@@ -307,19 +351,19 @@ func (f *Forest) Effects(x, e []float64) {
 			i := r
 			for {
 				n := &f.nodes[i]
-				if n.child == 0 {
+				if n.child == i {
 					break
 				}
-				ft := n.feat & featMask
+				ft := n.feat
 				v := x[ft]
 				next := n.child
-				if !(v < n.thr) && (v >= n.thr || n.feat&defaultLeftBit == 0) {
+				if !(v < n.thr) && (v >= n.thr || !f.dleft[i]) {
 					next++
 				}
 				c[ft] += f.vals[next] - f.vals[i]
 				i = next
 			}
-			z += f.nodes[i].thr
+			z += f.vals[i]
 		}
 		var slope float64
 		switch {

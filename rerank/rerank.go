@@ -344,7 +344,7 @@ func Rank(cands []recall.Candidate, m Model, ctx *Context, k int) []Item {
 		for i := range cands {
 			featuresInto(xb[i*NumFeatures:(i+1)*NumFeatures], &cands[i], ncf[i], hasNCF[i], uv)
 		}
-		f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n))
+		f.scoreBatch(xb, NumFeatures, n, scores, grow(&sc.raw, n), grow(&sc.idx, n))
 	} else {
 		x := grow(&sc.x, NumFeatures)
 		for i := range cands {
@@ -413,6 +413,7 @@ type scratch struct {
 	x       []float64
 	scores  []float64
 	raw     []float64
+	idx     []int32
 	order   []int
 	page    []int
 	held    []int

@@ -75,7 +75,7 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 			since = 100 * 365 * 24 * time.Hour
 		}
 		return trainRerank(ctx, app, db, rerankTrainConfig{since: since, window: *rrWatch, minSeconds: *rrSeconds,
-			minSamples: *rrSamples, force: *force, seed: *seed, algo: *rrAlgo, watchCap: *rrCap})
+			minSamples: *rrSamples, force: *force, seed: *seed, algo: *rrAlgo, watchCap: *rrCap, version: *version})
 	}
 	kind, err := lr.ParseModelKind(*j.model)
 	if err != nil {

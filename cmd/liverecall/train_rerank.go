@@ -22,6 +22,7 @@ type rerankTrainConfig struct {
 	seed       uint64
 	algo       string  // "logistic" (default) or "gbdt"
 	watchCap   float64 // gbdt: watch seconds are capped at this (default 600)
+	version    string  // the version's name; default rerank-<UTC time>
 }
 
 // rerankSamples reads the impressions shown in the last c.since with a
@@ -68,7 +69,10 @@ func trainRerank(ctx context.Context, app *App, db *postgres.DB, c rerankTrainCo
 	// Impressions arrive in time order: the newest fifth is the holdout.
 	cut := len(samples) * 4 / 5
 	train, hold := samples[:cut], samples[cut:]
-	version := "rerank-" + time.Now().UTC().Format("20060102T150405")
+	version := c.version
+	if version == "" {
+		version = "rerank-" + time.Now().UTC().Format("20060102T150405")
+	}
 	metrics := map[string]any{"train": len(train), "holdout": len(hold), "algo": c.algo}
 	var model rerank.Model
 	var raw []byte
