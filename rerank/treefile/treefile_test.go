@@ -375,3 +375,46 @@ func TestAssemble(t *testing.T) {
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func ftoa(f float32) string { b, _ := json.Marshal(f); return string(b) }
+
+// The serving evaluator (rerank.Forest) scores imported models as the
+// formats say: the hand-computed sums above, through the head's link.
+func TestImportedModelsServeAsTheFormatsSay(t *testing.T) {
+	sigmoid := func(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+	w, err := treefile.ReadLightGBM("w.txt", []byte(read(t, "lgb_binary.txt")), treefile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := treefile.ReadXGBoost("s.json", []byte(strings.Replace(strings.Replace(read(t, "xgb_binary.json"), "binary:logistic", "reg:squarederror", 1), `"2.5E-1"`, `"3E1"`, 1)),
+		treefile.Options{Objective: rerank.ObjWatchSeconds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := treefile.Assemble("v", []*treefile.File{w, s}, map[rerank.Objective]float64{rerank.ObjWatchSeconds: 0.5}, map[rerank.Objective]float64{rerank.ObjWatchSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := rerank.CompileChecked(*tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f32 := func(v float64) float64 { return float64(float32(v)) }
+	for _, c := range []struct {
+		x             map[string]float64
+		watched, secs float64 // LightGBM leaf sum; XGBoost leaf sum
+	}{
+		{map[string]float64{"mf_score": 0.2, "repeat_watches": 5, "log_viewers": 3.5, "has_mf": 0}, -0.2 + 0.05 + 0.01 + 0.3, f32(0.2) + f32(-0.05)},
+		{map[string]float64{"mf_score": nan, "repeat_watches": nan, "log_viewers": nan, "has_mf": nan}, -0.2 - 0.05 + 0.01 + 0.3, f32(0.2) + f32(-0.05)},
+		{map[string]float64{"mf_score": 0.5, "repeat_watches": 1.0999999, "log_viewers": 3.4, "has_mf": 2e-35}, -0.2 + 0.05 + 0.01 - 0.3, f32(-0.1) + f32(0.05)},
+		{map[string]float64{"mf_score": 0.49999999999, "repeat_watches": 2, "log_viewers": 4, "has_mf": 1}, -0.2 - 0.05 + 0.01 - 0.3, f32(0.3) + f32(-0.05)},
+	} {
+		x := vec(c.x)
+		pw, _ := f.Predict(rerank.ObjWatched, x)
+		ps, _ := f.Predict(rerank.ObjWatchSeconds, x)
+		if !near(pw, sigmoid(c.watched)) || !near(ps, 30+c.secs) {
+			t.Errorf("%v: predictions %v, %v; want %v, %v", c.x, pw, ps, sigmoid(c.watched), 30+c.secs)
+		}
+		if got, want := f.Score(x), sigmoid(c.watched)+0.5*(30+c.secs)/600; !near(got, want) {
+			t.Errorf("%v: score %v, want %v", c.x, got, want)
+		}
+	}
+}
