@@ -40,7 +40,7 @@ var NumFeatures = len(FeatureNames)
 // builds, oldest first: each set is a prefix of the next (features are only
 // appended). Stored weights of an earlier set are read with zero weights for
 // the features added since (ParseWeights), so they score exactly as they did.
-var FeatureSets = []int{18, 22, len(FeatureNames)}
+var FeatureSets = []int{18, featureSet3, len(FeatureNames)}
 
 // Weights is a logistic model over the features: score = sigmoid(Bias + W·x).
 type Weights struct {
