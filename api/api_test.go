@@ -106,8 +106,8 @@ func (f *fixture) record(next echo.HandlerFunc) echo.HandlerFunc {
 // scorers gives the fixture's current weights.
 type scorers struct{ f *fixture }
 
-func (s scorers) Weights() rerank.Weights { return s.f.weights }
-func (s scorers) NCF() recommend.NCF      { return nil }
+func (s scorers) Weights() rerank.Model { return s.f.weights }
+func (s scorers) NCF() recommend.NCF    { return nil }
 
 // compose sets the service the routes call, over engine and the fixture's
 // live state, index and impression log.

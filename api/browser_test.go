@@ -50,6 +50,10 @@ func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
 	if !strings.Contains(dom, "3 neighbours of user 7 under mf mf-1 (live only)") {
 		t.Fatalf("status line missing; DOM:\n%s", dom)
 	}
+	// The user's vectors: the nightly one (no fold-in here), searched.
+	if !strings.Contains(dom, "nightly vector (norm") || !strings.Contains(dom, "Neighbours of the nightly vector.") {
+		t.Fatalf("the user's vectors are not shown; DOM:\n%s", dom)
+	}
 	// A wrong token shows the API's error message, not a table.
 	dom = dump("user_id=7&token=wrong")
 	if !strings.Contains(dom, "wrong bearer token") || strings.Contains(dom, `data-streamer=`) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,6 +31,28 @@ type NeighborsResponse struct {
 	Version   string     `json:"version"`
 	LiveOnly  bool       `json:"live_only"`
 	Neighbors []Neighbor `json:"neighbors"`
+	// User, for a user's query, holds the user's vectors.
+	User *NeighborsUser `json:"user,omitempty"`
+}
+
+// NeighborsUser is the user's vectors under the version searched: the
+// nightly one (null for a user the version does not know) and, for MF,
+// the one folded in from the user's recent watches, if any. Searched says
+// which the neighbours are of ("folded" when there is one: what the MF
+// channel recalls with; else "nightly").
+type NeighborsUser struct {
+	Searched string        `json:"searched"`
+	Nightly  []float32     `json:"nightly"`
+	Folded   *FoldedVector `json:"folded,omitempty"`
+}
+
+// FoldedVector is a user's MF vector folded in from their recent watches.
+type FoldedVector struct {
+	Vector    []float32 `json:"vector"`
+	FoldedAt  time.Time `json:"folded_at"`
+	Streamers int       `json:"streamers"`  // streamers watched in the window
+	Watches   int       `json:"watches"`    // watch sessions in the window
+	ExpiresAt time.Time `json:"expires_at"` // when its newest watch leaves the window
 }
 
 // RegisterDebug adds GET /v1/debug/neighbors and the /debug page. The
@@ -109,6 +132,12 @@ func neighbors(c echo.Context, r Recommender) error {
 		return err
 	}
 	resp.Version = ns.Version
+	if u := ns.User; u != nil {
+		resp.User = &NeighborsUser{Searched: u.Searched, Nightly: u.Nightly}
+		if f := u.Folded; f != nil {
+			resp.User.Folded = &FoldedVector{Vector: f.Vec, FoldedAt: f.At.UTC(), Streamers: f.Streams, Watches: f.Watches, ExpiresAt: f.Expires.UTC()}
+		}
+	}
 	for _, n := range ns.Neighbors {
 		row := Neighbor{StreamerID: int64(n.StreamerID), Score: n.Score, Live: n.Live}
 		if n.Features != nil {

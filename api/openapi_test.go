@@ -190,6 +190,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
+		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -264,5 +265,66 @@ func BenchmarkFoldIn(b *testing.B) {
 		if _, err := FoldIn(g, p, prior, items); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFoldInPriorKeepsNightlyDirection compares, on ALS factors trained on
+// synthetic history, the prior FoldIn uses (the model's precision
+// YᵀY + λI) with a plain λ‖x − x₀‖²: after one 600-second watch the
+// folded vector keeps more of the nightly vector's direction and norm
+// (the plain prior lets the YᵀY term pull every vector toward 0). The
+// figures are logged (go test -v -run PriorKeeps ./embed).
+func TestFoldInPriorKeepsNightlyDirection(t *testing.T) {
+	cfg := DefaultLiveConfig(lr.ModelMF)
+	m, err := TrainLive(context.Background(), SyntheticHistory(1, 2000, 300, 10, 7, 3), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := m.Dim
+	var Y [][]float32
+	for _, s := range m.Streamers {
+		Y = append(Y, s.Vec)
+	}
+	g := gramOf(t, k, Y)
+	p := FoldInParams{Reg: cfg.ALS.Reg, Alpha: cfg.ALS.Alpha, Eps: cfg.ALS.Eps}
+	cos := func(a, b []float32) float64 {
+		return float64(dot(a, b)) / math.Sqrt(float64(dot(a, a))*float64(dot(b, b)))
+	}
+	norm := func(a []float32) float64 { return math.Sqrt(float64(dot(a, a))) }
+	const n = 200
+	var cosP, cosL, normP, normL, norm0 float64
+	for u := 0; u < n; u++ {
+		x0 := m.Users[u].Vec
+		it := FoldInItem{Vec: Y[(u*7)%len(Y)], Value: 600}
+		xp, err := FoldIn(g, p, x0, []FoldInItem{it})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The plain prior: (YᵀY + λI + (c−1)yyᵀ) x = λx₀ + c·y.
+		A := slices.Clone(g.G)
+		b := make([]float64, k)
+		y := make([]float64, k)
+		c1 := p.Alpha * math.Log1p(it.Value/p.Eps)
+		for a := 0; a < k; a++ {
+			A[a*k+a] += p.Reg
+			b[a] = p.Reg * float64(x0[a])
+			y[a] = float64(it.Vec[a])
+		}
+		for a := 0; a < k; a++ {
+			axpy64(c1*y[a], y, A[a*k:(a+1)*k])
+		}
+		axpy64(1+c1, y, b)
+		xl := solveDense(A, b)
+		xl32 := make([]float32, k)
+		for a, v := range xl {
+			xl32[a] = float32(v)
+		}
+		cosP, cosL = cosP+cos(xp, x0)/n, cosL+cos(xl32, x0)/n
+		normP, normL, norm0 = normP+norm(xp)/n, normL+norm(xl32)/n, norm0+norm(x0)/n
+	}
+	t.Logf("%d users, %d streamers, dim %d; after one 600 s watch: mean cosine with the nightly vector %.3f (model precision prior), %.3f (plain λ prior); mean norm %.3f nightly, %.3f, %.3f",
+		n, len(Y), k, cosP, cosL, norm0, normP, normL)
+	if cosP <= cosL || math.Abs(normP-norm0) >= math.Abs(normL-norm0) {
+		t.Fatalf("the model-precision prior keeps less of the nightly vector than the plain one")
 	}
 }

@@ -40,7 +40,8 @@ type Index interface {
 	StreamerVectors(kind lr.ModelKind, model int64) (lr.ModelVersion, iter.Seq[[]float32], error)
 }
 
-// History gives a user's recent watches (live.State), oldest first.
+// History gives a user's recent watches (live.State), in any order; the
+// slice is the caller's.
 type History interface {
 	History(u lr.UserID) []live.Watch
 }
@@ -80,8 +81,9 @@ type Config struct {
 	// second's worth); over it a fold-in is skipped and counted. Default
 	// 200.
 	Rate float64
-	// MaxUsers bounds the folded vectors kept (about 150 bytes plus 4 per
-	// dimension each: 40 MB at the default 100,000 and 64 dimensions).
+	// MaxUsers bounds the folded vectors kept (at most 200 bytes plus 4
+	// per dimension each, 442 measured at 64 dimensions: 44 MB at the
+	// default 100,000). Default 100,000.
 	MaxUsers int
 	// MaxPending bounds the users waiting for a fold-in; a user's events
 	// beyond it are skipped and counted. Default 65,536.

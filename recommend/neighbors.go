@@ -20,6 +20,9 @@ const MaxNeighbors = 1000
 // answer, never the 8-bit scan recall may use). Each row says whether the
 // streamer is live, and a live one carries its features. lr.EINVALID for a
 // bad request, lr.ENOTFOUND when the user or streamer has no vector,
+// nightly or (MF) folded in from the session (Config.Folded: a user's query
+// then searches with the folded vector, as the MF channel recalls, and
+// reports both in Neighbors.User),
 // lr.EUNAVAILABLE when no index of the model is loaded or the user store
 // (the user's vector is read from it, waiting up to Config.UserTimeout)
 // fails. Every lookup is pinned to the version serving at the start.
@@ -37,12 +40,25 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 	}
 	var q []float32
 	self, hasSelf := uint32(0), false
+	var user *lr.NeighborsUser
 	if req.User != 0 {
-		vec, err := s.userVector(ctx, req.User, kind, mv.ID)
+		nightly, err := s.userVector(ctx, req.User, kind, mv.ID)
 		if err != nil {
 			return nil, err
 		}
-		q = vec
+		user = &lr.NeighborsUser{Nightly: nightly, Searched: "nightly"}
+		if kind == lr.ModelMF && s.cfg.Folded != nil {
+			if fv, ok := s.cfg.Folded.Folded(req.User, mv.ID); ok {
+				user.Folded, user.Searched = &fv, "folded"
+			}
+		}
+		if nightly == nil && user.Folded == nil {
+			return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", req.User, kind)
+		}
+		q = nightly
+		if user.Folded != nil {
+			q = user.Folded.Vec
+		}
 	} else {
 		ord, ok := s.cfg.Ordinals.Lookup(req.Streamer)
 		var vec []float32
@@ -63,7 +79,7 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 	if hasSelf {
 		want++
 	}
-	out := &lr.Neighbors{Version: mv.Version, Neighbors: []lr.Neighbor{}}
+	out := &lr.Neighbors{Version: mv.Version, Neighbors: []lr.Neighbor{}, User: user}
 	hits, err := s.cfg.Index.SearchPrecise(ctx, kind, mv.ID, q, want, allowed)
 	if err != nil {
 		return nil, err
@@ -87,8 +103,9 @@ func (s *Service) Neighbors(ctx context.Context, req lr.NeighborsRequest) (*lr.N
 }
 
 // userVector reads u's vector of kind under version model from the user
-// store, pinned as a request pins it (with the other kind's serving
-// version, so it shares the cache entry requests use).
+// store (nil when the version has none for u), pinned as a request pins it
+// (with the other kind's serving version, so it shares the cache entry
+// requests use).
 func (s *Service) userVector(ctx context.Context, u lr.UserID, kind lr.ModelKind, model int64) ([]float32, error) {
 	if s.cfg.UserStore == nil {
 		return nil, lr.Errorf(lr.EUNAVAILABLE, "no user store configured")
@@ -106,9 +123,5 @@ func (s *Service) userVector(ctx context.Context, u lr.UserID, kind lr.ModelKind
 		return nil, &lr.Error{Code: lr.EUNAVAILABLE, Op: "recommend.Neighbors",
 			Message: fmt.Sprintf("%s did not give user %d's vectors within %s", s.cfg.UserStoreName, u, s.cfg.UserTimeout), Err: err}
 	}
-	vec := row.Vector(kind)
-	if vec == nil {
-		return nil, lr.Errorf(lr.ENOTFOUND, "user %d has no %s embedding", u, kind)
-	}
-	return vec, nil
+	return row.Vector(kind), nil
 }

@@ -62,6 +62,12 @@ type UserStore interface {
 	Fetch(ctx context.Context, u lr.UserID, v userstore.Versions) (userstore.Row, error)
 }
 
+// FoldedVectors gives users' MF vectors folded in from their recent
+// watches (foldin.Folder): u's under MF version model, if one serves.
+type FoldedVectors interface {
+	Folded(u lr.UserID, model int64) (lr.FoldedVector, bool)
+}
+
 // DefaultUserTimeout is the default Config.UserTimeout.
 const DefaultUserTimeout = 3 * time.Second
 
@@ -112,9 +118,13 @@ type Config struct {
 	UserStore     UserStore
 	UserTimeout   time.Duration
 	UserStoreName string
-	Ordinals      *lr.Ordinals
-	Scorers       Scorers          // nil: the default weights, no NeuMF
-	Impressions   ImpressionLogger // nil: impressions are not logged
+	// Folded, if set, gives a neighbour query the user's folded MF vector
+	// beside the nightly one (recall gets it through the user vectors it
+	// was given: foldin.Folder.Overlay).
+	Folded      FoldedVectors
+	Ordinals    *lr.Ordinals
+	Scorers     Scorers          // nil: the default weights, no NeuMF
+	Impressions ImpressionLogger // nil: impressions are not logged
 	// RecallOrder serves the recall order without reranking (the quality
 	// benchmark's recall-only variants).
 	RecallOrder bool

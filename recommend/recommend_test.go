@@ -451,3 +451,57 @@ func TestNeighborsScanInFloat32(t *testing.T) {
 		t.Fatalf("searches by strategy %v, want 20 exact and no %s", counts, index.StrategyLiveInt8)
 	}
 }
+
+// folded is a FoldedVectors of fixed vectors under one model id.
+type folded struct {
+	model int64
+	vecs  map[lr.UserID]lr.FoldedVector
+}
+
+func (f folded) Folded(u lr.UserID, model int64) (lr.FoldedVector, bool) {
+	v, ok := f.vecs[u]
+	return v, ok && model == f.model
+}
+
+// A user's neighbour query under MF reports the nightly and the folded
+// vector and searches with the folded one (what the MF channel recalls
+// with); a user the version does not know is answered from a folded
+// vector alone; NCF queries and other versions never get one.
+func TestNeighborsShowFoldedVector(t *testing.T) {
+	w, _ := newWorld(t, 0)
+	model := w.idx.Model(lr.ModelMF).ID
+	at := t0.Add(-time.Minute)
+	v1 := make([]float32, 11)
+	v1[5] = 1
+	v2 := make([]float32, 11)
+	v2[1] = 1
+	fv := folded{model: model, vecs: map[lr.UserID]lr.FoldedVector{7: {Model: model, Vec: v1, At: at, Streams: 2, Watches: 3}, 999: {Model: model, Vec: v2, At: at, Streams: 1, Watches: 1}}}
+	svc := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, UserStore: w.idx, Ordinals: w.ords, Folded: fv})
+	ctx := context.Background()
+	ns, err := svc.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: 7, K: 1, LiveOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := ns.User; u == nil || u.Searched != "folded" || u.Nightly == nil || u.Folded == nil || u.Folded.Watches != 3 || !u.Folded.At.Equal(at) {
+		t.Fatalf("user 7: %+v", ns.User)
+	}
+	if ns.Neighbors[0].StreamerID != 5 {
+		t.Fatalf("user 7's neighbours %+v, want streamer 5 (the folded vector's)", ns.Neighbors)
+	}
+	ns, err = svc.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: 999, K: 1, LiveOnly: true})
+	if err != nil || ns.User.Nightly != nil || ns.User.Searched != "folded" || ns.Neighbors[0].StreamerID != 1 {
+		t.Fatalf("unknown user with a folded vector: %+v %v", ns, err)
+	}
+	// Without fold-in the nightly vector is searched.
+	plain := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, UserStore: w.idx, Ordinals: w.ords})
+	ns, err = plain.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: 7, K: 1, LiveOnly: true})
+	if err != nil || ns.User.Searched != "nightly" || ns.User.Folded != nil || ns.Neighbors[0].StreamerID != 3 {
+		t.Fatalf("without fold-in: %+v %v", ns, err)
+	}
+	// A folded vector of another version is not used.
+	other := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, UserStore: w.idx, Ordinals: w.ords,
+		Folded: folded{model: model + 1, vecs: fv.vecs}})
+	if _, err := other.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: 999, K: 1}); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("a folded vector of another version answered: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -49,6 +50,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
 	userCache, otlp := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint)
+	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
 	}
@@ -56,12 +58,22 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be between 0 and 1, got %v\n", sUnknownShare.Flag, *unknownShare)
 		return serviceConfig{}, errUsage
 	}
+	for _, bad := range []struct {
+		s  setting
+		ok bool
+	}{{sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
+		if !bad.ok {
+			fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", bad.s.Flag)
+			return serviceConfig{}, errUsage
+		}
+	}
 	return serviceConfig{
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,
-		index: indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
+		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
+		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
 	}, nil
 }
 

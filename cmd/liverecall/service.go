@@ -15,6 +15,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/tracing"
 	"github.com/liverecall/liverecall/live"
@@ -42,7 +43,21 @@ var (
 	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
 	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query"})
 	sUserCacheBytes   = defSetting(setting{"user-cache-bytes", "LIVERECALL_USER_CACHE_BYTES", "256MiB", "size of the in-process cache of active users' vectors, read from Postgres on a miss"})
+	sFoldIn           = defSetting(setting{"foldin", "LIVERECALL_FOLDIN", "true", "fold users' MF vectors in from their recent watches as their watch events arrive (false: the nightly vectors only)"})
+	sFoldInWindow     = defSetting(setting{"foldin-window", "LIVERECALL_FOLDIN_WINDOW", "6h", "watches started within this window are folded into the user's MF vector, which serves until its newest watch leaves the window"})
+	sFoldInDebounce   = defSetting(setting{"foldin-debounce", "LIVERECALL_FOLDIN_DEBOUNCE", "1s", "a user's watch events within this of the first are folded in once"})
+	sFoldInRate       = defSetting(setting{"foldin-rate", "LIVERECALL_FOLDIN_RATE", "200", "most fold-ins per second (over it a fold-in is skipped until the user's next event)"})
+	sFoldInMaxUsers   = defSetting(setting{"foldin-max-users", "LIVERECALL_FOLDIN_MAX_USERS", "100000", "most folded user vectors held in memory (least recently folded out first)"})
 )
+
+// foldInConfig is the fold-in part of serviceConfig.
+type foldInConfig struct {
+	enabled  bool
+	window   time.Duration
+	debounce time.Duration
+	rate     float64
+	maxUsers int
+}
 
 // indexConfig is the index part of serviceConfig.
 type indexConfig struct {
@@ -72,6 +87,7 @@ type serviceConfig struct {
 	userCacheBytes   int64
 	refreshEvery     time.Duration
 	index            indexConfig
+	foldIn           foldInConfig
 }
 
 // staleAfter: a live view further behind than this is reported in /readyz.
@@ -88,6 +104,7 @@ type service struct {
 	consumer  *events.LiveConsumer
 	idx       *index.Manager
 	users     *userstore.Store // the users' vectors: a cache in front of Postgres
+	folder    *foldin.Folder   // users' MF vectors folded in from their session; nil when off
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
 	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
@@ -154,8 +171,14 @@ func (s *service) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.state = live.New(live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
-		Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }})
+	lc := live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
+		Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
+	if cfg.foldIn.enabled {
+		// The folder is made below, once the live state and the user
+		// store it reads exist; no event is applied before Run.
+		lc.OnWatch = func(us []lr.UserID) { s.folder.Schedule(us) }
+	}
+	s.state = live.New(lc)
 	replica := events.NewReplicaID() // names this run's pages in the impressions topic
 	if len(cfg.brokers) > 0 {
 		s.consumer, err = events.NewLiveConsumer(events.LiveConfig{Brokers: cfg.brokers, Topics: cfg.topics, DeadLetterTopic: cfg.deadLetterTopic,
@@ -172,9 +195,16 @@ func (s *service) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var users recall.UserVectors = s.users
+	if cfg.foldIn.enabled {
+		s.folder = foldin.New(foldin.Config{Index: s.idx, History: s.state, Nightly: s.users, Ordinals: s.ords,
+			Window: cfg.foldIn.window, Debounce: cfg.foldIn.debounce, Rate: cfg.foldIn.rate, MaxUsers: cfg.foldIn.maxUsers,
+			Registerer: s.reg, Log: app.Log})
+		users = s.folder.Overlay(s.users)
+	}
 	s.engine = recall.New(recall.Config{Budget: cfg.recallBudget, ShownWindow: cfg.shownWindow, UnknownShare: engineUnknownShare(cfg.unknownShare), Registerer: s.reg,
 		Tracer: s.tracer},
-		s.state, s.ords, s.idx, s.users, s.integrity, nil)
+		s.state, s.ords, s.idx, users, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
 		// What the other replicas showed counts here too.
 		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Window: s.engine.ShownWindow(),
@@ -188,6 +218,9 @@ func (s *service) build(ctx context.Context) error {
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
 		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
 		Log: app.Log, Registerer: s.reg, Tracer: s.tracer}
+	if s.folder != nil {
+		rc.Folded = s.folder
+	}
 	if s.imps != nil {
 		rc.Impressions = s.imps
 	}
@@ -367,6 +400,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		return nil
 	})
 	g.Go(func() error { s.runIndex(gctx); return nil })
+	if s.folder != nil {
+		g.Go(func() error { s.folder.Run(gctx); return nil })
+	}
 	if s.consumer != nil {
 		g.Go(func() error { return s.consumer.Run(gctx) })
 	}
