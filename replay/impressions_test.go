@@ -275,3 +275,31 @@ func TestReplayFoldInGivesNewUsersAVector(t *testing.T) {
 		}
 	}
 }
+
+// With Config.FoldIn the full row serves the folded vector: the
+// impressions of a new user's second decision carry MF scores, which
+// without it they cannot (no nightly vector).
+func TestImpressionsWithFoldInCarryTheFoldedMFScore(t *testing.T) {
+	h := scripted()
+	h.Watches = append(h.Watches,
+		Watch{User: 50, Streamer: 2, Stream: 102, Start: at(13, 5), End: at(13, 8)},
+		Watch{User: 50, Streamer: 3, Stream: 103, Start: at(13, 15), End: at(13, 30)})
+	hasMF := slices.Index(rerank.FeatureNames, "has_mf")
+	for _, fold := range []bool{false, true} {
+		var ds []Decision
+		cfg := testConfig(&ds)
+		cfg.FoldIn = fold
+		got := impressionsOf(t, h, cfg)
+		for _, when := range []time.Time{at(13, 5), at(13, 15)} {
+			n := 0
+			for _, im := range got[when] {
+				if im.X[hasMF] == 1 {
+					n++
+				}
+			}
+			if want := fold && when == at(13, 15); (n > 0) != want {
+				t.Errorf("fold-in %v, user 50 at %s: %d candidates with an MF score, want some: %v", fold, when.Format("15:04"), n, want)
+			}
+		}
+	}
+}

@@ -126,6 +126,9 @@ type Config struct {
 	// each one's models instead of Weights (row kind "reranker"), scored
 	// on the same decisions.
 	Rerankers []Reranker
+	// FoldIn: the full row (and so Impressions) serves with MF user
+	// vectors folded in from the session, as Reranker.FoldIn.
+	FoldIn bool
 	// AllNew scores every decision of a user without a nightly MF vector
 	// (Decision.Known false), not only every n-th: those beyond the
 	// sample go to OnDecision with Extra set and count in no row.
@@ -337,7 +340,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	var variants []*variant
 	var cp *capture // the full system's candidates, for Impressions
 	var folder *foldin.Folder
-	if slices.ContainsFunc(cfg.Rerankers, func(r Reranker) bool { return r.FoldIn }) {
+	if cfg.FoldIn || slices.ContainsFunc(cfg.Rerankers, func(r Reranker) bool { return r.FoldIn }) {
 		folder = foldin.New(foldin.Config{Index: mgr, History: state, Nightly: users, Ordinals: ords, Clock: now, Log: log})
 	}
 	mk := func(name, kind string, disabled map[string]bool, sc recommend.Scorers, fold bool) {
@@ -356,7 +359,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			Scorers: sc, Now: now, Log: log})
 		variants = append(variants, &variant{name: name, kind: kind, engine: e, svc: svc})
 	}
-	mk(Full, "system", nil, recommend.Fixed(weights, scorer), false)
+	mk(Full, "system", nil, recommend.Fixed(weights, scorer), cfg.FoldIn)
 	for _, r := range cfg.Rerankers {
 		var w rerank.Model = weights
 		if r.Model != nil {

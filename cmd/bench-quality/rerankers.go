@@ -80,73 +80,34 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	fmt.Printf("\n# rerankers: trained on the impressions of %s to %s (embedding models trained on the days before), evaluated on the %s %s\n",
 		r.sampleFrom.Format(time.DateOnly), evalOn.AddDate(0, 0, -1).Format(time.DateOnly), what, evalOn.Format(time.DateOnly))
 
-	t0 := time.Now()
-	train, trainDecs, err := r.impressions(ctx, r.sampleFrom, evalOn, c.sampleMax, nil, nil)
+	// Training impressions as the service logs them with the nightly
+	// vectors, and as it logs them with fold-in on (a platform running
+	// fold-in retrains its reranker on those).
+	nightly, err := r.trainSet(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	// The time-later fifth of the decisions validates (early stopping).
-	cut := trainDecs * 4 / 5
-	fit, valid := split(train, cut)
-	fmt.Printf("training impressions: %d of %d decisions (%d fit, %d validate; unwatched candidates kept at %.0f%%), %s (%.1f s)\n",
-		len(train), trainDecs, len(fit), len(valid), 100*negKeep, outcomeShares(train), time.Since(t0).Seconds())
-
-	t1 := time.Now()
-	logit, err := rerank.Train(samples(fit), rerank.TrainConfig{Seed: c.seed})
-	if err != nil {
-		return nil, fmt.Errorf("training the logistic reranker: %w", err)
-	}
-	logit.Version = "logistic-bench"
-	fmt.Printf("logistic reranker trained in %.1f s: validation log loss %.4f (default weights %.4f)\n",
-		time.Since(t1).Seconds(), rerank.LogLoss(samples(valid), logit), rerank.LogLoss(samples(valid), rerank.DefaultWeights()))
-
-	// Without the context features: the same training on the same
-	// impressions with feature set 3 zeroed; such a model does not read
-	// them (a logistic weight stays at its default 0, a tree never splits
-	// on a constant), so it is served as it is.
-	logitNoCtx, err := rerank.Train(samples(zeroContext(fit)), rerank.TrainConfig{Seed: c.seed})
-	if err != nil {
-		return nil, fmt.Errorf("training the logistic reranker without context: %w", err)
-	}
-	logitNoCtx.Version = "logistic-noctx-bench"
-
-	t3 := time.Now()
-	gcfg := rerank.GBDTConfig{Seed: c.seed}
-	tm, err := rerank.TrainTrees(samples(fit), samples(valid), gcfg)
-	if err != nil {
-		return nil, fmt.Errorf("training the GBDT reranker: %w", err)
-	}
-	tm.Version = "gbdt-bench"
-	gbdt, err := rerank.CompileChecked(tm)
+	folded, err := r.trainSet(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	tmNoCtx, err := rerank.TrainTrees(samples(zeroContext(fit)), samples(zeroContext(valid)), gcfg)
-	if err != nil {
-		return nil, fmt.Errorf("training the GBDT reranker without context: %w", err)
-	}
-	tmNoCtx.Version = "gbdt-noctx-bench"
-	gbdtNoCtx, err := rerank.CompileChecked(tmNoCtx)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Printf("GBDT rerankers trained in %.1f s (with and without context): trees per head %s; objective weights %v\n",
-		time.Since(t3).Seconds(), treeCounts(tm), tm.Weights)
-
 	def := rerank.DefaultWeights()
 	models := []scored{
 		{name: "default weights", row: replay.Full, score: logisticScore(def)},
-		{name: "logistic", row: "logistic", score: logisticScore(logit), model: logit},
-		{name: "GBDT", row: "gbdt", score: forestScore(gbdt), model: gbdt},
-		{name: "logistic, no context features", row: "logistic-noctx", score: logisticScore(logitNoCtx), model: logitNoCtx},
-		{name: "GBDT, no context features", row: "gbdt-noctx", score: forestScore(gbdtNoCtx), model: gbdtNoCtx},
+		{name: "logistic", row: "logistic", score: logisticScore(nightly.logit), model: nightly.logit},
+		{name: "GBDT", row: "gbdt", score: forestScore(nightly.gbdt), model: nightly.gbdt},
+		{name: "logistic, no context features", row: "logistic-noctx", score: logisticScore(nightly.logitNoCtx), model: nightly.logitNoCtx},
+		{name: "GBDT, no context features", row: "gbdt-noctx", score: forestScore(nightly.gbdtNoCtx), model: nightly.gbdtNoCtx},
 	}
-	// The fold-in rows: the same rerankers, MF user vectors folded in
-	// from the session.
+	// The fold-in rows: the rerankers above served with MF user vectors
+	// folded in from the session, and the rerankers trained on the
+	// impressions logged with fold-in on.
 	folds := []scored{
 		{name: "default weights", row: "default+foldin", model: def, nightly: replay.Full},
-		{name: "logistic", row: "logistic+foldin", model: logit, nightly: "logistic"},
-		{name: "GBDT", row: "gbdt+foldin", model: gbdt, nightly: "gbdt"},
+		{name: "logistic", row: "logistic+foldin", model: nightly.logit, nightly: "logistic"},
+		{name: "GBDT", row: "gbdt+foldin", model: nightly.gbdt, nightly: "gbdt"},
+		{name: "logistic, trained with fold-in", row: "logistic-f+foldin", model: folded.logit, nightly: "logistic"},
+		{name: "GBDT, trained with fold-in", row: "gbdt-f+foldin", model: folded.gbdt, nightly: "gbdt"},
 	}
 
 	// The held-out day, through the service.
@@ -170,7 +131,7 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 				}
 			}
 		}
-	})
+	}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -204,12 +165,102 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 		fa, fb := newMetrics(newFolded[m.nightly]), newMetrics(newFolded[m.row])
 		fmt.Printf("| %s | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", m.name, a.All.HR10, b.All.HR10, a.All.NDCG10, b.All.NDCG10,
 			na.HR10, nb.HR10, na.NDCG10, nb.NDCG10, fa.HR10, fb.HR10)
-		if m.nightly == replay.Full {
+		if m.row == headlineFoldIn {
 			head["hr10_new_users_nightly"], head["hr10_new_users_foldin"] = na.HR10, nb.HR10
-			head["hr10_foldin"] = b.All.HR10
+			head["hr10_nightly"], head["hr10_foldin"] = a.All.HR10, b.All.HR10
 		}
 	}
+
+	// The goals of the issue, met or not, on the figures above.
+	lg, gb := head["ndcg10_logistic"], head["ndcg10_gbdt"]
+	fmt.Printf("\ngoal: GBDT NDCG@10 above logistic: %.4f vs %.4f: %s\n", gb, lg, metIf(gb > lg))
+	nn, nf := head["hr10_new_users_nightly"], head["hr10_new_users_foldin"]
+	fmt.Printf("goal: fold-in raises new users' HR@10 by at least 20%% relative (GBDT trained with fold-in vs GBDT, nightly vectors): %.4f -> %.4f (%+.1f%%): %s\n",
+		nn, nf, 100*(nf/nn-1), metIf(nf >= 1.2*nn))
+	on, of := head["hr10_nightly"], head["hr10_foldin"]
+	fmt.Printf("goal: fold-in does not lower the overall HR@10 (same rows): %.4f -> %.4f: %s\n", on, of, metIf(of >= on))
 	return head, nil
+}
+
+// headlineFoldIn is the fold-in row of the last line's new-user figures:
+// the system as the issue builds it (the GBDT reranker), fold-in on and
+// the reranker trained on the impressions logged with it, against the
+// GBDT reranker with the nightly vectors (fixed before this row was
+// first run).
+const headlineFoldIn = "gbdt-f+foldin"
+
+func metIf(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// trained are the rerankers of one set of training impressions.
+type trained struct {
+	logit, logitNoCtx rerank.Weights
+	gbdt, gbdtNoCtx   *rerank.Forest
+}
+
+// trainSet logs the training impressions (fold-in on or off), splits
+// them in time (the later fifth of the decisions validates: early
+// stopping of the trees) and trains logistic and GBDT rerankers on them,
+// with the context features and without: the same training with feature
+// set 3 zeroed, which gives a model that does not read them (a logistic
+// weight stays at its default 0, a tree never splits on a constant), so
+// it is served as it is.
+func (r *rerankRun) trainSet(ctx context.Context, foldIn bool) (*trained, error) {
+	what := "nightly MF vectors"
+	if foldIn {
+		what = "fold-in on"
+	}
+	t0 := time.Now()
+	train, decs, err := r.impressions(ctx, r.sampleFrom, r.evalOn, r.c.sampleMax, nil, nil, foldIn)
+	if err != nil {
+		return nil, err
+	}
+	fit, valid := split(train, decs*4/5)
+	fmt.Printf("training impressions (%s): %d of %d decisions (%d fit, %d validate; unwatched candidates kept at %.0f%%), %s (%.1f s)\n",
+		what, len(train), decs, len(fit), len(valid), 100*negKeep, outcomeShares(train), time.Since(t0).Seconds())
+	out := &trained{}
+	t1 := time.Now()
+	for i, set := range [2][]labeled{fit, zeroContext(fit)} {
+		w, err := rerank.Train(samples(set), rerank.TrainConfig{Seed: r.c.seed})
+		if err != nil {
+			return nil, fmt.Errorf("training the logistic reranker (%s): %w", what, err)
+		}
+		*[2]*rerank.Weights{&out.logit, &out.logitNoCtx}[i] = w
+	}
+	fmt.Printf("  logistic trained in %.1f s: validation log loss %.4f (default weights %.4f)\n",
+		time.Since(t1).Seconds(), rerank.LogLoss(samples(valid), out.logit), rerank.LogLoss(samples(valid), rerank.DefaultWeights()))
+	t2 := time.Now()
+	var tm rerank.TreeModel
+	for i, set := range [2][2][]labeled{{fit, valid}, {zeroContext(fit), zeroContext(valid)}} {
+		m, err := rerank.TrainTrees(samples(set[0]), samples(set[1]), rerank.GBDTConfig{Seed: r.c.seed})
+		if err != nil {
+			return nil, fmt.Errorf("training the GBDT reranker (%s): %w", what, err)
+		}
+		f, err := rerank.CompileChecked(m)
+		if err != nil {
+			return nil, err
+		}
+		*[2]**rerank.Forest{&out.gbdt, &out.gbdtNoCtx}[i] = f
+		if i == 0 {
+			tm = m
+		}
+	}
+	hm := rerank.HeadMetrics(out.gbdt, samples(valid))
+	fmt.Printf("  GBDT trained in %.1f s: trees per head %s; objective weights %s; validation AUC watched %.4f gift %.4f follow %.4f\n",
+		time.Since(t2).Seconds(), treeCounts(tm), objWeights(tm), hm["auc_watched"], hm["auc_gift"], hm["auc_follow"])
+	return out, nil
+}
+
+func objWeights(m rerank.TreeModel) string {
+	var parts []string
+	for _, o := range []rerank.Objective{rerank.ObjWatched, rerank.ObjWatchSeconds, rerank.ObjGift, rerank.ObjFollow} {
+		parts = append(parts, fmt.Sprintf("%s %g", o, m.Weights[o]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // scored is a reranker of the tables: how it scores a sample offline and
@@ -236,11 +287,11 @@ func logisticScore(w rerank.Weights) func([]float64) [4]float64 {
 // every n-th) with the models trained on the history before from, and
 // returns the impressions kept, in decision order, and the number of
 // decisions. r.last holds the replay's report.
-func (r *rerankRun) impressions(ctx context.Context, from, to time.Time, max int, rows []replay.Reranker, onDec func(replay.Decision)) ([]labeled, int, error) {
+func (r *rerankRun) impressions(ctx context.Context, from, to time.Time, max int, rows []replay.Reranker, onDec func(replay.Decision), foldIn bool) ([]labeled, int, error) {
 	var out []labeled
 	decs := 0
 	rep, err := replay.Run(ctx, r.hist, replay.Config{
-		HoldoutFrom: from, Until: to, MaxDecisions: max, Models: []string{"als", "ncf"}, NoChannels: true, Rerankers: rows, AllNew: onDec != nil,
+		HoldoutFrom: from, Until: to, MaxDecisions: max, Models: []string{"als", "ncf"}, NoChannels: true, Rerankers: rows, AllNew: onDec != nil, FoldIn: foldIn,
 		Labels: replay.Labels{Until: to},
 		Impressions: func(d replay.Decision, imps []replay.Impression) {
 			if d.Extra {
