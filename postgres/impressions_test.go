@@ -107,3 +107,63 @@ func TestImpressionsStoreTheContext(t *testing.T) {
 		t.Fatal("hour 24 stored")
 	}
 }
+
+// The labels of every objective: the longest watch begun within the window
+// (seconds), a gift during such a watch, a follow within the window; a
+// gift outside the watch, a watch begun after the window or a follow from
+// before the impression do not count.
+func TestLabeledImpressionsObjectives(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	var imps []lr.Impression
+	for s := lr.StreamerID(1); s <= 4; s++ {
+		imps = append(imps, lr.Impression{RequestID: "r", UserID: 1, StreamerID: s, StreamID: lr.StreamID(s), Position: int(s), ShownAt: now})
+	}
+	if err := db.WriteImpressions(ctx, imps); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(id string, typ lr.EventType, at time.Duration, s lr.StreamerID) lr.Event {
+		return lr.Event{ID: id, Type: typ, TS: now.Add(at), StreamerID: s, StreamID: lr.StreamID(s), UserID: 1, V: 1, Amount: 1}
+	}
+	_, err := db.WriteEvents(ctx, []lr.Event{
+		// Streamer 1: watches of 60 s and 200 s begun in the window, a
+		// gift during the second, a follow in the window.
+		ev("j1", lr.EventViewerJoined, time.Minute, 1), ev("l1", lr.EventViewerLeft, 2*time.Minute, 1),
+		ev("j2", lr.EventViewerJoined, 3*time.Minute, 1), ev("l2", lr.EventViewerLeft, 3*time.Minute+200*time.Second, 1),
+		ev("g1", lr.EventGiftSent, 4*time.Minute, 1),
+		ev("f1", lr.EventFollowCreated, 5*time.Minute, 1),
+		// Streamer 2: a 20 s watch, a gift after it ended, a follow
+		// after the window.
+		ev("j3", lr.EventViewerJoined, time.Minute, 2), ev("l3", lr.EventViewerLeft, time.Minute+20*time.Second, 2),
+		ev("g2", lr.EventGiftSent, 5*time.Minute, 2),
+		ev("f2", lr.EventFollowCreated, 20*time.Minute, 2),
+		// Streamer 3: a watch begun after the window, with a gift; a
+		// follow from before the impression.
+		ev("j4", lr.EventViewerJoined, 11*time.Minute, 3), ev("l4", lr.EventViewerLeft, 15*time.Minute, 3),
+		ev("g3", lr.EventGiftSent, 12*time.Minute, 3),
+		ev("f3", lr.EventFollowCreated, -time.Minute, 3),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type labels struct {
+		watched      bool
+		secs         float64
+		gift, follow bool
+	}
+	got := map[lr.StreamerID]labels{}
+	err = db.LabeledImpressions(ctx, now.Add(-time.Hour), 10*time.Minute, 30, func(li postgres.LabeledImpression) error {
+		got[li.StreamerID] = labels{li.Watched, li.WatchSeconds, li.Gift, li.Follow}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[lr.StreamerID]labels{1: {true, 200, true, true}, 2: {false, 20, false, false}, 3: {}, 4: {}}
+	for s, w := range want {
+		if got[s] != w {
+			t.Errorf("streamer %d: labels %+v, want %+v", s, got[s], w)
+		}
+	}
+}

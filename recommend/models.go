@@ -12,6 +12,7 @@ import (
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/rerank"
 	"github.com/liverecall/liverecall/userstore"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // NeuMF is the NeuMF scorer of one NCF model version, as rerank takes it
@@ -133,6 +134,8 @@ type ModelsConfig struct {
 	Serving  func(kind lr.ModelKind) string
 	Ordinals *lr.Ordinals
 	Log      *slog.Logger // default: discard
+	// Registerer takes liverecall_rerank_model_info; nil: not exported.
+	Registerer prometheus.Registerer
 }
 
 // Models are the reranker's serving models and the policy that keeps them
@@ -145,6 +148,7 @@ type ModelsConfig struct {
 type Models struct {
 	cfg     ModelsConfig
 	weights atomic.Pointer[modelBox]
+	info    *prometheus.GaugeVec // 1 for the serving reranker's version and algo
 	ncf     atomic.Pointer[NeuMF]
 	// loadMu makes LoadNCF one at a time: the index loop and the refresh
 	// loop both call it, and a scorer is seconds and much memory to decode.
@@ -156,9 +160,21 @@ func NewModels(cfg ModelsConfig) *Models {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m := &Models{cfg: cfg}
-	m.weights.Store(&modelBox{m: rerank.DefaultWeights()})
+	m := &Models{cfg: cfg, info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "liverecall_rerank_model_info",
+		Help: "Always 1; the labels name the reranker this replica serves: its version (default: the built-in weights) and algo (logistic, gbdt)."},
+		[]string{"version", "algo"})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(m.info)
+	}
+	m.serve(&modelBox{m: rerank.DefaultWeights()})
 	return m
+}
+
+// serve makes b the model Weights returns, and says so in the info metric.
+func (m *Models) serve(b *modelBox) {
+	m.weights.Store(b)
+	m.info.Reset()
+	m.info.WithLabelValues(b.m.ModelVersion(), algoOf(b.m)).Set(1)
 }
 
 // modelBox holds a rerank.Model for an atomic.Pointer, with the stored
@@ -242,7 +258,7 @@ func (m *Models) RefreshWeights(ctx context.Context) {
 		}
 		w = w.WithVersion(version)
 		m.cfg.Log.Info("rerank model loaded", "version", version, "algo", algoOf(w))
-		m.weights.Store(&modelBox{m: w, raw: raw})
+		m.serve(&modelBox{m: w, raw: raw})
 	case lr.ErrorCode(err) == lr.ENOTFOUND:
 	default:
 		if ctx.Err() == nil {

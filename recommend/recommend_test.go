@@ -37,7 +37,7 @@ type world struct {
 	engine  *recall.Engine
 	imps    *impLog
 	reg     *prometheus.Registry
-	weights rerank.Weights
+	weights rerank.Model
 	ncf     recommend.NCF
 }
 

@@ -165,7 +165,7 @@ func (c *capture) Recall(ctx context.Context, req recall.Request) (*recall.Resul
 // impressions are the candidates cp captured at decision d, every one with
 // its feature vector and rank as rerank orders them all with w, and its
 // outcome.
-func impressions(cp *capture, d Watch, w rerank.Weights, users recommend.Users, ncf *recommend.NeuMF, o *outcomes, now time.Time) []Impression {
+func impressions(cp *capture, d Watch, w rerank.Model, users recommend.Users, ncf *recommend.NeuMF, o *outcomes, now time.Time) []Impression {
 	rc := &rerank.Context{User: d.User, Now: now, History: users.History(d.User), Follows: users.Follows(d.User), Request: d.Context.Clean()}
 	if ncf != nil {
 		if s := ncf.ForUser(d.User, cp.row.User); s != nil {

@@ -115,6 +115,9 @@ type Config struct {
 	Train *embed.LiveConfig
 	// Weights of rerank; nil: rerank.DefaultWeights.
 	Weights *rerank.Weights
+	// Model of rerank (logistic weights or a *rerank.Forest); when set it
+	// is used instead of Weights.
+	Model rerank.Model
 	// Integrity filters (bans and blocks); nil: none.
 	Integrity recall.Integrity
 	// ShownWindow of the already-shown filter (0: the recall default).
@@ -281,8 +284,10 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	if len(cfg.Models) == 0 {
 		cfg.Models = []string{"als"}
 	}
-	weights := rerank.DefaultWeights()
-	if cfg.Weights != nil {
+	var weights rerank.Model = rerank.DefaultWeights()
+	if cfg.Model != nil {
+		weights = cfg.Model
+	} else if cfg.Weights != nil {
 		weights = *cfg.Weights
 	}
 	if err := weights.Validate(); err != nil {

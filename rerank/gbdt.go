@@ -414,12 +414,13 @@ func (g *grower) best(nd *gnode) {
 		for t := 1; t < nb; t++ {
 			gl += hist[t-1].g
 			hl += hist[t-1].h
-			for _, ml := range [2]bool{false, true} {
-				if ml && miss.h == 0 {
-					continue
-				}
+			// NaN to the right, then (when this node has NaNs) to the left.
+			for k := 0; k < 2; k++ {
 				lg, lh := gl, hl
-				if ml {
+				if k == 1 {
+					if miss.h == 0 {
+						break
+					}
 					lg, lh = gl+miss.g, hl+miss.h
 				}
 				rg, rh := nd.g-lg, nd.h-lh
@@ -428,7 +429,7 @@ func (g *grower) best(nd *gnode) {
 				}
 				gain := lg*lg/(lh+lam) + rg*rg/(rh+lam) - parent
 				if gain > nd.gain+1e-12 {
-					dl := ml
+					dl := k == 1
 					if miss.h == 0 {
 						dl = lh >= rh // no missing value seen: NaN follows the bigger side
 					}
@@ -536,9 +537,14 @@ func (g *grower) split(i int) {
 	}
 	g.fill(small)
 	large.hist = nd.hist
-	for k := range large.hist {
-		large.hist[k].g -= small.hist[k].g
-		large.hist[k].h -= small.hist[k].h
+	for f := 0; f < g.nf; f++ { // the bins in use: the value bins and NaN's
+		lh, sh := large.hist[f*256:f*256+256], small.hist[f*256:f*256+256]
+		for k := 0; k <= len(g.bn.cuts[f]); k++ {
+			lh[k].g -= sh[k].g
+			lh[k].h -= sh[k].h
+		}
+		lh[nanBin].g -= sh[nanBin].g
+		lh[nanBin].h -= sh[nanBin].h
 	}
 	nd.hist = nil
 	r.h = 0

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func compile(t testing.TB, m rerank.TreeModel) *rerank.Forest {
 // Trees learn the XOR of two features; the logistic model cannot.
 func TestTrainTreesLearnsXOR(t *testing.T) {
 	train, valid, test := xorSamples(4000, 1, 0.05), xorSamples(1000, 2, 0.05), xorSamples(2000, 3, 0)
-	m, err := rerank.TrainTrees(train, valid, rerank.GBDTConfig{Seed: 1})
+	m, err := rerank.TrainTrees(train, valid, rerank.GBDTConfig{Seed: 1, Trees: 80, LearningRate: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,21 +94,27 @@ func TestTrainTreesLearnsXOR(t *testing.T) {
 // trees of its best round; without validation samples it grows them all.
 func TestTrainTreesEarlyStopping(t *testing.T) {
 	// Labels are pure noise: after a few rounds every tree fits noise.
+	// (Only the watched head is trained: the others have one value.)
 	train, valid := xorSamples(2000, 4, 0.5), xorSamples(1000, 5, 0.5)
-	cfg := rerank.GBDTConfig{Seed: 1, Trees: 100, EarlyStop: 5}
+	for _, set := range [][]rerank.Sample{train, valid} {
+		for i := range set {
+			set[i].WatchSeconds, set[i].Gift, set[i].Follow = 0, false, false
+		}
+	}
+	cfg := rerank.GBDTConfig{Seed: 1, Trees: 60, EarlyStop: 5}
 	m, err := rerank.TrainTrees(train, valid, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(m.Heads[0].Trees); n >= 50 {
-		t.Fatalf("watched head kept %d trees of 100 on noise labels, want early stopping", n)
+	if n := len(m.Heads[0].Trees); len(m.Heads) != 1 || n >= 30 {
+		t.Fatalf("%d heads; watched kept %d trees of 60 on noise labels, want early stopping", len(m.Heads), n)
 	}
 	m, err = rerank.TrainTrees(train, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(m.Heads[0].Trees); n != 100 {
-		t.Fatalf("without validation samples %d trees, want 100", n)
+	if n := len(m.Heads[0].Trees); n != 60 {
+		t.Fatalf("without validation samples %d trees, want 60", n)
 	}
 }
 
@@ -293,4 +300,26 @@ func xorCands(n int) []recall.Candidate {
 
 func rerankRank(cands []recall.Candidate, m rerank.Model) []rerank.Item {
 	return rerank.Rank(cands, m, &rerank.Context{User: 1, Explain: true, MaxShare: 1}, len(cands))
+}
+
+// Logistic weights served through Model score exactly as before:
+// sigmoid(bias + the weights · x, summed in feature order), and explain
+// with weight × value.
+func TestRankLogisticScoresUnchanged(t *testing.T) {
+	w := rerank.DefaultWeights()
+	for _, it := range rerankRank(xorCands(30), w) {
+		z := w.Bias
+		for j, x := range it.Vector {
+			z += w.W[j] * x
+		}
+		if want := 1 / (1 + math.Exp(-z)); it.Score != want {
+			t.Fatalf("streamer %d: score %v, want %v", it.StreamerID, it.Score, want)
+		}
+		for _, c := range it.Why {
+			j := slices.Index(rerank.FeatureNames, c.Feature)
+			if c.Effect != w.W[j]*it.Vector[j] {
+				t.Fatalf("streamer %d: %s effect %v, want %v", it.StreamerID, c.Feature, c.Effect, w.W[j]*it.Vector[j])
+			}
+		}
+	}
 }

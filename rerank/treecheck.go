@@ -2,6 +2,7 @@ package rerank
 
 import (
 	"math"
+	"slices"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -9,14 +10,7 @@ import (
 // Objectives are the objectives a tree model's head may predict.
 var Objectives = []Objective{ObjWatched, ObjWatchSeconds, ObjGift, ObjFollow}
 
-func knownObjective(o Objective) bool {
-	for _, k := range Objectives {
-		if k == o {
-			return true
-		}
-	}
-	return false
-}
+func knownObjective(o Objective) bool { return slices.Contains(Objectives, o) }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
@@ -37,10 +31,8 @@ func CheckFeatures(names []string) error {
 		if i >= n {
 			// names is a proper prefix of FeatureNames: fine when it is
 			// one of the earlier feature sets.
-			for _, s := range FeatureSets {
-				if s == n {
-					return nil
-				}
+			if slices.Contains(FeatureSets, n) {
+				return nil
 			}
 			return lr.Errorf(lr.EINVALID, "%d features, this build knows feature sets of %v: feature %d is %s here and %s in this build",
 				n, FeatureSets, i, got, want)
@@ -65,10 +57,12 @@ func CheckFeatures(names []string) error {
 // is not reached exactly once from the root (a cycle, a node shared by two
 // parents, an orphan); a Value (leaf or inner) is not finite or a Cover
 // is negative or not finite. Leaves' Left, Right, Threshold and
-// DefaultLeft are not looked at. Validate reads m only.
-func (m *TreeModel) Validate() error {
-	if m.Algo != "gbdt" {
-		return lr.Errorf(lr.EINVALID, "rerank model %q: algo %q, want \"gbdt\"", m.Version, m.Algo)
+// DefaultLeft are not looked at. Validate reads m only; its receiver is
+// a value so that a TreeModel and a *TreeModel both have it (CompileChecked
+// finds it on a TreeModel value).
+func (m TreeModel) Validate() error {
+	if m.Algo != AlgoGBDT {
+		return lr.Errorf(lr.EINVALID, "rerank model %q: algo %q, want %q", m.Version, m.Algo, AlgoGBDT)
 	}
 	if err := CheckFeatures(m.Features); err != nil {
 		return lr.Errorf(lr.EINVALID, "rerank model %q: %s", m.Version, lr.ErrorMessage(err))

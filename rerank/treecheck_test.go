@@ -1,6 +1,7 @@
 package rerank_test
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -115,5 +116,24 @@ func TestTreeModelValidateRefuses(t *testing.T) {
 				t.Fatalf("message %q, want it to contain %q", msg, c.want)
 			}
 		})
+	}
+}
+
+// The serving path applies Validate: a stored model whose feature order
+// differs from FeatureNames (which compiling alone does not look at) is
+// refused by ParseModel.
+func TestParseModelValidatesTreeModels(t *testing.T) {
+	m := validModel()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rerank.ParseModel(b); err != nil {
+		t.Fatalf("valid model refused: %v", err)
+	}
+	m.Features[0], m.Features[1] = m.Features[1], m.Features[0]
+	b, _ = json.Marshal(m)
+	if _, err := rerank.ParseModel(b); lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(lr.ErrorMessage(err), `feature 0 is "has_mf"`) {
+		t.Fatalf("swapped features: %v", err)
 	}
 }

@@ -213,7 +213,7 @@ func (s *service) build(ctx context.Context) error {
 			return err
 		}
 	}
-	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log})
+	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
 	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
 		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),

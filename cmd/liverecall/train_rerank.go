@@ -47,6 +47,14 @@ func rerankSamples(ctx context.Context, db *postgres.DB, c rerankTrainConfig) (s
 	return samples, skipped, err
 }
 
+// splitHoldout splits samples (in time order, as rerankSamples returns
+// them) into the older four fifths and the newest fifth, the holdout every
+// reranker version is compared on (stageRerank).
+func splitHoldout(samples []rerank.Sample) (train, hold []rerank.Sample) {
+	cut := len(samples) * 4 / 5
+	return samples[:cut], samples[cut:]
+}
+
 // trainRerank learns a reranker (logistic weights, or with c.algo "gbdt" a
 // multi-objective tree ensemble) from impressions joined with what each
 // user did next, holds out the newest fifth by time, and stores and
@@ -66,9 +74,7 @@ func trainRerank(ctx context.Context, app *App, db *postgres.DB, c rerankTrainCo
 	if len(samples) < c.minSamples {
 		return lr.Errorf(lr.EINVALID, "only %d usable impressions in the last %s (need %d; %d had no feature vector)", len(samples), c.since, c.minSamples, skipped)
 	}
-	// Impressions arrive in time order: the newest fifth is the holdout.
-	cut := len(samples) * 4 / 5
-	train, hold := samples[:cut], samples[cut:]
+	train, hold := splitHoldout(samples)
 	version := c.version
 	if version == "" {
 		version = "rerank-" + time.Now().UTC().Format("20060102T150405")

@@ -166,7 +166,7 @@ func ReadLightGBM(name string, data []byte, opt Options) (*File, error) {
 	if len(head.Trees) == 0 {
 		return nil, errf("no trees")
 	}
-	one := rerank.TreeModel{Version: name, Algo: "gbdt", Features: feats, Heads: []rerank.Head{head}}
+	one := rerank.TreeModel{Version: name, Algo: rerank.AlgoGBDT, Features: feats, Heads: []rerank.Head{head}}
 	if err := one.Validate(); err != nil {
 		return nil, fileErr(name, err, "nodes are numbered as LightGBM's splits 0..num_leaves-2, then its leaves: leaf k is node num_leaves-1+k")
 	}

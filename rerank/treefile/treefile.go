@@ -28,6 +28,7 @@ package treefile
 
 import (
 	"math"
+	"slices"
 	"strings"
 
 	lr "github.com/liverecall/liverecall"
@@ -75,29 +76,39 @@ func Read(format, name string, data []byte, opt Options) (*File, error) {
 	return nil, lr.Errorf(lr.EINVALID, "%s: unknown model format %q (want %q or %q)", name, format, LightGBM, XGBoost)
 }
 
+// DefaultWatchScale is the Scale a watch_seconds head gets when none is
+// given: 600 seconds, the cap the in-process trainer uses by default
+// (train --rerank-watch-cap), so that its prediction / scale lies in
+// [0, 1] like the binary heads' for watches up to ten minutes.
+const DefaultWatchScale = 600
+
 // Assemble builds the tree model of version from files (one head each,
 // objectives distinct) with weights per objective (an objective without a
-// weight gets 1) and scales (Head.Scale; missing means 0, i.e. 1), and
-// validates it. Its Features are the longest of the files' feature orders
-// (all are prefixes of FeatureNames, so every head's indices stay
-// valid); its Source is the files' formats joined by "+".
+// weight gets rerank.DefaultObjectiveWeights') and scales (Head.Scale; a
+// watch_seconds head without one gets DefaultWatchScale, another head 0,
+// i.e. 1), and validates it. Its Features are the longest of the files'
+// feature orders (all are prefixes of FeatureNames, so every head's
+// indices stay valid); its Source is the files' formats joined by "+".
 func Assemble(version string, files []*File, weights, scales map[rerank.Objective]float64) (*rerank.TreeModel, error) {
 	if len(files) == 0 {
 		return nil, lr.Errorf(lr.EINVALID, "no model files")
 	}
-	m := &rerank.TreeModel{Version: version, Algo: "gbdt", Weights: map[rerank.Objective]float64{}}
+	m := &rerank.TreeModel{Version: version, Algo: rerank.AlgoGBDT, Weights: map[rerank.Objective]float64{}}
 	var sources []string
 	for _, f := range files {
 		if len(f.Features) > len(m.Features) {
 			m.Features = f.Features
 		}
-		if !contains(sources, f.Format) {
+		if !slices.Contains(sources, f.Format) {
 			sources = append(sources, f.Format)
 		}
 		h := f.Head
 		h.Scale = scales[h.Objective]
+		if _, ok := scales[h.Objective]; !ok && h.Objective == rerank.ObjWatchSeconds {
+			h.Scale = DefaultWatchScale
+		}
 		m.Heads = append(m.Heads, h)
-		m.Weights[h.Objective] = 1
+		m.Weights[h.Objective] = rerank.DefaultObjectiveWeights()[h.Objective]
 	}
 	m.Source = strings.Join(sources, "+")
 	for o, w := range weights {
@@ -125,21 +136,7 @@ func Assemble(version string, files []*File, weights, scales map[rerank.Objectiv
 }
 
 func headFor(m *rerank.TreeModel, o rerank.Objective) bool {
-	for _, h := range m.Heads {
-		if h.Objective == o {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(m.Heads, func(h rerank.Head) bool { return h.Objective == o })
 }
 
 // headObjective checks that the objective opt names fits the file's loss and
@@ -149,7 +146,7 @@ func headObjective(name string, opt Options, loss rerank.Loss, fileObjective str
 	if o == "" {
 		o = rerank.ObjWatched
 	}
-	if !contains(objectiveNames(), string(o)) {
+	if !slices.Contains(rerank.Objectives, o) {
 		return "", lr.Errorf(lr.EINVALID, "%s: unknown objective %q (known: %v)", name, o, rerank.Objectives)
 	}
 	want := rerank.LossLogistic
@@ -162,14 +159,6 @@ func headObjective(name string, opt Options, loss rerank.Loss, fileObjective str
 	return o, nil
 }
 
-func objectiveNames() []string {
-	out := make([]string, len(rerank.Objectives))
-	for i, o := range rerank.Objectives {
-		out[i] = string(o)
-	}
-	return out
-}
-
 // features checks a file's feature names against rerank.FeatureNames.
 // names nil (or the library's placeholder names) means the file has none:
 // accepted only with opt.TrustOrder, as FeatureNames[:n].
@@ -178,7 +167,7 @@ func features(name string, names []string, n int, opt Options) ([]string, error)
 		if !opt.TrustOrder {
 			return nil, lr.Errorf(lr.EINVALID, "%s: the model has no feature names (train on a DataFrame whose columns are rerank.FeatureNames, or pass the flag that trusts the column order)", name)
 		}
-		if n > rerank.NumFeatures || !containsInt(rerank.FeatureSets, n) {
+		if n > rerank.NumFeatures || !slices.Contains(rerank.FeatureSets, n) {
 			return nil, lr.Errorf(lr.EINVALID, "%s: the model has %d unnamed features; this build's feature sets have %v", name, n, rerank.FeatureSets)
 		}
 		return rerank.FeatureNames[:n:n], nil
@@ -187,15 +176,6 @@ func features(name string, names []string, n int, opt Options) ([]string, error)
 		return nil, lr.Errorf(lr.EINVALID, "%s: %s", name, lr.ErrorMessage(err))
 	}
 	return names, nil
-}
-
-func containsInt(s []int, x int) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // fillInner sets the Cover and Value of t's inner nodes from its leaves:

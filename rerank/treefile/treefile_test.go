@@ -313,6 +313,7 @@ func TestXGBoostRefusals(t *testing.T) {
 		{"base score not a probability", `"2.5E-1"`, `"1.5E0"`, treefile.Options{}, "bad.json: base_score 1.5 of binary:logistic is not a probability"},
 		{"linear booster", `"name":"gbtree"}`, `"name":"gblinear"}`, treefile.Options{}, `bad.json: gradient_booster "gblinear"`},
 		{"not JSON", `{"learner"`, `tree`, treefile.Options{}, "bad.json: not JSON (byte "},
+		{"a dump", `{"learner"`, `[{"nodeid":0,"depth":0,"split":"mf_score","split_condition":0.5,"yes":1,"no":2,"missing":1,"children":[{"nodeid":1,"leaf":0.2},{"nodeid":2,"leaf":-0.1}]}, {"learner"`, treefile.Options{}, "bad.json: a JSON array: this is a dump (Booster.dump_model)"},
 		{"binary model for a regression head", "", "", treefile.Options{Objective: rerank.ObjWatchSeconds}, `bad.json: objective "watch_seconds" is predicted with squared loss`},
 	}
 	for _, c := range cases {
@@ -349,6 +350,15 @@ func TestAssemble(t *testing.T) {
 	}
 	if len(m.Features) != 22 || m.Source != "lightgbm+xgboost" || m.Weights[rerank.ObjWatched] != 1 || m.Weights[rerank.ObjWatchSeconds] != 0.5 || m.Heads[0].Scale != 600 {
 		t.Fatalf("model %+v", m)
+	}
+	// Defaults: the trainer's objective weights, and the watch cap as the
+	// watch_seconds scale.
+	m, err = treefile.Assemble("v2", []*treefile.File{s, w}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := rerank.DefaultObjectiveWeights(); m.Weights[rerank.ObjWatchSeconds] != def[rerank.ObjWatchSeconds] || m.Weights[rerank.ObjWatched] != def[rerank.ObjWatched] || m.Heads[0].Scale != 600 || m.Heads[1].Scale != 0 {
+		t.Fatalf("defaults: weights %v, scales %v %v", m.Weights, m.Heads[0].Scale, m.Heads[1].Scale)
 	}
 	for _, c := range []struct {
 		name     string

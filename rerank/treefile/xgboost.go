@@ -154,6 +154,9 @@ func ReadXGBoost(name string, data []byte, opt Options) (*File, error) {
 	errf := func(format string, args ...any) error {
 		return lr.Errorf(lr.EINVALID, "%s: %s", name, fmt.Sprintf(format, args...))
 	}
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '[' {
+		return nil, errf("a JSON array: this is a dump (Booster.dump_model), which has neither base_score nor the objective, so it cannot score as the model did; save the model with Booster.save_model(\"model.json\")")
+	}
 	var m xgbModel
 	if err := json.Unmarshal(sanitize(data), &m); err != nil {
 		var se *json.SyntaxError
@@ -259,7 +262,7 @@ func ReadXGBoost(name string, data []byte, opt Options) (*File, error) {
 		}
 		head.Trees = append(head.Trees, t)
 	}
-	one := rerank.TreeModel{Version: name, Algo: "gbdt", Features: feats, Heads: []rerank.Head{head}}
+	one := rerank.TreeModel{Version: name, Algo: rerank.AlgoGBDT, Features: feats, Heads: []rerank.Head{head}}
 	if err := one.Validate(); err != nil {
 		return nil, fileErr(name, err, "")
 	}
