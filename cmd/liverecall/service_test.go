@@ -386,6 +386,11 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	t.Logf("%d requests during the reload, none failed", requests.Load())
 
+	// One request says its context: its impressions carry it to Postgres.
+	if code, b := e.post("/v1/recall", `{"user_id":3,"context":{"device":"tv","locale":"pt-BR","utc_offset_minutes":0,"app":"x"}}`, false); code != 200 {
+		t.Fatalf("recall with a context: %d %s", code, b)
+	}
+
 	// Every response was logged as impressions; the sink writes them to
 	// Postgres (with the reranker's feature vectors, for training).
 	sinkCtx, stopSink := context.WithCancel(context.Background())
@@ -395,10 +400,12 @@ func TestServiceEndToEnd(t *testing.T) {
 		app.Log = newLogger(io.Discard, "error", "text")
 		sinkDone <- Run(sinkCtx, app, []string{"sink", "--database-url", e.db.URL(), "--kafka-brokers", e.kafka.Brokers()[0], "--sink-batch-wait", "50ms"})
 	}()
-	var n int
-	e.waitFor("impressions in Postgres", eventually, func() bool {
+	var n, withCtx int
+	e.waitFor("impressions in Postgres, with the context", eventually, func() bool {
 		e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM impressions WHERE array_length(features, 1) > 0`).Scan(&n)
-		return n >= 10
+		e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM impressions WHERE user_id = 3 AND ctx_device = 'tv' AND ctx_language = 'pt'
+			AND ctx_country = 'BR' AND ctx_hour IS NOT NULL AND ctx_weekday IS NOT NULL`).Scan(&withCtx)
+		return n >= 10 && withCtx > 0
 	})
 	stopSink()
 	if code := <-sinkDone; code != 0 {
