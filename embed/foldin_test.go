@@ -276,7 +276,8 @@ func BenchmarkFoldIn(b *testing.B) {
 // figures are logged (go test -v -run PriorKeeps ./embed).
 func TestFoldInPriorKeepsNightlyDirection(t *testing.T) {
 	cfg := DefaultLiveConfig(lr.ModelMF)
-	m, err := TrainLive(context.Background(), SyntheticHistory(1, 2000, 300, 10, 7, 3), cfg)
+	cfg.ALS.Epochs = 8
+	m, err := TrainLive(context.Background(), SyntheticHistory(1, 800, 200, 8, 5, 3), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,8 +135,13 @@ type task struct {
 	due  time.Time
 }
 
-// New returns a Folder; call Run to start its worker.
+// New returns a Folder; call Run to start its worker (or Flush to fold
+// in on the caller's goroutine). It panics if a required part of cfg is
+// missing.
 func New(cfg Config) *Folder {
+	if cfg.Index == nil || cfg.History == nil || cfg.Nightly == nil || cfg.Ordinals == nil {
+		panic("foldin.New: Config.Index, History, Nightly and Ordinals are required")
+	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}

@@ -1,13 +1,16 @@
 package live_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
 // TestOnWatchNamesUsersWhoseHistoryChanged: OnWatch hears, once per chunk,
@@ -34,5 +37,34 @@ func TestOnWatchNamesUsersWhoseHistoryChanged(t *testing.T) {
 	want := [][]lr.UserID{{1, 2}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("OnWatch calls %v, want %v", got, want)
+	}
+}
+
+// TestOnWatchHearsLoadedWatches: a user whose stored watches a load
+// (Ensure) brings in is named to OnWatch too, so a replica that started
+// after those watches learns of them; a user with nothing stored is not.
+func TestOnWatchHearsLoadedWatches(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	evs := []lr.Event{w.ev(lr.EventStreamStarted, 0, 1, 0)}
+	evs = append(evs, w.watch(10, 20, 1, 7)...)
+	if _, err := db.WriteEventsExpiring(ctx, evs, 0); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []lr.UserID
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: time.Minute, Clock: newClock(w.t0.Add(time.Hour)).now,
+		OnWatch: func(us []lr.UserID) { mu.Lock(); got = append(got, us...); mu.Unlock() }})
+	if out := st.Ensure(ctx, 7); out != live.LoadOK {
+		t.Fatalf("load of user 7: %s", out)
+	}
+	if out := st.Ensure(ctx, 8); out != live.LoadOK {
+		t.Fatalf("load of user 8: %s", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != "[7]" {
+		t.Fatalf("OnWatch heard %v, want [7]", got)
 	}
 }

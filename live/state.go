@@ -90,12 +90,14 @@ type Config struct {
 	// It must be quick: it delays the next batch and the version's
 	// visibility.
 	OnPublish func(*Snapshot)
-	// OnWatch, if set, is told the users whose watch history an applied
-	// chunk of events changed (a viewer.joined or viewer.left that
+	// OnWatch, if set, is told the users whose watch history changed: those
+	// of an applied chunk of events (a viewer.joined or viewer.left that
 	// counted), each once per chunk, after the chunk's snapshot is
-	// published, with no lock of State held, from the goroutine that
-	// called Apply. It must be quick (the fold-in of user vectors only
-	// schedules work there). users is reused after the call returns.
+	// published, from the goroutine that called Apply; and a user whose
+	// load (Ensure) brought stored watches in, from the load's goroutine.
+	// No lock of State is held. It must be quick and safe for concurrent
+	// use (the fold-in of user vectors only schedules work there). users
+	// is not to be kept after the call returns.
 	OnWatch func(users []lr.UserID)
 	// Clock gives "now" for feature windows (Features). Default time.Now.
 	Clock func() time.Time

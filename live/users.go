@@ -123,7 +123,6 @@ func (s *State) load(u lr.UserID) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, f := range rec.Follows {
 		s.follow(u, f.StreamerID, f.Active, f.At.UnixNano())
 	}
@@ -136,6 +135,12 @@ func (s *State) load(u lr.UserID) error {
 	us := s.user(u)
 	us.loaded = true
 	us.touch(now.UnixNano())
+	s.mu.Unlock()
+	if len(rec.Watches) > 0 && s.cfg.OnWatch != nil {
+		// The loaded watches are history the State did not hold: a
+		// replica that started after them learns of them here.
+		s.cfg.OnWatch([]lr.UserID{u})
+	}
 	return nil
 }
 
