@@ -6,7 +6,11 @@
 // asks for a page for that user at that moment. Where the watched streamer
 // lands on the page scores the system; the same decisions score each
 // channel alone and three baselines (popularity, most viewers now, the
-// user's most-watched live streamers then popularity).
+// user's most-watched live streamers then popularity), and optionally other
+// rerankers, with or without MF vectors folded in from the session
+// (Config.Rerankers). It also gives the impressions of each decision with
+// what followed them (Config.Impressions): the samples the reranker trains
+// on, as the service would have logged them.
 package replay
 
 import (
