@@ -154,7 +154,7 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 			}
 		}
 	}
-	fmt.Println("\nAUCs on the held-out day's impressions, each head against its objective's label (the watch-seconds head against watched); a logistic model's one score for every objective. \"no context features\": trained with feature set 3 zeroed.")
+	fmt.Println("\nAUCs on the evaluated day's impressions, each head against its objective's label (the watch-seconds head against watched); a logistic model's one score for every objective. \"no context features\": trained with feature set 3 zeroed.")
 	nNew := len(newUser[replay.Full])
 	fmt.Printf("\nfold-in: MF user vectors folded in from the session's watches at each decision; users new that day = no nightly MF vector (%d decisions of them, every one scored; %d of them with a folded vector, the others before their first watch of the day ended)\n\n", nNew, len(newFolded[replay.Full]))
 	fmt.Println("| reranker | HR@10 nightly | HR@10 fold-in | NDCG@10 nightly | NDCG@10 fold-in | new users HR@10 nightly | new users HR@10 fold-in | new users NDCG@10 nightly | new users NDCG@10 fold-in | new users folded HR@10 nightly | new users folded HR@10 fold-in |")
