@@ -18,6 +18,22 @@ type Builder struct {
 	streams map[lr.StreamID]int
 	watches map[[2]int64]int
 	follows map[[2]int64]*followState
+	pending map[lr.UserID]pendingContext
+}
+
+type pendingContext struct {
+	at time.Time
+	c  lr.RequestContext
+}
+
+// Context gives the watch session user u begins at at (the next
+// viewer.joined event of u at that instant) the request context c: the
+// simulator reports a decision, with its context, just before its event.
+func (b *Builder) Context(u lr.UserID, at time.Time, c lr.RequestContext) {
+	if b.pending == nil {
+		b.pending = map[lr.UserID]pendingContext{}
+	}
+	b.pending[u] = pendingContext{at, c}
 }
 
 type followState struct {
@@ -34,7 +50,7 @@ func (b *Builder) Add(e lr.Event) {
 	case lr.EventStreamStarted:
 		if _, ok := b.streams[e.StreamID]; !ok {
 			b.streams[e.StreamID] = len(b.h.Streams)
-			b.h.Streams = append(b.h.Streams, Stream{ID: e.StreamID, Streamer: e.StreamerID, Category: e.Category, Start: e.TS})
+			b.h.Streams = append(b.h.Streams, Stream{ID: e.StreamID, Streamer: e.StreamerID, Category: e.Category, Language: e.Language, Start: e.TS})
 		}
 	case lr.EventStreamEnded:
 		if i, ok := b.streams[e.StreamID]; ok && b.h.Streams[i].End.IsZero() {
@@ -46,7 +62,14 @@ func (b *Builder) Add(e lr.Event) {
 			return // already watching
 		}
 		b.watches[k] = len(b.h.Watches)
-		b.h.Watches = append(b.h.Watches, Watch{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Start: e.TS})
+		w := Watch{User: e.UserID, Streamer: e.StreamerID, Stream: e.StreamID, Start: e.TS}
+		if p, ok := b.pending[e.UserID]; ok {
+			if p.at.Equal(e.TS) {
+				w.Context = p.c
+			}
+			delete(b.pending, e.UserID)
+		}
+		b.h.Watches = append(b.h.Watches, w)
 	case lr.EventViewerLeft:
 		if i, ok := b.watches[[2]int64{int64(e.UserID), int64(e.StreamID)}]; ok && b.h.Watches[i].End.IsZero() {
 			b.h.Watches[i].End = e.TS

@@ -3,8 +3,10 @@ package replay
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
@@ -71,7 +73,10 @@ func train(ctx context.Context, h *History, trainW []Watch, cfg Config) (*memSto
 		for _, side := range [][]lr.Embedding{m.Users, m.Streamers} {
 			slices.SortFunc(side, func(a, b lr.Embedding) int { return cmp.Compare(a.ID, b.ID) })
 		}
-		store.models = append(store.models, storedModel{id: int64(i + 1), kind: lc.Kind, m: m})
+		// Stored as the training job stores a version: created at the
+		// cut-off, with the hyper-parameters a fold-in solves with.
+		params, _ := json.Marshal(map[string]float64{"reg": lc.ALS.Reg, "alpha": lc.ALS.Alpha, "eps": lc.ALS.Eps})
+		store.models = append(store.models, storedModel{id: int64(i + 1), kind: lc.Kind, m: m, created: cut, params: params})
 		if m.Scorer != nil {
 			scorer = m.Scorer
 		}
@@ -84,9 +89,11 @@ func train(ctx context.Context, h *History, trainW []Watch, cfg Config) (*memSto
 type memStore struct{ models []storedModel }
 
 type storedModel struct {
-	id   int64
-	kind lr.ModelKind
-	m    *embed.LiveModel
+	id      int64
+	kind    lr.ModelKind
+	m       *embed.LiveModel
+	created time.Time
+	params  json.RawMessage
 }
 
 func (s *memStore) kinds() []lr.ModelKind {
@@ -123,6 +130,19 @@ func (s *memStore) id(kind lr.ModelKind) int64 {
 	return 0
 }
 
+// users returns whether a user has a vector in the kind's model (false
+// for every user when it was not trained).
+func (s *memStore) users(kind lr.ModelKind) func(lr.UserID) bool {
+	m := s.byKind(kind)
+	return func(u lr.UserID) bool {
+		if m == nil {
+			return false
+		}
+		_, ok := slices.BinarySearchFunc(m.m.Users, int64(u), func(e lr.Embedding, u int64) int { return cmp.Compare(e.ID, u) })
+		return ok
+	}
+}
+
 func (s *memStore) side(id int64, side lr.EmbeddingSide) []lr.Embedding {
 	m := s.byID(id)
 	if m == nil {
@@ -139,7 +159,8 @@ func (s *memStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.Model
 	if m == nil {
 		return lr.ModelVersion{}, lr.Errorf(lr.ENOTFOUND, "no %s model trained for the replay", kind)
 	}
-	return lr.ModelVersion{ID: m.id, Kind: kind, Version: string(kind) + "-replay", Dim: m.m.Dim, Status: lr.StatusActive}, nil
+	return lr.ModelVersion{ID: m.id, Kind: kind, Version: string(kind) + "-replay", Dim: m.m.Dim, Status: lr.StatusActive,
+		CreatedAt: m.created, Params: m.params}, nil
 }
 
 func (s *memStore) CountEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide) (int64, error) {

@@ -6,7 +6,11 @@
 // asks for a page for that user at that moment. Where the watched streamer
 // lands on the page scores the system; the same decisions score each
 // channel alone and three baselines (popularity, most viewers now, the
-// user's most-watched live streamers then popularity).
+// user's most-watched live streamers then popularity), and optionally other
+// rerankers, with or without MF vectors folded in from the session
+// (Config.Rerankers). It also gives the impressions of each decision with
+// what followed them (Config.Impressions): the samples the reranker trains
+// on, as the service would have logged them.
 package replay
 
 import (
@@ -24,6 +28,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
+	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
@@ -37,6 +42,7 @@ type Stream struct {
 	ID         lr.StreamID
 	Streamer   lr.StreamerID
 	Category   string
+	Language   string // BCP 47 ("pt"); "" when unknown
 	Start, End time.Time
 }
 
@@ -47,6 +53,9 @@ type Watch struct {
 	Streamer   lr.StreamerID
 	Stream     lr.StreamID
 	Start, End time.Time
+	// Context is the request context of the decision the watch began
+	// with (the client's local time, device, locale); zero when unknown.
+	Context lr.RequestContext
 }
 
 // Gift is one gift.
@@ -71,6 +80,19 @@ type History struct {
 	Watches []Watch
 	Gifts   []Gift
 	Follows []Follow
+}
+
+// Reranker is a row of the full system with its own reranker model
+// and, optionally, MF user vectors folded in from the session.
+type Reranker struct {
+	Name string
+	// Model is the reranker's model (logistic rerank.Weights or a
+	// compiled tree ensemble, *rerank.Forest); nil: Config.Weights.
+	Model rerank.Model
+	// FoldIn: the MF channel and the MF scores use the user's vector
+	// folded in from the watches of the last hours (package foldin) at
+	// each decision, instead of the nightly one.
+	FoldIn bool
 }
 
 // Row names of a Report besides the channels (recall.Channels).
@@ -104,6 +126,29 @@ type Config struct {
 	Integrity recall.Integrity
 	// ShownWindow of the already-shown filter (0: the recall default).
 	ShownWindow time.Duration
+	// Until, when set, ends the decisions: only watches started before it
+	// are scored (zero: every watch from HoldoutFrom on).
+	Until time.Time
+	// Rerankers are more rows of the system: the full composition with
+	// each one's models instead of Weights (row kind "reranker"), scored
+	// on the same decisions.
+	Rerankers []Reranker
+	// FoldIn: the full row (and so Impressions) serves with MF user
+	// vectors folded in from the session, as Reranker.FoldIn.
+	FoldIn bool
+	// AllNew scores every decision of a user without a nightly MF vector
+	// (Decision.Known false), not only every n-th: those beyond the
+	// sample go to OnDecision with Extra set and count in no row.
+	AllNew bool
+	// NoChannels leaves out the rows of each channel alone.
+	NoChannels bool
+	// Impressions, if set, is given at every scored decision every
+	// candidate the full system reranked for it (the page is the first K
+	// of them), with its feature vector and its outcome (Labels): the
+	// samples a reranker is trained on.
+	Impressions func(Decision, []Impression)
+	// Labels joins the impressions with what followed them.
+	Labels Labels
 	// OnDecision, if set, is told every scored decision.
 	OnDecision func(Decision)
 	// Progress, if set, is called after each scored decision.
@@ -117,7 +162,15 @@ type Decision struct {
 	User   lr.UserID
 	Target lr.StreamerID
 	Repeat bool // the user watched Target before At
-	Live   int  // streamers live at At
+	// Known: the user has a vector in the MF model trained on the history
+	// before HoldoutFrom (false for a user new since, or without "als").
+	Known bool
+	// Folded: the fold-in rows (Reranker.FoldIn) served the user a
+	// vector folded in from the session.
+	Folded bool
+	// Extra: scored only because of Config.AllNew (in no row's figures).
+	Extra bool
+	Live  int // streamers live at At
 	// Ranks holds, per row name, the target's 0-based position on the
 	// page or in the baseline's order, -1 when not in the first K.
 	Ranks map[string]int
@@ -255,7 +308,11 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Streamer, b.Streamer))
 	})
 	nTrain := sort.Search(len(watches), func(i int) bool { return !watches[i].Start.Before(cfg.HoldoutFrom) })
-	rep.TrainWatches, rep.HeldWatches = nTrain, len(watches)-nTrain
+	nHeld := len(watches)
+	if !cfg.Until.IsZero() {
+		nHeld = sort.Search(len(watches), func(i int) bool { return !watches[i].Start.Before(cfg.Until) })
+	}
+	rep.TrainWatches, rep.HeldWatches = nTrain, max(0, nHeld-nTrain)
 	if rep.HeldWatches == 0 {
 		return nil, lr.Errorf(lr.EINVALID, "replay: no watch starts at or after %s", cfg.HoldoutFrom.Format(time.RFC3339))
 	}
@@ -290,15 +347,42 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now})
 	var variants []*variant
-	mk := func(name, kind string, disabled map[string]bool) {
+	var cp *capture // the full system's candidates, for Impressions
+	var folder *foldin.Folder
+	if cfg.FoldIn || slices.ContainsFunc(cfg.Rerankers, func(r Reranker) bool { return r.FoldIn }) {
+		folder = foldin.New(foldin.Config{Index: mgr, History: state, Nightly: users, Ordinals: ords, Clock: now, Log: log})
+	}
+	mk := func(name, kind string, disabled map[string]bool, sc recommend.Scorers, fold bool) {
+		var uv recall.UserVectors = users
+		if fold {
+			uv = folder.Overlay(users)
+		}
 		e := recall.New(recall.Config{Budget: time.Minute, ShownWindow: cfg.ShownWindow, Disabled: disabled, Now: now},
-			state, ords, mgr, users, cfg.Integrity, nil)
-		svc := recommend.New(recommend.Config{Recall: e, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
-			Scorers: recommend.Fixed(weights, scorer), Now: now, Log: log})
+			state, ords, mgr, uv, cfg.Integrity, nil)
+		var rc recommend.Recaller = e
+		if name == Full && kind == "system" && cfg.Impressions != nil {
+			cp = &capture{Recaller: e}
+			rc = cp
+		}
+		svc := recommend.New(recommend.Config{Recall: rc, Users: state, Streams: state, Index: mgr, UserStore: users, Ordinals: ords,
+			Scorers: sc, Now: now, Log: log})
 		variants = append(variants, &variant{name: name, kind: kind, engine: e, svc: svc})
 	}
-	mk(Full, "system", nil)
+	mk(Full, "system", nil, recommend.Fixed(weights, scorer), cfg.FoldIn)
+	for _, r := range cfg.Rerankers {
+		var w rerank.Model = weights
+		if r.Model != nil {
+			w = r.Model
+			if err := w.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		mk(r.Name, "reranker", nil, recommend.Fixed(w, scorer), r.FoldIn)
+	}
 	for _, ch := range recall.Channels {
+		if cfg.NoChannels {
+			break
+		}
 		if ch == recall.ChanNCF && ncf == nil {
 			continue
 		}
@@ -306,7 +390,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		for _, o := range recall.Channels {
 			off[o] = o != ch
 		}
-		mk(ch, "channel", off)
+		mk(ch, "channel", off, recommend.Fixed(weights, scorer), false)
 	}
 	var base [3]accum
 
@@ -322,7 +406,12 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	}
 
 	evs := events(streams, watches, h.Gifts, h.Follows)
-	held := watches[nTrain:]
+	held := watches[nTrain:max(nTrain, nHeld)]
+	var outs *outcomes
+	if cfg.Impressions != nil {
+		outs = newOutcomes(h, watches, cfg.Labels)
+	}
+	mfUsers := store.users(lr.ModelMF)
 	stride := 1
 	if cfg.MaxDecisions > 0 && len(held) > cfg.MaxDecisions {
 		stride = (len(held) + cfg.MaxDecisions - 1) / cfg.MaxDecisions
@@ -361,16 +450,23 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 	t1 := time.Now()
 	var liveSum float64
 	var ranked []lr.StreamerID
-	for i := 0; i < len(held); i += stride {
+	for i := 0; i < len(held); i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		d := held[i]
+		extra := i%stride != 0
+		if extra && (!cfg.AllNew || mfUsers(d.User)) {
+			continue
+		}
 		apply(d.Start)
 		clock.Store(d.Start.UnixNano())
 		snap := state.Snapshot()
 		ord, ok := ords.Lookup(d.Streamer)
 		if !ok || !snap.Contains(ord) {
+			if extra {
+				continue
+			}
 			rep.NotLive++
 			if cfg.Progress != nil {
 				cfg.Progress(rep.Decisions+rep.NotLive, total)
@@ -382,12 +478,21 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		if _, err := users.Fetch(ctx, d.User, vers); err != nil {
 			return nil, err
 		}
+		folded := false
+		if folder != nil {
+			// The user's watches applied so far, folded in (the service
+			// folds them in within its debounce of the events).
+			out, _ := folder.FoldNow(ctx, d.User)
+			folded = out == foldin.OutcomeDone
+		}
 		dec := Decision{At: d.Start, User: d.User, Target: d.Streamer, Repeat: watched[d.User][d.Streamer] > 0,
-			Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
-		liveSum += float64(dec.Live)
+			Known: mfUsers(d.User), Folded: folded, Extra: extra, Live: int(snap.GetCardinality()), Ranks: map[string]int{}}
+		if !extra {
+			liveSum += float64(dec.Live)
+		}
 		for _, v := range variants {
 			v.engine.RefreshRankings()
-			page, err := v.svc.Recommend(ctx, lr.RecommendRequest{User: d.User, K: K})
+			page, err := v.svc.Recommend(ctx, lr.RecommendRequest{User: d.User, K: K, Context: d.Context})
 			if err != nil {
 				return nil, fmt.Errorf("replay: %s at %s: %w", v.name, d.Start.Format(time.RFC3339), err)
 			}
@@ -397,7 +502,13 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			}
 			r := slices.Index(ranked, d.Streamer)
 			dec.Ranks[v.name] = r
+			if extra {
+				continue
+			}
 			v.acc.add(r, dec.Repeat)
+			if cp != nil && v.name == Full && v.kind == "system" {
+				cfg.Impressions(dec, impressions(cp, d, weights, state, scorer, outs, now()))
+			}
 		}
 		liveIDs := make([]lr.StreamerID, 0, dec.Live)
 		viewers := map[lr.StreamerID]int{}
@@ -420,12 +531,17 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		for b, key := range keys {
 			r := baselineRank(liveIDs, d.Streamer, key)
 			dec.Ranks[[3]string{Popularity, MostViewers, Repeat}[b]] = r
-			base[b].add(r, dec.Repeat)
+			if !extra {
+				base[b].add(r, dec.Repeat)
+			}
 		}
-		rep.Decisions++
 		if cfg.OnDecision != nil {
 			cfg.OnDecision(dec)
 		}
+		if extra {
+			continue
+		}
+		rep.Decisions++
 		if cfg.Progress != nil {
 			cfg.Progress(rep.Decisions+rep.NotLive, total)
 		}
@@ -502,7 +618,7 @@ func events(streams []Stream, watches []Watch, gifts []Gift, follows []Follow) [
 		out = append(out, timed{e, cls})
 	}
 	for _, s := range streams {
-		add(clsStart, lr.Event{Type: lr.EventStreamStarted, TS: s.Start, StreamerID: s.Streamer, StreamID: s.ID, Category: s.Category})
+		add(clsStart, lr.Event{Type: lr.EventStreamStarted, TS: s.Start, StreamerID: s.Streamer, StreamID: s.ID, Category: s.Category, Language: s.Language})
 		if !s.End.IsZero() {
 			add(clsEnd, lr.Event{Type: lr.EventStreamEnded, TS: s.End, StreamerID: s.Streamer, StreamID: s.ID})
 		}

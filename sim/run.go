@@ -478,6 +478,9 @@ var (
 // them); deferred says this visit is such a return.
 func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	w, r := rn.w, rn.r
+	if w.uCreated[u] > ts {
+		return nil // not signed up yet (Config.NewUserShare)
+	}
 	if rn.uBusy[u] > ts || len(rn.liveList) == 0 {
 		if len(rn.liveList) == 0 && rn.in(ts) {
 			rn.stats.NoLive++
@@ -778,6 +781,9 @@ func (rn *runner) seedHabits() {
 		peak = math.Max(peak, x)
 	}
 	for u := range w.uRate {
+		if w.uCreated[u] > w.cfg.Start.UnixMilli() {
+			continue // a new user (Config.NewUserShare) has no habits yet
+		}
 		n := 2 + r.IntN(4)
 		for k := 0; k < n; k++ {
 			var s int32 = -1

@@ -421,3 +421,52 @@ func TestPaceFollowsEventTime(t *testing.T) {
 		t.Fatalf("cancelled pacing: %v", err)
 	}
 }
+
+// With NewUserShare, about that share of users sign up inside the window
+// and never act before their created_at; the other users are those of the
+// world without the option.
+func TestNewUsersActOnlyAfterSigningUp(t *testing.T) {
+	cfg := sim.Config{Seed: 3, Streamers: 200, Users: 2000, NewUserShare: 0.2, NewUserWindow: 2 * day}
+	w, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := world(t, 3, 200, 2000)
+	st := w.Config().Start
+	created := map[lr.UserID]time.Time{}
+	for i := 0; i < 2000; i++ {
+		u, p := w.User(i), plain.User(i)
+		if u.CreatedAt.Before(st) {
+			if u.CreatedAt != p.CreatedAt || u.Language != p.Language {
+				t.Fatalf("user %d changed by the option: %+v, without %+v", i, u, p)
+			}
+			continue
+		}
+		if u.CreatedAt.After(st.Add(2 * day)) {
+			t.Fatalf("user %d created %s, after the window", i, u.CreatedAt)
+		}
+		created[u.ID] = u.CreatedAt
+	}
+	if n := len(created); n < 300 || n > 500 {
+		t.Fatalf("%d new users of 2000, want about 400", n)
+	}
+	acted := map[lr.UserID]bool{}
+	_, err = w.Run(context.Background(), st, st.Add(3*day), func(e lr.Event) error {
+		if c, ok := created[e.UserID]; ok {
+			if e.TS.Before(c) {
+				t.Fatalf("user %d signs up at %s but acts at %s: %+v", e.UserID, c, e.TS, e)
+			}
+			acted[e.UserID] = true
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acted) < len(created)/2 {
+		t.Fatalf("only %d of %d new users did anything in 3 days", len(acted), len(created))
+	}
+	if _, err := sim.New(sim.Config{NewUserShare: 1.5}); lr.ErrorCode(err) != lr.EINVALID {
+		t.Fatalf("share 1.5: err %v, want EINVALID", err)
+	}
+}

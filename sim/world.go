@@ -51,6 +51,12 @@ type Config struct {
 	// 0.03 and 7 days).
 	NewStreamerShare  float64
 	NewStreamerWindow time.Duration
+	// NewUserShare of users sign up (created_at) during the NewUserWindow
+	// after Start (default 7 days): they visit from then on only and have
+	// no habits before (default 0: every user exists before Start, and
+	// the world is as without the option).
+	NewUserShare  float64
+	NewUserWindow time.Duration
 
 	// Context turns on request context (off by default, so that a world
 	// without it is exactly the world of earlier builds: its draws come
@@ -101,6 +107,9 @@ func (c *Config) defaults() {
 	}
 	if c.NewStreamerWindow == 0 {
 		c.NewStreamerWindow = 7 * 24 * time.Hour
+	}
+	if c.NewUserWindow == 0 {
+		c.NewUserWindow = 7 * 24 * time.Hour
 	}
 }
 
@@ -198,8 +207,8 @@ func New(cfg Config) (*World, error) {
 	if cfg.Users > math.MaxInt32/2 || cfg.Streamers > math.MaxInt32/2 {
 		return nil, lr.Errorf(lr.EINVALID, "sim: at most %d users and streamers", math.MaxInt32/2)
 	}
-	if cfg.Habit < 0 || cfg.Habit > 1 || cfg.Return < 0 || cfg.Return > 1 || cfg.StreamDays < 0 || cfg.StreamDays > 1 {
-		return nil, lr.Errorf(lr.EINVALID, "sim: habit, return and stream-days must be in [0, 1]")
+	if cfg.Habit < 0 || cfg.Habit > 1 || cfg.Return < 0 || cfg.Return > 1 || cfg.StreamDays < 0 || cfg.StreamDays > 1 || cfg.NewUserShare < 0 || cfg.NewUserShare > 1 {
+		return nil, lr.Errorf(lr.EINVALID, "sim: habit, return, stream-days and new-user share must be in [0, 1]")
 	}
 	w := &World{cfg: cfg}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0x5eed0001))
@@ -257,6 +266,16 @@ func New(cfg Config) (*World, error) {
 		c := w.uChrono[u]
 		rates[c] = append(rates[c], float64(w.uRate[u]))
 		w.userOfPos[c] = append(w.userOfPos[c], int32(u))
+	}
+	if cfg.NewUserShare > 0 {
+		// From a stream of their own, so that the world is otherwise the
+		// same as without new users.
+		rn := rand.New(rand.NewPCG(cfg.Seed, 0x5eed0004))
+		for u := 0; u < nu; u++ {
+			if rn.Float64() < cfg.NewUserShare {
+				w.uCreated[u] = start + rn.Int64N(cfg.NewUserWindow.Milliseconds()+1)
+			}
+		}
 	}
 	for c := range rates {
 		w.userPick[c] = newAlias(rates[c])

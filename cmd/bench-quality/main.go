@@ -42,6 +42,7 @@ type config struct {
 	seed                   uint64
 	every                  int // score every n-th decision of the held-out day
 	replayMax              int // decisions the replay scores at most
+	sampleMax              int // decisions the rerankers' training impressions come from at most
 }
 
 // memStore hands trained vectors to the index manager.
@@ -114,25 +115,34 @@ func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, 
 }
 
 func main() {
-	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1, replayMax: 8000}
+	c := config{streamers: 2000, users: 20000, days: 7, seed: 1, every: 1, replayMax: 8000, sampleMax: 12000}
 	if os.Getenv("QUICK") != "" {
-		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2, replayMax: 3000}
+		c = config{streamers: 1000, users: 8000, days: 5, seed: 1, every: 2, replayMax: 3000, sampleMax: 5000}
 	}
 	ctx := context.Background()
-	var head map[string]float64
+	// BENCH_QUALITY_REPLAY_ONLY=1 runs the replay alone,
+	// BENCH_QUALITY_RERANK_ONLY=1 the rerankers alone.
+	replayOnly, rerankOnly := os.Getenv("BENCH_QUALITY_REPLAY_ONLY") != "", os.Getenv("BENCH_QUALITY_RERANK_ONLY") != ""
+	head := map[string]float64{}
 	var err error
-	if os.Getenv("BENCH_QUALITY_REPLAY_ONLY") == "" {
-		head, err = run(ctx, c)
-	}
-	if err == nil {
-		var rh map[string]float64
-		rh, err = runReplay(ctx, c)
-		if head == nil {
-			head = map[string]float64{}
+	part := func(f func(context.Context, config) (map[string]float64, error)) {
+		if err != nil {
+			return
 		}
-		for k, v := range rh {
+		var h map[string]float64
+		h, err = f(ctx, c)
+		for k, v := range h {
 			head[k] = v
 		}
+	}
+	if !replayOnly && !rerankOnly {
+		part(run)
+	}
+	if !rerankOnly {
+		part(runReplay)
+	}
+	if !replayOnly {
+		part(runRerankers)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-quality:", err)
