@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/postgres"
+	"github.com/liverecall/liverecall/rerank"
 )
 
 func init() {
@@ -62,6 +64,18 @@ func runTrain(ctx context.Context, app *App, args []string) error {
 	}
 	if f.NArg() > 0 {
 		fmt.Fprintf(app.Stderr, "liverecall train: unexpected argument %q\n", f.Arg(0))
+		return errUsage
+	}
+	// --algo chooses a reranker's algorithm: refused, before anything is
+	// opened, when it names none or the model is not a reranker.
+	algoSet := false
+	f.FlagSet.Visit(func(fl *flag.Flag) { algoSet = algoSet || fl.Name == "algo" })
+	switch {
+	case *rrAlgo != "logistic" && *rrAlgo != rerank.AlgoGBDT:
+		fmt.Fprintf(app.Stderr, "liverecall train: --algo %q: want logistic or gbdt\n", *rrAlgo)
+		return errUsage
+	case algoSet && *j.model != "rerank":
+		fmt.Fprintf(app.Stderr, "liverecall train: --algo applies to --model rerank only, not %q\n", *j.model)
 		return errUsage
 	}
 	if *j.model == "rerank" {

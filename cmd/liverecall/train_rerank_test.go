@@ -137,7 +137,23 @@ func TestTrainRerankGBDT(t *testing.T) {
 	if m, _ := db.ActiveRerankModel(ctx); m.Version != "g1" {
 		t.Fatalf("active %q, want g1", m.Version)
 	}
-	if code, _, errs := train("--algo", "forest"); code != 1 || !strings.Contains(errs, `forest`) {
-		t.Fatalf("--algo forest: exit %d, stderr %q, want 1 naming it", code, errs)
+}
+
+// --algo is a usage error (exit 2, before the database is opened) when it
+// names no algorithm or the model is not a reranker.
+func TestTrainAlgoUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "rerank", "--algo", "forest"}, `--algo "forest": want logistic or gbdt`},
+		{[]string{"--model", "mf", "--algo", "gbdt"}, `--algo applies to --model rerank only, not "mf"`},
+	} {
+		// An unreachable database: reaching it would fail with exit 1.
+		app, _, errb := testApp(map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/none?connect_timeout=1"})
+		code := Run(context.Background(), app, append([]string{"train"}, tc.args...))
+		if code != 2 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
 	}
 }
