@@ -18,7 +18,7 @@ import (
 )
 
 var areas = []struct{ name, title string }{
-	{"index", "Index: our HNSW vs coder/hnsw v0.6.1 vs exact scan"},
+	{"index", "Index: our HNSW vs coder/hnsw vs exact scan"},
 	{"events", "Event ingestion and freshness"},
 	{"embed", "Embeddings: ALS, BPR, NeuMF on the published splits"},
 	{"recall", "Recall API latency"},
