@@ -71,7 +71,6 @@ func main() {
 	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
 	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v\n\n", coderVersion(), coderEfBuild, coderEfs)
 	var h headline
-	h.CoderVersion = coderVersion()
 	// Uniform 64-d data at 1M takes our build (and coder/hnsw's) well over
 	// ten minutes on two cores and is not what embeddings look like; it runs
 	// only with INDEX_BENCH_UNIFORM_1M=1.
@@ -87,6 +86,7 @@ func main() {
 			}
 		}
 	}
+	h.CoderVersion = coderVersion()
 	h.Exact20kLiveUs, h.Int8LiveUs, h.Int8LiveRecall = exact20k()
 	rebuild(sizes[len(sizes)-1])
 	out, _ := json.Marshal(h)
