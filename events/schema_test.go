@@ -136,19 +136,7 @@ func TestInvalidEventSamplesRefusedBySchemaAndDecoder(t *testing.T) {
 				t.Errorf("code %s, want %s", lr.ErrorCode(err), lr.EINVALID)
 			}
 			msg := lr.ErrorMessage(err)
-			wantFile := strings.TrimSuffix(path, ".json") + ".want"
-			if *updateGolden {
-				if err := os.WriteFile(wantFile, []byte(msg+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(wantFile)
-			if err != nil {
-				t.Fatalf("%v (go test ./events -run Schema -update writes it)", err)
-			}
-			if msg != strings.TrimSuffix(string(want), "\n") {
-				t.Errorf("decoder says\n\t%s\nwant (%s)\n\t%s", msg, filepath.Base(wantFile), want)
-			}
+			checkGolden(t, path, msg)
 			if goTypeInMessage.MatchString(msg) {
 				t.Errorf("message %q names a Go type", msg)
 			}
