@@ -21,4 +21,11 @@ type Impression struct {
 	// it said nothing): shared by the impressions of one page, not to be
 	// modified.
 	Context *RequestContext `json:"context,omitempty"`
+	// Experiment and Arm name the experiment and arm that served the page
+	// (empty: the default configuration); Team, in an interleaving
+	// experiment, is the arm whose ranking contributed this position
+	// (Arm is then empty).
+	Experiment string `json:"experiment,omitempty"`
+	Arm        string `json:"arm,omitempty"`
+	Team       string `json:"team,omitempty"`
 }
