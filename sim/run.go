@@ -40,10 +40,12 @@ type Choice struct {
 	// with the request; zero otherwise.
 	Context lr.RequestContext
 	// Affinity returns the probability that the simulator's choice model
-	// picks a streamer at this decision (see Affinity in response.go): the
-	// world's true preference of User at TS, given who is live and the
-	// user's habits just before the decision. 0 for a streamer not live.
-	// Only valid during the Choice callback.
+	// picks a streamer at this decision (habits and exploration; see
+	// response.go): the world's true preference of User at TS, given who
+	// is live and the user's habits just before the decision. The live
+	// streamers' affinities sum to 1; 0 for a streamer not live. Only
+	// valid during the Choice callback; it draws nothing, so calling it
+	// changes no event.
 	Affinity func(lr.StreamerID) float64
 }
 
@@ -175,6 +177,15 @@ type runner struct {
 	affHabitS []int32
 	affHabitW []float64
 	affinity  func(lr.StreamerID) float64
+	// live popularity by group, category, language and in all, and the
+	// user's category and language draw probabilities, filled by the
+	// first Affinity call of a decision (affReady)
+	affReady          bool
+	affGroupT         []float64
+	affCatT           []float64
+	affLangT          []float64
+	affAllT           float64
+	affPCat, affPLang []float64
 
 	// for RunLive: the id counter and time of each live stream's start
 	// event, and of each user's current watch (uWatchS: streamer + 1, 0
@@ -547,7 +558,7 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	}
 	if rn.choice != nil && rn.in(ts) {
 		// What Choice.Affinity needs, before the habits change.
-		rn.affU, rn.affHabitP = u, habitP
+		rn.affU, rn.affHabitP, rn.affReady = u, habitP, false
 		rn.affHabitS, rn.affHabitW = rn.affHabitS[:0], append(rn.affHabitW[:0], rn.candW...)
 		for _, k := range rn.cands {
 			rn.affHabitS = append(rn.affHabitS, rn.slotS[slots+int(k)]-1)
