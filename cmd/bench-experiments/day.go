@@ -79,9 +79,10 @@ func pageAff(buf []float64, dec *decision, page []uint8) []float64 {
 // are served the recorded pages of arm serve[a], and each page's outcome is
 // drawn from r by the page model (a page's impressions are its
 // positions; Watched counts the watched one). It returns the arms'
-// per-user aggregates (users in no arm are left out) and the arms'
-// expected watches under the page model (without draws).
-func (d *day) split(e *lr.Experiment, serve [2]int, users []int32, r *rand.Rand) (aggs [2][]experiment.UserAgg, expected [2]float64) {
+// per-user aggregates (users in no arm are left out) and, when expected
+// is not nil, adds to it the arms' expected watches under the page model
+// (without draws).
+func (d *day) split(e *lr.Experiment, serve [2]int, users []int32, r *rand.Rand, expected *[2]float64) (aggs [2][]experiment.UserAgg) {
 	var buf, probs []float64
 	each := func(ui int32) {
 		arm := experiment.ArmOf(e, d.users[ui])
@@ -97,9 +98,11 @@ func (d *day) split(e *lr.Experiment, serve [2]int, users []int32, r *rand.Rand)
 			if d.model.Watch(buf, r) >= 0 {
 				g.Watched++
 			}
-			probs = d.model.Probs(probs, buf)
-			for _, p := range probs {
-				expected[arm] += p
+			if expected != nil {
+				probs = d.model.Probs(probs, buf)
+				for _, p := range probs {
+					expected[arm] += p
+				}
 			}
 		}
 		aggs[arm] = append(aggs[arm], g)
@@ -113,7 +116,7 @@ func (d *day) split(e *lr.Experiment, serve [2]int, users []int32, r *rand.Rand)
 			each(ui)
 		}
 	}
-	return aggs, expected
+	return aggs
 }
 
 // interleave runs one team-draft interleaving experiment on the users:
@@ -173,7 +176,7 @@ func (d *day) aa(n int, seed uint64) aaResult {
 	var b01, b10 int
 	for i := 0; i < n; i++ {
 		e := experimentOf(fmt.Sprintf("aa-%d", i), lr.ModeAB)
-		aggs, _ := d.split(e, [2]int{0, 0}, nil, rand.New(rand.NewPCG(seed, 0xaa<<32|uint64(i))))
+		aggs := d.split(e, [2]int{0, 0}, nil, rand.New(rand.NewPCG(seed, 0xaa<<32|uint64(i))), nil)
 		_, diff, ok := compare(e, aggs)
 		if !ok {
 			diff.P = 1 // too few users to test: not a positive
@@ -214,7 +217,8 @@ type abResult struct {
 // split the pages were routed by).
 func (d *day) abDay(seed uint64) abResult {
 	e := experimentOf(abSalt, lr.ModeAB)
-	aggs, expected := d.split(e, [2]int{0, 1}, nil, rand.New(rand.NewPCG(seed, 0xab)))
+	var expected [2]float64
+	aggs := d.split(e, [2]int{0, 1}, nil, rand.New(rand.NewPCG(seed, 0xab)), &expected)
 	var res abResult
 	rep, diff, _ := compare(e, aggs)
 	for a, ar := range rep.Arms {
@@ -290,7 +294,7 @@ func (d *day) sensitivity(from, reps int, seed uint64) sensResult {
 			sample := idx[:n]
 			if res.abNeeded == 0 {
 				e := experimentOf(fmt.Sprintf("sens-%d-%d", n, rep), lr.ModeAB)
-				aggs, _ := d.split(e, [2]int{0, 1}, sample, r)
+				aggs := d.split(e, [2]int{0, 1}, sample, r, nil)
 				_, diff, ok := compare(e, aggs)
 				if !ok {
 					diff.P = 1
