@@ -135,10 +135,11 @@ bench-quality:
 	$(GO) run ./cmd/bench-quality | tee $(BENCHOUT)/quality.txt
 
 # Online experiments on the simulator (issue 18): two recommend.Service
-# arms (trained models vs MF with its streamer vectors shuffled) routed by
-# experiment.ArmOf on a held-out day, users' responses from sim.PageModel;
-# A/A false-positive rate over 500 salts (QUICK=1: 200), the A/B's p, and
-# the users A/B and team-draft interleaving need for 80% power.
+# arms (the trained models vs the same with MF's and NCF's streamer vectors
+# shuffled) routed by experiment.ArmOf on a held-out day, users' responses
+# from sim.PageModel; the A/A false-positive rate over 1,000 salts (QUICK=1:
+# 500), the A/B's p, and the users A/B and team-draft interleaving need to
+# reach p < 0.05 in 80% of repetitions.
 bench-experiments:
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-experiments | tee $(BENCHOUT)/experiments.txt

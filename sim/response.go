@@ -187,8 +187,19 @@ func (m PageModel) params() (outside, decay float64) {
 // Examine is the position bias of position i (0-based): (i+1)^-Decay.
 func (m PageModel) Examine(i int) float64 {
 	_, decay := m.params()
+	if decay == DefaultDecay && i < len(defaultExamine) {
+		return defaultExamine[i]
+	}
 	return math.Pow(float64(i+1), -decay)
 }
+
+// defaultExamine is Examine of the first positions under DefaultDecay.
+var defaultExamine = func() (t [64]float64) {
+	for i := range t {
+		t[i] = math.Pow(float64(i+1), -DefaultDecay)
+	}
+	return t
+}()
 
 // Probs fills dst (grown as needed) with the probability of watching each
 // position of a page whose streamers have the affinities aff (in page

@@ -3,10 +3,15 @@
 // on the simulator"; `make bench-experiments`, QUICK=1 reduced).
 //
 // It simulates days of history, trains MF and NCF on them as
-// bench-quality does, and builds two arms, each a recommend.Service over
-// its own index: control serves the trained models; treatment the same
-// models but MF's streamer vectors shuffled across streamers (a
-// deliberately degraded model). Then it plays the held-out day: at every
+// bench-quality does, and builds two arms, each the service's whole
+// composition (every channel, reranked) as a recommend.Service over its
+// own index: control serves the trained models; treatment the same models
+// with their streamer vectors shuffled across streamers (deliberately
+// degraded: each streamer gets another's vectors, in MF and in NCF's
+// index and full scorer). Shuffling MF alone (-shuffle mf) barely moves
+// the pages' watch-through rate in this world — NCF and the session and
+// follow channels put the same streamers first — so the default degrades
+// both embedding models. Then it plays the held-out day: at every
 // viewing decision the user's page comes from the arm experiment.ArmOf
 // puts the user in — the benchmark routes requests itself, with the same
 // ArmOf the service uses — and the other arm's page is computed too (the
@@ -52,6 +57,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -74,12 +80,15 @@ type config struct {
 	aaRuns                 int  // A/A experiments
 	reps                   int  // repetitions per user count of the sensitivity grid
 	gridFrom               int  // the grid's first user count
+	// shuffle names the models whose streamer vectors the treatment
+	// shuffles (default MF and NCF).
+	shuffle []lr.ModelKind
 }
 
 func main() {
-	c := config{streamers: 2000, users: 40000, days: 7, seed: 1, ncf: true, aaRuns: 500, reps: 40, gridFrom: 25}
+	c := config{streamers: 2000, users: 40000, days: 7, seed: 1, ncf: true, aaRuns: 1000, reps: 40, gridFrom: 25}
 	if os.Getenv("QUICK") != "" {
-		c = config{streamers: 1000, users: 16000, days: 5, seed: 1, ncf: true, aaRuns: 200, reps: 20, gridFrom: 25}
+		c = config{streamers: 1000, users: 10000, days: 5, seed: 1, ncf: true, aaRuns: 500, reps: 20, gridFrom: 25}
 	}
 	// Flags change the scale (for trying other sizes; make uses none).
 	flag.IntVar(&c.streamers, "streamers", c.streamers, "streamers of the simulated world")
@@ -89,7 +98,16 @@ func main() {
 	flag.BoolVar(&c.ncf, "ncf", c.ncf, "train NCF too (its channel and rerank's NCF score)")
 	flag.IntVar(&c.aaRuns, "aa", c.aaRuns, "A/A experiments")
 	flag.IntVar(&c.reps, "reps", c.reps, "repetitions per user count of the sensitivity grid")
+	shuffle := flag.String("shuffle", "mf,ncf", "the models whose streamer vectors the treatment shuffles (mf, ncf or mf,ncf)")
 	flag.Parse()
+	for _, k := range strings.Split(*shuffle, ",") {
+		kind, err := lr.ParseModelKind(strings.TrimSpace(k))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-experiments: -shuffle:", err)
+			os.Exit(2)
+		}
+		c.shuffle = append(c.shuffle, kind)
+	}
 	head, err := run(context.Background(), c, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-experiments:", err)
@@ -277,17 +295,28 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 		}
 		fmt.Fprintf(out, "trained %s in %.1f s: held-out HR@10 %.3f (within the history)\n", kind, time.Since(t).Seconds(), m.Metrics.All.HR10)
 	}
-	treatment := control.shuffledMF(rand.New(rand.NewPCG(c.seed, 0xde9)))
-	fmt.Fprintf(out, "treatment: MF's %d streamer vectors shuffled across streamers (users' vectors and NCF unchanged)\n", len(treatment.models[lr.ModelMF].Streamers))
+	var shuffle []lr.ModelKind
+	for _, k := range kinds {
+		if slices.Contains(c.shuffle, k) {
+			shuffle = append(shuffle, k)
+		}
+	}
+	if len(shuffle) == 0 {
+		return nil, fmt.Errorf("-shuffle %v names no trained model (trained: %v)", c.shuffle, kinds)
+	}
+	treatment, ncfTreat := control.shuffled(shuffle, rand.New(rand.NewPCG(c.seed, 0xde9)))
+	fmt.Fprintf(out, "treatment: the streamer vectors of %v shuffled across streamers (users' vectors unchanged)\n", shuffle)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	users, err := userstore.New(userstore.Config{Source: control})
 	if err != nil {
 		return nil, err
 	}
-	var scorer *recommend.NeuMF
-	if ncfModel != nil {
-		scorer = recommend.NewNeuMF("ncf-bench", modelIDs[lr.ModelNCF], ncfModel, ords)
+	var scorers [2]*recommend.NeuMF
+	for a, sc := range []*embed.IDScorer{ncfModel, ncfTreat} {
+		if sc != nil {
+			scorers[a] = recommend.NewNeuMF("ncf-bench-"+armNames[a], modelIDs[lr.ModelNCF], sc, ords)
+		}
 	}
 	var mgrs [2]*index.Manager
 	for a, st := range []*memStore{control, treatment} {
@@ -322,7 +351,7 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 	for a := range services {
 		engines[a] = recall.New(recall.Config{Budget: time.Second, ShownDisabled: true, Now: now}, state, ords, mgrs[a], users, nil, nil)
 		services[a] = recommend.New(recommend.Config{Recall: engines[a], Users: state, Streams: state, Index: mgrs[a], UserStore: users,
-			Ordinals: ords, Scorers: recommend.Fixed(rerank.DefaultWeights(), scorer), Now: now, Log: log})
+			Ordinals: ords, Scorers: recommend.Fixed(rerank.DefaultWeights(), scorers[a]), Now: now, Log: log})
 	}
 	abExp := experimentOf(abSalt, lr.ModeAB)
 
@@ -380,23 +409,40 @@ type memStore struct {
 	models map[lr.ModelKind]*embed.LiveModel
 }
 
-// shuffledMF is a copy of s whose MF streamer vectors are permuted
-// across streamers by r (the ids stay in order; each gets another's
-// vector); everything else is shared.
-func (s *memStore) shuffledMF(r *rand.Rand) *memStore {
+// shuffled is a copy of s in which each model of kinds has its streamer
+// vectors permuted across streamers by r (the ids stay in order; each
+// gets another's vector), and NCF's full scorer its streamers' weights
+// the same way; everything else is shared. It returns the NCF scorer of
+// the copy (nil without NCF).
+func (s *memStore) shuffled(kinds []lr.ModelKind, r *rand.Rand) (*memStore, *embed.IDScorer) {
 	out := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}}
 	for k, m := range s.models {
 		out.models[k] = m
 	}
-	mf := *s.models[lr.ModelMF]
-	perm := r.Perm(len(mf.Streamers))
-	streamers := make([]lr.Embedding, len(mf.Streamers))
-	for i, e := range mf.Streamers {
-		streamers[i] = lr.Embedding{ID: e.ID, Vec: mf.Streamers[perm[i]].Vec, MLP: mf.Streamers[perm[i]].MLP}
+	var scorer *embed.IDScorer
+	if m := s.models[lr.ModelNCF]; m != nil {
+		scorer = m.Scorer
 	}
-	mf.Streamers = streamers
-	out.models[lr.ModelMF] = &mf
-	return out
+	for _, k := range kinds {
+		src := s.models[k]
+		if src == nil {
+			continue
+		}
+		m := *src
+		perm := r.Perm(len(m.Streamers))
+		m.Streamers = make([]lr.Embedding, len(src.Streamers))
+		for i, e := range src.Streamers {
+			m.Streamers[i] = lr.Embedding{ID: e.ID, Vec: src.Streamers[perm[i]].Vec, MLP: src.Streamers[perm[i]].MLP}
+		}
+		if src.Scorer != nil {
+			ids := slices.Clone(src.Scorer.StreamIDs)
+			r.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+			m.Scorer = embed.NewIDScorer(src.Scorer.Model, src.Scorer.UserIDs, ids)
+			scorer = m.Scorer
+		}
+		out.models[k] = &m
+	}
+	return out, scorer
 }
 
 func (s *memStore) kindOf(id int64) lr.ModelKind {

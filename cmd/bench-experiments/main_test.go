@@ -18,7 +18,7 @@ import (
 // the report carries the headline's figures. (The A/B's detection needs
 // a bigger world: make bench-experiments.)
 func TestHarnessOnATinyWorld(t *testing.T) {
-	c := config{streamers: 300, users: 2500, days: 3, seed: 7, aaRuns: 200, reps: 20, gridFrom: 50}
+	c := config{streamers: 300, users: 2500, days: 3, seed: 7, aaRuns: 200, reps: 20, gridFrom: 50, shuffle: []lr.ModelKind{lr.ModelMF}}
 	var log bytes.Buffer
 	d, err := simulate(context.Background(), c, &log)
 	if err != nil {
