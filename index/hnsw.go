@@ -46,6 +46,12 @@ type Params struct {
 	// longer than about a millisecond for a core the build holds. 0 (or
 	// ≥ 1): no pause. The graph is the same.
 	Duty float64
+	// RecallTarget is the recall@10 the planner aims for (see planner.go):
+	// searches use the smallest ef the self-check measured reaching it, or
+	// scan exactly when none does or a scan is cheaper. 0 takes
+	// DefaultRecallTarget; negative turns the measured planning off (the
+	// fixed threshold and EfSearch). It does not change the graph.
+	RecallTarget float64
 }
 
 func (p Params) withDefaults() Params {
@@ -60,6 +66,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.Workers <= 0 {
 		p.Workers = runtime.GOMAXPROCS(0)
+	}
+	if p.RecallTarget == 0 {
+		p.RecallTarget = DefaultRecallTarget
 	}
 	return p
 }

@@ -7,10 +7,8 @@ import (
 	"iter"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -487,64 +485,8 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 	return ids, vecs, nil
 }
 
-// SelfCheck returns x's mean recall@k with its default beam against exact
-// search over all its vectors, on users (query vectors of x's dimension,
-// e.g. user vectors sampled from the store), or on q of its streamer
-// vectors sampled (seeded) when users is empty.
-func SelfCheck(x *Index, users [][]float32, q, k int) float64 {
-	r, _ := selfCheck(context.Background(), x, users, q, k, runtime.GOMAXPROCS(0), 0)
-	return r
-}
-
-// selfCheck is SelfCheck on workers goroutines paced to duty; it stops
-// early with ctx's error when ctx ends (a shutdown cancels a rebuild in
-// every phase, not only while the graph is built).
-func selfCheck(ctx context.Context, x *Index, users [][]float32, q, k, workers int, duty float64) (float64, error) {
-	g := x.graph
-	if g.Len() == 0 {
-		return 0, nil
-	}
-	queries := users
-	if len(queries) == 0 {
-		r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
-		for range q {
-			queries = append(queries, g.Vector(uint32(r.IntN(g.Len()))))
-		}
-	}
-	sums := make([]float64, len(queries))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			pace := newPacer(duty)
-			for i := w; i < len(queries); i += workers {
-				if ctx.Err() != nil {
-					return
-				}
-				pace.tick()
-				want := ExactScan(queries[i], g.vecs, g.stride, g.labels, k, nil)
-				got := g.Search(queries[i], k, 0, nil)
-				hit := 0
-				for _, h := range want {
-					if slices.ContainsFunc(got, func(o Hit) bool { return o.Ord == h.Ord }) {
-						hit++
-					}
-				}
-				if len(want) > 0 {
-					sums[i] = float64(hit) / float64(len(want))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	total := 0.0
-	for _, s := range sums {
-		total += s
-	}
-	return total / float64(len(queries)), nil
-}
+// SelfCheck and selfCheck, which measure the planner's profile, are in
+// planner.go.
 
 // SetLive takes ls, the next published version of the live set (live/'s
 // OnPublish hook gives every version, in order, before anyone can read

@@ -201,7 +201,7 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	for i, sid := range x.ids {
 		g.labels[i] = ords.Ordinal(lr.StreamerID(sid))
 	}
-	y := assemble(mv, g, x.ids, exactThreshold)
+	y := assemble(mv, g, x.ids, exactThreshold, params.withDefaults().RecallTarget)
 	y.Recall, y.BuiltIn = x.Recall, x.BuiltIn
 	return y, nil
 }
