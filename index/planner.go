@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -509,3 +510,46 @@ func overlap(got, want []Hit) float64 {
 	}
 	return float64(hit) / float64(len(want))
 }
+
+// check reports whether prof is consistent (a snapshot's profile is read
+// back from a file): shapes, orders and finite, non-negative values.
+func (prof *Profile) check() error {
+	ns, ne := len(prof.Shares), len(prof.Efs)
+	if ns == 0 || ne == 0 || ns > 64 || ne > 64 || prof.Shares[0] != 1 || len(prof.Recall) != ns || len(prof.GraphUs) != ns {
+		return fmt.Errorf("%d shares (first must be 1), %d efs, %d×%d recall rows", ns, ne, len(prof.Recall), len(prof.GraphUs))
+	}
+	for e, ef := range prof.Efs {
+		if ef <= 0 || ef > 1<<16 || (e > 0 && ef <= prof.Efs[e-1]) {
+			return fmt.Errorf("efs %v: not ascending positive", prof.Efs)
+		}
+	}
+	for s, share := range prof.Shares {
+		if !(share > 0 && share <= 1) || (s > 0 && share >= prof.Shares[s-1]) {
+			return fmt.Errorf("shares %v: not descending in (0, 1]", prof.Shares)
+		}
+		if len(prof.Recall[s]) != ne || len(prof.GraphUs[s]) != ne {
+			return fmt.Errorf("share %v: %d recalls and %d times for %d efs", share, len(prof.Recall[s]), len(prof.GraphUs[s]), ne)
+		}
+		for e := range ne {
+			if r := prof.Recall[s][e]; !(r >= 0 && r <= 1) || !finite(prof.GraphUs[s][e]) {
+				return fmt.Errorf("share %v ef %d: recall %v, %v µs", share, prof.Efs[e], r, prof.GraphUs[s][e])
+			}
+		}
+	}
+	if len(prof.LiveRows) == 0 || len(prof.LiveExactUs) != len(prof.LiveRows) || (len(prof.LiveInt8Us) != 0 && len(prof.LiveInt8Us) != len(prof.LiveRows)) {
+		return fmt.Errorf("%d live sizes, %d and %d times", len(prof.LiveRows), len(prof.LiveExactUs), len(prof.LiveInt8Us))
+	}
+	for i, n := range prof.LiveRows {
+		if n <= 0 || (i > 0 && n <= prof.LiveRows[i-1]) {
+			return fmt.Errorf("live sizes %v: not ascending positive", prof.LiveRows)
+		}
+	}
+	for _, v := range append(append([]float64{prof.FullScanUs, prof.Int8Recall}, prof.LiveExactUs...), prof.LiveInt8Us...) {
+		if !finite(v) {
+			return fmt.Errorf("time %v", v)
+		}
+	}
+	return nil
+}
+
+func finite(v float64) bool { return v >= 0 && !math.IsInf(v, 0) && !math.IsNaN(v) }
