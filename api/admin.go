@@ -91,6 +91,16 @@ type IndexStatus struct {
 	LastReload      *time.Time   `json:"last_reload,omitempty"`
 	LastError       string       `json:"last_error,omitempty"`
 	PreviousVersion string       `json:"previous_version,omitempty"`
+	// The plan of the serving index (index.PlanSummary): "measured" (by
+	// the self-check's recall table and costs) or "threshold", the recall
+	// target, the ef of unfiltered searches (0: exact scans), and per
+	// measured accepted share ("1": no filter) the ef chosen (0: exact
+	// scans) and the recall@10 measured there.
+	Plan         string             `json:"plan,omitempty"`
+	RecallTarget float64            `json:"recall_target,omitempty"`
+	SearchEf     int                `json:"search_ef"`
+	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
 }
 
 // RegisterAdmin adds POST /v1/admin/reload and GET /v1/admin/status behind

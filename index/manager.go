@@ -126,6 +126,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			StrategyLiveInt8: m.metrics.searches.WithLabelValues(string(k), string(StrategyLiveInt8)),
 		}}
 	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(newPlanCollector(m)) // plan_status.go
+	}
 	return m, nil
 }
 
@@ -669,6 +672,15 @@ type KindStatus struct {
 	LastReload      *time.Time `json:"last_reload,omitempty"`
 	LastError       string     `json:"last_error,omitempty"`
 	PreviousVersion string     `json:"previous_version,omitempty"`
+	// The serving index's plan (PlanSummary): "measured" or "threshold",
+	// the recall target, the ef of unfiltered searches (0: exact scans),
+	// and per measured accepted share the ef chosen and the recall the
+	// self-check measured there.
+	Plan         string             `json:"plan,omitempty"`
+	RecallTarget float64            `json:"recall_target,omitempty"`
+	SearchEf     int                `json:"search_ef"`
+	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
 }
 
 // Status describes every kind's serving index.
@@ -680,6 +692,8 @@ func (m *Manager) Status() []KindStatus {
 		if x := s.cur.Load(); x != nil {
 			st.ModelID, st.Version, st.Vectors, st.Users, st.LiveVectors = x.Model.ID, x.Model.Version, x.Len(), x.UserRows, x.LiveLen()
 			st.BuildSeconds, st.SelfCheck = x.BuiltIn.Seconds(), x.Recall
+			ps := x.Summary()
+			st.Plan, st.RecallTarget, st.SearchEf, st.PlanEf, st.PlanRecall = ps.Plan, ps.RecallTarget, ps.SearchEf, ps.PlanEf, ps.PlanRecall
 		}
 		if p := s.prev.Load(); p != nil {
 			st.PreviousVersion = p.Model.Version
