@@ -39,8 +39,9 @@ type Config struct {
 	// Kinds are the model kinds to serve. Default mf and ncf.
 	Kinds  []lr.ModelKind
 	Params Params
-	// ExactThreshold: allowed sets up to this size are scanned exactly.
-	// Default DefaultExactThreshold.
+	// ExactThreshold: without a measured plan (Params.RecallTarget
+	// negative, or an index from a format-2 snapshot), allowed sets up to
+	// this size are scanned exactly. Default DefaultExactThreshold.
 	ExactThreshold int
 	// RecallFloor: a rebuilt index whose self-check recall@10 is below it is
 	// refused. Default 0.9.
