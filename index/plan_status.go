@@ -89,8 +89,8 @@ func (c *planCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if prof := x.profile; prof != nil {
 			for si, share := range prof.Shares {
-				for e, ef := range prof.Efs {
-					ch <- prometheus.MustNewConstMetric(c.measured, prometheus.GaugeValue, prof.Recall[si][e], kind, ver, shareLabel(share), strconv.Itoa(ef))
+				for e, r := range prof.Recall[si] {
+					ch <- prometheus.MustNewConstMetric(c.measured, prometheus.GaugeValue, r, kind, ver, shareLabel(share), strconv.Itoa(prof.Efs[e]))
 				}
 			}
 		}

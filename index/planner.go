@@ -58,6 +58,16 @@ var (
 	liveSizes = []int{16_384, 131_072}
 )
 
+// sweepFilteredFrom is the index size above which the self-check measures
+// the filtered graph (smallIndex: at most that many vectors scan in
+// ≤ ~0.2 ms; a variable for tests).
+var sweepFilteredFrom = smallIndex
+
+// filteredQueries is how many of the sampled queries measure the graph
+// with a filter (all of them measure it without): enough for the recall
+// of a share to ±0.02, at a fraction of the cost.
+const filteredQueries = 100
+
 // graphMargin: the graph is chosen over the scan only when its measured
 // time times graphMargin is below the scan's estimated time. The scan's
 // answer is exact and its time steady; the graph's varies per query and
@@ -73,7 +83,9 @@ type Profile struct {
 	Queries int       `json:"queries"`
 	Efs     []int     `json:"efs"`
 	Shares  []float64 `json:"shares"`
-	// Recall and GraphUs are indexed [share][ef].
+	// Recall and GraphUs are indexed [share][ef]. A share's row stops at
+	// the first ef whose recall was 1 (wider beams were not measured: they
+	// cannot do better, and the planner takes the smallest).
 	Recall  [][]float64 `json:"recall"`
 	GraphUs [][]float64 `json:"graph_us"`
 	// FullScanUs is an exact scan of every vector (what answers a filter
@@ -131,10 +143,10 @@ func newPlanner(prof *Profile, target float64) *planner {
 	p := &planner{prof: prof, target: target, int8: hasVNNI && len(prof.LiveInt8Us) == len(prof.LiveRows)}
 	for s, share := range prof.Shares {
 		row := PlanRow{Share: share}
-		for e, ef := range prof.Efs {
-			row.Recall, row.GraphUs = prof.Recall[s][e], prof.GraphUs[s][e]
-			if prof.Recall[s][e] >= target {
-				row.Ef = ef
+		for e, r := range prof.Recall[s] {
+			row.Recall, row.GraphUs = r, prof.GraphUs[s][e]
+			if r >= target {
+				row.Ef = prof.Efs[e]
 				break
 			}
 		}
@@ -215,10 +227,11 @@ func (x *Index) servingRecall() float64 {
 	if x.planner != nil {
 		return x.planner.rows[0].Recall
 	}
-	if e := slices.Index(prof.Efs, x.graph.efSearch); e >= 0 {
-		return prof.Recall[0][e]
+	row := prof.Recall[0]
+	if e := slices.Index(prof.Efs, x.graph.efSearch); e >= 0 && e < len(row) {
+		return row[e]
 	}
-	return 0
+	return row[len(row)-1] // 1: the sweep stopped before the default ef
 }
 
 // setProfile gives x its measured profile and, with a recall target, the
@@ -227,7 +240,7 @@ func (x *Index) servingRecall() float64 {
 func (x *Index) setProfile(prof *Profile) {
 	x.profile = prof
 	x.planner = nil
-	if prof != nil && x.target > 0 && len(prof.Shares) > 0 && prof.Shares[0] == 1 && len(prof.Efs) > 0 {
+	if prof != nil && x.target > 0 && prof.check() == nil {
 		x.planner = newPlanner(prof, x.target)
 	}
 }
@@ -311,6 +324,11 @@ func measureProfile(ctx context.Context, x *Index, users [][]float32, q, k, work
 		slices.Sort(efs)
 	}
 	prof := &Profile{Queries: nq, Efs: efs, Shares: slices.Clone(sweepShares)}
+	if n <= sweepFilteredFrom {
+		// A small index scans any filtered set in ≤ ~0.2 ms: the filtered
+		// graph is not measured, and the planner scans filtered searches.
+		prof.Shares = prof.Shares[:1]
+	}
 
 	// Nested accepted subsets: the first ceil(share·n) nodes of a seeded
 	// permutation.
@@ -364,130 +382,142 @@ func measureProfile(ctx context.Context, x *Index, users [][]float32, q, k, work
 		lives = append(lives, lm)
 	}
 
-	ns, ne, nl := len(prof.Shares), len(efs), len(lives)
-	// Per query: recall and µs per [share][ef], full scan µs, live µs.
-	rec := make([]float64, nq*ns*ne)
-	gus := make([]float64, nq*ns*ne)
+	ns, nl := len(prof.Shares), len(lives)
+	nw := max(workers, 1)
+	// parallel runs fn for each query index below m on the workers, each
+	// with its own pacer; it stops early when ctx ends.
+	parallel := func(m int, fn func(i int, pace *pacer)) {
+		var wg sync.WaitGroup
+		for w := range nw {
+			wg.Go(func() {
+				pace := newPacer(duty)
+				for i := w; i < m; i += nw {
+					if ctx.Err() != nil {
+						return
+					}
+					fn(i, pace)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	us := func(t0 time.Time) float64 { return float64(time.Since(t0).Nanoseconds()) / 1e3 }
+
+	// Phase 1, per query: the ground truth of every share (the exact scan
+	// of every vector timed) and the live scans.
+	want := make([][]Hit, nq*ns) // [query][share]
 	full := make([]float64, nq)
 	lexact := make([]float64, nq*nl)
 	lint8 := make([]float64, nq*nl)
 	int8Hits := make([]int, nq)
 	int8Want := make([]int, nq)
-	us := func(t0 time.Time) float64 { return float64(time.Since(t0).Nanoseconds()) / 1e3 }
-	var wg sync.WaitGroup
-	for w := range max(workers, 1) {
-		wg.Go(func() {
-			pace := newPacer(duty)
-			heaps := make([]minHeap, ns)
-			want := make([][]Hit, ns)
-			for i := w; i < nq; i += max(workers, 1) {
-				if ctx.Err() != nil {
-					return
-				}
-				qv := queries[i]
+	parallel(nq, func(i int, pace *pacer) {
+		qv := queries[i]
+		pace.tick()
+		t0 := time.Now()
+		want[i*ns] = ExactScan(qv, g.vecs, g.stride, g.labels, k, nil)
+		full[i] = us(t0)
+		// The accepted shares, in one pass over the largest subset.
+		heaps := make([]minHeap, ns)
+		for j, node := range perm[:maxLimit] {
+			if j%4096 == 0 {
 				pace.tick()
-				t0 := time.Now()
-				want[0] = ExactScan(qv, g.vecs, g.stride, g.labels, k, nil)
-				full[i] = us(t0)
-				// Ground truth of the accepted shares, in one pass over
-				// the largest subset.
-				for s := range heaps {
-					heaps[s] = heaps[s][:0]
-				}
-				for j, node := range perm[:maxLimit] {
-					if j%4096 == 0 {
-						pace.tick()
-					}
-					sc := g.score(qv, uint32(node))
-					for s, f := range filters {
-						if f != nil && uint32(j) < f.limit {
-							heaps[s].offer(cand{sc, g.label(uint32(node))}, k)
-						}
-					}
-				}
-				for s, f := range filters {
-					if f == nil {
-						continue
-					}
-					h := slices.Clone(heaps[s])
-					want[s] = want[s][:0]
-					for len(h) > 0 {
-						c := h.pop()
-						want[s] = append(want[s], Hit{Ord: c.id, Score: c.score})
-					}
-				}
-				for s, f := range filters {
-					var acc Allowed
-					if f != nil {
-						acc = f
-					}
-					for e, ef := range efs {
-						pace.tick()
-						t0 := time.Now()
-						got := g.Search(qv, k, ef, acc)
-						c := (i*ns+s)*ne + e
-						gus[c] = us(t0)
-						rec[c] = overlap(got, want[s])
-					}
-				}
-				// Each scan is timed the second time: requests scan the
-				// live matrix one after another, so its rows are in the
-				// caches as far as they fit; the graph searches before
-				// evicted them here.
-				for l, lm := range lives {
-					pace.tick()
-					ExactScan(qv, lm.rows, g.dim, lm.ords, k, nil)
-					t0 := time.Now()
-					exact := ExactScan(qv, lm.rows, g.dim, lm.ords, k, nil)
-					lexact[i*nl+l] = us(t0)
-					if hasVNNI {
-						pace.tick()
-						lm.q.qsearch(qv, lm.rows, lm.ords, k, nil)
-						t0 := time.Now()
-						got := lm.q.qsearch(qv, lm.rows, lm.ords, k, nil)
-						lint8[i*nl+l] = us(t0)
-						if l == nl-1 {
-							int8Want[i] = len(exact)
-							int8Hits[i] = int(math.Round(overlap(got, exact) * float64(len(exact))))
-						}
-					}
+			}
+			sc := g.score(qv, uint32(node))
+			for s, f := range filters {
+				if f != nil && uint32(j) < f.limit {
+					heaps[s].offer(cand{sc, g.label(uint32(node))}, k)
 				}
 			}
-		})
-	}
-	wg.Wait()
-	runtime.KeepAlive(x) // the searches read the graph's vectors
+		}
+		for s, f := range filters {
+			if f == nil {
+				continue
+			}
+			for len(heaps[s]) > 0 {
+				c := heaps[s].pop()
+				want[i*ns+s] = append(want[i*ns+s], Hit{Ord: c.id, Score: c.score})
+			}
+		}
+		// Each scan is timed the second time: requests scan the live
+		// matrix one after another, so its rows are in the caches as far
+		// as they fit; the ground truth above evicted them here.
+		for l, lm := range lives {
+			pace.tick()
+			ExactScan(qv, lm.rows, g.dim, lm.ords, k, nil)
+			t0 := time.Now()
+			exact := ExactScan(qv, lm.rows, g.dim, lm.ords, k, nil)
+			lexact[i*nl+l] = us(t0)
+			if hasVNNI {
+				pace.tick()
+				lm.q.qsearch(qv, lm.rows, lm.ords, k, nil)
+				t0 := time.Now()
+				got := lm.q.qsearch(qv, lm.rows, lm.ords, k, nil)
+				lint8[i*nl+l] = us(t0)
+				if l == nl-1 {
+					int8Want[i] = len(exact)
+					int8Hits[i] = int(math.Round(overlap(got, exact) * float64(len(exact))))
+				}
+			}
+		}
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	col := make([]float64, nq)
-	median := func(at func(i int) float64) float64 {
-		for i := range col {
-			col[i] = at(i)
+	median := func(m int, at func(i int) float64) float64 {
+		c := col[:m]
+		for i := range c {
+			c[i] = at(i)
 		}
-		slices.Sort(col)
-		if nq%2 == 1 {
-			return col[nq/2]
+		slices.Sort(c)
+		if m%2 == 1 {
+			return c[m/2]
 		}
-		return (col[nq/2-1] + col[nq/2]) / 2
+		return (c[m/2-1] + c[m/2]) / 2
 	}
-	for s := range ns {
-		r, t := make([]float64, ne), make([]float64, ne)
-		for e := range ne {
-			sum := 0.0
-			for i := range nq {
-				sum += rec[(i*ns+s)*ne+e]
+
+	// Phase 2, per share and ef (ascending): the graph's recall and time
+	// on the queries (on at most filteredQueries of them with a filter).
+	// A share's sweep stops at the first ef whose recall is 1: a wider
+	// beam cannot do better, and the planner takes the smallest.
+	rec := make([]float64, nq)
+	gus := make([]float64, nq)
+	for s, f := range filters {
+		var acc Allowed
+		m := nq
+		if f != nil {
+			acc, m = f, min(nq, filteredQueries)
+		}
+		var rr, tt []float64
+		for _, ef := range efs {
+			parallel(m, func(i int, pace *pacer) {
+				pace.tick()
+				t0 := time.Now()
+				got := g.Search(queries[i], k, ef, acc)
+				gus[i] = us(t0)
+				rec[i] = overlap(got, want[i*ns+s])
+			})
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			r[e] = sum / float64(nq)
-			t[e] = median(func(i int) float64 { return gus[(i*ns+s)*ne+e] })
+			sum := 0.0
+			for _, r := range rec[:m] {
+				sum += r
+			}
+			rr, tt = append(rr, sum/float64(m)), append(tt, median(m, func(i int) float64 { return gus[i] }))
+			if sum == float64(m) {
+				break
+			}
 		}
-		prof.Recall, prof.GraphUs = append(prof.Recall, r), append(prof.GraphUs, t)
+		prof.Recall, prof.GraphUs = append(prof.Recall, rr), append(prof.GraphUs, tt)
 	}
-	prof.FullScanUs = median(func(i int) float64 { return full[i] })
+	runtime.KeepAlive(x) // the searches read the graph's vectors
+	prof.FullScanUs = median(nq, func(i int) float64 { return full[i] })
 	for l := range nl {
-		prof.LiveExactUs = append(prof.LiveExactUs, median(func(i int) float64 { return lexact[i*nl+l] }))
+		prof.LiveExactUs = append(prof.LiveExactUs, median(nq, func(i int) float64 { return lexact[i*nl+l] }))
 		if hasVNNI {
-			prof.LiveInt8Us = append(prof.LiveInt8Us, median(func(i int) float64 { return lint8[i*nl+l] }))
+			prof.LiveInt8Us = append(prof.LiveInt8Us, median(nq, func(i int) float64 { return lint8[i*nl+l] }))
 		}
 	}
 	if hasVNNI {
@@ -533,10 +563,11 @@ func (prof *Profile) check() error {
 		if !(share > 0 && share <= 1) || (s > 0 && share >= prof.Shares[s-1]) {
 			return fmt.Errorf("shares %v: not descending in (0, 1]", prof.Shares)
 		}
-		if len(prof.Recall[s]) != ne || len(prof.GraphUs[s]) != ne {
-			return fmt.Errorf("share %v: %d recalls and %d times for %d efs", share, len(prof.Recall[s]), len(prof.GraphUs[s]), ne)
+		m := len(prof.Recall[s])
+		if m == 0 || m > ne || len(prof.GraphUs[s]) != m || (m < ne && prof.Recall[s][m-1] != 1) {
+			return fmt.Errorf("share %v: %d recalls and %d times for %d efs", share, m, len(prof.GraphUs[s]), ne)
 		}
-		for e := range ne {
+		for e := range m {
 			if r := prof.Recall[s][e]; !(r >= 0 && r <= 1) || !finite(prof.GraphUs[s][e]) {
 				return fmt.Errorf("share %v ef %d: recall %v, %v µs", share, prof.Efs[e], r, prof.GraphUs[s][e])
 			}

@@ -504,6 +504,10 @@ func planned(x *index.Index, s *synth.Set, nq int, want [][]index.Hit, h *headli
 	for si, share := range prof.Shares {
 		fmt.Printf("%-8s", fmt.Sprintf("%.0f%%", share*100))
 		for e := range prof.Efs {
+			if e >= len(prof.Recall[si]) { // the sweep stopped at recall 1
+				fmt.Printf(" %16s", "-")
+				continue
+			}
 			fmt.Printf(" %16s", fmt.Sprintf("%.4f [%.0f]", prof.Recall[si][e], prof.GraphUs[si][e]))
 		}
 		r := st.Rows[si]
