@@ -234,7 +234,8 @@ func SRMTest(counts []int64, shares []float64) *SRM {
 		chi += d * d / exp
 	}
 	df := len(counts) - 1
-	return &SRM{ChiSquare: chi, DF: df, P: ChiSquareSF(chi, df)}
+	p := ChiSquareSF(chi, df)
+	return &SRM{ChiSquare: chi, DF: df, P: p, Mismatch: p < SRMThreshold}
 }
 
 // ChiSquareSF is the survival function P(X ≥ x) of the chi-square
