@@ -254,7 +254,7 @@ func TestABDetects(t *testing.T) {
 func TestAnalyzeInterleaving(t *testing.T) {
 	e := &lr.Experiment{Name: "il", Mode: lr.ModeInterleave, Arms: []lr.Arm{{Name: "a", Share: 0.05}, {Name: "b", Share: 0.05}}}
 	r := Analyze(e, map[string][]UserAgg{"a": {{Impressions: 5, Watched: 1}}, "b": {{Impressions: 5, Watched: 2}}})
-	if r.SRM != nil || r.Arms[1].Diffs != nil || r.Arms[1].Metrics[WatchThroughRate] != 0.4 || !r.Arms[0].Control {
+	if r.SRM != nil || r.Arms[1].Diffs != nil || r.Arms[1].Metrics[WatchThroughRate] != 0.4 || !r.Arms[0].Control || r.Method != MethodInterleaving {
 		t.Fatalf("%+v", r)
 	}
 }

@@ -122,29 +122,34 @@ func printReport(w io.Writer, r experiment.Report) {
 	fmt.Fprintf(w, "experiment %s (%s, %s): impressions from %s to %s\n", r.Experiment, r.Mode, r.Status,
 		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
 	fmt.Fprintf(w, "watched: a watch of at least %d s starting within %s of the impression\n", r.WatchSeconds, time.Duration(r.WithinSeconds)*time.Second)
-	fmt.Fprintf(w, "\n%-16s %6s %8s %12s", "arm", "share", "users", "impressions")
+	names := make([]string, len(r.Arms))
+	width := len("arm")
+	var control *experiment.ArmReport
+	for i, a := range r.Arms {
+		names[i] = a.Arm
+		if a.Control {
+			names[i] += " (control)"
+			control = &r.Arms[i]
+		}
+		width = max(width, len(names[i]))
+	}
+	fmt.Fprintf(w, "\n%-*s %6s %8s %12s", width, "arm", "share", "users", "impressions")
 	for _, m := range experiment.Metrics {
 		fmt.Fprintf(w, " %14s", metricHeads[m])
 	}
 	fmt.Fprintln(w)
-	control := ""
-	for _, a := range r.Arms {
-		name := a.Arm
-		if a.Control {
-			name += " (control)"
-			control = a.Arm
-		}
-		fmt.Fprintf(w, "%-16s %5.1f%% %8d %12d", name, 100*a.Share, a.Users, a.Impressions)
+	for i, a := range r.Arms {
+		fmt.Fprintf(w, "%-*s %5.1f%% %8d %12d", width, names[i], 100*a.Share, a.Users, a.Impressions)
 		for _, m := range experiment.Metrics {
 			fmt.Fprintf(w, " %14.4f", a.Metrics[m])
 		}
 		fmt.Fprintln(w)
 	}
 	for _, a := range r.Arms {
-		if a.Control || r.Interleaving != nil {
+		if a.Control || r.Interleaving != nil || control == nil {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s - %s, 95%% CI, two-sided p:\n", a.Arm, control)
+		fmt.Fprintf(w, "\n%s - %s, 95%% CI, two-sided p:\n", a.Arm, control.Arm)
 		if len(a.Diffs) == 0 {
 			fmt.Fprintln(w, "  (fewer than 2 users in an arm: no difference computed)")
 		}
@@ -153,7 +158,11 @@ func printReport(w io.Writer, r experiment.Report) {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(w, "  %-30s %+12.4f (%+7.2f%%)  [%+.4f, %+.4f]  p=%s\n", m, d.Delta, 100*d.Relative, d.Low, d.High, formatP(d.P))
+			rel := "n/a" // control is 0
+			if control.Metrics[m] != 0 {
+				rel = fmt.Sprintf("%+.2f%%", 100*d.Relative)
+			}
+			fmt.Fprintf(w, "  %-28s %+12.4f %10s  [%+.4f, %+.4f]  p=%s\n", m, d.Delta, "("+rel+")", d.Low, d.High, formatP(d.P))
 		}
 	}
 	if s := r.SRM; s != nil {
