@@ -53,6 +53,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
 	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
+	expEvery, expWatch, expWithin := f.Duration(sExpReportEvery), f.Int(sExpWatchSeconds), f.Duration(sExpWatchWithin)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
 	}
@@ -63,7 +64,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	for _, bad := range []struct {
 		s  setting
 		ok bool
-	}{{sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
+	}{{sExpReportEvery, *expEvery >= 0}, {sExpWatchSeconds, *expWatch > 0}, {sExpWatchWithin, *expWithin > 0}, {sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
 		if !bad.ok {
 			fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", bad.s.Flag)
 			return serviceConfig{}, errUsage
@@ -76,6 +77,8 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
 		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
+
+		experimentReports: experimentReportConfig{every: *expEvery, watchSeconds: *expWatch, within: *expWithin},
 	}, nil
 }
 

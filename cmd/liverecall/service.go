@@ -15,6 +15,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/experiment/online"
 	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/offheap"
@@ -89,6 +90,10 @@ type serviceConfig struct {
 	refreshEvery     time.Duration
 	index            indexConfig
 	foldIn           foldInConfig
+
+	// experimentReports configures the experiments' reports kept for
+	// metrics and the dashboard.
+	experimentReports experimentReportConfig
 }
 
 // staleAfter: a live view further behind than this is reported in /readyz.
@@ -120,6 +125,10 @@ type service struct {
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
 	life context.Context
+
+	// experimentReports keeps the serving experiments' reports (metrics,
+	// and the dashboard's Reports).
+	experimentReports *online.Reporter
 }
 
 // errShuttingDown is the cause an in-flight reload is cancelled with when
@@ -229,6 +238,7 @@ func (s *service) build(ctx context.Context) error {
 		rc.Impressions = s.imps
 	}
 	s.recommend = recommend.New(rc)
+	s.experimentReports = s.newExperimentReports()
 	return nil
 }
 
@@ -426,6 +436,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return s.shown.Run(gctx) })
 	}
 	g.Go(func() error { s.refreshEvery(gctx); return nil })
+	if s.cfg.experimentReports.every > 0 {
+		g.Go(func() error { s.experimentReports.Run(gctx); return nil })
+	}
 	g.Go(func() error { <-gctx.Done(); return s.shutdown(hs) })
 	return g.Wait()
 }
