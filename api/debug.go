@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,7 +58,8 @@ type FoldedVector struct {
 	ExpiresAt time.Time `json:"expires_at"` // when its newest watch leaves the window
 }
 
-// RegisterDebug adds GET /v1/debug/neighbors and the /debug page. The
+// RegisterDebug adds GET /v1/debug/neighbors and the /debug page, the
+// operator console (its data routes: RegisterAdmin, RegisterConsole). The
 // neighbours endpoint requires the token unless open is true; the page is
 // open (it holds no data and asks for the token).
 func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
@@ -69,12 +73,13 @@ func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
 		if err != nil {
 			return err
 		}
-		c.Response().Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'")
+		c.Response().Header().Set("Content-Security-Policy", pageCSP(b))
 		return c.HTMLBlob(http.StatusOK, b)
 	}
-	// The page itself holds no data; it calls the neighbours endpoint with
-	// the token the operator types in. Its old address, /debug/, redirects
-	// to it (a browser keeps the fragment that carries a query).
+	// The page (the operator console) itself holds no data; it calls the
+	// admin and neighbours endpoints with the token the operator types in.
+	// Its old address, /debug/, redirects to it (a browser keeps the
+	// fragment that carries a query).
 	s.e.GET("/debug", page)
 	s.e.GET("/debug/", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/debug") })
 }
@@ -166,4 +171,33 @@ func requireToken(token string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// pageCSP is the Content-Security-Policy of an HTML page of ours: nothing
+// but its own inline script and style (allowed by their SHA-256, so no
+// other inline code runs), and requests to this server only.
+func pageCSP(html []byte) string {
+	hashes := func(tag string) string {
+		var out []string
+		rest := html
+		for {
+			_, after, ok := bytes.Cut(rest, []byte("<"+tag+">"))
+			if !ok {
+				break
+			}
+			body, tail, ok := bytes.Cut(after, []byte("</"+tag+">"))
+			if !ok {
+				break
+			}
+			sum := sha256.Sum256(body)
+			out = append(out, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+			rest = tail
+		}
+		if len(out) == 0 {
+			return "'none'"
+		}
+		return strings.Join(out, " ")
+	}
+	return "default-src 'none'; script-src " + hashes("script") + "; style-src " + hashes("style") +
+		"; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
