@@ -48,7 +48,8 @@ func sampleReports() []experiment.Report {
 		var out []experiment.Point
 		for i := range n {
 			out = append(out, experiment.Point{Time: start.Add(time.Duration(i) * time.Hour), Impressions: int64(100 + i),
-				Metrics: map[string]float64{"watch_through_rate": base + 0.01*float64(i), "watch_seconds_per_impression": 10 * base}})
+				Metrics: map[string]float64{"watch_through_rate": base + 0.01*float64(i), "watch_seconds_per_impression": 10 * base,
+					"gifts_per_1000_impressions": 3, "follows_per_1000_impressions": 1.5}})
 		}
 		return out
 	}
