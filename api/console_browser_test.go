@@ -46,7 +46,7 @@ func consoleLines(log string, allowed *regexp.Regexp) []string {
 // pathsWithPoints counts the drawn series of a chart whose path has n
 // points.
 func pathsWithPoints(svg string, n string) int {
-	return len(regexp.MustCompile(`<path d="M[0-9.]+,[0-9.]+[^"]*"[^>]*data-points="` + n + `"`).FindAllString(svg, -1))
+	return len(regexp.MustCompile(`<path d="M[0-9.]+,[0-9.]+[^"]*"[^>]*data-points="`+n+`"`).FindAllString(svg, -1))
 }
 
 // The console, served from the binary, draws its charts in a real
