@@ -49,7 +49,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
 	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
 	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
-	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
+	userIdle, userLoadWait, consoleEvery := f.Duration(sUserIdle), f.Duration(sUserLoadWait), f.Duration(sConsoleSample)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
 	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
@@ -63,7 +63,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	for _, bad := range []struct {
 		s  setting
 		ok bool
-	}{{sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
+	}{{sConsoleSample, *consoleEvery > 0}, {sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
 		if !bad.ok {
 			fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", bad.s.Flag)
 			return serviceConfig{}, errUsage
@@ -73,7 +73,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp, pprofAddr: *pprofAddr},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
-		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,
+		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
 		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
 	}, nil
