@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -64,6 +65,18 @@ func TestConsoleRendersChartsInChromium(t *testing.T) {
 			recallResp(t, f, `{"user_id":7,"k":3}`)
 		}
 		f.traffic.Sample()
+	}
+	// The page's policy allows its own inline script and style by hash
+	// and nothing else (the browser below would refuse a wrong hash).
+	resp, err := http.Get(f.srv.URL + "/debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !regexp.MustCompile(`^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]{43}='; style-src 'sha256-[A-Za-z0-9+/]{43}='; connect-src 'self';`).MatchString(csp) ||
+		strings.Contains(csp, "unsafe") {
+		t.Errorf("Content-Security-Policy %q", csp)
 	}
 	dom, log := chromiumDOM(t, f.srv.URL+"/debug#token="+token)
 	// Chromium logs the page's console (errors, CSP refusals, failed
