@@ -118,18 +118,19 @@ type service struct {
 	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
 	tracer    trace.Tracer      // nil while tracing is off
 	started   time.Time
+
+	// traffic is the console's traffic figures, sampled from reg.
+	traffic *api.TrafficSampler
+	// consoleReports is where GET /v1/admin/experiments (the console's
+	// Experiments section) reads the experiments' reports: set it in
+	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
+	// nil: the route answers an empty list with a note.
+	consoleReports api.ExperimentReports
+
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
 	life context.Context
-
-	// traffic is the console's traffic figures, sampled from reg.
-	traffic *api.TrafficSampler
-	// experimentReports is where GET /v1/admin/experiments (the console's
-	// Experiments section) reads the experiments' reports: set it in
-	// build, before wireHTTP, to the cached reports computed from
-	// PostgreSQL. nil: the route answers an empty list with a note.
-	experimentReports api.ExperimentReports
 }
 
 // errShuttingDown is the cause an in-flight reload is cancelled with when
@@ -256,7 +257,7 @@ func (s *service) wireHTTP() {
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
 	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
-	s.http.RegisterConsole(s.traffic, s.experimentReports, cfg.adminToken)
+	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
@@ -427,6 +428,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return servePprof(phs, pln) })
 		g.Go(func() error { <-gctx.Done(); return phs.Close() })
 	}
+	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { s.runIndex(gctx); return nil })
 	if s.folder != nil {
 		g.Go(func() error { s.folder.Run(gctx); return nil })
@@ -438,7 +440,6 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return s.shown.Run(gctx) })
 	}
 	g.Go(func() error { s.refreshEvery(gctx); return nil })
-	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { <-gctx.Done(); return s.shutdown(hs) })
 	return g.Wait()
 }
