@@ -111,8 +111,8 @@ func TestConsoleRendersChartsInChromium(t *testing.T) {
 	}
 
 	// Models: the status's serving versions.
-	if !strings.Contains(dom, `<tr data-kind="mf" data-version="mf-1"><td>mf</td><td>mf-1</td><td>active</td>`) ||
-		!strings.Contains(dom, `<tr data-kind="rerank" data-version="default">`) {
+	if !strings.Contains(dom, `<tr data-kind="mf" data-version="mf-1" data-role="active"><td>mf</td><td>mf-1</td><td>active</td>`) ||
+		!strings.Contains(dom, `<tr data-kind="rerank" data-version="default" data-role="active">`) {
 		t.Errorf("models table:\n%s", element(dom, "section", `id="models"`))
 	}
 

@@ -120,7 +120,7 @@ func TestConsoleOfTheRunningService(t *testing.T) {
 	if m == nil || m[1] == "0" || m[1] == "1" {
 		t.Errorf("requests chart has no drawn series of several points:\n%s", rps)
 	}
-	if !strings.Contains(dom, `<tr data-kind="mf" data-version="v1"><td>mf</td><td>v1</td><td>active</td>`) {
+	if !strings.Contains(dom, `<tr data-kind="mf" data-version="v1" data-role="active"><td>mf</td><td>v1</td><td>active</td>`) {
 		t.Errorf("models section does not list the serving MF version v1:\n%s", regexp.MustCompile(`(?s)<section id="models".*?</section>`).FindString(dom))
 	}
 	if !regexp.MustCompile(`<rect [^>]*class="seg" data-channel="mf"`).MatchString(dom) {
