@@ -98,6 +98,14 @@ const staleAfter = 15 * time.Second
 
 // service is the running server: the parts and how they are wired.
 type service struct {
+	// traffic is the console's traffic figures, sampled from reg.
+	traffic *api.TrafficSampler
+	// consoleReports is where GET /v1/admin/experiments (the console's
+	// Experiments section) reads the experiments' reports: set it in
+	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
+	// nil: the route answers an empty list with a note.
+	consoleReports api.ExperimentReports
+
 	cfg       serviceConfig
 	app       *App
 	db        *postgres.DB
@@ -118,14 +126,6 @@ type service struct {
 	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
 	tracer    trace.Tracer      // nil while tracing is off
 	started   time.Time
-
-	// traffic is the console's traffic figures, sampled from reg.
-	traffic *api.TrafficSampler
-	// consoleReports is where GET /v1/admin/experiments (the console's
-	// Experiments section) reads the experiments' reports: set it in
-	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
-	// nil: the route answers an empty list with a note.
-	consoleReports api.ExperimentReports
 
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
