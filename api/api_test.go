@@ -133,7 +133,7 @@ func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{},
-		reports: &fakeReports{}, seen: map[string]map[int]bool{}, reg: prometheus.NewRegistry()}
+		reports: &fakeReports{}, seen: map[string]map[int]bool{}}
 	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
 	f.idx = recalltest.New()
 	f.idx.SetVersion(lr.ModelMF, "mf-1")
@@ -153,10 +153,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.state.Apply(evs)
 	now := func() time.Time { return f.now }
-	reg := f.reg
+	reg := prometheus.NewRegistry()
 	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
+	f.reg = reg
 	f.compose(engine)
 	srv.RegisterRecall(recommender{f})
 	srv.RegisterDebug(recommender{f}, token, false)

@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"net/http"
 	"strconv"
 	"strings"
@@ -171,33 +168,4 @@ func requireToken(token string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// pageCSP is the Content-Security-Policy of an HTML page of ours: nothing
-// but its own inline script and style (allowed by their SHA-256, so no
-// other inline code runs), and requests to this server only.
-func pageCSP(html []byte) string {
-	hashes := func(tag string) string {
-		var out []string
-		rest := html
-		for {
-			_, after, ok := bytes.Cut(rest, []byte("<"+tag+">"))
-			if !ok {
-				break
-			}
-			body, tail, ok := bytes.Cut(after, []byte("</"+tag+">"))
-			if !ok {
-				break
-			}
-			sum := sha256.Sum256(body)
-			out = append(out, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
-			rest = tail
-		}
-		if len(out) == 0 {
-			return "'none'"
-		}
-		return strings.Join(out, " ")
-	}
-	return "default-src 'none'; script-src " + hashes("script") + "; style-src " + hashes("style") +
-		"; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }

@@ -186,15 +186,15 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]any{
+		"TrafficResponse": api.TrafficResponse{}, "TrafficPoint": api.TrafficPoint{}, "ChannelTraffic": api.ChannelTraffic{},
+		"ExperimentsResponse": api.ExperimentsResponse{}, "ExperimentReport": experiment.Report{}, "ArmReport": experiment.ArmReport{},
+		"Diff": experiment.Diff{}, "ReportPoint": experiment.Point{}, "SRM": experiment.SRM{}, "Interleaving": experiment.Interleaving{},
 		"RecallRequest": api.RecallRequest{}, "RecallResponse": api.RecallResponse{}, "RecallItem": api.RecallItem{},
 		"ItemDebug": api.ItemDebug{}, "ResponseDebug": api.ResponseDebug{}, "Neighbor": api.Neighbor{}, "NeighborsResponse": api.NeighborsResponse{},
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
 		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
-		"TrafficResponse": api.TrafficResponse{}, "TrafficPoint": api.TrafficPoint{}, "ChannelTraffic": api.ChannelTraffic{},
-		"ExperimentsResponse": api.ExperimentsResponse{}, "ExperimentReport": experiment.Report{}, "ArmReport": experiment.ArmReport{},
-		"Diff": experiment.Diff{}, "ReportPoint": experiment.Point{}, "SRM": experiment.SRM{}, "Interleaving": experiment.Interleaving{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {

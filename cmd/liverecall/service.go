@@ -126,7 +126,6 @@ type service struct {
 	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
 	tracer    trace.Tracer      // nil while tracing is off
 	started   time.Time
-
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
