@@ -111,7 +111,7 @@ func TestTrafficRouteSamplesTheServingRoutes(t *testing.T) {
 	}
 	p := pts[0].(map[string]any)
 	if p["requests"] != 4.0 || p["requests_per_s"].(float64) <= 0 || p["errors_per_s"].(float64) <= 0 ||
-		p["errors_per_s"].(float64)*4 != p["requests_per_s"].(float64) || p["p99_ms"] == nil || p["p50_ms"] == nil {
+		math.Abs(p["errors_per_s"].(float64)*4-p["requests_per_s"].(float64)) > 1e-9*p["requests_per_s"].(float64) || p["p99_ms"] == nil || p["p50_ms"] == nil {
 		t.Fatalf("point %v: want 4 requests of which 1 answered 5xx, with latencies", p)
 	}
 	channels := map[string]map[string]any{}
