@@ -248,3 +248,19 @@ func TestExperimentsRoute(t *testing.T) {
 		t.Fatalf("without a source: %d %v", code, body)
 	}
 }
+
+// A registry that cannot gather some metrics: the sample keeps the
+// figures it read and the response says what failed.
+func TestTrafficSamplerReportsGatherErrors(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "liverecall_http_request_duration_seconds"}, []string{"route", "method", "code"})
+	reg.MustRegister(h, failingCollector{prometheus.NewDesc("broken", "a collector that fails", nil, nil)})
+	tr := api.NewTrafficSampler(reg, api.TrafficConfig{})
+	tr.Sample()
+	h.WithLabelValues("/v1/recall", "POST", "200").Observe(.001)
+	tr.Sample()
+	got := tr.Traffic()
+	if !strings.Contains(got.GatherError, "collector broken") || len(got.Points) != 1 || got.Points[0].Requests != 1 {
+		t.Fatalf("%+v", got)
+	}
+}
