@@ -45,6 +45,7 @@ func runServe(ctx context.Context, app *App, args []string) error {
 // parseServiceFlags reads the settings of serve (and dev) from args and the environment.
 func parseServiceFlags(app *App, name string, args []string) (serviceConfig, error) {
 	f := newFlags(app, name)
+	consoleEvery := f.Duration(sConsoleSample)
 	dbURL, httpAddr, shutdown, migrate, maxBody := f.String(sDatabaseURL), f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
 	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
 	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
@@ -56,6 +57,10 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	expEvery, expWatch, expWithin := f.Duration(sExpReportEvery), f.Int(sExpWatchSeconds), f.Duration(sExpWatchWithin)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
+	}
+	if *consoleEvery <= 0 {
+		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", sConsoleSample.Flag)
+		return serviceConfig{}, errUsage
 	}
 	if *unknownShare < 0 || *unknownShare > 1 || *unknownShare != *unknownShare {
 		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be between 0 and 1, got %v\n", sUnknownShare.Flag, *unknownShare)
@@ -74,7 +79,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp, pprofAddr: *pprofAddr},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
-		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,
+		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
 		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
 

@@ -50,6 +50,7 @@ var (
 	sFoldInDebounce   = defSetting(setting{"foldin-debounce", "LIVERECALL_FOLDIN_DEBOUNCE", "1s", "a user's watch events within this of the first are folded in once"})
 	sFoldInRate       = defSetting(setting{"foldin-rate", "LIVERECALL_FOLDIN_RATE", "200", "most fold-ins per second (over it a fold-in is skipped until the user's next event)"})
 	sFoldInMaxUsers   = defSetting(setting{"foldin-max-users", "LIVERECALL_FOLDIN_MAX_USERS", "100000", "most folded user vectors held in memory (least recently folded out first)"})
+	sConsoleSample    = defSetting(setting{"console-sample-every", "LIVERECALL_CONSOLE_SAMPLE_EVERY", "5s", "how often the operator console's traffic figures (GET /v1/admin/traffic) are sampled from the service's metrics; the last 120 intervals are kept"})
 )
 
 // foldInConfig is the fold-in part of serviceConfig.
@@ -88,6 +89,7 @@ type serviceConfig struct {
 	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
 	userCacheBytes   int64
 	refreshEvery     time.Duration
+	consoleEvery     time.Duration // between samples of the console's traffic
 	index            indexConfig
 	foldIn           foldInConfig
 
@@ -101,6 +103,14 @@ const staleAfter = 15 * time.Second
 
 // service is the running server: the parts and how they are wired.
 type service struct {
+	// traffic is the console's traffic figures, sampled from reg.
+	traffic *api.TrafficSampler
+	// consoleReports is where GET /v1/admin/experiments (the console's
+	// Experiments section) reads the experiments' reports: set it in
+	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
+	// nil: the route answers an empty list with a note.
+	consoleReports api.ExperimentReports
+
 	cfg       serviceConfig
 	app       *App
 	db        *postgres.DB
@@ -255,6 +265,8 @@ func (s *service) wireHTTP() {
 	s.http.RegisterRecall(s.recommend)
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
+	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
+	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
@@ -425,6 +437,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return servePprof(phs, pln) })
 		g.Go(func() error { <-gctx.Done(); return phs.Close() })
 	}
+	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { s.runIndex(gctx); return nil })
 	if s.folder != nil {
 		g.Go(func() error { s.folder.Run(gctx); return nil })
