@@ -3,6 +3,7 @@ package recommend
 import (
 	"errors"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -95,8 +96,7 @@ type servedArm struct {
 // are dropped). An experiment that fails experiment.Check, or that
 // conflicts (experiment.Conflict) with a running one before it in exps,
 // is left out and named in the returned error; the others serve. Set
-// keeps exps' arms' configurations: the caller must not modify them
-// afterwards.
+// copies what it keeps: the caller may modify exps afterwards.
 func (s *ExperimentSet) Set(exps []lr.Experiment) error {
 	snap := &expSnapshot{byName: map[string]*servedExp{}}
 	var errs []error
@@ -128,6 +128,7 @@ func (s *ExperimentSet) Set(exps []lr.Experiment) error {
 			running = append(running, e)
 		}
 		se := &servedExp{Experiment: *e}
+		se.Arms = slices.Clone(e.Arms)
 		if se.Layer == "" {
 			se.Layer = lr.DefaultLayer
 		}
@@ -179,10 +180,10 @@ func channelOverride(c *lr.ArmConfig) (recall.Override, bool) {
 		}
 	}
 	if len(c.PerChannel) > 0 {
-		o.PerChannel, set = c.PerChannel, true
+		o.PerChannel, set = maps.Clone(c.PerChannel), true
 	}
 	if len(c.Quota) > 0 {
-		o.Quota, set = c.Quota, true
+		o.Quota, set = maps.Clone(c.Quota), true
 	}
 	if len(c.ChannelBudgetMS) > 0 {
 		o.ChannelBudget, set = map[string]time.Duration{}, true
