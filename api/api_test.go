@@ -113,7 +113,24 @@ func (s scorers) NCF() recommend.NCF    { return nil }
 // live state, index and impression log.
 func (f *fixture) compose(engine *recall.Engine) {
 	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
-		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }})
+		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }, Experiments: testExperiments()})
+}
+
+// testExperiments holds two draft experiments (they assign no one; an arm
+// override may name them): draft-test, A/B, whose treatment disables mf,
+// and il-test, interleaving the default with no mf.
+func testExperiments() *recommend.ExperimentSet {
+	noMF := lr.ArmConfig{Disabled: []string{recall.ChanMF}}
+	set := recommend.NewExperimentSet()
+	if err := set.Set([]lr.Experiment{
+		{Name: "draft-test", Salt: "d", Mode: lr.ModeAB, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "control", Share: 0.5}, {Name: "treatment", Share: 0.5, Config: noMF}}},
+		{Name: "il-test", Salt: "i", Layer: "il", Mode: lr.ModeInterleave, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "a", Share: 0.5}, {Name: "b", Share: 0.5, Config: noMF}}},
+	}); err != nil {
+		panic(err)
+	}
+	return set
 }
 
 type impLog struct{ got [][]lr.Impression }
@@ -145,7 +162,7 @@ func newFixture(t *testing.T) *fixture {
 	f.state.Apply(evs)
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
-	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
+	srv := api.New(api.Config{MaxBodyBytes: 4096, AdminToken: token}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
 	f.compose(engine)

@@ -190,7 +190,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
-		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
+		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{}, "ExperimentDebug": api.ExperimentDebug{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {
@@ -291,6 +291,7 @@ func TestOpenAPIStatusesAreTheServedOnes(t *testing.T) {
 	calls := []call{
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", nil, 200},
 		{"POST /v1/recall", "", `{"user_id":0}`, "application/json", "", nil, 400},
+		{"POST /v1/recall", "", `{"user_id":7,"arm":"draft-test/treatment"}`, "application/json", "", nil, 401},
 		{"POST /v1/recall", "", big, "application/json", "", nil, 413},
 		{"POST /v1/recall", "", `{"user_id":7}`, "text/plain", "", nil, 415},
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", internal, 500},
