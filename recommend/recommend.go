@@ -267,23 +267,11 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	reqCtx := req.Context.Clean()
 	var a, b ranked
 	if as.interleave {
-		var errB error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			b, errB = s.rank(ctx, &req, reqCtx, &as.b, rid)
-		}()
+		a, b, err = s.rankBoth(ctx, req, reqCtx, as.a, as.b, rid)
+	} else {
 		a, err = s.rank(ctx, &req, reqCtx, &as.a, rid)
-		<-done
-		if err == nil {
-			err = errB
-		}
-		if err != nil {
-			a.release(s)
-			b.release(s)
-			return nil, err
-		}
-	} else if a, err = s.rank(ctx, &req, reqCtx, &as.a, rid); err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
 	tRecall, tRerank := a.tRecall, a.tRerank
@@ -337,6 +325,30 @@ func (r *ranked) release(s *Service) {
 	}
 	rerank.Release(r.items)
 	rerank.Release(r.fill)
+}
+
+// rankBoth ranks req under pa and pb at once (an interleaving
+// experiment's two arms); on an error it releases both and returns it.
+// (Its own function, so that what the goroutine shares escapes to the heap
+// only for interleaved pages.)
+func (s *Service) rankBoth(ctx context.Context, req lr.RecommendRequest, reqCtx lr.RequestContext, pa, pb plan, rid string) (a, b ranked, err error) {
+	var errB error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b, errB = s.rank(ctx, &req, reqCtx, &pb, rid)
+	}()
+	a, err = s.rank(ctx, &req, reqCtx, &pa, rid)
+	<-done
+	if err == nil {
+		err = errB
+	}
+	if err != nil {
+		a.release(s)
+		b.release(s)
+		return ranked{}, ranked{}, err
+	}
+	return a, b, nil
 }
 
 // rank recalls and reranks req under p: one ranked list of up to req.K
