@@ -349,6 +349,7 @@ type assignment struct {
 	assignments []lr.Assignment      // the experiments whose arms served (Page.Assignments)
 	expTag      string               // Impression.Experiment
 	armTag      string               // Impression.Arm
+	tagTeams    bool                 // Impression.Team: expTag is the interleaving experiment
 	debug       []lr.ExperimentDebug // for a debug page
 }
 
@@ -466,21 +467,17 @@ func (s *Service) fallback(as *assignment, debug bool, e *servedExp, arm, reason
 	}
 }
 
-// tag sets the impressions' experiment and arm: the served experiments'
-// names and arms, comma-separated in layer order (one experiment, by far
-// the common case, is just its name and arm; an interleaving
-// experiment's arm is empty).
+// tag sets the impressions' experiment and arm: an impression names one
+// experiment (the impressions topic's schema), the first that served in
+// layer order; an interleaving experiment's arm is empty (each position
+// names its team). The experiments of the later layers go unnamed for
+// that user's pages: assignment is independent across salts, so each
+// experiment loses the same share of users from every arm, which leaves
+// its comparison unbiased (with fewer users).
 func (s *Service) tag(as *assignment) {
-	switch len(as.assignments) {
-	case 0:
-	case 1:
+	if len(as.assignments) > 0 {
 		as.expTag, as.armTag = as.assignments[0].Experiment, as.assignments[0].Arm
-	default:
-		var e, a []string
-		for _, x := range as.assignments {
-			e, a = append(e, x.Experiment), append(a, x.Arm)
-		}
-		as.expTag, as.armTag = strings.Join(e, ","), strings.Join(a, ",")
+		as.tagTeams = as.assignments[0].Mode == lr.ModeInterleave
 	}
 }
 

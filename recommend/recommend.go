@@ -275,7 +275,7 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 		return nil, err
 	}
 	tRecall, tRerank := a.tRecall, a.tRerank
-	po := pageOf{items: a.pageItems, versions: a.res.Versions, expTag: as.expTag, armTag: as.armTag, assignments: as.assignments}
+	po := pageOf{items: a.pageItems, versions: a.res.Versions, expTag: as.expTag, armTag: as.armTag, tagTeams: as.tagTeams, assignments: as.assignments}
 	if as.interleave {
 		tRecall = max(a.tRecall, b.tRecall)
 		tRerank = time.Since(start) - tRecall
@@ -496,8 +496,9 @@ type pageOf struct {
 	team         []int
 	teamNames    [2]string
 	teamVersions [2]map[string]string
-	expTag       string
+	expTag       string // the impressions' experiment and arm
 	armTag       string
+	tagTeams     bool // the impressions name their team (expTag is the interleaving experiment)
 	assignments  []lr.Assignment
 }
 
@@ -550,7 +551,7 @@ func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestCon
 			Experiment: po.expTag, Arm: po.armTag}
 		if po.team != nil {
 			imp.ModelVersions = teamVersions[po.team[pos]]
-			if po.expTag != "" {
+			if po.tagTeams {
 				imp.Team = pi.Team
 			}
 		}
