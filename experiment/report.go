@@ -17,6 +17,11 @@ type Report struct {
 	// From and To bound the impressions read.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	// WatchSeconds and WithinSeconds are how impressions were labelled:
+	// watched after a watch of the streamer of at least WatchSeconds
+	// that started within WithinSeconds of the impression.
+	WatchSeconds  int `json:"watch_seconds"`
+	WithinSeconds int `json:"within_seconds"`
 	// Method names how intervals and p-values were computed, e.g.
 	// "user-level bootstrap, 2000 resamples".
 	Method string      `json:"method"`
