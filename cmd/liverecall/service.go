@@ -110,15 +110,12 @@ type service struct {
 	engine    *recall.Engine
 	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
 	recommend *recommend.Service
-	// experiments are the online experiments the service serves: empty
-	// until the experiments' refresh sets them.
-	experiments *recommend.ExperimentSet
-	imps        *events.ImpressionProducer
-	shown       *events.ShownConsumer // the other replicas' pages, into engine's shown log
-	http        *api.Server
-	tracing     *tracing.Provider // off unless an OTLP endpoint is configured
-	tracer      trace.Tracer      // nil while tracing is off
-	started     time.Time
+	imps      *events.ImpressionProducer
+	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
+	http      *api.Server
+	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
+	tracer    trace.Tracer      // nil while tracing is off
+	started   time.Time
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
@@ -222,8 +219,7 @@ func (s *service) build(ctx context.Context) error {
 	}
 	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
 	pc := s.db.Pool.Config().ConnConfig
-	s.experiments = recommend.NewExperimentSet()
-	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models, Experiments: s.experiments,
+	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
 		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
 		Log: app.Log, Registerer: s.reg, Tracer: s.tracer}
 	if s.folder != nil {
