@@ -185,12 +185,13 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]any{
+		"ExperimentDebug": api.ExperimentDebug{},
 		"RecallRequest": api.RecallRequest{}, "RecallResponse": api.RecallResponse{}, "RecallItem": api.RecallItem{},
 		"ItemDebug": api.ItemDebug{}, "ResponseDebug": api.ResponseDebug{}, "Neighbor": api.Neighbor{}, "NeighborsResponse": api.NeighborsResponse{},
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
-		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{}, "ExperimentDebug": api.ExperimentDebug{},
+		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {
