@@ -186,7 +186,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 	}
 	for name, typ := range map[string]any{
 		"ExperimentDebug": api.ExperimentDebug{},
-		"RecallRequest": api.RecallRequest{}, "RecallResponse": api.RecallResponse{}, "RecallItem": api.RecallItem{},
+		"RecallRequest":   api.RecallRequest{}, "RecallResponse": api.RecallResponse{}, "RecallItem": api.RecallItem{},
 		"ItemDebug": api.ItemDebug{}, "ResponseDebug": api.ResponseDebug{}, "Neighbor": api.Neighbor{}, "NeighborsResponse": api.NeighborsResponse{},
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
