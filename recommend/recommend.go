@@ -216,7 +216,7 @@ func New(cfg Config) *Service {
 	}, []string{"experiment", "arm"})
 	s.expFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liverecall_experiment_fallbacks_total",
-		Help: "Requests of users assigned to an experiment's arm that got the default configuration instead, by experiment, arm and reason: mf_version, ncf_version, rerank_version (the version the arm names does not serve on this replica), interleave_overlap (the user is already in another interleaving experiment; arm empty)."
+		Help: "Requests of users assigned to an experiment's arm that got the default configuration instead, by experiment, arm and reason: mf_version, ncf_version, rerank_version (the version the arm names does not serve on this replica), interleave_overlap (the user is already in another interleaving experiment; arm empty).",
 	}, []string{"experiment", "arm", "reason"})
 	s.arms, s.armScorers = cfg.Arms, cfg.ArmScorers
 	if s.arms == nil {
