@@ -118,11 +118,28 @@ func (s scorers) NCF() recommend.NCF    { return nil }
 // the console's traffic shows) on the fixture's registry.
 func (f *fixture) compose(engine *recall.Engine) {
 	cfg := recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
-		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }}
+		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }, Experiments: testExperiments()}
 	if f.svc == nil {
 		cfg.Registerer = f.reg
 	}
 	f.svc = recommend.New(cfg)
+}
+
+// testExperiments holds two draft experiments (they assign no one; an arm
+// override may name them): draft-test, A/B, whose treatment disables mf,
+// and il-test, interleaving the default with no mf.
+func testExperiments() *recommend.ExperimentSet {
+	noMF := lr.ArmConfig{Disabled: []string{recall.ChanMF}}
+	set := recommend.NewExperimentSet()
+	if err := set.Set([]lr.Experiment{
+		{Name: "draft-test", Salt: "d", Mode: lr.ModeAB, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "control", Share: 0.5}, {Name: "treatment", Share: 0.5, Config: noMF}}},
+		{Name: "il-test", Salt: "i", Layer: "il", Mode: lr.ModeInterleave, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "a", Share: 0.5}, {Name: "b", Share: 0.5, Config: noMF}}},
+	}); err != nil {
+		panic(err)
+	}
+	return set
 }
 
 type impLog struct{ got [][]lr.Impression }
@@ -154,7 +171,7 @@ func newFixture(t *testing.T) *fixture {
 	f.state.Apply(evs)
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
-	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
+	srv := api.New(api.Config{MaxBodyBytes: 4096, AdminToken: token}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
 	f.reg = reg

@@ -157,15 +157,25 @@ func neighbors(c echo.Context, r Recommender) error {
 func requireToken(token string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			got, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || got == "" {
-				return lr.Errorf(lr.EUNAUTHORIZED, "missing bearer token")
-			}
-			if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				return lr.Errorf(lr.EUNAUTHORIZED, "wrong bearer token")
+			if err := checkToken(c, token, ""); err != nil {
+				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// checkToken checks c's "Authorization: Bearer <token>" in constant time;
+// its error (EUNAUTHORIZED) starts with what, if given, to say what needs
+// the token.
+func checkToken(c echo.Context, token, what string) error {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	got, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || got == "" {
+		return lr.Errorf(lr.EUNAUTHORIZED, "%smissing bearer token", what)
+	}
+	if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		return lr.Errorf(lr.EUNAUTHORIZED, "%swrong bearer token", what)
+	}
+	return nil
 }

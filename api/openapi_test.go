@@ -186,6 +186,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]any{
+		"ExperimentDebug": api.ExperimentDebug{},
 		"TrafficResponse": api.TrafficResponse{}, "TrafficPoint": api.TrafficPoint{}, "ChannelTraffic": api.ChannelTraffic{},
 		"ExperimentsResponse": api.ExperimentsResponse{}, "ExperimentReport": experiment.Report{}, "ArmReport": experiment.ArmReport{},
 		"Diff": experiment.Diff{}, "ReportPoint": experiment.Point{}, "SRM": experiment.SRM{}, "Interleaving": experiment.Interleaving{},
@@ -297,6 +298,7 @@ func TestOpenAPIStatusesAreTheServedOnes(t *testing.T) {
 	calls := []call{
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", nil, 200},
 		{"POST /v1/recall", "", `{"user_id":0}`, "application/json", "", nil, 400},
+		{"POST /v1/recall", "", `{"user_id":7,"arm":"draft-test/treatment"}`, "application/json", "", nil, 401},
 		{"POST /v1/recall", "", big, "application/json", "", nil, 413},
 		{"POST /v1/recall", "", `{"user_id":7}`, "text/plain", "", nil, 415},
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", internal, 500},

@@ -262,7 +262,7 @@ func (s *service) activeWeights(ctx context.Context) (string, []byte, error) {
 // wireHTTP makes the HTTP edge: routes and readiness.
 func (s *service) wireHTTP() {
 	cfg := s.cfg
-	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody), Tracer: s.tracer}, s.app.Log, s.reg, s.reg)
+	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody), Tracer: s.tracer, AdminToken: cfg.adminToken}, s.app.Log, s.reg, s.reg)
 	s.http.RegisterRecall(s.recommend)
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
