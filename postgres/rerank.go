@@ -63,3 +63,17 @@ func (db *DB) ActiveRerankModel(ctx context.Context) (RerankModel, error) {
 	}
 	return m, lr.E("postgres.ActiveRerankModel", lr.EINTERNAL, err)
 }
+
+// RerankModelByVersion returns the reranker version labelled version
+// (any status), or ENOTFOUND.
+func (db *DB) RerankModelByVersion(ctx context.Context, version string) (RerankModel, error) {
+	var m RerankModel
+	var status string
+	err := db.Pool.QueryRow(ctx, `SELECT id, version, status, weights, metrics FROM rerank_models WHERE version = $1`, version).
+		Scan(&m.ID, &m.Version, &status, &m.Weights, &m.Metrics)
+	m.Status = lr.ModelStatus(status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "rerank version %s not found", version)
+	}
+	return m, db.wrap("postgres.RerankModelByVersion", err)
+}

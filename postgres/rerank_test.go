@@ -31,6 +31,13 @@ func TestRerankModelLifecycle(t *testing.T) {
 	if err != nil || m.Version != "r2" || string(m.Weights) != `{"bias": 2}` {
 		t.Fatalf("active %+v (weights %s) %v", m, m.Weights, err)
 	}
+	// By version, whatever its status (r1 is retired now).
+	if got, err := db.RerankModelByVersion(ctx, "r1"); err != nil || got.ID != a.ID || got.Status != lr.StatusRetired || string(got.Weights) != `{"bias": 1}` {
+		t.Fatalf("r1 by version: %+v (weights %s) %v", got, got.Weights, err)
+	}
+	if _, err := db.RerankModelByVersion(ctx, "r9"); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("missing version: %v", err)
+	}
 	if err := db.ActivateRerankModel(ctx, 999); lr.ErrorCode(err) != lr.ENOTFOUND {
 		t.Fatalf("missing id: %v", err)
 	}
