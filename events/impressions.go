@@ -369,6 +369,18 @@ func appendImpression(dst []byte, im *lr.Impression) ([]byte, error) {
 		dst = append(dst, `,"context":`...)
 		dst = im.Context.AppendJSON(dst)
 	}
+	if im.Experiment != "" {
+		dst = append(dst, `,"experiment":`...)
+		dst = appendPlainString(dst, im.Experiment)
+	}
+	if im.Arm != "" {
+		dst = append(dst, `,"arm":`...)
+		dst = appendPlainString(dst, im.Arm)
+	}
+	if im.Team != "" {
+		dst = append(dst, `,"team":`...)
+		dst = appendPlainString(dst, im.Team)
+	}
 	return append(dst, '}'), nil
 }
 
@@ -390,9 +402,11 @@ func appendPlainString(dst []byte, s string) []byte {
 // the JSON array of at least one impression object that EncodeImpressions
 // writes. It is exactly as strict as schemas/impression.schema.json, the
 // published contract: every field of an impression is required but
-// features (left out when there are none, so never an empty array) and
-// context (left out when the request said nothing), no
-// other field is allowed (names are case-sensitive), request_id is a
+// features (left out when there are none, so never an empty array),
+// context (left out when the request said nothing) and experiment, arm
+// and team (left out for the default configuration; each a name as
+// experiment.Check accepts, arm and team each with experiment, never
+// both), no other field is allowed (names are case-sensitive), request_id is a
 // non-empty string, user_id and streamer_id positive and stream_id and
 // position non-negative integers within int64 (in any JSON notation of a
 // whole number, as JSON Schema's "integer"), score a number within
@@ -453,10 +467,18 @@ func DecodeImpressions(b []byte) ([]lr.Impression, error) {
 // impressionFields are the fields of an impression in the schema's order;
 // field i has bit 1<<i in impression's set of fields seen.
 var impressionFields = [...]string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score",
-	"channels", "model_versions", "shown_at", "features", "context"}
+	"channels", "model_versions", "shown_at", "features", "context", "experiment", "arm", "team"}
 
-// impressionRequired has the bits of every field but features and context.
-const impressionRequired = 1<<(len(impressionFields)-2) - 1
+// impressionRequired has the bits of every field but features, context,
+// experiment, arm and team (the first nine).
+const impressionRequired = 1<<9 - 1
+
+// The bits of experiment, arm and team in impression's set of fields seen.
+const (
+	bitExperiment = 1 << 11
+	bitArm        = 1 << 12
+	bitTeam       = 1 << 13
+)
 
 // Limits of the magnitude of score and of each feature, as the schema
 // writes them (JSON Schema compares numbers exactly, so the decoder
@@ -496,6 +518,14 @@ func (p *parser) impression(im *lr.Impression) error {
 	}
 	if missing := impressionRequired &^ seen; missing != 0 {
 		return lr.Errorf(lr.EINVALID, "field %q: missing", impressionFields[bits.TrailingZeros16(missing)])
+	}
+	switch {
+	case seen&bitArm != 0 && seen&bitExperiment == 0:
+		return lr.Errorf(lr.EINVALID, "field \"experiment\": missing (required with arm)")
+	case seen&bitTeam != 0 && seen&bitExperiment == 0:
+		return lr.Errorf(lr.EINVALID, "field \"experiment\": missing (required with team)")
+	case seen&bitArm != 0 && seen&bitTeam != 0:
+		return lr.Errorf(lr.EINVALID, "field \"team\": not allowed with arm (an interleaved position has a team, an A/B page an arm)")
 	}
 	return nil
 }
@@ -615,8 +645,39 @@ func (p *parser) impressionField(key []byte, im *lr.Impression) error {
 		c, err := p.requestContext()
 		im.Context = c
 		return err
+	case "experiment", "arm", "team":
+		s, err := p.stringField(string(key))
+		if err != nil {
+			return err
+		}
+		if !validExperimentName(s) {
+			return lr.Errorf(lr.EINVALID, "field %q: %q is not an experiment or arm name (1-63 of a-z, 0-9, _, . and -, starting with a letter or digit)", key, lr.Clip(s, 64))
+		}
+		switch key[0] {
+		case 'e':
+			im.Experiment = s
+		case 'a':
+			im.Arm = s
+		default:
+			im.Team = s
+		}
 	}
 	return nil
+}
+
+// validExperimentName says whether s is a name experiment.Check accepts
+// for an experiment or an arm: ^[a-z0-9][a-z0-9_.-]{0,62}$.
+func validExperimentName(s string) bool {
+	if len(s) < 1 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || i > 0 && (c == '_' || c == '.' || c == '-')) {
+			return false
+		}
+	}
+	return true
 }
 
 // contextFields are the members of an impression's context; member i has

@@ -316,6 +316,10 @@ func TestImpressionPagesValidateAgainstSchema(t *testing.T) {
 		{{RequestID: "r-4", UserID: 1, StreamerID: 1, StreamID: math.MaxInt64, Score: math.MaxFloat64, ShownAt: shown,
 			Features: []float32{math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32}},
 			{RequestID: "r-4", UserID: 1, StreamerID: 2, Position: 1, Score: -math.MaxFloat64, ShownAt: shown, Features: []float32{0}}},
+		// Pages served by an experiment's arm, and interleaved by team draft.
+		{{RequestID: "r-5", UserID: 3, StreamerID: 1, ShownAt: shown, Experiment: "mf-v2", Arm: "treatment"}},
+		{{RequestID: "r-6", UserID: 3, StreamerID: 1, ShownAt: shown, Experiment: "il.1", Team: "control"},
+			{RequestID: "r-6", UserID: 3, StreamerID: 2, Position: 1, ShownAt: shown, Experiment: "il.1", Team: "treatment"}},
 	}
 	for i, p := range pages {
 		b, err := events.EncodeImpressions(p)
@@ -589,9 +593,11 @@ func TestImpressionSchemaAndDecoderAgree(t *testing.T) {
 		`{"hour":1}`, `{"weekday":1}`, `{"hour":1.0,"weekday":2e0}`, `{"hour":-1,"weekday":0}`, `{"weekday":7,"hour":0}`,
 		`{"device":"mobile"}`, `{"device":"Mobile"}`, `{"device":null}`, `{"language":"pt"}`, `{"language":"PT"}`, `{"language":"p"}`,
 		`{"language":"port"}`, `{"country":"BR"}`, `{"country":"419"}`, `{"country":"BRA"}`, `{"country":"br"}`, `{"hour":"1","weekday":1}`,
+		// experiment, arm and team names
+		`"e1"`, `"control"`, `"mf-v2.test_1"`, `"E1"`, `"-x"`, `"_x"`, `"a b"`, `"` + strings.Repeat("a", 63) + `"`, `"` + strings.Repeat("a", 64) + `"`,
 	}
 	fields := []string{"request_id", "user_id", "streamer_id", "stream_id", "position", "score", "channels", "model_versions",
-		"shown_at", "features", "context", "extra", "User_id"}
+		"shown_at", "features", "context", "experiment", "arm", "team", "extra", "User_id"}
 	const remove = "(remove)"
 	values := append([]string{remove}, pool...)
 	n, accepted := 0, 0

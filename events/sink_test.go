@@ -174,7 +174,7 @@ func TestSinkWritesEveryImpressionOnce(t *testing.T) {
 	bad := []string{`[]`, `[` + strings.Replace(good, `"old"`, `"bad"`, 1) + `,{"request_id":"bad","user_id":5,"position":1,"shown_at":"2026-11-23T18:00:00Z"}]`,
 		strings.Replace(good, `"old"`, `"single"`, 1),
 		`[` + strings.Replace(strings.Replace(good, `"old"`, `"nostream"`, 1), `"stream_id":0,`, ``, 1) + `]`,
-		`[` + strings.Replace(strings.Replace(good, `"old"`, `"extra"`, 1), `{`, `{"experiment":"b",`, 1) + `]`}
+		`[` + strings.Replace(strings.Replace(good, `"old"`, `"extra"`, 1), `{`, `{"variant":"b",`, 1) + `]`}
 	for _, v := range append([]string{`[` + good + `]`}, bad...) {
 		if err := p.WriteRaw(ctx, kafka.Message{Key: []byte("5"), Value: []byte(v)}); err != nil {
 			t.Fatal(err)

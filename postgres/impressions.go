@@ -12,7 +12,8 @@ import (
 // WriteImpressions stores imps idempotently: a replayed impression (same
 // shown_at, request id and position) is dropped by the primary key. An
 // impression's context goes to the ctx_* columns (NULL for what it does
-// not know).
+// not know), its experiment, arm and team to those columns (NULL when
+// empty: the default configuration).
 func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error {
 	if len(imps) == 0 {
 		return nil
@@ -24,7 +25,7 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 		i := 0
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"imp_in"},
 			[]string{"shown_at", "request_id", "position", "user_id", "streamer_id", "stream_id", "score", "channels", "model_versions", "features",
-				"ctx_hour", "ctx_weekday", "ctx_device", "ctx_language", "ctx_country"},
+				"ctx_hour", "ctx_weekday", "ctx_device", "ctx_language", "ctx_country", "experiment", "arm", "team"},
 			pgx.CopyFromFunc(func() ([]any, error) {
 				if i == len(imps) {
 					return nil, nil
@@ -35,7 +36,8 @@ func (db *DB) WriteImpressions(ctx context.Context, imps []lr.Impression) error 
 					im.Channels = []string{}
 				}
 				row := []any{im.ShownAt, im.RequestID, int16(im.Position), int64(im.UserID), int64(im.StreamerID), int64(im.StreamID),
-					float32(im.Score), im.Channels, im.ModelVersions, im.Features, nil, nil, nil, nil, nil}
+					float32(im.Score), im.Channels, im.ModelVersions, im.Features, nil, nil, nil, nil, nil,
+					nullText(im.Experiment), nullText(im.Arm), nullText(im.Team)}
 				if c := im.Context; c != nil {
 					if c.LocalTime {
 						row[10], row[11] = int16(c.Hour), int16(c.Weekday)

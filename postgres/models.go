@@ -17,6 +17,13 @@ import (
 // The payload is a JSON object {"kind":..., "id":..., "version":...}.
 const ReloadChannel = "liverecall_reload"
 
+// ExperimentsChannel is the LISTEN/NOTIFY channel on which every change of
+// an experiment (created, started, paused, stopped) is announced, in the
+// transaction that makes it. The payload is a JSON object
+// {"id":..., "name":..., "status":...}; replicas re-read
+// ServingExperiments on each.
+const ExperimentsChannel = "liverecall_experiments"
+
 const modelColumns = `id, kind, version, dim, status, metrics, params, created_at, activated_at`
 
 func scanModel(row pgx.Row) (lr.ModelVersion, error) {
@@ -77,6 +84,20 @@ func (db *DB) ListModels(ctx context.Context, kind lr.ModelKind) ([]lr.ModelVers
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (lr.ModelVersion, error) { return scanModel(r) })
 	return out, lr.E("postgres.ListModels", lr.EINTERNAL, err)
+}
+
+// PreviousModel returns the version of kind that was active before the
+// current one: the one an activation retired most recently (what a
+// rollback activates again), or ENOTFOUND when no version of kind was ever
+// retired. After a rollback, the version rolled back from is the previous
+// one: two rollbacks in a row come back to where they started.
+func (db *DB) PreviousModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
+	m, err := scanModel(db.Pool.QueryRow(ctx, `SELECT `+modelColumns+` FROM embedding_models
+		WHERE kind = $1 AND status = 'retired' ORDER BY retired_at DESC NULLS LAST, id DESC LIMIT 1`, string(kind)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "no %s version was active before the current one: nothing to roll back to", kind)
+	}
+	return m, db.wrap("postgres.PreviousModel", err)
 }
 
 // ActivateModel makes the staged or retired version id the active one of its

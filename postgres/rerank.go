@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +18,10 @@ type RerankModel struct {
 	Status  lr.ModelStatus
 	Weights json.RawMessage
 	Metrics json.RawMessage
+	// CreatedAt and ActivatedAt (nil: never activated) are filled by
+	// ListRerankModels only.
+	CreatedAt   time.Time
+	ActivatedAt *time.Time
 }
 
 // CreateRerankModel stores a staged reranker version.
@@ -64,16 +69,49 @@ func (db *DB) ActiveRerankModel(ctx context.Context) (RerankModel, error) {
 	return m, lr.E("postgres.ActiveRerankModel", lr.EINTERNAL, err)
 }
 
-// RerankModelByVersion returns the reranker version labelled version
-// (any status), or ENOTFOUND.
+// ListRerankModels returns the reranker versions, newest first, without
+// their weights.
+func (db *DB) ListRerankModels(ctx context.Context) ([]RerankModel, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT id, version, status, metrics, created_at, activated_at FROM rerank_models ORDER BY id DESC`)
+	if err != nil {
+		return nil, db.wrap("postgres.ListRerankModels", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RerankModel, error) {
+		var m RerankModel
+		var status string
+		err := r.Scan(&m.ID, &m.Version, &status, &m.Metrics, &m.CreatedAt, &m.ActivatedAt)
+		m.Status = lr.ModelStatus(status)
+		return m, err
+	})
+	return out, db.wrap("postgres.ListRerankModels", err)
+}
+
+// RerankModelByVersion returns the reranker version (without its
+// weights), or ENOTFOUND.
 func (db *DB) RerankModelByVersion(ctx context.Context, version string) (RerankModel, error) {
 	var m RerankModel
 	var status string
-	err := db.Pool.QueryRow(ctx, `SELECT id, version, status, weights, metrics FROM rerank_models WHERE version = $1`, version).
-		Scan(&m.ID, &m.Version, &status, &m.Weights, &m.Metrics)
+	err := db.Pool.QueryRow(ctx, `SELECT id, version, status, metrics FROM rerank_models WHERE version = $1`, version).
+		Scan(&m.ID, &m.Version, &status, &m.Metrics)
 	m.Status = lr.ModelStatus(status)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return m, lr.Errorf(lr.ENOTFOUND, "rerank version %s not found", version)
+		return m, lr.Errorf(lr.ENOTFOUND, "no rerank version %q", version)
 	}
 	return m, db.wrap("postgres.RerankModelByVersion", err)
+}
+
+// PreviousRerankModel returns the reranker version that was active before
+// the current one (the most recently retired, as PreviousModel), or
+// ENOTFOUND.
+func (db *DB) PreviousRerankModel(ctx context.Context) (RerankModel, error) {
+	var m RerankModel
+	var status string
+	err := db.Pool.QueryRow(ctx, `SELECT id, version, status, metrics FROM rerank_models
+		WHERE status = 'retired' ORDER BY retired_at DESC NULLS LAST, id DESC LIMIT 1`).
+		Scan(&m.ID, &m.Version, &status, &m.Metrics)
+	m.Status = lr.ModelStatus(status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "no rerank version was active before the current one: nothing to roll back to")
+	}
+	return m, db.wrap("postgres.PreviousRerankModel", err)
 }

@@ -97,8 +97,7 @@ func TestServeExtraScorers(t *testing.T) {
 			return r.Version, r.Weights, err
 		},
 		WeightsByVersion: func(ctx context.Context, v string) ([]byte, error) {
-			r, err := db.RerankModelByVersion(ctx, v)
-			return r.Weights, err
+			return db.RerankWeights(ctx, v)
 		},
 		Serving: func(k lr.ModelKind) string { return serving.Load().(string) }})
 	m.Refresh(ctx)
