@@ -195,6 +195,14 @@ func (m *Manager) serveVersion(ctx context.Context, s *slot, label string, versi
 		res.Outcome = "active"
 		return res, nil
 	}
+	if mv.Status == lr.StatusRetired {
+		// An arm naming a version retired since the experiment was
+		// created gets the default configuration (postgres.ArmsNamingRetired).
+		err := lr.Errorf(lr.EINVALID, "model version %s/%s is retired: its arms get the default configuration until it is activated again or the experiment stops", s.kind, label)
+		m.failExtra(s, label, mv.ID, err)
+		res.Outcome, res.Error = "failed", err.Error()
+		return res, err
+	}
 	e := s.extras.Load()
 	if _, ok := e.byID[mv.ID]; ok {
 		res.Outcome = "kept"
@@ -258,35 +266,40 @@ func (m *Manager) serveVersion(ctx context.Context, s *slot, label string, versi
 func (m *Manager) failExtra(s *slot, label string, modelID int64, err error) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
-	if f, ok := s.extras.Load().failed[label]; ok && f.modelID == modelID && f.err == err.Error() {
-		return
+	if e := s.extras.Load(); e != nil && e.byLabel[label] == nil {
+		if f, ok := e.failed[label]; ok && f.modelID == modelID && f.err == err.Error() {
+			return
+		}
 	}
 	m.metrics.extraFailures.WithLabelValues(string(s.kind)).Inc()
 	m.log.Error("extra serving version not loaded; its experiment arms get the default configuration", "kind", s.kind, "version", label, "err", err)
 	m.changeExtras(s, func(e *extraSet) {
+		if x := e.byLabel[label]; x != nil {
+			delete(e.byLabel, label)
+			delete(e.byID, x.Model.ID)
+		}
 		if e.wants(label) {
 			e.failed[label] = extraFailure{modelID: modelID, code: lr.ErrorCode(err), err: err.Error(), at: time.Now()}
 		}
 	})
 }
 
-// keepWanted is called by swap and Rollback with the index that stops
-// being kind's active one: when Serve wants its version, it stays serving
-// as an extra one (no rebuild). The caller holds liveMu.
-func (m *Manager) keepWanted(s *slot, old *Index) {
-	e := s.extras.Load()
-	if old == nil || !e.wants(old.Model.Version) {
-		m.versionMetrics(s)
+// afterSwap is called by swap and Rollback (holding liveMu) with the index
+// that stopped being kind's active one. It does not serve as an extra
+// version even when Serve wants it: it was replaced because another
+// version was activated, which retired it, and arms naming a retired
+// version get the default configuration (the next Serve reports it so);
+// it is taken out of the extras if it was there. An extra index of the
+// new active version stays in the set, shared with the active slot.
+func (m *Manager) afterSwap(s *slot, old *Index) {
+	if e := s.extras.Load(); old != nil && e != nil && e.byID[old.Model.ID] != nil {
+		m.changeExtras(s, func(e *extraSet) {
+			delete(e.byLabel, old.Model.Version)
+			delete(e.byID, old.Model.ID)
+		})
 		return
 	}
-	if _, ok := e.byID[old.Model.ID]; ok {
-		m.versionMetrics(s)
-		return
-	}
-	m.changeExtras(s, func(e *extraSet) {
-		e.byLabel[old.Model.Version], e.byID[old.Model.ID] = old, old
-		delete(e.failed, old.Model.Version)
-	})
+	m.versionMetrics(s)
 }
 
 // ModelByVersion returns kind's version labelled version when this

@@ -208,7 +208,8 @@ func TestExtraVersionsServeBesideTheActive(t *testing.T) {
 	offheaptest.WaitReleased(t, "arrays of the dropped extra version", arrays...)
 
 	// Activating a version served for an experiment swaps its index in as
-	// it is; the version it replaces stays serving while wanted.
+	// it is; the version it replaces is retired, and an experiment naming
+	// it is told so (its arms get the default configuration).
 	if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"v1", "v2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,13 +224,17 @@ func TestExtraVersionsServeBesideTheActive(t *testing.T) {
 	if got := m.ExtraArrays(lr.ModelMF, "v2"); len(got) == 0 || got[0] != arrays[0] {
 		t.Fatal("the activated version was rebuilt instead of taken from the extras")
 	}
-	if got, _ := statusVersions(m); strings.Join(got, ",") != "v2/active,v1/experiment" {
-		t.Fatalf("status versions after activating v2: %v", got)
+	if _, ok := m.ModelByVersion(lr.ModelMF, "v1"); ok {
+		t.Fatal("the retired v1 resolves for experiments")
 	}
-	if mv, ok := m.ModelByVersion(lr.ModelMF, "v1"); !ok || mv.ID != v1.ID {
-		t.Fatalf("v1 after activating v2: %+v %v", mv, ok)
+	if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"v1", "v2"}}); err == nil {
+		t.Fatal("Serve of a retired version returned no error")
 	}
-	if _, err := m.Search(ctx, lr.ModelMF, v1.ID, userVec(t, db, v1.ID, 3), 10, nil); err != nil {
-		t.Fatalf("search pinned to v1 after activating v2: %v", err)
+	got, errs := statusVersions(m)
+	if strings.Join(got, ",") != "v2/active,v1/failed" || !strings.Contains(errs["v1"], "retired") {
+		t.Fatalf("status versions after activating v2: %v %v", got, errs)
+	}
+	if _, ok := m.ModelByVersion(lr.ModelMF, "v1"); ok {
+		t.Fatal("the retired v1 resolves for experiments")
 	}
 }

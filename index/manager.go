@@ -309,7 +309,7 @@ func (m *Manager) swap(s *slot, x *Index) {
 	if old != nil {
 		s.prev.Store(old)
 	}
-	m.keepWanted(s, old)
+	m.afterSwap(s, old)
 }
 
 // fillLive brings x's live matrix to the last version given to SetLive;
@@ -335,7 +335,7 @@ func (m *Manager) Rollback(kind lr.ModelKind) (string, error) {
 	m.fillLive(prev)
 	cur := s.cur.Swap(prev)
 	s.prev.Store(cur)
-	m.keepWanted(s, cur)
+	m.afterSwap(s, cur)
 	m.liveMu.Unlock()
 	m.metrics.version.WithLabelValues(string(kind)).Set(float64(prev.Model.ID))
 	m.metrics.vectors.WithLabelValues(string(kind)).Set(float64(prev.Len()))

@@ -9,14 +9,15 @@ import (
 	lr "github.com/liverecall/liverecall"
 )
 
-// RerankWeights returns the stored JSON of the reranker version labelled
-// version (any status: the versions experiments name are often staged), or
-// ENOTFOUND.
-func (db *DB) RerankWeights(ctx context.Context, version string) ([]byte, error) {
+// RerankWeights returns the stored JSON and the status of the reranker
+// version labelled version (any status: the versions experiments name are
+// often staged), or ENOTFOUND.
+func (db *DB) RerankWeights(ctx context.Context, version string) ([]byte, lr.ModelStatus, error) {
 	var w []byte
-	err := db.Pool.QueryRow(ctx, `SELECT weights FROM rerank_models WHERE version = $1`, version).Scan(&w)
+	var status string
+	err := db.Pool.QueryRow(ctx, `SELECT weights, status FROM rerank_models WHERE version = $1`, version).Scan(&w, &status)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, lr.Errorf(lr.ENOTFOUND, "rerank version %s not found", version)
+		return nil, "", lr.Errorf(lr.ENOTFOUND, "rerank version %s not found", version)
 	}
-	return w, db.wrap("postgres.RerankWeights", err)
+	return w, lr.ModelStatus(status), db.wrap("postgres.RerankWeights", err)
 }

@@ -131,10 +131,11 @@ type ModelsConfig struct {
 	// JSON (logistic weights or a tree model, rerank.ParseModel);
 	// lr.ENOTFOUND when no version is active.
 	ActiveWeights func(ctx context.Context) (version string, weights []byte, err error)
-	// WeightsByVersion returns the stored JSON of reranker version
-	// (ServeExtra); lr.ENOTFOUND when there is none. nil: experiments'
-	// reranker versions cannot be loaded (they are reported as failed).
-	WeightsByVersion func(ctx context.Context, version string) ([]byte, error)
+	// WeightsByVersion returns the stored JSON and the status of reranker
+	// version (ServeExtra); lr.ENOTFOUND when there is none. nil:
+	// experiments' reranker versions cannot be loaded (they are reported
+	// as failed).
+	WeightsByVersion func(ctx context.Context, version string) ([]byte, lr.ModelStatus, error)
 	// Serving returns the version of kind the index serves ("" if none).
 	Serving  func(kind lr.ModelKind) string
 	Ordinals *lr.Ordinals
@@ -232,7 +233,7 @@ func (m *Models) LoadNCF(ctx context.Context) {
 	}
 	if n := m.extraNCF(mv.ID); n != nil {
 		// Loaded for an experiment: the activated version needs no decoding.
-		m.keepNCF(m.ncf.Swap(n))
+		m.ncf.Store(n)
 		m.cfg.Log.Info("NeuMF scorer of the active version taken from the experiments' scorers", "version", mv.Version)
 		return
 	}
@@ -252,7 +253,7 @@ func (m *Models) LoadNCF(ctx context.Context) {
 		}
 		return
 	}
-	m.keepNCF(m.ncf.Swap(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals)))
+	m.ncf.Store(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals))
 	// The blob (hundreds of megabytes at a million streamers) and the
 	// scorer's tables lie outside the Go heap; the decoding's garbage does
 	// not: collect it at once and give its pages back, so that the

@@ -138,11 +138,8 @@ func (m *Models) ServeExtra(ctx context.Context, rerankVersions []string, ncf []
 	var errs []error
 	for _, v := range st.wantWeights {
 		if cur := m.weights.Load(); cur.m.ModelVersion() == v && cur.raw != nil {
-			// The active version: held for the experiments too, so that
-			// they keep it when another version is activated.
 			delete(st.failedW, v)
-			next.weights[v] = cur
-			continue
+			continue // the active version (WeightsVersion gives it)
 		}
 		b, err := m.loadWeights(ctx, v, old)
 		if err != nil {
@@ -164,6 +161,11 @@ func (m *Models) ServeExtra(ctx context.Context, rerankVersions []string, ncf []
 	for id, mv := range st.wantNCF {
 		if cur := m.ncf.Load(); cur != nil && cur.ModelID == id {
 			delete(st.failedNCF, id)
+			continue
+		}
+		if mv.Status == lr.StatusRetired {
+			errs = append(errs, lr.Errorf(lr.EINVALID, "NCF version %s is retired", mv.Version))
+			m.failScorer(ScorerNeuMF, mv.Version, id, errs[len(errs)-1])
 			continue
 		}
 		if old != nil && old.ncf[id] != nil {
@@ -202,9 +204,13 @@ func (m *Models) loadWeights(ctx context.Context, v string, old *extraModels) (*
 	if m.cfg.WeightsByVersion == nil {
 		return nil, lr.Errorf(lr.EINVALID, "rerank version %s: this replica cannot read reranker versions by name", v)
 	}
-	raw, err := m.cfg.WeightsByVersion(ctx, v)
+	raw, status, err := m.cfg.WeightsByVersion(ctx, v)
 	if err != nil {
 		return nil, err
+	}
+	if status == lr.StatusRetired {
+		// As for embedding versions (postgres.ArmsNamingRetired).
+		return nil, lr.Errorf(lr.EINVALID, "rerank version %s is retired: its arms get the default configuration until it is activated again or the experiment stops", v)
 	}
 	if old != nil {
 		if b, ok := old.weights[v]; ok && bytes.Equal(b.raw, raw) {
@@ -265,28 +271,6 @@ func (m *Models) failScorer(kind, version string, modelID int64, err error) {
 	}
 	m.extraMetrics.failures.WithLabelValues(kind).Inc()
 	m.cfg.Log.Error("version for experiments not loaded; its arms get the default configuration", "kind", kind, "version", version, "err", err)
-}
-
-// keepNCF is called by LoadNCF (holding loadMu) with the scorer that stops
-// being the active one: when ServeExtra wants its version it stays loaded
-// for the experiments. A scorer of the new active version held for
-// experiments is what LoadNCF takes instead of decoding it again.
-func (m *Models) keepNCF(old *NeuMF) {
-	if old == nil {
-		return
-	}
-	if _, ok := m.extraSt.wantNCF[old.ModelID]; !ok {
-		return
-	}
-	e := m.extra.Load()
-	next := &extraModels{weights: map[string]*modelBox{}, ncf: map[int64]*NeuMF{}}
-	if e != nil {
-		maps.Copy(next.weights, e.weights)
-		maps.Copy(next.ncf, e.ncf)
-	}
-	next.ncf[old.ModelID] = old
-	m.extra.Store(next)
-	m.extraMetricsLocked()
 }
 
 // extraNCF returns the scorer loaded for experiments of modelID, or nil.

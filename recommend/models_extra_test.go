@@ -96,10 +96,8 @@ func TestServeExtraScorers(t *testing.T) {
 			r, err := db.ActiveRerankModel(ctx)
 			return r.Version, r.Weights, err
 		},
-		WeightsByVersion: func(ctx context.Context, v string) ([]byte, error) {
-			return db.RerankWeights(ctx, v)
-		},
-		Serving: func(k lr.ModelKind) string { return serving.Load().(string) }})
+		WeightsByVersion: db.RerankWeights,
+		Serving:          func(k lr.ModelKind) string { return serving.Load().(string) }})
 	m.Refresh(ctx)
 	if _, ok := m.WeightsVersion("r2"); ok {
 		t.Fatal("r2 resolves before it was loaded")
@@ -146,7 +144,7 @@ func TestServeExtraScorers(t *testing.T) {
 			t.Fatalf("%s: failed versions in the status: %s", when, got)
 		}
 		got, fails := scorerVersions(t, reg)
-		if want := "neumf/broken/failed,neumf/n2/experiment,rerank/r1/experiment,rerank/r2/experiment,rerank/rbad/failed,rerank/rmissing/failed"; strings.Join(got, ",") != want {
+		if want := "neumf/broken/failed,neumf/n2/experiment,rerank/r2/experiment,rerank/rbad/failed,rerank/rmissing/failed"; strings.Join(got, ",") != want {
 			t.Fatalf("%s: liverecall_scorer_versions %v, want %s", when, got, want)
 		}
 		if fails != 3 {
@@ -158,7 +156,8 @@ func TestServeExtraScorers(t *testing.T) {
 	check("after a second ServeExtra") // nothing reloaded, no failure counted twice
 
 	// n2 activated: the index serves it, LoadNCF takes the loaded scorer;
-	// n1 stays loaded for the experiments that name it.
+	// n1 is retired, and does not score for experiments any more. The
+	// same for the reranker: r2 activated, r1 retired is reported.
 	if _, err := db.ActivateModel(ctx, ncf["n2"].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +166,32 @@ func TestServeExtraScorers(t *testing.T) {
 	if m.NCF() != n2 {
 		t.Fatal("the activated NCF version's scorer was not the one loaded for experiments")
 	}
-	if m.NCFFor(ncf["n1"].ID) == nil {
-		t.Fatal("n1's scorer was dropped while experiments want it")
+	if m.NCFFor(ncf["n1"].ID) != nil {
+		t.Fatal("the retired n1 still scores")
+	}
+	r2, _ := db.RerankModelByVersion(ctx, "r2")
+	if err := db.ActivateRerankModel(ctx, r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	m.RefreshWeights(ctx)
+	if err := m.ServeExtra(ctx, []string{"r1", "r2"}, []lr.ModelVersion{ncf["n2"]}); err == nil {
+		t.Fatal("ServeExtra with a retired reranker version returned no error")
+	}
+	if _, ok := m.WeightsVersion("r1"); ok {
+		t.Fatal("the retired r1 resolves")
+	}
+	if w, ok := m.WeightsVersion("r2"); !ok || w.ModelVersion() != m.Weights().ModelVersion() {
+		t.Fatal("the active r2 does not resolve to the serving model")
+	}
+	if got, _ := scorerVersions(t, reg); strings.Join(got, ",") != "rerank/r1/failed" {
+		t.Fatalf("liverecall_scorer_versions with r1 retired: %v", got)
 	}
 
 	// Nothing wanted: all unloaded, no failure left.
 	if err := m.ServeExtra(ctx, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.WeightsVersion("r2"); ok || m.NCFFor(ncf["n1"].ID) != nil {
+	if _, ok := m.WeightsVersion("r1"); ok || m.NCFFor(ncf["n1"].ID) != nil {
 		t.Fatal("versions still loaded after ServeExtra with none wanted")
 	}
 	if got, _ := scorerVersions(t, reg); len(got) != 0 {
@@ -185,8 +201,7 @@ func TestServeExtraScorers(t *testing.T) {
 	for _, s := range m.Status() {
 		roles = append(roles, s.Kind+"/"+s.Version+"/"+s.Role)
 	}
-	if got := strings.Join(roles, ","); got != "rerank/r1/active,neumf/n2/active" {
+	if got := strings.Join(roles, ","); got != "rerank/r2/active,neumf/n2/active" {
 		t.Fatalf("status after the drop: %s", got)
 	}
 }
-
