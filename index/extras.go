@@ -302,6 +302,9 @@ func (m *Manager) afterSwap(s *slot, old *Index) {
 	m.versionMetrics(s)
 }
 
+// Kinds returns the model kinds m serves (Config.Kinds), in order.
+func (m *Manager) Kinds() []lr.ModelKind { return slices.Clone(m.cfg.Kinds) }
+
 // ModelByVersion returns kind's version labelled version when this
 // replica serves it: the active version, or one loaded by Serve; false
 // otherwise (not wanted, not loaded yet, failed, or unknown)
