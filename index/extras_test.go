@@ -2,8 +2,11 @@ package index_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -237,4 +240,82 @@ func TestExtraVersionsServeBesideTheActive(t *testing.T) {
 	if _, ok := m.ModelByVersion(lr.ModelMF, "v1"); ok {
 		t.Fatal("the retired v1 resolves for experiments")
 	}
+}
+
+// Searches pinned to an extra version while it is loaded, dropped and
+// loaded again, the live set changes and the active version is rebuilt,
+// are answered from that version's vectors or refused as unavailable,
+// never from another version's (run with -race).
+func TestPinnedExtraSearchesDuringServeAndReloads(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	ords := lr.NewOrdinals()
+	v1 := seedVersion(t, db, "c1", 600, 5, 1, nil)
+	v2 := seedVersion(t, db, "c2", 600, 5, 2, nil)
+	activate(t, db, v1)
+	m, _, _ := newManager(t, db, index.Config{Ordinals: ords})
+	if _, err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	feed := newLiveFeed(m, ords)
+	q := userVec(t, db, v2.ID, 1)
+	want := bruteFromDB(t, db, v2.ID, q, 10, nil)
+	if slices.Equal(want, bruteFromDB(t, db, v1.ID, q, 10, nil)) {
+		t.Fatal("the versions give the same answer: the test cannot tell them apart")
+	}
+	stop := make(chan struct{})
+	var answered, refused atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runtime.Gosched() // leave the builds their share of a loaded machine
+			hits, err := m.SearchPrecise(ctx, lr.ModelMF, v2.ID, q, 10, nil)
+			if lr.ErrorCode(err) == lr.EUNAVAILABLE {
+				refused.Add(1)
+				continue
+			}
+			if err != nil {
+				t.Errorf("pinned search: %v", err)
+				return
+			}
+			got := make([]int64, len(hits))
+			for i, h := range hits {
+				id, _ := ords.ID(h.Ord)
+				got[i] = int64(id)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("pinned to c2: %v, c2's answer %v", got, want)
+				return
+			}
+			answered.Add(1)
+			if mv, ok := m.ModelByVersion(lr.ModelMF, "c2"); ok && mv.ID != v2.ID {
+				t.Errorf("ModelByVersion(c2) = %+v", mv)
+				return
+			}
+		}
+	})
+	for i := range 2 {
+		if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"c2"}}); err != nil {
+			t.Fatal(err)
+		}
+		feed.set(lr.StreamerID(100+i), true)
+		if _, err := m.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"c2"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return answered.Load() > 0 })
+	close(stop)
+	wg.Wait()
+	t.Logf("%d pinned searches answered, %d refused while dropped", answered.Load(), refused.Load())
 }
