@@ -142,6 +142,11 @@ func (m *Models) ServeExtra(ctx context.Context, rerankVersions []string, ncf []
 			continue // the active version (WeightsVersion gives it)
 		}
 		b, err := m.loadWeights(ctx, v, old)
+		if c := lr.ErrorCode(err); err != nil && c != lr.EINVALID && c != lr.ENOTFOUND && old != nil && old.weights[v] != nil {
+			// The store did not answer: keep serving what was loaded.
+			next.weights[v] = old.weights[v]
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)

@@ -58,9 +58,10 @@ func (s *service) syncExperiments(ctx context.Context) {
 		s.app.Log.Warn("experiments left out: their users get the default configuration", "err", err)
 	}
 	want, rerankVersions := armVersions(exps, s.idx.Kinds())
-	if _, err := s.idx.Serve(ctx, want); err != nil && ctx.Err() == nil {
-		s.app.Log.Warn("experiment model versions not all loaded; the arms naming them get the default configuration", "err", err)
-	}
+	// The index and the models log each version they cannot load, once per
+	// distinct error (a standing failure is not repeated at every check),
+	// and report it in the status and the metrics.
+	_, _ = s.idx.Serve(ctx, want)
 	// NeuMF scorers of the NCF versions the index serves for experiments
 	// (without their index an arm falls back anyway).
 	var ncf []lr.ModelVersion
@@ -69,9 +70,7 @@ func (s *service) syncExperiments(ctx context.Context) {
 			ncf = append(ncf, mv)
 		}
 	}
-	if err := s.models.ServeExtra(ctx, rerankVersions, ncf); err != nil && ctx.Err() == nil {
-		s.app.Log.Warn("experiment reranker or NeuMF versions not all loaded; the arms naming them get the default configuration", "err", err)
-	}
+	_ = s.models.ServeExtra(ctx, rerankVersions, ncf)
 }
 
 // runExperiments syncs the experiments (syncExperiments) once the active
