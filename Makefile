@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
-        bench-index bench-events bench-embed bench-recall bench-quality bench-rerank bench-scale bench-stores demo clean
+        bench-index bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
 
 all: build
 
@@ -48,7 +48,7 @@ $(REDOCLY_STAMP):
 	@rm -f $(TOOLS_DIR)/redocly-*.stamp && touch $@
 
 # Debian packages the tests use: kcat (an independent Kafka client for the
-# interop test) and chromium (the debug page's browser test). Installed only
+# interop test) and chromium (the operator console's browser tests). Installed only
 # when missing.
 DEB_TOOLS := kcat:kcat chromium:chromium
 tools: $(REDOCLY_STAMP)
@@ -134,6 +134,16 @@ bench-quality:
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-quality | tee $(BENCHOUT)/quality.txt
 
+# Online experiments on the simulator (issue 18): two recommend.Service
+# arms (the trained models vs the same with MF's and NCF's streamer vectors
+# shuffled) routed by experiment.ArmOf on a held-out day, users' responses
+# from sim.PageModel; the A/A false-positive rate over 1,000 salts (QUICK=1:
+# 500), the A/B's p, and the users A/B and team-draft interleaving need to
+# reach p < 0.05 in 80% of repetitions.
+bench-experiments:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./cmd/bench-experiments | tee $(BENCHOUT)/experiments.txt
+
 # Rerank of 100 candidates in-process (rerank/bench_test.go): the logistic
 # weights, and gradient-boosted trees of 4 heads x 50 and x 200 trees of 31
 # leaves; p50 and p99 per call (wall clock) and CPU time per call. Not part
@@ -162,7 +172,7 @@ bench-stores: build postgres
 	$(GO) run ./cmd/bench-scale -compare-stores -redis-addr $(REDIS_ADDR) -small-users 0 $(BENCH_SCALE_FLAGS) | tee $(BENCHOUT)/stores.txt
 
 # Runs every benchmark and rewrites BENCHMARKS.md from their output.
-BENCH_AREAS ?= index events embed recall quality
+BENCH_AREAS ?= index events embed recall quality experiments
 bench:
 	@set -e; for t in $(BENCH_AREAS); do $(MAKE) --no-print-directory bench-$$t; done
 	$(GO) run ./cmd/benchreport $(BENCHOUT) > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md

@@ -42,6 +42,9 @@ type fixture struct {
 	logs    *bytes.Buffer
 	weights rerank.Weights
 	admin   *fakeAdmin
+	reports *fakeReports
+	traffic *api.TrafficSampler
+	reg     *prometheus.Registry
 	imps    *impLog
 	n       int
 	routes  []string
@@ -116,9 +119,15 @@ func (s scorers) NCF() recommend.NCF    { return nil }
 
 // compose sets the service the routes call, over engine and the fixture's
 // live state, index and impression log.
+// The first service composed registers its metrics (the channel outcomes
+// the console's traffic shows) on the fixture's registry.
 func (f *fixture) compose(engine *recall.Engine) {
-	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
-		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }})
+	cfg := recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
+		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }}
+	if f.svc == nil {
+		cfg.Registerer = f.reg
+	}
+	f.svc = recommend.New(cfg)
 }
 
 type impLog struct{ got [][]lr.Impression }
@@ -129,7 +138,7 @@ func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{},
-		seen: map[string]map[int]bool{}}
+		reports: &fakeReports{}, seen: map[string]map[int]bool{}}
 	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
 	f.idx = recalltest.New()
 	f.idx.SetVersion(lr.ModelMF, "mf-1")
@@ -153,10 +162,13 @@ func newFixture(t *testing.T) *fixture {
 	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
+	f.reg = reg
 	f.compose(engine)
 	srv.RegisterRecall(recommender{f})
 	srv.RegisterDebug(recommender{f}, token, false)
 	srv.RegisterAdmin(f.admin, token)
+	f.traffic = api.NewTrafficSampler(reg, api.TrafficConfig{})
+	srv.RegisterConsole(f.traffic, f.reports, token)
 	for _, r := range srv.Echo().Routes() {
 		f.routes = append(f.routes, r.Method+" "+r.Path)
 	}

@@ -84,7 +84,7 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unknown = bytes.Replace(unknown, []byte(`{`), []byte(`{"experiment":"b",`), 1)
+	unknown = bytes.Replace(unknown, []byte(`{`), []byte(`{"variant":"b",`), 1)
 	if err := bad.WriteMessages(context.Background(), kafka.Message{Key: []byte("1"), Value: []byte(`{"not":"an impression"`)},
 		kafka.Message{Key: []byte("1"), Value: unknown}); err != nil {
 		t.Fatal(err)

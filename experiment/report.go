@@ -17,6 +17,11 @@ type Report struct {
 	// From and To bound the impressions read.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
+	// WatchSeconds and WithinSeconds are how impressions were labelled:
+	// watched after a watch of the streamer of at least WatchSeconds
+	// that started within WithinSeconds of the impression.
+	WatchSeconds  int `json:"watch_seconds"`
+	WithinSeconds int `json:"within_seconds"`
 	// Method names how intervals and p-values were computed, e.g.
 	// "user-level bootstrap, 2000 resamples".
 	Method string      `json:"method"`
@@ -69,7 +74,15 @@ type SRM struct {
 	ChiSquare float64 `json:"chi_square"`
 	DF        int     `json:"df"`
 	P         float64 `json:"p"`
+	// Mismatch is P < SRMThreshold: the users per arm are too far from
+	// the shares to trust the differences.
+	Mismatch bool `json:"mismatch"`
 }
+
+// SRMThreshold is the p-value under which SRM says Mismatch: strict,
+// as the check runs on every report and a real mismatch gives tiny
+// p-values (600 against 400 users of a 50/50 split: 2.5e-10).
+const SRMThreshold = 0.001
 
 // Interleaving is the outcome of an interleaving experiment: per page
 // with any outcome, the team whose positions won more watches (ties

@@ -29,7 +29,8 @@ CREATE INDEX experiments_serving ON experiments (status) WHERE status IN ('runni
 -- position; NULL for the default configuration. Nullable columns without
 -- a default rewrite nothing. The index serves "the impressions of
 -- experiment X between two times" (reports, dashboards) and leaves the
--- default traffic out.
+-- default traffic out. Building it reads every partition once, inside the
+-- migration's transaction (a partitioned table has no CONCURRENTLY).
 ALTER TABLE impressions
     ADD COLUMN experiment text,
     ADD COLUMN arm        text,

@@ -66,6 +66,16 @@ func (db *DB) ModelByID(ctx context.Context, id int64) (lr.ModelVersion, error) 
 	return m, lr.E("postgres.ModelByID", lr.EINTERNAL, err)
 }
 
+// ModelByVersion returns the version of kind labelled version, or an
+// ENOTFOUND error.
+func (db *DB) ModelByVersion(ctx context.Context, kind lr.ModelKind, version string) (lr.ModelVersion, error) {
+	m, err := scanModel(db.Pool.QueryRow(ctx, `SELECT `+modelColumns+` FROM embedding_models WHERE kind = $1 AND version = $2`, string(kind), version))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, lr.Errorf(lr.ENOTFOUND, "no %s model version %q", kind, version)
+	}
+	return m, db.wrap("postgres.ModelByVersion", err)
+}
+
 // ActiveModel returns the active version of kind, or an ENOTFOUND error when
 // none is active.
 func (db *DB) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {

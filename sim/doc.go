@@ -30,4 +30,12 @@
 // rows. RunLive starts a window for a consumer with no earlier state (it
 // announces the streams already live and the viewers already watching
 // them), and Pace plays events at real or accelerated speed.
+//
+// Users in Run never see a recommendation. How one would respond to a
+// page shown at a decision is told apart: Choice.Affinity is the choice
+// model's probability of each live streamer at that decision, and
+// PageModel a position-biased choice over the page's streamers by those
+// affinities (which position the user watches, if any), with no feedback
+// into the world — for measuring recommenders online, A/B tests and
+// interleaving (cmd/bench-experiments).
 package sim

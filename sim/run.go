@@ -39,6 +39,14 @@ type Choice struct {
 	// device, the user's language and country), what a client would send
 	// with the request; zero otherwise.
 	Context lr.RequestContext
+	// Affinity returns the probability that the simulator's choice model
+	// picks a streamer at this decision (habits and exploration; see
+	// response.go): the world's true preference of User at TS, given who
+	// is live and the user's habits just before the decision. The live
+	// streamers' affinities sum to 1; 0 for a streamer not live. Only
+	// valid during the Choice callback; it draws nothing, so calling it
+	// changes no event.
+	Affinity func(lr.StreamerID) float64
 }
 
 // Stats counts what a Run emitted in its window.
@@ -161,6 +169,24 @@ type runner struct {
 	liveFn func(dst []lr.StreamerID) []lr.StreamerID
 	isLive func(lr.StreamerID) bool
 
+	// the decision being reported, for Choice.Affinity: its user, habit
+	// probability and live habit streamers with their weights (taken
+	// before the decision updates the user's habits)
+	affU      int32
+	affHabitP float64
+	affHabitS []int32
+	affHabitW []float64
+	affinity  func(lr.StreamerID) float64
+	// live popularity by group, category, language and in all, and the
+	// user's category and language draw probabilities, filled by the
+	// first Affinity call of a decision (affReady)
+	affReady          bool
+	affGroupT         []float64
+	affCatT           []float64
+	affLangT          []float64
+	affAllT           float64
+	affPCat, affPLang []float64
+
 	// for RunLive: the id counter and time of each live stream's start
 	// event, and of each user's current watch (uWatchS: streamer + 1, 0
 	// when not watching), allocated only when reopen
@@ -260,6 +286,13 @@ func (w *World) run(ctx context.Context, from, to time.Time, emit func(lr.Event)
 	rn.isLive = func(id lr.StreamerID) bool {
 		i := int64(id) - idBase
 		return i >= 0 && i < int64(ns) && rn.sStream[i] != 0
+	}
+	rn.affinity = func(id lr.StreamerID) float64 {
+		i := int64(id) - idBase
+		if i < 0 || i >= int64(ns) || rn.sStream[i] == 0 {
+			return 0
+		}
+		return rn.affinityOf(int32(i))
 	}
 	rn.seedHabits()
 	rn.push(item{ts: w.cfg.Start.UnixMilli(), kind: kHour})
@@ -523,6 +556,14 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	if rc.LocalTime && rc.Hour < 6 {
 		habitP = max(habitP, nightHabit)
 	}
+	if rn.choice != nil && rn.in(ts) {
+		// What Choice.Affinity needs, before the habits change.
+		rn.affU, rn.affHabitP, rn.affReady = u, habitP, false
+		rn.affHabitS, rn.affHabitW = rn.affHabitS[:0], append(rn.affHabitW[:0], rn.candW...)
+		for _, k := range rn.cands {
+			rn.affHabitS = append(rn.affHabitS, rn.slotS[slots+int(k)]-1)
+		}
+	}
 	if len(rn.cands) > 0 && r.Float64() < habitP {
 		x := r.Float64() * sumW
 		k := rn.cands[len(rn.cands)-1]
@@ -604,7 +645,8 @@ func (rn *runner) visit(ts int64, u int32, deferred bool) error {
 	// the events is asked with exactly what was known before the decision.
 	if rn.choice != nil && rn.in(ts) {
 		err := rn.choice(Choice{TS: time.UnixMilli(ts).UTC(), User: UserID(int(u)), Streamer: StreamerID(int(s)),
-			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn, IsLive: rn.isLive, Context: rc})
+			Stream: lr.StreamID(stream), Repeat: repeat, Habit: habit, LiveCount: len(rn.liveList), Live: rn.liveFn, IsLive: rn.isLive, Context: rc,
+			Affinity: rn.affinity})
 		if err != nil {
 			return err
 		}

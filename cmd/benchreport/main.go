@@ -23,6 +23,7 @@ var areas = []struct{ name, title string }{
 	{"embed", "Embeddings: ALS, BPR, NeuMF on the published splits"},
 	{"recall", "Recall API latency"},
 	{"quality", "End-to-end quality on the simulator"},
+	{"experiments", "Online experiments on the simulator"},
 }
 
 func main() {

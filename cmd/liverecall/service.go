@@ -15,6 +15,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/experiment/online"
 	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/offheap"
@@ -49,6 +50,7 @@ var (
 	sFoldInDebounce   = defSetting(setting{"foldin-debounce", "LIVERECALL_FOLDIN_DEBOUNCE", "1s", "a user's watch events within this of the first are folded in once"})
 	sFoldInRate       = defSetting(setting{"foldin-rate", "LIVERECALL_FOLDIN_RATE", "200", "most fold-ins per second (over it a fold-in is skipped until the user's next event)"})
 	sFoldInMaxUsers   = defSetting(setting{"foldin-max-users", "LIVERECALL_FOLDIN_MAX_USERS", "100000", "most folded user vectors held in memory (least recently folded out first)"})
+	sConsoleSample    = defSetting(setting{"console-sample-every", "LIVERECALL_CONSOLE_SAMPLE_EVERY", "5s", "how often the operator console's traffic figures (GET /v1/admin/traffic) are sampled from the service's metrics; the last 120 intervals are kept"})
 )
 
 // foldInConfig is the fold-in part of serviceConfig.
@@ -87,8 +89,13 @@ type serviceConfig struct {
 	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
 	userCacheBytes   int64
 	refreshEvery     time.Duration
+	consoleEvery     time.Duration // between samples of the console's traffic
 	index            indexConfig
 	foldIn           foldInConfig
+
+	// experimentReports configures the experiments' reports kept for
+	// metrics and the dashboard.
+	experimentReports experimentReportConfig
 }
 
 // staleAfter: a live view further behind than this is reported in /readyz.
@@ -96,6 +103,14 @@ const staleAfter = 15 * time.Second
 
 // service is the running server: the parts and how they are wired.
 type service struct {
+	// traffic is the console's traffic figures, sampled from reg.
+	traffic *api.TrafficSampler
+	// consoleReports is where GET /v1/admin/experiments (the console's
+	// Experiments section) reads the experiments' reports: set it in
+	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
+	// nil: the route answers an empty list with a note.
+	consoleReports api.ExperimentReports
+
 	cfg       serviceConfig
 	app       *App
 	db        *postgres.DB
@@ -125,6 +140,10 @@ type service struct {
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
 	life context.Context
+
+	// experimentReports keeps the serving experiments' reports (metrics,
+	// and the dashboard's Reports).
+	experimentReports *online.Reporter
 }
 
 // errShuttingDown is the cause an in-flight reload is cancelled with when
@@ -237,6 +256,7 @@ func (s *service) build(ctx context.Context) error {
 		rc.Impressions = s.imps
 	}
 	s.recommend = recommend.New(rc)
+	s.experimentReports = s.newExperimentReports()
 	return nil
 }
 
@@ -253,6 +273,8 @@ func (s *service) wireHTTP() {
 	s.http.RegisterRecall(s.recommend)
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
+	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
+	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
@@ -432,6 +454,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return servePprof(phs, pln) })
 		g.Go(func() error { <-gctx.Done(); return phs.Close() })
 	}
+	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { s.runIndex(gctx); return nil })
 	g.Go(func() error { s.runExperiments(gctx, s.indexLoaded, s.cfg.index.checkEvery); return nil })
 	if s.folder != nil {
@@ -444,6 +467,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return s.shown.Run(gctx) })
 	}
 	g.Go(func() error { s.refreshEvery(gctx); return nil })
+	if s.cfg.experimentReports.every > 0 {
+		g.Go(func() error { s.experimentReports.Run(gctx); return nil })
+	}
 	g.Go(func() error { <-gctx.Done(); return s.shutdown(hs) })
 	return g.Wait()
 }
