@@ -65,7 +65,7 @@ func sampleReports() []experiment.Report {
 				{Arm: "treatment", Share: 0.05, Users: 1000, Impressions: 20000, Metrics: metrics(0.23), Series: series(6, 0.23),
 					Diffs: map[string]experiment.Diff{"watch_through_rate": {Delta: 0.03, Relative: 0.15, Low: 0.01, High: 0.05, P: 0.004}}},
 			},
-			SRM: &experiment.SRM{ChiSquare: 24.5, DF: 1, P: 1e-6}},
+			SRM: &experiment.SRM{ChiSquare: 24.5, DF: 1, P: 1e-6, Mismatch: true}},
 		{Experiment: "ncf-interleave", Mode: lr.ModeInterleave, Status: lr.ExperimentRunning, GeneratedAt: t0, From: start, To: t0,
 			Method: "sign test",
 			Arms: []experiment.ArmReport{

@@ -257,6 +257,7 @@ func (s *service) build(ctx context.Context) error {
 	}
 	s.recommend = recommend.New(rc)
 	s.experimentReports = s.newExperimentReports()
+	s.consoleReports = s.experimentReports
 	return nil
 }
 
