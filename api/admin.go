@@ -44,6 +44,9 @@ type Status struct {
 	Kafka       bool           `json:"kafka"`  // brokers are configured
 	Live        int            `json:"live"`   // streamers live now
 	Rerank      string         `json:"rerank"` // the reranker weights' version
+	// Scorers lists the reranker and NeuMF versions serving: the active
+	// ones, those loaded for experiments, and those that failed to load.
+	Scorers []ScorerStatus `json:"scorers"`
 	// StalenessS is how far behind the live view is, in seconds (absent
 	// without brokers).
 	StalenessS *float64 `json:"staleness_s,omitempty"`
@@ -91,6 +94,36 @@ type IndexStatus struct {
 	LastReload      *time.Time   `json:"last_reload,omitempty"`
 	LastError       string       `json:"last_error,omitempty"`
 	PreviousVersion string       `json:"previous_version,omitempty"`
+	// Versions lists every version of the kind serving (the active one
+	// first, then those loaded for experiments) or wanted by a running or
+	// paused experiment and not serving (loading, or failed with the
+	// error: its arms get the default configuration).
+	Versions []IndexVersion `json:"versions"`
+}
+
+// IndexVersion is one version of a kind in IndexStatus (index.VersionStatus
+// converts to it).
+type IndexVersion struct {
+	Version     string     `json:"version"`
+	ModelID     int64      `json:"model_id,omitempty"`
+	Role        string     `json:"role"` // "active", "experiment", "loading", "failed"
+	Vectors     int        `json:"vectors,omitempty"`
+	LiveVectors int        `json:"live_vectors,omitempty"`
+	SelfCheck   float64    `json:"self_check_recall,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	FailedAt    *time.Time `json:"failed_at,omitempty"`
+}
+
+// ScorerStatus is one reranker or NeuMF version in Status
+// (recommend.ScorerStatus converts to it).
+type ScorerStatus struct {
+	Kind     string     `json:"kind"` // "rerank" or "neumf"
+	Version  string     `json:"version"`
+	ModelID  int64      `json:"model_id,omitempty"` // embedding_models id (neumf)
+	Role     string     `json:"role"`               // "active", "experiment", "failed"
+	Algo     string     `json:"algo,omitempty"`     // reranker: "logistic" or "gbdt"
+	Error    string     `json:"error,omitempty"`
+	FailedAt *time.Time `json:"failed_at,omitempty"`
 }
 
 // RegisterAdmin adds POST /v1/admin/reload and GET /v1/admin/status behind

@@ -66,7 +66,12 @@ func (a *fakeAdmin) Status() api.Status {
 	return api.Status{Live: 1, Kafka: true, CaughtUp: true, StalenessS: &staleness, UptimeS: 60, Users: 2, Rerank: "default",
 		ConsumerLag: []api.PartitionLag{{Topic: "liverecall.events", Partition: 0, Next: 10, HighWater: 12, StartMark: 9, Lag: 2}},
 		Index: []api.IndexStatus{{Kind: lr.ModelMF, ModelID: 1, Version: "mf-1", Vectors: 10, Users: 1, LiveVectors: 6, BuildSeconds: 0.5,
-			SelfCheck: 1, LastReload: &reloaded, LastError: "x", PreviousVersion: "mf-0"}},
+			SelfCheck: 1, LastReload: &reloaded, LastError: "x", PreviousVersion: "mf-0",
+			Versions: []api.IndexVersion{{Version: "mf-1", ModelID: 1, Role: "active", Vectors: 10, LiveVectors: 6, SelfCheck: 1},
+				{Version: "mf-2", ModelID: 2, Role: "experiment", Vectors: 10, LiveVectors: 6, SelfCheck: 0.98},
+				{Version: "mf-3", ModelID: 3, Role: "failed", Error: "self-check recall@10 0.5 is below the floor 0.90", FailedAt: &reloaded}}}},
+		Scorers: []api.ScorerStatus{{Kind: "rerank", Version: "default", Role: "active", Algo: "logistic"},
+			{Kind: "rerank", Version: "r2", Role: "failed", Error: "rerank version r2 not found", FailedAt: &reloaded}},
 		UserCache: &api.UserCacheStatus{Entries: 1, Bytes: 100, MaxBytes: 1000, Hits: 3, NegativeHits: 1, Misses: 1}}
 }
 

@@ -112,7 +112,10 @@ func TestConsoleRendersChartsInChromium(t *testing.T) {
 
 	// Models: the status's serving versions.
 	if !strings.Contains(dom, `<tr data-kind="mf" data-version="mf-1" data-role="active"><td>mf</td><td>mf-1</td><td>active</td>`) ||
-		!strings.Contains(dom, `<tr data-kind="rerank" data-version="default" data-role="active">`) {
+		!strings.Contains(dom, `<tr data-kind="rerank" data-version="default" data-role="active">`) ||
+		!strings.Contains(dom, `<tr data-kind="mf" data-version="mf-2" data-role="experiment">`) ||
+		!strings.Contains(dom, `<tr data-kind="mf" data-version="mf-3" data-role="failed">`) ||
+		!strings.Contains(dom, `<tr data-kind="rerank" data-version="r2" data-role="failed">`) {
 		t.Errorf("models table:\n%s", element(dom, "section", `id="models"`))
 	}
 

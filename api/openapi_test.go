@@ -196,6 +196,7 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
 		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
+		"IndexVersion": api.IndexVersion{}, "ScorerStatus": api.ScorerStatus{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {

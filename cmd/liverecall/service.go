@@ -124,13 +124,18 @@ type service struct {
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
 	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
-	recommend *recommend.Service
-	imps      *events.ImpressionProducer
-	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
-	http      *api.Server
-	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
-	tracer    trace.Tracer      // nil while tracing is off
-	started   time.Time
+	// experiments are the serving experiments (syncExperiments sets them);
+	// indexLoaded is closed once the active indexes are loaded at start,
+	// after which the experiments' versions load.
+	experiments *recommend.ExperimentSet
+	indexLoaded chan struct{}
+	recommend   *recommend.Service
+	imps        *events.ImpressionProducer
+	shown       *events.ShownConsumer // the other replicas' pages, into engine's shown log
+	http        *api.Server
+	tracing     *tracing.Provider // off unless an OTLP endpoint is configured
+	tracer      trace.Tracer      // nil while tracing is off
+	started     time.Time
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
@@ -236,10 +241,13 @@ func (s *service) build(ctx context.Context) error {
 			return err
 		}
 	}
-	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
+	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, WeightsByVersion: s.db.RerankWeights,
+		Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
+	s.experiments, s.indexLoaded = recommend.NewExperimentSet(), make(chan struct{})
 	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
-		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
+		Experiments: s.experiments, // arms resolve their versions in s.idx and s.models
+		UserStore:   s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
 		Log: app.Log, Registerer: s.reg, Tracer: s.tracer}
 	if s.folder != nil {
 		rc.Folded = s.folder
@@ -375,6 +383,7 @@ func (s *service) Status() api.Status {
 		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes,
 			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
 		Rerank:      s.models.Weights().ModelVersion(),
+		Scorers:     []api.ScorerStatus{},
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
 		ConsumerLag: []api.PartitionLag{},
@@ -382,8 +391,16 @@ func (s *service) Status() api.Status {
 	if idx := s.idx.Status(); idx != nil {
 		st.Index = make([]api.IndexStatus, len(idx))
 		for i, k := range idx {
-			st.Index[i] = api.IndexStatus(k)
+			st.Index[i] = api.IndexStatus{Kind: k.Kind, ModelID: k.ModelID, Version: k.Version, Vectors: k.Vectors, Users: k.Users,
+				LiveVectors: k.LiveVectors, BuildSeconds: k.BuildSeconds, SelfCheck: k.SelfCheck, LastReload: k.LastReload,
+				LastError: k.LastError, PreviousVersion: k.PreviousVersion, Versions: make([]api.IndexVersion, len(k.Versions))}
+			for j, v := range k.Versions {
+				st.Index[i].Versions[j] = api.IndexVersion(v)
+			}
 		}
+	}
+	for _, sc := range s.models.Status() {
+		st.Scorers = append(st.Scorers, api.ScorerStatus(sc))
 	}
 	if s.consumer != nil {
 		lag := s.consumer.Lag()
@@ -440,6 +457,7 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 	}
 	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { s.runIndex(gctx); return nil })
+	g.Go(func() error { s.runExperiments(gctx, s.indexLoaded, s.cfg.index.checkEvery); return nil })
 	if s.folder != nil {
 		g.Go(func() error { s.folder.Run(gctx); return nil })
 	}
@@ -470,13 +488,15 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 // runIndex loads the indexes (from snapshots where they match), the NeuMF
-// scorer of the NCF version they serve, then follows the active versions
-// until ctx ends.
+// scorer of the NCF version they serve, then (closing indexLoaded, which
+// lets the experiments' versions load) follows the active versions until
+// ctx ends.
 func (s *service) runIndex(ctx context.Context) {
 	if _, err := s.idx.Load(ctx); err != nil && ctx.Err() == nil {
 		s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
 	}
 	s.models.LoadNCF(ctx)
+	close(s.indexLoaded)
 	s.idx.Run(ctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
 }
 
