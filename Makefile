@@ -48,7 +48,7 @@ $(REDOCLY_STAMP):
 	@rm -f $(TOOLS_DIR)/redocly-*.stamp && touch $@
 
 # Debian packages the tests use: kcat (an independent Kafka client for the
-# interop test) and chromium (the debug page's browser test). Installed only
+# interop test) and chromium (the operator console's browser tests). Installed only
 # when missing.
 DEB_TOOLS := kcat:kcat chromium:chromium
 tools: $(REDOCLY_STAMP)

@@ -29,14 +29,27 @@ type RecommendRequest struct {
 	// Recommend is called); the time until Recommend starts is the
 	// "decode" stage of the stage metrics and timings.
 	Received time.Time
+	// Arm, if set, overrides the user's experiment assignment (for an
+	// operator's tests; the caller checks the admin token): "EXP/ARM"
+	// serves arm ARM of experiment EXP alone, "EXP" (an interleaving
+	// experiment) the interleaved page of its two arms. The experiment
+	// must not be stopped; an unknown one is EINVALID. The page's
+	// impressions name no experiment: an override is not part of the
+	// experiment's randomised traffic.
+	Arm string
 }
 
 // Page is one answered request: the items best first.
 type Page struct {
 	RequestID     string
 	Items         []PageItem
-	ModelVersions map[string]string // model kind -> version used
-	Debug         *PageDebug        // only for debug requests
+	ModelVersions map[string]string // model kind -> version used (an interleaved page: the first arm's)
+	// Assignments are the experiments whose arms served the page, in
+	// layer order (none: the default configuration served it). An
+	// interleaving experiment's has no Arm: the items say whose team
+	// each is.
+	Assignments []Assignment
+	Debug       *PageDebug // only for debug requests
 }
 
 // PageItem is one recommended streamer.
@@ -45,7 +58,10 @@ type PageItem struct {
 	StreamID   StreamID
 	Score      float64
 	Channels   []string
-	Debug      *ItemDebug // only for debug requests
+	// Team, on an interleaved page, is the arm whose ranking contributed
+	// this position (its Score is that arm's reranker's).
+	Team  string
+	Debug *ItemDebug // only for debug requests
 }
 
 // ItemDebug explains one item.
@@ -105,7 +121,22 @@ type PageDebug struct {
 	TimingsMS    map[string]float64 // decode, recall, rerank, total
 	UserKnown    bool               // the user has a vector in some model
 	RerankFailed string             // why the page is in recall order, if it is
-	Candidates   int                // candidates recall returned
+	Candidates   int                // candidates recall returned (an interleaved page: the first arm's recall, as Channels and Filtered)
+	// Experiments is where the user falls in each experiment serving now
+	// (those the user is outside of are left out), or the override.
+	Experiments []ExperimentDebug
+}
+
+// ExperimentDebug is a debug page's account of one experiment's
+// assignment.
+type ExperimentDebug struct {
+	Assignment
+	// Fallback, when set, says why the arm did not serve here and the
+	// default configuration did instead (e.g. "mf_version mf-2 does not
+	// serve on this replica").
+	Fallback string
+	Override bool              // the request's arm override chose it
+	Versions map[string]string // the model versions the arm served with (model kind, and "rerank")
 }
 
 // NeighborsRequest is an operator's neighbour query: the streamers nearest

@@ -44,6 +44,9 @@ type Status struct {
 	Kafka       bool           `json:"kafka"`  // brokers are configured
 	Live        int            `json:"live"`   // streamers live now
 	Rerank      string         `json:"rerank"` // the reranker weights' version
+	// Scorers lists the reranker and NeuMF versions serving: the active
+	// ones, those loaded for experiments, and those that failed to load.
+	Scorers []ScorerStatus `json:"scorers"`
 	// StalenessS is how far behind the live view is, in seconds (absent
 	// without brokers).
 	StalenessS *float64 `json:"staleness_s,omitempty"`
@@ -101,6 +104,42 @@ type IndexStatus struct {
 	SearchEf     int                `json:"search_ef"`
 	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
 	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
+	// Versions lists every version of the kind serving (the active one
+	// first, then those loaded for experiments) or wanted by a running or
+	// paused experiment and not serving (loading, or failed with the
+	// error: its arms get the default configuration).
+	Versions []IndexVersion `json:"versions"`
+}
+
+// IndexVersion is one version of a kind in IndexStatus (index.VersionStatus
+// converts to it).
+type IndexVersion struct {
+	Version     string     `json:"version"`
+	ModelID     int64      `json:"model_id,omitempty"`
+	Role        string     `json:"role"` // "active", "experiment", "loading", "failed"
+	Vectors     int        `json:"vectors,omitempty"`
+	LiveVectors int        `json:"live_vectors,omitempty"`
+	SelfCheck   float64    `json:"self_check_recall,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	FailedAt    *time.Time `json:"failed_at,omitempty"`
+	// The version's plan (see IndexStatus): the ef of unfiltered searches
+	// (0: exact scans, or not loaded), and per measured accepted share the
+	// ef chosen (0: exact scans) and the recall@10 measured there.
+	SearchEf   int                `json:"search_ef,omitempty"`
+	PlanEf     map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall map[string]float64 `json:"plan_recall,omitempty"`
+}
+
+// ScorerStatus is one reranker or NeuMF version in Status
+// (recommend.ScorerStatus converts to it).
+type ScorerStatus struct {
+	Kind     string     `json:"kind"` // "rerank" or "neumf"
+	Version  string     `json:"version"`
+	ModelID  int64      `json:"model_id,omitempty"` // embedding_models id (neumf)
+	Role     string     `json:"role"`               // "active", "experiment", "failed"
+	Algo     string     `json:"algo,omitempty"`     // reranker: "logistic" or "gbdt"
+	Error    string     `json:"error,omitempty"`
+	FailedAt *time.Time `json:"failed_at,omitempty"`
 }
 
 // RegisterAdmin adds POST /v1/admin/reload and GET /v1/admin/status behind

@@ -42,6 +42,9 @@ type fixture struct {
 	logs    *bytes.Buffer
 	weights rerank.Weights
 	admin   *fakeAdmin
+	reports *fakeReports
+	traffic *api.TrafficSampler
+	reg     *prometheus.Registry
 	imps    *impLog
 	n       int
 	routes  []string
@@ -63,7 +66,12 @@ func (a *fakeAdmin) Status() api.Status {
 	return api.Status{Live: 1, Kafka: true, CaughtUp: true, StalenessS: &staleness, UptimeS: 60, Users: 2, Rerank: "default",
 		ConsumerLag: []api.PartitionLag{{Topic: "liverecall.events", Partition: 0, Next: 10, HighWater: 12, StartMark: 9, Lag: 2}},
 		Index: []api.IndexStatus{{Kind: lr.ModelMF, ModelID: 1, Version: "mf-1", Vectors: 10, Users: 1, LiveVectors: 6, BuildSeconds: 0.5,
-			SelfCheck: 1, LastReload: &reloaded, LastError: "x", PreviousVersion: "mf-0"}},
+			SelfCheck: 1, LastReload: &reloaded, LastError: "x", PreviousVersion: "mf-0",
+			Versions: []api.IndexVersion{{Version: "mf-1", ModelID: 1, Role: "active", Vectors: 10, LiveVectors: 6, SelfCheck: 1},
+				{Version: "mf-2", ModelID: 2, Role: "experiment", Vectors: 10, LiveVectors: 6, SelfCheck: 0.98},
+				{Version: "mf-3", ModelID: 3, Role: "failed", Error: "self-check recall@10 0.5 is below the floor 0.90", FailedAt: &reloaded}}}},
+		Scorers: []api.ScorerStatus{{Kind: "rerank", Version: "default", Role: "active", Algo: "logistic"},
+			{Kind: "rerank", Version: "r2", Role: "failed", Error: "rerank version r2 not found", FailedAt: &reloaded}},
 		UserCache: &api.UserCacheStatus{Entries: 1, Bytes: 100, MaxBytes: 1000, Hits: 3, NegativeHits: 1, Misses: 1}}
 }
 
@@ -111,9 +119,32 @@ func (s scorers) NCF() recommend.NCF    { return nil }
 
 // compose sets the service the routes call, over engine and the fixture's
 // live state, index and impression log.
+// The first service composed registers its metrics (the channel outcomes
+// the console's traffic shows) on the fixture's registry.
 func (f *fixture) compose(engine *recall.Engine) {
-	f.svc = recommend.New(recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
-		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }})
+	cfg := recommend.Config{Recall: engine, Users: f.state, Streams: f.state, Index: f.idx, UserStore: f.idx, Ordinals: f.ords,
+		Scorers: scorers{f}, Impressions: f.imps, Now: func() time.Time { return f.now }, Experiments: testExperiments()}
+	if f.svc == nil {
+		cfg.Registerer = f.reg
+	}
+	f.svc = recommend.New(cfg)
+}
+
+// testExperiments holds two draft experiments (they assign no one; an arm
+// override may name them): draft-test, A/B, whose treatment disables mf,
+// and il-test, interleaving the default with no mf.
+func testExperiments() *recommend.ExperimentSet {
+	noMF := lr.ArmConfig{Disabled: []string{recall.ChanMF}}
+	set := recommend.NewExperimentSet()
+	if err := set.Set([]lr.Experiment{
+		{Name: "draft-test", Salt: "d", Mode: lr.ModeAB, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "control", Share: 0.5}, {Name: "treatment", Share: 0.5, Config: noMF}}},
+		{Name: "il-test", Salt: "i", Layer: "il", Mode: lr.ModeInterleave, Status: lr.ExperimentDraft, Start: t0,
+			Arms: []lr.Arm{{Name: "a", Share: 0.5}, {Name: "b", Share: 0.5, Config: noMF}}},
+	}); err != nil {
+		panic(err)
+	}
+	return set
 }
 
 type impLog struct{ got [][]lr.Impression }
@@ -124,7 +155,7 @@ func (l *impLog) Log(imps []lr.Impression) { l.got = append(l.got, imps) }
 // streamers 1..6 are live, in categories c0..c2; user 7 points at 3, then 2, then 9.
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{ords: lr.NewOrdinals(), now: t0, logs: &bytes.Buffer{}, weights: rerank.DefaultWeights(), admin: &fakeAdmin{}, imps: &impLog{},
-		seen: map[string]map[int]bool{}}
+		reports: &fakeReports{}, seen: map[string]map[int]bool{}}
 	f.state = live.New(live.Config{Ordinals: f.ords, Clock: func() time.Time { return f.now }})
 	f.idx = recalltest.New()
 	f.idx.SetVersion(lr.ModelMF, "mf-1")
@@ -145,13 +176,16 @@ func newFixture(t *testing.T) *fixture {
 	f.state.Apply(evs)
 	now := func() time.Time { return f.now }
 	reg := prometheus.NewRegistry()
-	srv := api.New(api.Config{MaxBodyBytes: 4096}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
+	srv := api.New(api.Config{MaxBodyBytes: 4096, AdminToken: token}, slog.New(slog.NewTextHandler(f.logs, nil)), reg, reg)
 	engine := recall.New(recall.Config{Now: now, Budget: 50 * time.Millisecond, ShownDisabled: true}, f.state, f.ords, f.idx, f.idx, nil, nil)
 	engine.RefreshRankings()
+	f.reg = reg
 	f.compose(engine)
 	srv.RegisterRecall(recommender{f})
 	srv.RegisterDebug(recommender{f}, token, false)
 	srv.RegisterAdmin(f.admin, token)
+	f.traffic = api.NewTrafficSampler(reg, api.TrafficConfig{})
+	srv.RegisterConsole(f.traffic, f.reports, token)
 	for _, r := range srv.Echo().Routes() {
 		f.routes = append(f.routes, r.Method+" "+r.Path)
 	}

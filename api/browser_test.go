@@ -14,25 +14,8 @@ import (
 // browser: headless Chromium loads it, the page's script calls the
 // neighbours endpoint with the token, and the DOM it leaves holds the rows.
 func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium not found: install Debian's chromium package (make tools does)")
-	}
 	f := newFixture(t)
-	dir := t.TempDir()
-	dump := func(fragment string) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-			"--user-data-dir="+dir, "--virtual-time-budget=5000", "--dump-dom", f.srv.URL+"/debug#"+fragment)
-		cmd.Env = append(os.Environ(), "HOME="+dir)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
-		return string(out)
-	}
+	dump := func(fragment string) string { dom, _ := chromiumDOM(t, f.srv.URL+"/debug#"+fragment); return dom }
 	dom := dump("user_id=7&model=mf&live=only&k=3&token=" + token)
 	rows := regexp.MustCompile(`<tr data-streamer="(\d+)">`).FindAllStringSubmatch(dom, -1)
 	var got []string
@@ -59,4 +42,31 @@ func TestDebugPageRendersNeighboursInChromium(t *testing.T) {
 	if !strings.Contains(dom, "wrong bearer token") || strings.Contains(dom, `data-streamer=`) {
 		t.Fatalf("wrong token not reported; DOM:\n%s", dom)
 	}
+}
+
+// chromiumDOM loads url in headless Chromium and returns the DOM once the
+// page's script has run (virtual time: its timers and fetches complete
+// without waiting in real time), and what the browser logged, which
+// includes the page's console messages.
+func chromiumDOM(t *testing.T, url string) (dom, log string) {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: install Debian's chromium package (make tools does)")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+		"--enable-logging=stderr", "--v=0",
+		"--user-data-dir="+dir, "--virtual-time-budget=5000", "--dump-dom", url)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	return string(out), stderr.String()
 }

@@ -55,7 +55,8 @@ type FoldedVector struct {
 	ExpiresAt time.Time `json:"expires_at"` // when its newest watch leaves the window
 }
 
-// RegisterDebug adds GET /v1/debug/neighbors and the /debug page. The
+// RegisterDebug adds GET /v1/debug/neighbors and the /debug page, the
+// operator console (its data routes: RegisterAdmin, RegisterConsole). The
 // neighbours endpoint requires the token unless open is true; the page is
 // open (it holds no data and asks for the token).
 func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
@@ -69,12 +70,13 @@ func (s *Server) RegisterDebug(r Recommender, token string, open bool) {
 		if err != nil {
 			return err
 		}
-		c.Response().Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'")
+		c.Response().Header().Set("Content-Security-Policy", pageCSP(b))
 		return c.HTMLBlob(http.StatusOK, b)
 	}
-	// The page itself holds no data; it calls the neighbours endpoint with
-	// the token the operator types in. Its old address, /debug/, redirects
-	// to it (a browser keeps the fragment that carries a query).
+	// The page (the operator console) itself holds no data; it calls the
+	// admin and neighbours endpoints with the token the operator types in.
+	// Its old address, /debug/, redirects to it (a browser keeps the
+	// fragment that carries a query).
 	s.e.GET("/debug", page)
 	s.e.GET("/debug/", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/debug") })
 }
@@ -155,15 +157,25 @@ func neighbors(c echo.Context, r Recommender) error {
 func requireToken(token string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			got, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || got == "" {
-				return lr.Errorf(lr.EUNAUTHORIZED, "missing bearer token")
-			}
-			if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				return lr.Errorf(lr.EUNAUTHORIZED, "wrong bearer token")
+			if err := checkToken(c, token, ""); err != nil {
+				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// checkToken checks c's "Authorization: Bearer <token>" in constant time;
+// its error (EUNAUTHORIZED) starts with what, if given, to say what needs
+// the token.
+func checkToken(c echo.Context, token, what string) error {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	got, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || got == "" {
+		return lr.Errorf(lr.EUNAUTHORIZED, "%smissing bearer token", what)
+	}
+	if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		return lr.Errorf(lr.EUNAUTHORIZED, "%swrong bearer token", what)
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
+	"github.com/liverecall/liverecall/experiment"
 )
 
 type openapiOp struct {
@@ -185,12 +186,17 @@ func TestOpenAPIMatchesRoutesAndTypes(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]any{
+		"ExperimentDebug": api.ExperimentDebug{},
+		"TrafficResponse": api.TrafficResponse{}, "TrafficPoint": api.TrafficPoint{}, "ChannelTraffic": api.ChannelTraffic{},
+		"ExperimentsResponse": api.ExperimentsResponse{}, "ExperimentReport": experiment.Report{}, "ArmReport": experiment.ArmReport{},
+		"Diff": experiment.Diff{}, "ReportPoint": experiment.Point{}, "SRM": experiment.SRM{}, "Interleaving": experiment.Interleaving{},
 		"RecallRequest": api.RecallRequest{}, "RecallResponse": api.RecallResponse{}, "RecallItem": api.RecallItem{},
 		"ItemDebug": api.ItemDebug{}, "ResponseDebug": api.ResponseDebug{}, "Neighbor": api.Neighbor{}, "NeighborsResponse": api.NeighborsResponse{},
 		"Error": api.ErrorBody{}, "LiveFeatures": api.LiveFeatures{}, "ChannelOutcome": api.ChannelOutcome{}, "Contribution": lr.Contribution{},
 		"KindReload": api.KindReload{}, "Status": api.Status{}, "PartitionLag": api.PartitionLag{}, "IndexStatus": api.IndexStatus{},
 		"UserCacheStatus": api.UserCacheStatus{}, "RecallContext": api.RecallContext{}, "RecallFilter": api.RecallFilter{}, "ContextDebug": api.ContextDebug{}, "ContextRead": api.ContextRead{},
 		"NeighborsUser": api.NeighborsUser{}, "FoldedVector": api.FoldedVector{},
+		"IndexVersion": api.IndexVersion{}, "ScorerStatus": api.ScorerStatus{},
 	} {
 		sch, ok := doc.Components.Schemas[name]
 		if !ok {
@@ -288,9 +294,12 @@ func TestOpenAPIStatusesAreTheServedOnes(t *testing.T) {
 	internal := func() { f.fail = errors.New("boom") }
 	adminUnavailable := func() { f.admin.err = lr.Errorf(lr.EUNAVAILABLE, "database down") }
 	adminInternal := func() { f.admin.err = errors.New("boom") }
+	reportsUnavailable := func() { f.reports.set(nil, lr.Errorf(lr.EUNAVAILABLE, "reports not computed yet")) }
+	reportsInternal := func() { f.reports.set(nil, errors.New("boom")) }
 	calls := []call{
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", nil, 200},
 		{"POST /v1/recall", "", `{"user_id":0}`, "application/json", "", nil, 400},
+		{"POST /v1/recall", "", `{"user_id":7,"arm":"draft-test/treatment"}`, "application/json", "", nil, 401},
 		{"POST /v1/recall", "", big, "application/json", "", nil, 413},
 		{"POST /v1/recall", "", `{"user_id":7}`, "text/plain", "", nil, 415},
 		{"POST /v1/recall", "", `{"user_id":7}`, "application/json", "", internal, 500},
@@ -312,6 +321,16 @@ func TestOpenAPIStatusesAreTheServedOnes(t *testing.T) {
 		{"GET /v1/admin/status", "", "", "", token, nil, 200},
 		{"GET /v1/admin/status", "", "", "", "", nil, 401},
 		{"GET /v1/admin/status", "", big, "", token, nil, 413},
+		{"GET /v1/admin/traffic", "", "", "", token, nil, 200},
+		{"GET /v1/admin/traffic", "?since=1m", "", "", token, nil, 400},
+		{"GET /v1/admin/traffic", "", "", "", "", nil, 401},
+		{"GET /v1/admin/traffic", "", big, "", token, nil, 413},
+		{"GET /v1/admin/experiments", "", "", "", token, nil, 200},
+		{"GET /v1/admin/experiments", "?name=x", "", "", token, nil, 400},
+		{"GET /v1/admin/experiments", "", "", "", "", nil, 401},
+		{"GET /v1/admin/experiments", "", big, "", token, nil, 413},
+		{"GET /v1/admin/experiments", "", "", "", token, reportsInternal, 500},
+		{"GET /v1/admin/experiments", "", "", "", token, reportsUnavailable, 503},
 		{"GET /healthz", "", "", "", "", nil, 200},
 		{"GET /healthz", "", big, "", "", nil, 413},
 		{"GET /readyz", "", "", "", "", nil, 200},
@@ -332,6 +351,7 @@ func TestOpenAPIStatusesAreTheServedOnes(t *testing.T) {
 			base, query = opsSrv.URL, ""
 		}
 		f.fail, f.admin.err = nil, nil
+		f.reports.set(nil, nil)
 		if c.setup != nil {
 			c.setup()
 		}

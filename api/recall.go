@@ -45,7 +45,16 @@ type RecallRequest struct {
 	Context json.RawMessage `json:"context,omitempty"`
 	Filter  *RecallFilter   `json:"filter,omitempty"`
 	Debug   bool            `json:"debug,omitempty"`
+	// Arm overrides the user's experiment assignment, for an operator's
+	// tests: "EXPERIMENT/ARM" serves that arm alone, "EXPERIMENT" (an
+	// interleaving experiment) its interleaved page. Only with the admin
+	// bearer token (lr.RecommendRequest.Arm).
+	Arm string `json:"arm,omitempty"`
 }
+
+// MaxArm bounds RecallRequest.Arm: two names of at most 63 characters
+// and the slash.
+const MaxArm = 127
 
 // RecallItem is one recommended streamer.
 type RecallItem struct {
@@ -62,6 +71,9 @@ type ItemDebug struct {
 	Why      []lr.Contribution  `json:"why"`
 	Live     LiveFeatures       `json:"live"`
 	Notes    map[string]string  `json:"notes,omitempty"`
+	// Team, on an interleaved page, is the experiment arm whose ranking
+	// contributed this position.
+	Team string `json:"team,omitempty"`
 }
 
 // LiveFeatures are a live stream's real-time features as the API shows
@@ -126,6 +138,24 @@ type ResponseDebug struct {
 	RerankFailed string             `json:"rerank_failed,omitempty"`
 	Candidates   int                `json:"candidates"`
 	Context      ContextDebug       `json:"context"`
+	// Experiments says where the user falls in each experiment serving
+	// now (or the arm override), and whether the arm served.
+	Experiments []ExperimentDebug `json:"experiments,omitempty"`
+}
+
+// ExperimentDebug is one experiment's assignment on a debug response
+// (lr.ExperimentDebug in wire form).
+type ExperimentDebug struct {
+	Experiment string `json:"experiment"`
+	Mode       string `json:"mode"`          // ab, interleave
+	Arm        string `json:"arm,omitempty"` // the arm assigned (none for interleaving: both arms serve)
+	// Fallback says why the arm did not serve on this replica (the page
+	// then has the default configuration for this experiment).
+	Fallback string `json:"fallback,omitempty"`
+	Override bool   `json:"override,omitempty"` // chosen by the request's "arm"
+	// Versions are the model versions the arm serves with ("mf", "ncf",
+	// "rerank"; for interleaving "ARM.mf" etc.).
+	Versions map[string]string `json:"versions,omitempty"`
 }
 
 // RegisterRecall adds POST /v1/recall, answered by r.
@@ -174,6 +204,9 @@ func (r *RecallRequest) Validate() (int, error) {
 			return 0, lr.Errorf(lr.EINVALID, "field \"k\": must be between 1 and %d, got %d", MaxK, k)
 		}
 	}
+	if len(r.Arm) > MaxArm {
+		return 0, lr.Errorf(lr.EINVALID, "field \"arm\": longer than %d bytes", MaxArm)
+	}
 	if len(r.Exclude) > MaxExclude {
 		return 0, lr.Errorf(lr.EINVALID, "field \"exclude\": at most %d ids, got %d", MaxExclude, len(r.Exclude))
 	}
@@ -198,6 +231,13 @@ func (s *Server) recall(c echo.Context, r Recommender) error {
 	if err != nil {
 		return err
 	}
+	if req.Arm != "" {
+		// Checked before anything is served: an override without the
+		// token changes nothing (no page, nothing marked shown).
+		if err := checkToken(c, s.cfg.AdminToken, "field \"arm\" needs the admin bearer token: "); err != nil {
+			return err
+		}
+	}
 	rid := requestID(c)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.Set(ctxUserID, req.UserID) // for the request log (see ctxUserID)
@@ -214,7 +254,7 @@ func (s *Server) recall(c echo.Context, r Recommender) error {
 		excl[i] = lr.StreamerID(id)
 	}
 	page, err := r.Recommend(c.Request().Context(), lr.RecommendRequest{RequestID: rid, User: lr.UserID(req.UserID), K: k, Exclude: excl,
-		Debug: req.Debug, Received: start, Context: rc, SameLanguage: req.Filter != nil && req.Filter.SameLanguage})
+		Debug: req.Debug, Received: start, Context: rc, SameLanguage: req.Filter != nil && req.Filter.SameLanguage, Arm: req.Arm})
 	if err != nil {
 		return err
 	}
@@ -231,7 +271,7 @@ func recallResponse(page *lr.Page) RecallResponse {
 	for _, it := range page.Items {
 		ri := RecallItem{StreamerID: int64(it.StreamerID), StreamID: int64(it.StreamID), Score: it.Score, Channels: it.Channels}
 		if d := it.Debug; d != nil {
-			ri.Debug = &ItemDebug{Features: d.Features, Why: d.Why, Live: liveFeatures(d.Live), Notes: d.Notes}
+			ri.Debug = &ItemDebug{Features: d.Features, Why: d.Why, Live: liveFeatures(d.Live), Notes: d.Notes, Team: it.Team}
 		}
 		resp.Items = append(resp.Items, ri)
 	}
@@ -242,6 +282,10 @@ func recallResponse(page *lr.Page) RecallResponse {
 		}
 		resp.Debug = &ResponseDebug{Channels: chans, Filtered: d.Filtered, TimingsMS: d.TimingsMS, UserKnown: d.UserKnown,
 			RerankFailed: d.RerankFailed, Candidates: d.Candidates}
+		for _, x := range d.Experiments {
+			resp.Debug.Experiments = append(resp.Debug.Experiments, ExperimentDebug{Experiment: x.Experiment, Mode: string(x.Mode), Arm: x.Arm,
+				Fallback: x.Fallback, Override: x.Override, Versions: x.Versions})
+		}
 	}
 	return resp
 }

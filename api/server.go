@@ -26,6 +26,9 @@ type Config struct {
 	// Tracer, if set, traces each request (a server span continuing an
 	// incoming traceparent); nil: tracing off (internal/spans).
 	Tracer trace.Tracer
+	// AdminToken is the bearer token a recall request needs to carry an
+	// experiment arm override ("arm"); empty: every override is refused.
+	AdminToken string
 }
 
 // Server is the HTTP API. Build it with New, add routes with its Register*

@@ -27,11 +27,15 @@ const (
 // Metrics lists the metric names in the order reports print them.
 var Metrics = []string{WatchThroughRate, WatchSecondsPerImpression, GiftsPer1000, FollowsPer1000}
 
-// Method is Report.Method of the reports Analyze computes.
-const Method = "delta method: ratio metrics over impressions with users as the unit " +
-	"(linearised per-user variance), 95% normal interval and two-sided z-test of arm - control; " +
-	"SRM: chi-square goodness of fit of users per arm to the configured shares; " +
-	"interleaving: exact two-sided sign test of page wins, ties excluded"
+// Method is Report.Method of the A/B reports Analyze computes;
+// MethodInterleaving of the interleaving ones.
+const (
+	Method = "delta method: ratio metrics over impressions with users as the unit " +
+		"(linearised per-user variance), 95% normal interval and two-sided z-test of arm - control; " +
+		"SRM: chi-square goodness of fit of users per arm to the configured shares"
+	MethodInterleaving = "exact two-sided sign test of the pages each team won (more watched positions), ties excluded; " +
+		"per-team metrics over the positions each team contributed, without differences (the teams share their users)"
+)
 
 // z975 is the 97.5% quantile of the standard normal distribution.
 const z975 = 1.959963984540054
@@ -161,10 +165,14 @@ func NormalP(z float64) float64 { return math.Erfc(math.Abs(z) / math.Sqrt2) }
 // teams share users, so they are not independent samples: the sign test
 // of Interleave is its test) and no SRM (every user sees both arms).
 //
-// Analyze sets Experiment, Mode, Status, Method and Arms; the caller
+// Analyze sets Experiment, Mode, Status, Method (Method or
+// MethodInterleaving) and Arms; the caller
 // sets the time fields, Series and Interleaving. users is not modified.
 func Analyze(e *lr.Experiment, users map[string][]UserAgg) Report {
 	r := Report{Experiment: e.Name, Mode: e.Mode, Status: e.Status, Method: Method}
+	if e.Mode == lr.ModeInterleave {
+		r.Method = MethodInterleaving
+	}
 	ctl := ControlIndex(e)
 	counts := make([]int64, len(e.Arms))
 	shares := make([]float64, len(e.Arms))
@@ -234,7 +242,8 @@ func SRMTest(counts []int64, shares []float64) *SRM {
 		chi += d * d / exp
 	}
 	df := len(counts) - 1
-	return &SRM{ChiSquare: chi, DF: df, P: ChiSquareSF(chi, df)}
+	p := ChiSquareSF(chi, df)
+	return &SRM{ChiSquare: chi, DF: df, P: p, Mismatch: p < SRMThreshold}
 }
 
 // ChiSquareSF is the survival function P(X ≥ x) of the chi-square

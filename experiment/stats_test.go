@@ -59,13 +59,13 @@ func TestChiSquareSF(t *testing.T) {
 func TestSRMTest(t *testing.T) {
 	// 50/50 experiment, 600 vs 400 users: chi² = (100² + 100²)/500 = 40.
 	s := SRMTest([]int64{600, 400}, []float64{0.05, 0.05})
-	if s == nil || !near(s.ChiSquare, 40, 1e-12) || s.DF != 1 || !near(s.P, math.Erfc(math.Sqrt(20)), 1e-22) || s.P > 1e-9 {
+	if s == nil || !near(s.ChiSquare, 40, 1e-12) || s.DF != 1 || !near(s.P, math.Erfc(math.Sqrt(20)), 1e-22) || s.P > 1e-9 || !s.Mismatch {
 		t.Fatalf("60/40 of 50/50: %+v", s)
 	}
 	// 1,000 users at 10%/30% of traffic (1:3), 262 vs 738: expected 250,
 	// 750, chi² = 144/250 + 144/750 = 0.768.
 	s = SRMTest([]int64{262, 738}, []float64{0.1, 0.3})
-	if !near(s.ChiSquare, 0.768, 1e-12) || !near(s.P, math.Erfc(math.Sqrt(0.384)), 1e-14) {
+	if s.Mismatch || !near(s.ChiSquare, 0.768, 1e-12) || !near(s.P, math.Erfc(math.Sqrt(0.384)), 1e-14) {
 		t.Fatalf("262/738 of 1:3: %+v", s)
 	}
 	if SRMTest([]int64{0, 0}, []float64{0.5, 0.5}) != nil || SRMTest([]int64{5}, []float64{1}) != nil {
@@ -254,7 +254,7 @@ func TestABDetects(t *testing.T) {
 func TestAnalyzeInterleaving(t *testing.T) {
 	e := &lr.Experiment{Name: "il", Mode: lr.ModeInterleave, Arms: []lr.Arm{{Name: "a", Share: 0.05}, {Name: "b", Share: 0.05}}}
 	r := Analyze(e, map[string][]UserAgg{"a": {{Impressions: 5, Watched: 1}}, "b": {{Impressions: 5, Watched: 2}}})
-	if r.SRM != nil || r.Arms[1].Diffs != nil || r.Arms[1].Metrics[WatchThroughRate] != 0.4 || !r.Arms[0].Control {
+	if r.SRM != nil || r.Arms[1].Diffs != nil || r.Arms[1].Metrics[WatchThroughRate] != 0.4 || !r.Arms[0].Control || r.Method != MethodInterleaving {
 		t.Fatalf("%+v", r)
 	}
 }

@@ -82,7 +82,12 @@ type slot struct {
 	kind     lr.ModelKind
 	cur      atomic.Pointer[Index]
 	prev     atomic.Pointer[Index]
-	reloadMu sync.Mutex // one rebuild of a kind at a time
+	reloadMu sync.Mutex // one rebuild of a kind at a time (active or extra)
+
+	// extras are the versions served beside the active one (Serve);
+	// nil until the first Serve. serveMu makes Serve one at a time.
+	extras  atomic.Pointer[extraSet]
+	serveMu sync.Mutex
 
 	searches map[Strategy]prometheus.Counter // fixed at NewManager
 
@@ -222,7 +227,14 @@ func (m *Manager) ReloadKind(ctx context.Context, kind lr.ModelKind, force, useS
 	}
 	t0 := time.Now()
 	var x *Index
-	if useSnapshot && m.cfg.SnapshotDir != "" {
+	if e := s.extras.Load(); e != nil && !force && e.byID[mv.ID] != nil {
+		// Served already beside the active one (an experiment's version
+		// being activated): built and self-checked, swap it in as it is.
+		x = e.byID[mv.ID]
+		res.Outcome = "swapped"
+		m.log.Info("index of the new active version taken from the extra serving versions", "kind", kind, "version", mv.Version)
+	}
+	if x == nil && useSnapshot && m.cfg.SnapshotDir != "" {
 		x, err = ReadSnapshot(m.snapshotPath(kind), mv, m.cfg.Ordinals, m.cfg.Params, m.cfg.ExactThreshold)
 		if err != nil {
 			m.log.Warn("index snapshot not used; rebuilding", "kind", kind, "version", mv.Version, "err", err)
@@ -295,9 +307,11 @@ func (m *Manager) swap(s *slot, x *Index) {
 	m.liveMu.Lock()
 	defer m.liveMu.Unlock()
 	m.fillLive(x)
-	if old := s.cur.Swap(x); old != nil {
+	old := s.cur.Swap(x)
+	if old != nil {
 		s.prev.Store(old)
 	}
+	m.afterSwap(s, old)
 }
 
 // fillLive brings x's live matrix to the last version given to SetLive;
@@ -323,6 +337,7 @@ func (m *Manager) Rollback(kind lr.ModelKind) (string, error) {
 	m.fillLive(prev)
 	cur := s.cur.Swap(prev)
 	s.prev.Store(cur)
+	m.afterSwap(s, cur)
 	m.liveMu.Unlock()
 	m.metrics.version.WithLabelValues(string(kind)).Set(float64(prev.Model.ID))
 	m.metrics.vectors.WithLabelValues(string(kind)).Set(float64(prev.Len()))
@@ -505,9 +520,17 @@ func (m *Manager) SetLive(ls LiveSet) {
 		return
 	}
 	for k, s := range m.slots {
-		if x := s.cur.Load(); x != nil {
-			x.SetLive(ls)
-			m.metrics.live.WithLabelValues(string(k)).Set(float64(x.LiveLen()))
+		cur := s.cur.Load()
+		if cur != nil {
+			cur.SetLive(ls)
+			m.metrics.live.WithLabelValues(string(k)).Set(float64(cur.LiveLen()))
+		}
+		if e := s.extras.Load(); e != nil {
+			for _, x := range e.byID {
+				if x != cur {
+					x.SetLive(ls)
+				}
+			}
 		}
 	}
 	m.live.Store(&liveBox{ls})
@@ -564,9 +587,10 @@ func (m *Manager) Model(kind lr.ModelKind) lr.ModelVersion {
 func (m *Manager) ModelID(kind lr.ModelKind) int64 { return m.Model(kind).ID }
 
 // pinned returns kind's index of version model: the serving one when
-// model is 0 or its id, else the previous one (kept for rollback) when it
-// is that version. EUNAVAILABLE when no index of kind is loaded or the
-// version is neither (it was replaced twice since the request began).
+// model is 0 or its id, else the previous one (kept for rollback) or an
+// extra serving version (Serve) when it is that version. EUNAVAILABLE when
+// no index of kind is loaded or the version is none of them (it was
+// replaced twice since the request began, or dropped).
 func (m *Manager) pinned(kind lr.ModelKind, model int64) (*slot, *Index, error) {
 	s, ok := m.slots[kind]
 	if !ok {
@@ -581,6 +605,11 @@ func (m *Manager) pinned(kind lr.ModelKind, model int64) (*slot, *Index, error) 
 	}
 	if p := s.prev.Load(); p != nil && p.Model.ID == model {
 		return s, p, nil
+	}
+	if e := s.extras.Load(); e != nil {
+		if x := e.byID[model]; x != nil {
+			return s, x, nil
+		}
 	}
 	return nil, nil, lr.Errorf(lr.EUNAVAILABLE, "%s model version %d no longer serves (serving %d)", kind, model, x.Model.ID)
 }
@@ -682,6 +711,10 @@ type KindStatus struct {
 	SearchEf     int                `json:"search_ef"`
 	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
 	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
+	// Versions lists every version of the kind serving (the active one
+	// first, then those loaded by Serve) or wanted by Serve and not
+	// loaded (loading, failed with the error).
+	Versions []VersionStatus `json:"versions"`
 }
 
 // Status describes every kind's serving index.
@@ -706,6 +739,7 @@ func (m *Manager) Status() []KindStatus {
 			st.LastReload = &t
 		}
 		s.stMu.Unlock()
+		st.Versions = m.versions(s)
 		out = append(out, st)
 	}
 	return out

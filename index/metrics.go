@@ -13,6 +13,9 @@ type metrics struct {
 	lastReload *prometheus.GaugeVec
 	failures   *prometheus.CounterVec
 	searches   *prometheus.CounterVec
+
+	servingVersions *prometheus.GaugeVec
+	extraFailures   *prometheus.CounterVec
 }
 
 // newMetrics registers the index metrics with reg (nil: not registered).
@@ -35,9 +38,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rebuilds refused or failed; the serving index was kept."}, kind),
 		searches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_index_searches_total",
 			Help: "Searches by the strategy the planner chose (hnsw or exact)."}, []string{"kind", "strategy"}),
+		servingVersions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "liverecall_index_serving_versions",
+			Help: "1 for each model version of each kind this replica serves or was asked to: role active (the active version), experiment (loaded beside it for running experiments), loading, or failed (could not be loaded; its arms get the default configuration)."},
+			[]string{"kind", "version", "role"}),
+		extraFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_index_version_load_failures_total",
+			Help: "Loads of extra serving versions (for experiments) that failed or were refused; the active index was kept."}, kind),
 	}
 	if reg != nil {
-		reg.MustRegister(m.version, m.vectors, m.live, m.buildSecs, m.recall, m.lastReload, m.failures, m.searches)
+		reg.MustRegister(m.version, m.vectors, m.live, m.buildSecs, m.recall, m.lastReload, m.failures, m.searches, m.servingVersions, m.extraFailures)
 	}
 	return m
 }

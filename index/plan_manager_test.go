@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -47,6 +48,19 @@ func TestRebuildRecordsThePlan(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "liverecall_index_measured_recall"); err != nil || n == 0 || n > 5 {
 		t.Fatalf("%d measured recall series (%v), want 1 to 5 (the sweep stops at recall 1)", n, err)
+	}
+	// A version served beside the active one (for an experiment) has its
+	// own plan, in the status and the metrics.
+	seedVersion(t, db, "plan2", 500, 40, 5, nil)
+	if _, err := m.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"plan2"}}); err != nil {
+		t.Fatal(err)
+	}
+	vs := m.Status()[0].Versions
+	if len(vs) != 2 || vs[0].PlanEf["1"] != st.PlanEf["1"] || vs[0].SearchEf != st.SearchEf || vs[1].Version != "plan2" || vs[1].PlanEf["1"] == 0 || vs[1].PlanRecall["1"] < 0.9 {
+		t.Fatalf("versions %+v", vs)
+	}
+	if n, err := testutil.GatherAndCount(reg, "liverecall_index_search_ef"); err != nil || n != 2 {
+		t.Fatalf("%d search_ef series (%v), want one per serving version", n, err)
 	}
 	// A restart loads the snapshot, with the same plan.
 	m2, _, _ := newManager(t, db, index.Config{SnapshotDir: dir, Params: index.Params{RecallTarget: 0.9}})

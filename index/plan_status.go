@@ -44,7 +44,8 @@ func (x *Index) Summary() PlanSummary {
 
 func shareLabel(share float64) string { return strconv.FormatFloat(share, 'g', 3, 64) }
 
-// planCollector exports, at each scrape, the plan of every serving index:
+// planCollector exports, at each scrape, the plan of every serving index
+// (the active version of each kind and those served for experiments):
 // the ef chosen and the recall measured per accepted share, and the whole
 // recall table of the self-check.
 type planCollector struct {
@@ -76,22 +77,38 @@ func (c *planCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *planCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, k := range c.m.cfg.Kinds {
-		x := c.m.slots[k].cur.Load()
-		if x == nil {
-			continue
+		s := c.m.slots[k]
+		cur := s.cur.Load()
+		var xs []*Index
+		if cur != nil {
+			xs = append(xs, cur)
 		}
-		kind, ver := string(k), x.Model.Version
-		s := x.Summary()
-		ch <- prometheus.MustNewConstMetric(c.searchEf, prometheus.GaugeValue, float64(s.SearchEf), kind, ver)
-		for share, ef := range s.PlanEf {
-			ch <- prometheus.MustNewConstMetric(c.planEf, prometheus.GaugeValue, float64(ef), kind, ver, share)
-			ch <- prometheus.MustNewConstMetric(c.planRecall, prometheus.GaugeValue, s.PlanRecall[share], kind, ver, share)
-		}
-		if prof := x.profile; prof != nil {
-			for si, share := range prof.Shares {
-				for e, r := range prof.Recall[si] {
-					ch <- prometheus.MustNewConstMetric(c.measured, prometheus.GaugeValue, r, kind, ver, shareLabel(share), strconv.Itoa(prof.Efs[e]))
+		if e := s.extras.Load(); e != nil {
+			for _, x := range e.byID {
+				if x != cur {
+					xs = append(xs, x)
 				}
+			}
+		}
+		for _, x := range xs {
+			c.collect(ch, string(k), x)
+		}
+	}
+}
+
+// collect sends x's plan metrics.
+func (c *planCollector) collect(ch chan<- prometheus.Metric, kind string, x *Index) {
+	ver := x.Model.Version
+	s := x.Summary()
+	ch <- prometheus.MustNewConstMetric(c.searchEf, prometheus.GaugeValue, float64(s.SearchEf), kind, ver)
+	for share, ef := range s.PlanEf {
+		ch <- prometheus.MustNewConstMetric(c.planEf, prometheus.GaugeValue, float64(ef), kind, ver, share)
+		ch <- prometheus.MustNewConstMetric(c.planRecall, prometheus.GaugeValue, s.PlanRecall[share], kind, ver, share)
+	}
+	if prof := x.profile; prof != nil {
+		for si, share := range prof.Shares {
+			for e, r := range prof.Recall[si] {
+				ch <- prometheus.MustNewConstMetric(c.measured, prometheus.GaugeValue, r, kind, ver, shareLabel(share), strconv.Itoa(prof.Efs[e]))
 			}
 		}
 	}

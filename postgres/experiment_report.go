@@ -17,30 +17,43 @@ import (
 // (kind 0), per arm and time bucket (kind 1), and per page, into the
 // count of pages each team won and of ties (kind 2, interleaving only).
 //
+// The watches are joined in bulk — the experiment's users' sessions
+// started in the window, hash-joined to the impressions on user and
+// streamer — rather than looked up per impression (a LATERAL index
+// lookup per impression was the slower plan on a few hundred thousand
+// impressions).
+//
 // $1 experiment, $2/$3 the [from, to) window, $4 the window after an
 // impression (s), $5 N (s), $6 the bucket width (s), $7/$8 the two arms
 // of an interleaving experiment, $9 whether to count pages.
 const experimentOutcomesSQL = `
-WITH imp AS MATERIALIZED (
-	SELECT i.request_id, i.user_id, i.shown_at,
-	       COALESCE(NULLIF(i.team, ''), i.arm) AS arm,
-	       COALESCE(ws.longest, 0)::float8 AS secs,
-	       COALESCE(ws.longest >= $5, false) AS watched,
-	       COALESCE(ws.gift, false) AS gift,
+WITH shown AS MATERIALIZED (
+	SELECT i.request_id, i.position, i.user_id, i.streamer_id, i.shown_at, COALESCE(NULLIF(i.team, ''), i.arm) AS arm
+	FROM impressions i
+	WHERE i.experiment = $1 AND i.shown_at >= $2 AND i.shown_at < $3
+	  AND COALESCE(NULLIF(i.team, ''), i.arm) IS NOT NULL
+),
+ws AS (
+	SELECT w.user_id, w.streamer_id, w.started_at, w.seconds,
+	       EXISTS (SELECT 1 FROM gifts g
+	                WHERE g.user_id = w.user_id AND g.streamer_id = w.streamer_id
+	                  AND g.sent_at >= w.started_at AND g.sent_at <= w.ended_at) AS gift
+	FROM watch_sessions w
+	WHERE w.started_at >= $2 AND w.started_at < $3::timestamptz + $4 * interval '1 second'
+	  AND w.user_id IN (SELECT user_id FROM shown)
+),
+imp AS MATERIALIZED (
+	SELECT i.request_id, i.user_id, i.shown_at, i.arm,
+	       COALESCE(max(ws.seconds), 0)::float8 AS secs,
+	       COALESCE(max(ws.seconds) >= $5, false) AS watched,
+	       COALESCE(bool_or(ws.gift), false) AS gift,
 	       EXISTS (SELECT 1 FROM follows f
 	                WHERE f.user_id = i.user_id AND f.streamer_id = i.streamer_id
 	                  AND f.created_at >= i.shown_at AND f.created_at < i.shown_at + $4 * interval '1 second') AS follow
-	FROM impressions i
-	LEFT JOIN LATERAL (
-	       SELECT max(w.seconds) AS longest,
-	              bool_or(EXISTS (SELECT 1 FROM gifts g
-	                               WHERE g.user_id = w.user_id AND g.streamer_id = w.streamer_id
-	                                 AND g.sent_at >= w.started_at AND g.sent_at <= w.ended_at)) AS gift
-	       FROM watch_sessions w
-	       WHERE w.user_id = i.user_id AND w.streamer_id = i.streamer_id
-	         AND w.started_at >= i.shown_at AND w.started_at < i.shown_at + $4 * interval '1 second') ws ON true
-	WHERE i.experiment = $1 AND i.shown_at >= $2 AND i.shown_at < $3
-	  AND COALESCE(NULLIF(i.team, ''), i.arm) IS NOT NULL
+	FROM shown i
+	LEFT JOIN ws ON ws.user_id = i.user_id AND ws.streamer_id = i.streamer_id
+	            AND ws.started_at >= i.shown_at AND ws.started_at < i.shown_at + $4 * interval '1 second'
+	GROUP BY i.request_id, i.position, i.user_id, i.streamer_id, i.shown_at, i.arm
 )
 SELECT 0 AS kind, arm, NULL::timestamptz AS t, count(*) AS imps, count(*) FILTER (WHERE watched), sum(secs),
        count(*) FILTER (WHERE gift), count(*) FILTER (WHERE follow)

@@ -31,6 +31,13 @@ func TestRerankModelLifecycle(t *testing.T) {
 	if err != nil || m.Version != "r2" || string(m.Weights) != `{"bias": 2}` {
 		t.Fatalf("active %+v (weights %s) %v", m, m.Weights, err)
 	}
+	// By version, whatever its status (r1 is retired now).
+	if got, st, err := db.RerankWeights(ctx, "r1"); err != nil || string(got) != `{"bias": 1}` || st != lr.StatusRetired {
+		t.Fatalf("r1's weights: %s %s %v", got, st, err)
+	}
+	if _, _, err := db.RerankWeights(ctx, "r9"); lr.ErrorCode(err) != lr.ENOTFOUND {
+		t.Fatalf("missing version: %v", err)
+	}
 	if err := db.ActivateRerankModel(ctx, 999); lr.ErrorCode(err) != lr.ENOTFOUND {
 		t.Fatalf("missing id: %v", err)
 	}

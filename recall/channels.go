@@ -30,7 +30,7 @@ func (e *Engine) annChannel(kind lr.ModelKind) channelFunc {
 		if vec == nil {
 			return nil, errNoUserVector
 		}
-		return e.index.Search(ctx, kind, q.model(kind), vec, e.cfg.PerChannel[string(kind)], q.snap)
+		return e.index.Search(ctx, kind, q.model(kind), vec, e.perChannel(q, string(kind)), q.snap)
 	}
 }
 
@@ -42,7 +42,7 @@ func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
 	if len(hist) == 0 {
 		return nil, nil
 	}
-	limit := e.cfg.PerChannel[ChanSession]
+	limit := e.perChannel(qs, ChanSession)
 	var hits []Hit
 	seen := map[uint32]bool{}
 	for i, w := range hist {
@@ -122,7 +122,7 @@ func (e *Engine) followChannel(ctx context.Context, q *query) ([]Hit, error) {
 		hits = append(hits, Hit{Ord: ord, Score: float32(math.Log1p(float64(f.Viewers)))})
 	}
 	sortHits(hits)
-	if n := e.cfg.PerChannel[ChanFollow]; len(hits) > n {
+	if n := e.perChannel(q, ChanFollow); len(hits) > n {
 		hits = hits[:n]
 	}
 	return hits, ctx.Err()
@@ -130,12 +130,12 @@ func (e *Engine) followChannel(ctx context.Context, q *query) ([]Hit, error) {
 
 func (e *Engine) trendingChannel(ctx context.Context, q *query) ([]Hit, error) {
 	r := e.rankings(q.now)
-	return firstN(r.trending, e.cfg.PerChannel[ChanTrending]), nil
+	return firstN(r.trending, e.perChannel(q, ChanTrending)), nil
 }
 
 func (e *Engine) freshChannel(ctx context.Context, q *query) ([]Hit, error) {
 	r := e.rankings(q.now)
-	return firstN(r.fresh, e.cfg.PerChannel[ChanFresh]), nil
+	return firstN(r.fresh, e.perChannel(q, ChanFresh)), nil
 }
 
 func firstN(h []Hit, n int) []Hit {
@@ -222,7 +222,8 @@ func (e *Engine) RefreshRankings() {
 	}
 	sortHits(r.trending)
 	sortHits(r.fresh)
-	keep := 4 * max(e.cfg.PerChannel[ChanTrending], e.cfg.PerChannel[ChanFresh])
+	// An Override may ask for up to MaxPerChannel of either.
+	keep := max(4*max(e.cfg.PerChannel[ChanTrending], e.cfg.PerChannel[ChanFresh]), MaxPerChannel)
 	if len(r.trending) > keep {
 		r.trending = slices.Clip(r.trending[:keep])
 	}

@@ -201,6 +201,96 @@ type Request struct {
 	// products of candidates other channels proposed are then not computed
 	// (the NCF channel's own scores still are).
 	FullNCF func(userstore.Row) bool
+	// Override, if not nil, replaces parts of the engine's Config for
+	// this request: an experiment arm's pinned model versions, channel
+	// switches, candidate counts, quotas and budgets. It is read, never
+	// modified: one Override may serve many requests at once. nil: the
+	// Config and the serving versions (the default path costs nothing
+	// more than this nil).
+	Override *Override
+}
+
+// Pin names one model version: its embedding_models id and its label.
+type Pin struct {
+	ID      int64
+	Version string
+}
+
+// Override is a request's configuration where it differs from the
+// engine's Config. A channel a map does not name keeps the Config's
+// value. MaxPerChannel bounds the candidate counts and quotas.
+type Override struct {
+	// MF and NCF, when their ID is set, pin the request to that model
+	// version of the kind instead of the one serving at its start: the
+	// user's row is fetched for the pinned versions and every search and
+	// dot product uses them, so user and streamer vectors never mix
+	// versions. The index must serve the version (index.Manager: the
+	// active one or one loaded for an experiment); when it does not, that
+	// kind's channel fails as unavailable, as after a swap. Zero: the
+	// serving version.
+	MF, NCF Pin
+	// Disabled channels are skipped (reported as "skipped"); Enabled
+	// channels run even when Config.Disabled skips them. A channel in
+	// both is enabled.
+	Disabled, Enabled map[string]bool
+	// PerChannel is how many candidates a channel is asked for; Quota
+	// caps what it contributes to the merge before the others had their
+	// share (a channel with a PerChannel here but no Quota takes its
+	// PerChannel as quota, as Config does); ChannelBudget bounds its time
+	// (never beyond Config.Budget).
+	PerChannel    map[string]int
+	Quota         map[string]int
+	ChannelBudget map[string]time.Duration
+}
+
+// MaxPerChannel is the most candidates an Override may ask of one
+// channel: the trending and fresh lists are kept at least this long.
+const MaxPerChannel = 1000
+
+// disabled says whether channel name is skipped for q's request.
+func (e *Engine) disabled(q *query, name string) bool {
+	if o := q.req.Override; o != nil {
+		if o.Enabled[name] {
+			return false
+		}
+		if o.Disabled[name] {
+			return true
+		}
+	}
+	return e.cfg.Disabled[name]
+}
+
+// perChannel is how many candidates channel name is asked for in q.
+func (e *Engine) perChannel(q *query, name string) int {
+	if o := q.req.Override; o != nil {
+		if n := o.PerChannel[name]; n > 0 {
+			return min(n, MaxPerChannel)
+		}
+	}
+	return e.cfg.PerChannel[name]
+}
+
+// quota caps what channel name contributes to q's merge.
+func (e *Engine) quota(q *query, name string) int {
+	if o := q.req.Override; o != nil {
+		if n := o.Quota[name]; n > 0 {
+			return min(n, MaxPerChannel)
+		}
+		if n := o.PerChannel[name]; n > 0 {
+			return min(n, MaxPerChannel)
+		}
+	}
+	return e.cfg.Quota[name]
+}
+
+// channelBudget bounds channel name's time in q (at most Config.Budget).
+func (e *Engine) channelBudget(q *query, name string) time.Duration {
+	if o := q.req.Override; o != nil {
+		if d := o.ChannelBudget[name]; d > 0 {
+			return min(d, e.cfg.Budget)
+		}
+	}
+	return e.cfg.ChannelBudget[name]
 }
 
 // Candidate is one live streamer proposed by one or more channels.
@@ -354,7 +444,7 @@ func (u *userRow) wait(ctx context.Context) (userstore.Row, error) {
 	return u.row, u.err
 }
 
-// lookupUser pins the serving versions and starts the user's row: from the
+// lookupUser pins the serving versions (or the request's pins) and starts the user's row: from the
 // cache, or (a miss) one Fetch bounded by ctx, the request's budget, that
 // nothing waits for here. The Fetch goroutine writes only to the returned
 // userRow and ends when Fetch returns (when ctx ends at the latest), so
@@ -365,15 +455,25 @@ func (e *Engine) lookupUser(ctx context.Context, q *query, res *Result) {
 		return
 	}
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
-		mv := e.index.Model(kind)
-		if mv.ID == 0 {
+		var pin Pin
+		if o := q.req.Override; o != nil {
+			pin = o.MF
+			if kind == lr.ModelNCF {
+				pin = o.NCF
+			}
+		}
+		if pin.ID == 0 {
+			mv := e.index.Model(kind)
+			pin = Pin{ID: mv.ID, Version: mv.Version}
+		}
+		if pin.ID == 0 {
 			continue
 		}
-		res.Versions[string(kind)] = mv.Version
+		res.Versions[string(kind)] = pin.Version
 		if kind == lr.ModelMF {
-			q.vers.MF = mv.ID
+			q.vers.MF = pin.ID
 		} else {
-			q.vers.NCF = mv.ID
+			q.vers.NCF = pin.ID
 		}
 	}
 	q.user.row.Versions = q.vers
@@ -455,12 +555,12 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 	}
 	for i, ch := range funcs {
 		outcomes[i] = Outcome{Channel: ch.name, Status: StatusSkipped}
-		if ch.fn == nil || !ch.applies(q) || e.cfg.Disabled[ch.name] {
+		if ch.fn == nil || !ch.applies(q) || e.disabled(q, ch.name) {
 			continue
 		}
 		running++
 		launched[i] = true
-		cctx := channelCtx(e.cfg.ChannelBudget[ch.name])
+		cctx := channelCtx(e.channelBudget(q, ch.name))
 		go func(i int, ch *namedChannel) {
 			start := time.Now()
 			sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
@@ -647,7 +747,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 		for ci := range funcs {
 			hits := got[ci]
 			name := funcs[ci].name
-			for next[ci] < len(hits) && taken[ci] < e.cfg.Quota[name] {
+			for next[ci] < len(hits) && taken[ci] < e.quota(q, name) {
 				h, hi := hits[next[ci]], off[ci]+next[ci]
 				next[ci]++
 				if rejected[h.Ord] {

@@ -131,6 +131,11 @@ type ModelsConfig struct {
 	// JSON (logistic weights or a tree model, rerank.ParseModel);
 	// lr.ENOTFOUND when no version is active.
 	ActiveWeights func(ctx context.Context) (version string, weights []byte, err error)
+	// WeightsByVersion returns the stored JSON and the status of reranker
+	// version (ServeExtra); lr.ENOTFOUND when there is none. nil:
+	// experiments' reranker versions cannot be loaded (they are reported
+	// as failed).
+	WeightsByVersion func(ctx context.Context, version string) ([]byte, lr.ModelStatus, error)
 	// Serving returns the version of kind the index serves ("" if none).
 	Serving  func(kind lr.ModelKind) string
 	Ordinals *lr.Ordinals
@@ -151,9 +156,14 @@ type Models struct {
 	weights atomic.Pointer[modelBox]
 	info    *prometheus.GaugeVec // 1 for the serving reranker's version and algo
 	ncf     atomic.Pointer[NeuMF]
-	// loadMu makes LoadNCF one at a time: the index loop and the refresh
-	// loop both call it, and a scorer is seconds and much memory to decode.
+	// loadMu makes LoadNCF and ServeExtra one at a time: the index loop,
+	// the refresh loop and the experiments loop call them, and a scorer is
+	// seconds and much memory to decode. It guards extraSt.
 	loadMu sync.Mutex
+	// extra are the versions loaded for experiments (ServeExtra).
+	extra        atomic.Pointer[extraModels]
+	extraSt      extraState
+	extraMetrics *extraMetrics
 }
 
 // NewModels returns Models holding the default weights and no NeuMF.
@@ -167,6 +177,7 @@ func NewModels(cfg ModelsConfig) *Models {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(m.info)
 	}
+	m.extraMetrics = newExtraMetrics(cfg.Registerer)
 	m.serve(&modelBox{m: rerank.DefaultWeights()})
 	return m
 }
@@ -219,6 +230,12 @@ func (m *Models) LoadNCF(ctx context.Context) {
 	mv, err := m.cfg.Store.ActiveModel(ctx, lr.ModelNCF)
 	if err != nil || mv.Version != serving {
 		return // the index has not caught up with the active version yet
+	}
+	if n := m.extraNCF(mv.ID); n != nil {
+		// Loaded for an experiment: the activated version needs no decoding.
+		m.ncf.Store(n)
+		m.cfg.Log.Info("NeuMF scorer of the active version taken from the experiments' scorers", "version", mv.Version)
+		return
 	}
 	// The scorer is in model_scorers (an imported version has none); the
 	// migration that created that table moved the scorers of older versions

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/experiment"
 	"github.com/liverecall/liverecall/internal/spans"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
@@ -138,6 +139,17 @@ type Config struct {
 	// Tracer, if set, traces rerank ("rerank") within the request's span
 	// (the recall engine traces its own stage); nil: tracing off.
 	Tracer trace.Tracer
+	// Experiments, if set, are the online experiments whose arms serve
+	// (the wiring calls its Set when they change); nil: every request
+	// gets the default configuration and an arm override is EINVALID.
+	Experiments *ExperimentSet
+	// Arms resolves the embedding versions arms name (nil: Index, when
+	// it implements ArmIndex); ArmScorers the reranker and NeuMF
+	// versions (nil: Scorers, when it implements ArmScorers). Without
+	// them an arm naming a version falls back to the default
+	// configuration.
+	Arms       ArmIndex
+	ArmScorers ArmScorers
 }
 
 // Trace is what one request spent where (Config.Trace).
@@ -154,6 +166,12 @@ type Service struct {
 	channels    *prometheus.CounterVec
 	rerankFails prometheus.Counter
 	langFilter  *prometheus.CounterVec
+	// expRequests and expFallbacks count, per experiment and arm, the
+	// requests an arm served and those it could not (by reason).
+	expRequests  *prometheus.CounterVec
+	expFallbacks *prometheus.CounterVec
+	arms         ArmIndex
+	armScorers   ArmScorers
 }
 
 // New returns a Service over cfg's parts. Its metrics are registered on
@@ -192,8 +210,23 @@ func New(cfg Config) *Service {
 		Name: "liverecall_language_filter_total",
 		Help: "Requests with the same-language filter by outcome: applied (enough candidates of the language), fallback (too few: other languages filled the page), no_language (the request's context has no language).",
 	}, []string{"outcome"})
+	s.expRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_experiment_requests_total",
+		Help: "Requests an experiment's arm served, by experiment and arm (an interleaved page counts for both arms; arm overrides are not counted).",
+	}, []string{"experiment", "arm"})
+	s.expFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liverecall_experiment_fallbacks_total",
+		Help: "Requests of users assigned to an experiment's arm that got the default configuration instead, by experiment, arm and reason: mf_version, ncf_version, rerank_version (the version the arm names does not serve on this replica), interleave_overlap (the user is already in another interleaving experiment; arm empty).",
+	}, []string{"experiment", "arm", "reason"})
+	s.arms, s.armScorers = cfg.Arms, cfg.ArmScorers
+	if s.arms == nil {
+		s.arms, _ = cfg.Index.(ArmIndex)
+	}
+	if s.armScorers == nil {
+		s.armScorers, _ = cfg.Scorers.(ArmScorers)
+	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.stage, s.channels, s.rerankFails, s.langFilter)
+		cfg.Registerer.MustRegister(s.stage, s.channels, s.rerankFails, s.langFilter, s.expRequests, s.expFallbacks)
 	}
 	return s
 }
@@ -204,12 +237,17 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Recommend answers one request: recall (channels, merge, integrity and
-// shown filters), rerank — on any rerank failure, a panic included, the
-// recall order with the channels' scores, counted and logged — then marks
-// the page shown to the user, logs its impressions and records the stage
-// times. It fails only when recall does (lr.EINVALID for k < 1). The page
-// and the impressions hold copies: nothing of them is reused.
+// Recommend answers one request: the user's experiment arms (or the
+// request's arm override), recall (channels, merge, integrity and shown
+// filters), rerank — on any rerank failure, a panic included, the recall
+// order with the channels' scores, counted and logged — then marks the
+// page shown to the user, logs its impressions and records the stage
+// times. A user in an interleaving experiment gets both arms' rankings,
+// made at once, merged by team draft. It fails only when recall does
+// (lr.EINVALID for k < 1) or the arm override names no experiment or arm
+// held (lr.EINVALID); an arm whose version does not serve here serves the
+// default configuration instead. The page and the impressions hold
+// copies: nothing of them is reused.
 func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.Page, error) {
 	start := time.Now()
 	received := req.Received
@@ -221,90 +259,199 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	if rid == "" {
 		rid = newRequestID()
 	}
-	model := s.cfg.Scorers.NCF()
+	as, err := s.assign(&req)
+	if err != nil {
+		return nil, err
+	}
 	s.ensureUser(ctx, req.User)
-	rreq := recall.Request{User: req.User, K: req.K, Exclude: req.Exclude}
+	reqCtx := req.Context.Clean()
+	var a, b ranked
+	if as.interleave {
+		a, b, err = s.rankBoth(ctx, req, reqCtx, as.a, as.b, rid)
+	} else {
+		a, err = s.rank(ctx, &req, reqCtx, &as.a, rid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tRecall, tRerank := a.tRecall, a.tRerank
+	po := pageOf{items: a.pageItems, versions: a.res.Versions, expTag: as.expTag, armTag: as.armTag, tagTeams: as.tagTeams, assignments: as.assignments}
+	if as.interleave {
+		tRecall = max(a.tRecall, b.tRecall)
+		tRerank = time.Since(start) - tRecall
+		po.items, po.team = s.interleave(rid, a.pageItems, b.pageItems, req.K)
+		po.teamNames, po.teamVersions = as.teams, [2]map[string]string{a.res.Versions, b.res.Versions}
+	}
+	page := s.page(rid, req, reqCtx, po)
+	nCands := len(a.res.Candidates)
+	// The items hold copies of the candidates they came from, and the page
+	// and impressions copies of what they need from the items.
+	a.release(s)
+	b.release(s)
+	s.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
+	s.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
+	s.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(Trace{Recall: tRecall, Rerank: tRerank, Outcomes: a.res.Outcomes})
+	}
+	if req.Debug {
+		page.Debug = &lr.PageDebug{Channels: outcomes(a.res.Outcomes), Filtered: a.res.Filtered, UserKnown: a.res.UserKnown, Candidates: nCands,
+			TimingsMS:   map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(received))},
+			Experiments: as.debug}
+		if a.rerankErr != nil {
+			page.Debug.RerankFailed = a.rerankErr.Error()
+		} else if b.rerankErr != nil {
+			page.Debug.RerankFailed = as.teams[1] + ": " + b.rerankErr.Error()
+		}
+	}
+	return page, nil
+}
+
+// ranked is one ranking of a request: recall's result and the reranked
+// page items (items, then fill: the other languages after a same-language
+// page too short).
+type ranked struct {
+	res              *recall.Result
+	items, fill      []rerank.Item
+	pageItems        []rerank.Item
+	rerankErr        error
+	tRecall, tRerank time.Duration
+}
+
+// release hands r's candidates and items back (nothing when r is empty).
+func (r *ranked) release(s *Service) {
+	if r.res != nil {
+		s.cfg.Recall.Release(r.res)
+	}
+	rerank.Release(r.items)
+	rerank.Release(r.fill)
+}
+
+// rankBoth ranks req under pa and pb at once (an interleaving
+// experiment's two arms); on an error it releases both and returns it.
+// (Its own function, so that what the goroutine shares escapes to the heap
+// only for interleaved pages.)
+func (s *Service) rankBoth(ctx context.Context, req lr.RecommendRequest, reqCtx lr.RequestContext, pa, pb plan, rid string) (a, b ranked, err error) {
+	var errB error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b, errB = s.rank(ctx, &req, reqCtx, &pb, rid)
+	}()
+	a, err = s.rank(ctx, &req, reqCtx, &pa, rid)
+	<-done
+	if err == nil {
+		err = errB
+	}
+	if err != nil {
+		a.release(s)
+		b.release(s)
+		return ranked{}, ranked{}, err
+	}
+	return a, b, nil
+}
+
+// rank recalls and reranks req under p: one ranked list of up to req.K
+// items.
+func (s *Service) rank(ctx context.Context, req *lr.RecommendRequest, reqCtx lr.RequestContext, p *plan, rid string) (ranked, error) {
+	var r ranked
+	start := time.Now()
+	model := s.cfg.Scorers.NCF()
+	if p.ncfSet {
+		model = p.ncf
+	}
+	rreq := recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, Override: p.over}
 	if model != nil {
 		// The NCF dot products are skipped only when NeuMF can score this
 		// user's row (an imported version, or a row without the MLP
 		// embedding, keeps them for rerank's GMF fallback).
-		rreq.FullNCF = func(row userstore.Row) bool { return model.ForUser(req.User, row) != nil }
+		user := req.User
+		rreq.FullNCF = func(row userstore.Row) bool { return model.ForUser(user, row) != nil }
 	}
 	res, err := s.cfg.Recall.Recall(ctx, rreq)
 	if err != nil {
-		return nil, err
+		return r, err
 	}
+	r.res = res
 	var ncf UserNCF
 	if model != nil {
 		ncf = model.ForUser(req.User, res.User)
 	}
-	tRecall := time.Since(start)
+	r.tRecall = time.Since(start)
 	for _, o := range res.Outcomes {
 		s.channels.WithLabelValues(o.Channel, o.Status).Inc()
 	}
-
-	var items, fill []rerank.Item
-	var rerankErr error
-	reqCtx := req.Context.Clean()
+	w := p.weights
+	if w == nil {
+		w = s.cfg.Scorers.Weights()
+	}
 	cands, rest := res.Candidates, []recall.Candidate(nil)
 	if req.SameLanguage {
 		cands, rest = s.sameLanguage(res, reqCtx.Language, req.K)
 	}
 	_, span := spans.Start(ctx, s.cfg.Tracer, "rerank")
 	if s.cfg.RecallOrder {
-		items = recallOrder(cands, req.K)
+		r.items = recallOrder(cands, req.K)
 	} else {
-		items, rerankErr = s.rerankSafely(cands, ncf, req.User, req.Debug, req.K, reqCtx)
+		r.items, r.rerankErr = s.rerankSafely(cands, w, ncf, req.User, req.Debug, req.K, reqCtx)
 	}
-	pageItems := items
+	r.pageItems = r.items
 	if len(rest) > 0 {
 		// Too few candidates of the language: the others fill the page,
 		// after them, ranked among themselves.
 		if s.cfg.RecallOrder {
-			fill = recallOrder(rest, req.K-len(items))
+			r.fill = recallOrder(rest, req.K-len(r.items))
 		} else {
 			var err error
-			if fill, err = s.rerankSafely(rest, ncf, req.User, req.Debug, req.K-len(items), reqCtx); err != nil && rerankErr == nil {
-				rerankErr = err
+			if r.fill, err = s.rerankSafely(rest, w, ncf, req.User, req.Debug, req.K-len(r.items), reqCtx); err != nil && r.rerankErr == nil {
+				r.rerankErr = err
 			}
 		}
-		pageItems = append(append(make([]rerank.Item, 0, len(items)+len(fill)), items...), fill...)
-		res.Filtered["language"] = len(rest) - len(fill)
+		r.pageItems = append(append(make([]rerank.Item, 0, len(r.items)+len(r.fill)), r.items...), r.fill...)
+		res.Filtered["language"] = len(rest) - len(r.fill)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(attribute.Int("liverecall.candidates", len(res.Candidates)), attribute.Int("liverecall.items", len(items)))
-		if rerankErr != nil {
-			span.SetStatus(codes.Error, rerankErr.Error())
+		span.SetAttributes(attribute.Int("liverecall.candidates", len(res.Candidates)), attribute.Int("liverecall.items", len(r.items)))
+		if r.rerankErr != nil {
+			span.SetStatus(codes.Error, r.rerankErr.Error())
 		}
 	}
 	span.End()
-	if rerankErr != nil {
+	if r.rerankErr != nil {
 		s.rerankFails.Inc()
-		s.cfg.Log.Warn("rerank failed, serving recall order", "request_id", rid, "err", rerankErr)
+		s.cfg.Log.Warn("rerank failed, serving recall order", "request_id", rid, "err", r.rerankErr)
 	}
-	tRerank := time.Since(start) - tRecall
+	r.tRerank = time.Since(start) - r.tRecall
+	return r, nil
+}
 
-	page := s.page(rid, req, reqCtx, res, pageItems)
-	nCands := len(res.Candidates)
-	// The items hold copies of the candidates they came from, and the page
-	// and impressions copies of what they need from the items.
-	s.cfg.Recall.Release(res)
-	rerank.Release(items)
-	rerank.Release(fill)
-	s.stage.WithLabelValues("decode").Observe(tDecode.Seconds())
-	s.stage.WithLabelValues("recall").Observe(tRecall.Seconds())
-	s.stage.WithLabelValues("rerank").Observe(tRerank.Seconds())
-	if s.cfg.Trace != nil {
-		s.cfg.Trace(Trace{Recall: tRecall, Rerank: tRerank, Outcomes: res.Outcomes})
+// interleave merges two arms' ranked items into one page of up to k by
+// team draft (experiment.TeamDraft), its coin seeded from the request
+// id; it returns the page's items (copies of the arms' items, whose
+// slices they share) and each position's team (0: a, 1: b).
+func (s *Service) interleave(rid string, a, b []rerank.Item, k int) ([]rerank.Item, []int) {
+	idsOf := func(items []rerank.Item) []lr.StreamerID {
+		out := make([]lr.StreamerID, len(items))
+		for i := range items {
+			out[i] = items[i].StreamerID
+		}
+		return out
 	}
-	if req.Debug {
-		page.Debug = &lr.PageDebug{Channels: outcomes(res.Outcomes), Filtered: res.Filtered, UserKnown: res.UserKnown, Candidates: nCands,
-			TimingsMS: map[string]float64{"decode": ms(tDecode), "recall": ms(tRecall), "rerank": ms(tRerank), "total": ms(time.Since(received))}}
-		if rerankErr != nil {
-			page.Debug.RerankFailed = rerankErr.Error()
+	ids, team := experiment.TeamDraft(idsOf(a), idsOf(b), k, interleaveRNG(rid))
+	items := make([]rerank.Item, len(ids))
+	for i, id := range ids {
+		from := a
+		if team[i] == 1 {
+			from = b
+		}
+		for j := range from {
+			if from[j].StreamerID == id {
+				items[i] = from[j]
+				break
+			}
 		}
 	}
-	return page, nil
+	return items, team
 }
 
 // sameLanguage applies the same-language filter to res's candidates for
@@ -340,29 +487,53 @@ func (s *Service) sameLanguage(res *recall.Result, lang string, k int) (keep, re
 	return cands[:n], cands[n:]
 }
 
-// page builds the page of items, marks it shown and logs its impressions
-// (when there is an impression log) with the request's context reqCtx.
-func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestContext, res *recall.Result, items []rerank.Item) *lr.Page {
+// pageOf is what a page is built from: its items, the model versions
+// they were ranked with, and the experiments' tags; for an interleaved
+// page, each position's team (an index into teamNames and teamVersions).
+type pageOf struct {
+	items        []rerank.Item
+	versions     map[string]string
+	team         []int
+	teamNames    [2]string
+	teamVersions [2]map[string]string
+	expTag       string // the impressions' experiment and arm
+	armTag       string
+	tagTeams     bool // the impressions name their team (expTag is the interleaving experiment)
+	assignments  []lr.Assignment
+}
+
+// page builds the page of po's items, marks it shown and logs its
+// impressions (when there is an impression log) with the request's
+// context reqCtx.
+func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestContext, po pageOf) *lr.Page {
 	now := s.cfg.Now()
-	page := &lr.Page{RequestID: rid, ModelVersions: res.Versions, Items: make([]lr.PageItem, 0, len(items))}
+	items := po.items
+	page := &lr.Page{RequestID: rid, ModelVersions: po.versions, Items: make([]lr.PageItem, 0, len(items)), Assignments: po.assignments}
 	shown := make([]lr.StreamerID, 0, len(items))
 	logging := s.cfg.Impressions != nil
 	var imps []lr.Impression
 	var vecs []float32
 	var versions string
+	var teamVersions [2]string
 	var impCtx *lr.RequestContext
 	if reqCtx.Known() {
 		impCtx = &reqCtx
 	}
 	if logging {
 		imps = make([]lr.Impression, 0, len(items))
-		versions = versionString(res.Versions)
+		versions = versionString(po.versions)
+		if po.team != nil {
+			teamVersions = [2]string{versionString(po.teamVersions[0]), versionString(po.teamVersions[1])}
+		}
 		// The impressions' feature vectors, one block for the page: they
 		// outlive the request (the producer's buffer holds them).
 		vecs = make([]float32, 0, len(items)*rerank.NumFeatures)
 	}
 	for pos, it := range items {
 		pi := lr.PageItem{StreamerID: it.StreamerID, StreamID: it.Features.StreamID, Score: it.Score, Channels: it.Channels}
+		if po.team != nil {
+			pi.Team = po.teamNames[po.team[pos]]
+		}
 		if req.Debug {
 			fm := map[string]float64{}
 			for j, v := range it.Vector {
@@ -375,8 +546,16 @@ func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestCon
 		if !logging {
 			continue
 		}
-		imps = append(imps, lr.Impression{RequestID: rid, UserID: req.User, StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
-			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector), Context: impCtx})
+		imp := lr.Impression{RequestID: rid, UserID: req.User, StreamerID: it.StreamerID, StreamID: it.Features.StreamID,
+			Position: pos, Score: it.Score, Channels: it.Channels, ModelVersions: versions, ShownAt: now, Features: appendFloat32(&vecs, it.Vector), Context: impCtx,
+			Experiment: po.expTag, Arm: po.armTag}
+		if po.team != nil {
+			imp.ModelVersions = teamVersions[po.team[pos]]
+			if po.tagTeams {
+				imp.Team = pi.Team
+			}
+		}
+		imps = append(imps, imp)
 	}
 	s.cfg.Recall.MarkShown(req.User, shown)
 	if logging && len(imps) > 0 {
@@ -430,16 +609,15 @@ func versionString(v map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-// rerankSafely reranks, and on any failure (a panic included) returns the
+// rerankSafely reranks with w, and on any failure (a panic included) returns the
 // recall order with the channels' scores.
-func (s *Service) rerankSafely(cands []recall.Candidate, ncf UserNCF, u lr.UserID, explain bool, k int, reqCtx lr.RequestContext) (items []rerank.Item, err error) {
+func (s *Service) rerankSafely(cands []recall.Candidate, w rerank.Model, ncf UserNCF, u lr.UserID, explain bool, k int, reqCtx lr.RequestContext) (items []rerank.Item, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("rerank panicked: %v", r)
 			items = recallOrder(cands, k)
 		}
 	}()
-	w := s.cfg.Scorers.Weights()
 	if w == nil {
 		return recallOrder(cands, k), fmt.Errorf("no rerank model")
 	}

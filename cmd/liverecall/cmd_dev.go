@@ -532,7 +532,7 @@ func devReport(ctx context.Context, app *App, db *postgres.DB, svc *service, bas
 			plural(len(lat), "recall request"), p(.5), p(.95), p(.99), plural(errs, "error"))
 	}
 	fmt.Fprintf(out, "quality against the simulator's ground truth so far: %s\n", q.result())
-	fmt.Fprintf(out, "\ndebug page: %s/debug#user_id=%d&token=%s\n", base, sim.UserID(0), token)
+	fmt.Fprintf(out, "\noperator console: %s/debug#user_id=%d&token=%s\n", base, sim.UserID(0), token)
 	fmt.Fprintf(out, "admin token: %s (status: curl -H 'Authorization: Bearer %s' %s/v1/admin/status)\n", token, token, base)
 	fmt.Fprintf(out, "========================================================\n")
 	return nil

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "experiment", summary: "manage online experiments: create, start, pause, stop, list", run: runExperiment})
+	register(&command{name: "experiment", summary: "manage online experiments: create, start, pause, stop, list, report", run: runExperiment})
 }
 
 const experimentUsage = `usage: liverecall experiment [flags] ACTION
@@ -27,9 +27,14 @@ actions:
   start NAME           start a draft or paused experiment
   pause NAME           pause a running experiment (its users get the default configuration)
   stop NAME            stop an experiment for good
-  list                 list every experiment`
+  list                 list every experiment
+  report NAME          the experiment's figures per arm from its impressions and their outcomes
+                       (flags after report: liverecall experiment report -h)`
 
 func runExperiment(ctx context.Context, app *App, args []string) error {
+	if len(args) > 0 && args[0] == "report" {
+		return runExperimentReport(ctx, app, args[1:])
+	}
 	f := newFlags(app, "experiment")
 	dbURL := f.String(sDatabaseURL)
 	file := f.FlagSet.String("file", "", "create: the experiment's JSON file (- for stdin)")
@@ -63,6 +68,13 @@ func runExperiment(ctx context.Context, app *App, args []string) error {
 		if len(rest) > 0 {
 			return usageErr("list takes no argument")
 		}
+	case "report":
+		// Flags came before the action ("experiment --database-url U
+		// report NAME"): report takes them on.
+		if *file != "" {
+			return usageErr("--file is for create only")
+		}
+		return runExperimentReport(ctx, app, append([]string{"--" + sDatabaseURL.Flag, *dbURL}, rest...))
 	default:
 		return usageErr("unknown action %q", action)
 	}

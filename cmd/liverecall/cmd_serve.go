@@ -45,6 +45,7 @@ func runServe(ctx context.Context, app *App, args []string) error {
 // parseServiceFlags reads the settings of serve (and dev) from args and the environment.
 func parseServiceFlags(app *App, name string, args []string) (serviceConfig, error) {
 	f := newFlags(app, name)
+	consoleEvery := f.Duration(sConsoleSample)
 	dbURL, httpAddr, shutdown, migrate, maxBody := f.String(sDatabaseURL), f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
 	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
 	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
@@ -54,11 +55,16 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	recallTarget := f.Float(sRecallTarget)
 	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
+	expEvery, expWatch, expWithin := f.Duration(sExpReportEvery), f.Int(sExpWatchSeconds), f.Duration(sExpWatchWithin)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
 	}
 	if *recallTarget < 0 || *recallTarget > 1 || *recallTarget != *recallTarget {
 		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be between 0 (off) and 1, got %v\n", sRecallTarget.Flag, *recallTarget)
+		return serviceConfig{}, errUsage
+	}
+	if *consoleEvery <= 0 {
+		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", sConsoleSample.Flag)
 		return serviceConfig{}, errUsage
 	}
 	if *unknownShare < 0 || *unknownShare > 1 || *unknownShare != *unknownShare {
@@ -68,7 +74,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	for _, bad := range []struct {
 		s  setting
 		ok bool
-	}{{sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
+	}{{sExpReportEvery, *expEvery >= 0}, {sExpWatchSeconds, *expWatch > 0}, {sExpWatchWithin, *expWithin > 0}, {sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
 		if !bad.ok {
 			fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", bad.s.Flag)
 			return serviceConfig{}, errUsage
@@ -78,9 +84,11 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp, pprofAddr: *pprofAddr},
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
-		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, unknownShare: *unknownShare, userCacheBytes: *userCache,
+		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef, recallTarget: *recallTarget},
 		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
+
+		experimentReports: experimentReportConfig{every: *expEvery, watchSeconds: *expWatch, within: *expWithin},
 	}, nil
 }
 

@@ -78,7 +78,7 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 	if live == nil || live[1] == "0" {
 		t.Fatalf("no live streamers in the report:\n%s", report)
 	}
-	for _, want := range []string{"training mf", "training ncf", "recommendations (top 5)", "latency over 100 recall requests", "0 errors", "debug page: http://",
+	for _, want := range []string{"training mf", "training ncf", "recommendations (top 5)", "latency over 100 recall requests", "0 errors", "operator console: http://",
 		"==> logs: " + logFile, "ran at 1000x real time"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)

@@ -15,6 +15,7 @@ import (
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/events"
+	"github.com/liverecall/liverecall/experiment/online"
 	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/offheap"
@@ -50,6 +51,7 @@ var (
 	sFoldInDebounce   = defSetting(setting{"foldin-debounce", "LIVERECALL_FOLDIN_DEBOUNCE", "1s", "a user's watch events within this of the first are folded in once"})
 	sFoldInRate       = defSetting(setting{"foldin-rate", "LIVERECALL_FOLDIN_RATE", "200", "most fold-ins per second (over it a fold-in is skipped until the user's next event)"})
 	sFoldInMaxUsers   = defSetting(setting{"foldin-max-users", "LIVERECALL_FOLDIN_MAX_USERS", "100000", "most folded user vectors held in memory (least recently folded out first)"})
+	sConsoleSample    = defSetting(setting{"console-sample-every", "LIVERECALL_CONSOLE_SAMPLE_EVERY", "5s", "how often the operator console's traffic figures (GET /v1/admin/traffic) are sampled from the service's metrics; the last 120 intervals are kept"})
 )
 
 // foldInConfig is the fold-in part of serviceConfig.
@@ -98,8 +100,13 @@ type serviceConfig struct {
 	unknownShare     float64 // 0..1, as the flag (recall.Config.UnknownShare takes 0 as its default)
 	userCacheBytes   int64
 	refreshEvery     time.Duration
+	consoleEvery     time.Duration // between samples of the console's traffic
 	index            indexConfig
 	foldIn           foldInConfig
+
+	// experimentReports configures the experiments' reports kept for
+	// metrics and the dashboard.
+	experimentReports experimentReportConfig
 }
 
 // staleAfter: a live view further behind than this is reported in /readyz.
@@ -107,6 +114,14 @@ const staleAfter = 15 * time.Second
 
 // service is the running server: the parts and how they are wired.
 type service struct {
+	// traffic is the console's traffic figures, sampled from reg.
+	traffic *api.TrafficSampler
+	// consoleReports is where GET /v1/admin/experiments (the console's
+	// Experiments section) reads the experiments' reports: set it in
+	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
+	// nil: the route answers an empty list with a note.
+	consoleReports api.ExperimentReports
+
 	cfg       serviceConfig
 	app       *App
 	db        *postgres.DB
@@ -120,17 +135,26 @@ type service struct {
 	integrity *recall.IntegrityCache
 	engine    *recall.Engine
 	models    *recommend.Models // reranker weights and NeuMF scorer, and their refresh
-	recommend *recommend.Service
-	imps      *events.ImpressionProducer
-	shown     *events.ShownConsumer // the other replicas' pages, into engine's shown log
-	http      *api.Server
-	tracing   *tracing.Provider // off unless an OTLP endpoint is configured
-	tracer    trace.Tracer      // nil while tracing is off
-	started   time.Time
+	// experiments are the serving experiments (syncExperiments sets them);
+	// indexLoaded is closed once the active indexes are loaded at start,
+	// after which the experiments' versions load.
+	experiments *recommend.ExperimentSet
+	indexLoaded chan struct{}
+	recommend   *recommend.Service
+	imps        *events.ImpressionProducer
+	shown       *events.ShownConsumer // the other replicas' pages, into engine's shown log
+	http        *api.Server
+	tracing     *tracing.Provider // off unless an OTLP endpoint is configured
+	tracer      trace.Tracer      // nil while tracing is off
+	started     time.Time
 	// life ends when the service starts to shut down (set by run before it
 	// serves): long admin operations end with it instead of holding the
 	// shutdown until its timeout.
 	life context.Context
+
+	// experimentReports keeps the serving experiments' reports (metrics,
+	// and the dashboard's Reports).
+	experimentReports *online.Reporter
 }
 
 // errShuttingDown is the cause an in-flight reload is cancelled with when
@@ -228,10 +252,13 @@ func (s *service) build(ctx context.Context) error {
 			return err
 		}
 	}
-	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
+	s.models = recommend.NewModels(recommend.ModelsConfig{Store: s.db, ActiveWeights: s.activeWeights, WeightsByVersion: s.db.RerankWeights,
+		Serving: s.idx.Version, Ordinals: s.ords, Log: app.Log, Registerer: s.reg})
+	s.experiments, s.indexLoaded = recommend.NewExperimentSet(), make(chan struct{})
 	pc := s.db.Pool.Config().ConnConfig
 	rc := recommend.Config{Recall: s.engine, Users: s.state, Streams: s.state, Index: s.idx, Ordinals: s.ords, Scorers: s.models,
-		UserStore: s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
+		Experiments: s.experiments, // arms resolve their versions in s.idx and s.models
+		UserStore:   s.users, UserStoreName: fmt.Sprintf("the database %s:%d/%s", pc.Host, pc.Port, pc.Database),
 		Log: app.Log, Registerer: s.reg, Tracer: s.tracer}
 	if s.folder != nil {
 		rc.Folded = s.folder
@@ -240,6 +267,8 @@ func (s *service) build(ctx context.Context) error {
 		rc.Impressions = s.imps
 	}
 	s.recommend = recommend.New(rc)
+	s.experimentReports = s.newExperimentReports()
+	s.consoleReports = s.experimentReports
 	return nil
 }
 
@@ -252,10 +281,12 @@ func (s *service) activeWeights(ctx context.Context) (string, []byte, error) {
 // wireHTTP makes the HTTP edge: routes and readiness.
 func (s *service) wireHTTP() {
 	cfg := s.cfg
-	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody), Tracer: s.tracer}, s.app.Log, s.reg, s.reg)
+	s.http = api.New(api.Config{MaxBodyBytes: int64(cfg.maxBody), Tracer: s.tracer, AdminToken: cfg.adminToken}, s.app.Log, s.reg, s.reg)
 	s.http.RegisterRecall(s.recommend)
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
+	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
+	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
@@ -363,6 +394,7 @@ func (s *service) Status() api.Status {
 		UserCache: &api.UserCacheStatus{Entries: us.Entries, Bytes: us.Bytes, MaxBytes: us.MaxBytes,
 			Hits: us.Hits, NegativeHits: us.NegativeHits, Misses: us.Misses},
 		Rerank:      s.models.Weights().ModelVersion(),
+		Scorers:     []api.ScorerStatus{},
 		Kafka:       len(s.cfg.brokers) > 0,
 		CaughtUp:    s.consumer != nil && s.consumer.CaughtUp(),
 		ConsumerLag: []api.PartitionLag{},
@@ -370,8 +402,17 @@ func (s *service) Status() api.Status {
 	if idx := s.idx.Status(); idx != nil {
 		st.Index = make([]api.IndexStatus, len(idx))
 		for i, k := range idx {
-			st.Index[i] = api.IndexStatus(k)
+			st.Index[i] = api.IndexStatus{Kind: k.Kind, ModelID: k.ModelID, Version: k.Version, Vectors: k.Vectors, Users: k.Users,
+				LiveVectors: k.LiveVectors, BuildSeconds: k.BuildSeconds, SelfCheck: k.SelfCheck, LastReload: k.LastReload,
+				LastError: k.LastError, PreviousVersion: k.PreviousVersion, Plan: k.Plan, RecallTarget: k.RecallTarget, SearchEf: k.SearchEf,
+				PlanEf: k.PlanEf, PlanRecall: k.PlanRecall, Versions: make([]api.IndexVersion, len(k.Versions))}
+			for j, v := range k.Versions {
+				st.Index[i].Versions[j] = api.IndexVersion(v)
+			}
 		}
+	}
+	for _, sc := range s.models.Status() {
+		st.Scorers = append(st.Scorers, api.ScorerStatus(sc))
 	}
 	if s.consumer != nil {
 		lag := s.consumer.Lag()
@@ -426,7 +467,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return servePprof(phs, pln) })
 		g.Go(func() error { <-gctx.Done(); return phs.Close() })
 	}
+	g.Go(func() error { s.traffic.Run(gctx); return nil })
 	g.Go(func() error { s.runIndex(gctx); return nil })
+	g.Go(func() error { s.runExperiments(gctx, s.indexLoaded, s.cfg.index.checkEvery); return nil })
 	if s.folder != nil {
 		g.Go(func() error { s.folder.Run(gctx); return nil })
 	}
@@ -437,6 +480,9 @@ func (s *service) run(ctx context.Context, listening chan<- string) error {
 		g.Go(func() error { return s.shown.Run(gctx) })
 	}
 	g.Go(func() error { s.refreshEvery(gctx); return nil })
+	if s.cfg.experimentReports.every > 0 {
+		g.Go(func() error { s.experimentReports.Run(gctx); return nil })
+	}
 	g.Go(func() error { <-gctx.Done(); return s.shutdown(hs) })
 	return g.Wait()
 }
@@ -454,13 +500,15 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 // runIndex loads the indexes (from snapshots where they match), the NeuMF
-// scorer of the NCF version they serve, then follows the active versions
-// until ctx ends.
+// scorer of the NCF version they serve, then (closing indexLoaded, which
+// lets the experiments' versions load) follows the active versions until
+// ctx ends.
 func (s *service) runIndex(ctx context.Context) {
 	if _, err := s.idx.Load(ctx); err != nil && ctx.Err() == nil {
 		s.app.Log.Warn("initial index load incomplete; serving without it until a reload succeeds", "err", err)
 	}
 	s.models.LoadNCF(ctx)
+	close(s.indexLoaded)
 	s.idx.Run(ctx, func(ctx context.Context, fn func(string)) error { return s.db.Listen(ctx, postgres.ReloadChannel, fn) })
 }
 
