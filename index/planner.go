@@ -68,6 +68,9 @@ var sweepFilteredFrom = smallIndex
 // of a share to ±0.02, at a fraction of the cost.
 const filteredQueries = 100
 
+// scanQueries is how many of the sampled queries time the live scans.
+const scanQueries = 50
+
 // graphMargin: the graph is chosen over the scan only when its measured
 // time times graphMargin is below the scan's estimated time. The scan's
 // answer is exact and its time steady; the graph's varies per query and
@@ -405,6 +408,7 @@ func measureProfile(ctx context.Context, x *Index, users [][]float32, q, k, work
 
 	// Phase 1, per query: the ground truth of every share (the exact scan
 	// of every vector timed) and the live scans.
+	ms := min(nq, scanQueries)
 	want := make([][]Hit, nq*ns) // [query][share]
 	full := make([]float64, nq)
 	lexact := make([]float64, nq*nl)
@@ -441,7 +445,11 @@ func measureProfile(ctx context.Context, x *Index, users [][]float32, q, k, work
 		}
 		// Each scan is timed the second time: requests scan the live
 		// matrix one after another, so its rows are in the caches as far
-		// as they fit; the ground truth above evicted them here.
+		// as they fit; the ground truth above evicted them here. Their
+		// time varies little from query to query: scanQueries suffice.
+		if i >= ms {
+			return
+		}
 		for l, lm := range lives {
 			pace.tick()
 			ExactScan(qv, lm.rows, g.dim, lm.ords, k, nil)
@@ -515,9 +523,9 @@ func measureProfile(ctx context.Context, x *Index, users [][]float32, q, k, work
 	runtime.KeepAlive(x) // the searches read the graph's vectors
 	prof.FullScanUs = median(nq, func(i int) float64 { return full[i] })
 	for l := range nl {
-		prof.LiveExactUs = append(prof.LiveExactUs, median(nq, func(i int) float64 { return lexact[i*nl+l] }))
+		prof.LiveExactUs = append(prof.LiveExactUs, median(ms, func(i int) float64 { return lexact[i*nl+l] }))
 		if hasVNNI {
-			prof.LiveInt8Us = append(prof.LiveInt8Us, median(nq, func(i int) float64 { return lint8[i*nl+l] }))
+			prof.LiveInt8Us = append(prof.LiveInt8Us, median(ms, func(i int) float64 { return lint8[i*nl+l] }))
 		}
 	}
 	if hasVNNI {
