@@ -13,7 +13,8 @@
 // recall and time.
 //
 // Run: make bench-index (or QUICK=1 make bench-index). Flags for a small
-// run: -n 20000 -queries 200 -coder=false -rebuild=false.
+// run: -n 20000 -queries 200 -coder=false -rebuild=false (-data lowrank
+// or uniform for one data set).
 package main
 
 import (
@@ -88,6 +89,7 @@ func main() {
 	qFlag := flag.Int("queries", 0, "queries per measurement (default 1000; QUICK: 500)")
 	withCoder := flag.Bool("coder", true, "measure coder/hnsw too")
 	withRebuild := flag.Bool("rebuild", true, "time a rebuild from Postgres at the largest size")
+	dataFlag := flag.String("data", "uniform,lowrank", "comma-separated data sets: uniform (iid), lowrank")
 	flag.Parse()
 	if *nFlag != "" {
 		sizes = nil
@@ -110,7 +112,11 @@ func main() {
 	// ten minutes on two cores and is not what embeddings look like; it runs
 	// only with INDEX_BENCH_UNIFORM_1M=1.
 	for _, n := range sizes {
-		for _, kind := range []string{"uniform", "lowrank"} {
+		for _, kind := range strings.Split(*dataFlag, ",") {
+			if kind != "uniform" && kind != "lowrank" {
+				fmt.Fprintf(os.Stderr, "bench-index: -data: unknown data set %q\n", kind)
+				os.Exit(2)
+			}
 			if kind == "uniform" && n > 100_000 && os.Getenv("INDEX_BENCH_UNIFORM_1M") == "" {
 				fmt.Printf("== uniform, n=%d: skipped (set INDEX_BENCH_UNIFORM_1M=1) ==\n\n", n)
 				continue
