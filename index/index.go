@@ -50,7 +50,7 @@ const smallIndex = 20_000
 type Index struct {
 	Model   lr.ModelVersion
 	BuiltIn time.Duration // graph build time (0 when loaded from a snapshot)
-	Recall  float64       // self-check recall@10 against exact search
+	Recall  float64       // self-check recall@10 against exact search of the searches as planned (see servingRecall)
 	graph   *Graph
 	ids     []int64 // node -> streamer id
 	nodeOf  []int32 // streamer ordinal -> node, -1 for none

@@ -220,15 +220,20 @@ func (p *planner) choose(card, n int, live bool) (Strategy, int) {
 }
 
 // servingRecall is the recall@10 the self-check reports (and the floor is
-// held against): with a target, the unfiltered graph's at the chosen ef,
-// or at the widest when none reaches it; without, at the default ef.
+// held against): the recall unfiltered searches are served with. With a
+// target, the graph's at the chosen ef, or 1 when no ef reaches the target
+// (they scan exactly: flat data the graph cannot search is served, exactly,
+// rather than refused); without, the graph's at the default ef.
 func (x *Index) servingRecall() float64 {
 	prof := x.profile
 	if prof == nil {
 		return 0
 	}
-	if x.planner != nil {
-		return x.planner.rows[0].Recall
+	if p := x.planner; p != nil {
+		if p.rows[0].Ef == 0 {
+			return 1
+		}
+		return p.rows[0].Recall
 	}
 	row := prof.Recall[0]
 	if e := slices.Index(prof.Efs, x.graph.efSearch); e >= 0 && e < len(row) {
