@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -230,21 +231,10 @@ func TestModelsCommands(t *testing.T) {
 func TestSinkWritesImpressionsExperimentArmTeam(t *testing.T) {
 	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
-	app, _, errb := testApp(nil)
+	done, errb := startSink(t, url, k)
+	ctx := context.Background()
+	app, _, _ := testApp(nil)
 	app.Log = newLogger(io.Discard, "error", "text")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, app, []string{"sink", "--database-url", url, "--kafka-brokers", k.Brokers()[0], "--sink-metrics-addr", "127.0.0.1:0"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(stopWithin(0)):
-			t.Errorf("sink did not stop within %v", stopWithin(0))
-		}
-	})
 	p := events.NewImpressionProducer(events.ImpressionConfig{Brokers: k.Brokers(), Log: app.Log})
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	p.Log([]lr.Impression{{RequestID: "d", UserID: 1, StreamerID: 10, ShownAt: now}})
@@ -273,4 +263,26 @@ func TestSinkWritesImpressionsExperimentArmTeam(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startSink runs `liverecall sink` from k into the database at url until
+// the test ends; done receives its exit code, errb holds its stderr.
+func startSink(t *testing.T, url string, k *kafkatest.Cluster) (<-chan int, *bytes.Buffer) {
+	t.Helper()
+	app, _, errb := testApp(nil)
+	app.Log = newLogger(io.Discard, "error", "text")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, app, []string{"sink", "--database-url", url, "--kafka-brokers", k.Brokers()[0], "--sink-metrics-addr", "127.0.0.1:0"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(stopWithin(0)):
+			t.Errorf("sink did not stop within %v", stopWithin(0))
+		}
+	})
+	return done, errb
 }
