@@ -34,6 +34,16 @@ func TestExperimentCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// m3 was active, then retired by m1's activation.
+	for _, v := range []string{"m3", "m1"} {
+		mv, err := db.ModelByVersion(ctx, lr.ModelMF, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
@@ -84,6 +94,9 @@ func TestExperimentCommands(t *testing.T) {
 	}{
 		{"name taken", []string{"experiment", "create", "--file", exp}, "mf-v2 already exists"},
 		{"missing version", []string{"experiment", "create", "--file", write("x.json", `{"name":"x","salt":"s","layer":"l2","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"ncf_version":"n9"}}]}`)}, `arm b: ncf_version "n9"`},
+		{"retired version", []string{"experiment", "create", "--file", write("r.json", `{"name":"r","salt":"s","layer":"l3","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"mf_version":"m3"}}]}`)}, `arm b: mf_version "m3": the mf model version "m3" is retired`},
+		{"shares above 100%", []string{"experiment", "create", "--file", write("s.json", `{"name":"s","salt":"s","layer":"l4","mode":"ab","arms":[{"name":"a","share":0.6},{"name":"b","share":0.5}]}`)}, "sum to 110% of traffic, above 100%"},
+		{"unknown channel", []string{"experiment", "create", "--file", write("c.json", `{"name":"c","salt":"s","layer":"l5","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"disabled_channels":["radio"]}}]}`)}, `arm b: disabled_channels: unknown channel "radio" (channels: mf,`},
 		{"overlap", []string{"experiment", "create", "--file", write("y.json", `{"name":"y","salt":"s","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1}]}`)}, "overlaps experiment mf-v2"},
 		{"unknown field", []string{"experiment", "create", "--file", write("z.json", `{"name":"z","salt":"s","mode":"ab","arms":[{"name":"a","share":0.1,"cfg":{}}]}`)}, `z.json: not an experiment: json: unknown field "cfg"`},
 		{"not a file", []string{"experiment", "create", "--file", filepath.Join(dir, "none.json")}, "reading " + filepath.Join(dir, "none.json")},
