@@ -33,6 +33,11 @@ func TestExperimentEndToEnd(t *testing.T) {
 	k := kafkatest.New(t, e2eTopics(nil)...)
 	e := startE2EOn(t, db, url, k, "--index-check-every", "1h", "--experiment-report-every", "0")
 	sinkDone, sinkErr := startSink(t, url, k)
+	// Reports are off (--experiment-report-every 0): the console's route
+	// says it has no source instead of failing.
+	if code, b := e.get("/v1/admin/experiments", true); code != 200 || !strings.Contains(string(b), `"note":"this server has no source of experiment reports"`) {
+		t.Fatalf("GET /v1/admin/experiments with the reports off: %d %s", code, b)
+	}
 	e.stageModel("v2", 2)
 	streamers := make([]int64, 30)
 	for i := range streamers {

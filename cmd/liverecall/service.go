@@ -105,11 +105,6 @@ const staleAfter = 15 * time.Second
 type service struct {
 	// traffic is the console's traffic figures, sampled from reg.
 	traffic *api.TrafficSampler
-	// consoleReports is where GET /v1/admin/experiments (the console's
-	// Experiments section) reads the experiments' reports: set it in
-	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
-	// nil: the route answers an empty list with a note.
-	consoleReports api.ExperimentReports
 
 	cfg       serviceConfig
 	app       *App
@@ -141,8 +136,8 @@ type service struct {
 	// shutdown until its timeout.
 	life context.Context
 
-	// experimentReports keeps the serving experiments' reports (metrics,
-	// and the dashboard's Reports).
+	// experimentReports keeps the serving experiments' reports: their
+	// metrics, and GET /v1/admin/experiments (the console's Experiments).
 	experimentReports *online.Reporter
 }
 
@@ -257,7 +252,6 @@ func (s *service) build(ctx context.Context) error {
 	}
 	s.recommend = recommend.New(rc)
 	s.experimentReports = s.newExperimentReports()
-	s.consoleReports = s.experimentReports
 	return nil
 }
 
@@ -275,7 +269,13 @@ func (s *service) wireHTTP() {
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
 	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
-	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
+	// With the reports never refreshed (--experiment-report-every 0) the
+	// console is told there is no source rather than "not computed yet".
+	var reports api.ExperimentReports
+	if cfg.experimentReports.every > 0 {
+		reports = s.experimentReports
+	}
+	s.http.RegisterConsole(s.traffic, reports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
