@@ -216,4 +216,39 @@ func TestExperimentEndToEnd(t *testing.T) {
 			t.Errorf("e2e-il team %s: impressions %d, wins %d; want %d, %d", a.Arm, a.Impressions, r.Interleaving.Wins[a.Arm], ilImps[a.Arm], ilWins[a.Arm])
 		}
 	}
+
+	// The arm override names only experiments the replica holds: a
+	// draft is refused (400, nothing served); one started with its start
+	// an hour ahead is held (its arms can be checked) and assigns no one.
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, def := range []string{
+		`{"name": "e2e-draft", "salt": "d", "layer": "l3", "mode": "ab", "arms": [{"name": "a", "share": 0.1}, {"name": "b", "share": 0.1}]}`,
+		`{"name": "e2e-later", "salt": "l", "layer": "l4", "mode": "ab", "start": "` + later + `", "arms": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]}`,
+	} {
+		path := filepath.Join(dir, "more.json")
+		if err := os.WriteFile(path, []byte(def), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errb := runCLI(t, url, "experiment", "create", "--file", path); code != 0 {
+			t.Fatalf("create %s: exit %d: %s", def, code, errb)
+		}
+	}
+	if code, _, errb := runCLI(t, url, "experiment", "start", "e2e-later"); code != 0 {
+		t.Fatalf("start e2e-later: exit %d: %s", code, errb)
+	}
+	e.waitFor("e2e-later held", eventually, func() bool {
+		code, _, _ := recallOf(1, `,"arm":"e2e-later/b"`, true)
+		return code == 200
+	})
+	if code, _, b := recallOf(1, `,"arm":"e2e-draft/a"`, true); code != 400 || !strings.Contains(string(b), `no experiment \"e2e-draft\" on this replica (replicas hold running and paused experiments, not drafts`) {
+		t.Errorf("override of a draft: %d %s", code, b)
+	}
+	for u := int64(1); u <= 20; u++ {
+		_, r, _ := recallOf(u, "", false)
+		for _, x := range r.Debug.Experiments {
+			if x.Experiment == "e2e-later" {
+				t.Fatalf("user %d assigned to e2e-later before its start: %+v", u, x)
+			}
+		}
+	}
 }
