@@ -41,7 +41,7 @@ var (
 	sRefreshEvery     = defSetting(setting{"refresh-every", "LIVERECALL_REFRESH_EVERY", "30s", "how often bans, blocks and reranker weights are reloaded from Postgres"})
 	sSnapshotDir      = defSetting(setting{"index-snapshot-dir", "LIVERECALL_INDEX_SNAPSHOT_DIR", "", "directory for index snapshots, loaded at start when they match the active version (empty: none)"})
 	sRecallFloor      = defSetting(setting{"index-recall-floor", "LIVERECALL_INDEX_RECALL_FLOOR", "0.9", "a rebuilt index whose self-check recall@10 is below this is refused"})
-	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions are checked (besides LISTEN/NOTIFY)"})
+	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions, and the serving experiments with the versions their arms name, are checked (besides LISTEN/NOTIFY)"})
 	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
 	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query"})
 	sUserCacheBytes   = defSetting(setting{"user-cache-bytes", "LIVERECALL_USER_CACHE_BYTES", "256MiB", "size of the in-process cache of active users' vectors, read from Postgres on a miss"})
