@@ -55,9 +55,13 @@ func TestExperimentEndToEnd(t *testing.T) {
 		}
 		return code, r, b
 	}
+	// Full pages for a user the model knows (user 1) and for one it does
+	// not (user 80: the trending and fresh rankings, refreshed apart
+	// from the events, must be up).
 	e.waitFor("live streamers served", eventually, func() bool {
-		code, r, _ := recallOf(1, "", false)
-		return code == 200 && len(r.Items) == 6
+		c1, r1, _ := recallOf(1, "", false)
+		c2, r2, _ := recallOf(80, "", false)
+		return c1 == 200 && len(r1.Items) == 6 && c2 == 200 && len(r2.Items) == 6
 	})
 
 	dir := t.TempDir()
