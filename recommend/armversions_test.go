@@ -21,34 +21,16 @@ import (
 	"github.com/liverecall/liverecall/userstore"
 )
 
-// managerArms resolves the versions named in the test to the index
-// manager's: a version serves when the manager answers for its id.
-// (Where index.Manager implements recommend.ArmIndex itself, it is used
-// directly: Config.Arms defaults to the Index.)
-type managerArms struct {
-	mgr      *index.Manager
-	versions []lr.ModelVersion
-}
-
-func (m managerArms) ModelByVersion(kind lr.ModelKind, version string) (lr.ModelVersion, bool) {
-	for _, mv := range m.versions {
-		if mv.Kind == kind && mv.Version == version {
-			if _, _, err := m.mgr.StreamerVectors(kind, mv.ID); err == nil {
-				return mv, true
-			}
-		}
-	}
-	return lr.ModelVersion{}, false
-}
-
 // An arm pinning an MF version other than the active one serves its
 // users with that version's user and streamer vectors — from
 // PostgreSQL through the user store and the real index — never a mix:
 // the mf channel's candidates are the pinned version's exact nearest,
 // and every item's mf_score is the dot product of the user's and the
 // streamer's vectors of the pinned version. The control arm's users get
-// the active version's. Once the pinned version no longer serves, its
-// users fall back to the active one.
+// the active version's. The pinned version serves through the index
+// manager itself (Manager.Serve loads it beside the active one, and
+// Manager.ModelByVersion, the service's default ArmIndex, resolves it);
+// once Serve drops it, its users fall back to the active one.
 func TestArmPinsAnotherMFVersion(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
@@ -95,18 +77,21 @@ func TestArmPinsAnotherMFVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// mf-a loads first, then mf-b is activated: b serves, a is kept (the
-	// manager serves both).
-	for _, v := range []*version{a, b} {
-		if _, err := db.ActivateModel(ctx, v.mv.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mgr.Check(ctx); err != nil {
-			t.Fatal(err)
-		}
+	// mf-b is active; mf-a serves only because an experiment wants it.
+	if _, err := db.ActivateModel(ctx, b.mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {"mf-a"}}); err != nil {
+		t.Fatal(err)
 	}
 	if mgr.Version(lr.ModelMF) != "mf-b" {
 		t.Fatalf("serving %s, want mf-b", mgr.Version(lr.ModelMF))
+	}
+	if mv, ok := mgr.ModelByVersion(lr.ModelMF, "mf-a"); !ok || mv.ID != a.mv.ID {
+		t.Fatalf("mf-a: %+v %v, want it served", mv, ok)
 	}
 	store, err := userstore.New(userstore.Config{Source: db})
 	if err != nil {
@@ -131,9 +116,9 @@ func TestArmPinsAnotherMFVersion(t *testing.T) {
 	if err := set.Set([]lr.Experiment{e}); err != nil {
 		t.Fatal(err)
 	}
-	arms := managerArms{mgr: mgr, versions: []lr.ModelVersion{a.mv, b.mv}}
+	// No Config.Arms: the Index (the manager) resolves the arms' versions.
 	svc := recommend.New(recommend.Config{Recall: engine, Users: state, Streams: state, Index: mgr, UserStore: store, Ordinals: ords,
-		Now: func() time.Time { return t0 }, Experiments: set, Arms: arms})
+		Now: func() time.Time { return t0 }, Experiments: set})
 
 	var treated, control lr.UserID
 	for u := lr.UserID(1); u <= nUsers && (treated == 0 || control == 0); u++ {
@@ -195,16 +180,15 @@ func TestArmPinsAnotherMFVersion(t *testing.T) {
 	check(control, b, "control")
 	check(treated, a, "treatment") // a cached row: the same vectors
 
-	// mf-c activated: mf-a no longer serves (the manager keeps one
-	// previous version); the treated user gets the active version.
-	c := newVersion("mf-c")
-	if _, err := db.ActivateModel(ctx, c.mv.ID); err != nil {
+	// The experiment no longer wants mf-a: the manager drops it and the
+	// treated user gets the active version, with the fallback said.
+	if _, err := mgr.Serve(ctx, map[lr.ModelKind][]string{lr.ModelMF: {}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mgr.Check(ctx); err != nil {
-		t.Fatal(err)
+	if _, ok := mgr.ModelByVersion(lr.ModelMF, "mf-a"); ok {
+		t.Fatal("mf-a still served after Serve dropped it")
 	}
-	check(treated, c, "")
+	check(treated, b, "")
 }
 
 // cmp keeps the first user found.

@@ -492,7 +492,7 @@ func (s *Service) assignOverride(req *lr.RecommendRequest, snap *expSnapshot) (a
 		e = snap.byName[name]
 	}
 	if e == nil {
-		return as, lr.Errorf(lr.EINVALID, "field \"arm\": no experiment %q on this replica (unknown or stopped)", name)
+		return as, lr.Errorf(lr.EINVALID, "field \"arm\": no experiment %q on this replica (replicas hold running and paused experiments, not drafts or stopped ones)", name)
 	}
 	if !hasArm {
 		if e.Mode != lr.ModeInterleave {

@@ -47,13 +47,13 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -65,6 +65,7 @@ import (
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/experiment"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/simbench"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recommend"
@@ -241,35 +242,9 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 	var clock atomic.Int64
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	ords := lr.NewOrdinals()
-	var trainEvents []lr.Event
-	var h embed.History
-	hist := &sim.History{
-		Stream: func(r sim.StreamRecord) error {
-			h.Streams = append(h.Streams, embed.Stream{Streamer: int64(r.Streamer), Start: r.Started, End: r.Ended})
-			return nil
-		},
-		Watch: func(r sim.WatchRecord) error {
-			h.Watches = append(h.Watches, embed.Watch{User: int64(r.User), Streamer: int64(r.Streamer), At: r.Started, Seconds: float64(r.Seconds)})
-			return nil
-		},
-		Gift: func(r sim.GiftRecord) error {
-			h.Gifts = append(h.Gifts, embed.Gift{User: int64(r.User), Streamer: int64(r.Streamer), At: r.At, Amount: r.Amount})
-			return nil
-		},
-	}
 	t0 := time.Now()
-	if _, err := w.Run(ctx, start, testDay, func(e lr.Event) error {
-		trainEvents = append(trainEvents, e)
-		return hist.Add(e)
-	}, nil); err != nil {
-		return nil, err
-	}
-	if err := hist.Flush(func(f sim.FollowRecord) error {
-		if f.Active {
-			h.Follows = append(h.Follows, embed.Follow{User: int64(f.User), Streamer: int64(f.Streamer), At: f.Created})
-		}
-		return nil
-	}); err != nil {
+	trainEvents, h, err := simbench.History(ctx, w, start, testDay)
+	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "history: %d events, %d watch sessions, %d streams (%.1f s)\n", len(trainEvents), len(h.Watches), len(h.Streams), time.Since(t0).Seconds())
@@ -278,7 +253,7 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 	if c.ncf {
 		kinds = append(kinds, lr.ModelNCF)
 	}
-	control := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}}
+	control := simbench.NewStore(true)
 	var ncfModel *embed.IDScorer
 	for _, kind := range kinds {
 		t := time.Now()
@@ -286,10 +261,7 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 		if err != nil {
 			return nil, fmt.Errorf("training %s: %w", kind, err)
 		}
-		for _, side := range [][]lr.Embedding{m.Users, m.Streamers} {
-			slices.SortFunc(side, func(a, b lr.Embedding) int { return cmp.Compare(a.ID, b.ID) })
-		}
-		control.models[kind] = m
+		control.Put(kind, m)
 		if m.Scorer != nil {
 			ncfModel = m.Scorer
 		}
@@ -304,7 +276,7 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 	if len(shuffle) == 0 {
 		return nil, fmt.Errorf("-shuffle %v names no trained model (trained: %v)", c.shuffle, kinds)
 	}
-	treatment, ncfTreat := control.shuffled(shuffle, rand.New(rand.NewPCG(c.seed, 0xde9)))
+	treatment, ncfTreat := shuffled(control, shuffle, rand.New(rand.NewPCG(c.seed, 0xde9)))
 	fmt.Fprintf(out, "treatment: the streamer vectors of %v shuffled across streamers (users' vectors unchanged)\n", shuffle)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -315,11 +287,11 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 	var scorers [2]*recommend.NeuMF
 	for a, sc := range []*embed.IDScorer{ncfModel, ncfTreat} {
 		if sc != nil {
-			scorers[a] = recommend.NewNeuMF("ncf-bench-"+armNames[a], modelIDs[lr.ModelNCF], sc, ords)
+			scorers[a] = recommend.NewNeuMF("ncf-bench-"+armNames[a], control.IDs[lr.ModelNCF], sc, ords)
 		}
 	}
 	var mgrs [2]*index.Manager
-	for a, st := range []*memStore{control, treatment} {
+	for a, st := range []*simbench.Store{control, treatment} {
 		m, err := index.NewManager(index.Config{Store: st, Ordinals: ords, Kinds: kinds, Logger: log})
 		if err != nil {
 			return nil, err
@@ -399,32 +371,21 @@ func simulate(ctx context.Context, c config, out io.Writer) (*day, error) {
 // pageK is the page size.
 const pageK = 10
 
-// modelIDs are the model ids of the stores (the same in both arms: the
-// user store serves both).
-var modelIDs = map[lr.ModelKind]int64{lr.ModelMF: 1, lr.ModelNCF: 2}
-
-// memStore hands trained vectors to an index manager (index.Store) and
-// the user store (userstore.Source), as PostgreSQL would.
-type memStore struct {
-	models map[lr.ModelKind]*embed.LiveModel
-}
-
 // shuffled is a copy of s in which each model of kinds has its streamer
 // vectors permuted across streamers by r (the ids stay in order; each
 // gets another's vector), and NCF's full scorer its streamers' weights
 // the same way; everything else is shared. It returns the NCF scorer of
 // the copy (nil without NCF).
-func (s *memStore) shuffled(kinds []lr.ModelKind, r *rand.Rand) (*memStore, *embed.IDScorer) {
-	out := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}}
-	for k, m := range s.models {
-		out.models[k] = m
-	}
+func shuffled(s *simbench.Store, kinds []lr.ModelKind, r *rand.Rand) (*simbench.Store, *embed.IDScorer) {
+	out := simbench.NewStore(s.UserMLP)
+	maps.Copy(out.Models, s.Models)
+	maps.Copy(out.IDs, s.IDs)
 	var scorer *embed.IDScorer
-	if m := s.models[lr.ModelNCF]; m != nil {
+	if m := s.Models[lr.ModelNCF]; m != nil {
 		scorer = m.Scorer
 	}
 	for _, k := range kinds {
-		src := s.models[k]
+		src := s.Models[k]
 		if src == nil {
 			continue
 		}
@@ -440,73 +401,7 @@ func (s *memStore) shuffled(kinds []lr.ModelKind, r *rand.Rand) (*memStore, *emb
 			m.Scorer = embed.NewIDScorer(src.Scorer.Model, src.Scorer.UserIDs, ids)
 			scorer = m.Scorer
 		}
-		out.models[k] = &m
+		out.Models[k] = &m
 	}
 	return out, scorer
-}
-
-func (s *memStore) kindOf(id int64) lr.ModelKind {
-	for k, v := range modelIDs {
-		if v == id {
-			return k
-		}
-	}
-	return ""
-}
-
-func (s *memStore) side(id int64, side lr.EmbeddingSide) []lr.Embedding {
-	m := s.models[s.kindOf(id)]
-	if m == nil {
-		return nil
-	}
-	if side == lr.SideUser {
-		return m.Users
-	}
-	return m.Streamers
-}
-
-func (s *memStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
-	m, ok := s.models[kind]
-	if !ok {
-		return lr.ModelVersion{}, lr.Errorf(lr.ENOTFOUND, "no %s model trained for the benchmark", kind)
-	}
-	return lr.ModelVersion{ID: modelIDs[kind], Kind: kind, Version: string(kind) + "-bench", Dim: m.Dim, Status: lr.StatusActive}, nil
-}
-
-func (s *memStore) CountEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide) (int64, error) {
-	return int64(len(s.side(id, side))), nil
-}
-
-func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide, fn func(int64, []float32) error) error {
-	for _, e := range s.side(id, side) {
-		if err := fn(e.ID, e.Vec); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *memStore) SampleUserEmbeddings(ctx context.Context, id int64, n int) ([][]float32, error) {
-	users := s.side(id, lr.SideUser)
-	out := make([][]float32, 0, min(n, len(users)))
-	for _, e := range users[:min(n, len(users))] {
-		out = append(out, e.Vec)
-	}
-	return out, nil
-}
-
-func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
-	for _, id := range models {
-		rows := s.side(id, lr.SideUser)
-		for _, u := range users {
-			i, ok := slices.BinarySearchFunc(rows, u, func(e lr.Embedding, u int64) int { return cmp.Compare(e.ID, u) })
-			if !ok {
-				continue
-			}
-			if err := fn(id, u, rows[i].Vec, rows[i].MLP); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -15,20 +15,19 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/embed"
 	"github.com/liverecall/liverecall/index"
+	"github.com/liverecall/liverecall/internal/simbench"
 	"github.com/liverecall/liverecall/live"
 	"github.com/liverecall/liverecall/recall"
 	"github.com/liverecall/liverecall/recommend"
@@ -43,75 +42,6 @@ type config struct {
 	every                  int // score every n-th decision of the held-out day
 	replayMax              int // decisions the replay scores at most
 	sampleMax              int // decisions the rerankers' training impressions come from at most
-}
-
-// memStore hands trained vectors to the index manager.
-type memStore struct {
-	models map[lr.ModelKind]*embed.LiveModel
-	ids    map[lr.ModelKind]int64
-}
-
-func (s *memStore) ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error) {
-	m, ok := s.models[kind]
-	if !ok {
-		return lr.ModelVersion{}, lr.Errorf(lr.ENOTFOUND, "no %s", kind)
-	}
-	return lr.ModelVersion{ID: s.ids[kind], Kind: kind, Version: string(kind) + "-bench", Dim: m.Dim, Status: lr.StatusActive}, nil
-}
-
-func (s *memStore) side(kind lr.ModelKind, side lr.EmbeddingSide) []lr.Embedding {
-	if side == lr.SideUser {
-		return s.models[kind].Users
-	}
-	return s.models[kind].Streamers
-}
-
-func (s *memStore) kindOf(id int64) lr.ModelKind {
-	for k, v := range s.ids {
-		if v == id {
-			return k
-		}
-	}
-	return ""
-}
-
-func (s *memStore) CountEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide) (int64, error) {
-	return int64(len(s.side(s.kindOf(id), side))), nil
-}
-
-func (s *memStore) StreamEmbeddings(ctx context.Context, id int64, side lr.EmbeddingSide, fn func(int64, []float32) error) error {
-	for _, e := range s.side(s.kindOf(id), side) {
-		if err := fn(e.ID, e.Vec); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *memStore) SampleUserEmbeddings(ctx context.Context, id int64, n int) ([][]float32, error) {
-	var out [][]float32
-	users := s.side(s.kindOf(id), lr.SideUser)
-	for _, e := range users[:min(n, len(users))] {
-		out = append(out, e.Vec)
-	}
-	return out, nil
-}
-
-// UserRows makes memStore the user store's source (userstore.Source).
-func (s *memStore) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
-	for _, id := range models {
-		rows := s.side(s.kindOf(id), lr.SideUser)
-		for _, u := range users {
-			i, ok := slices.BinarySearchFunc(rows, u, func(e lr.Embedding, u int64) int { return cmp.Compare(e.ID, u) })
-			if !ok {
-				continue
-			}
-			if err := fn(id, u, rows[i].Vec, nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func main() {
@@ -167,41 +97,15 @@ func run(ctx context.Context, c config) (map[string]float64, error) {
 	var clock atomic.Int64
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	ords := lr.NewOrdinals()
-	var trainEvents []lr.Event
-	var h embed.History
-	hist := &sim.History{
-		Stream: func(r sim.StreamRecord) error {
-			h.Streams = append(h.Streams, embed.Stream{Streamer: int64(r.Streamer), Start: r.Started, End: r.Ended})
-			return nil
-		},
-		Watch: func(r sim.WatchRecord) error {
-			h.Watches = append(h.Watches, embed.Watch{User: int64(r.User), Streamer: int64(r.Streamer), At: r.Started, Seconds: float64(r.Seconds)})
-			return nil
-		},
-		Gift: func(r sim.GiftRecord) error {
-			h.Gifts = append(h.Gifts, embed.Gift{User: int64(r.User), Streamer: int64(r.Streamer), At: r.At, Amount: r.Amount})
-			return nil
-		},
-	}
 	t0 := time.Now()
-	if _, err := w.Run(ctx, start, testDay, func(e lr.Event) error {
-		trainEvents = append(trainEvents, e)
-		return hist.Add(e)
-	}, nil); err != nil {
-		return nil, err
-	}
-	if err := hist.Flush(func(f sim.FollowRecord) error {
-		if f.Active {
-			h.Follows = append(h.Follows, embed.Follow{User: int64(f.User), Streamer: int64(f.Streamer), At: f.Created})
-		}
-		return nil
-	}); err != nil {
+	trainEvents, h, err := simbench.History(ctx, w, start, testDay)
+	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("history: %d events, %d watch sessions, %d gifts, %d follows, %d streams (%.1f s)\n",
 		len(trainEvents), len(h.Watches), len(h.Gifts), len(h.Follows), len(h.Streams), time.Since(t0).Seconds())
 
-	store := &memStore{models: map[lr.ModelKind]*embed.LiveModel{}, ids: map[lr.ModelKind]int64{lr.ModelMF: 1, lr.ModelNCF: 2}}
+	store := simbench.NewStore(false)
 	var ncfModel *embed.IDScorer
 	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
 		t := time.Now()
@@ -209,11 +113,7 @@ func run(ctx context.Context, c config) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("training %s: %w", kind, err)
 		}
-		// The manager reads vectors in id order, as Postgres streams them.
-		for _, side := range [][]lr.Embedding{m.Users, m.Streamers} {
-			slices.SortFunc(side, func(a, b lr.Embedding) int { return cmp.Compare(a.ID, b.ID) })
-		}
-		store.models[kind] = m
+		store.Put(kind, m)
 		if m.Scorer != nil {
 			ncfModel = m.Scorer
 		}
@@ -235,7 +135,7 @@ func run(ctx context.Context, c config) (map[string]float64, error) {
 	if ncfModel != nil {
 		// The trained scorer holds its users' weights (legacy mode: it
 		// scores every user whatever row the request carries).
-		scorer = recommend.NewNeuMF("ncf-bench", store.ids[lr.ModelNCF], ncfModel, ords)
+		scorer = recommend.NewNeuMF("ncf-bench", store.IDs[lr.ModelNCF], ncfModel, ords)
 	}
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: now, HistoryLen: 50})
 	apply := func(evs []lr.Event) {

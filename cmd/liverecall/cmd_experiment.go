@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/api"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/recall"
 )
@@ -135,14 +135,12 @@ func readExperimentFile(app *App, path string) (lr.Experiment, error) {
 	if err != nil {
 		return lr.Experiment{}, lr.Errorf(lr.EINVALID, "reading %s: %v", path, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	// As strict as a request body: besides unknown fields, a key twice
+	// (encoding/json would keep the last "share") or in another case
+	// than its field's is refused.
 	var e lr.Experiment
-	if err := dec.Decode(&e); err != nil {
-		return e, lr.Errorf(lr.EINVALID, "%s: not an experiment: %v", path, err)
-	}
-	if dec.More() {
-		return e, lr.Errorf(lr.EINVALID, "%s: data after the experiment's JSON object", path)
+	if err := api.DecodeStrict(b, &e); err != nil {
+		return e, lr.Errorf(lr.EINVALID, "%s: not an experiment: %v", path, lr.ErrorMessage(err))
 	}
 	if e.Status != "" && e.Status != lr.ExperimentDraft {
 		app.Log.Info("an experiment is created as a draft; status ignored", "status", e.Status)

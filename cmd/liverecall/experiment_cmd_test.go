@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -30,6 +31,16 @@ func TestExperimentCommands(t *testing.T) {
 	db, url := pgtest.OpenURL(t)
 	for _, v := range []string{"m1", "m2", "m3"} {
 		if _, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: v, Dim: 8}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// m3 was active, then retired by m1's activation.
+	for _, v := range []string{"m3", "m1"} {
+		mv, err := db.ModelByVersion(ctx, lr.ModelMF, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,8 +94,13 @@ func TestExperimentCommands(t *testing.T) {
 	}{
 		{"name taken", []string{"experiment", "create", "--file", exp}, "mf-v2 already exists"},
 		{"missing version", []string{"experiment", "create", "--file", write("x.json", `{"name":"x","salt":"s","layer":"l2","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"ncf_version":"n9"}}]}`)}, `arm b: ncf_version "n9"`},
+		{"retired version", []string{"experiment", "create", "--file", write("r.json", `{"name":"r","salt":"s","layer":"l3","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"mf_version":"m3"}}]}`)}, `arm b: mf_version "m3": the mf model version "m3" is retired`},
+		{"shares above 100%", []string{"experiment", "create", "--file", write("s.json", `{"name":"s","salt":"s","layer":"l4","mode":"ab","arms":[{"name":"a","share":0.6},{"name":"b","share":0.5}]}`)}, "sum to 110% of traffic, above 100%"},
+		{"unknown channel", []string{"experiment", "create", "--file", write("c.json", `{"name":"c","salt":"s","layer":"l5","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"config":{"disabled_channels":["radio"]}}]}`)}, `arm b: disabled_channels: unknown channel "radio" (channels: mf,`},
 		{"overlap", []string{"experiment", "create", "--file", write("y.json", `{"name":"y","salt":"s","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1}]}`)}, "overlaps experiment mf-v2"},
-		{"unknown field", []string{"experiment", "create", "--file", write("z.json", `{"name":"z","salt":"s","mode":"ab","arms":[{"name":"a","share":0.1,"cfg":{}}]}`)}, `z.json: not an experiment: json: unknown field "cfg"`},
+		{"unknown field", []string{"experiment", "create", "--file", write("z.json", `{"name":"z","salt":"s","mode":"ab","arms":[{"name":"a","share":0.1,"cfg":{}}]}`)}, `z.json: not an experiment: unknown field "arms[0].cfg"`},
+		{"a key twice", []string{"experiment", "create", "--file", write("d.json", `{"name":"d","salt":"s","layer":"l6","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","share":0.1,"share":0.9}]}`)}, `d.json: not an experiment: duplicate key "arms[1].share"`},
+		{"a key in another case", []string{"experiment", "create", "--file", write("k.json", `{"name":"k","salt":"s","layer":"l7","mode":"ab","arms":[{"name":"a","share":0.1},{"name":"b","Share":0.1}]}`)}, `k.json: not an experiment: unknown field "arms[1].Share" (field names are case-sensitive: did you mean "arms[1].share"?)`},
 		{"not a file", []string{"experiment", "create", "--file", filepath.Join(dir, "none.json")}, "reading " + filepath.Join(dir, "none.json")},
 		{"bad transition", []string{"experiment", "start", "mf-v2"}, "mf-v2 is running"},
 		{"unknown experiment", []string{"experiment", "stop", "nope"}, `experiment "nope" not found`},
@@ -230,21 +246,10 @@ func TestModelsCommands(t *testing.T) {
 func TestSinkWritesImpressionsExperimentArmTeam(t *testing.T) {
 	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
-	app, _, errb := testApp(nil)
+	done, errb := startSink(t, url, k)
+	ctx := context.Background()
+	app, _, _ := testApp(nil)
 	app.Log = newLogger(io.Discard, "error", "text")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, app, []string{"sink", "--database-url", url, "--kafka-brokers", k.Brokers()[0], "--sink-metrics-addr", "127.0.0.1:0"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(stopWithin(0)):
-			t.Errorf("sink did not stop within %v", stopWithin(0))
-		}
-	})
 	p := events.NewImpressionProducer(events.ImpressionConfig{Brokers: k.Brokers(), Log: app.Log})
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	p.Log([]lr.Impression{{RequestID: "d", UserID: 1, StreamerID: 10, ShownAt: now}})
@@ -273,4 +278,26 @@ func TestSinkWritesImpressionsExperimentArmTeam(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startSink runs `liverecall sink` from k into the database at url until
+// the test ends; done receives its exit code, errb holds its stderr.
+func startSink(t *testing.T, url string, k *kafkatest.Cluster) (<-chan int, *bytes.Buffer) {
+	t.Helper()
+	app, _, errb := testApp(nil)
+	app.Log = newLogger(io.Discard, "error", "text")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, app, []string{"sink", "--database-url", url, "--kafka-brokers", k.Brokers()[0], "--sink-metrics-addr", "127.0.0.1:0"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(stopWithin(0)):
+			t.Errorf("sink did not stop within %v", stopWithin(0))
+		}
+	})
+	return done, errb
 }

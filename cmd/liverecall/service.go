@@ -41,7 +41,7 @@ var (
 	sRefreshEvery     = defSetting(setting{"refresh-every", "LIVERECALL_REFRESH_EVERY", "30s", "how often bans, blocks and reranker weights are reloaded from Postgres"})
 	sSnapshotDir      = defSetting(setting{"index-snapshot-dir", "LIVERECALL_INDEX_SNAPSHOT_DIR", "", "directory for index snapshots, loaded at start when they match the active version (empty: none)"})
 	sRecallFloor      = defSetting(setting{"index-recall-floor", "LIVERECALL_INDEX_RECALL_FLOOR", "0.9", "a rebuilt index whose self-check recall@10 is below this is refused"})
-	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions are checked (besides LISTEN/NOTIFY)"})
+	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions, and the serving experiments with the versions their arms name, are checked (besides LISTEN/NOTIFY)"})
 	sRecallTarget     = defSetting(setting{"index-recall", "LIVERECALL_INDEX_RECALL", "0.95", "recall@10 target of index searches: each uses the smallest beam the build's self-check measured reaching it, or an exact scan when none does or a scan is cheaper (0: off, the threshold and beam below)"})
 	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "without a measured plan (--index-recall 0, or an index from a format-2 snapshot): allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
 	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query without a measured plan (also swept by the self-check)"})
@@ -116,11 +116,6 @@ const staleAfter = 15 * time.Second
 type service struct {
 	// traffic is the console's traffic figures, sampled from reg.
 	traffic *api.TrafficSampler
-	// consoleReports is where GET /v1/admin/experiments (the console's
-	// Experiments section) reads the experiments' reports: set it in
-	// build, before wireHTTP, to the reports kept fresh from PostgreSQL.
-	// nil: the route answers an empty list with a note.
-	consoleReports api.ExperimentReports
 
 	cfg       serviceConfig
 	app       *App
@@ -152,8 +147,8 @@ type service struct {
 	// shutdown until its timeout.
 	life context.Context
 
-	// experimentReports keeps the serving experiments' reports (metrics,
-	// and the dashboard's Reports).
+	// experimentReports keeps the serving experiments' reports: their
+	// metrics, and GET /v1/admin/experiments (the console's Experiments).
 	experimentReports *online.Reporter
 }
 
@@ -268,7 +263,6 @@ func (s *service) build(ctx context.Context) error {
 	}
 	s.recommend = recommend.New(rc)
 	s.experimentReports = s.newExperimentReports()
-	s.consoleReports = s.experimentReports
 	return nil
 }
 
@@ -286,7 +280,13 @@ func (s *service) wireHTTP() {
 	s.http.RegisterDebug(s.recommend, cfg.adminToken, cfg.debugOpen)
 	s.http.RegisterAdmin(s, cfg.adminToken)
 	s.traffic = api.NewTrafficSampler(s.reg, api.TrafficConfig{Every: cfg.consoleEvery})
-	s.http.RegisterConsole(s.traffic, s.consoleReports, cfg.adminToken)
+	// With the reports never refreshed (--experiment-report-every 0) the
+	// console is told there is no source rather than "not computed yet".
+	var reports api.ExperimentReports
+	if cfg.experimentReports.every > 0 {
+		reports = s.experimentReports
+	}
+	s.http.RegisterConsole(s.traffic, reports, cfg.adminToken)
 	s.http.AddReadinessCheck("index", func() error {
 		if s.idx.Current(lr.ModelMF) == nil {
 			return errors.New("no MF index loaded")
