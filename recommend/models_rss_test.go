@@ -21,6 +21,48 @@ import (
 	"github.com/liverecall/liverecall/recommend"
 )
 
+// Loading a scorer from PostgreSQL decodes it as it streams in: at no
+// moment does the replica hold the stored bytes whole beside the decoded
+// tables (before, a 1M-streamer load mapped its 374 MiB of stored bytes and
+// then its tables: a transient of the blob's size, the replica's peak).
+func TestLoadNCFStreamsTheStoredScorer(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelNCF, Version: "stream", Dim: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50_000 // ~19 MB stored
+	if err := db.PutModelScorer(ctx, mv.ID, embed.ScorerFormat, rssScorer(t, n)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	m := recommend.NewModels(recommend.ModelsConfig{Store: db, Ordinals: lr.NewOrdinals(),
+		Serving: func(k lr.ModelKind) string {
+			if k == lr.ModelNCF {
+				return "stream"
+			}
+			return ""
+		}})
+	before, _ := offheap.Mapped()
+	offheap.ResetPeak()
+	m.LoadNCF(ctx)
+	if m.NCF() == nil {
+		t.Fatal("scorer not loaded")
+	}
+	after, _ := offheap.Mapped()
+	tables := int64(n * (64 + 32 + 32) * 4) // QG, QM and the precomputed first layer
+	if after-before < tables {
+		t.Fatalf("the loaded scorer maps %d bytes, want its tables' %d", after-before, tables)
+	}
+	if peak := offheap.Peak() - before; peak > after-before+(1<<20) {
+		t.Fatalf("the load mapped %d bytes at its peak, %d more than the loaded scorer keeps (the stored bytes held whole?)", peak, peak-(after-before))
+	}
+	runtime.KeepAlive(m)
+}
+
 // TestNCFLoadPeakRSS measures what loading the active NCF version's NeuMF
 // scorer from PostgreSQL costs a replica in resident memory: the stored
 // scorer of LIVERECALL_SCORER_RSS streamers (dim 64, layers 64-32-16, as
