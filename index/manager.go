@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // Store is what the manager reads from Postgres; *postgres.DB satisfies it.
@@ -404,7 +405,7 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	}
 	// Reading the rows paces too: the database server shares the machine
 	// in small deployments, and reads as fast as the rows are taken.
-	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true, p.Duty)
+	ids, buf, err := m.loadSide(ctx, mv, lr.SideStreamer, true, p.Duty)
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +413,8 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	for i, id := range ids {
 		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
 	}
-	x, err := New(ctx, mv, ids, ords, vecs, p, m.cfg.ExactThreshold)
+	x, err := New(ctx, mv, ids, ords, buf.vecs, p, m.cfg.ExactThreshold)
+	runtime.KeepAlive(buf) // the graph holds its own copy: the rows are released after
 	if err != nil {
 		return nil, err
 	}
@@ -442,11 +444,21 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	return x, nil
 }
 
+// rowBuffer owns the rows loadSide reads for a build: outside the Go heap
+// (internal/offheap), valid while the rowBuffer is reachable. A build holds
+// them for minutes beside the graph it copies them into (256 MB at 1M
+// streamers, dim 64); on the heap the collector's target would double them
+// while the replica serves.
+type rowBuffer struct {
+	vecs []float32 // row i is vecs[i*dim:(i+1)*dim]
+}
+
 // loadSide streams and validates one side of mv. Rows must have mv.Dim
 // finite components, not all zero, strictly increasing ids, and as many
 // rows as counted; the error names the version and the first bad row
-// (1-based, in id order).
-func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool, duty float64) ([]int64, []float32, error) {
+// (1-based, in id order). The vectors are in the returned rowBuffer (see
+// its contract).
+func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool, duty float64) ([]int64, *rowBuffer, error) {
 	bad := func(row int, id int64, format string, args ...any) error {
 		return lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %s row %d (%s id %d): %s",
 			mv.Kind, mv.Version, mv.ID, side, row, side, id, fmt.Sprintf(format, args...))
@@ -462,7 +474,10 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): no %s vectors", mv.Kind, mv.Version, mv.ID, side)
 	}
 	ids := make([]int64, 0, count)
-	vecs := make([]float32, 0, int(count)*mv.Dim)
+	buf := &rowBuffer{}
+	// No more than count rows are appended (more is refused): the appends
+	// stay in the mapping.
+	vecs := offheap.Make[float32](buf, int(count)*mv.Dim)[:0]
 	row := 0
 	pace := newPacer(duty)
 	err = m.cfg.Store.StreamEmbeddings(ctx, mv.ID, side, func(id int64, vec []float32) error {
@@ -501,7 +516,8 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %d %s rows streamed, %d counted: missing rows",
 			mv.Kind, mv.Version, mv.ID, row, side, count)
 	}
-	return ids, vecs, nil
+	buf.vecs = vecs
+	return ids, buf, nil
 }
 
 // SelfCheck and selfCheck, which measure the planner's profile, are in

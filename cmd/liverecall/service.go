@@ -205,8 +205,12 @@ func (s *service) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The users' first-request loads take at most half the pool's
+	// connections, so that the user store's batched reads of user vectors
+	// always find one (unbounded, the loads of a cold start held them all
+	// and most user-vector reads came too late for their channels).
 	lc := live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
-		Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
+		MaxLoads: max(1, int(s.db.Pool.Config().MaxConns)/2), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
 	if cfg.foldIn.enabled {
 		// The folder is made below, once the live state and the user
 		// store it reads exist; no event is applied before Run.
