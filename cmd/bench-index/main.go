@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"iter"
 	"math"
@@ -61,6 +62,13 @@ type headline struct {
 }
 
 func main() {
+	curveN := flag.Int("curve", 0, "only the recall-vs-µs curve of ours and hnswlib on this many low-rank vectors (see curve)")
+	curveRounds := flag.Int("rounds", 4, "rounds of -curve (medians)")
+	flag.Parse()
+	if *curveN > 0 {
+		curve(*curveN, 1000, *curveRounds)
+		return
+	}
 	quick := os.Getenv("QUICK") != ""
 	sizes := []int{100_000, 1_000_000}
 	nq := 1000
@@ -206,6 +214,8 @@ func run(kind string, n, nq int, withCoder bool) headline {
 	if n <= 100_000 {
 		augmented(s, nq, want)
 	}
+
+	hnswlibRows(s, nq, want)
 
 	filtered(x, s, n, min(nq, 300))
 
