@@ -14,6 +14,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/internal/synth"
 )
@@ -122,20 +124,31 @@ func startHnswlib(s *synth.Set, nq int, want [][]index.Hit) (*hnswlibRef, error)
 	return r, nil
 }
 
-// measure searches every query at ef: recall@k and µs per query.
-func (r *hnswlibRef) measure(ef int) (float64, float64, error) {
+// measure searches every query at ef: recall@k, wall and CPU µs per query.
+func (r *hnswlibRef) measure(ef int) (rec, us, cpu float64, err error) {
 	if _, err := fmt.Fprintf(r.in, "%d\n", ef); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if !r.out.Scan() {
-		return 0, 0, fmt.Errorf("hnswlib_ref.py: no answer for ef %d", ef)
+		return 0, 0, 0, fmt.Errorf("hnswlib_ref.py: no answer for ef %d", ef)
 	}
 	var e int
-	var rec, us float64
-	if _, err := fmt.Sscanf(r.out.Text(), "%d %f %f", &e, &rec, &us); err != nil || e != ef {
-		return 0, 0, fmt.Errorf("hnswlib_ref.py: %q for ef %d", r.out.Text(), ef)
+	if _, err := fmt.Sscanf(r.out.Text(), "%d %f %f %f", &e, &rec, &us, &cpu); err != nil || e != ef {
+		return 0, 0, 0, fmt.Errorf("hnswlib_ref.py: %q for ef %d", r.out.Text(), ef)
 	}
-	return rec, us, nil
+	return rec, us, cpu, nil
+}
+
+// measureCPU is measure (main.go) on a locked OS thread, adding the
+// thread's CPU µs per query.
+func measureCPU(nq int, want [][]index.Hit, fn func(i int) []uint32) (rec, us, cpu float64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var c0, c1 unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &c0)
+	rec, us = measure(nq, want, fn)
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &c1)
+	return rec, us, float64(c1.Nano()-c0.Nano()) / 1e3 / float64(nq)
 }
 
 func (r *hnswlibRef) close() {
@@ -162,7 +175,7 @@ func hnswlibRows(s *synth.Set, nq int, want [][]index.Hit) {
 	defer r.close()
 	fmt.Printf("%-28s %8s %10s %10s   build %.1fs (M 16, efConstruction 64, space ip)\n", "hnswlib (C++ reference)", "", "", "", r.build)
 	for _, ef := range []int{16, 32, 64, 96, 128, 256} {
-		rec, us, err := r.measure(ef)
+		rec, us, _, err := r.measure(ef)
 		if err != nil {
 			fmt.Printf("%-28s %8d   error: %v\n", "hnswlib (C++ reference)", ef, err)
 			return
@@ -199,24 +212,24 @@ func curve(n, nq, rounds int) {
 		defer ref.close()
 		fmt.Printf("hnswlib: build %.1fs (M 16, efConstruction 64, space ip)\n", ref.build)
 	}
-	type obs struct{ rec, us []float64 }
+	type obs struct{ rec, us, cpu []float64 }
 	ours := make([]obs, len(refEfs))
 	theirs := make([]obs, len(refEfs))
 	for round := range rounds {
 		for i, ef := range refEfs {
 			runOurs := func() {
-				rec, us := measure(nq, want, func(q int) []uint32 { return ords(g.Search(s.Query(q), k, ef, nil)) })
-				ours[i].rec, ours[i].us = append(ours[i].rec, rec), append(ours[i].us, us)
+				rec, us, cpu := measureCPU(nq, want, func(q int) []uint32 { return ords(g.Search(s.Query(q), k, ef, nil)) })
+				ours[i].rec, ours[i].us, ours[i].cpu = append(ours[i].rec, rec), append(ours[i].us, us), append(ours[i].cpu, cpu)
 			}
 			runRef := func() {
 				if ref == nil {
 					return
 				}
-				rec, us, err := ref.measure(ef)
+				rec, us, cpu, err := ref.measure(ef)
 				if err != nil {
 					panic(err)
 				}
-				theirs[i].rec, theirs[i].us = append(theirs[i].rec, rec), append(theirs[i].us, us)
+				theirs[i].rec, theirs[i].us, theirs[i].cpu = append(theirs[i].rec, rec), append(theirs[i].us, us), append(theirs[i].cpu, cpu)
 			}
 			if round%2 == 0 {
 				runOurs()
@@ -228,27 +241,28 @@ func curve(n, nq, rounds int) {
 		}
 	}
 	runtime.KeepAlive(g)
-	fmt.Printf("\n%6s %12s %10s %12s %10s %14s\n", "ef", "ours recall", "ours µs", "hnswlib rec", "hnswlib µs", "µs ours/hnswlib")
+	fmt.Println("\nµs per query: thread CPU time (wall time in brackets), medians over rounds; ratio = ours/hnswlib on CPU time")
+	fmt.Printf("%6s %12s %18s %12s %18s %8s\n", "ef", "ours recall", "ours µs", "hnswlib rec", "hnswlib µs", "ratio")
 	firstOurs, firstRef := -1, -1
 	for i, ef := range refEfs {
-		or, ou := median(ours[i].rec), median(ours[i].us)
+		or, oc, ou := median(ours[i].rec), median(ours[i].cpu), median(ours[i].us)
 		if firstOurs < 0 && or >= 0.95 {
 			firstOurs = i
 		}
 		if ref == nil {
-			fmt.Printf("%6d %12.4f %10.1f %12s %10s %14s\n", ef, or, ou, "-", "-", "-")
+			fmt.Printf("%6d %12.4f %8.1f (%7.1f) %12s %18s %8s\n", ef, or, oc, ou, "-", "-", "-")
 			continue
 		}
-		hr, hu := median(theirs[i].rec), median(theirs[i].us)
+		hr, hc, hu := median(theirs[i].rec), median(theirs[i].cpu), median(theirs[i].us)
 		if firstRef < 0 && hr >= 0.95 {
 			firstRef = i
 		}
-		fmt.Printf("%6d %12.4f %10.1f %12.4f %10.1f %14.2f\n", ef, or, ou, hr, hu, ou/hu)
+		fmt.Printf("%6d %12.4f %8.1f (%7.1f) %12.4f %8.1f (%7.1f) %8.2f\n", ef, or, oc, ou, hr, hc, hu, oc/hc)
 	}
 	if firstOurs >= 0 && firstRef >= 0 {
-		ou, hu := median(ours[firstOurs].us), median(theirs[firstRef].us)
-		fmt.Printf("\nrecall@10 ≥ 0.95: ours at ef %d in %.1f µs, hnswlib at ef %d in %.1f µs: ours/hnswlib %.2f\n",
-			refEfs[firstOurs], ou, refEfs[firstRef], hu, ou/hu)
+		oc, hc := median(ours[firstOurs].cpu), median(theirs[firstRef].cpu)
+		fmt.Printf("\nrecall@10 ≥ 0.95: ours at ef %d in %.1f µs CPU, hnswlib at ef %d in %.1f µs CPU: ours/hnswlib %.2f\n",
+			refEfs[firstOurs], oc, refEfs[firstRef], hc, oc/hc)
 	}
 }
 

@@ -11,9 +11,11 @@ Builds hnswlib on the base vectors with space 'ip' (inner product, like
 ours), M 16, efConstruction 64, on every core, then prints
 "ready BUILD_SECONDS". With EFs given it measures each and exits; otherwise
 it reads one ef per line from stdin and answers each. An answer is one line
-"EF RECALL_AT_K US_PER_QUERY": all queries searched one at a time on one
-thread (knn_query with num_threads=1 runs its loop in C++, so the Python
-call is paid once per round, not per query).
+"EF RECALL_AT_K US_PER_QUERY CPU_US_PER_QUERY": all queries searched one at
+a time on one thread (knn_query with num_threads=1 runs its loop in C++ on
+the calling thread, so the Python call is paid once per round, not per
+query); wall time, and the thread's CPU time, which a loaded machine
+disturbs less.
 """
 import os
 import sys
@@ -41,11 +43,13 @@ def main():
 
     def measure(ef):
         p.set_ef(ef)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         labels, _ = p.knn_query(queries, k=k, num_threads=1)
         us = (time.perf_counter() - t0) * 1e6 / nq
+        cpu = (time.thread_time() - c0) * 1e6 / nq
         hit = sum(len(truth_sets[i].intersection(labels[i].tolist())) for i in range(nq))
-        print("%d %.4f %.2f" % (ef, hit / (nq * k), us), flush=True)
+        print("%d %.4f %.2f %.2f" % (ef, hit / (nq * k), us, cpu), flush=True)
 
     if len(sys.argv) > 2:
         for ef in sys.argv[2:]:
