@@ -216,6 +216,8 @@ type scratch struct {
 	results  minHeap
 	w, eps   []cand
 	sel      []cand
+	ids      []uint32  // a node's unvisited neighbours
+	scores   []float32 // their scores
 }
 
 func (g *Graph) getScratch() *scratch {
@@ -234,12 +236,23 @@ func (g *Graph) score(q []float32, node uint32) float32 {
 	return vek32.Dot(q, g.vecs[o:o+len(q)])
 }
 
-func (g *Graph) greedy(q []float32, cur cand, l int) cand {
+// scoreLinks scores ids against q in one dotRows call, into s.scores.
+func (g *Graph) scoreLinks(q []float32, ids []uint32, s *scratch) []float32 {
+	if cap(s.scores) < len(ids) {
+		s.scores = make([]float32, max(len(ids), g.m0))
+	}
+	sc := s.scores[:len(ids)]
+	dotRows(q, g.vecs, g.stride, ids, sc)
+	return sc
+}
+
+func (g *Graph) greedy(q []float32, cur cand, l int, s *scratch) cand {
 	for changed := true; changed; {
 		changed = false
-		for _, nb := range g.links(cur.id, l) {
-			if sc := g.score(q, nb); sc > cur.score {
-				cur, changed = cand{sc, nb}, true
+		ids := g.links(cur.id, l)
+		for i, sc := range g.scoreLinks(q, ids, s) {
+			if sc > cur.score {
+				cur, changed = cand{sc, ids[i]}, true
 			}
 		}
 	}
@@ -267,11 +280,17 @@ func (g *Graph) searchLayer(q []float32, eps []cand, ef, l int, accept Allowed, 
 		if len(s.results) >= ef && c.score < s.results[0].score {
 			break
 		}
+		// Score the unvisited neighbours together (dotRows prefetches
+		// their rows), then queue them in link order as if one by one.
+		ids := s.ids[:0]
 		for _, nb := range g.links(c.id, l) {
-			if !s.vis.visit(nb) {
-				continue
+			if s.vis.visit(nb) {
+				ids = append(ids, nb)
 			}
-			sc := g.score(q, nb)
+		}
+		s.ids = ids
+		for i, sc := range g.scoreLinks(q, ids, s) {
+			nb := ids[i]
 			if len(s.results) < ef || sc > s.results[0].score {
 				s.frontier.push(cand{sc, nb})
 				if accept == nil || accept.Contains(g.label(nb)) {
@@ -374,7 +393,7 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 	s := g.getScratch()
 	ep := cand{g.score(q, g.entry), g.entry}
 	for l := g.maxLevel; l > 0; l-- {
-		ep = g.greedy(q, ep, l)
+		ep = g.greedy(q, ep, l, s)
 	}
 	s.eps = append(s.eps[:0], ep)
 	if twoHop {
@@ -386,6 +405,13 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 		s.results.pop()
 	}
 	s.w = s.results.sorted(s.w[:0])
+	// The beam scored with dotRows; the k returned are rescored with
+	// vek32.Dot, the kernel of Dot and of the exact scans, so a hit's score
+	// is the same whichever way it was found.
+	for i := range s.w {
+		s.w[i].score = g.score(q, s.w[i].id)
+	}
+	sortCands(s.w)
 	out := make([]Hit, len(s.w))
 	for i, c := range s.w {
 		out[i] = Hit{Ord: g.label(c.id), Score: c.score}
@@ -553,7 +579,7 @@ func (g *Graph) repair(s *scratch, ef int, pace *pacer) int {
 		q := g.aug(v)
 		ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
 		for l := g.maxLevel; l > 0; l-- {
-			ep = g.greedy(q, ep, l)
+			ep = g.greedy(q, ep, l, s)
 		}
 		s.eps = append(s.eps[:0], ep)
 		g.searchLayer(q, s.eps, ef, 0, nil, s)
@@ -757,7 +783,7 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 	}
 	ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
 	for l := g.maxLevel; l > lv; l-- {
-		ep = g.greedy(q, ep, l)
+		ep = g.greedy(q, ep, l, s)
 	}
 	s.eps = append(s.eps[:0], ep)
 	for l := min(lv, g.maxLevel); l >= 0; l-- {
