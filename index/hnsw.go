@@ -117,7 +117,7 @@ type Graph struct {
 	vecs           []float32 // n*stride, augmented
 	labels         []uint32  // node -> label; nil means label = node
 	levels         []uint8
-	layer0         []uint32 // n*(m0+1): count, then links
+	layer0         []uint32 // n*(m0+1): header (see links), then links
 	upperOff       []int64  // node -> start in upper, or -1
 	upper          []uint32 // per node with level ≥ 1: level blocks of (m+1)
 	entry          uint32
@@ -151,16 +151,33 @@ func (g *Graph) label(node uint32) uint32 {
 	return g.labels[node]
 }
 
+// A list's header counts its links. On layer 0 the low 16 bits count them
+// and the high 16 bits say how many of them, the last ones, repair added:
+// links to nodes no search would otherwise reach, which only filtered
+// searches follow (see repair). An upper-layer header is the count.
+const repairShift = 16
+
+// links returns all of node's links on layer l.
 func (g *Graph) links(node uint32, l int) []uint32 {
 	var blk []uint32
 	if l == 0 {
 		o := int(node) * (g.m0 + 1)
 		blk = g.layer0[o : o+g.m0+1]
-	} else {
-		o := int(g.upperOff[node]) + (l-1)*(g.m+1)
-		blk = g.upper[o : o+g.m+1]
+		return blk[1 : 1+blk[0]&(1<<repairShift-1)]
 	}
+	o := int(g.upperOff[node]) + (l-1)*(g.m+1)
+	blk = g.upper[o : o+g.m+1]
 	return blk[1 : 1+blk[0]]
+}
+
+// searchLinks is links without the repair links unless filtered.
+func (g *Graph) searchLinks(node uint32, l int, filtered bool) []uint32 {
+	if l != 0 || filtered {
+		return g.links(node, l)
+	}
+	o := int(node) * (g.m0 + 1)
+	h := g.layer0[o]
+	return g.layer0[o+1 : o+1+int(h&(1<<repairShift-1))-int(h>>repairShift)]
 }
 
 func (g *Graph) setLinks(node uint32, l int, ids []cand) {
@@ -283,7 +300,7 @@ func (g *Graph) searchLayer(q []float32, eps []cand, ef, l int, accept Allowed, 
 		// Score the unvisited neighbours together (dotRows prefetches
 		// their rows), then queue them in link order as if one by one.
 		ids := s.ids[:0]
-		for _, nb := range g.links(c.id, l) {
+		for _, nb := range g.searchLinks(c.id, l, accept != nil) {
 			if s.vis.visit(nb) {
 				ids = append(ids, nb)
 			}
@@ -465,7 +482,8 @@ func sortCands(c []cand) {
 // label (len n). The build runs on p.Workers goroutines and is deterministic
 // for a fixed p.Seed: nodes are inserted in batches; within a batch each node
 // searches the graph as it was before the batch (in parallel) plus the
-// batch's earlier nodes (exactly), then links are written per node in
+// batch's earlier nodes (exactly; the best EfConstruction of both are its
+// candidates), then links are written per node in
 // parallel, each node's list by one goroutine in a fixed order. It returns
 // ctx's error if ctx ends first.
 func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Params) (*Graph, error) {
@@ -477,8 +495,9 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 	if labels != nil && len(labels) != n {
 		return nil, fmt.Errorf("index: %d labels for %d vectors", len(labels), n)
 	}
-	g := &Graph{n: n, dim: dim, stride: dim + 1, bdim: dim, m: p.M, m0: 2 * p.M, efSearch: p.EfSearch, labels: labels}
+	g := &Graph{n: n, dim: dim, stride: dim, bdim: dim, m: p.M, m0: 2 * p.M, efSearch: p.EfSearch, labels: labels}
 	if p.Augment {
+		g.stride = dim + 1
 		g.bdim = g.stride
 	}
 	// Augment (see the Inner product note above).
@@ -536,13 +555,19 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 // repair links every node that cannot be reached on layer 0 from the
 // entry point (searches end on layer 0, whatever node they enter it by). On
 // the inner product a node of small norm is rarely anyone's best neighbour,
-// so the heuristic can prune away all its in-links (on 20k low-rank vectors
-// ~0.8% of nodes); unfiltered top-k never needs them, but a filtered search
-// may. Each unreachable node, in id order, is added to the layer-0 list of
-// its best reachable match (found by a search from the entry point); when
-// that list is full, the link to the node with the most in-links is
-// replaced, so no node loses its only in-link. Sequential and deterministic.
-// It returns the number of nodes linked.
+// so the heuristic prunes away all its in-links: on 8k low-rank 32-d vectors
+// ~40% of nodes, as in hnswlib's graph (its mean layer-0 degree there is
+// ~2.5, like ours). Unfiltered top-k never needs them, but a filtered
+// search may. Each unreachable node, in id order, is added to the layer-0
+// list of its best reachable match with room (found by a search from the
+// entry point), or when none of the search's matches has room, of the
+// reachable node with room fewest hops from the best (roomNear). The added
+// links are marked (see links) and only filtered searches follow them:
+// followed by every search they cost ~35% more time per query at the same
+// recall (50k low-rank). Only when no reachable list has room does a link
+// get replaced: the one to the node with the most in-links, so no node
+// loses its only in-link. Sequential and deterministic. It returns the
+// number of nodes linked.
 func (g *Graph) repair(s *scratch, ef int, pace *pacer) int {
 	in := make([]int32, g.n)
 	for v := range g.n {
@@ -584,22 +609,37 @@ func (g *Graph) repair(s *scratch, ef int, pace *pacer) int {
 		s.eps = append(s.eps[:0], ep)
 		g.searchLayer(q, s.eps, ef, 0, nil, s)
 		s.w = s.results.sorted(s.w[:0])
-		u, ok := uint32(0), false
+		// The best reachable match with room in its list; failing that,
+		// the best reachable match, whose list then loses a link.
+		u, ok, full := uint32(0), false, false
 		for _, c := range s.w {
-			if c.id != v && seen[c.id] {
+			if c.id == v || !seen[c.id] {
+				continue
+			}
+			if len(g.links(c.id, 0)) < g.m0 {
 				u, ok = c.id, true
 				break
 			}
+			if !full {
+				u, full = c.id, true
+			}
+		}
+		if !ok && !full {
+			continue
 		}
 		if !ok {
-			continue
+			u = g.roomNear(u, s)
 		}
 		o := int(u) * (g.m0 + 1)
 		blk := g.layer0[o : o+g.m0+1]
-		if int(blk[0]) < g.m0 {
-			blk[1+blk[0]] = v
-			blk[0]++
+		cnt, nrep := int(blk[0]&(1<<repairShift-1)), int(blk[0]>>repairShift)
+		if cnt < g.m0 {
+			blk[1+cnt] = v
+			blk[0] = uint32(cnt+1) | uint32(nrep+1)<<repairShift
 		} else {
+			// No reachable list has room (not seen in practice): replace
+			// the link to the node with the most in-links; the new link
+			// joins the repair links at the end of the list.
 			j := 1
 			for i := 2; i <= g.m0; i++ {
 				if in[blk[i]] > in[blk[j]] {
@@ -610,13 +650,41 @@ func (g *Graph) repair(s *scratch, ef int, pace *pacer) int {
 				continue
 			}
 			in[blk[j]]--
-			blk[j] = v
+			if p := cnt - nrep; j <= p {
+				blk[j], blk[p] = blk[p], v
+				nrep++
+			} else {
+				blk[j] = v
+			}
+			blk[0] = uint32(cnt) | uint32(nrep)<<repairShift
 		}
 		in[v]++
 		fixed++
 		reach(v)
 	}
 	return fixed
+}
+
+// roomNear returns the node nearest from (fewest layer-0 hops, then link
+// order) whose layer-0 list has room, or from itself if none has. Every
+// node it reaches is reachable when from is.
+func (g *Graph) roomNear(from uint32, s *scratch) uint32 {
+	s.vis.reset()
+	s.vis.visit(from)
+	queue := append(s.ids[:0], from)
+	defer func() { s.ids = queue[:0] }()
+	for i := 0; i < len(queue); i++ {
+		for _, u := range g.links(queue[i], 0) {
+			if !s.vis.visit(u) {
+				continue
+			}
+			if len(g.links(u, 0)) < g.m0 {
+				return u
+			}
+			queue = append(queue, u)
+		}
+	}
+	return from
 }
 
 type builder struct {
@@ -779,6 +847,7 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 	for l := lv; l > g.maxLevel; l-- {
 		s.w = intra(l, s.w[:0])
 		sortCands(s.w)
+		s.w = s.w[:min(len(s.w), b.ef)]
 		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
 	}
 	ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
@@ -792,6 +861,10 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 		s.eps = append(s.eps[:0], s.results...)
 		s.w = intra(l, s.w)
 		sortCands(s.w)
+		// The best ef, as if the batch's earlier nodes had been in the
+		// graph searched: the heuristic must not reach past them to the
+		// batch's far nodes, which would become random long links.
+		s.w = s.w[:min(len(s.w), b.ef)]
 		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
 	}
 	return out
