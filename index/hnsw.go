@@ -556,15 +556,16 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 // entry point (searches end on layer 0, whatever node they enter it by). On
 // the inner product a node of small norm is rarely anyone's best neighbour,
 // so the heuristic prunes away all its in-links: on 8k low-rank 32-d vectors
-// ~40% of nodes, as in hnswlib's graph (its mean layer-0 degree there is
-// ~2.5, like ours). Unfiltered top-k never needs them, but a filtered
-// search may. Each unreachable node, in id order, is added to the layer-0
+// ~40% of nodes (TestRepairLinksOnlyToOtherwiseUnreachable logs the count),
+// as in hnswlib's graph, whose mean layer-0 degree on such data is ~2.5
+// like ours. Unfiltered top-k never needs them, but a filtered search may. Each unreachable node, in id order, is added to the layer-0
 // list of its best reachable match with room (found by a search from the
 // entry point), or when none of the search's matches has room, of the
 // reachable node with room fewest hops from the best (roomNear). The added
 // links are marked (see links) and only filtered searches follow them:
-// followed by every search they cost ~35% more time per query at the same
-// recall (50k low-rank). Only when no reachable list has room does a link
+// followed by every search they cost a dot product per link each time a
+// hub holding them is expanded, for no recall (measured on 50k low-rank:
+// ~35% more time per query at the same recall). Only when no reachable list has room does a link
 // get replaced: the one to the node with the most in-links, so no node
 // loses its only in-link. Sequential and deterministic. It returns the
 // number of nodes linked.

@@ -3,7 +3,10 @@
 // transform, EfSearch swept) and an exact scan on synthetic 64-d data
 // (uniform and low-rank), at 100k and 1M vectors (QUICK=1: 100k only), plus filtered search at 1%, 5% and 20%
 // allowed (planner vs forced HNSW vs forced exact) and the exact scan of 20k
-// live vectors. Query timings are single-threaded (one query at a time);
+// live vectors. hnswlib, the reference C++ HNSW, is run on the same vectors
+// when python3-hnswlib is installed (hnswlib.go); `bench-index -curve N`
+// prints only the recall-vs-µs curve of ours and hnswlib on N low-rank
+// vectors (make bench-index-curve). Query timings are single-threaded (one query at a time);
 // builds use every core. The last line is one JSON object with the headline
 // figures for low-rank data at the largest n.
 //
