@@ -94,6 +94,16 @@ type IndexStatus struct {
 	LastReload      *time.Time   `json:"last_reload,omitempty"`
 	LastError       string       `json:"last_error,omitempty"`
 	PreviousVersion string       `json:"previous_version,omitempty"`
+	// The plan of the serving index (index.PlanSummary): "measured" (by
+	// the self-check's recall table and costs) or "threshold", the recall
+	// target, the ef of unfiltered searches (0: exact scans), and per
+	// measured accepted share ("1": no filter) the ef chosen (0: exact
+	// scans) and the recall@10 measured there.
+	Plan         string             `json:"plan,omitempty"`
+	RecallTarget float64            `json:"recall_target,omitempty"`
+	SearchEf     int                `json:"search_ef"`
+	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
 	// Versions lists every version of the kind serving (the active one
 	// first, then those loaded for experiments) or wanted by a running or
 	// paused experiment and not serving (loading, or failed with the
@@ -112,6 +122,12 @@ type IndexVersion struct {
 	SelfCheck   float64    `json:"self_check_recall,omitempty"`
 	Error       string     `json:"error,omitempty"`
 	FailedAt    *time.Time `json:"failed_at,omitempty"`
+	// The version's plan (see IndexStatus): the ef of unfiltered searches
+	// (0: exact scans, or not loaded), and per measured accepted share the
+	// ef chosen (0: exact scans) and the recall@10 measured there.
+	SearchEf   int                `json:"search_ef,omitempty"`
+	PlanEf     map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall map[string]float64 `json:"plan_recall,omitempty"`
 }
 
 // ScorerStatus is one reranker or NeuMF version in Status

@@ -1,13 +1,16 @@
 package embed
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	lr "github.com/liverecall/liverecall"
@@ -332,6 +335,24 @@ func testScorerRoundTrips(t *testing.T, m *LiveModel) {
 		if _, err := DecodeScorer(c.format, c.data); lr.ErrorCode(err) != lr.EINVALID {
 			t.Errorf("%s: err = %v, want EINVALID", name, err)
 		}
+	}
+
+	// ReadScorer decodes the same from a stream however it is cut, says a
+	// stream shorter than its size is truncated, and returns the stream's
+	// own errors (the store's checksum) as they are.
+	s3, err := ReadScorer(ScorerFormat, int64(len(b)), iotest.OneByteReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s3.StreamIDs, s2.StreamIDs) || !slices.Equal(s3.Model.QG, s2.Model.QG) || !slices.Equal(s3.Model.QM, s2.Model.QM) || !slices.Equal(s3.Model.Dense, s2.Model.Dense) {
+		t.Fatal("ReadScorer from a stream a byte at a time decoded other tables than DecodeScorer")
+	}
+	if _, err := ReadScorer(ScorerFormat, int64(len(b)), bytes.NewReader(b[:len(b)-3])); lr.ErrorCode(err) != lr.EINVALID {
+		t.Errorf("stream shorter than its size: err = %v, want EINVALID", err)
+	}
+	storeErr := lr.Errorf(lr.EINTERNAL, "stored scorer is corrupt")
+	if _, err := ReadScorer(ScorerFormat, int64(len(b)), io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(storeErr))); err != storeErr {
+		t.Errorf("stream failing half-way: err = %v, want the stream's %v", err, storeErr)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"math"
 	"runtime"
 
 	lr "github.com/liverecall/liverecall"
@@ -81,34 +82,51 @@ func (s *IDScorer) MarshalBinaryV1() ([]byte, error) {
 // that every weight is finite. A scorer decoded from the current format
 // holds no user (HoldsUsers is false).
 func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
+	return readIDScorer(bytes.NewReader(data), int64(len(data)), "", "")
+}
+
+// readIDScorer decodes a scorer of size bytes from r (UnmarshalIDScorer),
+// of the format whose magic bytes are magic, named format ("": either). It reads r in
+// pieces straight into the scorer's tables, so that a caller streaming
+// the stored bytes (ReadScorer) never holds them whole beside the decoded
+// tables. r's errors other than an early end are returned as they are.
+func readIDScorer(r io.Reader, size int64, magic, format string) (*IDScorer, error) {
+	d := &scorerDecoder{r: r}
+	var got [len(scorerMagicV2)]byte
+	if _, err := io.ReadFull(r, got[:]); err != nil {
+		return nil, d.fail(err, "not a NeuMF scorer (bad magic)")
+	}
+	d.n = int64(len(got))
 	var users bool
-	switch {
-	case bytes.HasPrefix(data, []byte(scorerMagicV2)):
-	case bytes.HasPrefix(data, []byte(scorerMagicV1)):
+	switch string(got[:]) {
+	case scorerMagicV2:
+	case scorerMagicV1:
 		users = true
 	default:
 		return nil, badScorer("not a NeuMF scorer (bad magic)")
 	}
-	r := bytes.NewReader(data[len(scorerMagicV2):])
-	var nu int64
+	if magic != "" && string(got[:]) != magic {
+		return nil, badScorer("bytes are not of the named format " + format)
+	}
+	var nu [1]int64
 	if users {
-		if err := binary.Read(r, binary.LittleEndian, &nu); err != nil {
-			return nil, badScorer("truncated header")
+		if err := d.int64s(nu[:]); err != nil {
+			return nil, d.fail(err, "truncated header")
 		}
 	}
 	var hdr [3]int64
-	if err := binary.Read(r, binary.LittleEndian, &hdr); err != nil {
-		return nil, badScorer("truncated header")
+	if err := d.int64s(hdr[:]); err != nil {
+		return nil, d.fail(err, "truncated header")
 	}
 	ni, dim, nl := hdr[0], hdr[1], hdr[2]
-	if nu < 0 || ni < 0 || dim <= 0 || dim > 4096 || nl < 1 || nl > 16 || nu > 1<<31 || ni > 1<<31 {
+	if nu := nu[0]; nu < 0 || ni < 0 || dim <= 0 || dim > 4096 || nl < 1 || nl > 16 || nu > 1<<31 || ni > 1<<31 {
 		return nil, badScorer("implausible header")
 	}
 	layers := make([]int64, nl)
-	if err := binary.Read(r, binary.LittleEndian, layers); err != nil {
-		return nil, badScorer("truncated layers")
+	if err := d.int64s(layers); err != nil {
+		return nil, d.fail(err, "truncated layers")
 	}
-	m := &NeuMF{NUsers: int(nu), NItems: int(ni), Dim: int(dim)}
+	m := &NeuMF{NUsers: int(nu[0]), NItems: int(ni), Dim: int(dim)}
 	for _, l := range layers {
 		if l <= 0 || l > 1<<16 {
 			return nil, badScorer("implausible layer width")
@@ -120,27 +138,30 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 	}
 	e := int64(m.Layers[0] / 2)
 	lo := newLayout(m.Dim, m.Layers)
-	need := 8*(nu+ni) + 4*(nu*dim+ni*dim+nu*e+ni*e+int64(lo.size))
-	if int64(r.Len()) != need {
+	need := 8*(nu[0]+ni) + 4*(nu[0]*dim+ni*dim+nu[0]*e+ni*e+int64(lo.size))
+	if size-d.n != need {
 		return nil, badScorer("size does not match its header")
 	}
-	userIDs, streamIDs := make([]int64, nu), make([]int64, ni)
-	m.PG, m.PM = make([]float32, nu*dim), make([]float32, nu*e)
+	userIDs, streamIDs := make([]int64, nu[0]), make([]int64, ni)
+	m.PG, m.PM = make([]float32, nu[0]*dim), make([]float32, nu[0]*e)
 	// The streamer tables, the bulk of a serving scorer (~0.4 KB per
 	// streamer at dim 64), lie outside the Go heap for as long as m (see
 	// internal/offheap: the collector's target does not double them).
 	m.QG, m.QM = offheap.Make[float32](m, int(ni*dim)), offheap.Make[float32](m, int(ni*e))
 	m.Dense = make([]float32, lo.size)
-	body := []any{streamIDs, m.QG, m.QM, m.Dense}
+	ids, tables := [][]int64{streamIDs}, [][]float32{m.QG, m.QM, m.Dense}
 	if users {
-		body = []any{userIDs, streamIDs, m.PG, m.QG, m.PM, m.QM, m.Dense}
+		ids, tables = [][]int64{userIDs, streamIDs}, [][]float32{m.PG, m.QG, m.PM, m.QM, m.Dense}
 	}
-	for _, v := range body {
-		if err := readChunked(r, v); err != nil {
-			return nil, badScorer("truncated body")
+	for _, v := range ids {
+		if err := d.int64s(v); err != nil {
+			return nil, d.fail(err, "truncated body")
 		}
 	}
-	for _, t := range [][]float32{m.PG, m.QG, m.PM, m.QM, m.Dense} {
+	for _, t := range tables {
+		if err := d.float32s(t); err != nil {
+			return nil, d.fail(err, "truncated body")
+		}
 		if !finite32(t) {
 			return nil, badScorer("non-finite weight")
 		}
@@ -152,24 +173,66 @@ func UnmarshalIDScorer(data []byte) (*IDScorer, error) {
 	return out, nil
 }
 
-// readChunked reads v, a slice of int64 or float32, from r in pieces of
-// 64 KiB, so that decoding a table does not allocate a buffer of its size.
-func readChunked(r io.Reader, v any) error {
-	const chunk = 16 << 10
-	var err error
-	switch t := v.(type) {
-	case []int64:
-		for i := 0; i < len(t) && err == nil; i += chunk {
-			err = binary.Read(r, binary.LittleEndian, t[i:min(i+chunk, len(t))])
-		}
-	case []float32:
-		for i := 0; i < len(t) && err == nil; i += chunk {
-			err = binary.Read(r, binary.LittleEndian, t[i:min(i+chunk, len(t))])
-		}
-	default:
-		panic("readChunked: unsupported type")
+// scorerDecoder reads little-endian tables from r through one 64 KiB
+// buffer (a table is never read into a buffer of its size).
+type scorerDecoder struct {
+	r   io.Reader
+	n   int64 // bytes read
+	buf []byte
+}
+
+// fail is the error of a read that failed: what as an EINVALID error for
+// an early end, r's own error otherwise (e.g. the store's checksum).
+func (d *scorerDecoder) fail(err error, what string) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return badScorer(what)
 	}
 	return err
+}
+
+// fill reads the next n (≤ 64 KiB) bytes into d.buf.
+func (d *scorerDecoder) fill(n int) ([]byte, error) {
+	if d.buf == nil {
+		d.buf = make([]byte, 64<<10)
+	}
+	b := d.buf[:n]
+	if _, err := io.ReadFull(d.r, b); err != nil {
+		return nil, err
+	}
+	d.n += int64(n)
+	return b, nil
+}
+
+// int64s reads len(dst) int64s into dst.
+func (d *scorerDecoder) int64s(dst []int64) error {
+	for len(dst) > 0 {
+		k := min(len(dst), 8<<10)
+		b, err := d.fill(8 * k)
+		if err != nil {
+			return err
+		}
+		for i := range dst[:k] {
+			dst[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+		dst = dst[k:]
+	}
+	return nil
+}
+
+// float32s reads len(dst) float32s into dst.
+func (d *scorerDecoder) float32s(dst []float32) error {
+	for len(dst) > 0 {
+		k := min(len(dst), 16<<10)
+		b, err := d.fill(4 * k)
+		if err != nil {
+			return err
+		}
+		for i := range dst[:k] {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		dst = dst[k:]
+	}
+	return nil
 }
 
 func badScorer(what string) error { return lr.Errorf(lr.EINVALID, "NeuMF scorer: %s", what) }
@@ -179,6 +242,16 @@ func badScorer(what string) error { return lr.Errorf(lr.EINVALID, "NeuMF scorer:
 // does not know, for bytes of another format than the one named, and for
 // bytes that UnmarshalIDScorer refuses.
 func DecodeScorer(format string, data []byte) (*IDScorer, error) {
+	return ReadScorer(format, int64(len(data)), bytes.NewReader(data))
+}
+
+// ReadScorer is DecodeScorer reading the scorer's size bytes from r as it
+// decodes (postgres.DB.ReadModelScorer streams them), straight into the
+// scorer's tables: it never holds the encoded scorer whole, only a 64 KiB
+// piece of it. It reads exactly size bytes, unless it stops at an error;
+// r's errors other than an early end (io.EOF, io.ErrUnexpectedEOF) are
+// returned as they are.
+func ReadScorer(format string, size int64, r io.Reader) (*IDScorer, error) {
 	var magic string
 	switch format {
 	case ScorerFormat:
@@ -188,8 +261,5 @@ func DecodeScorer(format string, data []byte) (*IDScorer, error) {
 	default:
 		return nil, lr.Errorf(lr.EINVALID, "NeuMF scorer: unknown format %q (want %q or %q)", format, ScorerFormat, ScorerFormatV1)
 	}
-	if !bytes.HasPrefix(data, []byte(magic)) {
-		return nil, badScorer("bytes are not of the named format " + format)
-	}
-	return UnmarshalIDScorer(data)
+	return readIDScorer(r, size, magic, format)
 }

@@ -19,9 +19,20 @@
 //     by live/) and follows the versions given to SetLive in place, with
 //     no rebuild.
 //   - Index (index.go): one validated model version of one kind — graph,
-//     streamer ids and ordinals, user vectors, live matrix — and the planner
-//     (exact scan up to ExactThreshold allowed vectors, of the live matrix
-//     when the filter is a LiveSet version it has reached; the graph above).
+//     streamer ids and ordinals, live matrix — and the planner: an exact
+//     scan (of the live matrix when the filter is a LiveSet version it has
+//     reached, else of every vector) or the graph at an ef.
+//   - Planner (planner.go): recall-aware and by measured cost. The build's
+//     self-check measures a Profile — the graph's recall@10 and time per
+//     ef (16…256) and accepted share (1, 0.5, 0.3, 0.2, 0.1), and the
+//     scans' times — and for Params.RecallTarget (default 0.95) each share
+//     gets the smallest ef reaching it; a search scans when none does, when
+//     under 10% is allowed, or when the scan is estimated cheaper than
+//     1/1.2 of the graph's time. Without a profile (target off, a format-2
+//     snapshot): exact scans up to ExactThreshold allowed vectors or under
+//     10% of the index, the graph at EfSearch above. Index.Planner and
+//     Index.Summary describe the plan; the Manager exports it in Status
+//     and as metrics (plan_status.go).
 //   - Manager (manager.go): serves one Index per kind behind an atomic
 //     pointer; rebuilds from Postgres (stream, validate, build beside the
 //     serving index, self-check recall against exact search, swap, keep the
@@ -30,7 +41,8 @@
 //     every serving index and each one swapped in; neighbour queries for
 //     operators; metrics.
 //   - Snapshots (snapshot.go): a checksummed binary file per kind, written
-//     after a build and loaded at start when it holds the active version.
+//     after a build and loaded at start when it holds the active version;
+//     format 3 holds the measured profile, format 2 (none) still loads.
 //
 // Ordinals are the process-wide streamer ordinals (*liverecall.Ordinals)
 // shared with live/, whose published snapshots of the live set satisfy

@@ -337,6 +337,12 @@ type VersionStatus struct {
 	SelfCheck   float64    `json:"self_check_recall,omitempty"`
 	Error       string     `json:"error,omitempty"`
 	FailedAt    *time.Time `json:"failed_at,omitempty"`
+	// The version's plan (see KindStatus): the ef of unfiltered searches
+	// (0: exact scans, or not loaded), and per measured accepted share the
+	// ef chosen and the recall measured there.
+	SearchEf   int                `json:"search_ef,omitempty"`
+	PlanEf     map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall map[string]float64 `json:"plan_recall,omitempty"`
 }
 
 // versions lists s's versions for Status and the metrics: the active one
@@ -345,8 +351,9 @@ func (m *Manager) versions(s *slot) []VersionStatus {
 	var out []VersionStatus
 	cur := s.cur.Load()
 	if cur != nil {
+		ps := cur.Summary()
 		out = append(out, VersionStatus{Version: cur.Model.Version, ModelID: cur.Model.ID, Role: RoleActive, Vectors: cur.Len(),
-			LiveVectors: cur.LiveLen(), SelfCheck: cur.Recall})
+			LiveVectors: cur.LiveLen(), SelfCheck: cur.Recall, SearchEf: ps.SearchEf, PlanEf: ps.PlanEf, PlanRecall: ps.PlanRecall})
 	}
 	e := s.extras.Load()
 	if e == nil {
@@ -359,6 +366,8 @@ func (m *Manager) versions(s *slot) []VersionStatus {
 		st := VersionStatus{Version: l, Role: RoleLoading}
 		if x, ok := e.byLabel[l]; ok {
 			st.ModelID, st.Role, st.Vectors, st.LiveVectors, st.SelfCheck = x.Model.ID, RoleExperiment, x.Len(), x.LiveLen(), x.Recall
+			ps := x.Summary()
+			st.SearchEf, st.PlanEf, st.PlanRecall = ps.SearchEf, ps.PlanEf, ps.PlanRecall
 		} else if f, ok := e.failed[l]; ok {
 			at := f.at
 			st.ModelID, st.Role, st.Error, st.FailedAt = f.modelID, RoleFailed, f.err, &at

@@ -46,6 +46,12 @@ type Params struct {
 	// longer than about a millisecond for a core the build holds. 0 (or
 	// ≥ 1): no pause. The graph is the same.
 	Duty float64
+	// RecallTarget is the recall@10 the planner aims for (see planner.go):
+	// searches use the smallest ef the self-check measured reaching it, or
+	// scan exactly when none does or a scan is cheaper. 0 takes
+	// DefaultRecallTarget; negative turns the measured planning off (the
+	// fixed threshold and EfSearch). It does not change the graph.
+	RecallTarget float64
 }
 
 func (p Params) withDefaults() Params {
@@ -60,6 +66,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.Workers <= 0 {
 		p.Workers = runtime.GOMAXPROCS(0)
+	}
+	if p.RecallTarget == 0 {
+		p.RecallTarget = DefaultRecallTarget
 	}
 	return p
 }
@@ -482,8 +491,7 @@ func sortCands(c []cand) {
 // label (len n). The build runs on p.Workers goroutines and is deterministic
 // for a fixed p.Seed: nodes are inserted in batches; within a batch each node
 // searches the graph as it was before the batch (in parallel) plus the
-// batch's earlier nodes (exactly; the best EfConstruction of both are its
-// candidates), then links are written per node in
+// batch's earlier nodes (exactly), then links are written per node in
 // parallel, each node's list by one goroutine in a fixed order. It returns
 // ctx's error if ctx ends first.
 func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Params) (*Graph, error) {
@@ -556,9 +564,8 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 // entry point (searches end on layer 0, whatever node they enter it by). On
 // the inner product a node of small norm is rarely anyone's best neighbour,
 // so the heuristic prunes away all its in-links: on 8k low-rank 32-d vectors
-// ~40% of nodes (TestRepairLinksOnlyToOtherwiseUnreachable logs the count),
-// as in hnswlib's graph, whose mean layer-0 degree on such data is ~2.5
-// like ours. Unfiltered top-k never needs them, but a filtered search may. Each unreachable node, in id order, is added to the layer-0
+// ~1.3% of nodes (TestRepairLinksOnlyToOtherwiseUnreachable logs the
+// count). Unfiltered top-k never needs them, but a filtered search may. Each unreachable node, in id order, is added to the layer-0
 // list of its best reachable match with room (found by a search from the
 // entry point), or when none of the search's matches has room, of the
 // reachable node with room fewest hops from the best (roomNear). The added
@@ -848,7 +855,6 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 	for l := lv; l > g.maxLevel; l-- {
 		s.w = intra(l, s.w[:0])
 		sortCands(s.w)
-		s.w = s.w[:min(len(s.w), b.ef)]
 		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
 	}
 	ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
@@ -862,10 +868,6 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 		s.eps = append(s.eps[:0], s.results...)
 		s.w = intra(l, s.w)
 		sortCands(s.w)
-		// The best ef, as if the batch's earlier nodes had been in the
-		// graph searched: the heuristic must not reach past them to the
-		// batch's far nodes, which would become random long links.
-		s.w = s.w[:min(len(s.w), b.ef)]
 		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
 	}
 	return out

@@ -50,7 +50,7 @@ const smallIndex = 20_000
 type Index struct {
 	Model   lr.ModelVersion
 	BuiltIn time.Duration // graph build time (0 when loaded from a snapshot)
-	Recall  float64       // self-check recall@10 against exact search
+	Recall  float64       // self-check recall@10 against exact search of the searches as planned (see servingRecall)
 	graph   *Graph
 	ids     []int64 // node -> streamer id
 	nodeOf  []int32 // streamer ordinal -> node, -1 for none
@@ -60,6 +60,13 @@ type Index struct {
 	UserRows  int64
 	live      *liveMatrix
 	threshold int
+	// target is the recall target (Params.RecallTarget; ≤ 0: off);
+	// profile what the self-check measured (nil: nothing), planner the
+	// plan derived from both (nil: the threshold rule). Set before the
+	// index serves, never after.
+	target  float64
+	profile *Profile
+	planner *planner
 }
 
 // Len returns the number of streamer vectors.
@@ -181,11 +188,13 @@ func (x *Index) LiveVersion() uint64 { return x.live.version.Load() }
 
 // Plan returns the strategy Search would use for allowed.
 func (x *Index) Plan(allowed Allowed) Strategy {
-	st, _ := x.plan(allowed)
+	st, _, _ := x.plan(allowed)
 	return st
 }
 
-// plan decides, and for exact scans whether the live matrix is the one:
+// plan decides, and for exact scans whether the live matrix is the one,
+// and for the graph the ef (0: the default). With a measured plan (see
+// planner.go) the choice is by recall and cost; otherwise by the threshold:
 //   - nil allowed (every streamer): the graph, or an exact scan of every
 //     vector when the index is small (≤ 20k vectors);
 //   - an allowed set no larger than the threshold, or under 10% of the
@@ -195,20 +204,30 @@ func (x *Index) Plan(allowed Allowed) Strategy {
 //     request's snapshot always qualifies), else of every vector,
 //     filtered (any other filter, whatever its size);
 //   - otherwise the graph, filtered during traversal.
-func (x *Index) plan(allowed Allowed) (Strategy, bool) {
+func (x *Index) plan(allowed Allowed) (Strategy, bool, int) {
 	n := x.graph.Len()
+	if p := x.planner; p != nil {
+		if allowed == nil {
+			st, ef := p.choose(-1, n, false)
+			return st, false, ef
+		}
+		ls, ok := allowed.(LiveSet)
+		live := ok && x.live.reached(ls.Version())
+		st, ef := p.choose(int(min(allowed.GetCardinality(), math.MaxInt32)), n, live)
+		return st, live && st == StrategyExact, ef
+	}
 	if allowed == nil {
 		if n <= smallIndex {
-			return StrategyExact, false
+			return StrategyExact, false, 0
 		}
-		return StrategyHNSW, false
+		return StrategyHNSW, false, 0
 	}
 	card := allowed.GetCardinality()
 	if card <= uint64(x.threshold) || float64(card) < twoHopFrom*float64(n) {
 		ls, ok := allowed.(LiveSet)
-		return StrategyExact, ok && x.live.reached(ls.Version())
+		return StrategyExact, ok && x.live.reached(ls.Version()), 0
 	}
-	return StrategyHNSW, false
+	return StrategyHNSW, false, 0
 }
 
 // Search returns up to k streamers (by ordinal) in allowed with the highest
@@ -240,7 +259,10 @@ func (x *Index) search(ctx context.Context, q []float32, k, ef int, allowed Allo
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	st, scanLive := x.plan(allowed)
+	st, scanLive, planEf := x.plan(allowed)
+	if ef <= 0 {
+		ef = planEf
+	}
 	if precise && st == StrategyHNSW {
 		st = StrategyExact
 		if ls, ok := allowed.(LiveSet); ok {
@@ -292,16 +314,16 @@ func New(ctx context.Context, mv lr.ModelVersion, ids []int64, ords []uint32, ve
 	if err != nil {
 		return nil, err
 	}
-	x := assemble(mv, g, ids, exactThreshold)
+	x := assemble(mv, g, ids, exactThreshold, p.withDefaults().RecallTarget)
 	x.BuiltIn = time.Since(t0)
 	return x, nil
 }
 
-func assemble(mv lr.ModelVersion, g *Graph, ids []int64, exactThreshold int) *Index {
+func assemble(mv lr.ModelVersion, g *Graph, ids []int64, exactThreshold int, target float64) *Index {
 	if exactThreshold <= 0 {
 		exactThreshold = DefaultExactThreshold
 	}
-	x := &Index{Model: mv, graph: g, ids: ids, UserRows: -1, live: newLiveMatrix(g.dim), threshold: exactThreshold}
+	x := &Index{Model: mv, graph: g, ids: ids, UserRows: -1, live: newLiveMatrix(g.dim), threshold: exactThreshold, target: target}
 	maxOrd := -1
 	for _, o := range g.labels {
 		maxOrd = max(maxOrd, int(o))

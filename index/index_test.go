@@ -237,7 +237,7 @@ func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {
 	}
 	allowed := (*testLive)(nil).next(chs...)
 	x.SetLive(allowed)
-	if st, scanLive := x.plan(allowed); st != StrategyExact || !scanLive {
+	if st, scanLive, _ := x.plan(allowed); st != StrategyExact || !scanLive {
 		t.Fatalf("plan = %s, live matrix %v; want exact over the live matrix", st, scanLive)
 	}
 	q := s.Query(0)
@@ -250,7 +250,7 @@ func TestPlannerRecognisesLiveSetWithStreamersWithoutVectors(t *testing.T) {
 	for i := range 2000 {
 		everyone.bits[3*i] = true
 	}
-	if st, scanLive := x.plan(everyone); scanLive || st != StrategyHNSW {
+	if st, scanLive, _ := x.plan(everyone); scanLive || st != StrategyHNSW {
 		t.Fatalf("plan for every streamer = %s, live matrix %v; want the graph", st, scanLive)
 	}
 	got, _, _ = x.Search(context.Background(), q, 10, 0, everyone)
@@ -279,7 +279,7 @@ func TestPlannerKnowsTheLiveSetByVersionNotSize(t *testing.T) {
 		t.Fatalf("impostor %d, live set %d, live rows %d: want equal sizes", impostor.n, ls.n, x.LiveLen())
 	}
 	q := s.Query(0)
-	if st, scanLive := x.plan(impostor); st != StrategyExact || scanLive {
+	if st, scanLive, _ := x.plan(impostor); st != StrategyExact || scanLive {
 		t.Fatalf("plan for a set of the live set's size = %s, live matrix %v; want exact over every vector", st, scanLive)
 	}
 	got, _, _ := x.Search(ctx, q, 10, 0, impostor)
@@ -290,7 +290,7 @@ func TestPlannerKnowsTheLiveSetByVersionNotSize(t *testing.T) {
 	// The next version, not given to the index yet: not the one it mirrors.
 	best := brute(s, q, 1, impostor)[0].Ord // not live in ls
 	newer := ls.next(liveChange{best, true})
-	if _, scanLive := x.plan(newer); scanLive {
+	if _, scanLive, _ := x.plan(newer); scanLive {
 		t.Fatal("a version the live matrix has not reached is taken for it")
 	}
 	got, _, _ = x.Search(ctx, q, 10, 0, newer)
@@ -302,7 +302,7 @@ func TestPlannerKnowsTheLiveSetByVersionNotSize(t *testing.T) {
 		t.Fatalf("SetLive: version %d, want %d; an older version must change nothing", x.LiveVersion(), newer.version)
 	}
 	for _, l := range []*testLive{newer, ls} {
-		if st, scanLive := x.plan(l); st != StrategyExact || !scanLive {
+		if st, scanLive, _ := x.plan(l); st != StrategyExact || !scanLive {
 			t.Fatalf("plan for version %d = %s, live matrix %v; want the live matrix", l.version, st, scanLive)
 		}
 	}
@@ -370,7 +370,7 @@ func BenchmarkSearchLiveSet(b *testing.B) {
 	}
 	ls := (*testLive)(nil).next(chs...)
 	x.SetLive(ls)
-	if _, scanLive := x.plan(ls); !scanLive {
+	if _, scanLive, _ := x.plan(ls); !scanLive {
 		b.Fatal("the live set is not scanned over the live matrix")
 	}
 	ctx := context.Background()
@@ -397,7 +397,7 @@ func TestSearchPreciseNeverTakesTheGraph(t *testing.T) {
 	ls := (*testLive)(nil).next(chs...)
 	x.SetLive(ls)
 	for name, allowed := range map[string]Allowed{"live set": ls, "other set": plain} {
-		if st, _ := x.plan(allowed); st != StrategyHNSW {
+		if st, _, _ := x.plan(allowed); st != StrategyHNSW {
 			t.Fatalf("%s: plan %s, want the graph for Search (else this test shows nothing)", name, st)
 		}
 		for i := range 20 {

@@ -7,10 +7,8 @@ import (
 	"iter"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // Store is what the manager reads from Postgres; *postgres.DB satisfies it.
@@ -41,8 +40,9 @@ type Config struct {
 	// Kinds are the model kinds to serve. Default mf and ncf.
 	Kinds  []lr.ModelKind
 	Params Params
-	// ExactThreshold: allowed sets up to this size are scanned exactly.
-	// Default DefaultExactThreshold.
+	// ExactThreshold: without a measured plan (Params.RecallTarget
+	// negative, or an index from a format-2 snapshot), allowed sets up to
+	// this size are scanned exactly. Default DefaultExactThreshold.
 	ExactThreshold int
 	// RecallFloor: a rebuilt index whose self-check recall@10 is below it is
 	// refused. Default 0.9.
@@ -132,6 +132,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			StrategyExact:    m.metrics.searches.WithLabelValues(string(k), string(StrategyExact)),
 			StrategyLiveInt8: m.metrics.searches.WithLabelValues(string(k), string(StrategyLiveInt8)),
 		}}
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(newPlanCollector(m)) // plan_status.go
 	}
 	return m, nil
 }
@@ -402,7 +405,7 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	}
 	// Reading the rows paces too: the database server shares the machine
 	// in small deployments, and reads as fast as the rows are taken.
-	ids, vecs, err := m.loadSide(ctx, mv, lr.SideStreamer, true, p.Duty)
+	ids, buf, err := m.loadSide(ctx, mv, lr.SideStreamer, true, p.Duty)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +413,8 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	for i, id := range ids {
 		ords[i] = m.cfg.Ordinals.Ordinal(lr.StreamerID(id))
 	}
-	x, err := New(ctx, mv, ids, ords, vecs, p, m.cfg.ExactThreshold)
+	x, err := New(ctx, mv, ids, ords, buf.vecs, p, m.cfg.ExactThreshold)
+	runtime.KeepAlive(buf) // the graph holds its own copy: the rows are released after
 	if err != nil {
 		return nil, err
 	}
@@ -440,11 +444,21 @@ func (m *Manager) build(ctx context.Context, mv lr.ModelVersion, serving bool) (
 	return x, nil
 }
 
+// rowBuffer owns the rows loadSide reads for a build: outside the Go heap
+// (internal/offheap), valid while the rowBuffer is reachable. A build holds
+// them for minutes beside the graph it copies them into (256 MB at 1M
+// streamers, dim 64); on the heap the collector's target would double them
+// while the replica serves.
+type rowBuffer struct {
+	vecs []float32 // row i is vecs[i*dim:(i+1)*dim]
+}
+
 // loadSide streams and validates one side of mv. Rows must have mv.Dim
 // finite components, not all zero, strictly increasing ids, and as many
 // rows as counted; the error names the version and the first bad row
-// (1-based, in id order).
-func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool, duty float64) ([]int64, []float32, error) {
+// (1-based, in id order). The vectors are in the returned rowBuffer (see
+// its contract).
+func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.EmbeddingSide, required bool, duty float64) ([]int64, *rowBuffer, error) {
 	bad := func(row int, id int64, format string, args ...any) error {
 		return lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %s row %d (%s id %d): %s",
 			mv.Kind, mv.Version, mv.ID, side, row, side, id, fmt.Sprintf(format, args...))
@@ -460,7 +474,10 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): no %s vectors", mv.Kind, mv.Version, mv.ID, side)
 	}
 	ids := make([]int64, 0, count)
-	vecs := make([]float32, 0, int(count)*mv.Dim)
+	buf := &rowBuffer{}
+	// No more than count rows are appended (more is refused): the appends
+	// stay in the mapping.
+	vecs := offheap.Make[float32](buf, int(count)*mv.Dim)[:0]
 	row := 0
 	pace := newPacer(duty)
 	err = m.cfg.Store.StreamEmbeddings(ctx, mv.ID, side, func(id int64, vec []float32) error {
@@ -499,67 +516,12 @@ func (m *Manager) loadSide(ctx context.Context, mv lr.ModelVersion, side lr.Embe
 		return nil, nil, lr.Errorf(lr.EINVALID, "model %s/%s (id %d): %d %s rows streamed, %d counted: missing rows",
 			mv.Kind, mv.Version, mv.ID, row, side, count)
 	}
-	return ids, vecs, nil
+	buf.vecs = vecs
+	return ids, buf, nil
 }
 
-// SelfCheck returns x's mean recall@k with its default beam against exact
-// search over all its vectors, on users (query vectors of x's dimension,
-// e.g. user vectors sampled from the store), or on q of its streamer
-// vectors sampled (seeded) when users is empty.
-func SelfCheck(x *Index, users [][]float32, q, k int) float64 {
-	r, _ := selfCheck(context.Background(), x, users, q, k, runtime.GOMAXPROCS(0), 0)
-	return r
-}
-
-// selfCheck is SelfCheck on workers goroutines paced to duty; it stops
-// early with ctx's error when ctx ends (a shutdown cancels a rebuild in
-// every phase, not only while the graph is built).
-func selfCheck(ctx context.Context, x *Index, users [][]float32, q, k, workers int, duty float64) (float64, error) {
-	g := x.graph
-	if g.Len() == 0 {
-		return 0, nil
-	}
-	queries := users
-	if len(queries) == 0 {
-		r := rand.New(rand.NewPCG(uint64(x.Model.ID), 1))
-		for range q {
-			queries = append(queries, g.Vector(uint32(r.IntN(g.Len()))))
-		}
-	}
-	sums := make([]float64, len(queries))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			pace := newPacer(duty)
-			for i := w; i < len(queries); i += workers {
-				if ctx.Err() != nil {
-					return
-				}
-				pace.tick()
-				want := ExactScan(queries[i], g.vecs, g.stride, g.labels, k, nil)
-				got := g.Search(queries[i], k, 0, nil)
-				hit := 0
-				for _, h := range want {
-					if slices.ContainsFunc(got, func(o Hit) bool { return o.Ord == h.Ord }) {
-						hit++
-					}
-				}
-				if len(want) > 0 {
-					sums[i] = float64(hit) / float64(len(want))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	total := 0.0
-	for _, s := range sums {
-		total += s
-	}
-	return total / float64(len(queries)), nil
-}
+// SelfCheck and selfCheck, which measure the planner's profile, are in
+// planner.go.
 
 // SetLive takes ls, the next published version of the live set (live/'s
 // OnPublish hook gives every version, in order, before anyone can read
@@ -756,6 +718,15 @@ type KindStatus struct {
 	LastReload      *time.Time `json:"last_reload,omitempty"`
 	LastError       string     `json:"last_error,omitempty"`
 	PreviousVersion string     `json:"previous_version,omitempty"`
+	// The serving index's plan (PlanSummary): "measured" or "threshold",
+	// the recall target, the ef of unfiltered searches (0: exact scans),
+	// and per measured accepted share the ef chosen and the recall the
+	// self-check measured there.
+	Plan         string             `json:"plan,omitempty"`
+	RecallTarget float64            `json:"recall_target,omitempty"`
+	SearchEf     int                `json:"search_ef"`
+	PlanEf       map[string]int     `json:"plan_ef,omitempty"`
+	PlanRecall   map[string]float64 `json:"plan_recall,omitempty"`
 	// Versions lists every version of the kind serving (the active one
 	// first, then those loaded by Serve) or wanted by Serve and not
 	// loaded (loading, failed with the error).
@@ -771,6 +742,8 @@ func (m *Manager) Status() []KindStatus {
 		if x := s.cur.Load(); x != nil {
 			st.ModelID, st.Version, st.Vectors, st.Users, st.LiveVectors = x.Model.ID, x.Model.Version, x.Len(), x.UserRows, x.LiveLen()
 			st.BuildSeconds, st.SelfCheck = x.BuiltIn.Seconds(), x.Recall
+			ps := x.Summary()
+			st.Plan, st.RecallTarget, st.SearchEf, st.PlanEf, st.PlanRecall = ps.Plan, ps.RecallTarget, ps.SearchEf, ps.PlanEf, ps.PlanRecall
 		}
 		if p := s.prev.Load(); p != nil {
 			st.PreviousVersion = p.Model.Version

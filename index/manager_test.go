@@ -819,3 +819,19 @@ func TestPinnedVersionNeverMixesAcrossASwap(t *testing.T) {
 		t.Fatalf("dots of a retired version: %v %v", out[0], ok[0])
 	}
 }
+
+// A build reads the streamer rows outside the Go heap: it holds them for
+// the minutes the graph takes, and on the heap the collector would let a
+// serving replica's garbage grow by as much again (256 MB at 1M streamers).
+func TestBuildRowsOutsideTheHeap(t *testing.T) {
+	db := pgtest.Open(t)
+	mv := seedVersion(t, db, "rows", 2000, 10, 3, nil) // 2000 × 16 floats: 125 KiB
+	m, _, _ := newManager(t, db, index.Config{})
+	n, outside, err := m.StreamerRowsOffHeap(mv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2000*dim || !outside {
+		t.Fatalf("read %d floats (want %d), outside the heap: %v", n, 2000*dim, outside)
+	}
+}

@@ -3,6 +3,7 @@ package index
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -21,6 +22,7 @@ import (
 //	magic "LRIX" | format u32 | kind, version (u16 length + bytes) | model id i64 |
 //	dim, M, M0, efSearch, maxLevel, entry u32 | n, upper u64 |
 //	self-check recall f64 | build ns i64 |
+//	profile length u32 | profile (JSON of Profile; length 0: none) |
 //	streamer ids [n]i64 | vectors [n*(dim+1)]f32 | levels [n]u8 |
 //	layer 0 [n*(M0+1)]u32 | upper offsets [n]i64 | upper [upper]u32 |
 //	CRC-32C of all the above u32
@@ -29,9 +31,13 @@ import (
 // streamer ids through the current Ordinals. Format 1 also held the
 // version's user vectors; they are read from the user store now, so a
 // format-1 snapshot is refused (and the index rebuilt from the store).
+// Format 2 had no profile: it still loads, and its index plans by the
+// fixed threshold until the next build measures one.
 const (
 	snapshotMagic  = "LRIX"
-	snapshotFormat = 2
+	snapshotFormat = 3
+	// maxProfileBytes bounds the profile section (a few kilobytes).
+	maxProfileBytes = 1 << 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -72,6 +78,14 @@ func WriteSnapshot(path string, x *Index) (err error) {
 	}
 	w.put(x.Recall)
 	w.put(int64(x.BuiltIn))
+	var prof []byte
+	if x.profile != nil {
+		if prof, err = json.Marshal(x.profile); err != nil {
+			return err
+		}
+	}
+	w.u32(uint32(len(prof)))
+	w.bytes(prof)
 	w.put(x.ids)
 	w.put(fileRows{g.vecs, g.dim, g.stride})
 	w.put(g.levels)
@@ -120,8 +134,8 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	if r.err == nil && string(magic) == snapshotMagic && format == 1 {
 		return nil, fmt.Errorf("snapshot %s is format 1, which held user vectors (now read from the user store); format %d is current", path, snapshotFormat)
 	}
-	if r.err == nil && (string(magic) != snapshotMagic || format != snapshotFormat) {
-		return nil, fmt.Errorf("snapshot %s: not a format-%d index snapshot (magic %q, format %d)", path, snapshotFormat, magic, format)
+	if r.err == nil && (string(magic) != snapshotMagic || format < 2 || format > snapshotFormat) {
+		return nil, fmt.Errorf("snapshot %s: not a format-2 or -%d index snapshot (magic %q, format %d)", path, snapshotFormat, magic, format)
 	}
 	kind, version := r.str(), r.str()
 	var id int64
@@ -155,6 +169,22 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	var built int64
 	r.get(&built)
 	x.BuiltIn = time.Duration(built)
+	var prof *Profile
+	if format >= 3 {
+		pn := r.u32()
+		if r.err == nil && (pn > maxProfileBytes || uint64(pn) > uint64(fi.Size())) {
+			return nil, fmt.Errorf("snapshot %s: profile of %d bytes", path, pn)
+		}
+		if b := r.bytes(int(pn)); r.err == nil && pn > 0 {
+			prof = new(Profile)
+			if err := json.Unmarshal(b, prof); err != nil {
+				return nil, fmt.Errorf("snapshot %s: profile: %w", path, err)
+			}
+			if err := prof.check(); err != nil {
+				return nil, fmt.Errorf("snapshot %s: profile: %w", path, err)
+			}
+		}
+	}
 	g := &Graph{n: int(n), dim: dim, stride: dim, bdim: dim, m: m, m0: m0, efSearch: int(hdr[3]), maxLevel: int(hdr[4]), entry: hdr[5]}
 	if params.EfSearch > 0 {
 		g.efSearch = params.EfSearch
@@ -201,8 +231,9 @@ func ReadSnapshot(path string, mv lr.ModelVersion, ords *lr.Ordinals, params Par
 	for i, sid := range x.ids {
 		g.labels[i] = ords.Ordinal(lr.StreamerID(sid))
 	}
-	y := assemble(mv, g, x.ids, exactThreshold)
+	y := assemble(mv, g, x.ids, exactThreshold, params.withDefaults().RecallTarget)
 	y.Recall, y.BuiltIn = x.Recall, x.BuiltIn
+	y.setProfile(prof)
 	return y, nil
 }
 

@@ -34,6 +34,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	SelfCheck(x, nil, 20, 10) // the snapshot holds a measured profile
 	dir := f.TempDir()
 	if err := WriteSnapshot(filepath.Join(dir, "seed"), x); err != nil {
 		f.Fatal(err)
@@ -45,6 +46,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	body := good[:len(good)-4]
 	f.Add(body, uint(0), byte(0))
 	f.Add(body, uint(40), byte(0xff))
+	f.Add(body, uint(110), byte('1')) // in the profile's JSON
 	f.Add(body, uint(len(body)/2), byte(7))
 	f.Add(body[:len(body)/3], uint(0), byte(0))
 	f.Fuzz(func(t *testing.T, b []byte, at uint, xor byte) {

@@ -55,7 +55,9 @@ func TestSnapshotRoundTripAndDamage(t *testing.T) {
 		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }, nil, "inconsistent header"},
 		{"cut before checksum", func(b []byte) []byte { return b[:len(b)-3] }, nil, "checksum"},
 		{"tiny", func(b []byte) []byte { return b[:3] }, nil, "truncated"},
-		{"bad magic", func(b []byte) []byte { copy(b, "XXXX"); return b }, nil, "not a format-2 index snapshot"},
+		{"bad magic", func(b []byte) []byte { copy(b, "XXXX"); return b }, nil, "not a format-2 or -3 index snapshot"},
+		// A format from a later release is refused cleanly (rebuilt).
+		{"format 4", func(b []byte) []byte { b[4] = 4; return b }, nil, "format 4)"},
 		// Format 1 also held the user vectors: refused, so the index is
 		// rebuilt (the manager logs why).
 		{"format 1", func(b []byte) []byte { b[4] = 1; return b }, nil, "format 1, which held user vectors"},

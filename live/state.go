@@ -77,8 +77,17 @@ type Config struct {
 	// LoadWait is the longest Ensure waits for a user's load before the
 	// request goes on without it (counted late). Default 5 ms.
 	LoadWait time.Duration
-	// LoadTimeout bounds one load from the Loader. Default 5 s.
+	// LoadTimeout bounds one load from the Loader, its wait for a slot
+	// (MaxLoads) included. Default 5 s.
 	LoadTimeout time.Duration
+	// MaxLoads bounds the loads from the Loader running at once, and so the
+	// database connections they hold: a replica meeting many users for the
+	// first time (a cold start, a popular hour) loads one per first request,
+	// and without a bound they took every connection of the pool, so that
+	// the user store's batched reads of user vectors waited for one and
+	// came too late for their channels. Further loads wait for a slot.
+	// Default 2.
+	MaxLoads int
 	// OnPublish, if set, receives each new version of the live set before
 	// anyone else can see it: Snapshot returns a version only after
 	// OnPublish has returned for it, so a reader's snapshot is never newer
@@ -131,7 +140,8 @@ type State struct {
 	pruned    time.Time // last user prune
 	seq       uint64
 
-	loads singleflight.Group // user loads in flight, by user id
+	loads     singleflight.Group // user loads in flight, by user id
+	loadSlots chan struct{}      // one token per load running (Config.MaxLoads)
 
 	snap atomic.Pointer[Snapshot]
 	m    *metrics
@@ -236,15 +246,19 @@ func New(cfg Config) *State {
 	if cfg.LoadTimeout <= 0 {
 		cfg.LoadTimeout = DefaultLoadTimeout
 	}
+	if cfg.MaxLoads <= 0 {
+		cfg.MaxLoads = DefaultMaxLoads
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
 	s := &State{
-		cfg:      cfg,
-		users:    make(map[lr.UserID]*user),
-		live:     roaring.New(),
-		dedupe:   newDedupe(cfg.DedupeWindow),
-		endedSet: newEndedWindow(cfg.EndedWindow),
+		cfg:       cfg,
+		users:     make(map[lr.UserID]*user),
+		live:      roaring.New(),
+		dedupe:    newDedupe(cfg.DedupeWindow),
+		endedSet:  newEndedWindow(cfg.EndedWindow),
+		loadSlots: make(chan struct{}, cfg.MaxLoads),
 	}
 	s.m = newMetrics(cfg.Registerer, s)
 	s.snap.Store(&Snapshot{live: roaring.New(), At: time.Now()})

@@ -14,6 +14,7 @@ const (
 	DefaultUserIdle    = 30 * time.Minute
 	DefaultLoadWait    = 5 * time.Millisecond
 	DefaultLoadTimeout = 5 * time.Second
+	DefaultMaxLoads    = 2
 )
 
 // Loader reads a user's stored state (the service adapts postgres.DB). It
@@ -115,8 +116,16 @@ func (s *State) load(u lr.UserID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoadTimeout)
 	defer cancel()
 	t0 := time.Now()
+	select {
+	case s.loadSlots <- struct{}{}:
+	case <-ctx.Done():
+		s.m.loadSeconds.Observe(time.Since(t0).Seconds())
+		s.m.loadFailures.Inc()
+		return ctx.Err()
+	}
 	now := s.cfg.Clock()
 	rec, err := s.cfg.Loader.LoadUser(ctx, u, now.Add(-s.cfg.UserTTL), s.cfg.HistoryLen)
+	<-s.loadSlots
 	s.m.loadSeconds.Observe(time.Since(t0).Seconds())
 	if err != nil {
 		s.m.loadFailures.Inc()

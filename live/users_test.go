@@ -263,6 +263,57 @@ func TestUserLoadLateThenRetried(t *testing.T) {
 	}
 }
 
+// countingLoader counts the LoadUser calls of its Loader running at once.
+type countingLoader struct {
+	live.Loader
+	cur, max atomic.Int64
+}
+
+func (c *countingLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (live.UserRecord, error) {
+	n1 := c.cur.Add(1)
+	defer c.cur.Add(-1)
+	for m := c.max.Load(); n1 > m && !c.max.CompareAndSwap(m, n1); m = c.max.Load() {
+	}
+	return c.Loader.LoadUser(ctx, u, since, n)
+}
+
+// TestUserLoadsBounded: no more than MaxLoads loads hold a database
+// connection at once, however many users arrive for the first time
+// together; the others wait for a slot within their LoadTimeout (here the
+// database hangs, so they all end at it).
+func TestUserLoadsBounded(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	reg := prometheus.NewRegistry()
+	const timeout = 2 * time.Second
+	loader := &countingLoader{Loader: pgLoader{db}}
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: loader, MaxLoads: 2, LoadWait: time.Millisecond, LoadTimeout: timeout, Registerer: reg})
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	const users = 6
+	for u := range users {
+		if out := st.Ensure(ctx, lr.UserID(u+1)); out != live.LoadLate {
+			t.Fatalf("user %d while the database hangs: %s, want late", u+1, out)
+		}
+	}
+	deadline := time.Now().Add(10 * timeout)
+	for counter(t, reg, "liverecall_live_user_load_failures_total", "") < users {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v of %d loads failed within %s of their timeout", counter(t, reg, "liverecall_live_user_load_failures_total", ""), users, 10*timeout)
+		}
+		time.Sleep(timeout / 20)
+	}
+	if m := loader.max.Load(); m != 2 {
+		t.Fatalf("%d loads ran at once, want MaxLoads (2)", m)
+	}
+}
+
 // TestUserLoadErrorRetried: a load that fails at once (the statement is
 // refused: here the table is missing) is an error for the request, which
 // is answered with what the State holds; the next request tries again.

@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"runtime"
+	"hash"
+	"io"
 
 	"github.com/jackc/pgx/v5"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/internal/offheap"
 )
 
 // scorerChunk is the largest piece of a scorer written in one row: far
@@ -79,84 +79,127 @@ func (db *DB) PutModelScorer(ctx context.Context, modelID int64, format string, 
 // in one statement, so a concurrent PutModelScorer is seen whole or not at
 // all. The returned slice is the caller's.
 func (db *DB) ModelScorer(ctx context.Context, modelID int64) (format string, data []byte, err error) {
-	return db.readScorer(ctx, modelID, func(size int64) []byte { return make([]byte, size) })
-}
-
-// ReadModelScorer is ModelScorer for a caller that decodes the bytes at
-// once: it calls fn with them, outside the Go heap (internal/offheap), so
-// that a scorer of hundreds of megabytes never sets the collector's target;
-// data is valid only until fn returns (fn must copy what it keeps). It
-// returns ModelScorer's errors, or fn's.
-func (db *DB) ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, data []byte) error) error {
-	owner := &scorerBuffer{}
-	format, data, err := db.readScorer(ctx, modelID, func(size int64) []byte {
-		owner.data = offheap.Make[byte](owner, int(size))
-		return owner.data
+	err = db.ReadModelScorer(ctx, modelID, func(f string, size int64, r io.Reader) error {
+		format, data = f, make([]byte, size)
+		_, err := io.ReadFull(r, data)
+		return err
 	})
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	err = fn(format, data)
-	runtime.KeepAlive(owner) // data is released once owner is unreachable
-	return err
+	return format, data, nil
 }
 
-// scorerBuffer owns the mapping ReadModelScorer reads a scorer into.
-type scorerBuffer struct{ data []byte }
-
-// maxScorerBytes bounds the recorded size of a scorer read (a larger one is
-// corrupt): 64 GiB.
-const maxScorerBytes = 64 << 30
-
-// readScorer reads a stored scorer into the slice alloc makes of its
-// recorded size (see ModelScorer).
-func (db *DB) readScorer(ctx context.Context, modelID int64, alloc func(size int64) []byte) (format string, data []byte, err error) {
+// ReadModelScorer is ModelScorer for a caller that decodes as it reads: it
+// calls fn with the scorer's format, its recorded size and a reader of its
+// bytes that streams the stored chunks as they come from PostgreSQL, so
+// that neither side holds the whole scorer (hundreds of megabytes at a
+// million streamers) beside what is decoded from it; r is valid only until
+// fn returns. The size and SHA-256 are checked at the end: r's last Read
+// returns an EINTERNAL error instead of io.EOF when they do not match (r
+// returns its errors as they are: fn should return them unwrapped). When fn
+// returns nil, ReadModelScorer reads what fn left and returns that error,
+// in which case what fn decoded must be discarded. It returns ENOTFOUND,
+// without calling fn, when the version has no scorer; else fn's error or
+// r's.
+func (db *DB) ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, size int64, r io.Reader) error) error {
 	const op = "postgres.ModelScorer"
 	rows, err := db.Pool.Query(ctx, `SELECT s.format, s.size, s.sha256, c.data
 		FROM model_scorers s LEFT JOIN model_scorer_chunks c USING (model_id)
 		WHERE s.model_id = $1 ORDER BY c.seq`, modelID)
 	if err != nil {
-		return "", nil, lr.E(op, lr.EINTERNAL, err)
+		return lr.E(op, lr.EINTERNAL, err)
 	}
 	defer rows.Close()
-	var size int64
-	var sum []byte
-	found := false
-	n := 0
-	// Each chunk is copied straight from the row's bytes when they come in
-	// binary (bytea's bytes as they are), instead of through a copy of its
-	// own: a scorer is hundreds of megabytes.
-	binaryChunks := len(rows.FieldDescriptions()) == 4 && rows.FieldDescriptions()[3].Format == pgx.BinaryFormatCode
-	for rows.Next() {
-		var chunk []byte
-		if binaryChunks {
-			if err := rows.Scan(&format, &size, &sum, nil); err != nil {
-				return "", nil, lr.E(op, lr.EINTERNAL, err)
-			}
-			chunk = rows.RawValues()[3] // nil for the LEFT JOIN's NULL: no chunk
-		} else if err := rows.Scan(&format, &size, &sum, &chunk); err != nil {
-			return "", nil, lr.E(op, lr.EINTERNAL, err)
+	r := &scorerReader{rows: rows, modelID: modelID, hash: sha256.New(),
+		// Each chunk is read straight from the row's bytes when they come
+		// in binary (bytea's bytes as they are), instead of through a copy
+		// of its own.
+		binary: len(rows.FieldDescriptions()) == 4 && rows.FieldDescriptions()[3].Format == pgx.BinaryFormatCode}
+	var format string
+	if err := r.next(&format); err != nil {
+		if err == io.EOF {
+			return lr.Errorf(lr.ENOTFOUND, "model version id %d has no stored scorer", modelID)
 		}
-		if !found {
-			found = true
-			if size < 0 || size > maxScorerBytes {
-				return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: recorded size %d", modelID, size)
-			}
-			data = alloc(size)
-		}
-		if int64(n+len(chunk)) > size {
-			return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: chunks exceed its recorded size %d", modelID, size)
-		}
-		n += copy(data[n:], chunk)
+		return err
 	}
-	if err := rows.Err(); err != nil {
-		return "", nil, lr.E(op, lr.EINTERNAL, err)
+	if r.size < 0 || r.size > maxScorerBytes {
+		return lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: recorded size %d", modelID, r.size)
 	}
-	if !found {
-		return "", nil, lr.Errorf(lr.ENOTFOUND, "model version id %d has no stored scorer", modelID)
+	if err := fn(format, r.size, r); err != nil {
+		return err
 	}
-	if got := sha256.Sum256(data[:n]); int64(n) != size || !bytes.Equal(got[:], sum) {
-		return "", nil, lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: %d bytes read, %d recorded, or its SHA-256 differs", modelID, n, size)
-	}
-	return format, data, nil
+	// What fn left, and the final check.
+	_, err = io.Copy(io.Discard, r)
+	return err
 }
+
+// scorerReader reads the chunks of a stored scorer (ReadModelScorer).
+type scorerReader struct {
+	rows    pgx.Rows
+	modelID int64
+	binary  bool
+	size    int64  // recorded
+	sum     []byte // recorded SHA-256
+	hash    hash.Hash
+	n       int64  // bytes of chunks seen
+	chunk   []byte // the current chunk's unread bytes
+	err     error  // sticky: io.EOF at a checked end
+}
+
+// next moves to the next row (format is scanned into the first time),
+// adding its chunk to the count and the hash; io.EOF after the last.
+func (r *scorerReader) next(format *string) error {
+	const op = "postgres.ModelScorer"
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return lr.E(op, lr.EINTERNAL, err)
+		}
+		return io.EOF
+	}
+	var f string
+	if format == nil {
+		format = &f
+	}
+	r.chunk = nil
+	if r.binary {
+		if err := r.rows.Scan(format, &r.size, &r.sum, nil); err != nil {
+			return lr.E(op, lr.EINTERNAL, err)
+		}
+		r.chunk = r.rows.RawValues()[3] // nil for the LEFT JOIN's NULL: no chunk
+	} else if err := r.rows.Scan(format, &r.size, &r.sum, &r.chunk); err != nil {
+		return lr.E(op, lr.EINTERNAL, err)
+	}
+	if r.n+int64(len(r.chunk)) > r.size {
+		return lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: chunks exceed its recorded size %d", r.modelID, r.size)
+	}
+	r.n += int64(len(r.chunk))
+	r.hash.Write(r.chunk)
+	return nil
+}
+
+// Read reads the scorer's bytes; at the end, io.EOF when they match the
+// recorded size and SHA-256, an EINTERNAL error when they do not.
+func (r *scorerReader) Read(p []byte) (int, error) {
+	for len(r.chunk) == 0 && r.err == nil {
+		if err := r.next(nil); err == io.EOF {
+			if got := r.hash.Sum(nil); r.n != r.size || !bytes.Equal(got, r.sum) {
+				r.err = lr.Errorf(lr.EINTERNAL, "scorer of model version id %d is corrupt: %d bytes read, %d recorded, or its SHA-256 differs", r.modelID, r.n, r.size)
+			} else {
+				r.err = io.EOF
+			}
+		} else if err != nil {
+			r.err = err
+		}
+	}
+	if len(r.chunk) == 0 {
+		return 0, r.err
+	}
+	k := copy(p, r.chunk)
+	r.chunk = r.chunk[k:]
+	return k, nil
+}
+
+// maxScorerBytes bounds the recorded size of a scorer read (a larger one is
+// corrupt): 64 GiB.
+const maxScorerBytes = 64 << 30

@@ -6,15 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"testing/iotest"
 
 	lr "github.com/liverecall/liverecall"
-	"github.com/liverecall/liverecall/internal/offheap"
-	"github.com/liverecall/liverecall/internal/offheap/offheaptest"
 	"github.com/liverecall/liverecall/migrations"
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
@@ -45,29 +45,36 @@ func TestModelScorerRoundTrip(t *testing.T) {
 		if format != "neumf-v1" || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: read format %q and %d bytes back (equal %v)", n, format, len(got), bytes.Equal(got, data))
 		}
-		// ReadModelScorer gives fn the same bytes, a large scorer's
-		// outside the Go heap.
-		called, addr := false, uintptr(0)
-		err = db.ReadModelScorer(ctx, mv.ID, func(format string, got []byte) error {
+		// ReadModelScorer streams the same bytes to fn (read here a byte
+		// at a time, across the chunks' boundaries).
+		called := false
+		err = db.ReadModelScorer(ctx, mv.ID, func(format string, size int64, r io.Reader) error {
 			called = true
-			if format != "neumf-v1" || !bytes.Equal(got, data) {
-				t.Errorf("%d bytes: ReadModelScorer gave format %q and %d bytes (equal %v)", n, format, len(got), bytes.Equal(got, data))
+			if format != "neumf-v1" || size != int64(n) {
+				t.Errorf("%d bytes: ReadModelScorer gave format %q and size %d", n, format, size)
 			}
-			addr = offheap.Addr(got)
-			if n > 1<<20 && !offheap.Contains(addr) {
-				t.Errorf("%d bytes: ReadModelScorer's bytes are on the Go heap", n)
+			got, err := io.ReadAll(iotest.OneByteReader(r))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%d bytes: ReadModelScorer's reader gave %d bytes (equal %v), err %v", n, len(got), bytes.Equal(got, data), err)
 			}
-			return nil
+			return err
 		})
 		if err != nil || !called {
 			t.Fatalf("%d bytes: ReadModelScorer: %v (fn called: %v)", n, err, called)
 		}
-		if n > 1<<20 {
-			offheaptest.WaitReleased(t, "mappings of the scorer's bytes after ReadModelScorer returned", addr)
+		if n > 4<<20 {
+			// fn that stops early: the rest is read and checked all the same.
+			err = db.ReadModelScorer(ctx, mv.ID, func(_ string, _ int64, r io.Reader) error {
+				_, err := io.ReadFull(r, make([]byte, 10))
+				return err
+			})
+			if err != nil {
+				t.Fatalf("%d bytes: ReadModelScorer with fn reading 10 bytes: %v", n, err)
+			}
 		}
 	}
 	mv := mustCreate(t, db, lr.ModelNCF, "none")
-	if err := db.ReadModelScorer(ctx, mv.ID, func(string, []byte) error { t.Error("fn called for a version without a scorer"); return nil }); lr.ErrorCode(err) != lr.ENOTFOUND {
+	if err := db.ReadModelScorer(ctx, mv.ID, func(string, int64, io.Reader) error { t.Error("fn called for a version without a scorer"); return nil }); lr.ErrorCode(err) != lr.ENOTFOUND {
 		t.Fatalf("ReadModelScorer of a version without a scorer: %v, want ENOTFOUND", err)
 	}
 
@@ -131,6 +138,19 @@ func TestModelScorerMissingAndRefused(t *testing.T) {
 	}
 	if _, _, err := db.ModelScorer(ctx, mv.ID); lr.ErrorCode(err) != lr.EINTERNAL || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("corrupted scorer: err %v, want internal 'corrupt'", err)
+	}
+	// ReadModelScorer says so at the end, even to fn that read nothing:
+	// what fn decoded is then to be discarded.
+	var readErr error
+	err := db.ReadModelScorer(ctx, mv.ID, func(_ string, _ int64, r io.Reader) error {
+		_, readErr = io.ReadAll(r)
+		return nil // a careless fn: the error comes back all the same
+	})
+	if lr.ErrorCode(err) != lr.EINTERNAL || lr.ErrorCode(readErr) != lr.EINTERNAL || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("corrupted scorer streamed: ReadModelScorer err %v, the reader's %v; want internal 'corrupt' from both", err, readErr)
+	}
+	if err := db.ReadModelScorer(ctx, mv.ID, func(string, int64, io.Reader) error { return nil }); lr.ErrorCode(err) != lr.EINTERNAL {
+		t.Errorf("corrupted scorer, fn reading nothing: err %v, want internal", err)
 	}
 }
 

@@ -119,9 +119,12 @@ func Fixed(w rerank.Model, ncf *NeuMF) Scorers {
 type ModelStore interface {
 	// ActiveModel returns kind's active version; lr.ENOTFOUND if none.
 	ActiveModel(ctx context.Context, kind lr.ModelKind) (lr.ModelVersion, error)
-	// ReadModelScorer calls fn with a version's stored NeuMF scorer, valid
-	// until fn returns; lr.ENOTFOUND when it has none (an imported version).
-	ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, data []byte) error) error
+	// ReadModelScorer calls fn with a reader of a version's stored NeuMF
+	// scorer (its size bytes), valid until fn returns, and returns fn's
+	// error or the reader's (then what fn decoded is discarded: a checksum
+	// is checked at the end); lr.ENOTFOUND when it has none (an imported
+	// version).
+	ReadModelScorer(ctx context.Context, modelID int64, fn func(format string, size int64, r io.Reader) error) error
 }
 
 // ModelsConfig says where Models load from.
@@ -242,9 +245,10 @@ func (m *Models) LoadNCF(ctx context.Context) {
 	// out of their params, so there is nothing to fall back to.
 	var sc *embed.IDScorer
 	var format string
-	err = m.cfg.Store.ReadModelScorer(ctx, mv.ID, func(f string, blob []byte) (err error) {
+	err = m.cfg.Store.ReadModelScorer(ctx, mv.ID, func(f string, size int64, r io.Reader) (err error) {
 		format = f
-		sc, err = embed.DecodeScorer(f, blob)
+		// Decoded as it streams in: the stored bytes are never held whole.
+		sc, err = embed.ReadScorer(f, size, r)
 		return err
 	})
 	if err != nil {
@@ -254,11 +258,11 @@ func (m *Models) LoadNCF(ctx context.Context) {
 		return
 	}
 	m.ncf.Store(NewNeuMF(mv.Version, mv.ID, sc, m.cfg.Ordinals))
-	// The blob (hundreds of megabytes at a million streamers) and the
-	// scorer's tables lie outside the Go heap; the decoding's garbage does
-	// not: collect it at once and give its pages back, so that the
-	// collector's next target is set by the live heap (a new NCF version
-	// is rare), and the blob's mapping is released.
+	// The scorer's tables lie outside the Go heap and the decoding streamed
+	// through a 64 KiB buffer; its id tables' garbage does not: collect it
+	// at once and give its pages back, so that the collector's next target
+	// is set by the live heap (a new NCF version is rare), and the mappings
+	// of the scorer this one replaces are released.
 	debug.FreeOSMemory()
 	if sc.HoldsUsers() {
 		m.cfg.Log.Warn("this NCF version's NeuMF scorer holds its users' weights in memory (legacy "+embed.ScorerFormatV1+"); retrain to move them to the store",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"runtime/debug"
 	"slices"
@@ -235,8 +236,8 @@ func (m *Models) loadWeights(ctx context.Context, v string, old *extraModels) (*
 // when it has none.
 func (m *Models) loadScorer(ctx context.Context, mv lr.ModelVersion) (*NeuMF, error) {
 	var sc *embed.IDScorer
-	err := m.cfg.Store.ReadModelScorer(ctx, mv.ID, func(f string, blob []byte) (err error) {
-		sc, err = embed.DecodeScorer(f, blob)
+	err := m.cfg.Store.ReadModelScorer(ctx, mv.ID, func(f string, size int64, r io.Reader) (err error) {
+		sc, err = embed.ReadScorer(f, size, r) // as LoadNCF: decoded as it streams in
 		return err
 	})
 	if err != nil {

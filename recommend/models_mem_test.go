@@ -1,7 +1,9 @@
 package recommend_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"runtime"
 	"runtime/metrics"
 	"testing"
@@ -37,12 +39,12 @@ func (s *blobStore) ModelScorer(context.Context, int64) (string, []byte, error) 
 	return embed.ScorerFormat, b, err
 }
 
-func (s *blobStore) ReadModelScorer(ctx context.Context, id int64, fn func(string, []byte) error) error {
+func (s *blobStore) ReadModelScorer(ctx context.Context, id int64, fn func(string, int64, io.Reader) error) error {
 	f, b, err := s.ModelScorer(ctx, id)
 	if err != nil {
 		return err
 	}
-	return fn(f, b)
+	return fn(f, int64(len(b)), bytes.NewReader(b))
 }
 
 func heapGoal() uint64 {

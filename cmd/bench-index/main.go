@@ -10,7 +10,14 @@
 // builds use every core. The last line is one JSON object with the headline
 // figures for low-rank data at the largest n.
 //
-// Run: make bench-index (or QUICK=1 make bench-index).
+// With the recall target (0.95) the index is self-checked like a
+// rebuild's (recall and time per ef and accepted share, scan costs) and
+// the planner's choice per allowed share is printed with its measured
+// recall and time.
+//
+// Run: make bench-index (or QUICK=1 make bench-index). Flags for a small
+// run: -n 20000 -queries 200 -coder=false -rebuild=false (-data lowrank
+// or uniform for one data set).
 package main
 
 import (
@@ -26,6 +33,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,7 +69,14 @@ type headline struct {
 	Int8LiveRecall  float64 `json:"int8_20k_live_recall"`
 	BuildS          float64 `json:"build_s"`
 	BytesPerVector  float64 `json:"bytes_per_vector"`
-	EfSearch        int     `json:"-"`
+	// The planner for the recall target 0.95 (measured by the self-check):
+	// the ef of unfiltered searches (0: exact scans), and at 20% allowed
+	// (live) its strategy, recall and µs.
+	PlanEf       int     `json:"plan_ef"`
+	Plan20       string  `json:"plan_20_strategy"`
+	Plan20Recall float64 `json:"plan_20_recall"`
+	Plan20Us     float64 `json:"plan_20_us"`
+	EfSearch     int     `json:"-"`
 }
 
 func main() {
@@ -80,6 +95,26 @@ func main() {
 		sizes = []int{100_000}
 		nq = 500
 	}
+	nFlag := flag.String("n", "", "comma-separated index sizes (default 100000,1000000; QUICK: 100000)")
+	qFlag := flag.Int("queries", 0, "queries per measurement (default 1000; QUICK: 500)")
+	withCoder := flag.Bool("coder", true, "measure coder/hnsw too")
+	withRebuild := flag.Bool("rebuild", true, "time a rebuild from Postgres at the largest size")
+	dataFlag := flag.String("data", "uniform,lowrank", "comma-separated data sets: uniform (iid), lowrank")
+	flag.Parse()
+	if *nFlag != "" {
+		sizes = nil
+		for _, f := range strings.Split(*nFlag, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || v < 1000 {
+				fmt.Fprintf(os.Stderr, "bench-index: -n: %q is not a size of at least 1000\n", f)
+				os.Exit(2)
+			}
+			sizes = append(sizes, v)
+		}
+	}
+	if *qFlag > 0 {
+		nq = *qFlag
+	}
 	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
 	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v\n\n", coderVersion(), coderEfBuild, coderEfs)
 	var h headline
@@ -87,12 +122,16 @@ func main() {
 	// ten minutes on two cores and is not what embeddings look like; it runs
 	// only with INDEX_BENCH_UNIFORM_1M=1.
 	for _, n := range sizes {
-		for _, kind := range []string{"uniform", "lowrank"} {
+		for _, kind := range strings.Split(*dataFlag, ",") {
+			if kind != "uniform" && kind != "lowrank" {
+				fmt.Fprintf(os.Stderr, "bench-index: -data: unknown data set %q\n", kind)
+				os.Exit(2)
+			}
 			if kind == "uniform" && n > 100_000 && os.Getenv("INDEX_BENCH_UNIFORM_1M") == "" {
 				fmt.Printf("== uniform, n=%d: skipped (set INDEX_BENCH_UNIFORM_1M=1) ==\n\n", n)
 				continue
 			}
-			r := run(kind, n, nq, n <= coderMax)
+			r := run(kind, n, nq, *withCoder && n <= coderMax)
 			if kind == "lowrank" {
 				h = r
 			}
@@ -100,7 +139,9 @@ func main() {
 	}
 	h.CoderVersion = coderVersion()
 	h.Exact20kLiveUs, h.Int8LiveUs, h.Int8LiveRecall = exact20k()
-	rebuild(sizes[len(sizes)-1])
+	if *withRebuild {
+		rebuild(sizes[len(sizes)-1])
+	}
 	out, _ := json.Marshal(h)
 	fmt.Println(string(out))
 }
@@ -220,7 +261,8 @@ func run(kind string, n, nq int, withCoder bool) headline {
 
 	hnswlibRows(s, nq, want)
 
-	filtered(x, s, n, min(nq, 300))
+	planned(x, s, nq, want, &h)
+	filtered(x, s, n, min(nq, 300), &h)
 
 	if withCoder {
 		b := coder(s, n, nq, want)
@@ -418,13 +460,14 @@ func (b *set) after(prev *set) *set {
 
 // filtered measures planner vs forced strategies with 1%, 5% and 20% of
 // the vectors allowed (and live: the live matrix holds the allowed set).
-func filtered(x *index.Index, s *synth.Set, n, nq int) {
-	fmt.Printf("\nfiltered search, n=%d (allowed = live set; planner threshold %d)\n", n, index.DefaultExactThreshold)
-	fmt.Printf("%-9s %9s %-10s %10s %10s %10s %10s %10s\n", "allowed", "count", "planner→", "plan rec", "plan µs", "hnsw rec", "hnsw µs", "exact µs")
+func filtered(x *index.Index, s *synth.Set, n, nq int, h *headline) {
+	fmt.Printf("\nfiltered search, n=%d (allowed = live set; planner: %s, recall target %.2f; hnsw at the default ef)\n", n, x.Planner().Mode, x.Planner().RecallTarget)
+	fmt.Printf("(µs: medians of 3 alternating rounds of the four)\n")
+	fmt.Printf("%-9s %9s %-10s %6s %10s %10s %10s %10s %10s %10s %10s\n", "allowed", "count", "planner→", "ef", "plan rec", "plan µs", "hnsw rec", "hnsw µs", "exact µs", "8-bit rec", "8-bit µs")
 	r := rand.New(rand.NewPCG(7, 7))
 	var prev *set
 	var breakEven []string
-	for _, frac := range []float64{0.01, 0.05, 0.2} {
+	for _, frac := range []float64{0.01, 0.05, 0.2, 0.5} {
 		a := &set{bits: make([]bool, n)}
 		for i := range n {
 			if r.Float64() < frac {
@@ -439,20 +482,99 @@ func filtered(x *index.Index, s *synth.Set, n, nq int) {
 		for i := range nq {
 			want[i] = x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)
 		}
+		// Three alternating rounds of the four ways; medians of the µs.
 		var st index.Strategy
-		pr, pus := measure(nq, want, func(i int) []uint32 {
-			hs, s2, _ := x.Search(context.Background(), s.Query(i), k, 0, a)
-			st = s2
-			return ords(hs)
-		})
-		hr, hus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
-		_, eus := measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)) })
-		fmt.Printf("%-9s %9d %-10s %10.4f %10.1f %10.4f %10.1f %10.1f\n", fmt.Sprintf("%.0f%%", frac*100), a.n, st, pr, pus, hr, hus, eus)
+		var pr, hr, ir float64
+		var pusR, husR, eusR, iusR []float64
+		for range 3 {
+			var us float64
+			pr, us = measure(nq, want, func(i int) []uint32 {
+				hs, s2, _ := x.Search(context.Background(), s.Query(i), k, 0, a)
+				st = s2
+				return ords(hs)
+			})
+			pusR = append(pusR, us)
+			hr, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
+			husR = append(husR, us)
+			_, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)) })
+			eusR = append(eusR, us)
+			ir, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyLiveInt8, s.Query(i), k, 0, a)) })
+			iusR = append(iusR, us)
+		}
+		pus, hus, eus, ius := median3(pusR), median3(husR), median3(eusR), median3(iusR)
+		_, pef := x.PlanEf(a)
+		fmt.Printf("%-9s %9d %-10s %6d %10.4f %10.1f %10.4f %10.1f %10.1f %10.4f %10.1f\n", fmt.Sprintf("%.0f%%", frac*100), a.n, st, pef, pr, pus, hr, hus, eus, ir, ius)
+		if frac == 0.2 {
+			h.Plan20, h.Plan20Recall, h.Plan20Us = string(st), pr, pus
+		}
 		perRow := eus / float64(a.n)
 		breakEven = append(breakEven, fmt.Sprintf("%.0f%%: %.0f", frac*100, hus/perRow))
 	}
 	fmt.Printf("break-even allowed count (filtered HNSW µs ÷ exact µs per allowed row): %s\n", strings.Join(breakEven, ", "))
 	x.SetLive((&set{bits: make([]bool, n)}).after(prev))
+}
+
+// planned self-checks x as a rebuild does (on 200 of the queries, every
+// core) for the recall target, prints the recall table and the plan, and
+// measures unfiltered searches as planned.
+func planned(x *index.Index, s *synth.Set, nq int, want [][]index.Hit, h *headline) {
+	users := make([][]float32, min(nq, 200))
+	for i := range users {
+		users[i] = s.Query(i)
+	}
+	t0 := time.Now()
+	index.SelfCheck(x, users, 0, k)
+	st := x.Planner()
+	prof := st.Profile
+	fmt.Printf("\nself-check as a rebuild's (%d queries, %.1fs): recall@10 [µs] per ef and allowed share\n", prof.Queries, time.Since(t0).Seconds())
+	fmt.Printf("%-8s", "share")
+	for _, ef := range prof.Efs {
+		fmt.Printf(" %16s", fmt.Sprintf("ef %d", ef))
+	}
+	fmt.Printf("   planned (target %.2f)\n", st.RecallTarget)
+	for si, share := range prof.Shares {
+		fmt.Printf("%-8s", fmt.Sprintf("%.0f%%", share*100))
+		for e := range prof.Efs {
+			if e >= len(prof.Recall[si]) { // the sweep stopped at recall 1
+				fmt.Printf(" %16s", "-")
+				continue
+			}
+			fmt.Printf(" %16s", fmt.Sprintf("%.4f [%.0f]", prof.Recall[si][e], prof.GraphUs[si][e]))
+		}
+		r := st.Rows[si]
+		if r.Ef == 0 {
+			fmt.Printf("   no ef reaches it (best %.4f): exact scan\n", r.Recall)
+		} else {
+			fmt.Printf("   ef %d (%.4f)\n", r.Ef, r.Recall)
+		}
+	}
+	fmt.Printf("scans: every vector %.0f µs; live matrix of %v rows: float %v µs, 8-bit %v µs (recall %.4f)\n",
+		prof.FullScanUs, prof.LiveRows, roundAll(prof.LiveExactUs), roundAll(prof.LiveInt8Us), prof.Int8Recall)
+	pst, ef := x.PlanEf(nil)
+	rec, us := measure(nq, want, func(i int) []uint32 {
+		hs, _, _ := x.Search(context.Background(), s.Query(i), k, 0, nil)
+		return ords(hs)
+	})
+	if pst != index.StrategyHNSW {
+		ef = 0
+	}
+	h.PlanEf = ef
+	fmt.Printf("unfiltered, as planned: %s at ef %d → recall@10 %.4f, %.1f µs/query\n", pst, ef, rec, us)
+}
+
+// median3 is the median of a few figures.
+func median3(xs []float64) float64 {
+	c := slices.Clone(xs)
+	slices.Sort(c)
+	return c[len(c)/2]
+}
+
+func roundAll(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, v := range xs {
+		out[i] = math.Round(v*10) / 10
+	}
+	return out
 }
 
 // exact20k times the exact scan of a 20k-row live matrix (dim 64), and the

@@ -318,3 +318,49 @@ func procStatusKB(status, field string) (int64, bool) {
 	}
 	return 0, false
 }
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times (100 on
+// every architecture Go supports there).
+const clockTicks = 100
+
+// procCPUTicks parses the CPU time (utime + stime, in clock ticks) from
+// /proc/PID/stat text.
+func procCPUTicks(stat string) (int64, bool) {
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// the fields after the last ')' start with field 3 (state).
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64) // field 14, utime
+	s, err2 := strconv.ParseInt(f[12], 10, 64) // field 15, stime
+	return u + s, err1 == nil && err2 == nil
+}
+
+// machineCPUTicks parses /proc/stat text: the clock ticks all cores spent
+// busy (everything but idle and iowait) and in all.
+func machineCPUTicks(stat string) (busy, total int64, ok bool) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, s := range f[1:] {
+		if i >= 8 { // guest times are counted in user already
+			break
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total, true
+}

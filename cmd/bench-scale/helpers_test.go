@@ -148,3 +148,16 @@ func TestSampleString(t *testing.T) {
 		t.Errorf("%s, want %s", got, want)
 	}
 }
+
+func TestCPUTicks(t *testing.T) {
+	if v, ok := procCPUTicks("4242 (live recall) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0"); !ok || v != 325 {
+		t.Errorf("procCPUTicks: %d %v, want 325 (a name with a space)", v, ok)
+	}
+	if _, ok := procCPUTicks("garbage"); ok {
+		t.Error("procCPUTicks accepted garbage")
+	}
+	busy, total, ok := machineCPUTicks("cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	if !ok || busy != 160 || total != 1000 {
+		t.Errorf("machineCPUTicks: %d/%d %v, want 160/1000", busy, total, ok)
+	}
+}

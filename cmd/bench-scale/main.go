@@ -93,7 +93,7 @@ func parseConfig() config {
 	flag.IntVar(&c.k, "k", 20, "items per request")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
-	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), an execution trace of the last 5 s of the warm-up (<name>-trace-warmup.out, for go tool trace: what requests wait for off the CPU), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
 	flag.BoolVar(&c.compareStores, "compare-stores", false, "instead of running replicas, compare the user store's batched reads from PostgreSQL with MGETs of the same rows from Redis (-redis-addr)")
 	flag.StringVar(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis server of -compare-stores (its keys are deleted at the end)")
 	flag.DurationVar(&c.storeSeconds, "store-seconds", 5*time.Second, "length of each row of -compare-stores")
@@ -147,6 +147,7 @@ type row struct {
 	HitOK     bool
 	HitMetric string
 	Mem       memory // the largest seen during the row (PeakRSS: since the replica started)
+	CPU       cpuUse
 }
 
 // runResult is one replica's run.
@@ -267,6 +268,9 @@ func main() {
 	for _, run := range runs {
 		fmt.Printf("replica with %d users: ready %.1f s after start, %0.f live streamers in its view\n", run.Users, run.ReadySecs, run.Live)
 		fmt.Printf("  NeuMF rerank: %s\n", run.NCF)
+		for _, r := range run.Rows {
+			fmt.Printf("  %s row: %s\n", r.Name, r.CPU)
+		}
 		for _, r := range run.Rows {
 			for _, f := range r.Res.Failures {
 				fmt.Printf("  %s row, a failed request: %s\n", r.Name, f)
@@ -427,10 +431,26 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 				defer close(cpu)
 				profile(fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds()))), "cpu-warm.pb.gz", d+time.Minute)
 			}()
+		} else if rowName == "warm-up" && c.profileDir != "" {
+			// An execution trace of the warm-up's last seconds (the cache
+			// warm, as in the warm row, which it does not slow down): what
+			// the requests wait for off the CPU, for go tool trace.
+			td := min(5*time.Second, d/2)
+			go func() {
+				defer close(cpu)
+				select {
+				case <-time.After(d - td):
+				case <-ctx.Done():
+					return
+				}
+				profile(fmt.Sprintf("trace?seconds=%d", max(1, int(td.Seconds()))), "trace-warmup.out", td+time.Minute)
+			}()
 		} else {
 			close(cpu)
 		}
+		cpu0 := rep.cpuNow()
 		r := loadgen.OpenLoop(ctx, client, url, c.rate, d, body)
+		used := cpuBetween(cpu0, rep.cpuNow())
 		mem := watch()
 		<-cpu
 		check(ctx.Err())
@@ -443,7 +463,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		late, by := lateChannels(dl)
 		hr, cc, ok := hitRate(dl)
 		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by,
-			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem})
+			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used})
 		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
 			if userCacheMetric(s.Name) && !strings.HasSuffix(s.Name, "_bucket") {

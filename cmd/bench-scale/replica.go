@@ -364,3 +364,56 @@ func probeNCF(ctx context.Context, client *http.Client, url string, users []int6
 	}
 	return p, nil
 }
+
+// cpuSample is the CPU time used so far by the replica, by this process
+// (the load generator) and by the whole machine, in clock ticks.
+type cpuSample struct {
+	at                         time.Time
+	replica, self, busy, total int64
+	ok                         bool
+}
+
+// cpuNow samples the CPU times (ok false when /proc cannot be read).
+func (r *replica) cpuNow() cpuSample {
+	s := cpuSample{at: time.Now()}
+	rb, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.pid()))
+	sb, err2 := os.ReadFile("/proc/self/stat")
+	ms, err3 := os.ReadFile("/proc/stat")
+	if err1 != nil || err2 != nil || err3 != nil {
+		return s
+	}
+	var ok1, ok2, ok3 bool
+	s.replica, ok1 = procCPUTicks(string(rb))
+	s.self, ok2 = procCPUTicks(string(sb))
+	s.busy, s.total, ok3 = machineCPUTicks(string(ms))
+	s.ok = ok1 && ok2 && ok3
+	return s
+}
+
+// cpuUse is the cores used during a row: by the replica, by the load
+// generator (this process), by the rest of the machine (PostgreSQL, the
+// broker's process, other work), of the machine's cores.
+type cpuUse struct {
+	Replica, LoadGen, Rest, Cores float64
+	OK                            bool
+}
+
+func (u cpuUse) String() string {
+	if !u.OK {
+		return "CPU not measured"
+	}
+	return fmt.Sprintf("CPU: replica %.2f cores, load generator %.2f, rest of the machine %.2f, idle %.2f of %.0f",
+		u.Replica, u.LoadGen, u.Rest, max(0, u.Cores-u.Replica-u.LoadGen-u.Rest), u.Cores)
+}
+
+// cpuBetween is the cores used between two samples.
+func cpuBetween(a, b cpuSample) cpuUse {
+	secs := b.at.Sub(a.at).Seconds()
+	if !a.ok || !b.ok || secs <= 0 || b.total <= a.total {
+		return cpuUse{}
+	}
+	cores := float64(b.total-a.total) / clockTicks / secs
+	c := func(x, y int64) float64 { return float64(y-x) / clockTicks / secs }
+	rep, self := c(a.replica, b.replica), c(a.self, b.self)
+	return cpuUse{Replica: rep, LoadGen: self, Rest: max(0, c(a.busy, b.busy)-rep-self), Cores: cores, OK: true}
+}

@@ -52,11 +52,16 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
 	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
 	snapDir, floor, checkEvery, exact, ef := f.String(sSnapshotDir), f.Float(sRecallFloor), f.Duration(sCheckEvery), f.Int(sExactThreshold), f.Int(sEfSearch)
+	recallTarget := f.Float(sRecallTarget)
 	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
 	expEvery, expWatch, expWithin := f.Duration(sExpReportEvery), f.Int(sExpWatchSeconds), f.Duration(sExpWatchWithin)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
+	}
+	if *recallTarget < 0 || *recallTarget > 1 || *recallTarget != *recallTarget {
+		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be between 0 (off) and 1, got %v\n", sRecallTarget.Flag, *recallTarget)
+		return serviceConfig{}, errUsage
 	}
 	if *consoleEvery <= 0 {
 		fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", sConsoleSample.Flag)
@@ -80,7 +85,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
-		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef},
+		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef, recallTarget: *recallTarget},
 		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
 
 		experimentReports: experimentReportConfig{every: *expEvery, watchSeconds: *expWatch, within: *expWithin},

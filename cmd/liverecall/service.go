@@ -42,8 +42,9 @@ var (
 	sSnapshotDir      = defSetting(setting{"index-snapshot-dir", "LIVERECALL_INDEX_SNAPSHOT_DIR", "", "directory for index snapshots, loaded at start when they match the active version (empty: none)"})
 	sRecallFloor      = defSetting(setting{"index-recall-floor", "LIVERECALL_INDEX_RECALL_FLOOR", "0.9", "a rebuilt index whose self-check recall@10 is below this is refused"})
 	sCheckEvery       = defSetting(setting{"index-check-every", "LIVERECALL_INDEX_CHECK_EVERY", "1m", "how often the active model versions, and the serving experiments with the versions their arms name, are checked (besides LISTEN/NOTIFY)"})
-	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
-	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query"})
+	sRecallTarget     = defSetting(setting{"index-recall", "LIVERECALL_INDEX_RECALL", "0.95", "recall@10 target of index searches: each uses the smallest beam the build's self-check measured reaching it, or an exact scan when none does or a scan is cheaper (0: off, the threshold and beam below)"})
+	sExactThreshold   = defSetting(setting{"index-exact-threshold", "LIVERECALL_INDEX_EXACT_THRESHOLD", strconv.Itoa(index.DefaultExactThreshold), "without a measured plan (--index-recall 0, or an index from a format-2 snapshot): allowed sets up to this size (or under 10% of the index) are scanned exactly instead of searched in the graph"})
+	sEfSearch         = defSetting(setting{"index-ef-search", "LIVERECALL_INDEX_EF_SEARCH", "64", "HNSW beam width per query without a measured plan (also swept by the self-check)"})
 	sUserCacheBytes   = defSetting(setting{"user-cache-bytes", "LIVERECALL_USER_CACHE_BYTES", "256MiB", "size of the in-process cache of active users' vectors, read from Postgres on a miss"})
 	sFoldIn           = defSetting(setting{"foldin", "LIVERECALL_FOLDIN", "true", "fold users' MF vectors in from their recent watches as their watch events arrive (false: the nightly vectors only)"})
 	sFoldInWindow     = defSetting(setting{"foldin-window", "LIVERECALL_FOLDIN_WINDOW", "6h", "watches started within this window are folded into the user's MF vector, which serves until its newest watch leaves the window"})
@@ -69,6 +70,16 @@ type indexConfig struct {
 	checkEvery     time.Duration
 	exactThreshold int
 	efSearch       int
+	recallTarget   float64 // the flag: 0 is off
+}
+
+// indexRecallTarget maps the --index-recall flag (0: off) onto
+// index.Params.RecallTarget (0: the default, negative: off).
+func indexRecallTarget(flag float64) float64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 // serviceConfig is everything serve (and dev) read.
@@ -188,14 +199,18 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 func (s *service) build(ctx context.Context) error {
 	cfg, app := s.cfg, s.app
 	var err error
-	s.idx, err = index.NewManager(index.Config{Store: s.db, Ordinals: s.ords, Params: index.Params{EfSearch: cfg.index.efSearch},
+	s.idx, err = index.NewManager(index.Config{Store: s.db, Ordinals: s.ords, Params: index.Params{EfSearch: cfg.index.efSearch, RecallTarget: indexRecallTarget(cfg.index.recallTarget)},
 		ExactThreshold: cfg.index.exactThreshold, RecallFloor: cfg.index.recallFloor, SnapshotDir: cfg.index.snapshotDir,
 		CheckEvery: cfg.index.checkEvery, Registerer: s.reg, Logger: app.Log})
 	if err != nil {
 		return err
 	}
+	// The users' first-request loads take at most half the pool's
+	// connections, so that the user store's batched reads of user vectors
+	// always find one (unbounded, the loads of a cold start held them all
+	// and most user-vector reads came too late for their channels).
 	lc := live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
-		Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
+		MaxLoads: max(1, int(s.db.Pool.Config().MaxConns)/2), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
 	if cfg.foldIn.enabled {
 		// The folder is made below, once the live state and the user
 		// store it reads exist; no event is applied before Run.
@@ -393,7 +408,8 @@ func (s *service) Status() api.Status {
 		for i, k := range idx {
 			st.Index[i] = api.IndexStatus{Kind: k.Kind, ModelID: k.ModelID, Version: k.Version, Vectors: k.Vectors, Users: k.Users,
 				LiveVectors: k.LiveVectors, BuildSeconds: k.BuildSeconds, SelfCheck: k.SelfCheck, LastReload: k.LastReload,
-				LastError: k.LastError, PreviousVersion: k.PreviousVersion, Versions: make([]api.IndexVersion, len(k.Versions))}
+				LastError: k.LastError, PreviousVersion: k.PreviousVersion, Plan: k.Plan, RecallTarget: k.RecallTarget, SearchEf: k.SearchEf,
+				PlanEf: k.PlanEf, PlanRecall: k.PlanRecall, Versions: make([]api.IndexVersion, len(k.Versions))}
 			for j, v := range k.Versions {
 				st.Index[i].Versions[j] = api.IndexVersion(v)
 			}

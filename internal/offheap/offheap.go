@@ -39,12 +39,30 @@ const minMapped = 64 << 10
 
 var (
 	mapped, mappings atomic.Int64
+	peak             atomic.Int64 // the most mapped at once since ResetPeak
 	regionsMu        sync.Mutex
 	regions          = map[uintptr]uintptr{} // start -> size of each live mapping
 )
 
 // Mapped returns the bytes Make holds mapped now, and in how many mappings.
 func Mapped() (bytes, count int64) { return mapped.Load(), mappings.Load() }
+
+// Peak returns the most bytes Make held mapped at once since the last
+// ResetPeak (or the start), to measure what a load holds transiently.
+func Peak() int64 { return peak.Load() }
+
+// ResetPeak makes Peak start again from what is mapped now.
+func ResetPeak() { peak.Store(mapped.Load()) }
+
+// notePeak raises peak to now when it is more.
+func notePeak(now int64) {
+	for {
+		p := peak.Load()
+		if now <= p || peak.CompareAndSwap(p, now) {
+			return
+		}
+	}
+}
 
 // limitBase is the process's memory budget LimitMemory took from the
 // runtime's limit (0: LimitMemory not called, or no limit set); limitMu
@@ -126,7 +144,7 @@ func Make[E Plain, O any](owner *O, n int) []E {
 	if !ok {
 		return make([]E, n)
 	}
-	mapped.Add(int64(size))
+	notePeak(mapped.Add(int64(size)))
 	mappings.Add(1)
 	regionsMu.Lock()
 	regions[Addr(b)] = size

@@ -43,6 +43,7 @@ func TestMakeOutsideTheHeapReleasedWithOwner(t *testing.T) {
 		t.Skip("no anonymous mappings: Make falls back to the heap")
 	}
 	base, _ := Mapped()
+	ResetPeak()
 	const n = 16 << 20 // 64 MiB of float32
 	h0 := heapAlloc()
 	o := &owner{}
@@ -62,6 +63,9 @@ func TestMakeOutsideTheHeapReleasedWithOwner(t *testing.T) {
 	if got, _ := Mapped(); got != base+4*n {
 		t.Fatalf("mapped %d bytes, want %d", got-base, 4*n)
 	}
+	if p := Peak(); p != base+4*n {
+		t.Fatalf("peak %d bytes over the base, want %d", p-base, 4*n)
+	}
 	var sum float64
 	for i := 0; i < n; i += 4096 {
 		sum += float64(o.v[i])
@@ -72,6 +76,13 @@ func TestMakeOutsideTheHeapReleasedWithOwner(t *testing.T) {
 	runtime.KeepAlive(o)
 	o = nil
 	waitMapped(t, base)
+	if p := Peak(); p != base+4*n {
+		t.Fatalf("after the release the peak is %d bytes over the base, want %d (the most mapped at once)", p-base, 4*n)
+	}
+	ResetPeak()
+	if p := Peak(); p != base {
+		t.Fatalf("ResetPeak left %d bytes over the base", p-base)
+	}
 }
 
 // Small slices are ordinary allocations: no mapping.
