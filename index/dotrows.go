@@ -8,8 +8,9 @@ import "github.com/viterin/vek/vek32"
 // scores them all and prefetches the rows ahead of the sums (a beam search
 // scores a node's neighbours together, and their rows lie anywhere in
 // memory); elsewhere it is vek32.Dot per row. The two may differ in the last
-// bits of a score (their sums are ordered differently).
-func dotRows(q, vecs []float32, stride int, ids []uint32, out []float32) {
+// bits of a score (their sums are ordered differently). next, if not nil,
+// is prefetched (the assembly only): the link list the caller reads next.
+func dotRows(q, vecs []float32, stride int, ids []uint32, out []float32, next *uint32) {
 	out = out[:len(ids)]
 	if len(ids) == 0 {
 		return
@@ -22,7 +23,7 @@ func dotRows(q, vecs []float32, stride int, ids []uint32, out []float32) {
 				panic("index: dotRows: row out of range")
 			}
 		}
-		dotRowsAVX2(&q[0], &vecs[0], &ids[0], len(ids), stride*4, d, &out[0])
+		dotRowsAVX2(&q[0], &vecs[0], &ids[0], len(ids), stride*4, d, &out[0], next)
 		return
 	}
 	for i, id := range ids {

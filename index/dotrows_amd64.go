@@ -8,4 +8,4 @@ var hasDotRows = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // be a multiple of 16.
 //
 //go:noescape
-func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32)
+func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32, next *uint32)

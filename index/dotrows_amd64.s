@@ -1,13 +1,14 @@
 #include "textflag.h"
 
-// func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32)
+// func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32, next *uint32)
 //
 // out[i] = q · row(ids[i]) for i < n, where row(id) starts rowBytes*id bytes
 // after base and q and every row hold dim floats (dim a multiple of 16).
 // Rows are fetched from memory at random: while row i is summed, row i+4 is
 // prefetched (every cache line it touches), so the loads of several rows
-// overlap instead of each waiting for the last.
-TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-56
+// overlap instead of each waiting for the last. next, when not nil, is
+// prefetched too (three cache lines from it): the caller's next link list.
+TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-64
 	MOVQ q+0(FP), SI
 	MOVQ base+8(FP), DI
 	MOVQ ids+16(FP), BX
@@ -15,6 +16,13 @@ TEXT ·dotRowsAVX2(SB), NOSPLIT, $0-56
 	MOVQ rowBytes+32(FP), R8
 	MOVQ dim+40(FP), R9
 	MOVQ out+48(FP), DX
+	MOVQ next+56(FP), AX
+	TESTQ AX, AX
+	JZ   nonext
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	PREFETCHT0 128(AX)
+nonext:
 	SHLQ $2, R9                  // R9 = dim in bytes
 	TESTQ CX, CX
 	JZ   done

@@ -4,6 +4,6 @@ package index
 
 const hasDotRows = false
 
-func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32) {
+func dotRowsAVX2(q, base *float32, ids *uint32, n, rowBytes, dim int, out *float32, next *uint32) {
 	panic("index: dotRowsAVX2 without amd64")
 }

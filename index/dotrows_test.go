@@ -30,7 +30,7 @@ func TestDotRowsMatchesDot(t *testing.T) {
 			}
 			ids = append(ids, n-1) // the last row: no read past the end
 			out := make([]float32, len(ids))
-			dotRows(q, vecs, c.stride, ids, out)
+			dotRows(q, vecs, c.stride, ids, out, nil)
 			for i, id := range ids {
 				o := int(id) * c.stride
 				want := vek32.Dot(q, vecs[o:o+c.dim])
@@ -56,6 +56,18 @@ func BenchmarkDotRows(b *testing.B) {
 		for i := range ids {
 			ids[i] = uint32(r.IntN(n))
 		}
-		dotRows(q, vecs, dim, ids, out)
+		dotRows(q, vecs, dim, ids, out, &ids[0])
+	}
+}
+
+// BenchmarkSearchLowRank is one unfiltered search at ef 64 on 100k
+// low-rank 64-d vectors (for pprof: go test -bench SearchLowRank
+// -cpuprofile ...); the graph is built once.
+func BenchmarkSearchLowRank(b *testing.B) {
+	s, g := buildSet(b, "lowrank", 100_000, 64)
+	i := 0
+	for b.Loop() {
+		g.Search(s.Query(i%200), 10, 64, nil)
+		i++
 	}
 }

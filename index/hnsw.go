@@ -262,13 +262,18 @@ func (g *Graph) score(q []float32, node uint32) float32 {
 	return vek32.Dot(q, g.vecs[o:o+len(q)])
 }
 
-// scoreLinks scores ids against q in one dotRows call, into s.scores.
-func (g *Graph) scoreLinks(q []float32, ids []uint32, s *scratch) []float32 {
+// scoreLinks scores ids against q in one dotRows call, into s.scores,
+// prefetching next's layer-0 list when next ≥ 0.
+func (g *Graph) scoreLinks(q []float32, ids []uint32, s *scratch, next int64) []float32 {
 	if cap(s.scores) < len(ids) {
 		s.scores = make([]float32, max(len(ids), g.m0))
 	}
 	sc := s.scores[:len(ids)]
-	dotRows(q, g.vecs, g.stride, ids, sc)
+	var pf *uint32
+	if next >= 0 {
+		pf = &g.layer0[int(next)*(g.m0+1)]
+	}
+	dotRows(q, g.vecs, g.stride, ids, sc, pf)
 	return sc
 }
 
@@ -276,7 +281,7 @@ func (g *Graph) greedy(q []float32, cur cand, l int, s *scratch) cand {
 	for changed := true; changed; {
 		changed = false
 		ids := g.links(cur.id, l)
-		for i, sc := range g.scoreLinks(q, ids, s) {
+		for i, sc := range g.scoreLinks(q, ids, s, -1) {
 			if sc > cur.score {
 				cur, changed = cand{sc, ids[i]}, true
 			}
@@ -315,7 +320,13 @@ func (g *Graph) searchLayer(q []float32, eps []cand, ef, l int, accept Allowed, 
 			}
 		}
 		s.ids = ids
-		for i, sc := range g.scoreLinks(q, ids, s) {
+		// The frontier's best is likely the next node expanded: its list
+		// is fetched while these rows are scored.
+		next := int64(-1)
+		if l == 0 && len(s.frontier) > 0 {
+			next = int64(s.frontier[0].id)
+		}
+		for i, sc := range g.scoreLinks(q, ids, s, next) {
 			nb := ids[i]
 			if len(s.results) < ef || sc > s.results[0].score {
 				s.frontier.push(cand{sc, nb})
