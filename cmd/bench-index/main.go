@@ -80,13 +80,6 @@ type headline struct {
 }
 
 func main() {
-	curveN := flag.Int("curve", 0, "only the recall-vs-µs curve of ours and hnswlib on this many low-rank vectors (see curve)")
-	curveRounds := flag.Int("rounds", 4, "rounds of -curve (medians)")
-	flag.Parse()
-	if *curveN > 0 {
-		curve(*curveN, 1000, *curveRounds)
-		return
-	}
 	quick := os.Getenv("QUICK") != ""
 	sizes := []int{100_000, 1_000_000}
 	nq := 1000
@@ -100,7 +93,13 @@ func main() {
 	withCoder := flag.Bool("coder", true, "measure coder/hnsw too")
 	withRebuild := flag.Bool("rebuild", true, "time a rebuild from Postgres at the largest size")
 	dataFlag := flag.String("data", "uniform,lowrank", "comma-separated data sets: uniform (iid), lowrank")
+	curveN := flag.Int("curve", 0, "only the recall-vs-µs curve of ours and hnswlib on this many low-rank vectors (see curve)")
+	curveRounds := flag.Int("rounds", 4, "rounds of -curve (medians)")
 	flag.Parse()
+	if *curveN > 0 {
+		curve(*curveN, 1000, *curveRounds)
+		return
+	}
 	if *nFlag != "" {
 		sizes = nil
 		for _, f := range strings.Split(*nFlag, ",") {
