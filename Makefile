@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
-        bench-index bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
+        bench-index bench-index-curve bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
 
 all: build
 
@@ -48,12 +48,17 @@ $(REDOCLY_STAMP):
 	@rm -f $(TOOLS_DIR)/redocly-*.stamp && touch $@
 
 # Debian packages the tests use: kcat (an independent Kafka client for the
-# interop test) and chromium (the operator console's browser tests). Installed only
-# when missing.
+# interop test) and chromium (the operator console's browser tests); and
+# python3-hnswlib with python3-numpy, the reference C++ HNSW that
+# `make bench-index` measures beside ours (through Debian's /usr/bin/python3;
+# without them its rows say "not installed"). Installed only when missing.
 DEB_TOOLS := kcat:kcat chromium:chromium
+DEB_PYTHON := hnswlib:python3-hnswlib numpy:python3-numpy
 tools: $(REDOCLY_STAMP)
 	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for t in $(DEB_PYTHON); do mod=$${t%%:*}; pkg=$${t##*:}; \
+	  /usr/bin/python3 -c "import $$mod" >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -117,6 +122,13 @@ test-short: deps
 bench-index:
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-index | tee $(BENCHOUT)/index.txt
+
+# The recall-vs-µs curve of ours and hnswlib (python3-hnswlib, `make tools`)
+# on CURVE_N low-rank vectors, ef 16…256, alternating rounds.
+CURVE_N ?= 200000
+bench-index-curve:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./cmd/bench-index -curve $(CURVE_N) -rounds 3 | tee $(BENCHOUT)/index-curve.txt
 
 bench-events:
 	@mkdir -p $(BENCHOUT)

@@ -3,7 +3,10 @@
 // transform, EfSearch swept) and an exact scan on synthetic 64-d data
 // (uniform and low-rank), at 100k and 1M vectors (QUICK=1: 100k only), plus filtered search at 1%, 5% and 20%
 // allowed (planner vs forced HNSW vs forced exact) and the exact scan of 20k
-// live vectors. Query timings are single-threaded (one query at a time);
+// live vectors. hnswlib, the reference C++ HNSW, is run on the same vectors
+// when python3-hnswlib is installed (hnswlib.go); `bench-index -curve N`
+// prints only the recall-vs-µs curve of ours and hnswlib on N low-rank
+// vectors (make bench-index-curve). Query timings are single-threaded (one query at a time);
 // builds use every core. The last line is one JSON object with the headline
 // figures for low-rank data at the largest n.
 //
@@ -90,7 +93,13 @@ func main() {
 	withCoder := flag.Bool("coder", true, "measure coder/hnsw too")
 	withRebuild := flag.Bool("rebuild", true, "time a rebuild from Postgres at the largest size")
 	dataFlag := flag.String("data", "uniform,lowrank", "comma-separated data sets: uniform (iid), lowrank")
+	curveN := flag.Int("curve", 0, "only the recall-vs-µs curve of ours and hnswlib on this many low-rank vectors (see curve)")
+	curveRounds := flag.Int("rounds", 4, "rounds of -curve (medians)")
 	flag.Parse()
+	if *curveN > 0 {
+		curve(*curveN, 1000, *curveRounds)
+		return
+	}
 	if *nFlag != "" {
 		sizes = nil
 		for _, f := range strings.Split(*nFlag, ",") {
@@ -248,6 +257,8 @@ func run(kind string, n, nq int, withCoder bool) headline {
 	if n <= 100_000 {
 		augmented(s, nq, want)
 	}
+
+	hnswlibRows(s, nq, want)
 
 	planned(x, s, nq, want, &h)
 	filtered(x, s, n, min(nq, 300), &h)
