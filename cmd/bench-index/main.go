@@ -76,7 +76,14 @@ type headline struct {
 	Plan20       string  `json:"plan_20_strategy"`
 	Plan20Recall float64 `json:"plan_20_recall"`
 	Plan20Us     float64 `json:"plan_20_us"`
-	EfSearch     int     `json:"-"`
+	// Uniform (iid) data at the largest size it ran (UniformN): our
+	// graph's recall and µs at its headline ef (the smallest reaching 0.95,
+	// else 256) and its build time; zero when uniform did not run.
+	UniformN      int     `json:"uniform_n,omitempty"`
+	UniformRecall float64 `json:"uniform_recall_at_10,omitempty"`
+	UniformUs     float64 `json:"uniform_us_per_query,omitempty"`
+	BuildSUniform float64 `json:"build_s_uniform,omitempty"`
+	EfSearch      int     `json:"-"`
 }
 
 func main() {
@@ -116,7 +123,7 @@ func main() {
 	}
 	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
 	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v\n\n", coderVersion(), coderEfBuild, coderEfs)
-	var h headline
+	var h, u headline
 	// Uniform 64-d data at 1M takes our build (and coder/hnsw's) well over
 	// ten minutes on two cores and is not what embeddings look like; it runs
 	// only with INDEX_BENCH_UNIFORM_1M=1.
@@ -133,9 +140,12 @@ func main() {
 			r := run(kind, n, nq, *withCoder && n <= coderMax)
 			if kind == "lowrank" {
 				h = r
+			} else {
+				u = r
 			}
 		}
 	}
+	h.UniformN, h.UniformRecall, h.UniformUs, h.BuildSUniform = u.N, u.RecallAt10, u.UsPerQuery, u.BuildS
 	h.CoderVersion = coderVersion()
 	h.Exact20kLiveUs, h.Int8LiveUs, h.Int8LiveRecall = exact20k()
 	if *withRebuild {
