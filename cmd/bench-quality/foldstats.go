@@ -30,14 +30,17 @@ type breakdown struct {
 	// earlier watch started before the fold-in's window, or an earlier
 	// watch in the window but none of a streamer with an MF vector.
 	first, stale, other int
+	// beyond: decisions whose user's earlier watches all started more
+	// than the known users' window before (folded or not).
+	beyond int
 	// earlier[i]: decision i has an earlier watch of its user.
 	earlier []bool
 }
 
 // newUserBreakdown classifies decs against the watches of h; window is
 // how far back the fold-in reads the watches of a user without a nightly
-// vector.
-func newUserBreakdown(h *replay.History, decs []newDecision, window time.Duration) breakdown {
+// vector, known how far back it reads those of a user with one.
+func newUserBreakdown(h *replay.History, decs []newDecision, window, known time.Duration) breakdown {
 	starts := map[lr.UserID][]time.Time{}
 	for _, d := range decs {
 		starts[d.user] = nil
@@ -57,6 +60,9 @@ func newUserBreakdown(h *replay.History, decs []newDecision, window time.Duratio
 		s := starts[d.user]
 		k := sort.Search(len(s), func(k int) bool { return !s[k].Before(d.at) })
 		b.earlier[i] = k > 0
+		if k > 0 && s[k-1].Before(d.at.Add(-known)) {
+			b.beyond++
+		}
 		switch {
 		case d.folded:
 			b.folded++
@@ -75,8 +81,8 @@ func newUserBreakdown(h *replay.History, decs []newDecision, window time.Duratio
 }
 
 func (b breakdown) String() string {
-	return fmt.Sprintf("%d decisions of %d new users (users with 1, 2, 3, 4, 5+ decisions: %d, %d, %d, %d, %d); %d with a folded vector; without: %d the user's first watch ever (no interaction to fold in), %d with every earlier watch older than the fold-in window, %d other (an earlier watch in the window, but none of its streamers with an MF vector or the solve failed)",
-		b.n, b.users, b.perUser[0], b.perUser[1], b.perUser[2], b.perUser[3], b.perUser[4], b.folded, b.first, b.stale, b.other)
+	return fmt.Sprintf("%d decisions of %d new users (users with 1, 2, 3, 4, 5+ decisions: %d, %d, %d, %d, %d); %d with a folded vector; without: %d the user's first watch ever (no interaction to fold in), %d with every earlier watch older than the fold-in window, %d other (an earlier watch in the window, but none of its streamers with an MF vector or the solve failed); %d with every earlier watch older than the known users' window (within reach only through the new-user window)",
+		b.n, b.users, b.perUser[0], b.perUser[1], b.perUser[2], b.perUser[3], b.perUser[4], b.folded, b.first, b.stale, b.other, b.beyond)
 }
 
 // hitBound is the HR@10 of decs if every decision where change holds were

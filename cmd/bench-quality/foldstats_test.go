@@ -26,14 +26,14 @@ func TestNewUserBreakdownAndBound(t *testing.T) {
 		{user: 1, at: at(20), ranks: map[string]int{"a": -1}},              // 18 h after: stale with a 6 h window
 		{user: 2, at: at(3), ranks: map[string]int{"a": -1}},               // first watch: a miss
 	}
-	b := newUserBreakdown(h, decs, 6*time.Hour)
-	if b.n != 4 || b.users != 2 || b.perUser != [5]int{1, 0, 1, 0, 0} || b.folded != 1 || b.first != 2 || b.stale != 1 || b.other != 0 {
+	b := newUserBreakdown(h, decs, 6*time.Hour, 6*time.Hour)
+	if b.n != 4 || b.users != 2 || b.perUser != [5]int{1, 0, 1, 0, 0} || b.folded != 1 || b.first != 2 || b.stale != 1 || b.other != 0 || b.beyond != 1 {
 		t.Fatalf("%+v", b)
 	}
 	if want := []bool{false, true, true, false}; b.earlier[0] != want[0] || b.earlier[1] != want[1] || b.earlier[2] != want[2] || b.earlier[3] != want[3] {
 		t.Fatalf("earlier %v, want %v", b.earlier, want)
 	}
-	if b := newUserBreakdown(h, decs, 24*time.Hour); b.stale != 0 || b.other != 1 {
+	if b := newUserBreakdown(h, decs, 24*time.Hour, 6*time.Hour); b.stale != 0 || b.other != 1 || b.beyond != 1 {
 		t.Fatalf("24 h window: %+v, want the 18-hours-later decision as other", b)
 	}
 	if got := hitBound(decs, "a", func(i int) bool { return decs[i].folded }); got != 0.5 {

@@ -167,7 +167,7 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	}
 	fmt.Println("\nAUCs on the evaluated day's impressions, each head against its objective's label (the watch-seconds head against watched); a logistic model's one score for every objective. \"no context features\": trained with feature set 3 zeroed.")
 	nNew := len(newUser[replay.Full])
-	bd := newUserBreakdown(r.hist, newDecs, foldin.DefaultNewUserWindow)
+	bd := newUserBreakdown(r.hist, newDecs, foldin.DefaultNewUserWindow, foldin.DefaultWindow)
 	fmt.Printf("\nfold-in: MF user vectors folded in from the session's watches at each decision; users new that day = no nightly MF vector (%d decisions of them, every one scored)\n", nNew)
 	fmt.Printf("new users: %s\n\n", bd)
 	fmt.Println("| reranker | HR@10 nightly | HR@10 fold-in | NDCG@10 nightly | NDCG@10 fold-in | new users HR@10 nightly | new users HR@10 fold-in | new users NDCG@10 nightly | new users NDCG@10 fold-in | new users folded HR@10 nightly | new users folded HR@10 fold-in |")
@@ -197,8 +197,14 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	// vector gets the nightly row's page; at best every other one is a hit.
 	served := hitBound(newDecs, headlineNightly, func(i int) bool { return newDecs[i].folded })
 	anyHit := hitBound(newDecs, headlineNightly, func(i int) bool { return bd.earlier[i] })
-	fmt.Printf("  bound: with the nightly GBDT's pages where no folded vector served and a hit at each of the %d decisions with one, new users' HR@10 %.4f (%+.1f%%); a hit at every decision after the user's first watch (%d), %.4f (%+.1f%%)\n",
-		bd.folded, served, 100*(served/nn-1), bd.n-bd.first, anyHit, 100*(anyHit/nn-1))
+	var firsts []int
+	for i, d := range newDecs {
+		if !bd.earlier[i] {
+			firsts = append(firsts, d.ranks[headlineNightly])
+		}
+	}
+	fmt.Printf("  bound: with the nightly GBDT's pages where no folded vector served and a hit at each of the %d decisions with one, new users' HR@10 %.4f (%+.1f%%); a hit at every decision after the user's first watch (%d), %.4f (%+.1f%%); the %d first watches: HR@10 %.4f\n",
+		bd.folded, served, 100*(served/nn-1), bd.n-bd.first, anyHit, 100*(anyHit/nn-1), len(firsts), newMetrics(firsts).HR10)
 	var pairNew [2][]int
 	for _, d := range newDecs {
 		pairNew[0] = append(pairNew[0], d.ranks[headlineNightly])
