@@ -11,7 +11,8 @@
 // and the user's next event schedules it again), and at most MaxPending
 // users wait. Folded vectors are kept in memory, at most MaxUsers of them
 // (least recently folded out first), for one MF version at a time (a new
-// version drops them), each until its newest watch leaves the window.
+// version drops them), each until its newest watch leaves the window (the
+// longer NewUserWindow for a user the version has no vector of).
 package foldin
 
 import (
@@ -53,12 +54,13 @@ type Nightly interface {
 
 // Defaults of Config's zero fields.
 const (
-	DefaultWindow       = 6 * time.Hour
-	DefaultDebounce     = time.Second
-	DefaultRate         = 200
-	DefaultMaxUsers     = 100_000
-	DefaultMaxPending   = 65_536
-	DefaultFetchTimeout = 2 * time.Second
+	DefaultWindow        = 6 * time.Hour
+	DefaultNewUserWindow = 24 * time.Hour
+	DefaultDebounce      = time.Second
+	DefaultRate          = 200
+	DefaultMaxUsers      = 100_000
+	DefaultMaxPending    = 65_536
+	DefaultFetchTimeout  = 2 * time.Second
 )
 
 // Config configures a Folder. Index, History, Nightly and Ordinals are
@@ -74,6 +76,14 @@ type Config struct {
 	// version was created folded in (the nightly vector has the earlier
 	// ones). Default 6 h.
 	Window time.Duration
+	// NewUserWindow is Window for a user the serving version has no
+	// vector of (new since it was trained): no nightly vector stands
+	// behind their folded one, and the next version (a day later with
+	// the nightly job) is the first to know them, so the watches of
+	// their earlier visits that day still count and their folded vector
+	// serves until the newest leaves this window. Never shorter than
+	// Window. Default 24 h.
+	NewUserWindow time.Duration
 	// Debounce: a user's watch events within it of the first are folded in
 	// once, at its end. Default 1 s.
 	Debounce time.Duration
@@ -145,6 +155,10 @@ func New(cfg Config) *Folder {
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}
+	if cfg.NewUserWindow <= 0 {
+		cfg.NewUserWindow = DefaultNewUserWindow
+	}
+	cfg.NewUserWindow = max(cfg.NewUserWindow, cfg.Window)
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
 	}
@@ -358,7 +372,11 @@ func (f *Folder) foldUser(ctx context.Context, t task) string {
 		prior = nil
 	}
 	now := f.cfg.Clock()
-	from := now.Add(-f.cfg.Window)
+	window := f.cfg.Window
+	if prior == nil {
+		window = f.cfg.NewUserWindow
+	}
+	from := now.Add(-window)
 	if prior != nil && !mv.CreatedAt.IsZero() && mv.CreatedAt.After(from) {
 		// The nightly vector has the watches before its version.
 		from = mv.CreatedAt
@@ -405,7 +423,7 @@ func (f *Folder) foldUser(ctx context.Context, t task) string {
 		f.cfg.Log.Debug("fold-in failed; the nightly vector serves", "user", t.user, "version", mv.Version, "err", err)
 		return OutcomeFailed
 	}
-	f.cache.put(t.user, lr.FoldedVector{Model: mv.ID, Vec: x, At: now, Streams: len(items), Watches: watches, Expires: newest.Add(f.cfg.Window)})
+	f.cache.put(t.user, lr.FoldedVector{Model: mv.ID, Vec: x, At: now, Streams: len(items), Watches: watches, Expires: newest.Add(window)})
 	f.m.delay.Observe(time.Since(t.at).Seconds())
 	return OutcomeDone
 }

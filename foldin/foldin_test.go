@@ -293,13 +293,56 @@ func TestSessionMovesTheMFVector(t *testing.T) {
 	if got := w.count("liverecall_foldin_total", "outcome", "done"); got != 2 {
 		t.Errorf("done: %v, want 2", got)
 	}
-	// The window passes: the folded vectors expire and the nightly serves.
+	// The window passes: the known user's folded vector expires and the
+	// nightly serves; the unknown user's, with no nightly vector behind
+	// it, serves until the new-user window passes.
 	w.clock.Add(int64(foldin.DefaultWindow))
 	if row, _ := users.Cached(1, vers); !slices.Equal(row.MF, w.nightly[1]) {
 		t.Fatal("after the window the folded vector still serves")
 	}
+	if got, ok := w.folder.Lookup(42, 1); !ok || !slices.Equal(got.Vec, row.MF) {
+		t.Fatal("after the window the unknown user's folded vector no longer serves")
+	}
+	w.clock.Add(int64(foldin.DefaultNewUserWindow - foldin.DefaultWindow))
 	if _, ok := w.folder.Lookup(42, 1); ok {
-		t.Fatal("after the window the unknown user's folded vector still serves")
+		t.Fatal("after the new-user window the unknown user's folded vector still serves")
+	}
+}
+
+// TestNewUserFoldsInEarlierVisits: a user the version does not know, back
+// after more than the window, has the watches of their earlier visit
+// folded in (no nightly vector has them); a user it knows has only the
+// window's (the nightly vector stands for the rest).
+func TestNewUserFoldsInEarlierVisits(t *testing.T) {
+	w := newWorld(t, foldin.Config{})
+	ctx := context.Background()
+	w.watch(42, streamer(1, 3), 600) // unknown to the version
+	w.watch(42, streamer(1, 5), 600)
+	w.watch(1, streamer(2, 1), 600)
+	w.clock.Add(int64(foldin.DefaultWindow + time.Hour))
+	w.watch(42, streamer(1, 7), 300)
+	out, fv := w.folder.FoldNow(ctx, 42)
+	if out != foldin.OutcomeDone || fv == nil || fv.Watches != 3 || fv.Streams != 3 || w.topCluster(fv.Vec) != 1 {
+		t.Fatalf("unknown user back after %v: %s %+v; want a vector folded in from all 3 watches, pointing at cluster 1", foldin.DefaultWindow+time.Hour, out, fv)
+	}
+	if out, fv := w.folder.FoldNow(ctx, 1); out != foldin.OutcomeEmpty || fv != nil {
+		t.Fatalf("known user with no watch in the window: %s %+v; want empty (the nightly vector serves)", out, fv)
+	}
+	// Beyond the new-user window, the earlier visit no longer counts.
+	w.clock.Add(int64(foldin.DefaultNewUserWindow - time.Hour))
+	if out, fv := w.folder.FoldNow(ctx, 42); out != foldin.OutcomeDone || fv == nil || fv.Watches != 1 {
+		t.Fatalf("a day after the first visit: %s %+v; want a vector from the last watch only", out, fv)
+	}
+}
+
+// TestNewUserWindowIsNeverShorterThanWindow: a new-user window configured
+// below the window is the window.
+func TestNewUserWindowIsNeverShorterThanWindow(t *testing.T) {
+	w := newWorld(t, foldin.Config{Window: 2 * time.Hour, NewUserWindow: time.Hour})
+	w.watch(42, streamer(1, 3), 600)
+	w.clock.Add(int64(90 * time.Minute))
+	if out, _ := w.folder.FoldNow(context.Background(), 42); out != foldin.OutcomeDone {
+		t.Fatalf("unknown user 90 minutes after a watch, window 2 h, new-user window 1 h: %s, want done", out)
 	}
 }
 

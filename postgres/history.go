@@ -357,15 +357,17 @@ type SimWorld struct {
 	Days      int
 	Streamers int
 	Users     int
+	// Context: the world has request context (sim.Config.Context).
+	Context bool
 }
 
 // SetSimWorld records w as the world of the history tables, replacing any
 // world recorded before.
 func (db *DB) SetSimWorld(ctx context.Context, w SimWorld) error {
-	_, err := db.Pool.Exec(ctx, `INSERT INTO sim_world (seed, start, days, streamers, users) VALUES ($1, $2, $3, $4, $5)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO sim_world (seed, start, days, streamers, users, context) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (one) DO UPDATE SET seed = EXCLUDED.seed, start = EXCLUDED.start, days = EXCLUDED.days,
-		streamers = EXCLUDED.streamers, users = EXCLUDED.users, loaded_at = now()`,
-		int64(w.Seed), w.Start, w.Days, w.Streamers, w.Users)
+		streamers = EXCLUDED.streamers, users = EXCLUDED.users, context = EXCLUDED.context, loaded_at = now()`,
+		int64(w.Seed), w.Start, w.Days, w.Streamers, w.Users, w.Context)
 	return lr.E("postgres.SetSimWorld", lr.EINTERNAL, err)
 }
 
@@ -374,7 +376,7 @@ func (db *DB) SetSimWorld(ctx context.Context, w SimWorld) error {
 func (db *DB) SimWorldRecorded(ctx context.Context) (SimWorld, bool, error) {
 	var w SimWorld
 	var seed int64
-	err := db.Pool.QueryRow(ctx, `SELECT seed, start, days, streamers, users FROM sim_world`).Scan(&seed, &w.Start, &w.Days, &w.Streamers, &w.Users)
+	err := db.Pool.QueryRow(ctx, `SELECT seed, start, days, streamers, users, context FROM sim_world`).Scan(&seed, &w.Start, &w.Days, &w.Streamers, &w.Users, &w.Context)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SimWorld{}, false, nil
 	}

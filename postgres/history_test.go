@@ -160,7 +160,7 @@ func TestSimWorldRecorded(t *testing.T) {
 		t.Fatalf("empty database: recorded %v, %v", ok, err)
 	}
 	w := postgres.SimWorld{Seed: 7, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Days: 7, Streamers: 50, Users: 500}
-	for _, w := range []postgres.SimWorld{w, {Seed: 8, Start: w.Start.AddDate(0, 0, 1), Days: 3, Streamers: 5, Users: 6}} {
+	for _, w := range []postgres.SimWorld{w, {Seed: 8, Start: w.Start.AddDate(0, 0, 1), Days: 3, Streamers: 5, Users: 6, Context: true}} {
 		if err := db.SetSimWorld(ctx, w); err != nil {
 			t.Fatal(err)
 		}

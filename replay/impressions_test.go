@@ -191,6 +191,13 @@ func TestReplayAllNewScoresEveryDecisionOfNewUsers(t *testing.T) {
 		if rep.Decisions != 2 || full.All.N != 2 {
 			t.Fatalf("AllNew %v: %d decisions, full row over %d, want 2 and 2", allNew, rep.Decisions, full.All.N)
 		}
+		// The new user's decision in the figures (not the extra one) has
+		// the row's new-users figures to itself.
+		for _, r := range rep.Rows {
+			if r.NewUsers.N != 1 {
+				t.Errorf("AllNew %v: row %s: new users' figures over %d decisions, want 1", allNew, r.Name, r.NewUsers.N)
+			}
+		}
 		var got []string
 		for _, d := range ds {
 			got = append(got, fmt.Sprintf("%d@%s known=%v extra=%v", d.User, d.At.Format("15:04"), d.Known, d.Extra))

@@ -188,13 +188,17 @@ type Metrics struct {
 	NDCG10 float64 `json:"ndcg@10"`
 }
 
-// Row is one ranker's figures on all, repeat and new targets.
+// Row is one ranker's figures on all, repeat and new targets, and on the
+// decisions of users new since the models were trained.
 type Row struct {
 	Name   string  `json:"name"`
-	Kind   string  `json:"kind"` // system, channel or baseline
+	Kind   string  `json:"kind"` // system, channel, reranker or baseline
 	All    Metrics `json:"all"`
 	Repeat Metrics `json:"repeat"`
 	New    Metrics `json:"new"`
+	// NewUsers: the decisions of users without a nightly MF vector
+	// (Decision.Known false).
+	NewUsers Metrics `json:"new_users"`
 }
 
 // Report is the outcome of Run.
@@ -247,14 +251,17 @@ type variant struct {
 	acc        accum
 }
 
-type accum struct{ all, rep, nw []int }
+type accum struct{ all, rep, nw, nu []int }
 
-func (a *accum) add(rank int, repeat bool) {
+func (a *accum) add(rank int, repeat, known bool) {
 	a.all = append(a.all, rank)
 	if repeat {
 		a.rep = append(a.rep, rank)
 	} else {
 		a.nw = append(a.nw, rank)
+	}
+	if !known {
+		a.nu = append(a.nu, rank)
 	}
 }
 
@@ -505,7 +512,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			if extra {
 				continue
 			}
-			v.acc.add(r, dec.Repeat)
+			v.acc.add(r, dec.Repeat, dec.Known)
 			if cp != nil && v.name == Full && v.kind == "system" {
 				cfg.Impressions(dec, impressions(cp, d, weights, state, scorer, outs, now()))
 			}
@@ -532,7 +539,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 			r := baselineRank(liveIDs, d.Streamer, key)
 			dec.Ranks[[3]string{Popularity, MostViewers, Repeat}[b]] = r
 			if !extra {
-				base[b].add(r, dec.Repeat)
+				base[b].add(r, dec.Repeat, dec.Known)
 			}
 		}
 		if cfg.OnDecision != nil {
@@ -551,7 +558,7 @@ func Run(ctx context.Context, h *History, cfg Config) (*Report, error) {
 		rep.MeanLive = math.Round(liveSum/float64(rep.Decisions)*10) / 10
 	}
 	row := func(name, kind string, a *accum) {
-		rep.Rows = append(rep.Rows, Row{Name: name, Kind: kind, All: metrics(a.all), Repeat: metrics(a.rep), New: metrics(a.nw)})
+		rep.Rows = append(rep.Rows, Row{Name: name, Kind: kind, All: metrics(a.all), Repeat: metrics(a.rep), New: metrics(a.nw), NewUsers: metrics(a.nu)})
 	}
 	for _, v := range variants {
 		row(v.name, v.kind, &v.acc)

@@ -470,3 +470,11 @@ func TestNewUsersActOnlyAfterSigningUp(t *testing.T) {
 		t.Fatalf("share 1.5: err %v, want EINVALID", err)
 	}
 }
+
+func TestUserIndexInvertsUserID(t *testing.T) {
+	for _, i := range []int{0, 1, 41, 19999} {
+		if got := sim.UserIndex(sim.UserID(i)); got != i {
+			t.Fatalf("UserIndex(UserID(%d)) = %d", i, got)
+		}
+	}
+}

@@ -346,6 +346,9 @@ func (w *World) Config() Config { return w.cfg }
 func UserID(i int) lr.UserID         { return lr.UserID(i + idBase) }
 func StreamerID(i int) lr.StreamerID { return lr.StreamerID(i + idBase) }
 
+// UserIndex is the index of the user with id (UserID's inverse).
+func UserIndex(id lr.UserID) int { return int(id) - idBase }
+
 // User describes one simulated user.
 type User struct {
 	ID        lr.UserID

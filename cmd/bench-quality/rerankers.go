@@ -12,6 +12,7 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/liverecall/liverecall/foldin"
 	"github.com/liverecall/liverecall/replay"
 	"github.com/liverecall/liverecall/rerank"
 	"github.com/liverecall/liverecall/sim"
@@ -122,8 +123,18 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 		rows = append(rows, replay.Reranker{Name: m.row, Model: m.model, FoldIn: true})
 	}
 	newUser, newFolded := map[string][]int{}, map[string][]int{}
+	var newDecs []newDecision
+	// The ranks at every decision of the rows' figures, for the paired
+	// comparisons of the goals' rows.
+	paired := map[string][]int{}
 	held, heldDecs, err := r.impressions(ctx, evalOn, evalOn.AddDate(0, 0, 1), c.replayMax, rows, func(d replay.Decision) {
+		if !d.Extra {
+			for _, name := range []string{"logistic", headlineNightly, headlineFoldIn} {
+				paired[name] = append(paired[name], d.Ranks[name])
+			}
+		}
 		if !d.Known {
+			newDecs = append(newDecs, newDecision{user: d.User, at: d.At, folded: d.Folded, ranks: d.Ranks})
 			for name, rank := range d.Ranks {
 				newUser[name] = append(newUser[name], rank)
 				if d.Folded {
@@ -156,7 +167,9 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	}
 	fmt.Println("\nAUCs on the evaluated day's impressions, each head against its objective's label (the watch-seconds head against watched); a logistic model's one score for every objective. \"no context features\": trained with feature set 3 zeroed.")
 	nNew := len(newUser[replay.Full])
-	fmt.Printf("\nfold-in: MF user vectors folded in from the session's watches at each decision; users new that day = no nightly MF vector (%d decisions of them, every one scored; %d of them with a folded vector, the others before their first watch of the day ended)\n\n", nNew, len(newFolded[replay.Full]))
+	bd := newUserBreakdown(r.hist, newDecs, foldin.DefaultNewUserWindow, foldin.DefaultWindow)
+	fmt.Printf("\nfold-in: MF user vectors folded in from the session's watches at each decision; users new that day = no nightly MF vector (%d decisions of them, every one scored)\n", nNew)
+	fmt.Printf("new users: %s\n\n", bd)
 	fmt.Println("| reranker | HR@10 nightly | HR@10 fold-in | NDCG@10 nightly | NDCG@10 fold-in | new users HR@10 nightly | new users HR@10 fold-in | new users NDCG@10 nightly | new users NDCG@10 fold-in | new users folded HR@10 nightly | new users folded HR@10 fold-in |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, m := range folds {
@@ -175,11 +188,32 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 	// The goals of the issue, met or not, on the figures above.
 	lg, gb := head["ndcg10_logistic"], head["ndcg10_gbdt"]
 	fmt.Printf("\ngoal: GBDT NDCG@10 above logistic: %.4f vs %.4f: %s\n", gb, lg, metIf(gb > lg))
+	dm, dlo, dhi := ndcgDiff(paired["logistic"], paired["gbdt"])
+	fmt.Printf("  paired, GBDT minus logistic per decision: NDCG@10 %+.4f (95%% interval %+.4f to %+.4f); HR@10 %s\n", dm, dlo, dhi, pairHits(paired["logistic"], paired["gbdt"]))
 	nn, nf := head["hr10_new_users_nightly"], head["hr10_new_users_foldin"]
 	fmt.Printf("goal: fold-in raises new users' HR@10 by at least 20%% relative (GBDT trained with fold-in vs GBDT, nightly vectors): %.4f -> %.4f (%+.1f%%): %s\n",
 		nn, nf, 100*(nf/nn-1), metIf(nf >= 1.2*nn))
+	// What fold-in could give at most: a decision it serves no folded
+	// vector gets the nightly row's page; at best every other one is a hit.
+	served := hitBound(newDecs, headlineNightly, func(i int) bool { return newDecs[i].folded })
+	anyHit := hitBound(newDecs, headlineNightly, func(i int) bool { return bd.earlier[i] })
+	var firsts []int
+	for i, d := range newDecs {
+		if !bd.earlier[i] {
+			firsts = append(firsts, d.ranks[headlineNightly])
+		}
+	}
+	fmt.Printf("  bound: with the nightly GBDT's pages where no folded vector served and a hit at each of the %d decisions with one, new users' HR@10 %.4f (%+.1f%%); a hit at every decision after the user's first watch (%d), %.4f (%+.1f%%); the %d first watches: HR@10 %.4f\n",
+		bd.folded, served, 100*(served/nn-1), bd.n-bd.first, anyHit, 100*(anyHit/nn-1), len(firsts), newMetrics(firsts).HR10)
+	var pairNew [2][]int
+	for _, d := range newDecs {
+		pairNew[0] = append(pairNew[0], d.ranks[headlineNightly])
+		pairNew[1] = append(pairNew[1], d.ranks[headlineFoldIn])
+	}
+	fmt.Printf("  paired, GBDT nightly vs GBDT trained with fold-in: new users: %s\n", pairHits(pairNew[0], pairNew[1]))
 	on, of := head["hr10_nightly"], head["hr10_foldin"]
 	fmt.Printf("goal: fold-in does not lower the overall HR@10 (same rows): %.4f -> %.4f: %s\n", on, of, metIf(of >= on))
+	fmt.Printf("  paired, GBDT nightly vs GBDT trained with fold-in: %s\n", pairHits(paired[headlineNightly], paired[headlineFoldIn]))
 	return head, nil
 }
 
@@ -189,6 +223,9 @@ func runRerankers(ctx context.Context, c config) (map[string]float64, error) {
 // GBDT reranker with the nightly vectors (fixed before this row was
 // first run).
 const headlineFoldIn = "gbdt-f+foldin"
+
+// headlineNightly is the row headlineFoldIn is compared with.
+const headlineNightly = "gbdt"
 
 func metIf(ok bool) string {
 	if ok {

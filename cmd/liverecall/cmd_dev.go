@@ -49,6 +49,7 @@ type devConfig struct {
 	requests    int
 	fresh       bool
 	liveSpeed   float64
+	context     bool // sim.Config.Context; each decision's context goes with its request
 }
 
 // Defaults of dev's own flags that the README quotes.
@@ -64,6 +65,7 @@ func runDev(ctx context.Context, app *App, args []string) error {
 	addr := f.FlagSet.String("http-addr", firstNonEmpty(app.Getenv("LIVERECALL_HTTP_ADDR"), "127.0.0.1:8080"), "address the HTTP API listens on [$LIVERECALL_HTTP_ADDR]")
 	brokers := f.String(sKafkaBrokers)
 	days, streamers, users, seed := f.Int(sSimDays), f.Int(sSimStreamers), f.Int(sSimUsers), f.Int(sSimSeed)
+	withContext := f.Bool(sSimContext)
 	ncfEpochs := f.FlagSet.Int("ncf-epochs", 0, "NeuMF epochs (0: the tuned default)")
 	reportAfter := f.FlagSet.Duration("report-after", devReportAfter, "how long live traffic runs before the report (the live world's accelerated window)")
 	requests := f.FlagSet.Int("requests", 2000, "recall requests sent to measure latency")
@@ -95,7 +97,7 @@ func runDev(ctx context.Context, app *App, args []string) error {
 		fmt.Fprintf(app.Stdout, "==> logs: %s (--log-file changes it)\n", *logFile)
 	}
 	return dev(ctx, app, devConfig{databaseURL: *dbURL, httpAddr: *addr, brokers: splitCommaList(*brokers), days: *days, streamers: *streamers,
-		users: *users, seed: uint64(*seed), ncfEpochs: *ncfEpochs, reportAfter: *reportAfter, requests: *requests, fresh: *fresh, liveSpeed: *liveSpeed})
+		users: *users, seed: uint64(*seed), ncfEpochs: *ncfEpochs, reportAfter: *reportAfter, requests: *requests, fresh: *fresh, liveSpeed: *liveSpeed, context: *withContext})
 }
 
 func firstNonEmpty(s ...string) string {
@@ -151,17 +153,17 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 		switch {
 		case err != nil:
 			return err
-		case ok && rec.Seed == c.seed && rec.Streamers == c.streamers && rec.Users == c.users:
+		case ok && rec.Seed == c.seed && rec.Streamers == c.streamers && rec.Users == c.users && rec.Context == c.context:
 			start = rec.Start
 		default:
-			step("the history in the database is not of this world (seed %d, %d streamers, %d users): simulating and training again", c.seed, c.streamers, c.users)
+			step("the history in the database is not of this world (seed %d, %d streamers, %d users, context %v): simulating and training again", c.seed, c.streamers, c.users, c.context)
 			c.fresh = true
 		}
 	}
 	if c.fresh || have.Watches == 0 {
 		step("simulating %d days of history: %d streamers, %d users (seed %d)", c.days, c.streamers, c.users, c.seed)
 		if err := simulate(ctx, app, simConfig{days: c.days, streamers: c.streamers, users: c.users, seed: c.seed, start: start,
-			toPostgres: true, replace: true, databaseURL: c.databaseURL}); err != nil {
+			toPostgres: true, replace: true, databaseURL: c.databaseURL, context: c.context}); err != nil {
 			return err
 		}
 	} else {
@@ -220,13 +222,13 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 	// The world goes on live: streams already live are announced with their
 	// audiences, then events follow the schedule. Every user decision is
 	// scored against what the service recommends at that moment.
-	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start})
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: start, Context: c.context})
 	if err != nil {
 		return err
 	}
 	prod := events.NewProducer(events.ProducerConfig{Brokers: c.brokers})
 	defer prod.Close()
-	q := &liveQuality{eval: sim.NewEvaluator(10), client: &http.Client{Timeout: 2 * time.Second}, url: base + "/v1/recall"}
+	q := &liveQuality{world: w, eval: sim.NewEvaluator(10), client: &http.Client{Timeout: 2 * time.Second}, url: base + "/v1/recall"}
 	sched := newLiveSchedule(time.Now(), c.liveSpeed, c.reportAfter)
 	caughtUp := make(chan struct{})
 	liveDone := make(chan error, 1)
@@ -344,6 +346,7 @@ func waitReady(ctx context.Context, base string, within time.Duration) error {
 // liveQuality scores each simulated decision against the recommendations
 // the service gives that user just before the decision.
 type liveQuality struct {
+	world  *sim.World // the users' UTC offsets, for the requests' context
 	mu     sync.Mutex
 	eval   *sim.Evaluator
 	client *http.Client
@@ -352,7 +355,11 @@ type liveQuality struct {
 }
 
 func (q *liveQuality) choice(c sim.Choice) error {
-	body := fmt.Sprintf(`{"user_id":%d,"k":10}`, c.User)
+	var offset time.Duration
+	if i := sim.UserIndex(c.User); q.world != nil && i >= 0 && i < q.world.Config().Users {
+		offset = q.world.User(i).UTCOffset
+	}
+	body := choiceRequest(c, offset, time.Now())
 	resp, err := q.client.Post(q.url, "application/json", strings.NewReader(body))
 	if err != nil {
 		q.mu.Lock()
@@ -375,6 +382,40 @@ func (q *liveQuality) choice(c sim.Choice) error {
 	}
 	q.eval.Add(c, ranked)
 	return nil
+}
+
+// choiceRequest is the body of the recall request for decision c, sent at
+// now: the user, a page of 10 and, when the world has request context,
+// the context a client would send (device, locale, UTC offset). The
+// service reads the local time from when it receives the request and the
+// offset; the live world runs ahead of the clock until the report
+// (--live-speed), so the offset sent is the user's shifted by the world's
+// lead, which makes the service's local time the simulated one (the
+// user's own offset when that would be out of range).
+func choiceRequest(c sim.Choice, offset time.Duration, now time.Time) string {
+	if c.Context == (lr.RequestContext{}) {
+		return fmt.Sprintf(`{"user_id":%d,"k":10}`, c.User)
+	}
+	rc := map[string]any{}
+	if c.Context.Device != "" {
+		rc["device"] = string(c.Context.Device)
+	}
+	if c.Context.Language != "" {
+		loc := c.Context.Language
+		if c.Context.Country != "" {
+			loc += "-" + c.Context.Country
+		}
+		rc["locale"] = loc
+	}
+	if c.Context.LocalTime {
+		mins := int((offset + c.TS.Sub(now)).Round(time.Minute) / time.Minute)
+		if mins < -12*60 || mins > 14*60 {
+			mins = int(offset / time.Minute)
+		}
+		rc["utc_offset_minutes"] = mins
+	}
+	b, _ := json.Marshal(map[string]any{"user_id": c.User, "k": 10, "context": rc})
+	return string(b)
 }
 
 func (q *liveQuality) result() string {

@@ -32,6 +32,7 @@ func runEval(ctx context.Context, app *App, args []string) error {
 	negatives := f.FlagSet.String("negatives", "", "negatives file (*.test.negative)")
 	models := f.FlagSet.String("model", "als", "models to train and evaluate, comma-separated: "+strings.Join(embed.Models, ", "))
 	asJSON := f.FlagSet.Bool("json", false, "print one JSON object per model instead of a table")
+	foldIn := f.FlagSet.Bool("foldin", false, "replay: also score the full system with MF user vectors folded in from the session at each decision (row full+foldin), as serve --foldin does")
 	var p embed.Params
 	f.FlagSet.IntVar(&p.Dim, "dim", 0, "latent factors (0: the model's tuned default, 64)")
 	f.FlagSet.IntVar(&p.Epochs, "epochs", 0, "training epochs (0: the model's tuned default)")
@@ -43,13 +44,17 @@ func runEval(ctx context.Context, app *App, args []string) error {
 	f.Usage = func() {
 		fmt.Fprintln(app.Stderr, "usage: liverecall eval --format ncf (--dataset PREFIX | --train F --test F --negatives F) --model als,ncf [--json]")
 		fmt.Fprintln(app.Stderr, "       liverecall eval --format live [--database-url URL] --model pop,als,ncf [--json]")
-		fmt.Fprintln(app.Stderr, "       liverecall eval --format replay [--database-url URL] [--holdout-from TIME | --holdout SHARE] [--eval-max N] [--model als,ncf] [--json]")
+		fmt.Fprintln(app.Stderr, "       liverecall eval --format replay [--database-url URL] [--holdout-from TIME | --holdout SHARE] [--eval-max N] [--model als,ncf] [--foldin] [--json]")
 		f.PrintDefaults()
 	}
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	p.Seed = *seed
+	if *foldIn && *format != "replay" {
+		fmt.Fprintln(app.Stderr, "liverecall eval: --foldin applies to --format replay only")
+		return errUsage
+	}
 	if *format == "live" {
 		return evalLive(ctx, app, *dbURL, *window, *holdout, *evalMax, strings.Split(*models, ","), p, *asJSON)
 	}
@@ -63,7 +68,7 @@ func runEval(ctx context.Context, app *App, args []string) error {
 			}
 			from = t
 		}
-		return evalReplay(ctx, app, *dbURL, from, *holdout, *evalMax, strings.Split(*models, ","), p, *asJSON)
+		return evalReplay(ctx, app, *dbURL, from, *holdout, *evalMax, strings.Split(*models, ","), p, *foldIn, *asJSON)
 	}
 	if *format != "ncf" {
 		fmt.Fprintf(app.Stderr, "liverecall eval: unknown --format %q (want ncf, live or replay)\n", *format)

@@ -19,8 +19,10 @@ import (
 // (package replay) and prints its figures: a table, or one JSON object.
 // The models are trained here on the history before the held-out period
 // (from, or the start of the most recent holdout share of watch sessions);
-// the bans and blocks are those in the database now.
-func evalReplay(ctx context.Context, app *App, dbURL string, from time.Time, holdout float64, evalMax int, models []string, p embed.Params, asJSON bool) error {
+// the bans and blocks are those in the database now. With foldIn, the row
+// full+foldin is the full system with MF user vectors folded in from the
+// session at each decision.
+func evalReplay(ctx context.Context, app *App, dbURL string, from time.Time, holdout float64, evalMax int, models []string, p embed.Params, foldIn, asJSON bool) error {
 	for _, n := range models {
 		if n != "als" && n != "ncf" {
 			fmt.Fprintf(app.Stderr, "liverecall eval: --format replay takes --model als or als,ncf, not %q\n", n)
@@ -61,6 +63,9 @@ func evalReplay(ctx context.Context, app *App, dbURL string, from time.Time, hol
 		return err
 	}
 	rc := replay.Config{HoldoutFrom: from, MaxDecisions: evalMax, Models: models, Train: &cfg, Integrity: integrity, Log: app.Log}
+	if foldIn {
+		rc.Rerankers = []replay.Reranker{{Name: replayFoldInRow, FoldIn: true}}
+	}
 	done := func() {}
 	if isTerminal(app.Stderr) {
 		var last time.Time
@@ -90,16 +95,20 @@ func evalReplay(ctx context.Context, app *App, dbURL string, from time.Time, hol
 	return nil
 }
 
+// replayFoldInRow is the row of eval --format replay --foldin.
+const replayFoldInRow = "full+foldin"
+
 func writeReplayTable(app *App, rep *replay.Report) {
 	w := app.Stdout
 	fmt.Fprintf(w, "replay: %d watch sessions train (before %s), %d held out; %d decisions scored (%d not live at their start), %.1f streamers live on average\n\n",
 		rep.TrainWatches, rep.HoldoutFrom.Format(time.RFC3339), rep.HeldWatches, rep.Decisions, rep.NotLive, rep.MeanLive)
-	fmt.Fprintf(w, "%-14s %-8s %6s %6s %6s %7s | %8s %8s %6s | %8s %8s %6s\n", "ranker", "kind", "HR@1", "HR@5", "HR@10", "NDCG@10",
-		"rep HR@1", "rep HR10", "rep n", "new HR@1", "new HR10", "new n")
+	fmt.Fprintf(w, "%-14s %-8s %6s %6s %6s %7s | %8s %8s %6s | %8s %8s %6s | %9s %6s\n", "ranker", "kind", "HR@1", "HR@5", "HR@10", "NDCG@10",
+		"rep HR@1", "rep HR10", "rep n", "new HR@1", "new HR10", "new n", "nuser HR10", "nuser n")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(w, "%-14s %-8s %6.4f %6.4f %6.4f %7.4f | %8.4f %8.4f %6d | %8.4f %8.4f %6d\n", r.Name, r.Kind, r.All.HR1, r.All.HR5, r.All.HR10, r.All.NDCG10,
-			r.Repeat.HR1, r.Repeat.HR10, r.Repeat.N, r.New.HR1, r.New.HR10, r.New.N)
+		fmt.Fprintf(w, "%-14s %-8s %6.4f %6.4f %6.4f %7.4f | %8.4f %8.4f %6d | %8.4f %8.4f %6d | %10.4f %7d\n", r.Name, r.Kind, r.All.HR1, r.All.HR5, r.All.HR10, r.All.NDCG10,
+			r.Repeat.HR1, r.Repeat.HR10, r.Repeat.N, r.New.HR1, r.New.HR10, r.New.N, r.NewUsers.HR10, r.NewUsers.N)
 	}
+	fmt.Fprintln(w, "\nrep: repeat targets (watched before); new: new targets; nuser: decisions of users without a nightly MF vector (new since the models were trained)")
 	fmt.Fprintf(w, "\ntrained in %.1f s, replayed in %.1f s\n", rep.TrainS, rep.ReplayS)
 }
 

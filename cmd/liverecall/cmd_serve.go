@@ -55,6 +55,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	recallTarget := f.Float(sRecallTarget)
 	userCache, otlp, pprofAddr := f.Bytes(sUserCacheBytes), f.String(sOTLPEndpoint), f.String(sPprofAddr)
 	foldIn, foldWindow, foldDebounce, foldRate, foldMax := f.Bool(sFoldIn), f.Duration(sFoldInWindow), f.Duration(sFoldInDebounce), f.Float(sFoldInRate), f.Int(sFoldInMaxUsers)
+	foldNewUser := f.Duration(sFoldInNewUser)
 	expEvery, expWatch, expWithin := f.Duration(sExpReportEvery), f.Int(sExpWatchSeconds), f.Duration(sExpWatchWithin)
 	if err := f.Parse(args); err != nil {
 		return serviceConfig{}, err
@@ -74,7 +75,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	for _, bad := range []struct {
 		s  setting
 		ok bool
-	}{{sExpReportEvery, *expEvery >= 0}, {sExpWatchSeconds, *expWatch > 0}, {sExpWatchWithin, *expWithin > 0}, {sFoldInWindow, *foldWindow > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
+	}{{sExpReportEvery, *expEvery >= 0}, {sExpWatchSeconds, *expWatch > 0}, {sExpWatchWithin, *expWithin > 0}, {sFoldInWindow, *foldWindow > 0}, {sFoldInNewUser, *foldNewUser > 0}, {sFoldInDebounce, *foldDebounce > 0}, {sFoldInRate, *foldRate > 0 && *foldRate < math.Inf(1)}, {sFoldInMaxUsers, *foldMax > 0}} {
 		if !bad.ok {
 			fmt.Fprintf(app.Stderr, "liverecall: --%s: must be positive\n", bad.s.Flag)
 			return serviceConfig{}, errUsage
@@ -86,7 +87,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef, recallTarget: *recallTarget},
-		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
+		foldIn: foldInConfig{enabled: *foldIn, window: *foldWindow, newUser: *foldNewUser, debounce: *foldDebounce, rate: *foldRate, maxUsers: *foldMax},
 
 		experimentReports: experimentReportConfig{every: *expEvery, watchSeconds: *expWatch, within: *expWithin},
 	}, nil

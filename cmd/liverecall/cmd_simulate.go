@@ -27,6 +27,7 @@ var (
 	sSimEventsOut  = defSetting(setting{"events-out", "LIVERECALL_SIM_EVENTS_OUT", "", "also write the events as JSON lines to this file (- for stdout)"})
 	sSimToKafka    = defSetting(setting{"to-kafka", "LIVERECALL_SIM_TO_KAFKA", "false", "also publish the events to the events topic on --kafka-brokers, each record stamped with its event's time (with --live, only the live phase: the history belongs in PostgreSQL)"})
 	sSimSpeed      = defSetting(setting{"speed", "LIVERECALL_SIM_SPEED", "0", "pace the history at this multiple of real time (0: as fast as possible)"})
+	sSimContext    = defSetting(setting{"context", "LIVERECALL_SIM_CONTEXT", "false", "give the simulated users request context that shapes what they watch: a local time, a device per visit, a language and country (streams carry their streamer's language); another world than without it"})
 	sSimLive       = defSetting(setting{"live", "LIVERECALL_SIM_LIVE", "0s", "after the history, keep the world running from now, in real time, for this long (Kafka and/or --events-out; Ctrl-C ends it)"})
 )
 
@@ -46,6 +47,7 @@ type simConfig struct {
 	topic                  string
 	speed                  float64
 	live                   time.Duration
+	context                bool // sim.Config.Context
 	// liveFrom, when set, is told the start of the live phase before its
 	// first event.
 	liveFrom func(time.Time)
@@ -61,6 +63,7 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 	out := f.String(sSimEventsOut)
 	toKafka, brokers, topic := f.Bool(sSimToKafka), f.String(sKafkaBrokers), f.String(sEventsTopic)
 	speed, live := f.Float(sSimSpeed), f.Duration(sSimLive)
+	withContext := f.Bool(sSimContext)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +73,7 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 	}
 	c := simConfig{days: *days, streamers: *streamers, users: *users, seed: uint64(*seed),
 		toPostgres: *toPG, replace: *replace, eventsOut: *out, databaseURL: *dbURL,
-		toKafka: *toKafka, brokers: splitCommaList(*brokers), speed: *speed, live: *live}
+		toKafka: *toKafka, brokers: splitCommaList(*brokers), speed: *speed, live: *live, context: *withContext}
 	if topics := splitCommaList(*topic); len(topics) > 0 {
 		c.topic = topics[0]
 	}
@@ -91,7 +94,7 @@ func runSimulate(ctx context.Context, app *App, args []string) error {
 	if *start == "" {
 		c.start = defaultSimStart(c.days)
 		if !c.toPostgres {
-			if w, ok := recordedWorld(ctx, app, c.databaseURL); ok && w.Seed == c.seed && w.Streamers == c.streamers && w.Users == c.users {
+			if w, ok := recordedWorldFor(ctx, app, c); ok {
 				c.start = w.Start
 				app.Log.Info("simulating from the start of the world whose history the database holds", "start", w.Start.Format(time.DateOnly))
 			}
@@ -132,9 +135,19 @@ func recordedWorld(ctx context.Context, app *App, url string) (postgres.SimWorld
 	return w, ok
 }
 
+// recordedWorldFor is recordedWorld at c's database when it is c's world
+// (seed, size, request context).
+func recordedWorldFor(ctx context.Context, app *App, c simConfig) (postgres.SimWorld, bool) {
+	w, ok := recordedWorld(ctx, app, c.databaseURL)
+	if !ok || w.Seed != c.seed || w.Streamers != c.streamers || w.Users != c.users || w.Context != c.context {
+		return postgres.SimWorld{}, false
+	}
+	return w, true
+}
+
 func simulate(ctx context.Context, app *App, c simConfig) error {
 	began := time.Now()
-	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: c.start})
+	w, err := sim.New(sim.Config{Seed: c.seed, Users: c.users, Streamers: c.streamers, Start: c.start, Context: c.context})
 	if err != nil {
 		return err
 	}
@@ -256,7 +269,7 @@ func recordWorld(ctx context.Context, c simConfig, start time.Time) error {
 		return err
 	}
 	defer db.Close()
-	return db.SetSimWorld(ctx, postgres.SimWorld{Seed: c.seed, Start: start, Days: c.days, Streamers: c.streamers, Users: c.users})
+	return db.SetSimWorld(ctx, postgres.SimWorld{Seed: c.seed, Start: start, Days: c.days, Streamers: c.streamers, Users: c.users, Context: c.context})
 }
 
 // eventsFile returns an emitter writing events as JSON lines to path ("-":

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
 
@@ -138,4 +139,55 @@ func defaultShutdownTimeout(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// dev --context runs the world with request context and sends each
+// decision's context with its request; the service accepts every one.
+func TestDevWithContext(t *testing.T) {
+	url := pgtest.NewEmpty(t)
+	out := &syncBuffer{}
+	app := &App{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }, Log: newLogger(out, "error", "text")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, app, []string{"dev", "--database-url", url, "--http-addr", "127.0.0.1:0", "--days", "3", "--streamers", "300",
+			"--users", "3000", "--ncf-epochs", "2", "--report-after", "5s", "--live-speed", "1000", "--requests", "100", "--context",
+			"--log-file", filepath.Join(t.TempDir(), "dev.log")})
+	}()
+	deadline := time.After(10 * time.Minute)
+	for !strings.Contains(out.String(), "Running. Press Ctrl-C to stop.") {
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited with %d before its report:\n%s", code, out)
+		case <-deadline:
+			t.Fatalf("no report after 10 minutes:\n%s", out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("dev exited with %d after the signal:\n%s", code, out)
+		}
+	case <-time.After(stopWithin(defaultShutdownTimeout(t))):
+		t.Fatal("dev did not stop after the signal")
+	}
+	report := out.String()
+	q := regexp.MustCompile(`over (\d+) decisions \(mean \d+ live streamers each, [^,]+, 0 failed requests\)`).FindStringSubmatch(report)
+	if q == nil {
+		t.Fatalf("no quality line with 0 failed requests:\n%s", report)
+	}
+	if n, _ := strconv.Atoi(q[1]); n < 50 {
+		t.Errorf("quality over %d decisions:\n%s", n, report)
+	}
+	db, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if w, ok, err := db.SimWorldRecorded(context.Background()); err != nil || !ok || !w.Context {
+		t.Fatalf("recorded world %+v %v %v, want one with context", w, ok, err)
+	}
 }

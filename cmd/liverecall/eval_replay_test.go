@@ -61,8 +61,37 @@ func TestEvalReplayOnSimulatedHistory(t *testing.T) {
 		}
 	}
 	code, out, errs = runCmd(t, url, "eval", "--format", "replay", "--eval-max", "50", "--dim", "8")
-	if code != 0 || !strings.Contains(out, "repeat") || !strings.Contains(out, "rep HR@1") {
+	if code != 0 || !strings.Contains(out, "repeat") || !strings.Contains(out, "rep HR@1") || !strings.Contains(out, "nuser HR10") {
 		t.Fatalf("table: code %d out %q err %s", code, out, errs)
+	}
+	// --foldin: the full system again with folded MF vectors, on the same
+	// decisions; the users new since the models were trained have their
+	// own figures in every row.
+	code, out, errs = runCmd(t, url, "eval", "--format", "replay", "--holdout-from", "2026-02-03T00:00:00Z", "--eval-max", "300", "--dim", "8", "--foldin", "--json")
+	if code != 0 {
+		t.Fatalf("--foldin: code %d, stderr %s", code, errs)
+	}
+	var frep struct {
+		Rows []struct {
+			Name     string             `json:"name"`
+			Kind     string             `json:"kind"`
+			All      map[string]float64 `json:"all"`
+			NewUsers map[string]float64 `json:"new_users"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &frep); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	for i, r := range frep.Rows {
+		byName[r.Name] = i
+		if _, ok := r.NewUsers["n"]; !ok {
+			t.Fatalf("row %s lacks new_users: %s", r.Name, out)
+		}
+	}
+	fi, ok := byName["full+foldin"]
+	if !ok || frep.Rows[fi].Kind != "reranker" || frep.Rows[fi].All["n"] != frep.Rows[byName["full"]].All["n"] {
+		t.Fatalf("--foldin: no row full+foldin of kind reranker on the full row's decisions: %s", out)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -75,5 +104,8 @@ func TestEvalReplayOnSimulatedHistory(t *testing.T) {
 		if code, _, errs := runCmd(t, url, append([]string{"eval", "--format", "replay"}, tc.args...)...); code != 2 || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: code %d stderr %q, want 2 and %q", tc.args, code, errs, tc.want)
 		}
+	}
+	if code, _, errs := runCmd(t, url, "eval", "--format", "live", "--foldin"); code != 2 || !strings.Contains(errs, "--foldin applies to --format replay only") {
+		t.Errorf("--format live --foldin: code %d stderr %q, want 2 and the flag refused", code, errs)
 	}
 }

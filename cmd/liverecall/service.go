@@ -48,6 +48,7 @@ var (
 	sUserCacheBytes   = defSetting(setting{"user-cache-bytes", "LIVERECALL_USER_CACHE_BYTES", "256MiB", "size of the in-process cache of active users' vectors, read from Postgres on a miss"})
 	sFoldIn           = defSetting(setting{"foldin", "LIVERECALL_FOLDIN", "true", "fold users' MF vectors in from their recent watches as their watch events arrive (false: the nightly vectors only)"})
 	sFoldInWindow     = defSetting(setting{"foldin-window", "LIVERECALL_FOLDIN_WINDOW", "6h", "watches started within this window are folded into the user's MF vector, which serves until its newest watch leaves the window"})
+	sFoldInNewUser    = defSetting(setting{"foldin-new-user-window", "LIVERECALL_FOLDIN_NEW_USER_WINDOW", "24h", "the fold-in window of a user the serving MF version has no vector of (new since it was trained); at least --foldin-window"})
 	sFoldInDebounce   = defSetting(setting{"foldin-debounce", "LIVERECALL_FOLDIN_DEBOUNCE", "1s", "a user's watch events within this of the first are folded in once"})
 	sFoldInRate       = defSetting(setting{"foldin-rate", "LIVERECALL_FOLDIN_RATE", "200", "most fold-ins per second (over it a fold-in is skipped until the user's next event)"})
 	sFoldInMaxUsers   = defSetting(setting{"foldin-max-users", "LIVERECALL_FOLDIN_MAX_USERS", "100000", "most folded user vectors held in memory (least recently folded out first)"})
@@ -58,6 +59,7 @@ var (
 type foldInConfig struct {
 	enabled  bool
 	window   time.Duration
+	newUser  time.Duration
 	debounce time.Duration
 	rate     float64
 	maxUsers int
@@ -236,7 +238,7 @@ func (s *service) build(ctx context.Context) error {
 	var users recall.UserVectors = s.users
 	if cfg.foldIn.enabled {
 		s.folder = foldin.New(foldin.Config{Index: s.idx, History: s.state, Nightly: s.users, Ordinals: s.ords,
-			Window: cfg.foldIn.window, Debounce: cfg.foldIn.debounce, Rate: cfg.foldIn.rate, MaxUsers: cfg.foldIn.maxUsers,
+			Window: cfg.foldIn.window, NewUserWindow: cfg.foldIn.newUser, Debounce: cfg.foldIn.debounce, Rate: cfg.foldIn.rate, MaxUsers: cfg.foldIn.maxUsers,
 			Registerer: s.reg, Log: app.Log})
 		users = s.folder.Overlay(s.users)
 	}
