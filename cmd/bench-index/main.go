@@ -67,6 +67,9 @@ type headline struct {
 	CoderDistance   string  `json:"coder_hnsw_distance"`
 	CoderEfSearch   int     `json:"coder_hnsw_ef_search"`
 	CoderVersion    string  `json:"coder_hnsw_version"`
+	// CoderN is the n of the coder_hnsw_* figures: low-rank data at the
+	// largest n coder/hnsw ran at (-coder-max), which may be below N.
+	CoderN          int     `json:"coder_hnsw_n,omitempty"`
 	ExactUsPerQuery float64 `json:"exact_us_per_query"`
 	Exact20kLiveUs  float64 `json:"exact_20k_live_us"`
 	Int8LiveUs      float64 `json:"int8_20k_live_us"`
@@ -143,7 +146,7 @@ func main() {
 	}
 	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
 	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v, at n ≤ %d\n\n", coderVersion(), coderEfBuild, coderEfs, coderMax)
-	var h, u headline
+	var h, u, c headline // low-rank and uniform at the largest n; low-rank where coder/hnsw ran
 	// Uniform (iid) 64-d data is not what embeddings look like, but the
 	// flat case bounds the graph: it runs at every size (the headline's
 	// uniform_* fields are its largest); INDEX_BENCH_SKIP_UNIFORM_1M=1 skips
@@ -158,12 +161,12 @@ func main() {
 				fmt.Printf("== uniform, n=%d: skipped (INDEX_BENCH_SKIP_UNIFORM_1M is set) ==\n\n", n)
 				continue
 			}
-			if *withCoder && n > coderMax {
-				fmt.Printf("(coder/hnsw is measured up to n=%d only, -coder-max: one node at a time on one goroutine, its builds at this n would take over an hour)\n", coderMax)
-			}
 			r := run(kind, n, nq, *withCoder && n <= coderMax)
 			if kind == "lowrank" {
 				h = r
+				if r.CoderDistance != "" {
+					c = r
+				}
 			} else {
 				u = r
 			}
@@ -172,6 +175,11 @@ func main() {
 	h.UniformN, h.UniformRecall, h.UniformUs, h.BuildSUniform = u.N, u.RecallAt10, u.UsPerQuery, u.BuildS
 	h.HnswlibBuildSUniform = u.HnswlibBuildS
 	h.CoderVersion = coderVersion()
+	if c.CoderDistance != "" {
+		h.CoderN = c.N
+		h.CoderRecallAt10, h.CoderUsPerQuery = c.CoderRecallAt10, c.CoderUsPerQuery
+		h.CoderDistance, h.CoderEfSearch = c.CoderDistance, c.CoderEfSearch
+	}
 	h.Exact20kLiveUs, h.Int8LiveUs, h.Int8LiveRecall = exact20k()
 	if *withRebuild {
 		rebuild(sizes[len(sizes)-1])
@@ -317,7 +325,7 @@ func run(kind string, n, nq int, withCoder bool) headline {
 	if len(coderBPV) > 0 {
 		fmt.Printf("; %s", strings.Join(coderBPV, "; "))
 	} else if !withCoder {
-		fmt.Printf("; coder/hnsw not run at this n")
+		fmt.Printf("; coder/hnsw not run at this n (above -coder-max: it adds one node at a time on one goroutine; its two builds at 1M would take over an hour)")
 	}
 	fmt.Println()
 	fmt.Println()
