@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
-        bench-index bench-index-curve bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
+        bench-index bench-index-curve bench-index-build bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
 
 all: build
 
@@ -129,6 +129,13 @@ CURVE_N ?= 200000
 bench-index-curve:
 	@mkdir -p $(BENCHOUT)
 	$(GO) run ./cmd/bench-index -curve $(CURVE_N) -rounds 3 | tee $(BENCHOUT)/index-curve.txt
+
+# The build time and memory per vector of ours and hnswlib on BUILD_N
+# uniform (iid) and low-rank vectors, every core.
+BUILD_N ?= 1000000
+bench-index-build:
+	@mkdir -p $(BENCHOUT)
+	$(GO) run ./cmd/bench-index -build $(BUILD_N) | tee $(BENCHOUT)/index-build.txt
 
 bench-events:
 	@mkdir -p $(BENCHOUT)

@@ -1,11 +1,14 @@
 package index
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/viterin/vek/vek32"
+
+	"github.com/liverecall/liverecall/internal/synth"
 )
 
 // dotRows (the assembly kernel where it runs) agrees with vek32.Dot for
@@ -69,5 +72,23 @@ func BenchmarkSearchLowRank(b *testing.B) {
 	for b.Loop() {
 		g.Search(s.Query(i%200), 10, 64, nil)
 		i++
+	}
+}
+
+// BenchmarkBuild builds a graph on 100k iid and low-rank 64-d vectors
+// (for pprof: go test -run X -bench Build -benchtime 1x -cpuprofile ...).
+func BenchmarkBuild(b *testing.B) {
+	for _, kind := range []string{"uniform", "lowrank"} {
+		b.Run(kind, func(b *testing.B) {
+			s, err := synth.Generate(kind, 100_000, 1, 64, 42)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := Build(context.Background(), s.Base, 64, nil, Params{Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -244,6 +244,7 @@ type scratch struct {
 	sel      []cand
 	ids      []uint32  // a node's unvisited neighbours
 	scores   []float32 // their scores
+	inserts  int       // links insertClean added (builds)
 }
 
 func (g *Graph) getScratch() *scratch {
@@ -460,37 +461,58 @@ func (g *Graph) Search(q []float32, k, ef int, accept Allowed) []Hit {
 // selectHeuristic is the paper's SELECT-NEIGHBORS-HEURISTIC: from cands
 // (sorted best first, scored against the base node) keep c only if c is
 // closer to the base than to every neighbour already kept. With fewer than
-// max candidates all are kept (as hnswlib does).
-func (g *Graph) selectHeuristic(cands []cand, maxSel int, dst []cand) []cand {
+// max candidates all are kept (as hnswlib does). A candidate is scored
+// against the kept ones in one dotRows call (the build's main cost on flat
+// data, where most candidates are kept and every kept one is compared).
+func (g *Graph) selectHeuristic(cands []cand, maxSel int, dst []cand, s *scratch) []cand {
 	dst = dst[:0]
 	if len(cands) <= maxSel {
 		return append(dst, cands...)
 	}
+	kept := s.ids[:0]
 	for _, c := range cands {
 		if len(dst) >= maxSel {
 			break
 		}
-		cv := g.aug(c.id)
 		ok := true
-		for _, r := range dst {
-			if vek32.Dot(cv, g.aug(r.id)) > c.score {
-				ok = false
-				break
+		if len(kept) > 0 {
+			for _, sc := range g.scoreRows(g.aug(c.id), kept, s) {
+				if sc > c.score {
+					ok = false
+					break
+				}
 			}
 		}
 		if ok {
 			dst = append(dst, c)
+			kept = append(kept, c.id)
 		}
 	}
+	s.ids = kept[:0]
 	return dst
+}
+
+// scoreRows scores rows ids against q (bdim long while building) in one
+// dotRows call, into s.scores.
+func (g *Graph) scoreRows(q []float32, ids []uint32, s *scratch) []float32 {
+	if cap(s.scores) < len(ids) {
+		s.scores = make([]float32, max(len(ids), 2*g.m0))
+	}
+	sc := s.scores[:len(ids)]
+	dotRows(q, g.vecs, g.stride, ids, sc, nil)
+	return sc
 }
 
 func sortCands(c []cand) {
 	slices.SortFunc(c, func(a, b cand) int {
-		if better(a, b) {
+		switch {
+		case a.score > b.score:
 			return -1
-		}
-		if better(b, a) {
+		case a.score < b.score:
+			return 1
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
 			return 1
 		}
 		return 0
@@ -557,7 +579,7 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		return g, nil
 	}
 	g.entry, g.maxLevel = 0, int(g.levels[0])
-	b := &builder{g: g, ef: p.EfConstruction, workers: p.Workers, duty: p.Duty, pace: newPacer(p.Duty)}
+	b := &builder{g: g, ef: p.EfConstruction, workers: p.Workers, duty: p.Duty, pace: newPacer(p.Duty), clean: make([]bool, n)}
 	for done := 1; done < n; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -568,6 +590,13 @@ func Build(ctx context.Context, vecs []float32, dim int, labels []uint32, p Para
 		done = hi
 	}
 	g.repair(b.scratch(0), p.EfConstruction, b.pace)
+	if insertCleanHook != nil {
+		total := 0
+		for _, sc := range b.scr {
+			total += sc.inserts
+		}
+		insertCleanHook(total)
+	}
 	return g, nil
 }
 
@@ -712,6 +741,10 @@ type builder struct {
 	workers int
 	duty    float64
 	pace    *pacer // the single-worker path's, kept across batches
+	// clean[v]: v's layer-0 list is what the heuristic keeps of it, in
+	// order (see link): it was the heuristic's output and nothing was
+	// appended since.
+	clean []bool
 	// per batch
 	sel    [][][]cand // [node-lo][layer] selected neighbours
 	pairs  []pair
@@ -854,19 +887,26 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 		out = append(out, nil)
 	}
 	out = out[:lv+1]
+	// intra appends the batch's earlier nodes on layer l, scored in one
+	// dotRows call.
 	intra := func(l int, w []cand) []cand {
+		ids := s.ids[:0]
 		for j := lo; j < v; j++ {
 			if int(g.levels[j]) >= l {
-				w = append(w, cand{vek32.Dot(q, g.aug(j)), j})
+				ids = append(ids, j)
 			}
 		}
+		for i, sc := range g.scoreRows(q, ids, s) {
+			w = append(w, cand{sc, ids[i]})
+		}
+		s.ids = ids[:0]
 		return w
 	}
 	// Layers above the graph's top: only earlier nodes of this batch.
 	for l := lv; l > g.maxLevel; l-- {
 		s.w = intra(l, s.w[:0])
 		sortCands(s.w)
-		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
+		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel, s)...)
 	}
 	ep := cand{vek32.Dot(q, g.aug(g.entry)), g.entry}
 	for l := g.maxLevel; l > lv; l-- {
@@ -879,17 +919,29 @@ func (b *builder) choose(v, lo uint32, s *scratch, out [][]cand) [][]cand {
 		s.eps = append(s.eps[:0], s.results...)
 		s.w = intra(l, s.w)
 		sortCands(s.w)
-		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel)...)
+		if l == 0 {
+			b.clean[v] = len(s.w) > g.m0 // the heuristic ran
+		}
+		out[l] = append(out[l][:0], g.selectHeuristic(s.w, g.maxLinks(l), s.sel, s)...)
 	}
 	return out
 }
 
 // link adds the reverse links in ps (all to one node on one layer),
-// re-selecting with the heuristic when the list overflows.
+// re-selecting with the heuristic when the list overflows. A single new
+// link to a full layer-0 list that is clean (the heuristic's own output) is
+// inserted by insertClean, which gives the same list for a fraction of the
+// dot products.
 func (b *builder) link(ps []pair, s *scratch) {
 	g := b.g
 	u, l := ps[0].to, int(ps[0].layer)
 	cur := g.links(u, l)
+	limit := g.maxLinks(l)
+	if incrementalLinks && l == 0 && len(ps) == 1 && len(cur) == limit && b.clean[u] && !slices.Contains(cur, ps[0].from) {
+		if b.insertClean(u, cur, ps[0].from, s) {
+			return
+		}
+	}
 	s.w = s.w[:0]
 	for _, id := range cur {
 		s.w = append(s.w, cand{id: id})
@@ -902,16 +954,102 @@ func (b *builder) link(ps []pair, s *scratch) {
 	if len(s.w) == len(cur) {
 		return
 	}
-	limit := g.maxLinks(l)
 	if len(s.w) <= limit {
 		g.setLinks(u, l, s.w)
+		if l == 0 {
+			b.clean[u] = false
+		}
 		return
 	}
-	q := g.aug(u)
-	for i := range s.w {
-		s.w[i].score = vek32.Dot(q, g.aug(s.w[i].id))
+	ids := s.ids[:0]
+	for _, c := range s.w {
+		ids = append(ids, c.id)
 	}
+	for i, sc := range g.scoreRows(g.aug(u), ids, s) {
+		s.w[i].score = sc
+	}
+	s.ids = ids[:0]
 	sortCands(s.w)
-	s.sel = g.selectHeuristic(s.w, limit, s.sel)
+	s.sel = g.selectHeuristic(s.w, limit, s.sel, s)
 	g.setLinks(u, l, s.sel)
+	if l == 0 {
+		b.clean[u] = true
+	}
+}
+
+// incrementalLinks turns insertClean on (tests compare the graphs built
+// with and without it); insertCleanHook, when set, is told at the end of
+// each Build how many links insertClean added.
+var (
+	incrementalLinks = true
+	insertCleanHook  func(inserts int)
+)
+
+// insertClean adds link c to u's full layer-0 list cur, which the
+// heuristic keeps whole in its order (clean). The heuristic over cur and c
+// would keep cur's members ranked above c (they pass the same checks as
+// before), keep c if none of them prunes it, and then keep each later
+// member unless c prunes it, up to the limit: so it scores cur and c
+// against u, c against the members above it, and the members below it
+// against c, about 2·M0 dot products where the heuristic over the 2·M0+1
+// spends up to ~M0²/2 (on flat data most candidates pass, and every pass
+// costs a product with each kept one). Its dot products are the
+// heuristic's own (dotRows, symmetric in its two rows), so the list is
+// the one link's heuristic would give, and clean. It returns false,
+// changing nothing, if cur's recomputed scores are not in order (a score
+// computed another way when cur was chosen): link then runs the heuristic.
+func (b *builder) insertClean(u uint32, cur []uint32, c uint32, s *scratch) bool {
+	g := b.g
+	limit := g.m0
+	ids := append(s.ids[:0], cur...)
+	ids = append(ids, c)
+	s.ids = ids[:0]
+	sc := g.scoreRows(g.aug(u), ids, s)
+	s.w = s.w[:0]
+	for i, id := range cur {
+		s.w = append(s.w, cand{sc[i], id})
+		if i > 0 && !better(s.w[i-1], s.w[i]) {
+			return false
+		}
+	}
+	nc := cand{sc[len(cur)], c}
+	p := 0
+	for p < len(s.w) && better(s.w[p], nc) {
+		p++
+	}
+	if p >= limit {
+		return true // the heuristic would stop before reaching c
+	}
+	// c against the members above it (all kept).
+	if p > 0 {
+		ids = ids[:0]
+		for _, x := range s.w[:p] {
+			ids = append(ids, x.id)
+		}
+		for _, d := range g.scoreRows(g.aug(c), ids, s) {
+			if d > nc.score {
+				return true // c pruned: the list stays as it is
+			}
+		}
+	}
+	// The members below c, each against c.
+	rest := s.w[p:]
+	ids = ids[:0]
+	for _, x := range rest {
+		ids = append(ids, x.id)
+	}
+	dc := g.scoreRows(g.aug(c), ids, s)
+	s.sel = append(s.sel[:0], s.w[:p]...)
+	s.sel = append(s.sel, nc)
+	for i, x := range rest {
+		if len(s.sel) >= limit {
+			break
+		}
+		if dc[i] <= x.score {
+			s.sel = append(s.sel, x)
+		}
+	}
+	g.setLinks(u, 0, s.sel)
+	s.inserts++
+	return true
 }

@@ -39,6 +39,7 @@ type hnswlibRef struct {
 	in    io.WriteCloser
 	out   *bufio.Scanner
 	build float64
+	rss   int64 // resident-set growth over init_index and add_items, bytes
 }
 
 // python returns an interpreter that imports hnswlib and numpy, or "".
@@ -117,7 +118,7 @@ func startHnswlib(s *synth.Set, nq int, want [][]index.Hit) (*hnswlibRef, error)
 		r.close()
 		return nil, fmt.Errorf("hnswlib_ref.py: no ready line")
 	}
-	if _, err := fmt.Sscanf(r.out.Text(), "ready %f", &r.build); err != nil {
+	if _, err := fmt.Sscanf(r.out.Text(), "ready %f %d", &r.build, &r.rss); err != nil {
 		r.close()
 		return nil, fmt.Errorf("hnswlib_ref.py: %q: %v", r.out.Text(), err)
 	}
@@ -161,27 +162,30 @@ func (r *hnswlibRef) close() {
 	os.RemoveAll(r.dir)
 }
 
-// hnswlibRows prints hnswlib's rows beside ours in a run (one round).
-func hnswlibRows(s *synth.Set, nq int, want [][]index.Hit) {
+// hnswlibRows prints hnswlib's rows beside ours in a run (one round) and
+// returns its build seconds and bytes per vector (0, 0 without it).
+func hnswlibRows(s *synth.Set, nq int, want [][]index.Hit) (build, bytesPerVector float64) {
 	r, err := startHnswlib(s, nq, want)
 	switch {
 	case err != nil:
 		fmt.Printf("%-28s %8s   error: %v\n", "hnswlib (C++ reference)", "", err)
-		return
+		return 0, 0
 	case r == nil:
 		fmt.Printf("%-28s %8s   not installed (python3-hnswlib, make tools)\n", "hnswlib (C++ reference)", "")
-		return
+		return 0, 0
 	}
 	defer r.close()
-	fmt.Printf("%-28s %8s %10s %10s   build %.1fs (M 16, efConstruction 64, space ip)\n", "hnswlib (C++ reference)", "", "", "", r.build)
+	fmt.Printf("%-28s %8s %10s %10s   build %.1fs (M 16, efConstruction 64, space ip), %.0f B/vector (RSS growth of its process over init_index+add_items)\n",
+		"hnswlib (C++ reference)", "", "", "", r.build, float64(r.rss)/float64(s.N))
 	for _, ef := range []int{16, 32, 64, 96, 128, 256} {
 		rec, us, _, err := r.measure(ef)
 		if err != nil {
 			fmt.Printf("%-28s %8d   error: %v\n", "hnswlib (C++ reference)", ef, err)
-			return
+			break
 		}
 		fmt.Printf("%-28s %8d %10.4f %10.1f\n", "hnswlib (C++ reference)", ef, rec, us)
 	}
+	return r.build, float64(r.rss) / float64(s.N)
 }
 
 // curve is `bench-index -curve N`: the recall-vs-µs curve of our graph and
@@ -276,4 +280,39 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// builds is `bench-index -build N`: our graph's build (index.Build, every
+// core) and hnswlib's (add_items, every core) on the same N vectors of
+// each data set, one after the other, with their memory per vector (ours:
+// heap and mappings; hnswlib: its process's RSS growth).
+func builds(n int, kinds []string) {
+	fmt.Printf("build: n %d, dim %d, GOMAXPROCS %d (ours M 16, M0 32, efConstruction 64; hnswlib M 16, efConstruction 64, space ip, %d threads)\n", n, dim, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	for _, kind := range kinds {
+		s, err := synth.Generate(kind, n, 1, dim, 2026)
+		if err != nil {
+			panic(err)
+		}
+		before := heap()
+		t0 := time.Now()
+		g, err := index.Build(context.Background(), s.Base, dim, nil, index.Params{Seed: 1})
+		if err != nil {
+			panic(err)
+		}
+		bt := time.Since(t0).Seconds()
+		bpv := float64(heap()-before) / float64(n)
+		runtime.KeepAlive(g)
+		g = nil
+		fmt.Printf("%-8s ours:    build %6.1fs, %4.0f B/vector (heap and mappings)\n", kind, bt, bpv)
+		ref, err := startHnswlib(s, 0, nil)
+		switch {
+		case err != nil:
+			fmt.Printf("%-8s hnswlib: error: %v\n", kind, err)
+		case ref == nil:
+			fmt.Printf("%-8s hnswlib: not installed (python3-hnswlib, make tools)\n", kind)
+		default:
+			fmt.Printf("%-8s hnswlib: build %6.1fs, %4.0f B/vector (RSS growth over init_index+add_items); ours/hnswlib %.2f\n", kind, ref.build, float64(ref.rss)/float64(n), bt/ref.build)
+			ref.close()
+		}
+	}
 }

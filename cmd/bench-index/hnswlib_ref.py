@@ -9,7 +9,9 @@ queries [nq*dim] float32 | exact top-k ordinals [nq*k] int32.
 
 Builds hnswlib on the base vectors with space 'ip' (inner product, like
 ours), M 16, efConstruction 64, on every core, then prints
-"ready BUILD_SECONDS". With EFs given it measures each and exits; otherwise
+"ready BUILD_SECONDS RSS_BYTES": RSS_BYTES is the growth of the process's
+resident set from before init_index to after add_items (the index: its copy
+of the vectors, links, labels; the input arrays were read before). With EFs given it measures each and exits; otherwise
 it reads one ef per line from stdin and answers each. An answer is one line
 "EF RECALL_AT_K US_PER_QUERY CPU_US_PER_QUERY": all queries searched one at
 a time on one thread (knn_query with num_threads=1 runs its loop in C++ on
@@ -25,6 +27,12 @@ import hnswlib
 import numpy as np
 
 
+def rss():
+    """The process's resident set in bytes (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def main():
     path = sys.argv[1]
     with open(path, "rb") as f:
@@ -32,12 +40,14 @@ def main():
         base = np.frombuffer(f.read(4 * n * dim), dtype="<f4").reshape(n, dim)
         queries = np.frombuffer(f.read(4 * nq * dim), dtype="<f4").reshape(nq, dim)
         truth = np.frombuffer(f.read(4 * nq * k), dtype="<i4").reshape(nq, k)
+    rss0 = rss()
     p = hnswlib.Index(space="ip", dim=dim)
     p.init_index(max_elements=n, ef_construction=64, M=16, random_seed=1)
     p.set_num_threads(os.cpu_count() or 1)
     t0 = time.perf_counter()
     p.add_items(base, np.arange(n))
-    print("ready %.3f" % (time.perf_counter() - t0), flush=True)
+    built = time.perf_counter() - t0
+    print("ready %.3f %d" % (built, rss() - rss0), flush=True)
     p.set_num_threads(1)
     truth_sets = [set(row.tolist()) for row in truth]
 

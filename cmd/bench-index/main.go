@@ -1,14 +1,18 @@
 // Command bench-index measures the index side by side with coder/hnsw (the
 // version in go.mod, with the inner product as -dot and with the MIPS→L2
-// transform, EfSearch swept) and an exact scan on synthetic 64-d data
-// (uniform and low-rank), at 100k and 1M vectors (QUICK=1: 100k only), plus filtered search at 1%, 5% and 20%
-// allowed (planner vs forced HNSW vs forced exact) and the exact scan of 20k
-// live vectors. hnswlib, the reference C++ HNSW, is run on the same vectors
-// when python3-hnswlib is installed (hnswlib.go); `bench-index -curve N`
-// prints only the recall-vs-µs curve of ours and hnswlib on N low-rank
-// vectors (make bench-index-curve). Query timings are single-threaded (one query at a time);
-// builds use every core. The last line is one JSON object with the headline
-// figures for low-rank data at the largest n.
+// transform, EfSearch swept; at 100k only) and an exact scan on synthetic
+// 64-d data (uniform and low-rank), at 100k and 1M vectors (QUICK=1: 100k
+// only), plus filtered search at 1%, 5%, 20% and 50% allowed (planner vs
+// forced HNSW vs forced exact and 8-bit scans), memory per vector of each
+// library, and the exact scan of 20k live vectors. hnswlib, the reference
+// C++ HNSW, is run on the same vectors when python3-hnswlib is installed
+// (hnswlib.go); `bench-index -curve N` prints only the recall-vs-µs curve
+// of ours and hnswlib on N low-rank vectors (make bench-index-curve), and
+// `bench-index -build N` only the two builds' times and memory (make
+// bench-index-build). Query timings are single-threaded (one query at a
+// time); builds use every core. The last line is one JSON object with the
+// headline figures for low-rank data at the largest n (and uniform_*: the
+// uniform data's).
 //
 // With the recall target (0.95) the index is self-checked like a
 // rebuild's (recall and time per ef and accepted share, scan costs) and
@@ -63,6 +67,9 @@ type headline struct {
 	CoderDistance   string  `json:"coder_hnsw_distance"`
 	CoderEfSearch   int     `json:"coder_hnsw_ef_search"`
 	CoderVersion    string  `json:"coder_hnsw_version"`
+	// CoderN is the n of the coder_hnsw_* figures: low-rank data at the
+	// largest n coder/hnsw ran at (-coder-max), which may be below N.
+	CoderN          int     `json:"coder_hnsw_n,omitempty"`
 	ExactUsPerQuery float64 `json:"exact_us_per_query"`
 	Exact20kLiveUs  float64 `json:"exact_20k_live_us"`
 	Int8LiveUs      float64 `json:"int8_20k_live_us"`
@@ -83,14 +90,21 @@ type headline struct {
 	UniformRecall float64 `json:"uniform_recall_at_10,omitempty"`
 	UniformUs     float64 `json:"uniform_us_per_query,omitempty"`
 	BuildSUniform float64 `json:"build_s_uniform,omitempty"`
-	EfSearch      int     `json:"-"`
+	// hnswlib's build (every core, like ours) on the same vectors, low-rank
+	// at the largest n and uniform at UniformN; zero without hnswlib.
+	HnswlibBuildS        float64 `json:"hnswlib_build_s,omitempty"`
+	HnswlibBuildSUniform float64 `json:"hnswlib_build_s_uniform,omitempty"`
+	EfSearch             int     `json:"-"`
 }
 
 func main() {
 	quick := os.Getenv("QUICK") != ""
 	sizes := []int{100_000, 1_000_000}
 	nq := 1000
-	coderMax := 1_000_000
+	// coder/hnsw adds one node at a time on one goroutine: at 100k its two
+	// builds took ~6.5 minutes (uniform) and ~4 (low-rank), and at 1M they
+	// would take well over an hour, so it runs at 100k only (-coder-max).
+	coderMax := 100_000
 	if quick {
 		sizes = []int{100_000}
 		nq = 500
@@ -102,9 +116,15 @@ func main() {
 	dataFlag := flag.String("data", "uniform,lowrank", "comma-separated data sets: uniform (iid), lowrank")
 	curveN := flag.Int("curve", 0, "only the recall-vs-µs curve of ours and hnswlib on this many low-rank vectors (see curve)")
 	curveRounds := flag.Int("rounds", 4, "rounds of -curve (medians)")
+	coderMaxFlag := flag.Int("coder-max", 0, "largest n coder/hnsw is measured at (default 100000)")
+	buildN := flag.Int("build", 0, "only the build time and memory of ours and hnswlib on this many vectors of each -data set (see builds)")
 	flag.Parse()
 	if *curveN > 0 {
 		curve(*curveN, 1000, *curveRounds)
+		return
+	}
+	if *buildN > 0 {
+		builds(*buildN, strings.Split(*dataFlag, ","))
 		return
 	}
 	if *nFlag != "" {
@@ -121,32 +141,45 @@ func main() {
 	if *qFlag > 0 {
 		nq = *qFlag
 	}
+	if *coderMaxFlag > 0 {
+		coderMax = *coderMaxFlag
+	}
 	fmt.Printf("index benchmark: dim %d, k %d, %d queries, GOMAXPROCS %d, quick=%v\n", dim, k, nq, runtime.GOMAXPROCS(0), quick)
-	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v\n\n", coderVersion(), coderEfBuild, coderEfs)
-	var h, u headline
-	// Uniform 64-d data at 1M takes our build (and coder/hnsw's) well over
-	// ten minutes on two cores and is not what embeddings look like; it runs
-	// only with INDEX_BENCH_UNIFORM_1M=1.
+	fmt.Printf("our HNSW: M 16 (M0 32), efConstruction 64, efSearch default 64, plain inner product; coder/hnsw %s: M 16, Ml 0.25, EfSearch %d while adding, distance -dot and MIPS→L2 (Euclidean), EfSearch swept %v, at n ≤ %d\n\n", coderVersion(), coderEfBuild, coderEfs, coderMax)
+	var h, u, c headline // low-rank and uniform at the largest n; low-rank where coder/hnsw ran
+	// Uniform (iid) 64-d data is not what embeddings look like, but the
+	// flat case bounds the graph: it runs at every size (the headline's
+	// uniform_* fields are its largest); INDEX_BENCH_SKIP_UNIFORM_1M=1 skips
+	// it above 100k.
 	for _, n := range sizes {
 		for _, kind := range strings.Split(*dataFlag, ",") {
 			if kind != "uniform" && kind != "lowrank" {
 				fmt.Fprintf(os.Stderr, "bench-index: -data: unknown data set %q\n", kind)
 				os.Exit(2)
 			}
-			if kind == "uniform" && n > 100_000 && os.Getenv("INDEX_BENCH_UNIFORM_1M") == "" {
-				fmt.Printf("== uniform, n=%d: skipped (set INDEX_BENCH_UNIFORM_1M=1) ==\n\n", n)
+			if kind == "uniform" && n > 100_000 && os.Getenv("INDEX_BENCH_SKIP_UNIFORM_1M") != "" {
+				fmt.Printf("== uniform, n=%d: skipped (INDEX_BENCH_SKIP_UNIFORM_1M is set) ==\n\n", n)
 				continue
 			}
 			r := run(kind, n, nq, *withCoder && n <= coderMax)
 			if kind == "lowrank" {
 				h = r
+				if r.CoderDistance != "" {
+					c = r
+				}
 			} else {
 				u = r
 			}
 		}
 	}
 	h.UniformN, h.UniformRecall, h.UniformUs, h.BuildSUniform = u.N, u.RecallAt10, u.UsPerQuery, u.BuildS
+	h.HnswlibBuildSUniform = u.HnswlibBuildS
 	h.CoderVersion = coderVersion()
+	if c.CoderDistance != "" {
+		h.CoderN = c.N
+		h.CoderRecallAt10, h.CoderUsPerQuery = c.CoderRecallAt10, c.CoderUsPerQuery
+		h.CoderDistance, h.CoderEfSearch = c.CoderDistance, c.CoderEfSearch
+	}
 	h.Exact20kLiveUs, h.Int8LiveUs, h.Int8LiveRecall = exact20k()
 	if *withRebuild {
 		rebuild(sizes[len(sizes)-1])
@@ -268,16 +301,33 @@ func run(kind string, n, nq int, withCoder bool) headline {
 		augmented(s, nq, want)
 	}
 
-	hnswlibRows(s, nq, want)
+	var hnswlibBPV float64
+	h.HnswlibBuildS, hnswlibBPV = hnswlibRows(s, nq, want)
 
 	planned(x, s, nq, want, &h)
 	filtered(x, s, n, min(nq, 300), &h)
 
+	var coderBPV []string
 	if withCoder {
 		b := coder(s, n, nq, want)
 		h.CoderRecallAt10, h.CoderUsPerQuery = b.recall, b.us
 		h.CoderDistance, h.CoderEfSearch = b.distance, b.ef
+		for _, m := range b.mem {
+			coderBPV = append(coderBPV, fmt.Sprintf("coder/hnsw %s %.0f (its graph's heap %.0f + the %d-float vectors it keeps, %d)", m.name, m.graph+float64(m.vec), m.graph, m.vec/4, m.vec))
+		}
 	}
+	// Memory per vector of each library on these vectors, the vectors
+	// included.
+	fmt.Printf("\nmemory per vector (bytes, %s n=%d, vectors included): ours %.0f (heap and mappings after index.New: vectors, graph, ids)", kind, n, h.BytesPerVector)
+	if hnswlibBPV > 0 {
+		fmt.Printf("; hnswlib %.0f (its process's RSS growth over init_index+add_items)", hnswlibBPV)
+	}
+	if len(coderBPV) > 0 {
+		fmt.Printf("; %s", strings.Join(coderBPV, "; "))
+	} else if !withCoder {
+		fmt.Printf("; coder/hnsw not run at this n (above -coder-max: it adds one node at a time on one goroutine; its two builds at 1M would take over an hour)")
+	}
+	fmt.Println()
 	fmt.Println()
 	x = nil
 	debug.FreeOSMemory()
@@ -313,6 +363,16 @@ type coderBest struct {
 	ef       int
 	recall   float64
 	us       float64
+	mem      []coderMem // per variant
+}
+
+// coderMem is one coder/hnsw variant's memory per vector: its graph's heap
+// and the vectors it keeps (the slices it was given, dim floats each, dim+1
+// with MIPS→L2).
+type coderMem struct {
+	name  string
+	graph float64
+	vec   int
 }
 
 func (b *coderBest) offer(distance string, ef int, rec, us float64) {
@@ -327,7 +387,7 @@ func (b *coderBest) offer(distance string, ef int, rec, us float64) {
 		better = rec > b.recall
 	}
 	if better {
-		*b = coderBest{distance, ef, rec, us}
+		b.distance, b.ef, b.recall, b.us = distance, ef, rec, us
 	}
 }
 
@@ -393,6 +453,7 @@ func coder(s *synth.Set, n, nq int, want [][]index.Hit) coderBest {
 		}
 		bt := time.Since(t0).Seconds()
 		bpv := float64(heap()-before) / float64(n)
+		best.mem = append(best.mem, coderMem{variant.name, bpv, 4 * d})
 		label := "coder/hnsw " + variant.name
 		fmt.Printf("%-28s %8s %10s %10s   build %.1fs (EfSearch %d while adding; single goroutine: no concurrent Add), %.0f B/vector (heap, vectors not counted)\n",
 			label, "", "", "", bt, coderEfBuild, bpv)
@@ -471,7 +532,7 @@ func (b *set) after(prev *set) *set {
 // the vectors allowed (and live: the live matrix holds the allowed set).
 func filtered(x *index.Index, s *synth.Set, n, nq int, h *headline) {
 	fmt.Printf("\nfiltered search, n=%d (allowed = live set; planner: %s, recall target %.2f; hnsw at the default ef)\n", n, x.Planner().Mode, x.Planner().RecallTarget)
-	fmt.Printf("(µs: medians of 3 alternating rounds of the four)\n")
+	fmt.Printf("(µs: medians of 3 alternating rounds of the four; forced hnsw: one round when that round took over 10 s)\n")
 	fmt.Printf("%-9s %9s %-10s %6s %10s %10s %10s %10s %10s %10s %10s\n", "allowed", "count", "planner→", "ef", "plan rec", "plan µs", "hnsw rec", "hnsw µs", "exact µs", "8-bit rec", "8-bit µs")
 	r := rand.New(rand.NewPCG(7, 7))
 	var prev *set
@@ -503,8 +564,12 @@ func filtered(x *index.Index, s *synth.Set, n, nq int, h *headline) {
 				return ords(hs)
 			})
 			pusR = append(pusR, us)
-			hr, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
-			husR = append(husR, us)
+			// The forced graph search of a small allowed set at 1M costs
+			// ~0.1 s a query: one round of it when a round takes over 10 s.
+			if len(husR) == 0 || husR[0]*float64(nq) < 10e6 {
+				hr, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyHNSW, s.Query(i), k, 0, a)) })
+				husR = append(husR, us)
+			}
 			_, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyExact, s.Query(i), k, 0, a)) })
 			eusR = append(eusR, us)
 			ir, us = measure(nq, want, func(i int) []uint32 { return ords(x.SearchWith(index.StrategyLiveInt8, s.Query(i), k, 0, a)) })
