@@ -142,6 +142,8 @@ type State struct {
 
 	loads     singleflight.Group // user loads in flight, by user id
 	loadSlots chan struct{}      // one token per load running (Config.MaxLoads)
+	batchMu   sync.Mutex         // guards waiting
+	waiting   []*loadBatch       // with a BatchLoader: batches waiting for a slot, oldest first
 
 	snap atomic.Pointer[Snapshot]
 	m    *metrics

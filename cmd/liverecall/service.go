@@ -229,7 +229,7 @@ func (s *service) build(ctx context.Context) error {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
 	s.integrity = recall.NewIntegrityCache(s.db, app.Log)
-	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes, Registerer: s.reg})
+	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes, Registerer: s.reg, Log: app.Log})
 	if err != nil {
 		return err
 	}
@@ -328,7 +328,8 @@ func (s *service) wireHTTP() {
 	})
 }
 
-// userLoader reads a user's stored live state (live.Loader) from Postgres.
+// userLoader reads users' stored live state (live.BatchLoader) from
+// Postgres.
 type userLoader struct{ db *postgres.DB }
 
 // LoadUser implements live.Loader.
@@ -337,6 +338,25 @@ func (l userLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, 
 	if err != nil {
 		return live.UserRecord{}, err
 	}
+	return userRecord(st), nil
+}
+
+// LoadUsers implements live.BatchLoader.
+func (l userLoader) LoadUsers(ctx context.Context, users []lr.UserID, since time.Time, n int) (map[lr.UserID]live.UserRecord, error) {
+	sts, err := l.db.UserStates(ctx, users, since, n)
+	if err != nil {
+		return nil, err
+	}
+	recs := make(map[lr.UserID]live.UserRecord, len(sts))
+	for u, st := range sts {
+		if len(st.Follows)+len(st.Watches) > 0 {
+			recs[u] = userRecord(st)
+		}
+	}
+	return recs, nil
+}
+
+func userRecord(st postgres.UserState) live.UserRecord {
 	rec := live.UserRecord{Follows: make([]live.Follow, len(st.Follows)), Watches: make([]live.Watch, len(st.Watches))}
 	for i, f := range st.Follows {
 		rec.Follows[i] = live.Follow{StreamerID: f.StreamerID, Active: f.Active, At: f.UpdatedAt}
@@ -344,7 +364,7 @@ func (l userLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, 
 	for i, w := range st.Watches {
 		rec.Watches[i] = live.Watch{StreamerID: w.StreamerID, StreamID: w.StreamID, JoinedAt: w.StartedAt, LeftAt: w.EndedAt}
 	}
-	return rec, nil
+	return rec
 }
 
 // refresh reloads the slowly changing inputs: bans, blocks, and the
