@@ -291,6 +291,20 @@ func main() {
 		fmt.Printf("  NeuMF rerank: %s\n", run.NCF)
 		for _, r := range run.Rows {
 			fmt.Printf("  %s row: %s\n", r.Name, r.CPU)
+			if ws := r.Res.Worst(5*time.Second, 1<<30); len(ws) > 1 {
+				// Whether the tail is spread over the row or comes from a few
+				// seconds of it.
+				p99s := make([]float64, len(ws))
+				for i, w := range ws {
+					p99s[i] = msf(w.P99)
+				}
+				slices.Sort(p99s)
+				var worst []string
+				for _, w := range ws[:min(3, len(ws))] {
+					worst = append(worst, fmt.Sprintf("%.1f ms at %.0f s", msf(w.P99), w.Start.Seconds()))
+				}
+				fmt.Printf("  %s row: p99 of each 5 s of it: median %.1f ms, best %.1f, worst %s\n", r.Name, p99s[len(p99s)/2], p99s[0], strings.Join(worst, ", "))
+			}
 			if r.DB.OK && r.Res.Sent > 0 {
 				fmt.Printf("  %s row: PostgreSQL (pg_stat_database of the platform's database, the benchmark's own reads included): %d transactions (%.2f per request), %d rows fetched, %d returned\n",
 					r.Name, r.DB.Xacts, float64(r.DB.Xacts)/float64(r.Res.Sent), r.DB.Fetched, r.DB.Returned)
