@@ -177,7 +177,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		return nil, err
 	}
 	tracer := tp.Tracer(tracerName)
-	db, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithTracer(tracer))
+	db, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithTracer(tracer), postgres.WithDefaultMaxConns(servePoolConns))
 	if err != nil {
 		shutdownTracing(app, tp)
 		return nil, err
@@ -210,7 +210,7 @@ func (s *service) build(ctx context.Context) error {
 	// always find one (unbounded, the loads of a cold start held them all
 	// and most user-vector reads came too late for their channels).
 	lc := live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
-		MaxLoads: max(1, int(s.db.Pool.Config().MaxConns)/2), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
+		MaxLoads: serveMaxLoads(s.db.Pool.Config().MaxConns), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
 	if cfg.foldIn.enabled {
 		// The folder is made below, once the live state and the user
 		// store it reads exist; no event is applied before Run.
@@ -326,6 +326,18 @@ func (s *service) wireHTTP() {
 		}
 		return nil
 	})
+}
+
+// servePoolConns is the pool's size when the database URL sets none: the
+// LISTEN's connection, the user store's batch queries
+// (userstore.DefaultMaxInflight), the users' loads (live.DefaultMaxLoads)
+// and two for reloads, refreshes and model loads.
+const servePoolConns = 1 + userstore.DefaultMaxInflight + live.DefaultMaxLoads + 2
+
+// serveMaxLoads is how many users' loads may hold a connection at once:
+// live.DefaultMaxLoads, and at most half of a smaller pool.
+func serveMaxLoads(poolConns int32) int {
+	return max(1, min(live.DefaultMaxLoads, int(poolConns)/2))
 }
 
 // userLoader reads users' stored live state (live.BatchLoader) from
