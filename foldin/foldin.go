@@ -509,6 +509,16 @@ func (o overlay) Fetch(ctx context.Context, u lr.UserID, v userstore.Versions) (
 	return o.apply(u, row), nil
 }
 
+// Prefetch passes a read ahead on to the inner store when it can (the
+// overlay's vectors are applied when the row is looked up).
+func (o overlay) Prefetch(u lr.UserID, v userstore.Versions) {
+	if p, ok := o.inner.(interface {
+		Prefetch(lr.UserID, userstore.Versions)
+	}); ok {
+		p.Prefetch(u, v)
+	}
+}
+
 func (o overlay) apply(u lr.UserID, row userstore.Row) userstore.Row {
 	if fv, ok := o.f.Lookup(u, row.Versions.MF); ok {
 		row.MF = fv.Vec

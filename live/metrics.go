@@ -20,6 +20,7 @@ type metrics struct {
 	loads        *prometheus.CounterVec
 	loadFailures prometheus.Counter
 	loadSeconds  prometheus.Histogram
+	loadBatch    prometheus.Histogram
 }
 
 // newMetrics creates the metrics of s and registers them with reg when reg
@@ -49,6 +50,9 @@ func newMetrics(reg prometheus.Registerer, s *State) *metrics {
 			[]string{"outcome"}),
 		loadFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_live_user_load_failures_total",
 			Help: "Loads of a user's stored state that failed or timed out, also those no request waited for any more."}),
+		loadBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "liverecall_live_user_load_batch_users",
+			Help:    "Users per batched load (a Loader that reads many users at once).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		loadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "liverecall_live_user_load_seconds",
 			Help:    "Time to load one user's stored state (follows and watch history).",
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 9)}),
@@ -61,7 +65,7 @@ func newMetrics(reg prometheus.Registerer, s *State) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.live, m.dupes, m.ignored, m.expired, m.apply, m.applied,
-			m.users, m.evicted, m.loads, m.loadFailures, m.loadSeconds)
+			m.users, m.evicted, m.loads, m.loadFailures, m.loadSeconds, m.loadBatch)
 	}
 	return m
 }

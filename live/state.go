@@ -85,8 +85,9 @@ type Config struct {
 	// first time (a cold start, a popular hour) loads one per first request,
 	// and without a bound they took every connection of the pool, so that
 	// the user store's batched reads of user vectors waited for one and
-	// came too late for their channels. Further loads wait for a slot.
-	// Default 2.
+	// came too late for their channels. Further loads wait for a slot;
+	// with a BatchLoader, those that wait are read together by the next
+	// slot to free (up to MaxLoadBatch users in one LoadUsers). Default 2.
 	MaxLoads int
 	// OnPublish, if set, receives each new version of the live set before
 	// anyone else can see it: Snapshot returns a version only after
@@ -142,6 +143,8 @@ type State struct {
 
 	loads     singleflight.Group // user loads in flight, by user id
 	loadSlots chan struct{}      // one token per load running (Config.MaxLoads)
+	batchMu   sync.Mutex         // guards waiting
+	waiting   []*loadBatch       // with a BatchLoader: batches waiting for a slot, oldest first
 
 	snap atomic.Pointer[Snapshot]
 	m    *metrics

@@ -28,6 +28,23 @@ type Loader interface {
 	LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (UserRecord, error)
 }
 
+// BatchLoader is a Loader that also reads many users at once (the service's
+// over postgres.DB: two statements for the whole batch, in one round trip).
+// With one, the State reads the users whose loads wait for a slot
+// (Config.MaxLoads) together, in one LoadUsers per free slot, instead of
+// one LoadUser each: a replica meeting many users at once (a cold start)
+// costs the store a query per batch, not two per user.
+type BatchLoader interface {
+	Loader
+	// LoadUsers is LoadUser for each of users (distinct): the record of
+	// every user with anything stored; a user missing from the map has
+	// nothing stored.
+	LoadUsers(ctx context.Context, users []lr.UserID, since time.Time, n int) (map[lr.UserID]UserRecord, error)
+}
+
+// MaxLoadBatch bounds the users of one LoadUsers.
+const MaxLoadBatch = 256
+
 // UserRecord is what a Loader returns for one user.
 type UserRecord struct {
 	Follows []Follow
@@ -113,6 +130,9 @@ func (s *State) Ensure(ctx context.Context, u lr.UserID) LoadOutcome {
 
 // load reads u from the Loader and merges it into the State.
 func (s *State) load(u lr.UserID) error {
+	if _, ok := s.cfg.Loader.(BatchLoader); ok {
+		return s.loadBatched(u)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoadTimeout)
 	defer cancel()
 	t0 := time.Now()
@@ -131,26 +151,118 @@ func (s *State) load(u lr.UserID) error {
 		s.m.loadFailures.Inc()
 		return err
 	}
-	s.mu.Lock()
-	for _, f := range rec.Follows {
-		s.follow(u, f.StreamerID, f.Active, f.At.UnixNano())
+	s.merge(now, map[lr.UserID]UserRecord{u: rec}, []lr.UserID{u})
+	return nil
+}
+
+// loadBatch is the users of one LoadUsers. err is set before done is
+// closed.
+type loadBatch struct {
+	users []lr.UserID
+	start time.Time // when its first user joined it (LoadTimeout runs from here)
+	done  chan struct{}
+	err   error
+}
+
+// loadBatched adds u to the batch waiting for a slot, starting it at once
+// if a slot is free, and waits for its batch.
+func (s *State) loadBatched(u lr.UserID) error {
+	t0 := time.Now()
+	s.batchMu.Lock()
+	var b *loadBatch
+	if n := len(s.waiting); n > 0 && len(s.waiting[n-1].users) < MaxLoadBatch {
+		b = s.waiting[n-1]
+	} else {
+		b = &loadBatch{start: t0, done: make(chan struct{})}
+		s.waiting = append(s.waiting, b)
 	}
-	for _, w := range rec.Watches {
-		s.watch(u, w.StreamerID, w.StreamID, true, w.JoinedAt.UnixNano())
-		if !w.LeftAt.IsZero() {
-			s.watch(u, w.StreamerID, w.StreamID, false, w.LeftAt.UnixNano())
+	b.users = append(b.users, u)
+	var run *loadBatch
+	select {
+	case s.loadSlots <- struct{}{}:
+		// A free slot: this batch (the oldest waiting, here the only one)
+		// goes now; later users queue behind it until a slot frees.
+		run = s.waiting[0]
+		s.waiting = s.waiting[1:]
+	default:
+	}
+	s.batchMu.Unlock()
+	if run != nil {
+		go s.runBatches(run)
+	}
+	<-b.done
+	s.m.loadSeconds.Observe(time.Since(t0).Seconds())
+	if b.err != nil {
+		s.m.loadFailures.Inc()
+	}
+	return b.err
+}
+
+// runBatches holds a load slot: it reads b, then the oldest batch waiting,
+// until none waits, and releases the slot.
+func (s *State) runBatches(b *loadBatch) {
+	for b != nil {
+		s.runBatch(b)
+		s.batchMu.Lock()
+		b = nil
+		if len(s.waiting) > 0 {
+			b = s.waiting[0]
+			s.waiting = s.waiting[1:]
+		} else {
+			<-s.loadSlots
+		}
+		s.batchMu.Unlock()
+	}
+}
+
+// runBatch reads b's users with one LoadUsers and merges them.
+func (s *State) runBatch(b *loadBatch) {
+	defer close(b.done)
+	ctx, cancel := context.WithDeadline(context.Background(), b.start.Add(s.cfg.LoadTimeout))
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		b.err = err
+		return
+	}
+	s.m.loadBatch.Observe(float64(len(b.users)))
+	now := s.cfg.Clock()
+	recs, err := s.cfg.Loader.(BatchLoader).LoadUsers(ctx, b.users, now.Add(-s.cfg.UserTTL), s.cfg.HistoryLen)
+	if err != nil {
+		b.err = err
+		return
+	}
+	s.merge(now, recs, b.users)
+}
+
+// merge writes the loaded records of users (a user without one has
+// nothing stored) into the State and marks them loaded, active at now.
+func (s *State) merge(now time.Time, recs map[lr.UserID]UserRecord, users []lr.UserID) {
+	var watched []lr.UserID
+	s.mu.Lock()
+	for _, u := range users {
+		rec := recs[u]
+		for _, f := range rec.Follows {
+			s.follow(u, f.StreamerID, f.Active, f.At.UnixNano())
+		}
+		for _, w := range rec.Watches {
+			s.watch(u, w.StreamerID, w.StreamID, true, w.JoinedAt.UnixNano())
+			if !w.LeftAt.IsZero() {
+				s.watch(u, w.StreamerID, w.StreamID, false, w.LeftAt.UnixNano())
+			}
+		}
+		us := s.user(u)
+		us.loaded = true
+		us.touch(now.UnixNano())
+		if len(rec.Watches) > 0 {
+			watched = append(watched, u)
 		}
 	}
-	us := s.user(u)
-	us.loaded = true
-	us.touch(now.UnixNano())
 	s.mu.Unlock()
-	if len(rec.Watches) > 0 && s.cfg.OnWatch != nil {
+	if len(watched) > 0 && s.cfg.OnWatch != nil {
 		// The loaded watches are history the State did not hold: a
 		// replica that started after them learns of them here.
-		s.cfg.OnWatch([]lr.UserID{u})
+		s.cfg.OnWatch(watched)
 	}
-	return nil
 }
 
 // touch records activity at ts (unix ns): a request, or an event's time.

@@ -35,6 +35,46 @@ func (l pgLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n 
 	return rec, nil
 }
 
+// pgBatchLoader is the live.BatchLoader the service builds over
+// postgres.DB.UserStates (and UserState for one user).
+type pgBatchLoader struct {
+	pgLoader
+	batches atomic.Int64
+	users   atomic.Int64
+}
+
+func (l *pgBatchLoader) LoadUsers(ctx context.Context, users []lr.UserID, since time.Time, n int) (map[lr.UserID]live.UserRecord, error) {
+	l.batches.Add(1)
+	l.users.Add(int64(len(users)))
+	sts, err := l.db.UserStates(ctx, users, since, n)
+	if err != nil {
+		return nil, err
+	}
+	recs := map[lr.UserID]live.UserRecord{}
+	for u, st := range sts {
+		var rec live.UserRecord
+		for _, f := range st.Follows {
+			rec.Follows = append(rec.Follows, live.Follow{StreamerID: f.StreamerID, Active: f.Active, At: f.UpdatedAt})
+		}
+		for _, w := range st.Watches {
+			rec.Watches = append(rec.Watches, live.Watch{StreamerID: w.StreamerID, StreamID: w.StreamID, JoinedAt: w.StartedAt, LeftAt: w.EndedAt})
+		}
+		recs[u] = rec
+	}
+	return recs, nil
+}
+
+// loaderKinds are the loaders the tests of loading run with: one user per
+// load (a Loader), and batches (a BatchLoader).
+var loaderKinds = []string{"single", "batch"}
+
+func newLoader(kind string, db *postgres.DB) live.Loader {
+	if kind == "batch" {
+		return &pgBatchLoader{pgLoader: pgLoader{db}}
+	}
+	return pgLoader{db}
+}
+
 // clock is a settable Config.Clock.
 type clock struct{ ns atomic.Int64 }
 
@@ -89,6 +129,12 @@ func counter(t *testing.T, reg *prometheus.Registry, name, outcome string) float
 // of them also written by the sink) are merged with what their next
 // request loads: the same history and follows plus the new watch, once.
 func TestEvictedIdleUserComesBackWithSameHistory(t *testing.T) {
+	for _, kind := range loaderKinds {
+		t.Run(kind, func(t *testing.T) { testEvictedIdleUserComesBackWithSameHistory(t, kind) })
+	}
+}
+
+func testEvictedIdleUserComesBackWithSameHistory(t *testing.T, kind string) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	w := &userWorld{t0: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
@@ -108,7 +154,7 @@ func TestEvictedIdleUserComesBackWithSameHistory(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	clk := newClock(w.t0.Add(2 * time.Hour))
-	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, UserIdle: 30 * time.Minute,
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: newLoader(kind, db), UserIdle: 30 * time.Minute,
 		LoadWait: time.Minute, Clock: clk.now, Registerer: reg})
 	// The replay of the lookback: the streams and the recent watch only.
 	var starts []lr.Event
@@ -199,6 +245,12 @@ func TestEvictedIdleUserComesBackWithSameHistory(t *testing.T) {
 // counted late, and share one load; that load fails at LoadTimeout and is
 // counted; the next request after the database is back loads the user.
 func TestUserLoadLateThenRetried(t *testing.T) {
+	for _, kind := range loaderKinds {
+		t.Run(kind, func(t *testing.T) { testUserLoadLateThenRetried(t, kind) })
+	}
+}
+
+func testUserLoadLateThenRetried(t *testing.T, kind string) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
@@ -210,7 +262,7 @@ func TestUserLoadLateThenRetried(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	const wait, timeout = time.Second, 2 * time.Second
-	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: wait, LoadTimeout: timeout, Registerer: reg})
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: newLoader(kind, db), LoadWait: wait, LoadTimeout: timeout, Registerer: reg})
 
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -318,6 +370,12 @@ func TestUserLoadsBounded(t *testing.T) {
 // refused: here the table is missing) is an error for the request, which
 // is answered with what the State holds; the next request tries again.
 func TestUserLoadErrorRetried(t *testing.T) {
+	for _, kind := range loaderKinds {
+		t.Run(kind, func(t *testing.T) { testUserLoadErrorRetried(t, kind) })
+	}
+}
+
+func testUserLoadErrorRetried(t *testing.T, kind string) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
@@ -325,7 +383,7 @@ func TestUserLoadErrorRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: time.Minute, Registerer: reg})
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: newLoader(kind, db), LoadWait: time.Minute, Registerer: reg})
 	if _, err := db.Pool.Exec(ctx, `ALTER TABLE follows RENAME TO follows_away`); err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +413,65 @@ func TestWithoutLoaderUsersKeptByTTL(t *testing.T) {
 	st.Expire(t0.Add(48 * time.Hour))
 	if st.Follows(3) == nil {
 		t.Error("a following user was forgotten without a Loader")
+	}
+}
+
+// TestUserLoadsBatched: with a BatchLoader, the users whose loads wait for
+// a slot are read together: while the one slot's load hangs (the database
+// is locked), eight more users arrive and are read by one LoadUsers once
+// it frees, each with their own follows and watches (and the others with
+// none).
+func TestUserLoadsBatched(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	evs := []lr.Event{w.ev(lr.EventStreamStarted, 0, 1, 0), w.ev(lr.EventStreamStarted, 0, 2, 0)}
+	for u := int64(1); u <= 9; u += 2 { // odd users follow streamer 1 and watched streamer 2
+		evs = append(evs, w.ev(lr.EventFollowCreated, 5, 1, u))
+		evs = append(evs, w.watch(10, 20+int(u), 2, u)...)
+	}
+	if _, err := db.WriteEventsExpiring(ctx, evs, 0); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 30 * time.Second
+	loader := &pgBatchLoader{pgLoader: pgLoader{db}}
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: loader, MaxLoads: 1, LoadWait: time.Millisecond, LoadTimeout: timeout})
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	for u := lr.UserID(1); u <= 9; u++ {
+		if out := st.Ensure(ctx, u); out != live.LoadLate {
+			t.Fatalf("user %d while the database hangs: %s, want late", u, out)
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for u := lr.UserID(1); u <= 9; u++ {
+		for !st.Loaded(u) {
+			if time.Now().After(deadline) {
+				t.Fatalf("user %d not loaded within the load timeout", u)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if b, n := loader.batches.Load(), loader.users.Load(); b != 2 || n != 9 {
+		t.Errorf("%d batches of %d users in all, want 2 (the first user's, then the other eight's) of 9", b, n)
+	}
+	for u := lr.UserID(1); u <= 9; u++ {
+		f, h := st.Follows(u), st.History(u)
+		if u%2 == 1 {
+			if !reflect.DeepEqual(f, []lr.StreamerID{1}) || len(h) != 1 || h[0].StreamerID != 2 || !h[0].LeftAt.Equal(w.t0.Add(time.Duration(20+u)*time.Minute)) {
+				t.Errorf("user %d: follows %v, history %+v", u, f, h)
+			}
+		} else if f != nil || h != nil {
+			t.Errorf("user %d has nothing stored: follows %v, history %+v", u, f, h)
+		}
 	}
 }

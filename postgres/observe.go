@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +24,21 @@ func WithTracer(t trace.Tracer) Option {
 	return func(cfg *pgxpool.Config) {
 		if t != nil {
 			cfg.ConnConfig.Tracer = queryTracer{t}
+		}
+	}
+}
+
+// WithDefaultMaxConns sizes the pool at n connections unless the database
+// URL sets pool_max_conns (pgxpool's own default is max(4, cores)). A
+// serving replica needs more than that default: its LISTEN holds one for
+// good, the user store's batch queries up to four, the users' loads two,
+// and reloads, refreshes and the NeuMF scorer's load more; with four, a
+// cold start's loads and the scorer's load left the user store's queries
+// waiting seconds for one. n < 1 changes nothing.
+func WithDefaultMaxConns(n int32) Option {
+	return func(cfg *pgxpool.Config) {
+		if n >= 1 && !strings.Contains(cfg.ConnString(), "pool_max_conns") {
+			cfg.MaxConns = n
 		}
 	}
 }

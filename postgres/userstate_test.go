@@ -65,6 +65,36 @@ func TestUserState(t *testing.T) {
 		t.Errorf("UserState(7): %q; want %q", got, want)
 	}
 
+	// UserStates reads the same for a batch of users (duplicates, unknown
+	// users included), at several cuts and lengths.
+	for _, c := range []struct {
+		since time.Time
+		n     int
+	}{{t0.Add(3 * time.Minute), 3}, {t0, 20}, {t0, 2}, {t0.Add(8 * time.Minute), 1}} {
+		batch, err := db.UserStates(ctx, []lr.UserID{7, 8, 12345, 7}, c.since, c.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) != 3 {
+			t.Errorf("UserStates since %v n %d: %d users, want 3", c.since, c.n, len(batch))
+		}
+		for _, u := range []lr.UserID{7, 8, 12345} {
+			one, err := db.UserState(ctx, u, c.since, c.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := batch[u]
+			slices.SortFunc(got.Follows, func(a, b postgres.FollowRow) int { return int(a.StreamerID - b.StreamerID) })
+			slices.SortFunc(one.Follows, func(a, b postgres.FollowRow) int { return int(a.StreamerID - b.StreamerID) })
+			if !ok || fmt.Sprint(got) != fmt.Sprint(one) {
+				t.Errorf("UserStates since %v n %d, user %d:\n%+v\nUserState:\n%+v", c.since, c.n, u, got, one)
+			}
+		}
+	}
+	if got, err := db.UserStates(ctx, nil, t0, 20); err != nil || len(got) != 0 {
+		t.Errorf("UserStates of no users: %v, %v", got, err)
+	}
+
 	if st, err := db.UserState(ctx, 12345, t0, 20); err != nil || len(st.Follows)+len(st.Watches) != 0 {
 		t.Errorf("UserState of a user with nothing stored: %+v, %v", st, err)
 	}
@@ -78,9 +108,15 @@ func TestUserState(t *testing.T) {
 	if _, err := down.UserState(ctx, 7, t0, 20); err == nil {
 		t.Error("UserState on a closed pool: no error")
 	}
+	if _, err := down.UserStates(ctx, []lr.UserID{7}, t0, 20); err == nil {
+		t.Error("UserStates on a closed pool: no error")
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := db.UserState(cctx, 7, t0, 20); !errors.Is(err, context.Canceled) {
 		t.Errorf("UserState with a cancelled context: %v, want context.Canceled", err)
+	}
+	if _, err := db.UserStates(cctx, []lr.UserID{7}, t0, 20); !errors.Is(err, context.Canceled) {
+		t.Errorf("UserStates with a cancelled context: %v, want context.Canceled", err)
 	}
 }

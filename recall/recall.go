@@ -493,6 +493,43 @@ func (e *Engine) lookupUser(ctx context.Context, q *query, res *Result) {
 	}()
 }
 
+// prefetcher is a UserVectors that can start a read ahead of the lookup
+// (userstore.Store).
+type prefetcher interface {
+	Prefetch(u lr.UserID, v userstore.Versions)
+}
+
+// Prefetch starts reading req's user's row under the versions Recall would
+// use (the serving ones, or req.Override's pins) when the user store can
+// read ahead and does not hold it, and returns at once: the caller's work
+// before Recall (its user's live state load) then overlaps the read, which
+// Recall joins. It does nothing when the store cannot read ahead.
+func (e *Engine) Prefetch(req Request) {
+	p, ok := e.users.(prefetcher)
+	if !ok || e.index == nil {
+		return
+	}
+	var v userstore.Versions
+	for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+		var pin Pin
+		if o := req.Override; o != nil {
+			pin = o.MF
+			if kind == lr.ModelNCF {
+				pin = o.NCF
+			}
+		}
+		if pin.ID == 0 {
+			pin.ID = e.index.Model(kind).ID
+		}
+		if kind == lr.ModelMF {
+			v.MF = pin.ID
+		} else {
+			v.NCF = pin.ID
+		}
+	}
+	p.Prefetch(req.User, v)
+}
+
 // userVector returns the row's vector of kind if the row has arrived and
 // is of the pinned versions.
 func (q *query) userVector(kind lr.ModelKind) []float32 {

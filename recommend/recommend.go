@@ -263,7 +263,11 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	if err != nil {
 		return nil, err
 	}
-	s.ensureUser(ctx, req.User)
+	pre := []recall.Request{{User: req.User, Override: as.a.over}}
+	if as.interleave {
+		pre = append(pre, recall.Request{User: req.User, Override: as.b.over})
+	}
+	s.ensureUser(ctx, req.User, pre...)
 	reqCtx := req.Context.Clean()
 	var a, b ranked
 	if as.interleave {

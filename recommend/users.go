@@ -5,6 +5,7 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/live"
+	"github.com/liverecall/liverecall/recall"
 )
 
 // UserLoader is implemented by a Users whose per-user state is loaded on
@@ -17,9 +18,26 @@ type UserLoader interface {
 	Ensure(ctx context.Context, u lr.UserID) live.LoadOutcome
 }
 
+// Prefetcher is implemented by a Recaller that can start reading a
+// request's user vectors ahead of Recall (recall.Engine over the user
+// store).
+type Prefetcher interface {
+	Prefetch(req recall.Request)
+}
+
 // ensureUser loads u's state into Config.Users when it loads on demand.
-func (s *Service) ensureUser(ctx context.Context, u lr.UserID) {
-	if l, ok := s.cfg.Users.(UserLoader); ok {
-		l.Ensure(ctx, u)
+// The reads of u's user vectors for the recall requests reqs (one per arm)
+// are started first, so that a user new to the replica waits for the two
+// reads at once, not one after the other.
+func (s *Service) ensureUser(ctx context.Context, u lr.UserID, reqs ...recall.Request) {
+	l, ok := s.cfg.Users.(UserLoader)
+	if !ok {
+		return
 	}
+	if p, ok := s.cfg.Recall.(Prefetcher); ok {
+		for _, r := range reqs {
+			p.Prefetch(r)
+		}
+	}
+	l.Ensure(ctx, u)
 }

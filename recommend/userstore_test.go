@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/index"
 	"github.com/liverecall/liverecall/live"
@@ -226,5 +228,130 @@ func TestUserVectorsFromTheStoreMissThenHit(t *testing.T) {
 	}
 	if _, err := svc.Neighbors(ctx, lr.NeighborsRequest{Model: lr.ModelMF, User: 99, K: 5}); lr.ErrorCode(err) != lr.ENOTFOUND {
 		t.Fatalf("neighbours of an unknown user: %v, want not found", err)
+	}
+}
+
+// onceSource is the database, telling (called) when the first read of user
+// rows begins.
+type onceSource struct {
+	db     *postgres.DB
+	once   sync.Once
+	called chan struct{}
+}
+
+func (s *onceSource) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	s.once.Do(func() { close(s.called) })
+	return s.db.UserRows(ctx, models, users, fn)
+}
+
+// awaitLoader is a live.Loader whose load of a user ends only once the user
+// store has begun reading user rows (or its deadline passes).
+type awaitLoader struct{ called chan struct{} }
+
+func (l awaitLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (live.UserRecord, error) {
+	select {
+	case <-l.called:
+		return live.UserRecord{}, nil
+	case <-ctx.Done():
+		return live.UserRecord{}, ctx.Err()
+	}
+}
+
+// A user new to the replica needs two reads: their live state (Ensure,
+// before recall) and their vectors (recall). The vectors' read starts
+// before the request waits for the live state's, so the two overlap: here
+// the load ends only once the vectors' read has begun, which it does
+// within the load's wait, and the request is served with both.
+func TestUserVectorReadOverlapsTheUserLoad(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	const dim, n = 8, 100
+	rng := rand.New(rand.NewPCG(3, 3))
+	vec := func() []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	mv, err := db.CreateModelVersion(ctx, lr.ModelVersion{Kind: lr.ModelMF, Version: "ov-1", Dim: dim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamers []lr.Embedding
+	for i := 1; i <= n; i++ {
+		streamers = append(streamers, lr.Embedding{ID: int64(i), Vec: vec()})
+	}
+	if _, err := db.CopyEmbeddings(ctx, mv.ID, lr.SideStreamer, streamers); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CopyEmbeddings(ctx, mv.ID, lr.SideUser, []lr.Embedding{{ID: 1, Vec: vec()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ActivateModel(ctx, mv.ID); err != nil {
+		t.Fatal(err)
+	}
+	ords := lr.NewOrdinals()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mgr, err := index.NewManager(index.Config{Store: db, Ordinals: ords, Kinds: []lr.ModelKind{lr.ModelMF}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src := &onceSource{db: db, called: make(chan struct{})}
+	store, err := userstore.New(userstore.Config{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wait = 5 * time.Second // the load's wait: without the overlap it runs out
+	reg := prometheus.NewRegistry()
+	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: func() time.Time { return t0 },
+		Loader: awaitLoader{src.called}, LoadWait: wait, LoadTimeout: wait, Registerer: reg})
+	var evs []lr.Event
+	for id := 1; id <= 20; id++ {
+		evs = append(evs, lr.Event{ID: fmt.Sprint("s", id), Type: lr.EventStreamStarted, TS: t0.Add(-time.Hour), StreamerID: lr.StreamerID(id),
+			StreamID: lr.StreamID(100 + id), V: 1})
+	}
+	state.Apply(evs)
+	budgets := map[string]time.Duration{}
+	for _, ch := range recall.Channels {
+		budgets[ch] = 10 * time.Second
+	}
+	engine := recall.New(recall.Config{Now: func() time.Time { return t0 }, Budget: 10 * time.Second, ChannelBudget: budgets, ShownDisabled: true},
+		state, ords, mgr, store, nil, nil)
+	engine.RefreshRankings()
+	svc := recommend.New(recommend.Config{Recall: engine, Users: state, Streams: state, Index: mgr, UserStore: store, Ordinals: ords,
+		Scorers: recScorers{&rowRecorder{}}, Now: func() time.Time { return t0 }})
+
+	start := time.Now()
+	p, err := svc.Recommend(ctx, lr.RecommendRequest{User: 1, K: 5, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	ok, late := 0.0, 0.0
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "liverecall_live_user_loads_total" {
+			for _, m := range f.GetMetric() {
+				switch m.GetLabel()[0].GetValue() {
+				case "ok":
+					ok = m.GetCounter().GetValue()
+				case "late":
+					late = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if ok != 1 || late != 0 || took >= wait {
+		t.Fatalf("the user's load: %v ok, %v late, the request took %v (the load's wait %v): the vectors' read did not start before the request waited for the load", ok, late, took, wait)
+	}
+	if !p.Debug.UserKnown {
+		t.Fatal("the page was served without the user's vectors")
 	}
 }

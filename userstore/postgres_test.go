@@ -9,6 +9,8 @@ import (
 	"time"
 
 	lr "github.com/liverecall/liverecall"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/liverecall/liverecall/postgres"
 	"github.com/liverecall/liverecall/postgres/pgtest"
 )
@@ -119,5 +121,52 @@ func TestStoreOverPostgres(t *testing.T) {
 	// the next 4 hits, the last 4 misses of the new version.
 	if st := s.Stats(); st.Entries != 4 || st.Hits+st.Misses != 20 || st.Hits < 4 || st.Misses < 8 {
 		t.Fatalf("Stats after the swap: %+v, want the new version's 4 entries and 20 lookups, at least 4 hits and 8 misses (each waiter of a flight counts)", st)
+	}
+}
+
+// TestPrefetchOverPostgres: Prefetch starts the read of a user the cache
+// does not hold and returns; the request's lookup then finds the row (or
+// joins its read) with no second query, and counts a miss
+// (prefetched_miss), not a hit; a cached user is not read again.
+func TestPrefetchOverPostgres(t *testing.T) {
+	db := pgtest.Open(t)
+	mf := createModel(t, db, lr.ModelMF, "mf", map[int64][]float32{1: {1, 1}, 2: {2, 2}}, nil)
+	src := &countingSource{DB: db}
+	s, _ := newStore(t, Config{Source: src})
+	v := Versions{MF: mf}
+
+	s.Prefetch(1, v)
+	s.Prefetch(1, v) // the same read
+	ctx := waitCtx(t)
+	for s.Stats().Entries != 1 {
+		if ctx.Err() != nil {
+			t.Fatal("the prefetched row never reached the cache")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r, ok := s.Cached(1, v); !ok || !slices.Equal(r.MF, []float32{1, 1}) {
+		t.Fatalf("Cached after Prefetch: %+v, %v", r, ok)
+	}
+	if got := testutil.ToFloat64(s.m.lookups.prefetched); got != 1 || testutil.ToFloat64(s.m.lookups.hit) != 0 {
+		t.Fatalf("the prefetched user's lookup: %v prefetched misses, %v hits; want 1, 0", got, testutil.ToFloat64(s.m.lookups.hit))
+	}
+	if r, ok := s.Cached(1, v); !ok || r.MF == nil || testutil.ToFloat64(s.m.lookups.hit) != 1 {
+		t.Fatal("the next request's lookup is not a hit")
+	}
+	s.Prefetch(1, v) // cached: nothing to read
+	if n, p := src.calls.Load(), testutil.ToFloat64(s.m.prefetches); n != 1 || p != 2 {
+		t.Fatalf("%d queries, %v prefetches; want 1, 2 (the second joined the first's read)", n, p)
+	}
+
+	// A Fetch right after the Prefetch joins its read.
+	s.Prefetch(2, v)
+	if r, err := s.Fetch(waitCtx(t), 2, v); err != nil || !slices.Equal(r.MF, []float32{2, 2}) {
+		t.Fatalf("Fetch after Prefetch: %+v, %v", r, err)
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d queries for two prefetched users, want 2", n)
+	}
+	if st := s.Stats(); st.Misses != 2 || st.Hits != 1 {
+		t.Fatalf("Stats: %+v, want 2 misses (the prefetched users' lookups) and 1 hit", st)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,10 @@ type Config struct {
 	SwapGrace time.Duration
 	// Registerer, if set, receives the store's metrics.
 	Registerer prometheus.Registerer
+	// Log, if set, receives the first failed batch query (a timeout, a
+	// store error, no free slot) and then at most one a minute, with the
+	// count of failures since the last one logged.
+	Log *slog.Logger
 }
 
 // EntryOverhead is the weight of a cache entry beyond its vectors' bytes
@@ -141,6 +146,10 @@ type Store struct {
 	replacedAt time.Time
 
 	hits, negHits, misses atomic.Uint64
+
+	logMu    sync.Mutex
+	loggedAt time.Time // when a failure was last logged (zero: never)
+	unlogged int       // failures since then, not logged
 }
 
 // generation is the store for one Versions: its cache, its flights and the
@@ -152,6 +161,11 @@ type generation struct {
 	// and for one started without a cache.
 	cache   atomic.Pointer[otter.Cache[lr.UserID, Row]]
 	flights singleflight.Group
+	// prefetched holds the users whose row a Prefetch started reading
+	// because the cache did not hold it, until their request's lookup:
+	// that lookup counts as a miss (prefetched_miss) even when the row
+	// has arrived by then, so the hit rate stays that of the cache.
+	prefetched sync.Map
 
 	mu      sync.Mutex
 	pending *batch
@@ -220,7 +234,7 @@ func (s *Store) Cached(u lr.UserID, v Versions) (Row, bool) {
 	g := s.generation(v)
 	if c := g.cache.Load(); c != nil {
 		if r, ok := c.GetIfPresent(u); ok {
-			s.countHit(r)
+			s.countHit(g, u, r)
 			return r, true
 		}
 	}
@@ -245,12 +259,16 @@ func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error)
 	c := g.cache.Load()
 	if c != nil {
 		if r, ok := c.GetIfPresent(u); ok {
-			s.countHit(r)
+			s.countHit(g, u, r)
 			s.m.fetches.ok.Inc()
 			return r, nil
 		}
 		s.misses.Add(1)
-		s.m.lookups.miss.Inc()
+		if _, pre := g.prefetched.LoadAndDelete(u); pre {
+			s.m.lookups.prefetched.Inc()
+		} else {
+			s.m.lookups.miss.Inc()
+		}
 	} else {
 		s.misses.Add(1)
 		s.m.lookups.bypass.Inc()
@@ -270,7 +288,39 @@ func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error)
 	}
 }
 
-func (s *Store) countHit(r Row) {
+// Prefetch starts reading u's row under v when the cache does not hold it,
+// and returns at once: a request that has other work before it needs the
+// row (loading its user's live state) Fetches it later and finds it cached
+// or joins the read in flight. It counts no lookup: the request's later
+// Fetch or Cached counts a miss (result prefetched_miss), also when the
+// row has arrived by then. It does nothing for a replaced generation's
+// versions.
+func (s *Store) Prefetch(u lr.UserID, v Versions) {
+	if v == (Versions{}) {
+		return
+	}
+	g := s.generation(v)
+	c := g.cache.Load()
+	if c == nil {
+		return
+	}
+	if _, ok := c.GetEntryQuietly(u); ok {
+		return
+	}
+	s.m.prefetches.Inc()
+	g.prefetched.Store(u, struct{}{})
+	// DoChan's channel is buffered: the result is dropped, not waited for.
+	g.flights.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return s.load(g, u) })
+}
+
+// countHit counts a lookup that found r in g's cache: a hit, or a miss when
+// a Prefetch of the same request brought r in.
+func (s *Store) countHit(g *generation, u lr.UserID, r Row) {
+	if _, pre := g.prefetched.LoadAndDelete(u); pre {
+		s.misses.Add(1)
+		s.m.lookups.prefetched.Inc()
+		return
+	}
 	s.hits.Add(1)
 	if r.Known() {
 		s.m.lookups.hit.Inc()
@@ -384,6 +434,7 @@ func (s *Store) run(g *generation, b *batch) {
 		b.err = &lr.Error{Code: lr.EUNAVAILABLE, Op: "userstore.Fetch",
 			Message: fmt.Sprintf("the user store did not answer within %v", s.cfg.QueryTimeout), Err: errSlots}
 		s.m.queries.slots.Inc()
+		s.logFailure("no_slot", len(b.users), s.cfg.QueryTimeout, b.err)
 		return
 	}
 	s.m.batchSize.Observe(float64(len(b.users)))
@@ -406,14 +457,22 @@ func (s *Store) run(g *generation, b *batch) {
 		rows[lr.UserID(user)] = r
 		return nil
 	})
-	s.m.querySeconds.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	s.m.querySeconds.Observe(took.Seconds())
 	if err != nil {
-		if ctx.Err() != nil && lr.ErrorCode(err) != lr.EUNAVAILABLE {
-			err = &lr.Error{Code: lr.EUNAVAILABLE, Op: "userstore.Fetch",
-				Message: fmt.Sprintf("the user store did not answer within %v", s.cfg.QueryTimeout), Err: err}
+		outcome := "error"
+		if ctx.Err() != nil {
+			outcome = "timeout"
+			if lr.ErrorCode(err) != lr.EUNAVAILABLE {
+				err = &lr.Error{Code: lr.EUNAVAILABLE, Op: "userstore.Fetch",
+					Message: fmt.Sprintf("the user store did not answer within %v", s.cfg.QueryTimeout), Err: err}
+			}
+			s.m.queries.timeout.Inc()
+		} else {
+			s.m.queries.err.Inc()
 		}
 		b.err = err
-		s.m.queries.err.Inc()
+		s.logFailure(outcome, len(b.users), took, err)
 		return
 	}
 	s.m.queries.ok.Inc()
@@ -428,6 +487,26 @@ func (s *Store) run(g *generation, b *batch) {
 		}
 	}
 	b.rows = rows
+}
+
+// logFailure logs a failed batch query: the first one, then at most one a
+// minute with the number of failures since the last one logged.
+func (s *Store) logFailure(outcome string, users int, took time.Duration, err error) {
+	if s.cfg.Log == nil {
+		return
+	}
+	s.logMu.Lock()
+	now := s.now()
+	if !s.loggedAt.IsZero() && now.Sub(s.loggedAt) < time.Minute {
+		s.unlogged++
+		s.logMu.Unlock()
+		return
+	}
+	since := s.unlogged
+	s.loggedAt, s.unlogged = now, 0
+	s.logMu.Unlock()
+	s.cfg.Log.Warn("user store: batch query failed; its users are served without their vectors",
+		"outcome", outcome, "users", users, "took", took, "failures_not_logged", since, "err", err)
 }
 
 // Stats is a snapshot of the store's counters, for benchmarks and logs.

@@ -1,9 +1,12 @@
 package userstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -421,4 +424,88 @@ func TestEmptyStoredVectorIsNoVector(t *testing.T) {
 	if err != nil || r.Known() || r.MF != nil || r.MLP != nil {
 		t.Fatalf("user with an empty stored vector: %+v, %v; want an unknown user's row", r, err)
 	}
+}
+
+// TestQueryFailuresToldApartAndLogged: the queries' metric tells a query
+// that ran out of QueryTimeout (timeout) from one the store failed
+// (error) and from a batch that found no slot (no_slot); the first failure
+// is logged with its outcome, later ones at most once a minute with the
+// count of those not logged.
+func TestQueryFailuresToldApartAndLogged(t *testing.T) {
+	f := newFake()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	s, _ := newStore(t, Config{Source: f, MaxBatch: 1, MaxInflight: 1, QueryTimeout: 50 * time.Millisecond, Log: log})
+	clk := newClock()
+	s.useClock(clk)
+	v := Versions{MF: 1}
+	logged := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+
+	f.err = lr.Errorf(lr.EINTERNAL, "relation user_embeddings does not exist")
+	if _, err := s.Fetch(waitCtx(t), 1, v); err == nil {
+		t.Fatal("Fetch with the Source failing: no error")
+	}
+	if got := testutil.ToFloat64(s.m.queries.err); got != 1 {
+		t.Fatalf("error queries = %v, want 1", got)
+	}
+	if l := logged(); !strings.Contains(l, "outcome=error") || !strings.Contains(l, "user_embeddings does not exist") {
+		t.Fatalf("first failure not logged with its outcome and cause: %q", l)
+	}
+
+	// A query that does not answer: a timeout (the fake waits for its gate,
+	// the store's context ends first), not logged within the minute.
+	f.gate, f.began = make(chan struct{}), make(chan struct{}, 2)
+	blocking := &ctxSource{inner: f}
+	s.cfg.Source = blocking
+	if _, err := s.Fetch(waitCtx(t), 2, v); lr.ErrorCode(err) != lr.EUNAVAILABLE {
+		t.Fatalf("Fetch of a query that does not answer: %v, want unavailable", err)
+	}
+	if got := testutil.ToFloat64(s.m.queries.timeout); got != 1 {
+		t.Fatalf("timeout queries = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.m.queries.err); got != 1 {
+		t.Fatalf("error queries = %v after a timeout, want still 1", got)
+	}
+	if n := strings.Count(logged(), "batch query failed"); n != 1 {
+		t.Fatalf("%d failures logged within a minute, want 1", n)
+	}
+	clk.add(time.Minute)
+	f.mu.Lock() // the timed-out call still reads them
+	f.err = lr.Errorf(lr.EUNAVAILABLE, "connection refused")
+	close(f.gate)
+	f.gate = nil
+	f.mu.Unlock()
+	if _, err := s.Fetch(waitCtx(t), 3, v); err == nil {
+		t.Fatal("Fetch with the Source failing: no error")
+	}
+	if l := logged(); strings.Count(l, "batch query failed") != 2 || !strings.Contains(l, "failures_not_logged=1") {
+		t.Fatalf("a minute later: %q, want the second failure logged with the one not logged before it", l)
+	}
+}
+
+// ctxSource is inner, but a call ends with the context's error when the
+// context ends first (as pgx does).
+type ctxSource struct{ inner *fakeSource }
+
+func (c *ctxSource) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	done := make(chan error, 1)
+	go func() { done <- c.inner.UserRows(ctx, models, users, fn) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -341,6 +341,29 @@ func procCPUTicks(stat string) (int64, bool) {
 	return u + s, err1 == nil && err2 == nil
 }
 
+// postgresTicks parses /proc/PID/stat text of a process named postgres:
+// its CPU time and that of its reaped children (utime, stime, cutime,
+// cstime), in clock ticks. ok is false for another process or bad text.
+func postgresTicks(stat string) (int64, bool) {
+	i, j := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if i < 0 || j < i || stat[i+1:j] != "postgres" {
+		return 0, false
+	}
+	f := strings.Fields(stat[j+1:])
+	if len(f) < 15 {
+		return 0, false
+	}
+	var sum int64
+	for _, k := range []int{11, 12, 13, 14} { // fields 14-17
+		v, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
+}
+
 // machineCPUTicks parses /proc/stat text: the clock ticks all cores spent
 // busy (everything but idle and iowait) and in all.
 func machineCPUTicks(stat string) (busy, total int64, ok bool) {

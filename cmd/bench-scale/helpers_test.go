@@ -156,6 +156,16 @@ func TestCPUTicks(t *testing.T) {
 	if _, ok := procCPUTicks("garbage"); ok {
 		t.Error("procCPUTicks accepted garbage")
 	}
+	// PostgreSQL's server: its own time and its reaped children's.
+	if v, ok := postgresTicks("880 (postgres) S 1 880 880 0 -1 4194560 100 0 0 0 250 75 1000 20 20 0 9 0 100 0 0"); !ok || v != 1345 {
+		t.Errorf("postgresTicks: %d %v, want 1345 (utime+stime+cutime+cstime)", v, ok)
+	}
+	if _, ok := postgresTicks("4242 (liverecall) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0"); ok {
+		t.Error("postgresTicks counted another process")
+	}
+	if _, ok := postgresTicks("881 (postgres) S 1"); ok {
+		t.Error("postgresTicks accepted a short line")
+	}
 	busy, total, ok := machineCPUTicks("cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
 	if !ok || busy != 160 || total != 1000 {
 		t.Errorf("machineCPUTicks: %d/%d %v, want 160/1000", busy, total, ok)

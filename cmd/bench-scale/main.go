@@ -148,6 +148,27 @@ type row struct {
 	HitMetric string
 	Mem       memory // the largest seen during the row (PeakRSS: since the replica started)
 	CPU       cpuUse
+	DB        dbActivity // the benchmark database's, during the row
+}
+
+// dbActivity is what pg_stat_database counts of one database: transactions
+// (each statement outside a transaction block is one) and rows fetched by
+// index scans and returned by scans.
+type dbActivity struct {
+	Xacts, Fetched, Returned int64
+	OK                       bool
+}
+
+func readDBActivity(ctx context.Context, db *postgres.DB) dbActivity {
+	var a dbActivity
+	err := db.Pool.QueryRow(ctx, `SELECT xact_commit + xact_rollback, tup_fetched, tup_returned
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(&a.Xacts, &a.Fetched, &a.Returned)
+	a.OK = err == nil
+	return a
+}
+
+func (a dbActivity) sub(b dbActivity) dbActivity {
+	return dbActivity{Xacts: a.Xacts - b.Xacts, Fetched: a.Fetched - b.Fetched, Returned: a.Returned - b.Returned, OK: a.OK && b.OK}
 }
 
 // runResult is one replica's run.
@@ -270,6 +291,24 @@ func main() {
 		fmt.Printf("  NeuMF rerank: %s\n", run.NCF)
 		for _, r := range run.Rows {
 			fmt.Printf("  %s row: %s\n", r.Name, r.CPU)
+			if ws := r.Res.Worst(5*time.Second, 1<<30); len(ws) > 1 {
+				// Whether the tail is spread over the row or comes from a few
+				// seconds of it.
+				p99s := make([]float64, len(ws))
+				for i, w := range ws {
+					p99s[i] = msf(w.P99)
+				}
+				slices.Sort(p99s)
+				var worst []string
+				for _, w := range ws[:min(3, len(ws))] {
+					worst = append(worst, fmt.Sprintf("%.1f ms at %.0f s", msf(w.P99), w.Start.Seconds()))
+				}
+				fmt.Printf("  %s row: p99 of each 5 s of it: median %.1f ms, best %.1f, worst %s\n", r.Name, p99s[len(p99s)/2], p99s[0], strings.Join(worst, ", "))
+			}
+			if r.DB.OK && r.Res.Sent > 0 {
+				fmt.Printf("  %s row: PostgreSQL (pg_stat_database of the platform's database, the benchmark's own reads included): %d transactions (%.2f per request), %d rows fetched, %d returned\n",
+					r.Name, r.DB.Xacts, float64(r.DB.Xacts)/float64(r.Res.Sent), r.DB.Fetched, r.DB.Returned)
+			}
 		}
 		for _, r := range run.Rows {
 			for _, f := range r.Res.Failures {
@@ -285,7 +324,7 @@ func main() {
 		hitNote += "not reported — the replica's /metrics has no user store metric (a name with userstore, user_cache or user_store) counting hits and misses"
 	}
 	if len(full.Metrics) > 0 {
-		hitNote += "\nthe user store's metrics at the end of the warm row: " + strings.Join(full.Metrics, "; ")
+		hitNote += "\nthe user store's metrics and the live state's user loads at the end of the warm row: " + strings.Join(full.Metrics, "; ")
 	}
 	fmt.Println(hitNote)
 
@@ -448,9 +487,14 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		} else {
 			close(cpu)
 		}
+		db0 := readDBActivity(ctx, db)
 		cpu0 := rep.cpuNow()
 		r := loadgen.OpenLoop(ctx, client, url, c.rate, d, body)
 		used := cpuBetween(cpu0, rep.cpuNow())
+		// PostgreSQL publishes a backend's counts when it goes idle, at
+		// most once a second.
+		time.Sleep(1100 * time.Millisecond)
+		dbUse := readDBActivity(ctx, db).sub(db0)
 		mem := watch()
 		<-cpu
 		check(ctx.Err())
@@ -463,10 +507,10 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		late, by := lateChannels(dl)
 		hr, cc, ok := hitRate(dl)
 		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by,
-			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used})
+			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used, DB: dbUse})
 		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
-			if userCacheMetric(s.Name) && !strings.HasSuffix(s.Name, "_bucket") {
+			if (userCacheMetric(s.Name) || strings.HasPrefix(s.Name, "liverecall_live_user_load")) && !strings.HasSuffix(s.Name, "_bucket") {
 				res.Metrics = append(res.Metrics, s.String())
 			}
 		}

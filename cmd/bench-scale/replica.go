@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,8 +29,7 @@ type replica struct {
 	logPath string
 	exited  chan struct{}
 	waitErr error
-	tailMu  sync.Mutex
-	tail    []string // its last log lines
+	tailMu  sync.Mutex // guards pprof
 	client  *http.Client
 }
 
@@ -65,9 +65,11 @@ func startReplica(ctx context.Context, bin string, args []string, memLimit, logP
 	}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Env = replicaEnv(memLimit)
-	cmd.Stdout = logf
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
+	// Its log goes straight to the file. (It went through a pipe that this
+	// process read, line by line: when the load generator was short of CPU
+	// the pipe filled, and the replica's log writes, made under its
+	// logger's lock at the end of each request, held its requests back.)
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
@@ -75,38 +77,62 @@ func startReplica(ctx context.Context, bin string, args []string, memLimit, logP
 	r := &replica{cmd: cmd, logPath: logPath, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
 	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			r.tailMu.Lock()
-			r.tail = append(r.tail, line)
-			if len(r.tail) > 20 {
-				r.tail = r.tail[1:]
+		// Reads the log as it grows until the replica says where it
+		// serves (and its profiles, when asked to serve them), then stops.
+		wantPprof := slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "pprof-addr") })
+		served := false
+		f, err := os.Open(logPath)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		br := bufio.NewReaderSize(f, 64<<10)
+		var part []byte
+		for {
+			b, err := br.ReadSlice('\n')
+			part = append(part, b...)
+			if err == bufio.ErrBufferFull {
+				continue
 			}
-			r.tailMu.Unlock()
+			if err != nil { // at the end of what is written so far
+				select {
+				case <-r.exited:
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				continue
+			}
+			line := part
+			part = nil
+			if !bytes.Contains(line, []byte(`"serving`)) {
+				continue
+			}
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving Go profiles" {
+			if json.Unmarshal(line, &rec) != nil {
+				continue
+			}
+			if rec.Msg == "serving Go profiles" {
 				r.tailMu.Lock()
 				r.pprof = rec.Addr
 				r.tailMu.Unlock()
+				wantPprof = false
 			}
-			if rec.Msg == "serving" && rec.Addr != "" {
-				select {
-				case addr <- rec.Addr:
-				default:
-				}
+			if rec.Msg == "serving" && rec.Addr != "" && !served {
+				served = true
+				addr <- rec.Addr
+			}
+			if served && !wantPprof {
+				return
 			}
 		}
-		io.Copy(io.Discard, pr)
 	}()
 	go func() {
 		r.waitErr = cmd.Wait()
-		pw.Close()
 		logf.Close()
 		close(r.exited)
 	}()
@@ -151,10 +177,14 @@ func (r *replica) saveProfile(path, file string, timeout time.Duration) error {
 	return f.Close()
 }
 
+// logTail returns the last 20 lines of the replica's log.
 func (r *replica) logTail() string {
-	r.tailMu.Lock()
-	defer r.tailMu.Unlock()
-	return strings.Join(r.tail, "\n")
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
 func (r *replica) pid() int { return r.cmd.Process.Pid }
@@ -370,6 +400,7 @@ func probeNCF(ctx context.Context, client *http.Client, url string, users []int6
 type cpuSample struct {
 	at                         time.Time
 	replica, self, busy, total int64
+	postgres                   int64 // PostgreSQL's processes (-1: none seen)
 	ok                         bool
 }
 
@@ -386,8 +417,39 @@ func (r *replica) cpuNow() cpuSample {
 	s.replica, ok1 = procCPUTicks(string(rb))
 	s.self, ok2 = procCPUTicks(string(sb))
 	s.busy, s.total, ok3 = machineCPUTicks(string(ms))
+	s.postgres = postgresCPUTicks()
 	s.ok = ok1 && ok2 && ok3
 	return s
+}
+
+// postgresCPUTicks sums the CPU time of this machine's processes named
+// postgres (the server and its backends), with the time of the children
+// that exited and were reaped (cutime, cstime: ended connections,
+// autovacuum workers); -1 when there are none.
+func postgresCPUTicks() int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	seen := false
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if t, ok := postgresTicks(string(b)); ok {
+			sum += t
+			seen = true
+		}
+	}
+	if !seen {
+		return -1
+	}
+	return sum
 }
 
 // cpuUse is the cores used during a row: by the replica, by the load
@@ -395,6 +457,7 @@ func (r *replica) cpuNow() cpuSample {
 // broker's process, other work), of the machine's cores.
 type cpuUse struct {
 	Replica, LoadGen, Rest, Cores float64
+	Postgres                      float64 // part of Rest; -1 when not measured
 	OK                            bool
 }
 
@@ -402,8 +465,12 @@ func (u cpuUse) String() string {
 	if !u.OK {
 		return "CPU not measured"
 	}
-	return fmt.Sprintf("CPU: replica %.2f cores, load generator %.2f, rest of the machine %.2f, idle %.2f of %.0f",
-		u.Replica, u.LoadGen, u.Rest, max(0, u.Cores-u.Replica-u.LoadGen-u.Rest), u.Cores)
+	pg := ""
+	if u.Postgres >= 0 {
+		pg = fmt.Sprintf(" (PostgreSQL %.2f)", u.Postgres)
+	}
+	return fmt.Sprintf("CPU: replica %.2f cores, load generator %.2f, rest of the machine %.2f%s, idle %.2f of %.0f",
+		u.Replica, u.LoadGen, u.Rest, pg, max(0, u.Cores-u.Replica-u.LoadGen-u.Rest), u.Cores)
 }
 
 // cpuBetween is the cores used between two samples.
@@ -415,5 +482,9 @@ func cpuBetween(a, b cpuSample) cpuUse {
 	cores := float64(b.total-a.total) / clockTicks / secs
 	c := func(x, y int64) float64 { return float64(y-x) / clockTicks / secs }
 	rep, self := c(a.replica, b.replica), c(a.self, b.self)
-	return cpuUse{Replica: rep, LoadGen: self, Rest: max(0, c(a.busy, b.busy)-rep-self), Cores: cores, OK: true}
+	pg := -1.0
+	if a.postgres >= 0 && b.postgres >= a.postgres {
+		pg = c(a.postgres, b.postgres)
+	}
+	return cpuUse{Replica: rep, LoadGen: self, Rest: max(0, c(a.busy, b.busy)-rep-self), Postgres: pg, Cores: cores, OK: true}
 }

@@ -179,7 +179,7 @@ func newService(ctx context.Context, app *App, cfg serviceConfig) (*service, err
 		return nil, err
 	}
 	tracer := tp.Tracer(tracerName)
-	db, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithTracer(tracer))
+	db, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithTracer(tracer), postgres.WithDefaultMaxConns(servePoolConns))
 	if err != nil {
 		shutdownTracing(app, tp)
 		return nil, err
@@ -212,7 +212,7 @@ func (s *service) build(ctx context.Context) error {
 	// always find one (unbounded, the loads of a cold start held them all
 	// and most user-vector reads came too late for their channels).
 	lc := live.Config{Ordinals: s.ords, Expiry: cfg.expiry, Loader: userLoader{s.db}, UserIdle: cfg.userIdle, LoadWait: cfg.userLoadWait,
-		MaxLoads: max(1, int(s.db.Pool.Config().MaxConns)/2), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
+		MaxLoads: serveMaxLoads(s.db.Pool.Config().MaxConns), Registerer: s.reg, OnPublish: func(v *live.Snapshot) { s.idx.SetLive(v) }}
 	if cfg.foldIn.enabled {
 		// The folder is made below, once the live state and the user
 		// store it reads exist; no event is applied before Run.
@@ -231,7 +231,7 @@ func (s *service) build(ctx context.Context) error {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
 	s.integrity = recall.NewIntegrityCache(s.db, app.Log)
-	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes, Registerer: s.reg})
+	s.users, err = userstore.New(userstore.Config{Source: s.db, MaxBytes: cfg.userCacheBytes, Registerer: s.reg, Log: app.Log})
 	if err != nil {
 		return err
 	}
@@ -330,7 +330,20 @@ func (s *service) wireHTTP() {
 	})
 }
 
-// userLoader reads a user's stored live state (live.Loader) from Postgres.
+// servePoolConns is the pool's size when the database URL sets none: the
+// LISTEN's connection, the user store's batch queries
+// (userstore.DefaultMaxInflight), the users' loads (live.DefaultMaxLoads)
+// and two for reloads, refreshes and model loads.
+const servePoolConns = 1 + userstore.DefaultMaxInflight + live.DefaultMaxLoads + 2
+
+// serveMaxLoads is how many users' loads may hold a connection at once:
+// live.DefaultMaxLoads, and at most half of a smaller pool.
+func serveMaxLoads(poolConns int32) int {
+	return max(1, min(live.DefaultMaxLoads, int(poolConns)/2))
+}
+
+// userLoader reads users' stored live state (live.BatchLoader) from
+// Postgres.
 type userLoader struct{ db *postgres.DB }
 
 // LoadUser implements live.Loader.
@@ -339,6 +352,25 @@ func (l userLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, 
 	if err != nil {
 		return live.UserRecord{}, err
 	}
+	return userRecord(st), nil
+}
+
+// LoadUsers implements live.BatchLoader.
+func (l userLoader) LoadUsers(ctx context.Context, users []lr.UserID, since time.Time, n int) (map[lr.UserID]live.UserRecord, error) {
+	sts, err := l.db.UserStates(ctx, users, since, n)
+	if err != nil {
+		return nil, err
+	}
+	recs := make(map[lr.UserID]live.UserRecord, len(sts))
+	for u, st := range sts {
+		if len(st.Follows)+len(st.Watches) > 0 {
+			recs[u] = userRecord(st)
+		}
+	}
+	return recs, nil
+}
+
+func userRecord(st postgres.UserState) live.UserRecord {
 	rec := live.UserRecord{Follows: make([]live.Follow, len(st.Follows)), Watches: make([]live.Watch, len(st.Watches))}
 	for i, f := range st.Follows {
 		rec.Follows[i] = live.Follow{StreamerID: f.StreamerID, Active: f.Active, At: f.UpdatedAt}
@@ -346,7 +378,7 @@ func (l userLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, 
 	for i, w := range st.Watches {
 		rec.Watches[i] = live.Watch{StreamerID: w.StreamerID, StreamID: w.StreamID, JoinedAt: w.StartedAt, LeftAt: w.EndedAt}
 	}
-	return rec, nil
+	return rec
 }
 
 // refresh reloads the slowly changing inputs: bans, blocks, and the
