@@ -157,7 +157,7 @@ func NewLiveConsumer(cfg LiveConfig, app Applier) (*LiveConsumer, error) {
 	if app == nil {
 		return nil, lr.Errorf(lr.EINVALID, "live consumer: no applier")
 	}
-	tr := &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second}
+	tr := newTransport()
 	c := &LiveConsumer{
 		cfg: cfg, app: app, m: cfg.Metrics, tr: tr,
 		client: &kafka.Client{Addr: brokerAddr(cfg.Brokers), Timeout: 10 * time.Second, Transport: tr},

@@ -97,6 +97,7 @@ func newDeadLetterer(brokers []string, topic string, log *slog.Logger, m *Metric
 			BatchTimeout: 5 * time.Millisecond,
 			RequiredAcks: kafka.RequireAll,
 			WriteTimeout: 10 * time.Second,
+			Transport:    newTransport(),
 		},
 		topic: topic, log: log, m: m, maxBackoff: maxBackoff,
 	}
@@ -152,4 +153,4 @@ func retryable(m kafka.Message, err error) kafka.Message {
 	return m
 }
 
-func (d *deadLetterer) close() { d.w.Close() }
+func (d *deadLetterer) close() { _ = closeWriter(d.w) }

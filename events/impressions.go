@@ -123,7 +123,7 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 		cfg: cfg,
 		w: &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: Partitioner(),
 			BatchTimeout: 20 * time.Millisecond, BatchSize: impressionBatchPages, BatchBytes: maxImpressionPageBytes,
-			RequiredAcks: kafka.RequireOne, WriteTimeout: 10 * time.Second},
+			RequiredAcks: kafka.RequireOne, WriteTimeout: 10 * time.Second, Transport: newTransport()},
 		ch:           make(chan []lr.Impression, cfg.Buffer),
 		done:         make(chan struct{}),
 		writeTimeout: writeTimeout,
@@ -283,7 +283,7 @@ func (p *ImpressionProducer) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	p.cancel()
-	return p.w.Close()
+	return closeWriter(p.w)
 }
 
 // EncodeImpressions returns the message value of a page: the JSON array of

@@ -84,7 +84,27 @@ func NewProducer(cfg ProducerConfig) *Producer {
 		BatchBytes:   16 << 20,
 		RequiredAcks: cfg.Acks,
 		WriteTimeout: 10 * time.Second,
+		Transport:    newTransport(),
 	}}
+}
+
+// newTransport returns a kafka-go Transport of one writer or client.
+// kafka-go's default Transport is shared by every writer of the process
+// and keeps each broker address's metadata (the topics' partition counts)
+// between refreshes, so a writer to another cluster at a reused address (a
+// broker restarted with other topics, or another cluster on the port of one
+// just closed) would send to partitions that do not exist there.
+func newTransport() *kafka.Transport {
+	return &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second}
+}
+
+// closeWriter closes w and its own Transport's connections.
+func closeWriter(w *kafka.Writer) error {
+	err := w.Close()
+	if tr, ok := w.Transport.(*kafka.Transport); ok {
+		tr.CloseIdleConnections()
+	}
+	return err
 }
 
 // Publish encodes evs and writes them, keyed by streamer id, and returns
@@ -110,7 +130,7 @@ func (p *Producer) WriteRaw(ctx context.Context, msgs ...kafka.Message) error {
 }
 
 // Close flushes pending writes and closes the connections.
-func (p *Producer) Close() error { return p.w.Close() }
+func (p *Producer) Close() error { return closeWriter(p.w) }
 
 // brokerAddr returns the first broker as a net.Addr for kafka.Client calls.
 func brokerAddr(brokers []string) net.Addr { return kafka.TCP(brokers...) }

@@ -99,7 +99,7 @@ func NewShownConsumer(cfg ShownConfig) (*ShownConsumer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	tr := &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second}
+	tr := newTransport()
 	c := &ShownConsumer{cfg: cfg, tr: tr, client: &kafka.Client{Addr: brokerAddr(cfg.Brokers), Timeout: 10 * time.Second, Transport: tr},
 		read: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_shown_pages_read_total",
 			Help: "Pages read from the impressions topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped)."},
