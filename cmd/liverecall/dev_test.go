@@ -34,25 +34,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A short dev run on a small world: it simulates, trains both models,
-// serves, reaches ready, answers recall requests with live streamers only,
-// prints its report and exits cleanly when its context ends (as on Ctrl-C).
-// The streams already live are announced with their audiences (the
-// recommendations show viewers), the live world runs accelerated until the
-// report so that the quality line covers many decisions, with its
-// intervals, and the logs go to the file named, not into the report.
-func TestDevRunsTheWholeSystem(t *testing.T) {
-	url := pgtest.NewEmpty(t)
+// runDevUntilReport runs a short dev on a small world (3 days, 300
+// streamers, 3000 users, the live world at 1000x) with extra flags, waits
+// for its report, stops it as Ctrl-C would, checks that it exits cleanly and
+// returns what it printed. url is its database's.
+func runDevUntilReport(t *testing.T, url string, extra ...string) string {
+	t.Helper()
 	out := &syncBuffer{}
-	logFile := filepath.Join(t.TempDir(), "dev.log")
 	app := &App{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }, Log: newLogger(out, "error", "text")}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, app, []string{"dev", "--database-url", url, "--http-addr", "127.0.0.1:0", "--days", "3", "--streamers", "300",
-			"--users", "3000", "--ncf-epochs", "2", "--report-after", "5s", "--live-speed", "1000", "--requests", "100", "--log-file", logFile})
-	}()
+	args := append([]string{"dev", "--database-url", url, "--http-addr", "127.0.0.1:0", "--days", "3", "--streamers", "300",
+		"--users", "3000", "--ncf-epochs", "2", "--report-after", "5s", "--live-speed", "1000", "--requests", "100"}, extra...)
+	go func() { done <- Run(ctx, app, args) }()
 	// Generous: dev trains both models under -race, perhaps beside other
 	// test packages on two cores; the condition ends the wait, not the clock.
 	deadline := time.After(10 * time.Minute)
@@ -74,7 +69,19 @@ func TestDevRunsTheWholeSystem(t *testing.T) {
 	case <-time.After(stopWithin(defaultShutdownTimeout(t))):
 		t.Fatal("dev did not stop after the signal")
 	}
-	report := out.String()
+	return out.String()
+}
+
+// A short dev run on a small world: it simulates, trains both models,
+// serves, reaches ready, answers recall requests with live streamers only,
+// prints its report and exits cleanly when its context ends (as on Ctrl-C).
+// The streams already live are announced with their audiences (the
+// recommendations show viewers), the live world runs accelerated until the
+// report so that the quality line covers many decisions, with its
+// intervals, and the logs go to the file named, not into the report.
+func TestDevRunsTheWholeSystem(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "dev.log")
+	report := runDevUntilReport(t, pgtest.NewEmpty(t), "--log-file", logFile)
 	live := regexp.MustCompile(`live streamers now: (\d+)`).FindStringSubmatch(report)
 	if live == nil || live[1] == "0" {
 		t.Fatalf("no live streamers in the report:\n%s", report)
@@ -145,36 +152,7 @@ func defaultShutdownTimeout(t *testing.T) time.Duration {
 // decision's context with its request; the service accepts every one.
 func TestDevWithContext(t *testing.T) {
 	url := pgtest.NewEmpty(t)
-	out := &syncBuffer{}
-	app := &App{Stdout: out, Stderr: out, Getenv: func(string) string { return "" }, Log: newLogger(out, "error", "text")}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, app, []string{"dev", "--database-url", url, "--http-addr", "127.0.0.1:0", "--days", "3", "--streamers", "300",
-			"--users", "3000", "--ncf-epochs", "2", "--report-after", "5s", "--live-speed", "1000", "--requests", "100", "--context",
-			"--log-file", filepath.Join(t.TempDir(), "dev.log")})
-	}()
-	deadline := time.After(10 * time.Minute)
-	for !strings.Contains(out.String(), "Running. Press Ctrl-C to stop.") {
-		select {
-		case code := <-done:
-			t.Fatalf("dev exited with %d before its report:\n%s", code, out)
-		case <-deadline:
-			t.Fatalf("no report after 10 minutes:\n%s", out)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("dev exited with %d after the signal:\n%s", code, out)
-		}
-	case <-time.After(stopWithin(defaultShutdownTimeout(t))):
-		t.Fatal("dev did not stop after the signal")
-	}
-	report := out.String()
+	report := runDevUntilReport(t, url, "--context", "--log-file", filepath.Join(t.TempDir(), "dev.log"))
 	q := regexp.MustCompile(`over (\d+) decisions \(mean \d+ live streamers each, [^,]+, 0 failed requests\)`).FindStringSubmatch(report)
 	if q == nil {
 		t.Fatalf("no quality line with 0 failed requests:\n%s", report)
