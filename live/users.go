@@ -4,7 +4,10 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -73,9 +76,9 @@ const (
 
 // Ensure makes u's stored state (Config.Loader) part of the State before a
 // request reads u's history and follows, and marks u as active now, so that
-// Expire keeps them for Config.UserIdle more. Loaded once, a user stays
-// held while active (events keep them current), and is evicted once idle
-// (see Expire); their next request loads them again.
+// Expire keeps them for Config.UserIdle more: Begin(u).Wait(ctx). Loaded
+// once, a user stays held while active (events keep them current), and is
+// evicted once idle (see Expire); their next request loads them again.
 //
 // A user not held (or held only through events that arrived since their
 // eviction) is loaded from the Loader: one load per user at a time,
@@ -93,6 +96,34 @@ const (
 // Without a Loader, Ensure only marks u active and returns LoadNone. Safe
 // for concurrent use with everything else.
 func (s *State) Ensure(ctx context.Context, u lr.UserID) LoadOutcome {
+	return s.Begin(u).Wait(ctx)
+}
+
+// Load is one request's view of its user's load (Begin): the request goes
+// on with what needs no history and waits (Wait) only where it reads it.
+type Load struct {
+	s        *State
+	ch       <-chan singleflight.Result // nil: preset holds the outcome
+	preset   LoadOutcome
+	deadline time.Time     // Begin + Config.LoadWait
+	done     chan struct{} // closed once out is set
+	once     sync.Once
+	mu       sync.Mutex
+	out      LoadOutcome
+}
+
+// The outcomes a Load knows at Begin, shared (Wait returns at once).
+var (
+	loadNone   = &Load{preset: LoadNone}
+	loadCached = &Load{preset: LoadCached}
+)
+
+// Begin is Ensure without the wait: it marks u active and, when u is not
+// held, starts their load (or joins the one running) and returns at once.
+// Wait on the result before reading u's history or follows; the wait ends
+// at most Config.LoadWait after Begin, however many calls wait, so a
+// request whose steps wait one after the other still waits once.
+func (s *State) Begin(u lr.UserID) *Load {
 	now := s.cfg.Clock().UnixNano()
 	s.mu.RLock()
 	us := s.users[u]
@@ -104,28 +135,73 @@ func (s *State) Ensure(ctx context.Context, u lr.UserID) LoadOutcome {
 	}
 	s.mu.RUnlock()
 	if s.cfg.Loader == nil {
-		return LoadNone
+		return loadNone
 	}
 	if loaded {
-		return LoadCached
+		return loadCached
 	}
 	ch := s.loads.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return nil, s.load(u) })
-	t := time.NewTimer(s.cfg.LoadWait)
-	defer t.Stop()
-	var out LoadOutcome
-	select {
-	case r := <-ch:
-		out = LoadOK
-		if r.Err != nil {
-			out = LoadError
-		}
-	case <-t.C:
-		out = LoadLate
-	case <-ctx.Done():
-		out = LoadLate
+	return &Load{s: s, ch: ch, deadline: time.Now().Add(s.cfg.LoadWait), done: make(chan struct{})}
+}
+
+// Wait waits until the load Begin started ends or Config.LoadWait has
+// passed since Begin, and says which: LoadOK, LoadError, LoadLate (LoadCached
+// or LoadNone when there was nothing to load). Every Wait of l returns that
+// same outcome, counted once in liverecall_live_user_loads_total. When ctx
+// ends first, Wait returns LoadLate without settling it, so that a later
+// Wait with time left still waits. A nil Load has nothing to wait for
+// (LoadNone). Safe for concurrent use.
+func (l *Load) Wait(ctx context.Context) LoadOutcome {
+	if l == nil {
+		return LoadNone
 	}
-	s.m.loads.WithLabelValues(string(out)).Inc()
-	return out
+	if l.ch == nil {
+		return l.preset
+	}
+	select {
+	case <-l.done:
+		return l.outcome()
+	default:
+	}
+	var timeout <-chan time.Time
+	if d := time.Until(l.deadline); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	} else {
+		return l.settle(LoadLate)
+	}
+	select {
+	case r := <-l.ch: // one receive in all: it settles l for the others
+		if r.Err != nil {
+			return l.settle(LoadError)
+		}
+		return l.settle(LoadOK)
+	case <-l.done:
+		return l.outcome()
+	case <-timeout:
+		return l.settle(LoadLate)
+	case <-ctx.Done():
+		return LoadLate
+	}
+}
+
+// settle sets l's outcome unless one is set and returns the one set.
+func (l *Load) settle(out LoadOutcome) LoadOutcome {
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.out = out
+		l.mu.Unlock()
+		close(l.done)
+		l.s.m.loads.WithLabelValues(string(out)).Inc()
+	})
+	return l.outcome()
+}
+
+func (l *Load) outcome() LoadOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.out
 }
 
 // load reads u from the Loader and merges it into the State.

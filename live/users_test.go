@@ -475,3 +475,55 @@ func TestUserLoadsBatched(t *testing.T) {
 		}
 	}
 }
+
+// Begin starts a user's load and returns at once; every Wait of the load
+// (concurrent ones included) gets its one outcome, counted once, and a
+// Wait whose context ends first returns late without settling it.
+func TestBeginThenWait(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	if _, err := db.WriteEventsExpiring(ctx, []lr.Event{w.ev(lr.EventStreamStarted, 0, 1, 0), w.ev(lr.EventFollowCreated, 5, 1, 3)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: time.Minute, Registerer: reg})
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	l := st.Begin(3) // the load hangs on the lock: Begin does not wait for it
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if out := l.Wait(gone); out != live.LoadLate {
+		t.Fatalf("Wait with an ended context: %s, want late", out)
+	}
+	outs := make(chan live.LoadOutcome, 2)
+	for range 2 {
+		go func() { outs <- l.Wait(ctx) }()
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if out := <-outs; out != live.LoadOK {
+			t.Fatalf("a concurrent Wait: %s, want ok", out)
+		}
+	}
+	if out := l.Wait(gone); out != live.LoadOK {
+		t.Fatalf("a Wait after the load: %s, want ok", out)
+	}
+	if ok, late := counter(t, reg, "liverecall_live_user_loads_total", "ok"), counter(t, reg, "liverecall_live_user_loads_total", "late"); ok != 1 || late != 0 {
+		t.Fatalf("loads counted: %v ok, %v late; want 1 ok", ok, late)
+	}
+	if f := st.Follows(3); !reflect.DeepEqual(f, []lr.StreamerID{1}) {
+		t.Fatalf("follows after the load: %v", f)
+	}
+	if out := st.Begin(3).Wait(ctx); out != live.LoadCached {
+		t.Fatalf("the next request's load: %s, want cached", out)
+	}
+}

@@ -38,6 +38,7 @@ func (e *Engine) annChannel(kind lr.ModelKind) channelFunc {
 // (repeat viewing is most of live-streaming consumption), then the live
 // streamers most similar (MF item-to-item) to the last few watched.
 func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
+	qs.req.UserLoad.Wait(ctx)
 	hist := e.state.History(qs.req.User)
 	if len(hist) == 0 {
 		return nil, nil
@@ -109,6 +110,7 @@ func (e *Engine) sessionChannel(ctx context.Context, qs *query) ([]Hit, error) {
 // followChannel proposes the user's followed streamers who are live, the
 // most watched first.
 func (e *Engine) followChannel(ctx context.Context, q *query) ([]Hit, error) {
+	q.req.UserLoad.Wait(ctx)
 	var hits []Hit
 	for _, id := range e.state.Follows(q.req.User) {
 		ord, ok := e.ords.Lookup(id)

@@ -208,6 +208,11 @@ type Request struct {
 	// Config and the serving versions (the default path costs nothing
 	// more than this nil).
 	Override *Override
+	// UserLoad, if set, is the load of the user's stored history and
+	// follows that the caller began (live.State.Begin) and that the
+	// channels reading them (session, follow) and the merge wait for; the
+	// others run meanwhile. nil: nothing to wait for.
+	UserLoad *live.Load
 }
 
 // Pin names one model version: its embedding_models id and its label.
@@ -670,6 +675,9 @@ wait:
 		res.User = userstore.Row{Versions: q.vers}
 	}
 	res.UserKnown = res.User.Known()
+	// The merge reads the user's history (the shown filter): with what the
+	// load brings by its deadline, as the session and follow channels.
+	req.UserLoad.Wait(ctx)
 	res.Candidates = e.merge(q, funcs, got, res)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("liverecall.k", req.K), attribute.Int("liverecall.candidates", len(res.Candidates)))

@@ -267,13 +267,13 @@ func (s *Service) Recommend(ctx context.Context, req lr.RecommendRequest) (*lr.P
 	if as.interleave {
 		pre = append(pre, recall.Request{User: req.User, Override: as.b.over})
 	}
-	s.ensureUser(ctx, req.User, pre...)
+	load := s.beginUser(req.User, pre...)
 	reqCtx := req.Context.Clean()
 	var a, b ranked
 	if as.interleave {
-		a, b, err = s.rankBoth(ctx, req, reqCtx, as.a, as.b, rid)
+		a, b, err = s.rankBoth(ctx, req, reqCtx, as.a, as.b, rid, load)
 	} else {
-		a, err = s.rank(ctx, &req, reqCtx, &as.a, rid)
+		a, err = s.rank(ctx, &req, reqCtx, &as.a, rid, load)
 	}
 	if err != nil {
 		return nil, err
@@ -335,14 +335,14 @@ func (r *ranked) release(s *Service) {
 // experiment's two arms); on an error it releases both and returns it.
 // (Its own function, so that what the goroutine shares escapes to the heap
 // only for interleaved pages.)
-func (s *Service) rankBoth(ctx context.Context, req lr.RecommendRequest, reqCtx lr.RequestContext, pa, pb plan, rid string) (a, b ranked, err error) {
+func (s *Service) rankBoth(ctx context.Context, req lr.RecommendRequest, reqCtx lr.RequestContext, pa, pb plan, rid string, load *live.Load) (a, b ranked, err error) {
 	var errB error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b, errB = s.rank(ctx, &req, reqCtx, &pb, rid)
+		b, errB = s.rank(ctx, &req, reqCtx, &pb, rid, load)
 	}()
-	a, err = s.rank(ctx, &req, reqCtx, &pa, rid)
+	a, err = s.rank(ctx, &req, reqCtx, &pa, rid, load)
 	<-done
 	if err == nil {
 		err = errB
@@ -356,15 +356,17 @@ func (s *Service) rankBoth(ctx context.Context, req lr.RecommendRequest, reqCtx 
 }
 
 // rank recalls and reranks req under p: one ranked list of up to req.K
-// items.
-func (s *Service) rank(ctx context.Context, req *lr.RecommendRequest, reqCtx lr.RequestContext, p *plan, rid string) (ranked, error) {
+// items. load is the user's state load (beginUser): recall's channels that
+// read the user's history wait for it, the others run meanwhile; rerank
+// reads what it brought.
+func (s *Service) rank(ctx context.Context, req *lr.RecommendRequest, reqCtx lr.RequestContext, p *plan, rid string, load *live.Load) (ranked, error) {
 	var r ranked
 	start := time.Now()
 	model := s.cfg.Scorers.NCF()
 	if p.ncfSet {
 		model = p.ncf
 	}
-	rreq := recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, Override: p.over}
+	rreq := recall.Request{User: req.User, K: req.K, Exclude: req.Exclude, Override: p.over, UserLoad: load}
 	if model != nil {
 		// The NCF dot products are skipped only when NeuMF can score this
 		// user's row (an imported version, or a row without the MLP
@@ -377,6 +379,7 @@ func (s *Service) rank(ctx context.Context, req *lr.RecommendRequest, reqCtx lr.
 		return r, err
 	}
 	r.res = res
+	load.Wait(ctx) // settled by recall already, unless a Recaller of its own ignored it
 	var ncf UserNCF
 	if model != nil {
 		ncf = model.ForUser(req.User, res.User)

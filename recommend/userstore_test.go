@@ -244,25 +244,54 @@ func (s *onceSource) UserRows(ctx context.Context, models []int64, users []int64
 	return s.db.UserRows(ctx, models, users, fn)
 }
 
-// awaitLoader is a live.Loader whose load of a user ends only once the user
-// store has begun reading user rows (or its deadline passes).
-type awaitLoader struct{ called chan struct{} }
+// awaitLoader is a live.Loader whose load of a user ends, with rec, only
+// once called is closed (or its deadline passes).
+type awaitLoader struct {
+	called chan struct{}
+	rec    live.UserRecord
+}
 
 func (l awaitLoader) LoadUser(ctx context.Context, u lr.UserID, since time.Time, n int) (live.UserRecord, error) {
 	select {
 	case <-l.called:
-		return live.UserRecord{}, nil
+		return l.rec, nil
 	case <-ctx.Done():
 		return live.UserRecord{}, ctx.Err()
 	}
 }
 
-// A user new to the replica needs two reads: their live state (Ensure,
-// before recall) and their vectors (recall). The vectors' read starts
-// before the request waits for the live state's, so the two overlap: here
-// the load ends only once the vectors' read has begun, which it does
-// within the load's wait, and the request is served with both.
+// searchSignal is an index telling (searched) when a search has answered.
+type searchSignal struct {
+	recall.Index
+	once     sync.Once
+	searched chan struct{}
+}
+
+func (s *searchSignal) Search(ctx context.Context, kind lr.ModelKind, model int64, q []float32, k int, allowed recall.Allowed) ([]recall.Hit, error) {
+	hits, err := s.Index.Search(ctx, kind, model, q, k, allowed)
+	s.once.Do(func() { close(s.searched) })
+	return hits, err
+}
+
+// A user new to the replica needs two reads: their live state (the load
+// Begin starts) and their vectors (recall). The vectors' read starts
+// before the load, so the two overlap: here the load ends only once the
+// vectors' read has begun, which it does within the load's wait, and the
+// request is served with both.
 func TestUserVectorReadOverlapsTheUserLoad(t *testing.T) {
+	testUserLoadOverlap(t, false)
+}
+
+// And the request does not wait for the load before its mf channel runs:
+// only what reads the user's history and follows (the session and follow
+// channels, the merge, rerank) waits for it. Here the load ends only once
+// the mf channel's search has answered, within the load's wait, and the
+// page has the loaded follow (the follow channel waited for it).
+func TestRecallRunsWhileTheUserLoads(t *testing.T) {
+	testUserLoadOverlap(t, true)
+}
+
+func testUserLoadOverlap(t *testing.T, gateOnSearch bool) {
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	const dim, n = 8, 100
@@ -307,8 +336,16 @@ func TestUserVectorReadOverlapsTheUserLoad(t *testing.T) {
 	}
 	const wait = 5 * time.Second // the load's wait: without the overlap it runs out
 	reg := prometheus.NewRegistry()
+	var idx recall.Index = mgr
+	loader := awaitLoader{called: src.called}
+	const followed = 7
+	if gateOnSearch {
+		sig := &searchSignal{Index: mgr, searched: make(chan struct{})}
+		idx = sig
+		loader = awaitLoader{called: sig.searched, rec: live.UserRecord{Follows: []live.Follow{{StreamerID: followed, Active: true, At: t0.Add(-time.Hour)}}}}
+	}
 	state := live.New(live.Config{Ordinals: ords, OnPublish: func(v *live.Snapshot) { mgr.SetLive(v) }, Clock: func() time.Time { return t0 },
-		Loader: awaitLoader{src.called}, LoadWait: wait, LoadTimeout: wait, Registerer: reg})
+		Loader: loader, LoadWait: wait, LoadTimeout: wait, Registerer: reg})
 	var evs []lr.Event
 	for id := 1; id <= 20; id++ {
 		evs = append(evs, lr.Event{ID: fmt.Sprint("s", id), Type: lr.EventStreamStarted, TS: t0.Add(-time.Hour), StreamerID: lr.StreamerID(id),
@@ -320,7 +357,7 @@ func TestUserVectorReadOverlapsTheUserLoad(t *testing.T) {
 		budgets[ch] = 10 * time.Second
 	}
 	engine := recall.New(recall.Config{Now: func() time.Time { return t0 }, Budget: 10 * time.Second, ChannelBudget: budgets, ShownDisabled: true},
-		state, ords, mgr, store, nil, nil)
+		state, ords, idx, store, nil, nil)
 	engine.RefreshRankings()
 	svc := recommend.New(recommend.Config{Recall: engine, Users: state, Streams: state, Index: mgr, UserStore: store, Ordinals: ords,
 		Scorers: recScorers{&rowRecorder{}}, Now: func() time.Time { return t0 }})
@@ -349,9 +386,19 @@ func TestUserVectorReadOverlapsTheUserLoad(t *testing.T) {
 		}
 	}
 	if ok != 1 || late != 0 || took >= wait {
-		t.Fatalf("the user's load: %v ok, %v late, the request took %v (the load's wait %v): the vectors' read did not start before the request waited for the load", ok, late, took, wait)
+		t.Fatalf("the user's load: %v ok, %v late, the request took %v (the load's wait %v): the load waited for what it gates (the vectors' read; with gateOnSearch=%v, the mf search)", ok, late, took, wait, gateOnSearch)
 	}
 	if !p.Debug.UserKnown {
 		t.Fatal("the page was served without the user's vectors")
+	}
+	if gateOnSearch {
+		for _, o := range p.Debug.Channels {
+			if o.Channel == recall.ChanFollow && (o.Status != recall.StatusOK || o.Candidates != 1) {
+				t.Fatalf("follow channel: %+v; want ok with the one followed streamer the load brought", o)
+			}
+		}
+		if !slices.Contains(state.Follows(1), followed) {
+			t.Fatalf("follows of the user after the request: %v", state.Follows(1))
+		}
 	}
 }
