@@ -216,18 +216,24 @@ func delta(before, after metricSet) metricSet {
 var lostStatuses = map[string]bool{"late": true, "timeout": true, "error": true}
 
 // lateChannels counts, in a delta of scrapes, the recall channel outcomes
-// that dropped a channel, and returns them by status too.
-func lateChannels(d metricSet) (int, map[string]int) {
-	by := map[string]int{}
+// that dropped a channel, and returns them by status too, and by
+// "channel status" (e.g. "mf late").
+func lateChannels(d metricSet) (int, map[string]int, map[string]int) {
+	by, byChannel := map[string]int{}, map[string]int{}
 	n := 0
 	for _, s := range d {
 		if s.Name != "liverecall_recall_channel_outcomes_total" || !lostStatuses[s.Labels["status"]] {
 			continue
 		}
-		by[s.Labels["status"]] += int(s.Value + 0.5)
-		n += int(s.Value + 0.5)
+		v := int(s.Value + 0.5)
+		if v == 0 {
+			continue
+		}
+		by[s.Labels["status"]] += v
+		byChannel[s.Labels["channel"]+" "+s.Labels["status"]] += v
+		n += v
 	}
-	return n, by
+	return n, by, byChannel
 }
 
 // cacheCounts is what hitRate found: the hits and misses of one metric.

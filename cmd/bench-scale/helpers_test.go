@@ -96,11 +96,11 @@ func TestParseMetricsAndDeltas(t *testing.T) {
 	// Later: 10 more hits, 10 more misses, one more late channel.
 	later := strings.NewReplacer(`"hit"} 90`, `"hit"} 100`, `"miss"} 10`, `"miss"} 20`, `status="late"} 3`, `status="late"} 4`).Replace(scrape)
 	d := delta(m, parseMetrics(strings.NewReader(later)))
-	n, by := lateChannels(d)
-	if n != 1 || by["late"] != 1 || by["timeout"] != 0 {
-		t.Errorf("late channels in the delta: %d %v, want 1 late", n, by)
+	n, by, byCh := lateChannels(d)
+	if n != 1 || by["late"] != 1 || by["timeout"] != 0 || len(byCh) != 1 || byCh["mf late"] != 1 {
+		t.Errorf("late channels in the delta: %d %v %v, want 1 late, of mf", n, by, byCh)
 	}
-	if n, _ := lateChannels(m); n != 6 {
+	if n, _, _ := lateChannels(m); n != 6 {
 		t.Errorf("late channels of one scrape: %d, want 6 (late, timeout, error)", n)
 	}
 	rate, cc, ok := hitRate(d)

@@ -143,6 +143,7 @@ type row struct {
 	Res       loadgen.Result
 	Late      int
 	LateBy    map[string]int
+	LateByCh  map[string]int // by "channel status"
 	HitRate   float64
 	HitOK     bool
 	HitMetric string
@@ -304,6 +305,9 @@ func main() {
 					worst = append(worst, fmt.Sprintf("%.1f ms at %.0f s", msf(w.P99), w.Start.Seconds()))
 				}
 				fmt.Printf("  %s row: p99 of each 5 s of it: median %.1f ms, best %.1f, worst %s\n", r.Name, p99s[len(p99s)/2], p99s[0], strings.Join(worst, ", "))
+			}
+			if len(r.LateByCh) > 0 {
+				fmt.Printf("  %s row: late channels by channel: %s\n", r.Name, lateDetail(r.LateByCh))
 			}
 			if r.DB.OK && r.Res.Sent > 0 {
 				fmt.Printf("  %s row: PostgreSQL (pg_stat_database of the platform's database, the benchmark's own reads included): %d transactions (%.2f per request), %d rows fetched, %d returned\n",
@@ -504,9 +508,9 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 			return
 		}
 		dl := delta(before, after)
-		late, by := lateChannels(dl)
+		late, by, byCh := lateChannels(dl)
 		hr, cc, ok := hitRate(dl)
-		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by,
+		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by, LateByCh: byCh,
 			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used, DB: dbUse})
 		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
