@@ -186,6 +186,32 @@ func (l *Load) Wait(ctx context.Context) LoadOutcome {
 	}
 }
 
+// Done reports, without waiting, whether Wait would return at once: the
+// load has ended (or there was none) or its wait has run out. A nil Load
+// is done.
+func (l *Load) Done() bool {
+	if l == nil || l.ch == nil {
+		return true
+	}
+	select {
+	case <-l.done:
+		return true
+	case r := <-l.ch:
+		if r.Err != nil {
+			l.settle(LoadError)
+		} else {
+			l.settle(LoadOK)
+		}
+		return true
+	default:
+	}
+	if !time.Now().Before(l.deadline) {
+		l.settle(LoadLate)
+		return true
+	}
+	return false
+}
+
 // settle sets l's outcome unless one is set and returns the one set.
 func (l *Load) settle(out LoadOutcome) LoadOutcome {
 	l.once.Do(func() {

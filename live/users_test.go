@@ -497,6 +497,9 @@ func TestBeginThenWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := st.Begin(3) // the load hangs on the lock: Begin does not wait for it
+	if l.Done() {
+		t.Fatal("Done while the load hangs")
+	}
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
 	if out := l.Wait(gone); out != live.LoadLate {
@@ -514,8 +517,8 @@ func TestBeginThenWait(t *testing.T) {
 			t.Fatalf("a concurrent Wait: %s, want ok", out)
 		}
 	}
-	if out := l.Wait(gone); out != live.LoadOK {
-		t.Fatalf("a Wait after the load: %s, want ok", out)
+	if out := l.Wait(gone); out != live.LoadOK || !l.Done() {
+		t.Fatalf("a Wait after the load: %s (done %v), want ok", out, l.Done())
 	}
 	if ok, late := counter(t, reg, "liverecall_live_user_loads_total", "ok"), counter(t, reg, "liverecall_live_user_loads_total", "late"); ok != 1 || late != 0 {
 		t.Fatalf("loads counted: %v ok, %v late; want 1 ok", ok, late)

@@ -114,6 +114,26 @@ func TestOverrideChannelBudget(t *testing.T) {
 	}
 }
 
+// A channel that needs nothing it could wait for computes at once, in the
+// request's goroutine: its answer is kept even when its budget has run out
+// meanwhile (the request's goroutine was not running, say), since dropping
+// it would save no time. Here trending's budget is a nanosecond, gone
+// before it starts; run in a goroutine of its own, it would be dropped as
+// a timeout.
+func TestChannelAtHandKeptPastItsBudget(t *testing.T) {
+	w := newWorld(t, 5, 8)
+	e := w.engine(recall.Config{}, nil)
+	e.RefreshRankings()
+	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10,
+		Override: &recall.Override{ChannelBudget: map[string]time.Duration{recall.ChanTrending: time.Nanosecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := outcome(t, res, recall.ChanTrending); o.Status != recall.StatusOK || o.Candidates == 0 {
+		t.Fatalf("trending outcome %+v, want ok with its candidates", o)
+	}
+}
+
 // A pinned version replaces the serving one for its request: the result
 // names the pinned label, the user's row is the one of the pinned id (the
 // index has no vector of user 7 under an id it does not serve, so mf has

@@ -92,7 +92,13 @@ type Config struct {
 	Budget time.Duration
 	// ChannelBudget bounds each channel (never beyond Budget). Default
 	// three quarters of Budget (6 ms of the default 8 ms), leaving the
-	// merge its share.
+	// merge its share. It bounds a channel that waits for data not there
+	// at the request's start (the user's vectors, a cache miss; their
+	// stored history and follows, a load): such a channel runs in a
+	// goroutine of its own and is dropped (late or timeout) when it has
+	// not answered in time. A channel with all it needs at hand computes
+	// in the request's goroutine, and its answer is kept even if the
+	// budget ran out meanwhile.
 	ChannelBudget map[string]time.Duration
 	// PerChannel is how many candidates each channel is asked for.
 	// Default 40 for mf/ncf, 20 for the others (about 100 candidates
@@ -595,58 +601,92 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		deadlines = append(deadlines, chanDeadline{budget, cctx, ccancel})
 		return cctx
 	}
+	// A channel that may wait (for the user's vectors or stored state not
+	// there yet) runs in a goroutine of its own, bounded by its budget; the
+	// others compute at once, here, one after the other, once the waiting
+	// ones have started: no goroutine, wake-up or timer per request for a
+	// user whose data is at hand, and no answer lost because a goroutine
+	// was not scheduled within its budget on a busy machine.
+	run := func(cctx context.Context, ch *namedChannel) out {
+		start := time.Now()
+		sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
+		hits, err := ch.fn(sctx, q)
+		if err == nil && cctx.Err() != nil {
+			err = cctx.Err()
+		}
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("liverecall.channel", ch.name), attribute.Int("liverecall.candidates", len(hits)))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+		}
+		span.End()
+		return out{hits: hits, err: err, took: time.Since(start)}
+	}
+	var inline []int
 	for i, ch := range funcs {
 		outcomes[i] = Outcome{Channel: ch.name, Status: StatusSkipped}
 		if ch.fn == nil || !ch.applies(q) || e.disabled(q, ch.name) {
 			continue
 		}
-		running++
 		launched[i] = true
 		cctx := channelCtx(e.channelBudget(q, ch.name))
+		if !e.mayWait(q, &funcs[i]) {
+			inline = append(inline, i)
+			continue
+		}
+		running++
 		go func(i int, ch *namedChannel) {
-			start := time.Now()
-			sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
-			hits, err := ch.fn(sctx, q)
-			if err == nil && cctx.Err() != nil {
-				err = cctx.Err()
-			}
-			if span.IsRecording() {
-				span.SetAttributes(attribute.String("liverecall.channel", ch.name), attribute.Int("liverecall.candidates", len(hits)))
-				if err != nil {
-					span.SetStatus(codes.Error, err.Error())
-				}
-			}
-			span.End()
-			results <- out{i: i, hits: hits, err: err, took: time.Since(start)}
+			o := run(cctx, ch)
+			o.i = i
+			results <- o
 		}(i, &funcs[i])
 	}
 	got := make([][]Hit, len(funcs))
-	deadline := time.NewTimer(e.cfg.Budget)
-	defer deadline.Stop()
+	record := func(o out) {
+		finished[o.i] = true
+		oc := &outcomes[o.i]
+		oc.Took = o.took
+		switch {
+		case errors.Is(o.err, errLate):
+			oc.Status = StatusLate
+		case errors.Is(o.err, errNoUserVector):
+			oc.Status = StatusSkipped
+		case errors.Is(o.err, context.DeadlineExceeded):
+			oc.Status = StatusTimeout
+		case o.err != nil:
+			oc.Status, oc.Error = StatusError, o.err.Error()
+		default:
+			oc.Status, oc.Candidates = StatusOK, len(o.hits)
+			got[o.i] = o.hits
+		}
+	}
+	for _, i := range inline {
+		ch := &funcs[i]
+		o := run(channelCtx(e.channelBudget(q, ch.name)), ch)
+		o.i = i
+		if errors.Is(o.err, context.DeadlineExceeded) && o.hits != nil {
+			// Computed past its budget (this goroutine was not running):
+			// the answer is here, dropping it would save no time.
+			o.err = nil
+		}
+		record(o)
+	}
+	var deadline <-chan time.Time
+	if running > 0 {
+		t := time.NewTimer(e.cfg.Budget)
+		defer t.Stop()
+		deadline = t.C
+	}
 wait:
 	for running > 0 {
 		select {
 		case o := <-results:
 			running--
-			finished[o.i] = true
-			oc := &outcomes[o.i]
-			oc.Took = o.took
-			switch {
-			case errors.Is(o.err, errLate):
-				oc.Status = StatusLate
-			case errors.Is(o.err, errNoUserVector):
-				oc.Status = StatusSkipped
-			case errors.Is(o.err, context.DeadlineExceeded):
-				oc.Status = StatusTimeout
-			case o.err != nil:
-				oc.Status, oc.Error = StatusError, o.err.Error()
-			default:
-				oc.Status, oc.Candidates = StatusOK, len(o.hits)
-				got[o.i] = o.hits
-			}
+			record(o)
 		case <-ctx.Done():
 			break wait
-		case <-deadline.C:
+		case <-deadline:
 			break wait
 		}
 	}
@@ -685,12 +725,27 @@ wait:
 	return res, nil
 }
 
+// mayWait says whether ch may wait in q for data not there yet: the user's
+// vectors (mf, ncf) or their stored history and follows (session, follow).
+func (e *Engine) mayWait(q *query, ch *namedChannel) bool {
+	switch {
+	case ch.needsUser:
+		_, ok := q.user.arrived()
+		return !ok
+	case ch.needsUserState:
+		return !q.req.UserLoad.Done()
+	}
+	return false
+}
+
 type namedChannel struct {
 	name      string
 	spanName  string // "recall." + name, made once
 	fn        channelFunc
 	applies   func(*query) bool
 	needsUser bool // waits for the user's vectors (mf, ncf)
+	// needsUserState: waits for the user's stored state (Request.UserLoad).
+	needsUserState bool
 }
 
 func always(*query) bool { return true }
@@ -716,12 +771,12 @@ func (e *Engine) channels() []namedChannel {
 		mf, ncf, sess = e.annChannel(lr.ModelMF), e.annChannel(lr.ModelNCF), e.sessionChannel
 	}
 	chans := []namedChannel{
-		{ChanMF, "", mf, has(lr.ModelMF), true},
-		{ChanNCF, "", ncf, has(lr.ModelNCF), true},
-		{ChanSession, "", sess, always, false},
-		{ChanFollow, "", e.followChannel, always, false},
-		{ChanTrending, "", e.trendingChannel, always, false},
-		{ChanFresh, "", e.freshChannel, always, false},
+		{ChanMF, "", mf, has(lr.ModelMF), true, false},
+		{ChanNCF, "", ncf, has(lr.ModelNCF), true, false},
+		{ChanSession, "", sess, always, false, true},
+		{ChanFollow, "", e.followChannel, always, false, true},
+		{ChanTrending, "", e.trendingChannel, always, false, false},
+		{ChanFresh, "", e.freshChannel, always, false, false},
 	}
 	for i := range chans {
 		chans[i].spanName = "recall." + chans[i].name
