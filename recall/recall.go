@@ -393,6 +393,9 @@ type query struct {
 	now  time.Time
 	vers userstore.Versions // the model versions pinned at the start
 	user *userRow           // the user's row under vers, arrived or coming
+	// fresh, if set (tests), is the live set merge takes as now's
+	// instead of the newest snapshot.
+	fresh *live.Snapshot
 }
 
 // model returns the pinned version id of kind (0: none serves).
@@ -747,7 +750,10 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	}
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
-	fresh := e.state.Snapshot()
+	fresh := q.fresh
+	if fresh == nil {
+		fresh = e.state.Snapshot()
+	}
 	n := 0
 	for ci := range funcs {
 		n += len(got[ci])
