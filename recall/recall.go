@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -348,7 +349,9 @@ type Result struct {
 	Versions   map[string]string // model kind -> version used
 	// Filtered counts the candidates each filter removed: unknown, ended,
 	// excluded, banned, shown (demoted and not needed to fill the page),
-	// unknown_cap (over Config.UnknownShare).
+	// unknown_cap (over Config.UnknownShare). The live state of a demoted
+	// streamer is read only when the page needs it: one not needed counts
+	// as shown even if its stream ended since the channels' search.
 	Filtered map[string]int
 	// User is the user's row the request was served with, under the
 	// versions it pinned (User.Versions); no vectors when the user store
@@ -404,6 +407,9 @@ type query struct {
 	now  time.Time
 	vers userstore.Versions // the model versions pinned at the start
 	user *userRow           // the user's row under vers, arrived or coming
+	// fresh, if set (tests), is the live set merge takes as now's
+	// instead of the newest snapshot.
+	fresh *live.Snapshot
 }
 
 // model returns the pinned version id of kind (0: none serves).
@@ -810,7 +816,10 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	}
 	// Liveness now, not only in the snapshot the channels searched: the
 	// newest snapshot (published with every change of the live set).
-	fresh := e.state.Snapshot()
+	fresh := q.fresh
+	if fresh == nil {
+		fresh = e.state.Snapshot()
+	}
 	n := 0
 	for ci := range funcs {
 		n += len(got[ci])
@@ -828,67 +837,76 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	sc.hitOrds = hitOrds
 	ids, known := zeroed(&sc.ids, n), zeroed(&sc.known, n)
 	e.ords.IDs(hitOrds, ids, known)
-	// pos holds i for cands[i] and ^j for demoted[j].
+	// pos holds i for cands[i], ^j for demoted[j], and rejectedPos for a
+	// streamer a filter removed (one lookup a hit).
 	pos := sc.pos
 	cands := candsFor(n)
-	// The already shown, set aside (they take no quota).
-	demoted := sc.demoted[:0]
-	// Cleared to its capacity: keepLive shortens it, and the dropped tail
-	// would keep candidates' strings and slices alive in the pool.
-	defer func() { clear(demoted[:cap(demoted)]); sc.demoted = demoted[:0] }()
+	// The already shown, set aside (they take no quota) without their
+	// features: only those that fill the page become candidates. order
+	// holds, for demoted[j], when it was shown (its rank) << 32 | j.
+	demoted, order := sc.demoted[:0], sc.order[:0]
+	// Cleared: they hold channel lists the pool would keep alive.
+	defer func() { clear(demoted); sc.demoted, sc.order = demoted[:0], order[:0] }()
 	// Each candidate's channel list starts as one slot of this array (a
 	// second channel's append copies it out).
 	names := make([]string, n)
 	slots := 0
-	rejected := sc.rejected
-	taken, next := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs))
+	taken, next, quota := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs)), zeroed(&sc.quota, len(funcs))
+	for ci := range funcs {
+		quota[ci] = e.quota(q, funcs[ci].name)
+	}
 	for progress := true; progress; {
 		progress = false
 		for ci := range funcs {
 			hits := got[ci]
 			name := funcs[ci].name
-			for next[ci] < len(hits) && taken[ci] < e.quota(q, name) {
+			for next[ci] < len(hits) && taken[ci] < quota[ci] {
 				h, hi := hits[next[ci]], off[ci]+next[ci]
 				next[ci]++
-				if rejected[h.Ord] {
-					continue
-				}
 				if i, ok := pos[h.Ord]; ok {
-					var c *Candidate
-					if i >= 0 {
-						c = &cands[i]
-					} else {
-						c = &demoted[^i]
+					var chans *[]string
+					switch {
+					case i == rejectedPos:
+						continue
+					case i >= 0:
+						chans = &cands[i].Channels
+					default:
+						chans = &demoted[^i].channels
 					}
-					if !slices.Contains(c.Channels, name) {
-						c.Channels = append(c.Channels, name)
+					if !slices.Contains(*chans, name) {
+						*chans = append(*chans, name)
 					}
 					continue
 				}
-				c, why := e.admit(q, h, ids[hi], known[hi], fresh.Contains(h.Ord), exclude, shown)
+				why, rank := e.admit(ids[hi], known[hi], fresh.Contains(h.Ord), exclude, shown)
 				if why != "" && why != "shown" {
-					rejected[h.Ord] = true
+					pos[h.Ord] = rejectedPos
 					res.Filtered[why]++
 					continue
 				}
 				names[slots] = name
-				c.Channels = names[slots : slots+1 : slots+1]
+				chans := names[slots : slots+1 : slots+1]
 				slots++
 				// The ANN channels already scored it under their model.
-				switch name {
-				case ChanMF:
-					c.MFScore, c.HasMF = h.Score, true
-				case ChanNCF:
-					c.NCFScore, c.HasNCF = h.Score, true
+				var mf, ncf float32
+				hasMF, hasNCF := name == ChanMF, name == ChanNCF
+				if hasMF {
+					mf = h.Score
+				}
+				if hasNCF {
+					ncf = h.Score
 				}
 				if why == "shown" {
-					c.Shown = true
 					pos[h.Ord] = ^len(demoted)
-					demoted = append(demoted, c)
+					order = append(order, uint64(rank)<<32|uint64(len(demoted)))
+					demoted = append(demoted, setAside{ord: h.Ord, id: ids[hi], channels: chans,
+						chanScore: h.Score, mf: mf, ncf: ncf, hasMF: hasMF, hasNCF: hasNCF})
 					continue
 				}
 				pos[h.Ord] = len(cands)
-				cands = append(cands, c)
+				cands = cands[:len(cands)+1] // within the capacity candsFor gave: n
+				cands[len(cands)-1] = Candidate{Ord: h.Ord, StreamerID: ids[hi], Channels: chans, ChanScore: h.Score,
+					MFScore: mf, HasMF: hasMF, NCFScore: ncf, HasNCF: hasNCF}
 				taken[ci]++
 				progress = true
 				break
@@ -910,25 +928,45 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 		unknown++
 		return true
 	}
-	keep := cands[:0]
+	keep := 0
 	for i := range cands {
 		if admitUnknown(&cands[i]) {
-			keep = append(keep, cands[i])
+			if keep != i {
+				cands[keep] = cands[i]
+			}
+			keep++
 		}
 	}
-	cands = keep
+	cands = cands[:keep]
 	// A page the streamers not shown cannot fill takes the already shown,
-	// the least recently shown first (merge order among equals).
+	// the least recently shown first (merge order among equals), sorted
+	// by their keys in order. Their features are read as they are needed:
+	// first as many as the page lacks, then, for those dropped (ended, or
+	// over the unknown cap), as many again. The rest are counted shown.
 	if len(cands) < q.req.K && len(demoted) > 0 {
-		slices.SortStableFunc(demoted, func(a, b Candidate) int { return cmpInt64(shown[a.StreamerID], shown[b.StreamerID]) })
-		demoted = e.keepLive(q, demoted, sc, res)
-		for i := range demoted {
-			if len(cands) < q.req.K && admitUnknown(&demoted[i]) {
-				cands = append(cands, demoted[i])
-			} else if len(cands) == q.req.K {
-				res.Filtered["shown"]++
+		slices.Sort(order)
+		used := 0
+		for used < len(demoted) && len(cands) < q.req.K {
+			from := len(cands)
+			for _, o := range order[used:min(used+q.req.K-len(cands), len(order))] {
+				d := &demoted[uint32(o)]
+				cands = append(cands, Candidate{Ord: d.ord, StreamerID: d.id, Channels: d.channels, ChanScore: d.chanScore,
+					MFScore: d.mf, HasMF: d.hasMF, NCFScore: d.ncf, HasNCF: d.hasNCF, Shown: true})
 			}
+			used += len(cands) - from
+			keep := from + len(e.keepLive(q, cands[from:], sc, res))
+			for i := from; i < keep; i++ {
+				if admitUnknown(&cands[i]) {
+					if from != i {
+						cands[from] = cands[i]
+					}
+					from++
+				}
+			}
+			clear(cands[from:])
+			cands = cands[:from]
 		}
+		res.Filtered["shown"] += len(demoted) - used
 	} else if len(demoted) > 0 {
 		res.Filtered["shown"] += len(demoted)
 	}
@@ -943,15 +981,30 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	return cands
 }
 
+// rejectedPos marks, in merge's positions, a streamer a filter removed.
+const rejectedPos = math.MinInt
+
+// setAside is a candidate merge set aside as already shown: the fields of
+// its Candidate but the features (read only if it fills the page).
+type setAside struct {
+	ord       uint32
+	id        lr.StreamerID
+	channels  []string
+	chanScore float32
+	mf, ncf   float32
+	hasMF     bool
+	hasNCF    bool
+}
+
 // forgetWatched removes from shown the streamers u joined at or after they
 // were last shown: the filter demotes what the user passed over, not what
 // they went on to watch (repeat viewing is most of live streaming).
-func (e *Engine) forgetWatched(u lr.UserID, shown map[lr.StreamerID]int64) {
+func (e *Engine) forgetWatched(u lr.UserID, shown map[lr.StreamerID]lastShown) {
 	if len(shown) == 0 {
 		return
 	}
 	for _, w := range e.state.History(u) {
-		if at, ok := shown[w.StreamerID]; ok && w.JoinedAt.UnixNano() >= at {
+		if s, ok := shown[w.StreamerID]; ok && w.JoinedAt.UnixNano() >= s.at {
 			delete(shown, w.StreamerID)
 		}
 	}
@@ -977,15 +1030,19 @@ func (e *Engine) keepLive(q *query, cands []Candidate, sc *scratch, res *Result)
 		ords[i], ptrs[i] = cands[i].Ord, &cands[i].Features
 	}
 	e.state.FeaturesAtMany(ords, q.now, ptrs, isLive)
-	keep := cands[:0]
+	keep := 0
 	for i := range cands {
-		if isLive[i] {
-			keep = append(keep, cands[i])
-		} else {
+		switch {
+		case !isLive[i]:
 			res.Filtered["ended"]++
+		case keep != i:
+			cands[keep] = cands[i]
+			fallthrough
+		default:
+			keep++
 		}
 	}
-	return keep
+	return cands[:keep]
 }
 
 // knownToModels reports whether c's streamer has a vector in a loaded model.
@@ -1010,11 +1067,12 @@ func (e *Engine) knownToModels(q *query, c *Candidate) bool {
 // building the already-shown set (up to maxPerUser entries) and the
 // position and rejection maps anew cost more than the rest of the filter.
 type scratch struct {
-	shown            map[lr.StreamerID]int64 // when each was last shown
-	demoted          []Candidate
+	shown            map[lr.StreamerID]lastShown
+	demoted          []setAside
+	order            []uint64
 	pos              map[uint32]int
-	rejected         map[uint32]bool
 	taken, next, idx []int
+	quota            []int
 	off              []int
 	hitOrds, ords    []uint32
 	ids              []lr.StreamerID
@@ -1025,14 +1083,13 @@ type scratch struct {
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{shown: map[lr.StreamerID]int64{}, pos: map[uint32]int{}, rejected: map[uint32]bool{}}
+	return &scratch{shown: map[lr.StreamerID]lastShown{}, pos: map[uint32]int{}}
 }}
 
 // put empties the maps (keeping their room) and returns sc to the pool.
 func (sc *scratch) put() {
 	clear(sc.shown)
 	clear(sc.pos)
-	clear(sc.rejected)
 	scratchPool.Put(sc)
 }
 
@@ -1046,31 +1103,29 @@ func zeroed[T any](s *[]T, n int) []T {
 	return *s
 }
 
-// admit builds the candidate for h (without its features) or says which
-// filter removes it. id is h's streamer (known false if its ordinal was
-// never given); live says whether it is live now. For a streamer shown
-// within the window it returns the candidate and "shown": merge sets it
-// aside.
-func (e *Engine) admit(q *query, h Hit, id lr.StreamerID, known, live bool, exclude map[lr.StreamerID]bool, shown map[lr.StreamerID]int64) (Candidate, string) {
+// admit says which filter removes the hit of streamer id (known false
+// if its ordinal was never given; live says whether it is live now), if
+// any: "shown" for a streamer shown within the window, with the rank of
+// when it was last shown (merge sets it aside).
+func (e *Engine) admit(id lr.StreamerID, known, live bool, exclude map[lr.StreamerID]bool, shown map[lr.StreamerID]lastShown) (string, uint32) {
 	if !known {
-		return Candidate{}, "unknown"
+		return "unknown", 0
 	}
 	// Just ended: the stream must still be live now, not only in the
 	// snapshot the channels searched.
 	if !live {
-		return Candidate{}, "ended"
+		return "ended", 0
 	}
 	switch {
 	case exclude[id]:
-		return Candidate{}, "excluded"
+		return "excluded", 0
 	case e.integrity != nil && e.integrity.Banned(id):
-		return Candidate{}, "banned"
+		return "banned", 0
 	}
-	c := Candidate{Ord: h.Ord, StreamerID: id, ChanScore: h.Score}
-	if _, ok := shown[id]; ok {
-		return c, "shown"
+	if s, ok := shown[id]; ok {
+		return "shown", s.rank
 	}
-	return c, ""
+	return "", 0
 }
 
 // scoreCandidates fills the MF and NCF dot products of every candidate, so
@@ -1243,17 +1298,32 @@ func (l *shownLog) add(u lr.UserID, ids []lr.StreamerID, at, now time.Time, wind
 	}
 }
 
-// recentInto adds to out the streamers shown to u after since, each with
-// the last time (unix nanoseconds) it was shown.
-func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerID]int64) {
+// lastShown is when a streamer was last shown to a user: at, in unix
+// nanoseconds, and its rank among the distinct times of the user's
+// entries recentInto read (0 the oldest), which orders them as at does.
+type lastShown struct {
+	at   int64
+	rank uint32
+}
+
+// recentInto puts in out, which must be empty, the streamers shown to u
+// after since, each with the last time it was shown.
+func (l *shownLog) recentInto(u lr.UserID, since time.Time, out map[lr.StreamerID]lastShown) {
 	sh := l.shard(u)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	cut := since.UnixNano()
-	for _, s := range sh.users[u] {
-		if s.at > cut && s.at >= out[s.id] {
-			out[s.id] = s.at
+	entries := sh.users[u]
+	// In time order: the entries within the window are a suffix, and a
+	// streamer's last entry is its last time.
+	i, _ := slices.BinarySearchFunc(entries, cut, func(s shownAt, cut int64) int { return cmpInt64(s.at, cut+1) })
+	rank, prev := uint32(0), int64(0)
+	for j, s := range entries[i:] {
+		if j > 0 && s.at != prev {
+			rank++
 		}
+		prev = s.at
+		out[s.id] = lastShown{s.at, rank}
 	}
 }
 

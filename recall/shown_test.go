@@ -25,7 +25,7 @@ func TestShownLogBounded(t *testing.T) {
 		l.add(7, page(i), at, at, 10*time.Minute)
 		caps = append(caps, cap(l.shard(7).users[7]))
 	}
-	got := map[lr.StreamerID]int64{}
+	got := map[lr.StreamerID]lastShown{}
 	l.recentInto(7, t0.Add(-time.Second), got)
 	if len(got) != maxPerUser {
 		t.Fatalf("%d remembered, want %d", len(got), maxPerUser)
@@ -39,7 +39,7 @@ func TestShownLogBounded(t *testing.T) {
 		t.Fatalf("the full log's array changed capacity from %d to %d", caps[40], last)
 	}
 	// Outside the window nothing is remembered.
-	late := map[lr.StreamerID]int64{}
+	late := map[lr.StreamerID]lastShown{}
 	if l.recentInto(7, t0.Add(time.Hour), late); len(late) != 0 {
 		t.Fatalf("%d remembered after the window", len(late))
 	}
