@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -62,5 +63,33 @@ func TestBrokerDropsImpressionsUnderLoad(t *testing.T) {
 	// Still writing: the newest segments are in use.
 	if h := heapAlloc(); h > base+slack {
 		t.Fatalf("live heap %d MB after %d MB of impressions (%d MB before): the broker keeps them", h>>20, total>>20, base>>20)
+	}
+}
+
+// The test binary serves as the broker's process too, as the benchmark's
+// does (startBrokerProcess starts this executable with brokerFlag).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == brokerFlag {
+		serveBroker()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// The broker's process gives its address, takes events on it, and stops
+// when told.
+func TestBrokerProcess(t *testing.T) {
+	b, err := startBrokerProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := publishLive(ctx, b.brokers, 100, 3, 10); err != nil {
+		b.Close()
+		t.Fatalf("publishing to the broker's process at %v: %v", b.brokers, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("stopping the broker's process: %v", err)
 	}
 }

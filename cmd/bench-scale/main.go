@@ -185,6 +185,10 @@ type runResult struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == brokerFlag {
+		serveBroker()
+		return
+	}
 	c := parseConfig()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -406,13 +410,12 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	fmt.Fprintf(os.Stderr, "replica %q: %d users\n", name, users)
 	check(activate(ctx, db, set))
 
-	broker, stopTrim, err := startBroker(impressionRetention)
+	broker, err := startBrokerProcess()
 	check(err)
 	defer broker.Close()
-	defer stopTrim()
-	check(publishLive(ctx, broker.Brokers(), c.streamers, c.live, users))
+	check(publishLive(ctx, broker.brokers, c.streamers, c.live, users))
 
-	args := []string{"--database-url", db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", strings.Join(broker.Brokers(), ","),
+	args := []string{"--database-url", db.URL(), "--http-addr", "127.0.0.1:0", "--kafka-brokers", strings.Join(broker.brokers, ","),
 		// The streams' only events are their starts: a run longer than
 		// the default expiry (10m) would end them.
 		"--live-expiry", "6h",
@@ -437,6 +440,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	t0 := time.Now()
 	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout)
 	check(err)
+	rep.brokerPID = broker.pid()
 	profile := func(path, file string, timeout time.Duration) {
 		if c.profileDir == "" {
 			return

@@ -31,6 +31,9 @@ type replica struct {
 	waitErr error
 	tailMu  sync.Mutex // guards pprof
 	client  *http.Client
+	// brokerPID, when set, is the broker's process, whose CPU time
+	// cpuNow samples too.
+	brokerPID int
 }
 
 // supportsFlag says whether `bin serve -h` lists --name.
@@ -401,6 +404,7 @@ type cpuSample struct {
 	at                         time.Time
 	replica, self, busy, total int64
 	postgres                   int64 // PostgreSQL's processes (-1: none seen)
+	broker                     int64 // the broker's process (-1: not sampled)
 	ok                         bool
 }
 
@@ -418,6 +422,14 @@ func (r *replica) cpuNow() cpuSample {
 	s.self, ok2 = procCPUTicks(string(sb))
 	s.busy, s.total, ok3 = machineCPUTicks(string(ms))
 	s.postgres = postgresCPUTicks()
+	s.broker = -1
+	if r.brokerPID > 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.brokerPID)); err == nil {
+			if t, ok := procCPUTicks(string(b)); ok {
+				s.broker = t
+			}
+		}
+	}
 	s.ok = ok1 && ok2 && ok3
 	return s
 }
@@ -458,6 +470,7 @@ func postgresCPUTicks() int64 {
 type cpuUse struct {
 	Replica, LoadGen, Rest, Cores float64
 	Postgres                      float64 // part of Rest; -1 when not measured
+	Broker                        float64 // part of Rest; -1 when not measured
 	OK                            bool
 }
 
@@ -465,9 +478,16 @@ func (u cpuUse) String() string {
 	if !u.OK {
 		return "CPU not measured"
 	}
-	pg := ""
+	var parts []string
 	if u.Postgres >= 0 {
-		pg = fmt.Sprintf(" (PostgreSQL %.2f)", u.Postgres)
+		parts = append(parts, fmt.Sprintf("PostgreSQL %.2f", u.Postgres))
+	}
+	if u.Broker >= 0 {
+		parts = append(parts, fmt.Sprintf("the broker's process %.2f", u.Broker))
+	}
+	pg := ""
+	if len(parts) > 0 {
+		pg = " (" + strings.Join(parts, ", ") + ")"
 	}
 	return fmt.Sprintf("CPU: replica %.2f cores, load generator %.2f, rest of the machine %.2f%s, idle %.2f of %.0f",
 		u.Replica, u.LoadGen, u.Rest, pg, max(0, u.Cores-u.Replica-u.LoadGen-u.Rest), u.Cores)
@@ -486,5 +506,9 @@ func cpuBetween(a, b cpuSample) cpuUse {
 	if a.postgres >= 0 && b.postgres >= a.postgres {
 		pg = c(a.postgres, b.postgres)
 	}
-	return cpuUse{Replica: rep, LoadGen: self, Rest: max(0, c(a.busy, b.busy)-rep-self), Postgres: pg, Cores: cores, OK: true}
+	brk := -1.0
+	if a.broker >= 0 && b.broker >= a.broker {
+		brk = c(a.broker, b.broker)
+	}
+	return cpuUse{Replica: rep, LoadGen: self, Rest: max(0, c(a.busy, b.busy)-rep-self), Postgres: pg, Broker: brk, Cores: cores, OK: true}
 }
