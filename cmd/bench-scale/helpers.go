@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -392,4 +395,81 @@ func machineCPUTicks(stat string) (busy, total int64, ok bool) {
 		}
 	}
 	return busy, total, true
+}
+
+// histQuantile estimates the q-quantile of histogram name (its _bucket
+// series, summed over the series with labels) in a delta of scrapes, by
+// linear interpolation within the bucket it falls in, as Prometheus'
+// histogram_quantile does. beyond says it falls past the last finite
+// bound, which is then returned. ok is false when nothing was observed.
+func histQuantile(d metricSet, name string, labels map[string]string, q float64) (v float64, beyond, ok bool) {
+	cum := map[float64]float64{}
+	for _, s := range d {
+		if s.Name != name+"_bucket" || !hasLabels(s, labels) {
+			continue
+		}
+		le, err := strconv.ParseFloat(s.Labels["le"], 64)
+		if err != nil {
+			continue
+		}
+		cum[le] += s.Value
+	}
+	bounds := make([]float64, 0, len(cum))
+	for le := range cum {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 || cum[bounds[len(bounds)-1]] <= 0 {
+		return 0, false, false
+	}
+	rank := q * cum[bounds[len(bounds)-1]]
+	lower, below := 0.0, 0.0
+	for _, le := range bounds {
+		if cum[le] >= rank {
+			if math.IsInf(le, 1) {
+				return lower, true, true
+			}
+			if cum[le] == below {
+				return le, false, true
+			}
+			return lower + (le-lower)*(rank-below)/(cum[le]-below), false, true
+		}
+		lower, below = le, cum[le]
+	}
+	return lower, true, true
+}
+
+// quantileText is histQuantile's estimate in milliseconds, as text ("-"
+// when nothing was observed, "> X" past the last bound).
+func quantileText(d metricSet, name string, labels map[string]string, q float64) string {
+	v, beyond, ok := histQuantile(d, name, labels, q)
+	switch {
+	case !ok:
+		return "-"
+	case beyond:
+		return fmt.Sprintf("> %.1f", v*1000)
+	}
+	return fmt.Sprintf("%.1f", v*1000)
+}
+
+// innerLatencies is a row's latencies inside the replica, p50 / p99 in
+// milliseconds from its histograms: the recall route's handling (from its
+// middleware, so without the time a request waits to be read), the recall
+// and rerank stages, the user store's queries and the live state's user
+// loads.
+func innerLatencies(d metricSet) string {
+	var parts []string
+	for _, h := range []struct {
+		what, name string
+		labels     map[string]string
+	}{
+		{"POST /v1/recall handled", "liverecall_http_request_duration_seconds", map[string]string{"route": "/v1/recall", "method": "POST"}},
+		{"recall stage", "liverecall_recall_stage_seconds", map[string]string{"stage": "recall"}},
+		{"rerank stage", "liverecall_recall_stage_seconds", map[string]string{"stage": "rerank"}},
+		{"user store query", "liverecall_userstore_query_seconds", nil},
+		{"user load", "liverecall_live_user_load_seconds", nil},
+	} {
+		parts = append(parts, fmt.Sprintf("%s %s / %s", h.what, quantileText(d, h.name, h.labels, .5), quantileText(d, h.name, h.labels, .99)))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -171,3 +171,36 @@ func TestCPUTicks(t *testing.T) {
 		t.Errorf("machineCPUTicks: %d/%d %v, want 160/1000", busy, total, ok)
 	}
 }
+
+// histQuantile interpolates within the bucket the quantile falls in, sums
+// the series of the labels asked for, and says when it falls past the last
+// finite bound.
+func TestHistQuantile(t *testing.T) {
+	m := parseMetrics(strings.NewReader(`h_bucket{a="x",le="0.001"} 50
+h_bucket{a="x",le="0.002"} 90
+h_bucket{a="x",le="0.004"} 100
+h_bucket{a="x",le="+Inf"} 100
+h_bucket{a="y",le="0.001"} 0
+h_bucket{a="y",le="0.002"} 0
+h_bucket{a="y",le="0.004"} 0
+h_bucket{a="y",le="+Inf"} 100
+`))
+	if v, beyond, ok := histQuantile(m, "h", map[string]string{"a": "x"}, .5); !ok || beyond || math.Abs(v-0.001) > 1e-12 {
+		t.Errorf("p50 of x: %v %v %v, want 0.001", v, beyond, ok)
+	}
+	if v, _, _ := histQuantile(m, "h", map[string]string{"a": "x"}, .99); math.Abs(v-0.0038) > 1e-12 {
+		t.Errorf("p99 of x: %v, want 0.0038 (0.002 + 0.002·9/10)", v)
+	}
+	if v, beyond, _ := histQuantile(m, "h", map[string]string{"a": "y"}, .5); !beyond || v != 0.004 {
+		t.Errorf("p50 of y: %v beyond %v, want past 0.004", v, beyond)
+	}
+	if v, _, _ := histQuantile(m, "h", nil, .25); math.Abs(v-0.001) > 1e-12 {
+		t.Errorf("p25 of both: %v, want 0.001 (50 of 200)", v)
+	}
+	if _, _, ok := histQuantile(m, "other", nil, .5); ok {
+		t.Error("a histogram not scraped gave a quantile")
+	}
+	if got := quantileText(m, "h", map[string]string{"a": "y"}, .99); got != "> 4.0" {
+		t.Errorf("quantileText past the last bound: %q", got)
+	}
+}

@@ -144,6 +144,7 @@ type row struct {
 	Late      int
 	LateBy    map[string]int
 	LateByCh  map[string]int // by "channel status"
+	Inner     string         // innerLatencies of the row
 	HitRate   float64
 	HitOK     bool
 	HitMetric string
@@ -309,6 +310,9 @@ func main() {
 					worst = append(worst, fmt.Sprintf("%.1f ms at %.0f s", msf(w.P99), w.Start.Seconds()))
 				}
 				fmt.Printf("  %s row: p99 of each 5 s of it: median %.1f ms, best %.1f, worst %s\n", r.Name, p99s[len(p99s)/2], p99s[0], strings.Join(worst, ", "))
+			}
+			if r.Inner != "" {
+				fmt.Printf("  %s row: inside the replica, p50 / p99 ms (from its histograms, interpolated within buckets): %s\n", r.Name, r.Inner)
 			}
 			if len(r.LateByCh) > 0 {
 				fmt.Printf("  %s row: late channels by channel: %s\n", r.Name, lateDetail(r.LateByCh))
@@ -514,7 +518,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		dl := delta(before, after)
 		late, by, byCh := lateChannels(dl)
 		hr, cc, ok := hitRate(dl)
-		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by, LateByCh: byCh,
+		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by, LateByCh: byCh, Inner: innerLatencies(dl),
 			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used, DB: dbUse})
 		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
