@@ -54,6 +54,7 @@ type config struct {
 	k                                       int
 	replicaFlags                            []string
 	memLimit                                string
+	replicaNice                             int
 	profileDir                              string
 	snapshotDir                             string
 	compareStores                           bool
@@ -91,6 +92,7 @@ func parseConfig() config {
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
+	flag.IntVar(&c.replicaNice, "replica-nice", 0, "niceness of the replica's process (nice -n), relative to this one, the broker's and PostgreSQL's: with a positive value the replica takes the CPU they leave, as it would on cores of its own, and they answer and time its requests without waiting behind it (0: all share the cores alike)")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), an execution trace of the last 5 s of the warm-up (<name>-trace-warmup.out, for go tool trace: what requests wait for off the CPU), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
@@ -269,6 +271,11 @@ func main() {
 	} else {
 		fmt.Println("replica: no GOMEMLIMIT (the collector lets the heap grow to twice what is live)")
 	}
+	if c.replicaNice != 0 {
+		fmt.Printf("replica: niceness %d (nice -n %d) against 0 for the load generator, the broker and PostgreSQL\n", c.replicaNice, c.replicaNice)
+	} else {
+		fmt.Println("replica: the same niceness as the load generator, the broker and PostgreSQL (all share the two cores alike)")
+	}
 
 	var runs []runResult
 	if c.smallUsers > 0 {
@@ -442,7 +449,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
 	t0 := time.Now()
-	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout)
+	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout, c.replicaNice)
 	check(err)
 	rep.brokerPID = broker.pid()
 	profile := func(path, file string, timeout time.Duration) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,12 +62,16 @@ func replicaEnv(memLimit string) []string {
 // startReplica starts bin serve with args (which must include
 // --http-addr 127.0.0.1:0), logs to logPath, and returns once it logged the
 // address it serves on.
-func startReplica(ctx context.Context, bin string, args []string, memLimit, logPath string, timeout time.Duration) (*replica, error) {
+func startReplica(ctx context.Context, bin string, args []string, memLimit, logPath string, timeout time.Duration, niceness int) (*replica, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	if niceness != 0 {
+		// nice(1) execs the replica in its own process (the same pid).
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(niceness), bin, "serve"}, args...)...)
+	}
 	cmd.Env = replicaEnv(memLimit)
 	// Its log goes straight to the file. (It went through a pipe that this
 	// process read, line by line: when the load generator was short of CPU
