@@ -473,3 +473,38 @@ func innerLatencies(d metricSet) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// parseDiskstats sums, over the whole disks of a /proc/diskstats text
+// (not partitions: a name ending in a digit after a letter other than a
+// device's own, nor loop, ram or zram devices), the reads completed (field
+// 4) and the milliseconds spent reading (field 7).
+func parseDiskstats(text string) (reads, ms int64) {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		name := f[2]
+		if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") || strings.HasPrefix(name, "zram") || isPartition(name) {
+			continue
+		}
+		r, err1 := strconv.ParseInt(f[3], 10, 64)
+		t, err2 := strconv.ParseInt(f[6], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		reads += r
+		ms += t
+	}
+	return reads, ms
+}
+
+// isPartition says whether a block device name is a partition: vda1, sda2,
+// nvme0n1p1, mmcblk0p1 (and not vda, sda, nvme0n1, mmcblk0).
+func isPartition(name string) bool {
+	if strings.HasPrefix(name, "nvme") || strings.HasPrefix(name, "mmcblk") {
+		i := strings.LastIndexByte(name, 'p')
+		return i > 0 && i < len(name)-1 && strings.Trim(name[i+1:], "0123456789") == "" && strings.ContainsAny(name[:i], "0123456789")
+	}
+	return len(name) > 0 && name[len(name)-1] >= '0' && name[len(name)-1] <= '9'
+}

@@ -204,3 +204,16 @@ h_bucket{a="y",le="+Inf"} 100
 		t.Errorf("quantileText past the last bound: %q", got)
 	}
 }
+
+// parseDiskstats counts whole disks only.
+func TestParseDiskstats(t *testing.T) {
+	text := ` 254       0 vda 100 0 800 40 5 0 8 1 0 50 41 0 0 0 0
+ 254       1 vda1 90 0 700 35 5 0 8 1 0 50 36 0 0 0 0
+   7       0 loop0 7 0 14 1 0 0 0 0 0 1 1 0 0 0 0
+ 259       0 nvme0n1 20 0 160 4 0 0 0 0 0 4 4 0 0 0 0
+ 259       1 nvme0n1p1 19 0 150 3 0 0 0 0 0 3 3 0 0 0 0
+`
+	if r, ms := parseDiskstats(text); r != 120 || ms != 44 {
+		t.Fatalf("reads %d, ms %d; want 120 and 44 (vda and nvme0n1)", r, ms)
+	}
+}

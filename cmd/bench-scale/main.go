@@ -55,6 +55,7 @@ type config struct {
 	replicaFlags                            []string
 	memLimit                                string
 	replicaNice                             int
+	prewarm                                 bool
 	profileDir                              string
 	snapshotDir                             string
 	compareStores                           bool
@@ -92,6 +93,7 @@ func parseConfig() config {
 	flag.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Minute, "how long a replica may take to become ready (index builds)")
 	flag.StringVar(&c.logDir, "log-dir", ".bench", "where the replicas' logs go")
 	flag.IntVar(&c.k, "k", 20, "items per request")
+	flag.BoolVar(&c.prewarm, "prewarm", true, "before the replicas start, read the vector tables and their keys into the OS page cache (pg_prewarm), so that the rows measure a database whose working set is in memory; each row reports the machine's disk reads")
 	flag.IntVar(&c.replicaNice, "replica-nice", 0, "niceness of the replica's process (nice -n), relative to this one, the broker's and PostgreSQL's: with a positive value the replica takes the CPU they leave, as it would on cores of its own, and they answer and time its requests without waiting behind it (0: all share the cores alike)")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
@@ -160,19 +162,59 @@ type row struct {
 // index scans and returned by scans.
 type dbActivity struct {
 	Xacts, Fetched, Returned int64
-	OK                       bool
+	// BlocksRead are the blocks PostgreSQL read from the operating system
+	// (its page cache or the disk) rather than found in its buffers.
+	BlocksRead int64
+	// DiskReads and DiskReadMS are the reads of the machine's disks and
+	// the time spent in them (/proc/diskstats; -1 when unread).
+	DiskReads, DiskReadMS int64
+	OK                    bool
 }
 
 func readDBActivity(ctx context.Context, db *postgres.DB) dbActivity {
 	var a dbActivity
-	err := db.Pool.QueryRow(ctx, `SELECT xact_commit + xact_rollback, tup_fetched, tup_returned
-		FROM pg_stat_database WHERE datname = current_database()`).Scan(&a.Xacts, &a.Fetched, &a.Returned)
+	err := db.Pool.QueryRow(ctx, `SELECT xact_commit + xact_rollback, tup_fetched, tup_returned, blks_read
+		FROM pg_stat_database WHERE datname = current_database()`).Scan(&a.Xacts, &a.Fetched, &a.Returned, &a.BlocksRead)
 	a.OK = err == nil
+	a.DiskReads, a.DiskReadMS = diskReads()
 	return a
 }
 
 func (a dbActivity) sub(b dbActivity) dbActivity {
-	return dbActivity{Xacts: a.Xacts - b.Xacts, Fetched: a.Fetched - b.Fetched, Returned: a.Returned - b.Returned, OK: a.OK && b.OK}
+	d := dbActivity{Xacts: a.Xacts - b.Xacts, Fetched: a.Fetched - b.Fetched, Returned: a.Returned - b.Returned,
+		BlocksRead: a.BlocksRead - b.BlocksRead, DiskReads: -1, DiskReadMS: -1, OK: a.OK && b.OK}
+	if a.DiskReads >= 0 && b.DiskReads >= 0 {
+		d.DiskReads, d.DiskReadMS = a.DiskReads-b.DiskReads, a.DiskReadMS-b.DiskReadMS
+	}
+	return d
+}
+
+// diskReads sums the completed reads and the milliseconds spent reading
+// of the machine's whole disks in /proc/diskstats (partitions, loop and
+// ram devices left out); -1, -1 when it cannot be read.
+func diskReads() (reads, ms int64) {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return -1, -1
+	}
+	return parseDiskstats(string(b))
+}
+
+// prewarm reads the platform's vector tables and their keys into the
+// operating system's page cache (pg_prewarm's read mode), so that the rows
+// measure a database whose working set is in memory, as on a server sized
+// for it, not this machine's disk: without it the 10M-user tables (9.7 GB)
+// did not all stay cached beside everything else here, and a run's users
+// new to the replica waited on disk reads. It returns the bytes read.
+func prewarm(ctx context.Context, db *postgres.DB) (int64, error) {
+	if _, err := db.Pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_prewarm`); err != nil {
+		return 0, fmt.Errorf("pg_prewarm: %w", err)
+	}
+	var blocks int64
+	err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(pg_prewarm(c.oid, 'read')), 0) FROM pg_class c
+		WHERE c.relname IN ('user_embeddings', 'user_embeddings_pkey', 'streamer_embeddings', 'streamer_embeddings_pkey')
+		AND c.relnamespace = 'public'::regnamespace`).Scan(&blocks)
+	return blocks * 8192, err
 }
 
 // runResult is one replica's run.
@@ -249,6 +291,15 @@ func main() {
 		fmt.Printf("load time: %.1f s\n", rep.ScorerSecs+rep.CopySeconds+rep.SmallSecs+rep.KeySeconds)
 	}
 	fmt.Printf("database size: %.2f GB (%d bytes; both version pairs)\n", float64(rep.DBBytes)/1e9, rep.DBBytes)
+	if c.prewarm {
+		t := time.Now()
+		n, err := prewarm(ctx, db)
+		if err != nil {
+			fmt.Printf("prewarm: not done (%v): the rows' users may wait on the disk\n", err)
+		} else {
+			fmt.Printf("prewarm: the vector tables and their keys, %.2f GB, read into the OS page cache in %.1f s (pg_prewarm, read mode)\n", float64(n)/1e9, time.Since(t).Seconds())
+		}
+	}
 
 	if c.compareStores {
 		compareStores(ctx, c, db, p.full)
@@ -327,6 +378,10 @@ func main() {
 			if r.DB.OK && r.Res.Sent > 0 {
 				fmt.Printf("  %s row: PostgreSQL (pg_stat_database of the platform's database, the benchmark's own reads included): %d transactions (%.2f per request), %d rows fetched, %d returned\n",
 					r.Name, r.DB.Xacts, float64(r.DB.Xacts)/float64(r.Res.Sent), r.DB.Fetched, r.DB.Returned)
+				if r.DB.DiskReads >= 0 {
+					fmt.Printf("  %s row: %d blocks PostgreSQL read past its buffers; the machine's disks: %d reads, %d ms reading\n",
+						r.Name, r.DB.BlocksRead, r.DB.DiskReads, r.DB.DiskReadMS)
+				}
 			}
 		}
 		for _, r := range run.Rows {
