@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	lr "github.com/liverecall/liverecall"
@@ -340,14 +341,7 @@ func TestUserLoadsBounded(t *testing.T) {
 	const timeout = 2 * time.Second
 	loader := &countingLoader{Loader: pgLoader{db}}
 	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: loader, MaxLoads: 2, LoadWait: time.Millisecond, LoadTimeout: timeout, Registerer: reg})
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lockFollows(t, ctx, db) // held until the test ends
 	const users = 6
 	for u := range users {
 		if out := st.Ensure(ctx, lr.UserID(u+1)); out != live.LoadLate {
@@ -436,14 +430,7 @@ func TestUserLoadsBatched(t *testing.T) {
 	const timeout = 30 * time.Second
 	loader := &pgBatchLoader{pgLoader: pgLoader{db}}
 	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: loader, MaxLoads: 1, LoadWait: time.Millisecond, LoadTimeout: timeout})
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockFollows(t, ctx, db)
 	for u := lr.UserID(1); u <= 9; u++ {
 		if out := st.Ensure(ctx, u); out != live.LoadLate {
 			t.Fatalf("user %d while the database hangs: %s, want late", u, out)
@@ -488,14 +475,7 @@ func TestBeginThenWait(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: pgLoader{db}, LoadWait: time.Minute, Registerer: reg})
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockFollows(t, ctx, db)
 	l := st.Begin(3) // the load hangs on the lock: Begin does not wait for it
 	if l.Done() {
 		t.Fatal("Done while the load hangs")
@@ -529,4 +509,19 @@ func TestBeginThenWait(t *testing.T) {
 	if out := st.Begin(3).Wait(ctx); out != live.LoadCached {
 		t.Fatalf("the next request's load: %s, want cached", out)
 	}
+}
+
+// lockFollows locks the follows table in a transaction of its own until
+// the caller rolls it back (or the test ends): users' loads hang on it.
+func lockFollows(t *testing.T, ctx context.Context, db *postgres.DB) pgx.Tx {
+	t.Helper()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `LOCK TABLE follows IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

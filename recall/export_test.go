@@ -14,6 +14,11 @@ import (
 // and are dropped when their features are read. The user's row must be
 // cached (nothing waits for a Fetch).
 func (e *Engine) MergeHits(req Request, hits [][]Hit, fresh *live.Snapshot) *Result {
+	return e.mergeHitsWith(req, hits, fresh, e.merge)
+}
+
+// mergeHitsWith is MergeHits with the merge given.
+func (e *Engine) mergeHitsWith(req Request, hits [][]Hit, fresh *live.Snapshot, merge func(*query, []namedChannel, [][]Hit, *Result) []Candidate) *Result {
 	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now(), fresh: fresh}
 	res := &Result{Versions: map[string]string{}, Filtered: map[string]int{}}
 	e.lookupUser(context.Background(), q, res)
@@ -23,6 +28,6 @@ func (e *Engine) MergeHits(req Request, hits [][]Hit, fresh *live.Snapshot) *Res
 		res.User = userstore.Row{Versions: q.vers}
 	}
 	res.UserKnown = res.User.Known()
-	res.Candidates = e.merge(q, e.chans, hits, res)
+	res.Candidates = merge(q, e.chans, hits, res)
 	return res
 }

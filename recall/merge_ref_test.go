@@ -1,12 +1,10 @@
 package recall
 
 import (
-	"context"
 	"slices"
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/live"
-	"github.com/liverecall/liverecall/userstore"
 )
 
 // MergeHitsReference is MergeHits with mergeReference, the merge as it was
@@ -14,17 +12,7 @@ import (
 // only the demoted candidates that fill the page: what the merge must
 // still return.
 func (e *Engine) MergeHitsReference(req Request, hits [][]Hit, fresh *live.Snapshot) *Result {
-	q := &query{req: req, snap: e.state.Snapshot(), now: e.cfg.Now(), fresh: fresh}
-	res := &Result{Versions: map[string]string{}, Filtered: map[string]int{}}
-	e.lookupUser(context.Background(), q, res)
-	if row, ok := q.user.arrived(); ok && row.Versions == q.vers {
-		res.User = row
-	} else {
-		res.User = userstore.Row{Versions: q.vers}
-	}
-	res.UserKnown = res.User.Known()
-	res.Candidates = e.mergeReference(q, e.chans, hits, res)
-	return res
+	return e.mergeHitsWith(req, hits, fresh, e.mergeReference)
 }
 
 // mergeReference is the merge as it was (its scratch memory allocated
