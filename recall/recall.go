@@ -667,6 +667,14 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 			got[o.i] = o.hits
 		}
 	}
+	// The waiting channels' deadline runs from their start, not from the
+	// end of the inline ones.
+	var deadline <-chan time.Time
+	if running > 0 {
+		t := time.NewTimer(e.cfg.Budget)
+		defer t.Stop()
+		deadline = t.C
+	}
 	for _, i := range inline {
 		ch := &funcs[i]
 		o := run(channelCtx(e.channelBudget(q, ch.name)), ch)
@@ -677,12 +685,6 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 			o.err = nil
 		}
 		record(o)
-	}
-	var deadline <-chan time.Time
-	if running > 0 {
-		t := time.NewTimer(e.cfg.Budget)
-		defer t.Stop()
-		deadline = t.C
 	}
 wait:
 	for running > 0 {
