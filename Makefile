@@ -11,7 +11,7 @@ BENCHOUT  := .bench
 export QUICK
 
 .PHONY: all build tools soak test test-short vet fmt-check tidy-check lint-openapi deps postgres bench bench-quick \
-        bench-index bench-index-curve bench-index-build bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-scale bench-stores demo clean
+        bench-index bench-index-curve bench-index-build bench-events bench-embed bench-recall bench-quality bench-experiments bench-rerank bench-merge bench-scale bench-stores demo clean
 
 all: build
 
@@ -170,6 +170,12 @@ bench-experiments:
 bench-rerank:
 	@mkdir -p $(BENCHOUT)
 	$(GO) test -run '^$$' -bench '^BenchmarkRank100' -benchtime 3000x ./rerank/ | tee $(BENCHOUT)/rerank.txt
+
+# recall's merge alone (BenchmarkMerge): a user with a large shown log and a
+# fresh one, six rounds each (docs/DESIGN.md, README "How it scales").
+bench-merge:
+	@mkdir -p $(BENCHOUT)
+	$(GO) test -run '^$$' -bench '^BenchmarkMerge' -benchtime 2s -count 6 ./recall/ | tee $(BENCHOUT)/merge.txt
 
 # A replica (bin/liverecall serve, a child process) against a synthetic
 # platform of 10M users (QUICK=1: 1M) and 1M streamers in a database of its
