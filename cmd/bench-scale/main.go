@@ -61,6 +61,7 @@ type config struct {
 	compareStores                           bool
 	redisAddr                               string
 	storeSeconds                            time.Duration
+	client                                  string
 }
 
 func parseConfig() config {
@@ -101,6 +102,7 @@ func parseConfig() config {
 	flag.BoolVar(&c.compareStores, "compare-stores", false, "instead of running replicas, compare the user store's batched reads from PostgreSQL with MGETs of the same rows from Redis (-redis-addr)")
 	flag.StringVar(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "Redis server of -compare-stores (its keys are deleted at the end)")
 	flag.DurationVar(&c.storeSeconds, "store-seconds", 5*time.Second, "length of each row of -compare-stores")
+	flag.StringVar(&c.client, "client", "conns", "the load generator's HTTP client: conns (its own keep-alive connections, each request written and answered in one goroutine: loadgen.Conns) or net/http (net/http's Transport, which hands each request to two goroutines of its connection)")
 	extra := flag.String("replica-flags", "", "more flags for the replica (liverecall serve), space-separated (e.g. \"--recall-budget 10ms\")")
 	flag.Parse()
 	c.replicaFlags = strings.Fields(*extra)
@@ -109,6 +111,8 @@ func parseConfig() config {
 		fail(fmt.Errorf("need users ≥ 2, streamers ≥ 1, 1 ≤ live ≤ streamers, dim ≥ 1, rate ≥ 1, zipf > 1, load-workers ≥ 1"))
 	case c.smallUsers < 0:
 		fail(fmt.Errorf("-small-users must be ≥ 0"))
+	case c.client != "conns" && c.client != "net/http":
+		fail(fmt.Errorf("-client %q: want conns or net/http", c.client))
 	}
 	if c.smallUsers > c.users/10 {
 		c.smallUsers = c.users / 10
@@ -244,8 +248,8 @@ func main() {
 	check(os.MkdirAll(c.logDir, 0o755))
 	fmt.Printf("# scale: %d users, %d streamers (%d live), MF + NCF dim %d; the replica is `%s serve` in its own process\n",
 		c.users, c.streamers, c.live, c.dim, c.bin)
-	fmt.Printf("# load: %d req/s open loop over loopback HTTP, k=%d, users Zipf(s=%.2f) over all users; rows: cold (first %s after ready), warm (%s after %s more of warm-up)\n",
-		c.rate, c.k, c.zipf, c.cold, c.duration, c.warmup)
+	fmt.Printf("# load: %d req/s open loop over loopback HTTP (client %s), k=%d, users Zipf(s=%.2f) over all users; rows: cold (first %s after ready), warm (%s after %s more of warm-up)\n",
+		c.rate, c.client, c.k, c.zipf, c.cold, c.duration, c.warmup)
 
 	// The platform.
 	url, existed, err := createDatabase(ctx, c.baseURL, c.db, c.reuse)
@@ -528,6 +532,12 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	fmt.Fprintf(os.Stderr, "replica %q ready after %.1f s (peak RSS %.0f MB); load\n", name, res.ReadySecs, mb(res.Idle.PeakRSS))
 
 	client := loadgen.NewClient()
+	var poster loadgen.Poster = loadgen.HTTPClient{Client: client}
+	if c.client == "conns" {
+		conns := loadgen.NewConns(rep.addr, client.Timeout)
+		defer conns.Close()
+		poster = conns
+	}
 	url := "http://" + rep.addr + "/v1/recall"
 	seq := 0
 	measure := func(rowName string, d time.Duration, report bool) {
@@ -563,7 +573,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		}
 		db0 := readDBActivity(ctx, db)
 		cpu0 := rep.cpuNow()
-		r := loadgen.OpenLoop(ctx, client, url, c.rate, d, body)
+		r := loadgen.OpenLoopWith(ctx, poster, url, c.rate, d, body)
 		used := cpuBetween(cpu0, rep.cpuNow())
 		// PostgreSQL publishes a backend's counts when it goes idle, at
 		// most once a second.

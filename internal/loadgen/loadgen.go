@@ -4,9 +4,7 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -79,8 +77,14 @@ func NewClient() *http.Client {
 const maxFailures = 5
 
 // OpenLoop POSTs JSON bodies to url at rate requests per second for dur,
-// each at its scheduled time whether or not earlier ones have answered.
+// each at its scheduled time whether or not earlier ones have answered,
+// with net/http's client c. OpenLoopWith takes any Poster.
 func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur time.Duration, body func(i int) []byte) Result {
+	return OpenLoopWith(ctx, HTTPClient{c}, url, rate, dur, body)
+}
+
+// OpenLoopWith is OpenLoop with the requests sent by p.
+func OpenLoopWith(ctx context.Context, p Poster, url string, rate int, dur time.Duration, body func(i int) []byte) Result {
 	n := int(float64(rate) * dur.Seconds())
 	res := Result{Rate: rate, Sent: n}
 	lat := make([]time.Duration, n)
@@ -102,20 +106,7 @@ func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur tim
 		wg.Add(1)
 		go func(i int, at time.Time) {
 			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body(i)))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := c.Do(req)
-			var failure string
-			if err == nil {
-				if resp.StatusCode >= 300 {
-					b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-					failure = resp.Status + ": " + string(b)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			} else {
-				failure = err.Error()
-			}
+			failure, status5x := p.Post(ctx, url, body(i))
 			lat[i] = time.Since(at)
 			if failure == "" {
 				ok[i] = true
@@ -123,7 +114,7 @@ func OpenLoop(ctx context.Context, c *http.Client, url string, rate int, dur tim
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err == nil && resp.StatusCode >= 500 {
+			if status5x {
 				res.Status5x++
 			}
 			if len(res.Failures) < maxFailures && !slices.Contains(res.Failures, failure) {
