@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/liverecall/liverecall/internal/loadgen"
 )
 
 // zipfUsers draws n user ids from 1..users with Zipf(s) popularity: rank r
@@ -507,4 +510,29 @@ func isPartition(name string) bool {
 		return i > 0 && i < len(name)-1 && strings.Trim(name[i+1:], "0123456789") == "" && strings.ContainsAny(name[:i], "0123456789")
 	}
 	return len(name) > 0 && name[len(name)-1] >= '0' && name[len(name)-1] <= '9'
+}
+
+// splitFirst splits r's latencies by first: the requests whose index i
+// has first[i] (its user's first request to the replica) and the others.
+func splitFirst(r loadgen.Result, first []bool) (fst, again []time.Duration) {
+	interval := time.Second / time.Duration(r.Rate)
+	for j, l := range r.Lat {
+		if i := int(r.At[j] / interval); i < len(first) && first[i] {
+			fst = append(fst, l)
+		} else {
+			again = append(again, l)
+		}
+	}
+	return fst, again
+}
+
+// quantiles is "p50 / p99" of ls in ms, or "-" when ls is empty.
+func quantiles(ls []time.Duration) string {
+	if len(ls) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ls)
+	slices.Sort(s)
+	q := func(p float64) float64 { return float64(s[int(p*float64(len(s)-1))]) / 1e6 }
+	return fmt.Sprintf("%.2f / %.2f", q(.5), q(.99))
 }

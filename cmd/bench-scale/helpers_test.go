@@ -4,6 +4,9 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/liverecall/liverecall/internal/loadgen"
 )
 
 // userOfRank with coprimeStep is a bijection of the ranks onto 1..n.
@@ -215,5 +218,34 @@ func TestParseDiskstats(t *testing.T) {
 `
 	if r, ms := parseDiskstats(text); r != 120 || ms != 44 {
 		t.Fatalf("reads %d, ms %d; want 120 and 44 (vda and nvme0n1)", r, ms)
+	}
+}
+
+// splitFirst files each latency by the index of the request it measured
+// (from its scheduled start), skipping the failed requests OpenLoop left
+// out of Lat; quantiles reports their p50 / p99.
+func TestSplitFirst(t *testing.T) {
+	ms := time.Millisecond
+	// 1,000 req/s: request i is scheduled at i ms. Requests 1 and 3 failed.
+	r := loadgen.Result{Rate: 1000,
+		Lat: []time.Duration{10 * ms, 30 * ms, 50 * ms, 60 * ms},
+		At:  []time.Duration{0, 2 * ms, 4 * ms, 5 * ms}}
+	first := []bool{true, true, false, false, true, false}
+	fst, again := splitFirst(r, first)
+	if len(fst) != 2 || fst[0] != 10*ms || fst[1] != 50*ms || len(again) != 2 || again[0] != 30*ms || again[1] != 60*ms {
+		t.Fatalf("first %v, again %v; want [10ms 50ms] and [30ms 60ms]", fst, again)
+	}
+	if got := quantiles(fst); got != "10.00 / 10.00" {
+		t.Errorf("quantiles(%v) = %q", fst, got)
+	}
+	var many []time.Duration
+	for i := 100; i >= 1; i-- {
+		many = append(many, time.Duration(i)*ms)
+	}
+	if got := quantiles(many); got != "50.00 / 99.00" {
+		t.Errorf("quantiles of 1..100 ms = %q, want 50.00 / 99.00", got)
+	}
+	if got := quantiles(nil); got != "-" {
+		t.Errorf("quantiles(nil) = %q", got)
 	}
 }

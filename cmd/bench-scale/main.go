@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -54,6 +55,7 @@ type config struct {
 	k                                       int
 	replicaFlags                            []string
 	memLimit                                string
+	maxProcs                                int
 	replicaNice                             int
 	prewarm                                 bool
 	profileDir                              string
@@ -96,6 +98,7 @@ func parseConfig() config {
 	flag.IntVar(&c.k, "k", 20, "items per request")
 	flag.BoolVar(&c.prewarm, "prewarm", true, "before the replicas start, read the vector tables and their keys into the OS page cache (pg_prewarm), so that the rows measure a database whose working set is in memory; each row reports the machine's disk reads")
 	flag.IntVar(&c.replicaNice, "replica-nice", 0, "niceness of the replica's process (nice -n), relative to this one, the broker's and PostgreSQL's: with a positive value the replica takes the CPU they leave, as it would on cores of its own, and they answer and time its requests without waiting behind it (0: all share the cores alike)")
+	flag.IntVar(&c.maxProcs, "replica-gomaxprocs", 0, "GOMAXPROCS of the replica (0: this process's environment, else the Go runtime's default, the CPUs it may use)")
 	flag.StringVar(&c.memLimit, "replica-gomemlimit", "", "GOMEMLIMIT of the replica (e.g. 1800MiB; empty: this process's environment), as deploy/kubernetes/server.yaml sets it")
 	flag.StringVar(&c.snapshotDir, "snapshot-dir", "", "when set, each replica keeps its index snapshots in <dir>/<small|full> (--index-snapshot-dir), so a rerun on a kept platform (-keep, -reuse) loads them instead of building the indexes")
 	flag.StringVar(&c.profileDir, "profile-dir", "", "when set, the replica serves Go's profiles (--pprof-addr) and the benchmark saves into this directory, per replica, its heap when ready (<name>-heap-ready.pb.gz), an execution trace of the last 5 s of the warm-up (<name>-trace-warmup.out, for go tool trace: what requests wait for off the CPU), a CPU profile of the warm row (<name>-cpu-warm.pb.gz) and its heap after it (<name>-heap-warm.pb.gz), for go tool pprof")
@@ -159,6 +162,10 @@ type row struct {
 	Mem       memory // the largest seen during the row (PeakRSS: since the replica started)
 	CPU       cpuUse
 	DB        dbActivity // the benchmark database's, during the row
+	// First and Again split the row's latencies: the requests of users
+	// the replica had not been asked for before (in any row), and the
+	// others.
+	First, Again []time.Duration
 }
 
 // dbActivity is what pg_stat_database counts of one database: transactions
@@ -326,6 +333,9 @@ func main() {
 	} else {
 		fmt.Println("replica: no GOMEMLIMIT (the collector lets the heap grow to twice what is live)")
 	}
+	if c.maxProcs > 0 {
+		fmt.Printf("replica: GOMAXPROCS=%d (the machine has %d CPUs)\n", c.maxProcs, runtime.NumCPU())
+	}
 	if c.replicaNice != 0 {
 		fmt.Printf("replica: niceness %d (nice -n %d) against 0 for the load generator, the broker and PostgreSQL\n", c.replicaNice, c.replicaNice)
 	} else {
@@ -372,6 +382,10 @@ func main() {
 					worst = append(worst, fmt.Sprintf("%.1f ms at %.0f s", msf(w.P99), w.Start.Seconds()))
 				}
 				fmt.Printf("  %s row: p99 of each 5 s of it: median %.1f ms, best %.1f, worst %s\n", r.Name, p99s[len(p99s)/2], p99s[0], strings.Join(worst, ", "))
+			}
+			if len(r.First)+len(r.Again) > 0 {
+				fmt.Printf("  %s row: users new to the replica: %d requests, p50 / p99 %s ms; users asked for before: %d, %s ms\n", r.Name,
+					len(r.First), quantiles(r.First), len(r.Again), quantiles(r.Again))
 			}
 			if r.Inner != "" {
 				fmt.Printf("  %s row: inside the replica, p50 / p99 ms (from its histograms, interpolated within buckets): %s\n", r.Name, r.Inner)
@@ -508,7 +522,7 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	args = append(args, c.replicaFlags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("scale-replica-%s.log", name))
 	t0 := time.Now()
-	rep, err := startReplica(ctx, c.bin, args, c.memLimit, logPath, c.readyTimeout, c.replicaNice)
+	rep, err := startReplica(ctx, c.bin, args, c.memLimit, c.maxProcs, logPath, c.readyTimeout, c.replicaNice)
 	check(err)
 	rep.brokerPID = broker.pid()
 	profile := func(path, file string, timeout time.Duration) {
@@ -540,11 +554,17 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 	}
 	url := "http://" + rep.addr + "/v1/recall"
 	seq := 0
+	asked := map[int64]bool{} // the users requested so far, every row
 	measure := func(rowName string, d time.Duration, report bool) {
 		n := int(float64(c.rate)*d.Seconds()) + 1
 		ids := zipfUsers(uint64(1000+seq), users, c.zipf, n)
 		seq++
 		body := func(i int) []byte { return fmt.Appendf(nil, `{"user_id":%d,"k":%d}`, ids[i%len(ids)], c.k) }
+		first := make([]bool, len(ids))
+		for i, id := range ids {
+			first[i] = !asked[id]
+			asked[id] = true
+		}
 		before, err := rep.metrics()
 		check(err)
 		watch := rep.watchMemory(time.Second)
@@ -590,8 +610,9 @@ func runReplica(ctx context.Context, c config, db *postgres.DB, set map[lr.Model
 		dl := delta(before, after)
 		late, by, byCh := lateChannels(dl)
 		hr, cc, ok := hitRate(dl)
+		fst, again := splitFirst(r, first)
 		res.Rows = append(res.Rows, row{Replica: name, Users: users, Name: rowName, Seconds: d.Seconds(), Res: r, Late: late, LateBy: by, LateByCh: byCh, Inner: innerLatencies(dl),
-			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used, DB: dbUse})
+			HitRate: hr, HitOK: ok, HitMetric: cc.Metric, Mem: mem, CPU: used, DB: dbUse, First: fst, Again: again})
 		res.Metrics = res.Metrics[:0]
 		for _, s := range after {
 			if (userCacheMetric(s.Name) || strings.HasPrefix(s.Name, "liverecall_live_user_load")) && !strings.HasSuffix(s.Name, "_bucket") {

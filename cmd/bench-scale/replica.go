@@ -44,11 +44,13 @@ func supportsFlag(bin, name string) bool {
 }
 
 // replicaEnv is this process's environment without the service's own
-// settings, so that only the flags configure the replica.
-func replicaEnv(memLimit string) []string {
+// settings, so that only the flags configure the replica, and with
+// GOMEMLIMIT and GOMAXPROCS set when memLimit and maxProcs are.
+func replicaEnv(memLimit string, maxProcs int) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LIVERECALL_") || strings.HasPrefix(kv, "DATABASE_URL=") || (memLimit != "" && strings.HasPrefix(kv, "GOMEMLIMIT=")) {
+		if strings.HasPrefix(kv, "LIVERECALL_") || strings.HasPrefix(kv, "DATABASE_URL=") || (memLimit != "" && strings.HasPrefix(kv, "GOMEMLIMIT=")) ||
+			(maxProcs > 0 && strings.HasPrefix(kv, "GOMAXPROCS=")) {
 			continue
 		}
 		env = append(env, kv)
@@ -56,13 +58,16 @@ func replicaEnv(memLimit string) []string {
 	if memLimit != "" {
 		env = append(env, "GOMEMLIMIT="+memLimit)
 	}
+	if maxProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(maxProcs))
+	}
 	return append(env, "LIVERECALL_LOG_FORMAT=json") // the benchmark reads the address it serves on from its log
 }
 
 // startReplica starts bin serve with args (which must include
 // --http-addr 127.0.0.1:0), logs to logPath, and returns once it logged the
 // address it serves on.
-func startReplica(ctx context.Context, bin string, args []string, memLimit, logPath string, timeout time.Duration, niceness int) (*replica, error) {
+func startReplica(ctx context.Context, bin string, args []string, memLimit string, maxProcs int, logPath string, timeout time.Duration, niceness int) (*replica, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -72,7 +77,7 @@ func startReplica(ctx context.Context, bin string, args []string, memLimit, logP
 		// nice(1) execs the replica in its own process (the same pid).
 		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(niceness), bin, "serve"}, args...)...)
 	}
-	cmd.Env = replicaEnv(memLimit)
+	cmd.Env = replicaEnv(memLimit, maxProcs)
 	// Its log goes straight to the file. (It went through a pipe that this
 	// process read, line by line: when the load generator was short of CPU
 	// the pipe filled, and the replica's log writes, made under its
