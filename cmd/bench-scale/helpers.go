@@ -451,6 +451,8 @@ func quantileText(d metricSet, name string, labels map[string]string, q float64)
 		return "-"
 	case beyond:
 		return fmt.Sprintf("> %.1f", v*1000)
+	case v < 1e-4:
+		return fmt.Sprintf("%.3f", v*1000) // under 0.1 ms (the scheduler's waits)
 	}
 	return fmt.Sprintf("%.1f", v*1000)
 }
@@ -458,8 +460,9 @@ func quantileText(d metricSet, name string, labels map[string]string, q float64)
 // innerLatencies is a row's latencies inside the replica, p50 / p99 in
 // milliseconds from its histograms: the recall route's handling (from its
 // middleware, so without the time a request waits to be read), the recall
-// and rerank stages, the user store's queries and the live state's user
-// loads.
+// and rerank stages, the user store's queries, the live state's user
+// loads, and the Go scheduler's: how long goroutines ready to run waited
+// for a processor (go_sched_latencies_seconds).
 func innerLatencies(d metricSet) string {
 	var parts []string
 	for _, h := range []struct {
@@ -471,6 +474,7 @@ func innerLatencies(d metricSet) string {
 		{"rerank stage", "liverecall_recall_stage_seconds", map[string]string{"stage": "rerank"}},
 		{"user store query", "liverecall_userstore_query_seconds", nil},
 		{"user load", "liverecall_live_user_load_seconds", nil},
+		{"goroutines ready waiting for a processor", "go_sched_latencies_seconds", nil},
 	} {
 		parts = append(parts, fmt.Sprintf("%s %s / %s", h.what, quantileText(d, h.name, h.labels, .5), quantileText(d, h.name, h.labels, .99)))
 	}

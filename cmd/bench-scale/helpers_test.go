@@ -206,6 +206,17 @@ h_bucket{a="y",le="+Inf"} 100
 	if got := quantileText(m, "h", map[string]string{"a": "y"}, .99); got != "> 4.0" {
 		t.Errorf("quantileText past the last bound: %q", got)
 	}
+	if got := quantileText(m, "h", map[string]string{"a": "x"}, .5); got != "1.0" {
+		t.Errorf("quantileText of 1 ms: %q", got)
+	}
+	// Under 0.1 ms (the Go scheduler's waits) it keeps three decimals.
+	us := parseMetrics(strings.NewReader(`s_bucket{le="1e-05"} 10
+s_bucket{le="0.0001"} 20
+s_bucket{le="+Inf"} 20
+`))
+	if got := quantileText(us, "s", nil, .5); got != "0.010" {
+		t.Errorf("quantileText of 10 µs: %q, want 0.010", got)
+	}
 }
 
 // parseDiskstats counts whole disks only.

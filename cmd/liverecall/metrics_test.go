@@ -4,6 +4,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metricNames lists every metric reg can export, observed yet or not,
@@ -40,4 +43,26 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// The Go collector exports, beside its defaults, the scheduler's latency
+// histogram: how long ready goroutines waited for a processor.
+func TestGoCollectorExportsSchedulingLatency(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(goCollector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+		if mf.GetName() == "go_sched_latencies_seconds" {
+			if mf.GetType() != dto.MetricType_HISTOGRAM || len(mf.GetMetric()) != 1 || len(mf.GetMetric()[0].GetHistogram().GetBucket()) == 0 {
+				t.Fatalf("go_sched_latencies_seconds: %v", mf)
+			}
+			return
+		}
+	}
+	t.Fatalf("no go_sched_latencies_seconds among %v", names)
 }

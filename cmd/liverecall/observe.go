@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"runtime"
 	"time"
 
@@ -46,10 +47,21 @@ func shutdownTracing(app *App, tp *tracing.Provider) {
 
 // registerProcessMetrics registers what every long-running process
 // exports: the Go runtime and process collectors, liverecall_build_info
-// and the PostgreSQL pool's statistics (liverecall_db_pool_*).
+// and the PostgreSQL pool's statistics (liverecall_db_pool_*). The Go
+// collector adds to its defaults the runtime's histogram of how long
+// goroutines ready to run waited for a processor
+// (go_sched_latencies_seconds): a replica short of CPU (a busy node, a
+// low CPU limit) shows there before its requests time out.
 func registerProcessMetrics(reg prometheus.Registerer, db *postgres.DB) {
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(Version, readBuildInfo()), db.PoolCollector())
+}
+
+// goCollector is the Go runtime's collector with its default metrics and
+// go_sched_latencies_seconds.
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)}))
 }
 
 // buildInfoGauge is liverecall_build_info, always 1, whose labels say
