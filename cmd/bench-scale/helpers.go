@@ -530,13 +530,12 @@ func splitFirst(r loadgen.Result, first []bool) (fst, again []time.Duration) {
 	return fst, again
 }
 
-// quantiles is "p50 / p99" of ls in ms, or "-" when ls is empty.
+// quantiles is "p50 / p99" of ls in ms (loadgen.Result.Pct), or "-" when
+// ls is empty.
 func quantiles(ls []time.Duration) string {
 	if len(ls) == 0 {
 		return "-"
 	}
-	s := slices.Clone(ls)
-	slices.Sort(s)
-	q := func(p float64) float64 { return float64(s[int(p*float64(len(s)-1))]) / 1e6 }
-	return fmt.Sprintf("%.2f / %.2f", q(.5), q(.99))
+	r := loadgen.Result{Lat: ls}
+	return fmt.Sprintf("%.2f / %.2f", msf(r.Pct(.5)), msf(r.Pct(.99)))
 }
