@@ -486,7 +486,36 @@ type UserVectors interface {
 // (the row's slice replaced, never modified), so the MF channel and the
 // candidates' MF scores use it; every other row is inner's. A folded
 // vector of another version than the row's is never used.
-func (f *Folder) Overlay(inner UserVectors) UserVectors { return overlay{f: f, inner: inner} }
+// When inner can look a row up without waiting (userstore.Store's
+// Lookup), so can the overlay.
+func (f *Folder) Overlay(inner UserVectors) UserVectors {
+	o := overlay{f: f, inner: inner}
+	if l, ok := inner.(lookuper); ok {
+		return lookupOverlay{o, l}
+	}
+	return o
+}
+
+// lookuper is a UserVectors whose misses can be waited for without a
+// goroutine (userstore.Store).
+type lookuper interface {
+	Lookup(u lr.UserID, v userstore.Versions) (userstore.Row, *userstore.Pending)
+}
+
+type lookupOverlay struct {
+	overlay
+	l lookuper
+}
+
+// Lookup is the inner store's Lookup with the folded vectors applied to
+// the row, now or once it has been read.
+func (o lookupOverlay) Lookup(u lr.UserID, v userstore.Versions) (userstore.Row, *userstore.Pending) {
+	row, p := o.l.Lookup(u, v)
+	if p == nil {
+		return o.apply(u, row), nil
+	}
+	return row, p.Then(o.apply)
+}
 
 type overlay struct {
 	f     *Folder

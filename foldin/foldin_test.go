@@ -175,6 +175,74 @@ func (w *world) Cached(u lr.UserID, v userstore.Versions) (userstore.Row, bool) 
 	return row, true
 }
 
+// UserRows makes the nightly vectors a userstore.Source.
+func (w *world) UserRows(_ context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range models {
+		if m != w.mv.ID {
+			continue
+		}
+		for _, u := range users {
+			if v, ok := w.nightly[lr.UserID(u)]; ok {
+				if err := fn(m, u, slices.Clone(v), nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Over a user store that looks rows up without waiting, the overlay does
+// too, and applies the folded vector to a row that was still being read.
+func TestOverlayLooksUpWithoutWaiting(t *testing.T) {
+	w := newWorld(t, foldin.Config{})
+	store, err := userstore.New(userstore.Config{Source: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, ok := w.folder.Overlay(store).(interface {
+		Lookup(lr.UserID, userstore.Versions) (userstore.Row, *userstore.Pending)
+	})
+	if !ok {
+		t.Fatal("the overlay of a userstore.Store has no Lookup")
+	}
+	w.watch(1, streamer(2, 1), 1200)
+	w.watch(1, streamer(2, 4), 900)
+	if err := w.folder.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fv, ok := w.folder.Lookup(1, 1)
+	if !ok {
+		t.Fatal("user 1 not folded")
+	}
+	vers := userstore.Versions{MF: 1}
+	for _, u := range []lr.UserID{1, 3} {
+		want := w.nightly[u]
+		if u == 1 {
+			want = fv.Vec
+		}
+		row, p := users.Lookup(u, vers)
+		if p == nil {
+			t.Fatalf("user %d: first Lookup hit an empty cache", u)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			t.Fatalf("user %d: the read did not end", u)
+		}
+		cancel()
+		if row, err = p.Row(); err != nil || !slices.Equal(row.MF, want) {
+			t.Fatalf("user %d after the read: %v, %v; want %v", u, row.MF, err, want)
+		}
+		if row, p = users.Lookup(u, vers); p != nil || !slices.Equal(row.MF, want) {
+			t.Fatalf("user %d cached: %v, %v; want %v", u, row.MF, p, want)
+		}
+	}
+}
+
 // top returns the cluster most of the 5 streamers scoring highest with x
 // belong to.
 func (w *world) topCluster(x []float32) int {

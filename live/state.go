@@ -10,7 +10,6 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -141,10 +140,10 @@ type State struct {
 	pruned    time.Time // last user prune
 	seq       uint64
 
-	loads     singleflight.Group // user loads in flight, by user id
-	loadSlots chan struct{}      // one token per load running (Config.MaxLoads)
-	batchMu   sync.Mutex         // guards waiting
-	waiting   []*loadBatch       // with a BatchLoader: batches waiting for a slot, oldest first
+	loadSlots chan struct{}            // one token per load running (Config.MaxLoads)
+	batchMu   sync.Mutex               // guards waiting and inflight
+	waiting   []*loadBatch             // with a BatchLoader: batches waiting for a slot, oldest first
+	inflight  map[lr.UserID]*loadBatch // the load each user is in (waiting or running), until it ends
 
 	snap atomic.Pointer[Snapshot]
 	m    *metrics
@@ -262,6 +261,7 @@ func New(cfg Config) *State {
 		dedupe:    newDedupe(cfg.DedupeWindow),
 		endedSet:  newEndedWindow(cfg.EndedWindow),
 		loadSlots: make(chan struct{}, cfg.MaxLoads),
+		inflight:  map[lr.UserID]*loadBatch{},
 	}
 	s.m = newMetrics(cfg.Registerer, s)
 	s.snap.Store(&Snapshot{live: roaring.New(), At: time.Now()})

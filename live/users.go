@@ -3,11 +3,8 @@ package live
 import (
 	"context"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -103,7 +100,7 @@ func (s *State) Ensure(ctx context.Context, u lr.UserID) LoadOutcome {
 // on with what needs no history and waits (Wait) only where it reads it.
 type Load struct {
 	s        *State
-	ch       <-chan singleflight.Result // nil: preset holds the outcome
+	fl       *loadBatch // nil: preset holds the outcome
 	preset   LoadOutcome
 	deadline time.Time     // Begin + Config.LoadWait
 	done     chan struct{} // closed once out is set
@@ -140,8 +137,7 @@ func (s *State) Begin(u lr.UserID) *Load {
 	if loaded {
 		return loadCached
 	}
-	ch := s.loads.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return nil, s.load(u) })
-	return &Load{s: s, ch: ch, deadline: time.Now().Add(s.cfg.LoadWait), done: make(chan struct{})}
+	return &Load{s: s, fl: s.startLoad(u), deadline: time.Now().Add(s.cfg.LoadWait), done: make(chan struct{})}
 }
 
 // Wait waits until the load Begin started ends or Config.LoadWait has
@@ -155,31 +151,20 @@ func (l *Load) Wait(ctx context.Context) LoadOutcome {
 	if l == nil {
 		return LoadNone
 	}
-	if l.ch == nil {
+	if l.fl == nil {
 		return l.preset
 	}
+	if l.Done() {
+		return l.outcome()
+	}
+	t := time.NewTimer(time.Until(l.deadline))
+	defer t.Stop()
 	select {
+	case <-l.fl.done:
+		return l.settleEnded()
 	case <-l.done:
 		return l.outcome()
-	default:
-	}
-	var timeout <-chan time.Time
-	if d := time.Until(l.deadline); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	} else {
-		return l.settle(LoadLate)
-	}
-	select {
-	case r := <-l.ch: // one receive in all: it settles l for the others
-		if r.Err != nil {
-			return l.settle(LoadError)
-		}
-		return l.settle(LoadOK)
-	case <-l.done:
-		return l.outcome()
-	case <-timeout:
+	case <-t.C:
 		return l.settle(LoadLate)
 	case <-ctx.Done():
 		return LoadLate
@@ -190,18 +175,14 @@ func (l *Load) Wait(ctx context.Context) LoadOutcome {
 // load has ended (or there was none) or its wait has run out. A nil Load
 // is done.
 func (l *Load) Done() bool {
-	if l == nil || l.ch == nil {
+	if l == nil || l.fl == nil {
 		return true
 	}
 	select {
 	case <-l.done:
 		return true
-	case r := <-l.ch:
-		if r.Err != nil {
-			l.settle(LoadError)
-		} else {
-			l.settle(LoadOK)
-		}
+	case <-l.fl.done:
+		l.settleEnded()
 		return true
 	default:
 	}
@@ -210,6 +191,25 @@ func (l *Load) Done() bool {
 		return true
 	}
 	return false
+}
+
+// Ready returns a channel closed once the load has ended (nil when there
+// is none to wait for) and the time its wait runs out (Begin +
+// Config.LoadWait): a caller that waits for other things in the same
+// select waits for both, then calls Done or Wait, which settle the outcome.
+func (l *Load) Ready() (ended <-chan struct{}, deadline time.Time) {
+	if l == nil || l.fl == nil {
+		return nil, time.Time{}
+	}
+	return l.fl.done, l.deadline
+}
+
+// settleEnded settles l by its load's result; the load has ended.
+func (l *Load) settleEnded() LoadOutcome {
+	if l.fl.err != nil {
+		return l.settle(LoadError)
+	}
+	return l.settle(LoadOK)
 }
 
 // settle sets l's outcome unless one is set and returns the one set.
@@ -230,47 +230,39 @@ func (l *Load) outcome() LoadOutcome {
 	return l.out
 }
 
-// load reads u from the Loader and merges it into the State.
-func (s *State) load(u lr.UserID) error {
-	if _, ok := s.cfg.Loader.(BatchLoader); ok {
-		return s.loadBatched(u)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoadTimeout)
-	defer cancel()
-	t0 := time.Now()
-	select {
-	case s.loadSlots <- struct{}{}:
-	case <-ctx.Done():
-		s.m.loadSeconds.Observe(time.Since(t0).Seconds())
-		s.m.loadFailures.Inc()
-		return ctx.Err()
-	}
-	now := s.cfg.Clock()
-	rec, err := s.cfg.Loader.LoadUser(ctx, u, now.Add(-s.cfg.UserTTL), s.cfg.HistoryLen)
-	<-s.loadSlots
-	s.m.loadSeconds.Observe(time.Since(t0).Seconds())
-	if err != nil {
-		s.m.loadFailures.Inc()
-		return err
-	}
-	s.merge(now, map[lr.UserID]UserRecord{u: rec}, []lr.UserID{u})
-	return nil
-}
-
-// loadBatch is the users of one LoadUsers. err is set before done is
-// closed.
+// loadBatch is the users of one load from the Loader (one LoadUsers, or
+// one LoadUser without a BatchLoader). err is set before done is closed;
+// a user stays in State.inflight, pointing at it, until then.
 type loadBatch struct {
-	users []lr.UserID
-	start time.Time // when its first user joined it (LoadTimeout runs from here)
-	done  chan struct{}
-	err   error
+	users  []lr.UserID
+	joined []time.Time // when each user joined it
+	start  time.Time   // when its first user joined it (LoadTimeout runs from here)
+	done   chan struct{}
+	err    error
 }
 
-// loadBatched adds u to the batch waiting for a slot, starting it at once
-// if a slot is free, and waits for its batch.
-func (s *State) loadBatched(u lr.UserID) error {
+// startLoad returns the load u's stored state is read in: the one in
+// flight for u, or else a new one, without waiting for it. With a
+// BatchLoader, u joins the batch waiting for a slot (starting one if none
+// waits), and a free slot starts reading it at once; without, u's load
+// runs in a goroutine of its own, after a slot frees.
+func (s *State) startLoad(u lr.UserID) *loadBatch {
 	t0 := time.Now()
 	s.batchMu.Lock()
+	if b := s.inflight[u]; b != nil {
+		s.batchMu.Unlock()
+		return b
+	}
+	if _, ok := s.cfg.Loader.(BatchLoader); !ok {
+		b := &loadBatch{users: []lr.UserID{u}, joined: []time.Time{t0}, start: t0, done: make(chan struct{})}
+		s.inflight[u] = b
+		s.batchMu.Unlock()
+		go func() {
+			b.err = s.load(u)
+			s.ended(b)
+		}()
+		return b
+	}
 	var b *loadBatch
 	if n := len(s.waiting); n > 0 && len(s.waiting[n-1].users) < MaxLoadBatch {
 		b = s.waiting[n-1]
@@ -279,6 +271,8 @@ func (s *State) loadBatched(u lr.UserID) error {
 		s.waiting = append(s.waiting, b)
 	}
 	b.users = append(b.users, u)
+	b.joined = append(b.joined, t0)
+	s.inflight[u] = b
 	var run *loadBatch
 	select {
 	case s.loadSlots <- struct{}{}:
@@ -292,12 +286,47 @@ func (s *State) loadBatched(u lr.UserID) error {
 	if run != nil {
 		go s.runBatches(run)
 	}
-	<-b.done
-	s.m.loadSeconds.Observe(time.Since(t0).Seconds())
-	if b.err != nil {
-		s.m.loadFailures.Inc()
+	return b
+}
+
+// ended counts b's users' loads, takes them out of flight and releases
+// b's waiters.
+func (s *State) ended(b *loadBatch) {
+	now := time.Now()
+	for _, t := range b.joined {
+		s.m.loadSeconds.Observe(now.Sub(t).Seconds())
 	}
-	return b.err
+	if b.err != nil {
+		s.m.loadFailures.Add(float64(len(b.users)))
+	}
+	s.batchMu.Lock()
+	for _, u := range b.users {
+		if s.inflight[u] == b {
+			delete(s.inflight, u)
+		}
+	}
+	s.batchMu.Unlock()
+	close(b.done)
+}
+
+// load reads u from the Loader (not a BatchLoader), after a slot frees,
+// and merges it into the State.
+func (s *State) load(u lr.UserID) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoadTimeout)
+	defer cancel()
+	select {
+	case s.loadSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	now := s.cfg.Clock()
+	rec, err := s.cfg.Loader.LoadUser(ctx, u, now.Add(-s.cfg.UserTTL), s.cfg.HistoryLen)
+	<-s.loadSlots
+	if err != nil {
+		return err
+	}
+	s.merge(now, map[lr.UserID]UserRecord{u: rec}, []lr.UserID{u})
+	return nil
 }
 
 // runBatches holds a load slot: it reads b, then the oldest batch waiting,
@@ -319,7 +348,7 @@ func (s *State) runBatches(b *loadBatch) {
 
 // runBatch reads b's users with one LoadUsers and merges them.
 func (s *State) runBatch(b *loadBatch) {
-	defer close(b.done)
+	defer s.ended(b)
 	ctx, cancel := context.WithDeadline(context.Background(), b.start.Add(s.cfg.LoadTimeout))
 	defer cancel()
 	if err := ctx.Err(); err != nil {

@@ -511,6 +511,59 @@ func TestBeginThenWait(t *testing.T) {
 	}
 }
 
+// Ready's channel, which a caller selects on with other things, closes
+// when the load ends; two requests of one user share one load (one
+// channel, one batch of one user); Ready's deadline is Begin's plus
+// LoadWait.
+func TestBeginReadyClosesWhenTheLoadEnds(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	w := &userWorld{t0: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	if _, err := db.WriteEventsExpiring(ctx, []lr.Event{w.ev(lr.EventStreamStarted, 0, 1, 0), w.ev(lr.EventFollowCreated, 5, 1, 4)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	loader := &pgBatchLoader{pgLoader: pgLoader{db}}
+	const wait = time.Minute
+	st := live.New(live.Config{Ordinals: lr.NewOrdinals(), Loader: loader, LoadWait: wait})
+	tx := lockFollows(t, ctx, db)
+	before := time.Now()
+	l1, l2 := st.Begin(4), st.Begin(4)
+	after := time.Now()
+	e1, d1 := l1.Ready()
+	e2, _ := l2.Ready()
+	if e1 == nil || e1 != e2 {
+		t.Fatal("two requests of one user do not share one load")
+	}
+	if d1.Before(before.Add(wait)) || d1.After(after.Add(wait)) {
+		t.Fatalf("deadline %v, want Begin + %v (between %v and %v)", d1, wait, before.Add(wait), after.Add(wait))
+	}
+	select {
+	case <-e1:
+		t.Fatal("Ready's channel closed while the load hangs")
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e1:
+	case <-time.After(wait):
+		t.Fatal("Ready's channel not closed after the load")
+	}
+	if !l1.Done() || l1.Wait(ctx) != live.LoadOK || l2.Wait(ctx) != live.LoadOK {
+		t.Fatalf("after the load: done %v, outcomes %s, %s; want ok", l1.Done(), l1.Wait(ctx), l2.Wait(ctx))
+	}
+	if b, n := loader.batches.Load(), loader.users.Load(); b != 1 || n != 1 {
+		t.Fatalf("%d batches of %d users, want 1 of 1", b, n)
+	}
+	if f := st.Follows(4); !reflect.DeepEqual(f, []lr.StreamerID{1}) {
+		t.Fatalf("follows after the load: %v", f)
+	}
+	if ended, deadline := st.Begin(4).Ready(); ended != nil || !deadline.IsZero() {
+		t.Fatal("a loaded user's next request has a load to wait for")
+	}
+}
+
 // lockFollows locks the follows table in a transaction of its own until
 // the caller rolls it back (or the test ends): users' loads hang on it.
 func lockFollows(t *testing.T, ctx context.Context, db *postgres.DB) pgx.Tx {

@@ -420,40 +420,69 @@ func (q *query) model(kind lr.ModelKind) int64 {
 	return q.vers.NCF
 }
 
-// userRow is the user's row, there at the start (a cache hit) or fetched
-// by one goroutine per request. That goroutine is the only writer: it sets
-// row and err, then closes done; readers read them only after done.
+// userRow is the user's row, there at the start (a cache hit), or read
+// by the user store (a miss). A miss is waited for in one of two ways:
+// with a store that can Lookup (userstore.Store), done is the read's own
+// channel and the first reader to find it closed takes row and err from
+// pending (under once); with any other store, one goroutine per request
+// Fetches it, sets row and err, then closes done. Either way row and err
+// are read only once ready says the row is there.
 type userRow struct {
-	done chan struct{}
-	row  userstore.Row
-	err  error
+	done    <-chan struct{}
+	pending *userstore.Pending
+	once    sync.Once
+	row     userstore.Row
+	err     error
 }
 
 var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// arrived returns the row if it has arrived without error.
-func (u *userRow) arrived() (userstore.Row, bool) {
+// ready says, without waiting, whether the row has arrived or its read
+// failed (err then set).
+func (u *userRow) ready() bool {
 	select {
 	case <-u.done:
-		return u.row, u.err == nil
+		if u.pending != nil {
+			u.once.Do(func() { u.row, u.err = u.pending.Row() })
+		}
+		return true
 	default:
+		return false
+	}
+}
+
+// arrived returns the row if it has arrived without error.
+func (u *userRow) arrived() (userstore.Row, bool) {
+	if !u.ready() {
 		return userstore.Row{}, false
+	}
+	return u.row, u.err == nil
+}
+
+// abandon tells the user store that the request gave up waiting for the
+// row (counted late), when it has not arrived.
+func (u *userRow) abandon() {
+	if u.pending != nil && !u.ready() {
+		u.pending.Late()
 	}
 }
 
 // errLate says the user's row did not arrive within a channel's budget.
 var errLate = errors.New("the user's vectors did not arrive in time")
 
-// errNoUserVector says the user has no vector of the channel's model.
+// errNoUserVector says the user has no vector of the model.
 var errNoUserVector = errors.New("the user has no vector of the model")
 
 // wait returns the row once it arrives, errLate when ctx ends first (or
 // the store gave up for the request's deadline), or the store's error.
 func (u *userRow) wait(ctx context.Context) (userstore.Row, error) {
-	select {
-	case <-u.done:
-	case <-ctx.Done():
-		return userstore.Row{}, errLate
+	if !u.ready() {
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+			return userstore.Row{}, errLate
+		}
+		u.ready()
 	}
 	if errors.Is(u.err, context.DeadlineExceeded) || errors.Is(u.err, context.Canceled) {
 		return userstore.Row{}, errLate
@@ -461,11 +490,19 @@ func (u *userRow) wait(ctx context.Context) (userstore.Row, error) {
 	return u.row, u.err
 }
 
-// lookupUser pins the serving versions (or the request's pins) and starts the user's row: from the
-// cache, or (a miss) one Fetch bounded by ctx, the request's budget, that
-// nothing waits for here. The Fetch goroutine writes only to the returned
-// userRow and ends when Fetch returns (when ctx ends at the latest), so
-// nothing outlives the request except a Fetch winding down.
+// userLookup is a UserVectors whose misses can be waited for without a
+// goroutine (userstore.Store, and the fold-in overlay over it).
+type userLookup interface {
+	Lookup(u lr.UserID, v userstore.Versions) (userstore.Row, *userstore.Pending)
+}
+
+// lookupUser pins the serving versions (or the request's pins) and starts
+// the user's row: from the cache, or (a miss) the store's read, that
+// nothing waits for here. With a store that cannot Lookup, the miss is one
+// Fetch bounded by ctx, the request's budget, in a goroutine that writes
+// only to the returned userRow and ends when Fetch returns (when ctx ends
+// at the latest), so nothing outlives the request except a Fetch winding
+// down.
 func (e *Engine) lookupUser(ctx context.Context, q *query, res *Result) {
 	q.user = &userRow{done: closedDone}
 	if e.index == nil {
@@ -497,15 +534,25 @@ func (e *Engine) lookupUser(ctx context.Context, q *query, res *Result) {
 	if e.users == nil || q.vers == (userstore.Versions{}) {
 		return
 	}
+	if l, ok := e.users.(userLookup); ok {
+		row, p := l.Lookup(q.req.User, q.vers)
+		if p == nil {
+			q.user.row = row
+			return
+		}
+		q.user = &userRow{done: p.Done(), pending: p}
+		return
+	}
 	if row, ok := e.users.Cached(q.req.User, q.vers); ok {
 		q.user.row = row
 		return
 	}
-	u := &userRow{done: make(chan struct{})}
+	done := make(chan struct{})
+	u := &userRow{done: done}
 	q.user = u
 	users, user, vers := e.users, q.req.User, q.vers
 	go func() {
-		defer close(u.done)
+		defer close(done)
 		u.row, u.err = users.Fetch(ctx, user, vers)
 	}()
 }
@@ -580,10 +627,8 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		took time.Duration
 	}
 	funcs := e.chans
-	results := make(chan out, len(funcs))
 	outcomes := make([]Outcome, len(funcs))
 	launched, finished := make([]bool, len(funcs)), make([]bool, len(funcs))
-	running := 0
 	// Channels with the same budget share one deadline context (by
 	// default all of them): the same deadline each, one timer in all.
 	type chanDeadline struct {
@@ -607,12 +652,6 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		deadlines = append(deadlines, chanDeadline{budget, cctx, ccancel})
 		return cctx
 	}
-	// A channel that may wait (for the user's vectors or stored state not
-	// there yet) runs in a goroutine of its own, bounded by its budget; the
-	// others compute at once, here, one after the other, once the waiting
-	// ones have started: no goroutine, wake-up or timer per request for a
-	// user whose data is at hand, and no answer lost because a goroutine
-	// was not scheduled within its budget on a busy machine.
 	run := func(cctx context.Context, ch *namedChannel) out {
 		start := time.Now()
 		sctx, span := spans.Start(cctx, e.cfg.Tracer, ch.spanName)
@@ -628,25 +667,6 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 		}
 		span.End()
 		return out{hits: hits, err: err, took: time.Since(start)}
-	}
-	var inline []int
-	for i, ch := range funcs {
-		outcomes[i] = Outcome{Channel: ch.name, Status: StatusSkipped}
-		if ch.fn == nil || !ch.applies(q) || e.disabled(q, ch.name) {
-			continue
-		}
-		launched[i] = true
-		cctx := channelCtx(e.channelBudget(q, ch.name))
-		if !e.mayWait(q, &funcs[i]) {
-			inline = append(inline, i)
-			continue
-		}
-		running++
-		go func(i int, ch *namedChannel) {
-			o := run(cctx, ch)
-			o.i = i
-			results <- o
-		}(i, &funcs[i])
 	}
 	got := make([][]Hit, len(funcs))
 	record := func(o out) {
@@ -667,34 +687,102 @@ func (e *Engine) Recall(ctx context.Context, req Request) (*Result, error) {
 			got[o.i] = o.hits
 		}
 	}
-	// The waiting channels' deadline runs from their start, not from the
-	// end of the inline ones.
-	var deadline <-chan time.Time
-	if running > 0 {
-		t := time.NewTimer(e.cfg.Budget)
-		defer t.Stop()
-		deadline = t.C
-	}
-	for _, i := range inline {
+	// Every channel computes here, in the request's goroutine, one after
+	// the other: those with all they need at hand at once, those waiting
+	// for data not there yet (the user's vectors for mf and ncf, their
+	// stored history and follows for session and follow) as it arrives,
+	// each until its budget runs out. No goroutine, wake-up or timer per
+	// channel: a request wakes once per arrival, and no answer is lost
+	// because a goroutine was not scheduled within its budget on a busy
+	// machine. An answer computed past its budget (this goroutine was not
+	// running) is kept: dropping it would save no time.
+	compute := func(i int) {
 		ch := &funcs[i]
 		o := run(channelCtx(e.channelBudget(q, ch.name)), ch)
 		o.i = i
 		if errors.Is(o.err, context.DeadlineExceeded) && o.hits != nil {
-			// Computed past its budget (this goroutine was not running):
-			// the answer is here, dropping it would save no time.
 			o.err = nil
 		}
 		record(o)
 	}
+	var inline, waiting []int
+	for i, ch := range funcs {
+		outcomes[i] = Outcome{Channel: ch.name, Status: StatusSkipped}
+		if ch.fn == nil || !ch.applies(q) || e.disabled(q, ch.name) {
+			continue
+		}
+		launched[i] = true
+		// Its deadline runs from here, whenever it computes.
+		channelCtx(e.channelBudget(q, ch.name))
+		if e.mayWait(q, &funcs[i]) {
+			waiting = append(waiting, i)
+		} else {
+			inline = append(inline, i)
+		}
+	}
+	for _, i := range inline {
+		compute(i)
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 wait:
-	for running > 0 {
+	for len(waiting) > 0 {
+		// Compute the channels whose data has arrived, give up on those
+		// whose deadline has passed, and sleep until the next arrival or
+		// deadline of the others.
+		var userDone, loadEnded <-chan struct{}
+		var wake time.Time
+		now := time.Now()
+		rest := waiting[:0]
+		for _, i := range waiting {
+			ch := &funcs[i]
+			budget := e.channelBudget(q, ch.name)
+			dl, _ := channelCtx(budget).Deadline()
+			switch {
+			case !e.mayWait(q, ch):
+				compute(i)
+				continue
+			case !now.Before(dl):
+				o := out{i: i, err: context.DeadlineExceeded, took: budget}
+				if ch.needsUser {
+					o.err = errLate
+				}
+				record(o)
+				continue
+			}
+			rest = append(rest, i)
+			if wake.IsZero() || dl.Before(wake) {
+				wake = dl
+			}
+			if ch.needsUser {
+				userDone = q.user.done
+			}
+			if ch.needsUserState {
+				ended, ldl := q.req.UserLoad.Ready()
+				loadEnded = ended
+				if !ldl.IsZero() && ldl.Before(wake) {
+					wake = ldl
+				}
+			}
+		}
+		waiting = rest
+		if len(waiting) == 0 {
+			break
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(wake))
+		} else {
+			timer.Reset(time.Until(wake))
+		}
 		select {
-		case o := <-results:
-			running--
-			record(o)
+		case <-userDone:
+		case <-loadEnded:
+		case <-timer.C:
 		case <-ctx.Done():
-			break wait
-		case <-deadline:
 			break wait
 		}
 	}
@@ -721,6 +809,7 @@ wait:
 		res.User = row
 	} else {
 		res.User = userstore.Row{Versions: q.vers}
+		q.user.abandon()
 	}
 	res.UserKnown = res.User.Known()
 	// The merge reads the user's history (the shown filter): with what the
@@ -738,8 +827,7 @@ wait:
 func (e *Engine) mayWait(q *query, ch *namedChannel) bool {
 	switch {
 	case ch.needsUser:
-		_, ok := q.user.arrived()
-		return !ok
+		return !q.user.ready()
 	case ch.needsUserState:
 		return !q.req.UserLoad.Done()
 	}
@@ -766,12 +854,10 @@ func (e *Engine) channels() []namedChannel {
 			if q.model(kind) == 0 {
 				return false
 			}
-			select {
-			case <-q.user.done:
-				return q.userVector(kind) != nil || q.user.err != nil
-			default:
+			if !q.user.ready() {
 				return true
 			}
+			return q.userVector(kind) != nil || q.user.err != nil
 		}
 	}
 	var mf, ncf, sess channelFunc

@@ -10,7 +10,37 @@ import (
 
 	lr "github.com/liverecall/liverecall"
 	"github.com/liverecall/liverecall/recall"
+	"github.com/liverecall/liverecall/userstore"
 )
+
+// userStores are the two ways recall waits for a miss: a store that can
+// only Fetch (a goroutine per miss), and userstore.Store (Lookup: the
+// request's goroutine waits for the store's read itself), both over the
+// world's index.
+var userStores = []struct {
+	name string
+	make func(t *testing.T, w *world) recall.UserVectors
+}{
+	{"fetch", func(t *testing.T, w *world) recall.UserVectors { return w.idx }},
+	{"userstore", func(t *testing.T, w *world) recall.UserVectors {
+		s, err := userstore.New(userstore.Config{Source: w.idx, QueryTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+}
+
+// engineOver is w.engine with users as its user store.
+func (w *world) engineOver(cfg recall.Config, users recall.UserVectors) *recall.Engine {
+	if cfg.Budget == 0 && cfg.ChannelBudget == nil {
+		cfg = patient(cfg)
+	}
+	cfg.Now = func() time.Time { return w.now }
+	e := recall.New(cfg, w.state, w.ords, w.idx, users, nil, nil)
+	e.RefreshRankings()
+	return e
+}
 
 func outcomeOf(res *recall.Result, ch string) recall.Outcome {
 	for _, o := range res.Outcomes {
@@ -38,11 +68,18 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // channel's budget: mf is late, the channels that need no user vector
 // answer without waiting for it, and the fetch ends with the request.
 func TestSlowUserMissIsLateAndHoldsNoOtherChannel(t *testing.T) {
+	for _, us := range userStores {
+		t.Run(us.name, func(t *testing.T) { testSlowUserMissIsLateAndHoldsNoOtherChannel(t, us.make) })
+	}
+}
+
+func testSlowUserMissIsLateAndHoldsNoOtherChannel(t *testing.T, users func(*testing.T, *world) recall.UserVectors) {
 	w := newWorld(t, 5, 5)
 	w.idx.Cold, w.idx.FetchDelay = true, time.Minute
 	cfg := patient(recall.Config{})
 	cfg.ChannelBudget[recall.ChanMF] = 20 * time.Millisecond
-	e := w.engine(cfg, nil)
+	store := users(t, w)
+	e := w.engineOver(cfg, store)
 	start := time.Now()
 	res, err := e.Recall(context.Background(), recall.Request{User: 7, K: 10})
 	if err != nil {
@@ -65,8 +102,12 @@ func TestSlowUserMissIsLateAndHoldsNoOtherChannel(t *testing.T) {
 			t.Fatalf("candidate scored or proposed by mf without the user's vector: %+v", c)
 		}
 	}
-	// The request's end cancels the fetch: nothing outlives it.
-	waitUntil(t, "the fetch to end with the request", func() bool { return w.idx.Fetching.Load() == 0 })
+	// A store that only Fetches: the request's end cancels the fetch,
+	// nothing outlives it. userstore.Store: its query goes on under its
+	// own timeout (a minute here) to cache the row for the next request.
+	if _, ok := store.(*userstore.Store); !ok {
+		waitUntil(t, "the fetch to end with the request", func() bool { return w.idx.Fetching.Load() == 0 })
+	}
 }
 
 // A miss whose fetch arrives in time serves as a hit does; a store that
@@ -85,25 +126,27 @@ func TestUserMissOutcomes(t *testing.T) {
 		{"store fails", 7, errors.New("the database db:5432/lr is not reachable"), recall.StatusError, false, "not reachable"},
 		{"no vector", 8, nil, recall.StatusSkipped, false, ""},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			w := newWorld(t, 5, 5)
-			w.idx.Cold, w.idx.FetchErr = true, c.err
-			e := w.engine(recall.Config{}, nil)
-			res, err := e.Recall(context.Background(), recall.Request{User: c.user, K: 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := outcomeOf(res, recall.ChanMF)
-			if o.Status != c.status || !strings.Contains(o.Error, c.message) {
-				t.Fatalf("mf outcome %+v, want %s with %q", o, c.status, c.message)
-			}
-			if res.UserKnown != c.known || len(res.Candidates) != 5 {
-				t.Fatalf("user known %v, candidates %v", res.UserKnown, ids(res))
-			}
-			if c.known && (res.Candidates[0].StreamerID != 3 || !res.Candidates[0].HasMF || res.User.MF == nil) {
-				t.Fatalf("first candidate %+v, row %+v: want streamer 3 scored by mf", res.Candidates[0], res.User)
-			}
-		})
+		for _, us := range userStores {
+			t.Run(c.name+"/"+us.name, func(t *testing.T) {
+				w := newWorld(t, 5, 5)
+				w.idx.Cold, w.idx.FetchErr = true, c.err
+				e := w.engineOver(recall.Config{}, us.make(t, w))
+				res, err := e.Recall(context.Background(), recall.Request{User: c.user, K: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o := outcomeOf(res, recall.ChanMF)
+				if o.Status != c.status || !strings.Contains(o.Error, c.message) {
+					t.Fatalf("mf outcome %+v, want %s with %q", o, c.status, c.message)
+				}
+				if res.UserKnown != c.known || len(res.Candidates) != 5 {
+					t.Fatalf("user known %v, candidates %v", res.UserKnown, ids(res))
+				}
+				if c.known && (res.Candidates[0].StreamerID != 3 || !res.Candidates[0].HasMF || res.User.MF == nil) {
+					t.Fatalf("first candidate %+v, row %+v: want streamer 3 scored by mf", res.Candidates[0], res.User)
+				}
+			})
+		}
 	}
 }
 

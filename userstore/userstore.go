@@ -24,14 +24,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 
 	lr "github.com/liverecall/liverecall"
 )
@@ -152,15 +150,14 @@ type Store struct {
 	unlogged int       // failures since then, not logged
 }
 
-// generation is the store for one Versions: its cache, its flights and the
-// batch being collected.
+// generation is the store for one Versions: its cache, its reads in flight
+// and the batch being collected.
 type generation struct {
 	v      Versions
 	models []int64
 	// cache is nil once the generation is replaced (its entries dropped),
 	// and for one started without a cache.
-	cache   atomic.Pointer[otter.Cache[lr.UserID, Row]]
-	flights singleflight.Group
+	cache atomic.Pointer[otter.Cache[lr.UserID, Row]]
 	// prefetched holds the users whose row a Prefetch started reading
 	// because the cache did not hold it, until their request's lookup:
 	// that lookup counts as a miss (prefetched_miss) even when the row
@@ -169,6 +166,10 @@ type generation struct {
 
 	mu      sync.Mutex
 	pending *batch
+	// inflight is the batch each user missed is read in (collected or
+	// running), until it ends: one read per user at a time, however many
+	// requests wait for it. Guarded by mu.
+	inflight map[lr.UserID]*batch
 }
 
 // batch is the users of one Source query. rows and err are set before done
@@ -252,6 +253,25 @@ func (s *Store) Cached(u lr.UserID, v Versions) (Row, bool) {
 // less than SwapGrace ago: such a request, begun before the swap, is
 // answered from the Source without reading or writing the cache.
 func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error) {
+	row, p := s.Lookup(u, v)
+	if p == nil {
+		return row, nil
+	}
+	select {
+	case <-p.Done():
+		return p.Row()
+	case <-ctx.Done():
+		p.Late()
+		return Row{Versions: v}, ctx.Err()
+	}
+}
+
+// Lookup is Fetch without the wait: it returns u's row under v when the
+// cache holds it (p nil), and otherwise joins or starts the read of it and
+// returns that read as p, which the caller waits for (p.Done) with no
+// goroutine of its own, then takes the row from (p.Row) or gives up on
+// (p.Late). It counts the lookup as Fetch does, and a hit as a fetch.
+func (s *Store) Lookup(u lr.UserID, v Versions) (row Row, p *Pending) {
 	if v == (Versions{}) {
 		return Row{}, nil
 	}
@@ -273,19 +293,57 @@ func (s *Store) Fetch(ctx context.Context, u lr.UserID, v Versions) (Row, error)
 		s.misses.Add(1)
 		s.m.lookups.bypass.Inc()
 	}
-	ch := g.flights.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return s.load(g, u) })
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			s.m.fetches.err.Inc()
-			return Row{Versions: v}, res.Err
-		}
+	b, r, ok := s.enqueue(g, u)
+	if ok {
+		// Cached by a read that ended since the lookup above.
 		s.m.fetches.ok.Inc()
-		return res.Val.(Row), nil
-	case <-ctx.Done():
-		s.m.fetches.late.Inc()
-		return Row{Versions: v}, ctx.Err()
+		return r, nil
 	}
+	return Row{Versions: v}, &Pending{s: s, b: b, u: u, v: v}
+}
+
+// Pending is the read of one user's row that a Lookup missed.
+type Pending struct {
+	s     *Store
+	b     *batch
+	u     lr.UserID
+	v     Versions
+	apply func(lr.UserID, Row) Row
+}
+
+// Done is closed once the read has ended (its row cached, or failed).
+func (p *Pending) Done() <-chan struct{} { return p.b.done }
+
+// Row returns the row read, or the store's error; call it once, after
+// Done is closed. It counts the fetch (ok or error).
+func (p *Pending) Row() (Row, error) {
+	if err := p.b.err; err != nil {
+		p.s.m.fetches.err.Inc()
+		return Row{Versions: p.v}, err
+	}
+	p.s.m.fetches.ok.Inc()
+	r := p.b.rows[p.u]
+	if p.apply != nil {
+		r = p.apply(p.u, r)
+	}
+	return r, nil
+}
+
+// Late counts the fetch as given up by its caller (late); the read goes
+// on and caches its row. Call it instead of Row.
+func (p *Pending) Late() { p.s.m.fetches.late.Inc() }
+
+// Then returns p whose Row passes the row read through f (the fold-in
+// overlay's vectors): f is not called on an error.
+func (p *Pending) Then(f func(lr.UserID, Row) Row) *Pending {
+	q := *p
+	if q.apply != nil {
+		inner := q.apply
+		q.apply = func(u lr.UserID, r Row) Row { return f(u, inner(u, r)) }
+	} else {
+		q.apply = f
+	}
+	return &q
 }
 
 // Prefetch starts reading u's row under v when the cache does not hold it,
@@ -309,8 +367,7 @@ func (s *Store) Prefetch(u lr.UserID, v Versions) {
 	}
 	s.m.prefetches.Inc()
 	g.prefetched.Store(u, struct{}{})
-	// DoChan's channel is buffered: the result is dropped, not waited for.
-	g.flights.DoChan(strconv.FormatInt(int64(u), 10), func() (any, error) { return s.load(g, u) })
+	s.enqueue(g, u)
 }
 
 // countHit counts a lookup that found r in g's cache: a hit, or a miss when
@@ -369,27 +426,25 @@ func (s *Store) generation(v Versions) *generation {
 	return g
 }
 
-// load is the flight of u in g: the row from the cache if a batch has put
-// it there meanwhile, else from the next batch.
-func (s *Store) load(g *generation, u lr.UserID) (any, error) {
+// enqueue returns the batch u's row is read in: the one in flight for u,
+// or else the batch being collected, which it joins, starting one (read
+// after BatchWait) if none is; a batch of MaxBatch users is read at once.
+// When the cache holds u's row by then (a read ended since the caller's
+// lookup), it returns that row and ok instead.
+func (s *Store) enqueue(g *generation, u lr.UserID) (b *batch, row Row, ok bool) {
+	g.mu.Lock()
+	if b := g.inflight[u]; b != nil {
+		g.mu.Unlock()
+		return b, Row{}, false
+	}
 	if c := g.cache.Load(); c != nil {
+		// Under mu: a batch caches its rows before it leaves inflight.
 		if e, ok := c.GetEntryQuietly(u); ok {
-			return e.Value, nil
+			g.mu.Unlock()
+			return nil, e.Value, true
 		}
 	}
-	b := s.enqueue(g, u)
-	<-b.done
-	if b.err != nil {
-		return nil, b.err
-	}
-	return b.rows[u], nil
-}
-
-// enqueue adds u to g's batch being collected, starting one (read after
-// BatchWait) if none is, and starts reading it once it holds MaxBatch users.
-func (s *Store) enqueue(g *generation, u lr.UserID) *batch {
-	g.mu.Lock()
-	b := g.pending
+	b = g.pending
 	if b == nil {
 		b = &batch{done: make(chan struct{}), users: make([]int64, 0, min(s.cfg.MaxBatch, 64))}
 		g.pending = b
@@ -405,6 +460,10 @@ func (s *Store) enqueue(g *generation, u lr.UserID) *batch {
 			}
 		})
 	}
+	if g.inflight == nil {
+		g.inflight = map[lr.UserID]*batch{}
+	}
+	g.inflight[u] = b
 	b.users = append(b.users, int64(u))
 	full := len(b.users) >= s.cfg.MaxBatch
 	if full {
@@ -415,7 +474,7 @@ func (s *Store) enqueue(g *generation, u lr.UserID) *batch {
 	if full {
 		go s.run(g, b)
 	}
-	return b
+	return b, Row{}, false
 }
 
 // errSlots is the cause of a batch that found no free query slot in time.
@@ -424,7 +483,16 @@ var errSlots = errors.New("every query slot stayed busy")
 // run reads b with one Source query, caches its rows (unless g was
 // replaced meanwhile) and releases its waiters.
 func (s *Store) run(g *generation, b *batch) {
-	defer close(b.done)
+	defer func() {
+		g.mu.Lock()
+		for _, id := range b.users {
+			if g.inflight[lr.UserID(id)] == b {
+				delete(g.inflight, lr.UserID(id))
+			}
+		}
+		g.mu.Unlock()
+		close(b.done)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.QueryTimeout)
 	defer cancel()
 	select {

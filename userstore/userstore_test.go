@@ -509,3 +509,57 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// Lookup waits for nothing: a miss returns the read it started, which a
+// second miss of the same user joins (one Source call, one batch) and
+// whose Done closes once the row is cached; a hit returns the row.
+func TestLookupReturnsTheReadInFlight(t *testing.T) {
+	f := newFake()
+	f.put(1, 7, vec(1, 2), nil)
+	f.gate, f.began = make(chan struct{}), make(chan struct{}, 2)
+	s, _ := newStore(t, Config{Source: f, MaxBatch: 1})
+	v := Versions{MF: 1}
+	r, p := s.Lookup(7, v)
+	if p == nil || r.Known() {
+		t.Fatalf("Lookup of an uncached user = %+v, %v; want a pending read", r, p)
+	}
+	<-f.began
+	_, p2 := s.Lookup(7, v)
+	if p2 == nil || p2.b != p.b {
+		t.Fatal("a second Lookup of a user being read did not join that read")
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("Done closed while the Source call is held")
+	default:
+	}
+	doubled := p2.Then(func(_ lr.UserID, r Row) Row {
+		r.MF = []float32{r.MF[0] * 2, r.MF[1] * 2}
+		return r
+	})
+	close(f.gate)
+	select {
+	case <-p.Done():
+	case <-waitCtx(t).Done():
+		t.Fatal("Done not closed after the read")
+	}
+	if r, err := p.Row(); err != nil || !slices.Equal(r.MF, vec(1, 2)) || r.Versions != v {
+		t.Fatalf("Row = %+v, %v", r, err)
+	}
+	if r, err := doubled.Row(); err != nil || !slices.Equal(r.MF, vec(2, 4)) {
+		t.Fatalf("Row through Then = %+v, %v", r, err)
+	}
+	p2.Late()
+	if r, p := s.Lookup(7, v); p != nil || !slices.Equal(r.MF, vec(1, 2)) {
+		t.Fatalf("Lookup after the read = %+v, %v; want the cached row", r, p)
+	}
+	if n := f.callCount(); n != 1 {
+		t.Fatalf("%d Source calls, want 1", n)
+	}
+	if ok, late, miss, hit := testutil.ToFloat64(s.m.fetches.ok), testutil.ToFloat64(s.m.fetches.late), testutil.ToFloat64(s.m.lookups.miss), testutil.ToFloat64(s.m.lookups.hit); ok != 3 || late != 1 || miss != 2 || hit != 1 {
+		t.Fatalf("fetches ok %v late %v, lookups miss %v hit %v; want 3, 1, 2, 1", ok, late, miss, hit)
+	}
+	if len(s.cur.Load().inflight) != 0 {
+		t.Fatal("the ended read is still in flight")
+	}
+}

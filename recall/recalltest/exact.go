@@ -95,6 +95,44 @@ func (x *ExactIndex) Fetch(ctx context.Context, u lr.UserID, v userstore.Version
 	return x.row(u, v), nil
 }
 
+// UserRows makes x the Source of a userstore.Store (the store a replica
+// runs, whose misses recall waits for without a goroutine): the users'
+// vectors of the versions models names, after FetchDelay (ctx's error if
+// it ends first), or FetchErr. Each call counts in Fetching while it runs.
+func (x *ExactIndex) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	x.Fetching.Add(1)
+	defer x.Fetching.Add(-1)
+	if x.FetchDelay > 0 {
+		t := time.NewTimer(x.FetchDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if x.FetchErr != nil {
+		return x.FetchErr
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, m := range models {
+		for _, kind := range []lr.ModelKind{lr.ModelMF, lr.ModelNCF} {
+			if x.versions[kind].ID != m {
+				continue
+			}
+			for _, u := range users {
+				if v := x.users[kind][lr.UserID(u)]; v != nil {
+					if err := fn(m, u, append([]float32(nil), v...), nil); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // row is u's row under v: the vectors of the kinds whose version v names.
 func (x *ExactIndex) row(u lr.UserID, v userstore.Versions) userstore.Row {
 	x.mu.RLock()
