@@ -87,7 +87,7 @@ type ImpressionConfig struct {
 type ImpressionProducer struct {
 	cfg     ImpressionConfig
 	w       *kafka.Writer
-	ch      chan []lr.Impression
+	ch      chan loggedPage
 	headers []kafka.Header // of every message (read-only)
 	done    chan struct{}
 	once    sync.Once
@@ -96,9 +96,13 @@ type ImpressionProducer struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	writeTimeout time.Duration // of one WriteMessages call
-	sent         prometheus.Counter
-	dropped      prometheus.Counter
-	failed       prometheus.Counter
+	// free holds the values of written messages, emptied, for the next
+	// pages to be encoded into (at most impressionBatchPages). Only the
+	// background writer uses it.
+	free    [][]byte
+	sent    prometheus.Counter
+	dropped prometheus.Counter
+	failed  prometheus.Counter
 }
 
 // impressionWriteTimeout bounds one attempt to write a batch.
@@ -124,7 +128,8 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 		w: &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.Topic, Balancer: Partitioner(),
 			BatchTimeout: 20 * time.Millisecond, BatchSize: impressionBatchPages, BatchBytes: maxImpressionPageBytes,
 			RequiredAcks: kafka.RequireOne, WriteTimeout: 10 * time.Second, Transport: newTransport()},
-		ch:           make(chan []lr.Impression, cfg.Buffer),
+		ch:           make(chan loggedPage, cfg.Buffer),
+		free:         make([][]byte, 0, impressionBatchPages),
 		done:         make(chan struct{}),
 		writeTimeout: writeTimeout,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_impressions_sent_total",
@@ -151,15 +156,34 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 // one's user id. Log keeps imps without copying it, so the caller must not
 // modify it afterwards. An empty page is ignored. Log is safe for concurrent
 // use but must not be called after Close.
-func (p *ImpressionProducer) Log(imps []lr.Impression) {
+func (p *ImpressionProducer) Log(imps []lr.Impression) { p.LogThen(imps, nil) }
+
+// LogThen is Log that hands imps back: release, if not nil, is called once
+// (from another goroutine) when the producer no longer reads imps — the
+// page encoded, or dropped — after which the caller may reuse imps and
+// what they point to (recommend pools them: a replica's pages were an
+// eighth of its allocations).
+func (p *ImpressionProducer) LogThen(imps []lr.Impression, release func()) {
 	if len(imps) == 0 {
+		if release != nil {
+			release()
+		}
 		return
 	}
 	select {
-	case p.ch <- imps:
+	case p.ch <- loggedPage{imps, release}:
 	default:
 		p.dropped.Add(float64(len(imps)))
+		if release != nil {
+			release()
+		}
 	}
+}
+
+// loggedPage is a page of impressions queued for the background writer.
+type loggedPage struct {
+	imps    []lr.Impression
+	release func() // nil: nothing to hand back
 }
 
 func (p *ImpressionProducer) run() {
@@ -175,27 +199,31 @@ func (p *ImpressionProducer) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case imps, ok := <-p.ch:
+		case pg, ok := <-p.ch:
 			if !ok {
 				flush()
 				return
 			}
-			b, err := EncodeImpressions(imps)
+			b, err := AppendImpressions(p.buffer(pg.imps), pg.imps)
+			n, user := len(pg.imps), pg.imps[0].UserID
+			if pg.release != nil {
+				pg.release() // pg.imps is the caller's again
+			}
 			if err == nil && len(b) > maxImpressionPageBytes-1024 {
 				err = fmt.Errorf("page of %d bytes is larger than a Kafka message may be", len(b))
 			}
 			if err != nil {
 				// A systematic fault (a NaN feature on every response)
 				// is logged once a second, not once a response.
-				p.failed.Add(float64(len(imps)))
+				p.failed.Add(float64(n))
 				if unwritable++; time.Since(lastWarn) >= time.Second {
 					p.cfg.Log.Warn("impression pages not encodable", "pages", unwritable, "err", err)
 					unwritable, lastWarn = 0, time.Now()
 				}
 				continue
 			}
-			batch = append(batch, kafka.Message{Key: strconv.AppendInt(nil, int64(imps[0].UserID), 10), Value: b, Headers: p.headers})
-			counts = append(counts, len(imps))
+			batch = append(batch, kafka.Message{Key: strconv.AppendInt(nil, int64(user), 10), Value: b, Headers: p.headers})
+			counts = append(counts, n)
 			if len(batch) == cap(batch) {
 				flush()
 			}
@@ -237,6 +265,15 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 		cancel()
 		if err == nil {
 			p.sent.Add(float64(sum(counts)))
+			// Every message was written and the writer holds none of
+			// them: their values take the next pages. (After an error
+			// it may still hold some: their values are left to the
+			// collector.)
+			for i := range batch {
+				if len(p.free) < cap(p.free) {
+					p.free = append(p.free, batch[i].Value[:0])
+				}
+			}
 			break
 		}
 		// On a partial failure keep only the messages that failed.
@@ -266,6 +303,20 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 	return batch[:0], counts[:0]
 }
 
+// buffer returns an empty buffer to encode imps into: a written page's
+// when there is one (a replica's pages are of about one size, and at 2,000
+// a second they were a third of its allocations), else a new one.
+func (p *ImpressionProducer) buffer(imps []lr.Impression) []byte {
+	n := len(p.free)
+	if n == 0 {
+		return make([]byte, 0, encodedSize(imps))
+	}
+	b := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return b
+}
+
 // Close stops accepting impressions, writes the buffered ones and closes
 // the connection. If ctx ends first, Close gives up: the write in flight
 // and the wait between retries end, the impressions not written are
@@ -292,7 +343,17 @@ func (p *ImpressionProducer) Close(ctx context.Context) error {
 // with EINVALID only for what JSON cannot carry: a NaN or infinite score or
 // feature, or a shown_at outside years 0-9999.
 func EncodeImpressions(imps []lr.Impression) ([]byte, error) {
-	dst := make([]byte, 0, 64+len(imps)*(256+16*len(firstFeatures(imps))))
+	return AppendImpressions(make([]byte, 0, encodedSize(imps)), imps)
+}
+
+// encodedSize is about the bytes EncodeImpressions takes for imps.
+func encodedSize(imps []lr.Impression) int {
+	return 64 + len(imps)*(256+16*len(firstFeatures(imps)))
+}
+
+// AppendImpressions is EncodeImpressions appending to dst (the producer
+// encodes into the buffers of pages it has written).
+func AppendImpressions(dst []byte, imps []lr.Impression) ([]byte, error) {
 	dst = append(dst, '[')
 	for i := range imps {
 		if i > 0 {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +122,81 @@ func TestImpressionProducerWritesOnePagePerMessage(t *testing.T) {
 	}
 	if got := counter(t, reg, "liverecall_impressions_sent_total"); got != float64(total) {
 		t.Errorf("sent counter %v, want %d impressions", got, total)
+	}
+}
+
+// LogThen hands each page back once encoded: the test then overwrites it,
+// as recommend reuses it, and what was written is still the page logged.
+// Pages logged after a write are encoded into the buffers of the pages
+// that write sent; they too arrive intact. A dropped page is handed back
+// at once.
+func TestImpressionProducerHandsPagesBackAndReusesBuffers(t *testing.T) {
+	const partitions = 2
+	c := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: partitions})
+	reg := prometheus.NewRegistry()
+	p := events.NewImpressionProducer(events.ImpressionConfig{Brokers: c.Brokers(), Registerer: reg})
+	now := time.Now().UTC()
+	const rounds, perRound, n = 4, 25, 20
+	var released atomic.Int64
+	for r := 0; r < rounds; r++ {
+		for i := r * perRound; i < (r+1)*perRound; i++ {
+			imps := page(fmt.Sprint("r", i), lr.UserID(1+i%7), 100*i+1, n, now)
+			p.LogThen(imps, func() {
+				for j := range imps {
+					imps[j].StreamerID, imps[j].Features[0] = -1, 99 // reused by the caller
+				}
+				released.Add(1)
+			})
+		}
+		// Wait for this round's write, so that the next round's pages
+		// are encoded into its buffers.
+		deadline := time.Now().Add(eventually)
+		for counter(t, reg, "liverecall_impressions_sent_total") < float64((r+1)*perRound*n) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d not written", r)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got := released.Load(); got != rounds*perRound {
+		t.Fatalf("%d pages handed back, want %d", got, rounds*perRound)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := readImpressionTopic(t, c.Brokers(), events.DefaultImpressionTopic, partitions)
+	if len(msgs) != rounds*perRound {
+		t.Fatalf("%d messages, want %d", len(msgs), rounds*perRound)
+	}
+	for _, m := range msgs {
+		imps, err := events.DecodeImpressions(m.Value)
+		if err != nil {
+			t.Fatalf("offset %d: %v", m.Offset, err)
+		}
+		var i int
+		fmt.Sscanf(imps[0].RequestID, "r%d", &i)
+		if want := page(imps[0].RequestID, lr.UserID(1+i%7), 100*i+1, n, now); !samePage(imps, want) {
+			t.Fatalf("message %s decoded to\n%+v\nwant\n%+v", m.Value, imps, want)
+		}
+	}
+
+	drops := prometheus.NewRegistry()
+	q := events.NewImpressionProducer(events.ImpressionConfig{Brokers: []string{"127.0.0.1:1"}, Buffer: 1, Registerer: drops})
+	var back atomic.Int64
+	const pages = 100
+	for range pages {
+		q.LogThen(page("r", 1, 1, 3, now), func() { back.Add(1) })
+	}
+	if d := counter(t, drops, "liverecall_impressions_dropped_total"); d == 0 || back.Load() < int64(d/3) {
+		t.Fatalf("%v impressions dropped, %d pages handed back: every dropped page is handed back at once", d, back.Load())
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	_ = q.Close(ctx2) // no broker: it gives up
+	if got := back.Load(); got != pages {
+		t.Fatalf("%d of %d pages handed back after Close", got, pages)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +104,45 @@ type Scorers interface {
 // implementation buffers and drops (and counts) when full.
 type ImpressionLogger interface {
 	Log(imps []lr.Impression)
+}
+
+// ImpressionReleaser is an ImpressionLogger that hands a page's
+// impressions back once it has read them (events.ImpressionProducer):
+// release is called once, from any goroutine, after which the service
+// reuses the page's impressions and feature vectors for a later page
+// instead of allocating them for each.
+type ImpressionReleaser interface {
+	LogThen(imps []lr.Impression, release func())
+}
+
+// pageImps is one page's impressions and their feature vectors, pooled
+// for an ImpressionReleaser.
+type pageImps struct {
+	imps    []lr.Impression
+	vecs    []float32
+	release func() // puts it back into pageImpsPool, made once
+}
+
+var pageImpsPool sync.Pool
+
+// getPageImps returns empty buffers for the impressions of n items.
+func getPageImps(n int) *pageImps {
+	b, _ := pageImpsPool.Get().(*pageImps)
+	if b == nil {
+		b = &pageImps{}
+		b.release = func() {
+			clear(b.imps) // no pointers kept into the requests
+			b.imps, b.vecs = b.imps[:0], b.vecs[:0]
+			pageImpsPool.Put(b)
+		}
+	}
+	if cap(b.imps) < n {
+		b.imps = make([]lr.Impression, 0, n)
+	}
+	if cap(b.vecs) < n*rerank.NumFeatures {
+		b.vecs = make([]float32, 0, n*rerank.NumFeatures)
+	}
+	return b
 }
 
 // Config is what a Service is composed of. Recall is required for
@@ -526,15 +566,22 @@ func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestCon
 	if reqCtx.Known() {
 		impCtx = &reqCtx
 	}
+	releaser, pooled := s.cfg.Impressions.(ImpressionReleaser)
+	var buf *pageImps
 	if logging {
-		imps = make([]lr.Impression, 0, len(items))
+		if pooled {
+			buf = getPageImps(len(items))
+			imps, vecs = buf.imps, buf.vecs
+		} else {
+			imps = make([]lr.Impression, 0, len(items))
+			// The impressions' feature vectors, one block for the page:
+			// they outlive the request (the producer's buffer holds them).
+			vecs = make([]float32, 0, len(items)*rerank.NumFeatures)
+		}
 		versions = versionString(po.versions)
 		if po.team != nil {
 			teamVersions = [2]string{versionString(po.teamVersions[0]), versionString(po.teamVersions[1])}
 		}
-		// The impressions' feature vectors, one block for the page: they
-		// outlive the request (the producer's buffer holds them).
-		vecs = make([]float32, 0, len(items)*rerank.NumFeatures)
 	}
 	for pos, it := range items {
 		pi := lr.PageItem{StreamerID: it.StreamerID, StreamID: it.Features.StreamID, Score: it.Score, Channels: it.Channels}
@@ -565,7 +612,11 @@ func (s *Service) page(rid string, req lr.RecommendRequest, reqCtx lr.RequestCon
 		imps = append(imps, imp)
 	}
 	s.cfg.Recall.MarkShown(req.User, shown)
-	if logging && len(imps) > 0 {
+	switch {
+	case pooled:
+		buf.imps, buf.vecs = imps, vecs
+		releaser.LogThen(imps, buf.release)
+	case logging && len(imps) > 0:
 		s.cfg.Impressions.Log(imps)
 	}
 	return page

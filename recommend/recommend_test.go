@@ -505,3 +505,59 @@ func TestNeighborsShowFoldedVector(t *testing.T) {
 		t.Fatalf("a folded vector of another version answered: %v", err)
 	}
 }
+
+// releasingLog is an ImpressionReleaser: it copies each page as it is
+// logged, keeps the slice it was given, and hands the page back at once.
+type releasingLog struct {
+	copies, given [][]lr.Impression
+}
+
+func (l *releasingLog) Log(imps []lr.Impression) { panic("Log called on an ImpressionReleaser") }
+
+func (l *releasingLog) LogThen(imps []lr.Impression, release func()) {
+	c := slices.Clone(imps)
+	for i := range c {
+		c[i].Features = slices.Clone(c[i].Features)
+	}
+	l.copies, l.given = append(l.copies, c), append(l.given, imps)
+	release()
+}
+
+// With an ImpressionReleaser the service hands each page's impressions to
+// LogThen, gets them back (emptied of what points into the request) and
+// builds later pages in them (a sync.Pool: when it keeps them): each
+// page's impressions are still the page logged at the time.
+func TestImpressionsHandedBackStayAsLogged(t *testing.T) {
+	w, _ := newWorld(t, 0)
+	log := &releasingLog{}
+	svc := recommend.New(recommend.Config{Recall: w.engine, Users: w.state, Streams: w.state, Index: w.idx, UserStore: w.idx, Ordinals: w.ords,
+		Scorers: scorers{w}, Impressions: log, Now: func() time.Time { return t0 }, Registerer: prometheus.NewRegistry()})
+	ctx := context.Background()
+	var pages []*lr.Page
+	for i, ex := range [][]lr.StreamerID{nil, {3}, {3, 2}} {
+		p, err := svc.Recommend(ctx, lr.RecommendRequest{RequestID: fmt.Sprint("r", i), User: 7, K: 4, Exclude: ex})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, p)
+	}
+	if len(log.copies) != 3 {
+		t.Fatalf("%d pages logged, want 3", len(log.copies))
+	}
+	for i, p := range pages {
+		imps := log.copies[i]
+		if len(imps) != len(p.Items) || len(imps) == 0 {
+			t.Fatalf("page %d: %d impressions of %d items", i, len(imps), len(p.Items))
+		}
+		for j, it := range p.Items {
+			if imps[j].RequestID != p.RequestID || imps[j].StreamerID != it.StreamerID || imps[j].Position != j || len(imps[j].Features) != rerank.NumFeatures {
+				t.Fatalf("page %d impression %d: %+v, want streamer %d at %d of request %s", i, j, imps[j], it.StreamerID, j, p.RequestID)
+			}
+		}
+		for j, im := range log.given[i] {
+			if im.RequestID != "" || im.Features != nil {
+				t.Fatalf("page %d impression %d still holds %+v after it was handed back", i, j, im)
+			}
+		}
+	}
+}
