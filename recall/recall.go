@@ -370,6 +370,7 @@ type Engine struct {
 	integrity Integrity
 	shown     *shownLog
 	chans     []namedChannel
+	singles   [][]string // for chans[i], the channel list of its name alone (len and cap 1; read-only)
 	ranks     rankCache
 	observe   func(channel, status string, took time.Duration)
 	// unknownAdmitted and unknownCapped count the candidates unknown to
@@ -386,6 +387,9 @@ func New(cfg Config, state *live.State, ords *lr.Ordinals, index Index, users Us
 	cfg.defaults()
 	e := &Engine{cfg: cfg, state: state, ords: ords, index: index, users: users, integrity: integrity, shown: newShownLog(), observe: observe}
 	e.chans = e.channels()
+	for _, ch := range e.chans {
+		e.singles = append(e.singles, []string{ch.name}[:1:1])
+	}
 	unknown := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_recall_unknown_streamers_total",
 		Help: "Candidates unknown to the serving models (no vector in any loaded model), by outcome: admitted, or capped by the unknown-share limit."},
 		[]string{"outcome"})
@@ -935,10 +939,9 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 	demoted, order := sc.demoted[:0], sc.order[:0]
 	// Cleared: they hold channel lists the pool would keep alive.
 	defer func() { clear(demoted); sc.demoted, sc.order = demoted[:0], order[:0] }()
-	// Each candidate's channel list starts as one slot of this array (a
-	// second channel's append copies it out).
-	names := make([]string, n)
-	slots := 0
+	// Each candidate's channel list starts as its channel's own list of one
+	// (e.singles, shared and read-only: capacity 1, so a second channel's
+	// append copies it out).
 	taken, next, quota := zeroed(&sc.taken, len(funcs)), zeroed(&sc.next, len(funcs)), zeroed(&sc.quota, len(funcs))
 	for ci := range funcs {
 		quota[ci] = e.quota(q, funcs[ci].name)
@@ -972,9 +975,7 @@ func (e *Engine) merge(q *query, funcs []namedChannel, got [][]Hit, res *Result)
 					res.Filtered[why]++
 					continue
 				}
-				names[slots] = name
-				chans := names[slots : slots+1 : slots+1]
-				slots++
+				chans := e.singles[ci]
 				// The ANN channels already scored it under their model.
 				var mf, ncf float32
 				hasMF, hasNCF := name == ChanMF, name == ChanNCF
