@@ -69,13 +69,19 @@ const (
 type ImpressionConfig struct {
 	Brokers []string
 	Topic   string // default DefaultImpressionTopic
+	// ShownTopic receives each page's shown record (DefaultShownTopic,
+	// the default; "-": none are written). Its writes are best effort, on
+	// a writer and a goroutine of their own: a failure is counted
+	// (liverecall_shown_records_total{outcome="failed"}) and logged, never
+	// retried, and never holds back the impressions.
+	ShownTopic string
 	// Buffer is how many pages (Log calls, one per recall response) may wait
 	// for Kafka; beyond it a new page is dropped whole and its impressions
 	// counted in liverecall_impressions_dropped_total. Default
 	// DefaultImpressionBuffer.
 	Buffer int
 	// Replica, if set, is written to every message as the ReplicaHeader
-	// header, so this replica's ShownConsumer skips its own pages.
+	// header, so this replica's ShownConsumer skips its own records.
 	Replica string
 	Log     *slog.Logger
 	// Registerer, if set, receives the producer's metrics.
@@ -102,6 +108,15 @@ type ImpressionProducer struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	writeTimeout time.Duration // of one WriteMessages call
+	// shown, when the shown records are written, takes them from the
+	// writer goroutine to runShown, which writes them with sw.
+	shown     chan kafka.Message
+	sw        *kafka.Writer
+	shownDone chan struct{}
+	shownOnce sync.Once
+	shownOut  *prometheus.CounterVec
+	// shownSent, shownFailed, shownDropped count the shown records.
+	shownSent, shownFailed, shownDropped prometheus.Counter
 	// free holds the values of written messages, emptied, for the next
 	// pages to be encoded into (at most impressionBatchPages). Only the
 	// background writer uses it.
@@ -145,15 +160,72 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "liverecall_impressions_failed_total",
 			Help: "Impressions Kafka did not accept after retries, or that could not be encoded."}),
 	}
+	p.shownOut = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_shown_records_total",
+		Help: "Shown records (one per page, for the other replicas' already-shown filters) by outcome: sent, failed (Kafka did not accept them: not retried), dropped (their buffer was full)."},
+		[]string{"outcome"})
+	p.shownSent, p.shownFailed, p.shownDropped = p.shownOut.WithLabelValues("sent"), p.shownOut.WithLabelValues("failed"), p.shownOut.WithLabelValues("dropped")
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(p.sent, p.dropped, p.failed)
+		cfg.Registerer.MustRegister(p.sent, p.dropped, p.failed, p.shownOut)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Replica != "" {
 		p.headers = []kafka.Header{{Key: ReplicaHeader, Value: []byte(cfg.Replica)}}
 	}
+	if cfg.ShownTopic == "" {
+		cfg.ShownTopic = DefaultShownTopic
+	}
+	p.cfg.ShownTopic = cfg.ShownTopic
+	if cfg.ShownTopic != "-" {
+		p.shown = make(chan kafka.Message, cfg.Buffer)
+		p.shownDone = make(chan struct{})
+		p.sw = &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Topic: cfg.ShownTopic, Balancer: Partitioner(),
+			BatchTimeout: 20 * time.Millisecond, BatchSize: impressionPartitionBatch, RequiredAcks: kafka.RequireOne,
+			WriteTimeout: 10 * time.Second, Transport: newTransport()}
+		go p.runShown()
+	}
 	go p.run()
 	return p
+}
+
+// runShown writes the shown records p.shown brings, a batch at a time (what
+// has queued while the last batch was written), each batch once: a record
+// Kafka did not accept is counted and logged (at most once a minute), not
+// retried; the already-shown filter is best effort.
+func (p *ImpressionProducer) runShown() {
+	defer close(p.shownDone)
+	batch := make([]kafka.Message, 0, impressionBatchPages)
+	var lastWarn time.Time
+	for m := range p.shown {
+		batch = append(batch[:0], m)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case m, ok := <-p.shown:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, p.writeTimeout)
+		err := p.sw.WriteMessages(ctx, batch...)
+		cancel()
+		failed := len(batch)
+		if err == nil {
+			failed = 0
+		} else if werr, ok := errors.AsType[kafka.WriteErrors](err); ok && len(werr) == len(batch) {
+			failed = werr.Count()
+		}
+		p.shownSent.Add(float64(len(batch) - failed))
+		p.shownFailed.Add(float64(failed))
+		if failed > 0 && time.Since(lastWarn) >= time.Minute {
+			lastWarn = time.Now()
+			p.cfg.Log.Warn("shown records not written (the other replicas will not know these pages were shown)", "topic", p.cfg.ShownTopic, "records", failed, "err", err)
+		}
+		clear(batch)
+	}
 }
 
 // Log queues imps, one recall response's impressions, as one page without
@@ -199,7 +271,8 @@ func (p *ImpressionProducer) run() {
 	flush := func() {
 		batch, counts = p.write(batch, counts)
 	}
-	var unwritable int // pages not encoded since lastWarn
+	var ids []lr.StreamerID // shownRecords' scratch
+	var unwritable int      // pages not encoded since lastWarn
 	var lastWarn time.Time
 	tick := time.NewTicker(impressionFlushEvery)
 	defer tick.Stop()
@@ -212,6 +285,9 @@ func (p *ImpressionProducer) run() {
 			}
 			b, err := AppendImpressions(p.buffer(pg.imps), pg.imps)
 			n, user := len(pg.imps), pg.imps[0].UserID
+			if p.shown != nil {
+				ids = shownRecords(pg.imps, ids, p.queueShown)
+			}
 			if pg.release != nil {
 				pg.release() // pg.imps is the caller's again
 			}
@@ -309,6 +385,21 @@ func (p *ImpressionProducer) write(batch []kafka.Message, counts []int) ([]kafka
 	return batch[:0], counts[:0]
 }
 
+// queueShown encodes r and queues it for runShown, or drops it (counted)
+// when runShown is that far behind.
+func (p *ImpressionProducer) queueShown(r ShownRecord) {
+	v, err := AppendShownRecord(make([]byte, 0, 64+12*len(r.Streamers)), r)
+	if err != nil {
+		p.shownFailed.Inc()
+		return
+	}
+	select {
+	case p.shown <- kafka.Message{Key: strconv.AppendInt(nil, int64(r.UserID), 10), Value: v, Headers: p.headers}:
+	default:
+		p.shownDropped.Inc()
+	}
+}
+
 // buffer returns an empty buffer to encode imps into: a written page's
 // when there is one (a replica's pages are of about one size, and at 2,000
 // a second they were a third of its allocations), else a new one.
@@ -337,10 +428,38 @@ func (p *ImpressionProducer) Close(ctx context.Context) error {
 		// now, and what is left is counted as failed.
 		p.cancel()
 		<-p.done
+		p.closeShown(ctx)
+		return ctx.Err()
+	}
+	if !p.closeShown(ctx) {
 		return ctx.Err()
 	}
 	p.cancel()
-	return closeWriter(p.w)
+	err := closeWriter(p.w)
+	if p.sw != nil {
+		if serr := closeWriter(p.sw); err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+// closeShown, once the writer goroutine has ended, lets runShown write the
+// shown records queued and waits for it; when ctx ends first it gives up
+// (the rest fail at once) and returns false.
+func (p *ImpressionProducer) closeShown(ctx context.Context) bool {
+	if p.shown == nil {
+		return true
+	}
+	p.shownOnce.Do(func() { close(p.shown) }) // run, the only sender, has returned
+	select {
+	case <-p.shownDone:
+		return true
+	case <-ctx.Done():
+		p.cancel()
+		<-p.shownDone
+		return false
+	}
 }
 
 // EncodeImpressions returns the message value of a page: the JSON array of

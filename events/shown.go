@@ -18,9 +18,10 @@ import (
 	"github.com/liverecall/liverecall/internal/backoff"
 )
 
-// ReplicaHeader is the header of an impressions message that names the
-// replica that produced it (ImpressionConfig.Replica), so a ShownConsumer
-// can skip its own replica's pages, which it recorded when it answered.
+// ReplicaHeader is the header of an impressions or shown message that
+// names the replica that produced it (ImpressionConfig.Replica), so a
+// ShownConsumer can skip its own replica's records, which it recorded
+// when it answered.
 const ReplicaHeader = "liverecall_replica"
 
 // NewReplicaID returns a random id for one run of a replica (a restarted
@@ -34,8 +35,8 @@ func NewReplicaID() string {
 // ShownConfig configures a ShownConsumer.
 type ShownConfig struct {
 	Brokers []string
-	// Topic is the impressions topic; every partition is read. Default
-	// DefaultImpressionTopic.
+	// Topic is the shown topic (ImpressionConfig.ShownTopic); every
+	// partition is read. Default DefaultShownTopic.
 	Topic string
 	// Window is how far back reading starts: the already-shown window (a
 	// page older than it no longer matters). Required.
@@ -43,8 +44,8 @@ type ShownConfig struct {
 	// Replica is this replica's id: messages whose ReplicaHeader equals it
 	// are skipped. Empty: none is skipped.
 	Replica string
-	// Record receives the impressions of every page read (of another
-	// replica), one call per user and time: recall.Engine.RecordShown.
+	// Record receives every shown record read (of another replica): a
+	// page's user, time and streamers (recall.Engine.RecordShown).
 	// It is called from one goroutine per partition and must not keep ids.
 	Record func(u lr.UserID, ids []lr.StreamerID, at time.Time)
 	// MaxBackoff caps the wait between retries when the broker is
@@ -56,15 +57,17 @@ type ShownConfig struct {
 	Now        func() time.Time
 }
 
-// ShownConsumer feeds the already-shown filter from the impressions topic,
-// so that what any replica showed a user counts on every replica. It reads
-// every partition (one kafka-go Reader per partition, no consumer group:
-// every replica needs every page) from now - Window, decodes each page with
-// DecodeImpressions and gives it to Record, skipping the pages this replica
-// produced. A message that does not decode is counted and skipped, not
-// dead-lettered: the sink, which reads the topic once for the fleet,
-// dead-letters it. Partitions are discovered when Run starts (a partition
-// added later is read after a restart).
+// ShownConsumer feeds the already-shown filter from the shown topic (see
+// DefaultShownTopic), so that what any replica showed a user counts on
+// every replica. It reads every partition (one kafka-go Reader per
+// partition, no consumer group: every replica needs every record) from
+// now - Window, decodes each record with DecodeShownRecord and gives it to
+// Record, skipping the records this replica produced. A message that does
+// not decode is counted and skipped (and logged, at most once a second):
+// only the replicas write the topic, and every replica reads it, so
+// dead-lettering it would store it once per replica. Partitions are
+// discovered when Run starts (a partition added later is read after a
+// restart).
 type ShownConsumer struct {
 	cfg    ShownConfig
 	client *kafka.Client
@@ -88,7 +91,7 @@ func NewShownConsumer(cfg ShownConfig) (*ShownConsumer, error) {
 		return nil, lr.Errorf(lr.EINVALID, "shown consumer: the window must be positive, got %s", cfg.Window)
 	}
 	if cfg.Topic == "" {
-		cfg.Topic = DefaultImpressionTopic
+		cfg.Topic = DefaultShownTopic
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
@@ -102,7 +105,7 @@ func NewShownConsumer(cfg ShownConfig) (*ShownConsumer, error) {
 	tr := newTransport()
 	c := &ShownConsumer{cfg: cfg, tr: tr, client: &kafka.Client{Addr: brokerAddr(cfg.Brokers), Timeout: 10 * time.Second, Transport: tr},
 		read: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liverecall_shown_pages_read_total",
-			Help: "Pages read from the impressions topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped)."},
+			Help: "Shown records (one per page) read from the shown topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped)."},
 			[]string{"outcome"})}
 	c.recorded, c.own, c.bad = c.read.WithLabelValues("recorded"), c.read.WithLabelValues("own"), c.read.WithLabelValues("bad")
 	if cfg.Registerer != nil {
@@ -216,7 +219,7 @@ func (c *ShownConsumer) readPartition(ctx context.Context, id int, since time.Ti
 	}
 }
 
-// page records one message's impressions, unless this replica produced it.
+// page records one message's shown record, unless this replica produced it.
 func (c *ShownConsumer) page(msg kafka.Message) {
 	if c.cfg.Replica != "" {
 		for _, h := range msg.Headers {
@@ -226,26 +229,17 @@ func (c *ShownConsumer) page(msg kafka.Message) {
 			}
 		}
 	}
-	imps, err := DecodeImpressions(msg.Value)
+	r, err := DecodeShownRecord(msg.Value)
 	if err != nil {
 		c.bad.Inc()
 		c.warnMu.Lock()
 		defer c.warnMu.Unlock()
 		if time.Since(c.lastWarn) >= time.Second {
 			c.lastWarn = time.Now()
-			c.cfg.Log.Warn("impressions message skipped by the shown consumer (the sink dead-letters it)", "partition", msg.Partition, "offset", msg.Offset, "err", err)
+			c.cfg.Log.Warn("shown record skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 		}
 		return
 	}
-	// One call per run of impressions with the same user and time (a
-	// page is one: one user, one time).
-	ids := make([]lr.StreamerID, 0, len(imps))
-	for i := range imps {
-		ids = append(ids, imps[i].StreamerID)
-		if i+1 == len(imps) || imps[i+1].UserID != imps[i].UserID || !imps[i+1].ShownAt.Equal(imps[i].ShownAt) {
-			c.cfg.Record(imps[i].UserID, ids, imps[i].ShownAt)
-			ids = ids[len(ids):]
-		}
-	}
+	c.cfg.Record(r.UserID, r.Streamers, r.ShownAt)
 	c.recorded.Inc()
 }

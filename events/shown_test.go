@@ -3,6 +3,7 @@ package events_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -41,18 +42,20 @@ func (r *shownRecorder) records() []shownRecord {
 	return slices.Clone(r.got)
 }
 
-// Every replica reads every partition of the impressions topic into its
+// Every replica reads every partition of the shown topic, which the
+// impression producers write a record of each page to, into its
 // already-shown filter: the pages of other replicas from the window's
 // start (older messages are not read), and new ones as they come, but not
 // its own pages; a message that does not decode is counted and skipped.
 func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 	const partitions = 3
-	c := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: partitions})
+	c := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2},
+		kafkatest.Topic{Name: events.DefaultShownTopic, Partitions: partitions})
 	now := time.Now().UTC()
 	// Written an hour ago (the log time), before the window: never read.
-	old := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: events.DefaultImpressionTopic, Balancer: events.Partitioner(), BatchTimeout: 5 * time.Millisecond}
+	old := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: events.DefaultShownTopic, Balancer: events.Partitioner(), BatchTimeout: 5 * time.Millisecond}
 	for u := 1; u <= 6; u++ {
-		b, err := events.EncodeImpressions(page("old", lr.UserID(u), 900, 3, now.Add(-time.Hour)))
+		b, err := events.AppendShownRecord(nil, events.ShownRecord{UserID: lr.UserID(u), ShownAt: now.Add(-time.Hour), Streamers: []lr.StreamerID{900, 901, 902}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,14 +81,14 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ... and a bad message.
-	bad := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: events.DefaultImpressionTopic, Balancer: events.Partitioner(), BatchTimeout: 5 * time.Millisecond}
-	// (the second is a page the schema refuses for its unknown field)
-	unknown, err := events.EncodeImpressions(page("unknown", 1, 700, 1, now))
+	bad := &kafka.Writer{Addr: kafka.TCP(c.Brokers()...), Topic: events.DefaultShownTopic, Balancer: events.Partitioner(), BatchTimeout: 5 * time.Millisecond}
+	// (the second is a record with a field the format does not have)
+	unknown, err := events.AppendShownRecord(nil, events.ShownRecord{UserID: 1, ShownAt: now, Streamers: []lr.StreamerID{700}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	unknown = bytes.Replace(unknown, []byte(`{`), []byte(`{"variant":"b",`), 1)
-	if err := bad.WriteMessages(context.Background(), kafka.Message{Key: []byte("1"), Value: []byte(`{"not":"an impression"`)},
+	if err := bad.WriteMessages(context.Background(), kafka.Message{Key: []byte("1"), Value: []byte(`{"not":"a shown record"`)},
 		kafka.Message{Key: []byte("1"), Value: unknown}); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +151,7 @@ func TestShownConsumerRecordsOtherReplicasPages(t *testing.T) {
 	}
 	// The counts settle once the own and bad messages are read too.
 	want := `
-# HELP liverecall_shown_pages_read_total Pages read from the impressions topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped).
+# HELP liverecall_shown_pages_read_total Shown records (one per page) read from the shown topic into the already-shown filter, by outcome: recorded (another replica's), own (this replica's, skipped), bad (did not decode, skipped).
 # TYPE liverecall_shown_pages_read_total counter
 liverecall_shown_pages_read_total{outcome="bad"} 2
 liverecall_shown_pages_read_total{outcome="own"} 6
@@ -164,5 +167,71 @@ liverecall_shown_pages_read_total{outcome="recorded"} 7
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A shown record is what AppendShownRecord wrote; anything else is refused
+// with a message naming the problem.
+func TestShownRecordRoundTripAndRefusals(t *testing.T) {
+	at := time.Date(2026, 12, 7, 1, 2, 3, 456789000, time.UTC)
+	r := events.ShownRecord{UserID: 7, ShownAt: at, Streamers: []lr.StreamerID{3, 1, 2}}
+	b, err := events.AppendShownRecord([]byte("x"), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `x{"user_id":7,"shown_at":"2026-12-07T01:02:03.456789Z","streamer_ids":[3,1,2]}`; string(b) != want {
+		t.Fatalf("encoded %s, want %s", b, want)
+	}
+	got, err := events.DecodeShownRecord(b[1:])
+	if err != nil || got.UserID != 7 || !got.ShownAt.Equal(at) || !slices.Equal(got.Streamers, r.Streamers) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, r)
+	}
+	for _, c := range []struct{ value, problem string }{
+		{``, "empty message"},
+		{`[1]`, "cannot unmarshal array"},
+		{`{"user_id":7,"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[1],"variant":"b"}`, `unknown field "variant"`},
+		{`{"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[1]}`, "no user_id"},
+		{`{"user_id":0,"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[1]}`, "user_id 0 is not positive"},
+		{`{"user_id":7,"streamer_ids":[1]}`, "no shown_at"},
+		{`{"user_id":7,"shown_at":"yesterday","streamer_ids":[1]}`, "shown_at"},
+		{`{"user_id":7,"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[]}`, "no streamer_ids"},
+		{`{"user_id":7,"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[1,-4]}`, "streamer_ids[1] = -4"},
+		{`{"user_id":7,"shown_at":"2026-12-07T01:02:03Z","streamer_ids":[1]} {}`, "more than one JSON value"},
+	} {
+		_, err := events.DecodeShownRecord([]byte(c.value))
+		if lr.ErrorCode(err) != lr.EINVALID || !strings.Contains(err.Error(), c.problem) {
+			t.Errorf("DecodeShownRecord(%s) = %v, want invalid: %s", c.value, err, c.problem)
+		}
+	}
+}
+
+// A shown topic the broker does not have fails only the shown records
+// (counted, not retried): every impression is still written.
+func TestMissingShownTopicHoldsNoImpressionBack(t *testing.T) {
+	c := kafkatest.New(t, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2})
+	reg := prometheus.NewRegistry()
+	p := events.NewImpressionProducer(events.ImpressionConfig{Brokers: c.Brokers(), ShownTopic: "liverecall.shown.missing", Registerer: reg})
+	const pages = 20
+	now := time.Now().UTC()
+	for i := range pages {
+		p.Log(page(fmt.Sprint("r", i), lr.UserID(1+i), 10*i+1, 3, now))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := readImpressionTopic(t, c.Brokers(), events.DefaultImpressionTopic, 2); len(msgs) != pages {
+		t.Fatalf("%d impression pages written, want %d", len(msgs), pages)
+	}
+	want := fmt.Sprintf(`
+# HELP liverecall_shown_records_total Shown records (one per page, for the other replicas' already-shown filters) by outcome: sent, failed (Kafka did not accept them: not retried), dropped (their buffer was full).
+# TYPE liverecall_shown_records_total counter
+liverecall_shown_records_total{outcome="dropped"} 0
+liverecall_shown_records_total{outcome="failed"} %d
+liverecall_shown_records_total{outcome="sent"} 0
+`, pages)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "liverecall_shown_records_total"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -45,6 +45,10 @@ func startBroker(retention time.Duration) (b *embedded.Broker, stop func(), err 
 		embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4, Configs: map[string]string{
 			"retention.ms":  fmt.Sprint(retention.Milliseconds()),
 			"segment.bytes": fmt.Sprint(impressionSegmentBytes),
+		}},
+		embedded.Topic{Name: events.DefaultShownTopic, Partitions: 4, Configs: map[string]string{
+			"retention.ms":  fmt.Sprint(retention.Milliseconds()),
+			"segment.bytes": fmt.Sprint(impressionSegmentBytes),
 		}})
 	if err != nil {
 		return nil, nil, err

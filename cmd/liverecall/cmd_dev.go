@@ -128,7 +128,8 @@ func dev(ctx context.Context, app *App, c devConfig) error {
 
 	if len(c.brokers) == 0 {
 		k, err := embedded.Start(0, embedded.Topic{Name: events.DefaultTopic, Partitions: 8},
-			embedded.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4})
+			embedded.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, embedded.Topic{Name: events.DefaultImpressionTopic, Partitions: 4},
+			embedded.Topic{Name: events.DefaultShownTopic, Partitions: 4})
 		if err != nil {
 			return err
 		}

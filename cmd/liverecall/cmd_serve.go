@@ -48,6 +48,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	consoleEvery := f.Duration(sConsoleSample)
 	dbURL, httpAddr, shutdown, migrate, maxBody := f.String(sDatabaseURL), f.String(sHTTPAddr), f.Duration(sShutdownTimeout), f.Bool(sMigrate), f.Int(sMaxBody)
 	brokers, topics, dlq, impTopic := f.String(sKafkaBrokers), f.String(sEventsTopic), f.String(sDeadLetterTopic), f.String(sImpressionsTopic)
+	shownTopic := f.String(sShownTopic)
 	token, debugOpen, lookback, expiry := f.String(sAdminToken), f.Bool(sDebugOpen), f.Duration(sLookback), f.Duration(sExpiry)
 	budget, shown, refresh, unknownShare := f.Duration(sRecallBudget), f.Duration(sShownWindow), f.Duration(sRefreshEvery), f.Float(sUnknownShare)
 	userIdle, userLoadWait := f.Duration(sUserIdle), f.Duration(sUserLoadWait)
@@ -83,7 +84,7 @@ func parseServiceFlags(app *App, name string, args []string) (serviceConfig, err
 	}
 	return serviceConfig{
 		serveConfig: serveConfig{databaseURL: *dbURL, httpAddr: *httpAddr, shutdownTimeout: *shutdown, migrate: *migrate, maxBody: *maxBody, otlpEndpoint: *otlp, pprofAddr: *pprofAddr},
-		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic,
+		brokers:     splitCommaList(*brokers), topics: splitCommaList(*topics), deadLetterTopic: *dlq, impressionsTopic: *impTopic, shownTopic: *shownTopic,
 		adminToken: *token, debugOpen: *debugOpen, lookback: *lookback, expiry: *expiry, userIdle: *userIdle, userLoadWait: *userLoadWait,
 		recallBudget: *budget, shownWindow: *shown, refreshEvery: *refresh, consoleEvery: *consoleEvery, unknownShare: *unknownShare, userCacheBytes: *userCache,
 		index:  indexConfig{snapshotDir: *snapDir, recallFloor: *floor, checkEvery: *checkEvery, exactThreshold: *exact, efSearch: *ef, recallTarget: *recallTarget},

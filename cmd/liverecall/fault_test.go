@@ -226,7 +226,8 @@ func TestBrokerOutageAndReturn(t *testing.T) {
 	var p int
 	fmt.Sscan(port, &p)
 	k, err := kafkatest.Start(p, kafkatest.Topic{Name: events.DefaultTopic, Partitions: 4},
-		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2})
+		kafkatest.Topic{Name: events.DefaultDeadLetterTopic, Partitions: 1}, kafkatest.Topic{Name: events.DefaultImpressionTopic, Partitions: 2},
+		kafkatest.Topic{Name: events.DefaultShownTopic, Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

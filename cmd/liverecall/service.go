@@ -35,6 +35,7 @@ var (
 	sUserIdle         = defSetting(setting{"user-idle", "LIVERECALL_USER_IDLE", "30m", "a user with no request and no event for this long is evicted from memory and loaded from Postgres again at their next request"})
 	sUserLoadWait     = defSetting(setting{"user-load-wait", "LIVERECALL_USER_LOAD_WAIT", "5ms", "how long a request waits for its user's follows and history to load from Postgres before it is answered without them"})
 	sImpressionsTopic = defSetting(setting{"impressions-topic", "LIVERECALL_IMPRESSIONS_TOPIC", events.DefaultImpressionTopic, "topic recall responses are logged to"})
+	sShownTopic       = defSetting(setting{"shown-topic", "LIVERECALL_SHOWN_TOPIC", events.DefaultShownTopic, "topic of the replicas' shown records (user, time, streamers of each page), which every replica reads into its already-shown filter"})
 	sRecallBudget     = defSetting(setting{"recall-budget", "LIVERECALL_RECALL_BUDGET", "8ms", "time budget of the recall stage of a request (each channel gets three quarters of it)"})
 	sShownWindow      = defSetting(setting{"shown-window", "LIVERECALL_SHOWN_WINDOW", "10m", "streamers shown to a user (by any replica) within this window are shown again only to fill a page the others cannot"})
 	sUnknownShare     = defSetting(setting{"unknown-share", "LIVERECALL_UNKNOWN_SHARE", "0.2", "most of a page (share of k, at least 1 item) streamers unknown to the serving models may take; 0: none, 1: no cap"})
@@ -91,6 +92,7 @@ type serviceConfig struct {
 	topics           []string
 	deadLetterTopic  string
 	impressionsTopic string
+	shownTopic       string
 	adminToken       string
 	debugOpen        bool
 	lookback         time.Duration
@@ -226,7 +228,7 @@ func (s *service) build(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Replica: replica, Log: app.Log, Registerer: s.reg, Tracer: s.tracer})
+		s.imps = events.NewImpressionProducer(events.ImpressionConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, ShownTopic: cfg.shownTopic, Replica: replica, Log: app.Log, Registerer: s.reg, Tracer: s.tracer})
 	} else {
 		app.Log.Warn("no Kafka brokers configured: the live view stays empty and /readyz reports not ready")
 	}
@@ -247,7 +249,7 @@ func (s *service) build(ctx context.Context) error {
 		s.state, s.ords, s.idx, users, s.integrity, nil)
 	if s.imps != nil && s.engine.ShownWindow() > 0 {
 		// What the other replicas showed counts here too.
-		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.impressionsTopic, Window: s.engine.ShownWindow(),
+		s.shown, err = events.NewShownConsumer(events.ShownConfig{Brokers: cfg.brokers, Topic: cfg.shownTopic, Window: s.engine.ShownWindow(),
 			Replica: replica, Record: s.engine.RecordShown, Log: app.Log, Registerer: s.reg})
 		if err != nil {
 			return err

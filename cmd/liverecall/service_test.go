@@ -59,11 +59,12 @@ func startE2EWith(t *testing.T, topicCfg map[string]string, extra ...string) *e2
 	return startE2EOn(t, db, url, k, extra...)
 }
 
-// e2eTopics are the service's topics, the events and impressions topics
-// with topicCfg.
+// e2eTopics are the service's topics, the events, impressions and shown
+// topics with topicCfg.
 func e2eTopics(topicCfg map[string]string) []kafkatest.Topic {
 	return []kafkatest.Topic{{Name: events.DefaultTopic, Partitions: 4, Configs: topicCfg},
-		{Name: events.DefaultDeadLetterTopic, Partitions: 1}, {Name: events.DefaultImpressionTopic, Partitions: 2, Configs: topicCfg}}
+		{Name: events.DefaultDeadLetterTopic, Partitions: 1}, {Name: events.DefaultImpressionTopic, Partitions: 2, Configs: topicCfg},
+		{Name: events.DefaultShownTopic, Partitions: 2, Configs: topicCfg}}
 }
 
 // startE2EOn is startE2EWith on a given database and broker.

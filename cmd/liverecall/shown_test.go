@@ -26,8 +26,7 @@ func (e *e2e) metricValue(series string) (float64, bool) {
 // Two replicas on one database and one broker, as behind a load balancer:
 // a user's requests alternate between them, and no streamer is repeated
 // within the shown window while streamers not shown yet are live, because
-// each replica reads the pages the other served from the impressions
-// topic. Once every live streamer was shown the pages stay full.
+// each replica reads the pages the other served from the shown topic. Once every live streamer was shown the pages stay full.
 func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 	db, url := pgtest.OpenURL(t)
 	k := kafkatest.New(t, e2eTopics(nil)...)
@@ -50,8 +49,9 @@ func TestShownWindowHoldsAcrossReplicas(t *testing.T) {
 		i := req % 2
 		e, other := replicas[i], 1-i
 		// The load balancer sends the next request here once this replica
-		// has read every page the other served (the impressions producer
-		// flushes every 50 ms; a reader's fetch waits at most 500 ms).
+		// has read every page the other served (the producer writes the
+		// shown records as it encodes the pages; a reader's fetch waits
+		// at most 500 ms).
 		e.waitFor(fmt.Sprintf("replica %d to read the other's %d pages", i, served[other]), eventually, func() bool {
 			v, _ := e.metricValue(recorded)
 			return v >= float64(served[other])
