@@ -80,28 +80,15 @@ func (x *ExactIndex) Cached(u lr.UserID, v userstore.Versions) (userstore.Row, b
 func (x *ExactIndex) Fetch(ctx context.Context, u lr.UserID, v userstore.Versions) (userstore.Row, error) {
 	x.Fetching.Add(1)
 	defer x.Fetching.Add(-1)
-	if x.FetchDelay > 0 {
-		t := time.NewTimer(x.FetchDelay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return userstore.Row{Versions: v}, ctx.Err()
-		}
-	}
-	if x.FetchErr != nil {
-		return userstore.Row{Versions: v}, x.FetchErr
+	if err := x.fetchWait(ctx); err != nil {
+		return userstore.Row{Versions: v}, err
 	}
 	return x.row(u, v), nil
 }
 
-// UserRows makes x the Source of a userstore.Store (the store a replica
-// runs, whose misses recall waits for without a goroutine): the users'
-// vectors of the versions models names, after FetchDelay (ctx's error if
-// it ends first), or FetchErr. Each call counts in Fetching while it runs.
-func (x *ExactIndex) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
-	x.Fetching.Add(1)
-	defer x.Fetching.Add(-1)
+// fetchWait waits FetchDelay (ctx's error if it ends first) and returns
+// FetchErr.
+func (x *ExactIndex) fetchWait(ctx context.Context) error {
 	if x.FetchDelay > 0 {
 		t := time.NewTimer(x.FetchDelay)
 		defer t.Stop()
@@ -111,8 +98,18 @@ func (x *ExactIndex) UserRows(ctx context.Context, models []int64, users []int64
 			return ctx.Err()
 		}
 	}
-	if x.FetchErr != nil {
-		return x.FetchErr
+	return x.FetchErr
+}
+
+// UserRows makes x the Source of a userstore.Store (the store a replica
+// runs, whose misses recall waits for without a goroutine): the users'
+// vectors of the versions models names, after FetchDelay (ctx's error if
+// it ends first), or FetchErr. Each call counts in Fetching while it runs.
+func (x *ExactIndex) UserRows(ctx context.Context, models []int64, users []int64, fn func(model, user int64, vec, mlp []float32) error) error {
+	x.Fetching.Add(1)
+	defer x.Fetching.Add(-1)
+	if err := x.fetchWait(ctx); err != nil {
+		return err
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
