@@ -95,11 +95,11 @@ type Config struct {
 	// three quarters of Budget (6 ms of the default 8 ms), leaving the
 	// merge its share. It bounds a channel that waits for data not there
 	// at the request's start (the user's vectors, a cache miss; their
-	// stored history and follows, a load): such a channel runs in a
-	// goroutine of its own and is dropped (late or timeout) when it has
-	// not answered in time. A channel with all it needs at hand computes
-	// in the request's goroutine, and its answer is kept even if the
-	// budget ran out meanwhile.
+	// stored history and follows, a load): such a channel is dropped (late
+	// or timeout) when its data has not come in time. Every channel
+	// computes in the request's goroutine (a waiting one once its data
+	// has come), and its answer is kept even if the budget ran out
+	// meanwhile.
 	ChannelBudget map[string]time.Duration
 	// PerChannel is how many candidates each channel is asked for.
 	// Default 40 for mf/ncf, 20 for the others (about 100 candidates
