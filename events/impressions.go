@@ -143,6 +143,9 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultImpressionTopic
 	}
+	if cfg.ShownTopic == "" {
+		cfg.ShownTopic = DefaultShownTopic
+	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultImpressionBuffer
 	}
@@ -176,10 +179,6 @@ func newImpressionProducer(cfg ImpressionConfig, writeTimeout time.Duration) *Im
 	if cfg.Replica != "" {
 		p.headers = []kafka.Header{{Key: ReplicaHeader, Value: []byte(cfg.Replica)}}
 	}
-	if cfg.ShownTopic == "" {
-		cfg.ShownTopic = DefaultShownTopic
-	}
-	p.cfg.ShownTopic = cfg.ShownTopic
 	if cfg.ShownTopic != "-" {
 		p.shown = make(chan kafka.Message, cfg.Buffer)
 		p.shownDone = make(chan struct{})
@@ -276,8 +275,9 @@ func (p *ImpressionProducer) run() {
 	flush := func() {
 		batch, counts = p.write(batch, counts)
 	}
-	var ids []lr.StreamerID // shownRecords' scratch
-	var unwritable int      // pages not encoded since lastWarn
+	var ids []lr.StreamerID    // shownRecords' scratch
+	queueShown := p.queueShown // one method value, not one a page
+	var unwritable int         // pages not encoded since lastWarn
 	var lastWarn time.Time
 	tick := time.NewTicker(impressionFlushEvery)
 	defer tick.Stop()
@@ -291,7 +291,7 @@ func (p *ImpressionProducer) run() {
 			b, err := AppendImpressions(p.buffer(pg.imps), pg.imps)
 			n, user := len(pg.imps), pg.imps[0].UserID
 			if p.shown != nil {
-				ids = shownRecords(pg.imps, ids, p.queueShown)
+				ids = shownRecords(pg.imps, ids, queueShown)
 			}
 			if pg.release != nil {
 				pg.release() // pg.imps is the caller's again
